@@ -1,0 +1,211 @@
+/**
+ * The service's configuration: one zod schema over the environment, parsed once at start-up
+ * into a frozen object. Every limit carries its unit at the end of its name.
+ */
+import { z } from 'zod';
+
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/balance';
+
+/** A development-only secret, so `npm start` works out of the box; production refuses it. */
+const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
+
+/** Environment variable -> schema. The keys are the variable names users set. */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(0, 65535).default(8000),
+
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  PG_POOL_CONNECTIONS_MAX: int(1, 200).default(10),
+  PG_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+
+  KAFKA_BROKERS: z.string().regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, 'must be host:port[,host:port...]').optional(),
+  KAFKA_CLIENT_ID: z.string().min(1).default('balance-service'),
+  KAFKA_LOCAL_DIR: z.string().min(1).default('.local/kafka'),
+  KAFKA_LOCAL_PORT: int(1, 65535).default(19092),
+  KAFKA_LOCAL_CONTROLLER_PORT: int(1, 65535).default(19093),
+  KAFKA_LOCAL_HEAP_MB: int(128, 8192).default(512),
+  KAFKA_READY_WAIT_MS: int(1000, 600_000).default(60_000),
+
+  TOPIC_COMMANDS: topicName.default('balance.commands'),
+  TOPIC_REPLIES: topicName.default('balance.replies'),
+  TOPIC_DEAD_LETTERS: topicName.default('balance.commands.dlq'),
+  COMMAND_PARTITIONS: int(1, 1000).default(6),
+  REPLY_PARTITIONS: int(1, 1000).default(6),
+  CONSUMER_GROUP: z.string().min(1).default('balance-consumer'),
+
+  BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
+  REPLY_WAIT_MS: int(100, 120_000).default(10_000),
+  BATCH_COMMANDS_MAX: int(1, 100_000).default(2_000),
+  APPLY_RETRIES_MAX: int(0, 100).default(5),
+  APPLY_RETRY_BACKOFF_MS: int(1, 60_000).default(50),
+  PAGE_ITEMS_MAX: int(1, 10_000).default(100),
+  AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
+
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_JWT_SECRET),
+  JWT_ISSUER: z.string().min(1).default('balance-service'),
+  JWT_AUDIENCE: z.string().min(1).default('balance-api'),
+  JWT_ACCESS_TTL_S: int(10, 86_400).default(300),
+  JWT_REFRESH_TTL_S: int(60, 30 * 86_400).default(86_400),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  readonly env: Env['NODE_ENV'];
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly http: { readonly host: string; readonly port: number; readonly bodyBytesMax: number };
+  readonly db: {
+    /** Null means "use the default local server and create the database if it is missing". */
+    readonly url: string | null;
+    readonly poolConnectionsMax: number;
+    readonly statementTimeoutMs: number;
+  };
+  readonly kafka: {
+    /** Null means "start a local broker from the Maven Central jars". */
+    readonly brokers: readonly string[] | null;
+    readonly clientId: string;
+    readonly local: {
+      readonly dir: string;
+      readonly port: number;
+      readonly controllerPort: number;
+      readonly heapMb: number;
+    };
+    readonly readyWaitMs: number;
+  };
+  readonly topics: {
+    readonly commands: string;
+    readonly replies: string;
+    readonly deadLetters: string;
+    readonly commandPartitions: number;
+    readonly replyPartitions: number;
+  };
+  readonly consumer: {
+    readonly group: string;
+    readonly batchCommandsMax: number;
+    readonly applyRetriesMax: number;
+    readonly applyRetryBackoffMs: number;
+  };
+  readonly limits: {
+    readonly replyWaitMs: number;
+    readonly pageItemsMax: number;
+    readonly amountMinorMax: number;
+  };
+  readonly jwt: {
+    readonly secret: string;
+    readonly issuer: string;
+    readonly audience: string;
+    readonly accessTtlS: number;
+    readonly refreshTtlS: number;
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Parses the environment once. Throws ConfigError naming every bad variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(withoutEmptyValues(source));
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const env = parsed.data;
+  if (env.NODE_ENV === 'production' && env.JWT_SECRET === DEV_JWT_SECRET) {
+    throw new ConfigError(['JWT_SECRET: must be set in production (the built-in development secret is public)']);
+  }
+  if (env.KAFKA_LOCAL_PORT === env.KAFKA_LOCAL_CONTROLLER_PORT) {
+    throw new ConfigError(['KAFKA_LOCAL_CONTROLLER_PORT: must differ from KAFKA_LOCAL_PORT']);
+  }
+  return deepFreeze(toConfig(env));
+}
+
+function toConfig(env: Env): Config {
+  return {
+    env: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    http: { host: env.HOST, port: env.PORT, bodyBytesMax: env.BODY_BYTES_MAX },
+    db: {
+      url: env.DATABASE_URL ?? null,
+      poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,
+      statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
+    },
+    kafka: {
+      brokers: env.KAFKA_BROKERS ? env.KAFKA_BROKERS.split(',') : null,
+      clientId: env.KAFKA_CLIENT_ID,
+      local: {
+        dir: env.KAFKA_LOCAL_DIR,
+        port: env.KAFKA_LOCAL_PORT,
+        controllerPort: env.KAFKA_LOCAL_CONTROLLER_PORT,
+        heapMb: env.KAFKA_LOCAL_HEAP_MB,
+      },
+      readyWaitMs: env.KAFKA_READY_WAIT_MS,
+    },
+    topics: {
+      commands: env.TOPIC_COMMANDS,
+      replies: env.TOPIC_REPLIES,
+      deadLetters: env.TOPIC_DEAD_LETTERS,
+      commandPartitions: env.COMMAND_PARTITIONS,
+      replyPartitions: env.REPLY_PARTITIONS,
+    },
+    consumer: {
+      group: env.CONSUMER_GROUP,
+      batchCommandsMax: env.BATCH_COMMANDS_MAX,
+      applyRetriesMax: env.APPLY_RETRIES_MAX,
+      applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,
+    },
+    limits: {
+      replyWaitMs: env.REPLY_WAIT_MS,
+      pageItemsMax: env.PAGE_ITEMS_MAX,
+      amountMinorMax: env.AMOUNT_MINOR_MAX,
+    },
+    jwt: {
+      secret: env.JWT_SECRET,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      accessTtlS: env.JWT_ACCESS_TTL_S,
+      refreshTtlS: env.JWT_REFRESH_TTL_S,
+    },
+  };
+}
+
+/** `FOO=` in a shell means "unset" to most users; treat it so instead of failing on "". */
+function withoutEmptyValues(source: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(source)) {
+    if (value !== undefined && value !== '') out[key] = value;
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Returns a copy of `config` with some parts replaced; used by tests and tools. */
+export function withOverrides(config: Config, patch: DeepPartial<Config>): Config {
+  return deepFreeze(merge(structuredClone(config), patch));
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends readonly unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+
+function merge<T>(target: T, patch: unknown): T {
+  if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch as T;
+  const out = target as Record<string, unknown>;
+  for (const [key, value] of Object.entries(patch)) {
+    out[key] = value && typeof value === 'object' && !Array.isArray(value) ? merge(out[key] ?? {}, value) : value;
+  }
+  return out as T;
+}

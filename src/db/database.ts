@@ -1,0 +1,72 @@
+/**
+ * Finds the PostgreSQL database to use: DATABASE_URL when set, else the local default, which is
+ * created when missing. A server that does not answer gets an error that says what to do.
+ */
+import pg from 'pg';
+import { DEFAULT_DATABASE_URL, type Config } from '../config.ts';
+import { PG_ERROR, isUnreachable, pgErrorCode } from './errors.ts';
+
+export class DatabaseUnavailableError extends Error {
+  override readonly name = 'DatabaseUnavailableError';
+}
+
+export async function resolveDatabaseUrl(db: Config['db']): Promise<string> {
+  const url = db.url ?? DEFAULT_DATABASE_URL;
+  await ensureDatabase(url);
+  return url;
+}
+
+/** Creates the database named in `url` if it does not exist. Safe to race with another process. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!name) throw new DatabaseUnavailableError(`DATABASE_URL names no database: ${redactUrl(url)}`);
+  if (await canConnect(url)) return;
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
+  } catch (error) {
+    if (pgErrorCode(error) === PG_ERROR.DUPLICATE_DATABASE) return;
+    throw explain(error, url);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    return true;
+  } catch (error) {
+    if (pgErrorCode(error) === PG_ERROR.INVALID_CATALOG_NAME) return false;
+    throw explain(error, url);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+function explain(error: unknown, url: string): Error {
+  if (!isUnreachable(error)) return error as Error;
+  const where = redactUrl(url);
+  return new DatabaseUnavailableError(
+    `no PostgreSQL server answers at ${where}. Start one (for example ` +
+      `'pg_ctlcluster 15 main start', or 'docker compose up postgres'), or set DATABASE_URL ` +
+      `to a server you can reach.`,
+    { cause: error },
+  );
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The URL without its password, for logs and error messages. */
+export function redactUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}

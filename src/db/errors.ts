@@ -1,0 +1,47 @@
+/** PostgreSQL SQLSTATE codes the service reacts to, by name. */
+export const PG_ERROR = {
+  UNIQUE_VIOLATION: '23505',
+  CHECK_VIOLATION: '23514',
+  SERIALIZATION_FAILURE: '40001',
+  DEADLOCK_DETECTED: '40P01',
+  INVALID_CATALOG_NAME: '3D000',
+  DUPLICATE_DATABASE: '42P04',
+  ADMIN_SHUTDOWN: '57P01',
+  CANNOT_CONNECT_NOW: '57P03',
+  QUERY_CANCELED: '57014',
+} as const;
+
+/** Node socket error codes that mean "no server answers there". */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'EAI_AGAIN']);
+
+const TRANSIENT_PG_CODES = new Set<string>([
+  PG_ERROR.SERIALIZATION_FAILURE,
+  PG_ERROR.DEADLOCK_DETECTED,
+  PG_ERROR.ADMIN_SHUTDOWN,
+  PG_ERROR.CANNOT_CONNECT_NOW,
+]);
+
+export function pgErrorCode(error: unknown): string | undefined {
+  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
+  return undefined;
+}
+
+export function isUnreachable(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code && UNREACHABLE_CODES.has(code)) return true;
+  // AggregateError from happy-eyeballs connects carries the socket codes in `errors`.
+  if (error instanceof AggregateError) return error.errors.some(isUnreachable);
+  return false;
+}
+
+/**
+ * Whether retrying the same work may succeed: lock conflicts, a server restart, or a dropped
+ * connection. Anything else (a constraint violation, a bug) is final.
+ */
+export function isTransientDbError(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code && TRANSIENT_PG_CODES.has(code)) return true;
+  if (isUnreachable(error)) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connection ended|ECONNRESET|Client has encountered a connection error/i.test(message);
+}

@@ -1,0 +1,45 @@
+import pg from 'pg';
+import type { Config } from '../config.ts';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+// BIGINT (int8) and NUMERIC come back as strings by default; money code converts them with BigInt
+// explicitly, so leave that default alone rather than risk a silent float.
+
+export function createPool(url: string, db: Config['db'], applicationName: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: db.poolConnectionsMax,
+    statement_timeout: db.statementTimeoutMs,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+    application_name: applicationName,
+  });
+  // An idle client that loses its server emits 'error' on the pool; without a listener that
+  // would crash the process. The next query gets a fresh connection.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs `work` inside BEGIN/COMMIT on one connection, rolling back on any error. */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true;
+    }
+    throw error;
+  } finally {
+    // A client whose ROLLBACK failed is in an unknown state; destroy it instead of pooling it.
+    client.release(broken ? true : undefined);
+  }
+}
