@@ -1,0 +1,45 @@
+/**
+ * Every error the HTTP API can answer with, in one registry: a stable code, its HTTP status and
+ * a default message. `docs/errors.md` lists the same codes; a test keeps the two in step.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export const API_ERRORS = {
+  validation_failed: { status: 400, message: 'The request is not valid; see details for each field.' },
+  malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
+  unauthorized: { status: 401, message: 'Authentication is required: send a valid Bearer access token.' },
+  invalid_credentials: { status: 401, message: 'The username or password is wrong.' },
+  forbidden: { status: 403, message: 'This account may not perform this action.' },
+  not_found: { status: 404, message: 'Nothing exists at this address.' },
+  method_not_allowed: { status: 405, message: 'This method is not allowed here.' },
+  body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
+  unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
+  too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },
+  service_unavailable: { status: 503, message: 'A dependency is unavailable; retrying with the same Idempotency-Key is safe.' },
+  internal_error: { status: 500, message: 'An unexpected error occurred.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ApiErrorCode = keyof typeof API_ERRORS;
+
+/** An error meant for the client: the handler throws it, the error handler renders it. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly status: number;
+  constructor(
+    readonly code: ApiErrorCode,
+    message?: string,
+    readonly details?: unknown,
+  ) {
+    super(message ?? API_ERRORS[code].message);
+    this.status = API_ERRORS[code].status;
+  }
+}
+
+export interface ErrorBody {
+  readonly code: string;
+  readonly message: string;
+  readonly details?: unknown;
+}

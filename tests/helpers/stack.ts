@@ -1,0 +1,104 @@
+/**
+ * What an integration test needs from the real services: its own database cloned from the
+ * migrated template, its own topics, and a config pointing at both.
+ */
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import pg from 'pg';
+import { loadConfig, withOverrides, type Config } from '../../src/config.ts';
+import { quoteIdentifier } from '../../src/db/database.ts';
+import { createPool, type Pool } from '../../src/db/pool.ts';
+import { createKafka, ensureTopics, type Kafka } from '../../src/kafka/client.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
+import { databaseUrl } from './global-setup.ts';
+
+export const testLog: Logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
+
+export function uniqueSuffix(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export interface TestDatabase {
+  readonly url: string;
+  readonly pool: Pool;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database of this test run, cloned from the template in one statement. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = inject('databaseServerUrl');
+  const name = `balance_test_${inject('testRunId')}_${uniqueSuffix()}`;
+  await withAdminClient(serverUrl, (client) =>
+    client.query(`CREATE DATABASE ${quoteIdentifier(name)} TEMPLATE ${quoteIdentifier(inject('databaseTemplate'))}`),
+  );
+  const url = databaseUrl(serverUrl, name);
+  const pool = createPool(url, baseConfig().db, 'test');
+  return {
+    url,
+    pool,
+    drop: async () => {
+      await pool.end();
+      await withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`));
+    },
+  };
+}
+
+async function withAdminClient<T>(serverUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl(serverUrl, 'postgres') });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function baseConfig(): Config {
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+}
+
+/** A config for one test: the provided broker, the given database, and topics of its own. */
+export function testConfig(database: TestDatabase, patch: Parameters<typeof withOverrides>[1] = {}): Config {
+  const suffix = uniqueSuffix();
+  const config = withOverrides(baseConfig(), {
+    db: { url: database.url },
+    kafka: { brokers: inject('kafkaBrokers').split(',') },
+    topics: {
+      commands: `test.${suffix}.commands`,
+      replies: `test.${suffix}.replies`,
+      deadLetters: `test.${suffix}.commands.dlq`,
+      commandPartitions: 3,
+      replyPartitions: 2,
+    },
+    consumer: { group: `test-${suffix}` },
+  });
+  return withOverrides(config, patch);
+}
+
+export function testKafka(config: Config): Kafka {
+  return createKafka({ brokers: config.kafka.brokers ?? [], clientId: 'test', log: testLog });
+}
+
+export async function createTestTopics(kafka: Kafka, config: Config): Promise<void> {
+  await ensureTopics(kafka, [
+    { topic: config.topics.commands, partitions: config.topics.commandPartitions },
+    { topic: config.topics.replies, partitions: config.topics.replyPartitions },
+    { topic: config.topics.deadLetters, partitions: config.topics.commandPartitions },
+  ]);
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
