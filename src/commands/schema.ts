@@ -1,0 +1,67 @@
+/**
+ * The command contract, shared by everything that produces or consumes commands: the gateway,
+ * the typed client, the consumer and the tools. One zod schema per command type.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { parseAmount } from './money.ts';
+
+export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
+
+export const COMMENT_CHARS_MAX = 500;
+export const COMMAND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-]. */
+export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+/** User, service and order ids: positive integers that a JSON number holds exactly. */
+export const entityIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+export const commentSchema = z.string().max(COMMENT_CHARS_MAX);
+export const topicSchema = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
+
+/** A positive amount as a decimal string or number, parsed exactly to minor units. */
+export function amountSchema(amountMinorMax: number) {
+  const max = BigInt(amountMinorMax);
+  return z.union([z.string(), z.number()]).transform((input, ctx) => {
+    const parsed = parseAmount(input, max);
+    if (parsed.ok) return parsed.minor;
+    ctx.addIssue({ code: 'custom', message: parsed.message });
+    return z.NEVER;
+  });
+}
+
+export function createCommandSchema(limits: { amountMinorMax: number }) {
+  const amount = amountSchema(limits.amountMinorMax);
+  const base = { id: commandIdSchema, user_id: entityIdSchema, reply_to: topicSchema.optional() };
+  const order = { service_id: entityIdSchema, order_id: entityIdSchema };
+  return z.discriminatedUnion('type', [
+    z.object({ ...base, type: z.literal('deposit'), amount, comment: commentSchema.optional() }),
+    z.object({ ...base, type: z.literal('withdraw'), amount, comment: commentSchema.optional() }),
+    z.object({ ...base, type: z.literal('reserve'), ...order, amount, comment: commentSchema.optional() }),
+    z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
+    z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
+    z.object({ ...base, type: z.literal('transfer'), recipient_id: entityIdSchema, amount, comment: commentSchema.optional() }),
+  ]);
+}
+
+export type CommandSchema = ReturnType<typeof createCommandSchema>;
+/** A validated command; `amount` is in minor units. */
+export type Command = z.output<CommandSchema>;
+/** What a producer writes on the topic; `amount` may be a string or a number. */
+export type CommandInput = z.input<CommandSchema>;
+
+/**
+ * A hash of what the command does, not of how it was spelled: "10.5" and 10.50 give the same
+ * fingerprint, and `reply_to` does not count. Two commands with one id and different
+ * fingerprints are a reuse of the idempotency key.
+ */
+export function commandFingerprint(command: Command): string {
+  const c = command as Partial<Record<string, unknown>> & Command;
+  const parts = [c.type, c.user_id, c.amount, c.service_id, c.order_id, c.recipient_id, c.comment ?? ''];
+  return createHash('sha256').update(parts.map((part) => String(part ?? '')).join('\u001f')).digest('base64url').slice(0, 32);
+}
+
+/** The partition key of a command: the user whose order matters (the sender of a transfer). */
+export function commandKey(command: { user_id: number }): string {
+  return String(command.user_id);
+}

@@ -1,0 +1,216 @@
+/**
+ * The ledger's rules, pure: given the loaded state and a command, decide the outcome and the
+ * postings. No Kafka, HTTP or SQL here; the consumer loads state, calls `decide`, and writes.
+ * (TigerBeetle's split: prefetch does the I/O, commit is deterministic.)
+ */
+import type { Command } from '../commands/schema.ts';
+
+export type AccountKind = 'user_available' | 'user_reserved' | 'revenue' | 'external';
+/** `${kind}:${ownerId}`, the natural key of an account. */
+export type AccountKey = `${AccountKind}:${number}`;
+
+export function accountKey(kind: AccountKind, ownerId: number): AccountKey {
+  return `${kind}:${ownerId}`;
+}
+export const EXTERNAL_ACCOUNT = accountKey('external', 0);
+export const available = (userId: number) => accountKey('user_available', userId);
+export const reserved = (userId: number) => accountKey('user_reserved', userId);
+export const revenue = (serviceId: number) => accountKey('revenue', serviceId);
+
+export function parseAccountKey(key: AccountKey): { kind: AccountKind; ownerId: number } {
+  const at = key.lastIndexOf(':');
+  return { kind: key.slice(0, at) as AccountKind, ownerId: Number(key.slice(at + 1)) };
+}
+
+/** Users' accounts must never go negative; revenue and external balances are unconstrained here. */
+export function isUserAccount(key: AccountKey): boolean {
+  return key.startsWith('user_');
+}
+
+/**
+ * Every outcome a command can have, with its default message. Within one command type the
+ * checks run in a fixed order, so the first that applies is the one reported.
+ */
+export const RESULT_CODES = {
+  ok: 'The command was applied.',
+  insufficient_funds: 'The available balance is lower than the amount.',
+  reservation_exists: 'An open reservation already exists for this user, service and order.',
+  reservation_not_found: 'No open reservation exists for this user, service and order.',
+  amount_exceeds_reservation: 'The amount is larger than the reserved amount.',
+  same_account: 'The sender and the recipient are the same user.',
+  idempotency_key_reused: 'This command id was already used for a different command.',
+  invalid_command: 'The command is not valid.',
+} as const;
+export type ResultCode = keyof typeof RESULT_CODES;
+
+export const TRANSACTION_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer_out', 'transfer_in'] as const;
+export type TransactionType = (typeof TRANSACTION_TYPES)[number];
+
+/** Money moving from one account to another: balanced by construction. */
+export interface Posting {
+  readonly debit: AccountKey;
+  readonly credit: AccountKey;
+  readonly amount: bigint;
+}
+
+/** A row of a user's history. `amount` is negative when money leaves the user. */
+export interface Entry {
+  readonly userId: number;
+  readonly amount: bigint;
+  readonly type: TransactionType;
+  readonly serviceId: number | null;
+  readonly orderId: number | null;
+  readonly counterpartyId: number | null;
+  readonly comment: string | null;
+}
+
+export interface OrderRef {
+  readonly userId: number;
+  readonly serviceId: number;
+  readonly orderId: number;
+}
+
+export type ReservationChange =
+  | ({ readonly kind: 'open'; readonly amount: bigint } & OrderRef)
+  | ({ readonly kind: 'close'; readonly status: 'captured' | 'released'; readonly capturedAmount: bigint } & OrderRef);
+
+export interface Decision {
+  readonly status: 'applied' | 'rejected';
+  readonly code: ResultCode;
+  readonly message: string;
+  readonly postings: readonly Posting[];
+  readonly entries: readonly Entry[];
+  readonly reservation: ReservationChange | null;
+}
+
+/** What `decide` may read. */
+export interface LedgerView {
+  balance(key: AccountKey): bigint;
+  openReservation(userId: number, serviceId: number, orderId: number): { readonly amount: bigint } | undefined;
+}
+
+/** The accounts a command reads or writes; the consumer loads (and locks) these. */
+export function accountsOf(command: Command): AccountKey[] {
+  switch (command.type) {
+    case 'deposit':
+    case 'withdraw':
+      return [available(command.user_id), EXTERNAL_ACCOUNT];
+    case 'reserve':
+    case 'release':
+      return [available(command.user_id), reserved(command.user_id)];
+    case 'capture':
+      return [available(command.user_id), reserved(command.user_id), revenue(command.service_id)];
+    case 'transfer':
+      return [available(command.user_id), available(command.recipient_id)];
+  }
+}
+
+/** The users whose balances a reply reports. */
+export function usersOf(command: Command): number[] {
+  return command.type === 'transfer' && command.recipient_id !== command.user_id
+    ? [command.user_id, command.recipient_id]
+    : [command.user_id];
+}
+
+export function decide(view: LedgerView, command: Command): Decision {
+  switch (command.type) {
+    case 'deposit':
+      return applied([{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }], [
+        entry(command.user_id, command.amount, 'deposit', { comment: command.comment }),
+      ]);
+    case 'withdraw':
+      if (view.balance(available(command.user_id)) < command.amount) return rejected('insufficient_funds');
+      return applied([{ debit: available(command.user_id), credit: EXTERNAL_ACCOUNT, amount: command.amount }], [
+        entry(command.user_id, -command.amount, 'withdraw', { comment: command.comment }),
+      ]);
+    case 'reserve':
+      return decideReserve(view, command);
+    case 'capture':
+      return decideCapture(view, command);
+    case 'release':
+      return decideRelease(view, command);
+    case 'transfer':
+      return decideTransfer(view, command);
+  }
+}
+
+type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+
+function decideReserve(view: LedgerView, command: CommandOf<'reserve'>): Decision {
+  const { user_id: userId, service_id: serviceId, order_id: orderId, amount } = command;
+  if (view.openReservation(userId, serviceId, orderId)) return rejected('reservation_exists');
+  if (view.balance(available(userId)) < amount) return rejected('insufficient_funds');
+  return applied(
+    [{ debit: available(userId), credit: reserved(userId), amount }],
+    [entry(userId, -amount, 'reserve', { serviceId, orderId, comment: command.comment })],
+    { kind: 'open', amount, userId, serviceId, orderId },
+  );
+}
+
+/**
+ * Revenue recognition: the captured amount goes to the service's revenue, any remainder of the
+ * hold goes back to the user, and the reservation closes either way.
+ */
+function decideCapture(view: LedgerView, command: CommandOf<'capture'>): Decision {
+  const { user_id: userId, service_id: serviceId, order_id: orderId, amount } = command;
+  const hold = view.openReservation(userId, serviceId, orderId);
+  if (!hold) return rejected('reservation_not_found');
+  if (amount > hold.amount) return rejected('amount_exceeds_reservation');
+  const postings: Posting[] = [{ debit: reserved(userId), credit: revenue(serviceId), amount }];
+  const entries: Entry[] = [entry(userId, -amount, 'capture', { serviceId, orderId, comment: command.comment })];
+  const remainder = hold.amount - amount;
+  if (remainder > 0n) {
+    postings.push({ debit: reserved(userId), credit: available(userId), amount: remainder });
+    entries.push(entry(userId, remainder, 'release', { serviceId, orderId, comment: command.comment }));
+  }
+  return applied(postings, entries, { kind: 'close', status: 'captured', capturedAmount: amount, userId, serviceId, orderId });
+}
+
+function decideRelease(view: LedgerView, command: CommandOf<'release'>): Decision {
+  const { user_id: userId, service_id: serviceId, order_id: orderId } = command;
+  const hold = view.openReservation(userId, serviceId, orderId);
+  if (!hold) return rejected('reservation_not_found');
+  return applied(
+    [{ debit: reserved(userId), credit: available(userId), amount: hold.amount }],
+    [entry(userId, hold.amount, 'release', { serviceId, orderId, comment: command.comment })],
+    { kind: 'close', status: 'released', capturedAmount: 0n, userId, serviceId, orderId },
+  );
+}
+
+function decideTransfer(view: LedgerView, command: CommandOf<'transfer'>): Decision {
+  const { user_id: senderId, recipient_id: recipientId, amount } = command;
+  if (senderId === recipientId) return rejected('same_account');
+  if (view.balance(available(senderId)) < amount) return rejected('insufficient_funds');
+  return applied(
+    [{ debit: available(senderId), credit: available(recipientId), amount }],
+    [
+      entry(senderId, -amount, 'transfer_out', { counterpartyId: recipientId, comment: command.comment }),
+      entry(recipientId, amount, 'transfer_in', { counterpartyId: senderId, comment: command.comment }),
+    ],
+  );
+}
+
+function applied(postings: Posting[], entries: Entry[], reservation: ReservationChange | null = null): Decision {
+  return { status: 'applied', code: 'ok', message: RESULT_CODES.ok, postings, entries, reservation };
+}
+
+export function rejected(code: Exclude<ResultCode, 'ok'>, message: string = RESULT_CODES[code]): Decision {
+  return { status: 'rejected', code, message, postings: [], entries: [], reservation: null };
+}
+
+function entry(
+  userId: number,
+  amount: bigint,
+  type: TransactionType,
+  extra: { serviceId?: number; orderId?: number; counterpartyId?: number; comment?: string | undefined },
+): Entry {
+  return {
+    userId,
+    amount,
+    type,
+    serviceId: extra.serviceId ?? null,
+    orderId: extra.orderId ?? null,
+    counterpartyId: extra.counterpartyId ?? null,
+    comment: extra.comment ?? null,
+  };
+}

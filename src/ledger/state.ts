@@ -1,0 +1,101 @@
+/**
+ * The in-memory state a batch works on: balances of the loaded accounts and the open
+ * reservations, updated as each decision is applied so later commands of the same batch see
+ * the effect of earlier ones. Pure: the consumer loads it and writes back what changed.
+ */
+import { isUserAccount, type AccountKey, type Decision, type LedgerView, type ReservationChange } from './core.ts';
+
+export interface ReservationRecord {
+  /** Null while the reservation exists only in this batch. */
+  readonly id: number | null;
+  readonly userId: number;
+  readonly serviceId: number;
+  readonly orderId: number;
+  readonly amount: bigint;
+  status: 'open' | 'captured' | 'released';
+  capturedAmount: bigint;
+  readonly reserveCommandId: string;
+  closeCommandId: string | null;
+}
+
+export class LedgerInvariantError extends Error {
+  override readonly name = 'LedgerInvariantError';
+}
+
+export function reservationKey(userId: number, serviceId: number, orderId: number): string {
+  return `${userId}:${serviceId}:${orderId}`;
+}
+
+export class LedgerState implements LedgerView {
+  private readonly balances: Map<AccountKey, bigint>;
+  private readonly initial: ReadonlyMap<AccountKey, bigint>;
+  private readonly open = new Map<string, ReservationRecord>();
+  /** Reservations opened or closed by this batch, in the order it touched them. */
+  readonly changedReservations: ReservationRecord[] = [];
+
+  constructor(balances: Iterable<readonly [AccountKey, bigint]>, openReservations: Iterable<ReservationRecord>) {
+    this.balances = new Map(balances);
+    this.initial = new Map(this.balances);
+    for (const record of openReservations) this.open.set(reservationKey(record.userId, record.serviceId, record.orderId), record);
+  }
+
+  balance(key: AccountKey): bigint {
+    return this.balances.get(key) ?? 0n;
+  }
+
+  openReservation(userId: number, serviceId: number, orderId: number): ReservationRecord | undefined {
+    return this.open.get(reservationKey(userId, serviceId, orderId));
+  }
+
+  /** Applies an applied decision. Throws LedgerInvariantError if a user balance would go negative. */
+  apply(commandId: string, decision: Decision): void {
+    if (decision.status !== 'applied') return;
+    for (const posting of decision.postings) {
+      if (posting.amount <= 0n) throw new LedgerInvariantError(`posting of ${posting.amount} in ${commandId}`);
+      this.balances.set(posting.debit, this.balance(posting.debit) - posting.amount);
+      this.balances.set(posting.credit, this.balance(posting.credit) + posting.amount);
+      if (isUserAccount(posting.debit) && this.balance(posting.debit) < 0n) {
+        throw new LedgerInvariantError(`${commandId} would make ${posting.debit} negative`);
+      }
+    }
+    if (decision.reservation) this.applyReservation(commandId, decision.reservation);
+  }
+
+  private applyReservation(commandId: string, change: ReservationChange): void {
+    const key = reservationKey(change.userId, change.serviceId, change.orderId);
+    if (change.kind === 'open') {
+      const record: ReservationRecord = {
+        id: null,
+        userId: change.userId,
+        serviceId: change.serviceId,
+        orderId: change.orderId,
+        amount: change.amount,
+        status: 'open',
+        capturedAmount: 0n,
+        reserveCommandId: commandId,
+        closeCommandId: null,
+      };
+      this.open.set(key, record);
+      this.changedReservations.push(record);
+      return;
+    }
+    const record = this.open.get(key);
+    if (!record) throw new LedgerInvariantError(`${commandId} closes a reservation that is not open`);
+    record.status = change.status;
+    record.capturedAmount = change.capturedAmount;
+    record.closeCommandId = commandId;
+    this.open.delete(key);
+    // A reservation opened in this batch is already listed; one loaded from the database is not.
+    if (record.id !== null) this.changedReservations.push(record);
+  }
+
+  /** Accounts whose balance changed, with the new balance and the change. */
+  changedAccounts(): Array<{ key: AccountKey; balance: bigint; delta: bigint }> {
+    const changed: Array<{ key: AccountKey; balance: bigint; delta: bigint }> = [];
+    for (const [key, balance] of this.balances) {
+      const delta = balance - (this.initial.get(key) ?? 0n);
+      if (delta !== 0n) changed.push({ key, balance, delta });
+    }
+    return changed;
+  }
+}

@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import { createCommandSchema, type Command } from '../../src/commands/schema.ts';
+import { available, decide, EXTERNAL_ACCOUNT, reserved, revenue, type AccountKey } from '../../src/ledger/core.ts';
+import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
+
+const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
+let sequence = 0;
+function command(input: Record<string, unknown>): Command {
+  return schema.parse({ id: `c${++sequence}`, user_id: 1, ...input });
+}
+
+/** Decides and applies a run of commands, as one batch would. */
+function run(state: LedgerState, ...inputs: Array<Record<string, unknown>>) {
+  return inputs.map((input) => {
+    const cmd = command(input);
+    const decision = decide(state, cmd);
+    state.apply(cmd.id, decision);
+    return decision;
+  });
+}
+
+function stateWith(balances: Array<[AccountKey, bigint]> = []): LedgerState {
+  return new LedgerState(balances, []);
+}
+
+function total(state: LedgerState, keys: AccountKey[]): bigint {
+  return keys.reduce((sum, key) => sum + state.balance(key), 0n);
+}
+
+describe('deposit and withdraw', () => {
+  it('credits the available balance from the external account', () => {
+    const state = stateWith();
+    const [decision] = run(state, { type: 'deposit', amount: '10.00' });
+    expect(decision).toMatchObject({ status: 'applied', code: 'ok' });
+    expect(state.balance(available(1))).toBe(1000n);
+    expect(state.balance(EXTERNAL_ACCOUNT)).toBe(-1000n);
+    expect(decision!.entries).toEqual([expect.objectContaining({ userId: 1, amount: 1000n, type: 'deposit' })]);
+  });
+
+  it('withdraws what is available and refuses more with insufficient_funds', () => {
+    const state = stateWith([[available(1), 500n]]);
+    const [ok, tooMuch] = run(state, { type: 'withdraw', amount: '5.00' }, { type: 'withdraw', amount: '0.01' });
+    expect(ok!.code).toBe('ok');
+    expect(tooMuch).toMatchObject({ status: 'rejected', code: 'insufficient_funds', postings: [], entries: [] });
+    expect(state.balance(available(1))).toBe(0n);
+  });
+});
+
+describe('reservations', () => {
+  it('moves a reserve from available to reserved, and refuses a second open one for the order', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const [first, second] = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '3.00' },
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '1.00' },
+    );
+    expect(first!.code).toBe('ok');
+    expect(second!.code).toBe('reservation_exists');
+    expect(state.balance(available(1))).toBe(700n);
+    expect(state.balance(reserved(1))).toBe(300n);
+  });
+
+  it('reports reservation_exists before insufficient_funds', () => {
+    const state = stateWith([[available(1), 100n]]);
+    const [, second] = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '1.00' },
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '50.00' },
+    );
+    expect(second!.code).toBe('reservation_exists');
+  });
+
+  it('refuses a reserve larger than the available balance', () => {
+    const [decision] = run(stateWith([[available(1), 100n]]), { type: 'reserve', service_id: 5, order_id: 9, amount: '1.01' });
+    expect(decision!.code).toBe('insufficient_funds');
+  });
+
+  it('captures part of a hold into revenue and returns the remainder', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const [, capture] = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '6.00' },
+      { type: 'capture', service_id: 5, order_id: 9, amount: '4.00' },
+    );
+    expect(capture!.code).toBe('ok');
+    expect(state.balance(revenue(5))).toBe(400n);
+    expect(state.balance(reserved(1))).toBe(0n);
+    expect(state.balance(available(1))).toBe(600n);
+    expect(capture!.entries.map((e) => [e.type, e.amount])).toEqual([
+      ['capture', -400n],
+      ['release', 200n],
+    ]);
+    expect(state.openReservation(1, 5, 9)).toBeUndefined();
+  });
+
+  it('refuses a capture larger than the reservation, and one for an order never reserved', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const [, tooMuch, unknown] = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '6.00' },
+      { type: 'capture', service_id: 5, order_id: 9, amount: '6.01' },
+      { type: 'capture', service_id: 5, order_id: 10, amount: '1.00' },
+    );
+    expect(tooMuch!.code).toBe('amount_exceeds_reservation');
+    expect(unknown!.code).toBe('reservation_not_found');
+    expect(state.balance(reserved(1))).toBe(600n);
+  });
+
+  it('releases a hold back to available, once', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const [, release, again] = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '6.00' },
+      { type: 'release', service_id: 5, order_id: 9 },
+      { type: 'release', service_id: 5, order_id: 9 },
+    );
+    expect(release!.code).toBe('ok');
+    expect(again!.code).toBe('reservation_not_found');
+    expect(state.balance(available(1))).toBe(1000n);
+    expect(state.changedReservations).toHaveLength(1);
+    expect(state.changedReservations[0]).toMatchObject({ status: 'released', id: null });
+  });
+
+  it('allows the same order to be reserved again once closed', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const decisions = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '1.00' },
+      { type: 'release', service_id: 5, order_id: 9 },
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '2.00' },
+    );
+    expect(decisions.map((d) => d.code)).toEqual(['ok', 'ok', 'ok']);
+    expect(state.changedReservations.map((r) => r.status)).toEqual(['released', 'open']);
+  });
+
+  it('closes a reservation loaded from the database and lists it as changed', () => {
+    const state = new LedgerState([[reserved(1), 500n]], [
+      { id: 42, userId: 1, serviceId: 5, orderId: 9, amount: 500n, status: 'open', capturedAmount: 0n, reserveCommandId: 'old', closeCommandId: null },
+    ]);
+    const [capture] = run(state, { type: 'capture', service_id: 5, order_id: 9, amount: '5.00' });
+    expect(capture!.code).toBe('ok');
+    expect(state.changedReservations).toEqual([expect.objectContaining({ id: 42, status: 'captured', capturedAmount: 500n })]);
+  });
+});
+
+describe('transfer', () => {
+  it('moves money between users and records both sides', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const [decision] = run(state, { type: 'transfer', recipient_id: 2, amount: '2.50', comment: 'lunch' });
+    expect(state.balance(available(1))).toBe(750n);
+    expect(state.balance(available(2))).toBe(250n);
+    expect(decision!.entries.map((e) => [e.userId, e.type, e.amount, e.counterpartyId, e.comment])).toEqual([
+      [1, 'transfer_out', -250n, 2, 'lunch'],
+      [2, 'transfer_in', 250n, 1, 'lunch'],
+    ]);
+  });
+
+  it('refuses a transfer to oneself with same_account, before checking funds', () => {
+    const [decision] = run(stateWith(), { type: 'transfer', recipient_id: 1, amount: '1.00' });
+    expect(decision!.code).toBe('same_account');
+  });
+
+  it('refuses a transfer of more than is available', () => {
+    const [decision] = run(stateWith([[available(1), 99n]]), { type: 'transfer', recipient_id: 2, amount: '1.00' });
+    expect(decision!.code).toBe('insufficient_funds');
+  });
+});
+
+describe('conservation', () => {
+  it('keeps the sum of all balances at zero through any run of commands', () => {
+    const state = stateWith();
+    const keys: AccountKey[] = [EXTERNAL_ACCOUNT, available(1), available(2), reserved(1), reserved(2), revenue(5)];
+    run(
+      state,
+      { type: 'deposit', amount: '100.00' },
+      { type: 'transfer', recipient_id: 2, amount: '30.00' },
+      { type: 'reserve', service_id: 5, order_id: 1, amount: '20.00' },
+      { type: 'capture', service_id: 5, order_id: 1, amount: '15.00' },
+      { type: 'withdraw', amount: '10.00' },
+      { type: 'withdraw', amount: '1000.00' },
+    );
+    expect(total(state, keys)).toBe(0n);
+    expect(state.balance(available(1))).toBe(100_00n - 30_00n - 20_00n + 5_00n - 10_00n);
+    expect(state.changedAccounts().reduce((sum, account) => sum + account.delta, 0n)).toBe(0n);
+  });
+
+  it('refuses to apply a decision that would overdraw a user', () => {
+    const state = stateWith();
+    const overdraw = {
+      status: 'applied' as const,
+      code: 'ok' as const,
+      message: '',
+      postings: [{ debit: available(1), credit: EXTERNAL_ACCOUNT, amount: 1n }],
+      entries: [],
+      reservation: null,
+    };
+    expect(() => state.apply('bad', overdraw)).toThrow(LedgerInvariantError);
+  });
+});
