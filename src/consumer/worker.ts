@@ -1,0 +1,162 @@
+/**
+ * The command consumer. For each fetched batch of a partition, in chunks of at most
+ * `batchCommandsMax` messages:
+ *   1. parse and validate every message (bad ones become dead letters);
+ *   2. apply the valid commands in ONE PostgreSQL transaction (retried on lock conflicts);
+ *   3. publish the replies and dead letters, and wait for Kafka's acknowledgement;
+ *   4. only then commit the offset after the chunk.
+ * A crash anywhere before 4 redelivers the chunk; the commands table turns every redelivered
+ * command into a duplicate, so effects happen once and replies at least once.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { createCommandSchema, type CommandSchema } from '../commands/schema.ts';
+import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
+import { inTransaction } from '../db/pool.ts';
+import { javaCompatiblePartitioner, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from '../kafka/client.ts';
+import { applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import type { Logger } from '../log.ts';
+import { withRetry } from '../retry.ts';
+import { deadLetterOf, Outbox } from './outbox.ts';
+import { parseCommandMessage } from './parse-message.ts';
+
+export interface WorkerDeps {
+  readonly config: Config;
+  readonly kafka: Kafka;
+  readonly pool: pg.Pool;
+  readonly log: Logger;
+}
+
+export interface WorkerStats {
+  applied: number;
+  rejected: number;
+  duplicates: number;
+  deadLettered: number;
+  chunks: number;
+  retries: number;
+  lastAppliedAt: number | null;
+  /** Messages behind the partition's high watermark after the last chunk, by partition. */
+  readonly lag: Map<number, number>;
+}
+
+export interface CommandWorker {
+  readonly stats: WorkerStats;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createCommandWorker(deps: WorkerDeps): CommandWorker {
+  const { config, kafka, log } = deps;
+  const schema = createCommandSchema(config.limits);
+  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, lastAppliedAt: null, lag: new Map() };
+  const consumer = kafka.consumer({
+    groupId: config.consumer.group,
+    sessionTimeout: 30_000,
+    rebalanceTimeout: 60_000,
+    heartbeatInterval: 3_000,
+    maxWaitTimeInMs: 250,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    allowAutoTopicCreation: false,
+    readUncommitted: false,
+  });
+  const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
+  const chunkDeps: ChunkDeps = { ...deps, schema, stats, producer, coreTopics: new Set([config.topics.replies, config.topics.deadLetters]) };
+  consumer.on(consumer.events.CRASH, (event) => {
+    log.error({ err: event.payload.error, restart: event.payload.restart }, 'command consumer crashed; kafkajs restarts it from the last committed offset');
+  });
+
+  return {
+    stats,
+    async start() {
+      await producer.connect();
+      await consumer.connect();
+      await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: Math.max(1, config.topics.commandPartitions),
+        eachBatch: (payload) => consumeBatch(payload, consumer, chunkDeps),
+      });
+      log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
+    },
+    async stop() {
+      // disconnect() lets the chunk in flight finish and leaves the group, so the next owner of
+      // each partition starts right after our last committed offset.
+      await consumer.disconnect();
+      await producer.disconnect();
+      log.info(stats, 'command consumer stopped');
+    },
+  };
+}
+
+interface ChunkDeps extends WorkerDeps {
+  readonly schema: CommandSchema;
+  readonly stats: WorkerStats;
+  readonly producer: Producer;
+  readonly coreTopics: ReadonlySet<string>;
+}
+
+async function consumeBatch(payload: EachBatchPayload, consumer: Consumer, deps: ChunkDeps): Promise<void> {
+  const { batch } = payload;
+  const chunkSize = deps.config.consumer.batchCommandsMax;
+  for (let start = 0; start < batch.messages.length; start += chunkSize) {
+    if (!payload.isRunning() || payload.isStale()) return;
+    const chunk = batch.messages.slice(start, start + chunkSize);
+    await processChunk(batch.topic, batch.partition, chunk, deps);
+    const last = chunk.at(-1)!.offset;
+    payload.resolveOffset(last);
+    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+    deps.stats.lag.set(batch.partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
+    await payload.heartbeat();
+  }
+}
+
+async function processChunk(topic: string, partition: number, chunk: readonly KafkaMessage[], deps: ChunkDeps): Promise<void> {
+  const outbox = new Outbox(deps.config.topics.replies);
+  const items: BatchItem[] = [];
+  const replyTargets = new Map<string, string | undefined>();
+  for (const message of chunk) {
+    const parsed = parseCommandMessage(message.value, deps.schema);
+    if (parsed.ok) {
+      items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
+      replyTargets.set(parsed.command.id, parsed.command.reply_to);
+      continue;
+    }
+    outbox.add(deps.config.topics.deadLetters, deadLetterOf(message, { topic, partition }, parsed));
+    if (parsed.commandId) outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo);
+    deps.stats.deadLettered += 1;
+    deps.log.warn({ topic, partition, offset: message.offset, code: parsed.code }, 'dead-lettered a bad message');
+  }
+  if (items.length > 0) {
+    const result = await applyWithRetry(items, deps);
+    for (const reply of result.replies) outbox.reply(reply, replyTargets.get(reply.command_id));
+    count(deps.stats, result);
+  }
+  await outbox.flush(deps.producer, deps.coreTopics, deps.log);
+  deps.stats.chunks += 1;
+}
+
+function applyWithRetry(items: readonly BatchItem[], deps: ChunkDeps): Promise<BatchResult> {
+  return withRetry(() => inTransaction(deps.pool, (db) => applyBatch(db, items)), {
+    retriesMax: deps.config.consumer.applyRetriesMax,
+    backoffMs: deps.config.consumer.applyRetryBackoffMs,
+    // A unique violation on `commands` means another consumer applied one of these commands
+    // concurrently (a rebalance); on retry it is found and answered as a duplicate.
+    isTransient: (error) => isTransientDbError(error) || pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION,
+    onRetry: (error, attempt, waitMs) => {
+      deps.stats.retries += 1;
+      deps.log.warn({ err: error, attempt, waitMs, commands: items.length }, 'retrying a batch after a transient database error');
+    },
+  });
+}
+
+function invalidReply(commandId: string, message: string) {
+  return { command_id: commandId, status: 'rejected', code: 'invalid_command', message, duplicate: false, transactions: [], balances: {} } as const;
+}
+
+function count(stats: WorkerStats, result: BatchResult): void {
+  stats.applied += result.applied;
+  stats.rejected += result.rejected;
+  stats.duplicates += result.duplicates;
+  if (result.applied > 0) stats.lastAppliedAt = Date.now();
+}

@@ -1,0 +1,160 @@
+/**
+ * Applies a batch of commands inside the caller's PostgreSQL transaction: load (and lock) what
+ * the batch needs, decide it with the pure rules, write everything back set-based, and return
+ * one reply per command. The command rows are written in the same transaction as the postings,
+ * which is what makes a redelivered command a no-op: exactly once in effect.
+ */
+import type pg from 'pg';
+import type { Command } from '../commands/schema.ts';
+import { accountsOf, available, reserved, usersOf, type AccountKey, type ResultCode } from './core.ts';
+import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
+import { balanceView, transactionView, type CommandReply, type TransactionView } from './outcome.ts';
+import { LedgerState } from './state.ts';
+import * as store from './store.ts';
+
+export type { BatchItem } from './decide-batch.ts';
+
+export interface BatchResult {
+  readonly replies: CommandReply[];
+  readonly applied: number;
+  readonly rejected: number;
+  readonly duplicates: number;
+}
+
+export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[]): Promise<BatchResult> {
+  const commands = items.map((item) => item.command);
+  const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
+  const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
+  const reservations = await store.loadOpenReservations(db, ordersOf(commands));
+  const state = new LedgerState(
+    [...accounts.values()].map((a) => [a.key, a.balance] as const),
+    reservations,
+  );
+  const outcomes = decideBatch(state, items, stored);
+  const created = await writeOutcomes(db, outcomes, accounts);
+  await store.writeReservations(db, state.changedReservations);
+  await store.writeBalances(db, state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })));
+  return buildResult(db, outcomes, created);
+}
+
+/** Every account a command moves money in, plus the user accounts its reply reports. */
+function accountsToLoad(command: Command): AccountKey[] {
+  return [...accountsOf(command), ...usersOf(command).flatMap((u) => [available(u), reserved(u)])];
+}
+
+function ordersOf(commands: readonly Command[]): store.OrderKey[] {
+  const orders = new Map<string, store.OrderKey>();
+  for (const c of commands) {
+    if (c.type === 'reserve' || c.type === 'capture' || c.type === 'release') {
+      orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, { userId: c.user_id, serviceId: c.service_id, orderId: c.order_id });
+    }
+  }
+  return [...orders.values()];
+}
+
+function accountId(accounts: ReadonlyMap<AccountKey, store.LoadedAccount>, key: AccountKey): number {
+  const account = accounts.get(key);
+  if (!account) throw new Error(`account ${key} was not loaded`);
+  return account.id;
+}
+
+/** Inserts the command, posting and transaction rows of the new commands; returns their transactions. */
+async function writeOutcomes(
+  db: pg.PoolClient,
+  outcomes: readonly ItemOutcome[],
+  accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+): Promise<Map<string, TransactionView[]>> {
+  const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
+  const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
+  const { now, ids } = await store.allocateTransactionIds(db, entryCount);
+  const commandRows: store.NewCommandRow[] = [];
+  const postingRows: store.PostingRow[] = [];
+  const transactionRows: store.TransactionRow[] = [];
+  for (const { item, decision } of fresh) {
+    const id = item.command.id;
+    commandRows.push({
+      id,
+      fingerprint: item.fingerprint,
+      type: item.command.type,
+      userId: item.command.user_id,
+      status: decision.status,
+      code: decision.code,
+      message: decision.message === defaultMessage(decision.code) ? '' : decision.message,
+      partition: item.partition,
+      offset: item.offset,
+    });
+    for (const p of decision.postings) {
+      postingRows.push({ commandId: id, debitAccountId: accountId(accounts, p.debit), creditAccountId: accountId(accounts, p.credit), amount: p.amount });
+    }
+    for (const e of decision.entries) {
+      transactionRows.push({ id: ids[transactionRows.length]!, commandId: id, ...e });
+    }
+  }
+  await store.insertCommands(db, commandRows);
+  await store.insertPostings(db, postingRows);
+  await store.insertTransactions(db, transactionRows);
+  return groupByCommand(transactionRows.map((row) => rowView(row, now)));
+}
+
+function rowView(row: store.TransactionRow, now: Date): TransactionView {
+  return transactionView({
+    id: row.id,
+    command_id: row.commandId,
+    user_id: row.userId,
+    amount: row.amount,
+    transaction_type: row.type,
+    service_id: row.serviceId,
+    order_id: row.orderId,
+    counterparty_id: row.counterpartyId,
+    comment: row.comment,
+    created_at: now,
+  });
+}
+
+function groupByCommand(views: readonly TransactionView[]): Map<string, TransactionView[]> {
+  const byCommand = new Map<string, TransactionView[]>();
+  for (const view of views) {
+    const list = byCommand.get(view.command_id);
+    if (list) list.push(view);
+    else byCommand.set(view.command_id, [view]);
+  }
+  return byCommand;
+}
+
+async function buildResult(db: pg.PoolClient, outcomes: readonly ItemOutcome[], created: Map<string, TransactionView[]>): Promise<BatchResult> {
+  // Repeats of commands decided in an earlier batch answer with their stored transactions.
+  const storedIds = outcomes.filter((o) => o.kind === 'repeat' && !created.has(o.item.command.id)).map((o) => o.item.command.id);
+  const previous = groupByCommand((await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView));
+  const counts = { applied: 0, rejected: 0, duplicates: 0 };
+  const replies = outcomes.map((outcome) => {
+    const reply = replyFor(outcome, created, previous);
+    if (reply.duplicate) counts.duplicates += 1;
+    else if (reply.status === 'applied') counts.applied += 1;
+    else counts.rejected += 1;
+    return reply;
+  });
+  return { replies, ...counts };
+}
+
+function replyFor(outcome: ItemOutcome, created: Map<string, TransactionView[]>, previous: Map<string, TransactionView[]>): CommandReply {
+  const id = outcome.item.command.id;
+  const balances = balancesView(outcome.balances);
+  switch (outcome.kind) {
+    case 'new':
+      return { command_id: id, status: outcome.decision.status, code: outcome.decision.code, message: outcome.decision.message, duplicate: false, transactions: created.get(id) ?? [], balances };
+    case 'repeat': {
+      const code = outcome.prior.code as ResultCode;
+      const message = outcome.prior.message || defaultMessage(code);
+      const transactions = created.get(id) ?? previous.get(id) ?? [];
+      return { command_id: id, status: outcome.prior.status, code, message, duplicate: true, transactions, balances };
+    }
+    case 'reused':
+      return { command_id: id, status: 'rejected', code: 'idempotency_key_reused', message: defaultMessage('idempotency_key_reused'), duplicate: false, transactions: [], balances };
+  }
+}
+
+function balancesView(balances: Balances): Record<string, ReturnType<typeof balanceView>> {
+  const out: Record<string, ReturnType<typeof balanceView>> = {};
+  for (const [userId, b] of balances) out[String(userId)] = balanceView(b.available, b.reserved);
+  return out;
+}

@@ -1,0 +1,323 @@
+/**
+ * The ledger's SQL: loading what a batch needs and writing back what it decided, with
+ * set-based statements (one per table per batch) so a batch of thousands of commands costs a
+ * dozen round trips.
+ *
+ * Locking: users' account rows are locked FOR NO KEY UPDATE in ascending id order when loaded,
+ * which serializes every batch that touches the same user (a transfer reaches into another
+ * partition's user) without deadlocking. External and revenue accounts have no lower bound to
+ * protect, so they are not read, only changed by a delta at the very end of the transaction,
+ * again in id order; that keeps their hot rows locked for the shortest possible time. NO KEY
+ * UPDATE, not UPDATE, because inserting a posting takes KEY SHARE on the accounts it references.
+ */
+import type pg from 'pg';
+import type { AccountKey } from './core.ts';
+import { accountKey, isUserAccount, parseAccountKey, type AccountKind } from './core.ts';
+import type { ReservationRecord } from './state.ts';
+
+type Queryable = pg.PoolClient | pg.Pool;
+
+export interface StoredCommand {
+  readonly id: string;
+  readonly fingerprint: string;
+  readonly status: 'applied' | 'rejected';
+  readonly code: string;
+  readonly message: string;
+}
+
+const SQL_FIND_COMMANDS = `
+  SELECT id, fingerprint, status, code, message FROM commands WHERE id = ANY($1::text[])`;
+
+export async function findCommands(db: Queryable, ids: readonly string[]): Promise<Map<string, StoredCommand>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await db.query<StoredCommand>({ name: 'ledger_find_commands', text: SQL_FIND_COMMANDS, values: [ids] });
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
+export interface LoadedAccount {
+  readonly id: number;
+  readonly key: AccountKey;
+  readonly balance: bigint;
+}
+
+const SQL_LOCK_USER_ACCOUNTS = `
+  SELECT a.id, a.kind, a.owner_id, a.balance
+  FROM accounts a
+  JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id
+  ORDER BY a.id
+  FOR NO KEY UPDATE OF a`;
+const SQL_FIND_ACCOUNTS = `
+  SELECT a.id, a.kind, a.owner_id, a.balance
+  FROM accounts a
+  JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id`;
+const SQL_CREATE_ACCOUNTS = `
+  INSERT INTO accounts (kind, owner_id)
+  SELECT kind, owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ORDER BY kind, owner_id
+  ON CONFLICT (kind, owner_id) DO NOTHING
+  RETURNING id, kind, owner_id, balance`;
+
+interface AccountRow {
+  id: string;
+  kind: AccountKind;
+  owner_id: string;
+  balance: string;
+}
+
+/**
+ * Loads (and, for users, locks) every account in `keys`, creating the missing ones. Returns
+ * them by key.
+ */
+export async function loadAccounts(db: pg.PoolClient, keys: Iterable<AccountKey>): Promise<Map<AccountKey, LoadedAccount>> {
+  const all = [...new Set(keys)];
+  const userKeys = all.filter(isUserAccount);
+  const otherKeys = all.filter((key) => !isUserAccount(key));
+  const found = new Map<AccountKey, LoadedAccount>();
+  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, userKeys, found);
+  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, otherKeys, found);
+  const missing = all.filter((key) => !found.has(key));
+  if (missing.length === 0) return found;
+  await queryAccounts(db, 'ledger_create_accounts', SQL_CREATE_ACCOUNTS, missing, found);
+  // Another consumer may have created some of them between our read and our insert.
+  const raced = missing.filter((key) => !found.has(key));
+  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isUserAccount), found);
+  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, raced.filter((key) => !isUserAccount(key)), found);
+  return found;
+}
+
+async function queryAccounts(db: pg.PoolClient, name: string, text: string, keys: AccountKey[], into: Map<AccountKey, LoadedAccount>) {
+  if (keys.length === 0) return;
+  const parsed = keys.map(parseAccountKey);
+  const values = [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)];
+  const { rows } = await db.query<AccountRow>({ name, text, values });
+  for (const row of rows) {
+    const key = accountKey(row.kind, Number(row.owner_id));
+    into.set(key, { id: Number(row.id), key, balance: BigInt(row.balance) });
+  }
+}
+
+const SQL_OPEN_RESERVATIONS = `
+  SELECT r.id, r.user_id, r.service_id, r.order_id, r.amount, r.reserve_command_id
+  FROM reservations r
+  JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(user_id, service_id, order_id)
+    ON r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
+  WHERE r.status = 'open'`;
+
+export interface OrderKey {
+  readonly userId: number;
+  readonly serviceId: number;
+  readonly orderId: number;
+}
+
+export async function loadOpenReservations(db: pg.PoolClient, orders: readonly OrderKey[]): Promise<ReservationRecord[]> {
+  if (orders.length === 0) return [];
+  const values = [orders.map((o) => o.userId), orders.map((o) => o.serviceId), orders.map((o) => o.orderId)];
+  const { rows } = await db.query<{ id: string; user_id: string; service_id: string; order_id: string; amount: string; reserve_command_id: string }>(
+    { name: 'ledger_open_reservations', text: SQL_OPEN_RESERVATIONS, values },
+  );
+  return rows.map((row) => ({
+    id: Number(row.id),
+    userId: Number(row.user_id),
+    serviceId: Number(row.service_id),
+    orderId: Number(row.order_id),
+    amount: BigInt(row.amount),
+    status: 'open',
+    capturedAmount: 0n,
+    reserveCommandId: row.reserve_command_id,
+    closeCommandId: null,
+  }));
+}
+
+const SQL_ALLOCATE_TRANSACTION_IDS = `
+  SELECT now() AS now, ARRAY(SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int)) AS ids`;
+
+/** The transaction's timestamp and `count` transaction ids, in one round trip. */
+export async function allocateTransactionIds(db: pg.PoolClient, count: number): Promise<{ now: Date; ids: number[] }> {
+  const { rows } = await db.query<{ now: Date; ids: string[] }>({ name: 'ledger_allocate_ids', text: SQL_ALLOCATE_TRANSACTION_IDS, values: [count] });
+  const row = rows[0]!;
+  return { now: row.now, ids: row.ids.map(Number) };
+}
+
+export interface NewCommandRow {
+  readonly id: string;
+  readonly fingerprint: string;
+  readonly type: string;
+  readonly userId: number;
+  readonly status: 'applied' | 'rejected';
+  readonly code: string;
+  readonly message: string;
+  readonly partition: number | null;
+  readonly offset: string | null;
+}
+
+const SQL_INSERT_COMMANDS = `
+  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[])`;
+
+export async function insertCommands(db: pg.PoolClient, rows: readonly NewCommandRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query({
+    name: 'ledger_insert_commands',
+    text: SQL_INSERT_COMMANDS,
+    values: [
+      rows.map((r) => r.id),
+      rows.map((r) => r.fingerprint),
+      rows.map((r) => r.type),
+      rows.map((r) => r.userId),
+      rows.map((r) => r.status),
+      rows.map((r) => r.code),
+      rows.map((r) => r.message),
+      rows.map((r) => r.partition),
+      rows.map((r) => r.offset),
+    ],
+  });
+}
+
+export interface PostingRow {
+  readonly commandId: string;
+  readonly debitAccountId: number;
+  readonly creditAccountId: number;
+  readonly amount: bigint;
+}
+
+const SQL_INSERT_POSTINGS = `
+  INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount)
+  SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])`;
+
+export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query({
+    name: 'ledger_insert_postings',
+    text: SQL_INSERT_POSTINGS,
+    values: [rows.map((r) => r.commandId), rows.map((r) => r.debitAccountId), rows.map((r) => r.creditAccountId), rows.map((r) => String(r.amount))],
+  });
+}
+
+export interface TransactionRow {
+  readonly id: number;
+  readonly commandId: string;
+  readonly userId: number;
+  readonly amount: bigint;
+  readonly type: string;
+  readonly serviceId: number | null;
+  readonly orderId: number | null;
+  readonly counterpartyId: number | null;
+  readonly comment: string | null;
+}
+
+const SQL_INSERT_TRANSACTIONS = `
+  INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment)
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])`;
+
+export async function insertTransactions(db: pg.PoolClient, rows: readonly TransactionRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.query({
+    name: 'ledger_insert_transactions',
+    text: SQL_INSERT_TRANSACTIONS,
+    values: [
+      rows.map((r) => r.id),
+      rows.map((r) => r.commandId),
+      rows.map((r) => r.userId),
+      rows.map((r) => String(r.amount)),
+      rows.map((r) => r.type),
+      rows.map((r) => r.serviceId),
+      rows.map((r) => r.orderId),
+      rows.map((r) => r.counterpartyId),
+      rows.map((r) => r.comment),
+    ],
+  });
+}
+
+const SQL_INSERT_RESERVATIONS = `
+  INSERT INTO reservations (user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id, closed_at)
+  SELECT k.user_id, k.service_id, k.order_id, k.amount, k.status, k.captured_amount, k.reserve_command_id, k.close_command_id,
+         CASE WHEN k.status = 'open' THEN NULL ELSE now() END
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+    AS k(user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id)`;
+const SQL_CLOSE_RESERVATIONS = `
+  UPDATE reservations r
+  SET status = k.status, captured_amount = k.captured_amount, close_command_id = k.close_command_id, closed_at = now()
+  FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) AS k(id, status, captured_amount, close_command_id)
+  WHERE r.id = k.id AND r.status = 'open'`;
+
+/** Writes reservations the batch opened (possibly already closed) and closes loaded ones. */
+export async function writeReservations(db: pg.PoolClient, changed: readonly ReservationRecord[]): Promise<void> {
+  const created = changed.filter((r) => r.id === null);
+  const closed = changed.filter((r) => r.id !== null);
+  if (created.length > 0) {
+    await db.query({
+      name: 'ledger_insert_reservations',
+      text: SQL_INSERT_RESERVATIONS,
+      values: [
+        created.map((r) => r.userId),
+        created.map((r) => r.serviceId),
+        created.map((r) => r.orderId),
+        created.map((r) => String(r.amount)),
+        created.map((r) => r.status),
+        created.map((r) => String(r.capturedAmount)),
+        created.map((r) => r.reserveCommandId),
+        created.map((r) => r.closeCommandId),
+      ],
+    });
+  }
+  if (closed.length > 0) {
+    const result = await db.query({
+      name: 'ledger_close_reservations',
+      text: SQL_CLOSE_RESERVATIONS,
+      values: [closed.map((r) => r.id), closed.map((r) => r.status), closed.map((r) => String(r.capturedAmount)), closed.map((r) => r.closeCommandId)],
+    });
+    if (result.rowCount !== closed.length) throw new Error(`closed ${result.rowCount} of ${closed.length} reservations`);
+  }
+}
+
+const SQL_SET_BALANCES = `
+  UPDATE accounts a SET balance = k.balance, updated_at = now()
+  FROM unnest($1::bigint[], $2::bigint[]) AS k(id, balance)
+  WHERE a.id = k.id`;
+const SQL_LOCK_BY_ID = `SELECT id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`;
+const SQL_ADD_TO_BALANCES = `
+  UPDATE accounts a SET balance = a.balance + k.delta, updated_at = now()
+  FROM unnest($1::bigint[], $2::bigint[]) AS k(id, delta)
+  WHERE a.id = k.id`;
+
+/**
+ * Writes the new balances: absolute values for the locked user accounts, deltas for the
+ * external and revenue accounts (locked here, last, in id order).
+ */
+export async function writeBalances(
+  db: pg.PoolClient,
+  changes: ReadonlyArray<{ id: number; key: AccountKey; balance: bigint; delta: bigint }>,
+): Promise<void> {
+  const users = changes.filter((c) => isUserAccount(c.key));
+  const others = changes.filter((c) => !isUserAccount(c.key)).sort((a, b) => a.id - b.id);
+  if (users.length > 0) {
+    await db.query({ name: 'ledger_set_balances', text: SQL_SET_BALANCES, values: [users.map((c) => c.id), users.map((c) => String(c.balance))] });
+  }
+  if (others.length > 0) {
+    const ids = others.map((c) => c.id);
+    await db.query({ name: 'ledger_lock_by_id', text: SQL_LOCK_BY_ID, values: [ids] });
+    await db.query({ name: 'ledger_add_to_balances', text: SQL_ADD_TO_BALANCES, values: [ids, others.map((c) => String(c.delta))] });
+  }
+}
+
+const SQL_TRANSACTIONS_OF_COMMANDS = `
+  SELECT id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at
+  FROM transactions WHERE command_id = ANY($1::text[]) ORDER BY id`;
+
+export interface StoredTransaction {
+  readonly id: string;
+  readonly command_id: string;
+  readonly user_id: string;
+  readonly amount: string;
+  readonly transaction_type: string;
+  readonly service_id: string | null;
+  readonly order_id: string | null;
+  readonly counterparty_id: string | null;
+  readonly comment: string | null;
+  readonly created_at: Date;
+}
+
+export async function transactionsOfCommands(db: Queryable, commandIds: readonly string[]): Promise<StoredTransaction[]> {
+  if (commandIds.length === 0) return [];
+  const { rows } = await db.query<StoredTransaction>({ name: 'ledger_transactions_of_commands', text: SQL_TRANSACTIONS_OF_COMMANDS, values: [commandIds] });
+  return rows;
+}

@@ -1,0 +1,26 @@
+/** `npm run verify`: checks the ledger's invariants; exits 1 naming each violation. */
+import { loadConfig } from '../config.ts';
+import { runCli } from '../cli.ts';
+import { resolveDatabaseUrl, redactUrl } from '../db/database.ts';
+import { createPool } from '../db/pool.ts';
+import { CHECKS, verifyLedger } from './verify.ts';
+
+await runCli(async () => {
+  const config = loadConfig();
+  const url = process.argv[2] === '--db' && process.argv[3] ? process.argv[3] : await resolveDatabaseUrl(config.db);
+  const pool = createPool(url, config.db, 'balance-verify');
+  try {
+    const started = performance.now();
+    const violations = await verifyLedger(pool);
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    for (const check of CHECKS) {
+      const failed = violations.find((v) => v.check === check.name);
+      console.log(`${failed ? 'FAIL' : 'ok  '} ${check.name}: ${check.description}`);
+      for (const row of failed?.rows ?? []) console.log(`       ${JSON.stringify(row)}`);
+    }
+    console.log(`${violations.length === 0 ? 'ledger verified' : `${violations.length} check(s) failed`} (${redactUrl(url)}, ${seconds} s)`);
+    if (violations.length > 0) process.exitCode = 1;
+  } finally {
+    await pool.end();
+  }
+});

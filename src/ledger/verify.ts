@@ -1,0 +1,100 @@
+/**
+ * The ledger's invariants, checked over the whole database. Each check is one query that
+ * returns the offending rows (at most VIOLATIONS_SHOWN_MAX of them); an empty result is a pass.
+ * The code asserts the same rules as it writes; this is the independent second look.
+ */
+import type pg from 'pg';
+
+export const VIOLATIONS_SHOWN_MAX = 20;
+
+export interface Check {
+  readonly name: string;
+  readonly description: string;
+  readonly sql: string;
+}
+
+const ACCOUNT_MOVEMENTS = `
+  SELECT credit_account_id AS account_id, amount AS delta, command_id FROM postings
+  UNION ALL
+  SELECT debit_account_id, -amount, command_id FROM postings`;
+
+export const CHECKS: readonly Check[] = [
+  {
+    name: 'postings_balance_per_command',
+    description: 'the legs of every command sum to zero',
+    sql: `SELECT command_id, sum(delta) AS sum FROM (${ACCOUNT_MOVEMENTS}) m GROUP BY command_id HAVING sum(delta) <> 0`,
+  },
+  {
+    name: 'balances_sum_to_zero',
+    description: 'all account balances together sum to zero',
+    sql: `SELECT sum(balance) AS sum FROM accounts HAVING sum(balance) <> 0`,
+  },
+  {
+    name: 'balance_equals_postings',
+    description: "every account's balance equals its credits minus its debits",
+    sql: `
+      SELECT a.id, a.kind, a.owner_id, a.balance, coalesce(m.total, 0) AS postings
+      FROM accounts a
+      LEFT JOIN (SELECT account_id, sum(delta) AS total FROM (${ACCOUNT_MOVEMENTS}) x GROUP BY account_id) m ON m.account_id = a.id
+      WHERE a.balance <> coalesce(m.total, 0)`,
+  },
+  {
+    name: 'no_negative_user_balance',
+    description: 'no user balance is negative',
+    sql: `SELECT id, kind, owner_id, balance FROM accounts WHERE kind IN ('user_available', 'user_reserved') AND balance < 0`,
+  },
+  {
+    name: 'command_applied_once',
+    description: 'every applied command has exactly the postings its type makes, and a rejected one none',
+    sql: `
+      SELECT c.id, c.type, c.status, count(p.id) AS postings
+      FROM commands c LEFT JOIN postings p ON p.command_id = c.id
+      GROUP BY c.id, c.type, c.status
+      HAVING (c.status = 'rejected' AND count(p.id) <> 0)
+          OR (c.status = 'applied' AND c.type <> 'capture' AND count(p.id) <> 1)
+          OR (c.status = 'applied' AND c.type = 'capture' AND count(p.id) NOT IN (1, 2))`,
+  },
+  {
+    name: 'transactions_link_to_applied_commands',
+    description: 'every user-facing transaction belongs to an applied command',
+    sql: `SELECT t.id, t.command_id FROM transactions t JOIN commands c ON c.id = t.command_id WHERE c.status <> 'applied'`,
+  },
+  {
+    name: 'reserved_equals_open_reservations',
+    description: "each user's reserved balance equals the sum of their open reservations",
+    sql: `
+      SELECT a.owner_id AS user_id, a.balance, coalesce(r.open_total, 0) AS open_reservations
+      FROM accounts a
+      LEFT JOIN (SELECT user_id, sum(amount) AS open_total FROM reservations WHERE status = 'open' GROUP BY user_id) r ON r.user_id = a.owner_id
+      WHERE a.kind = 'user_reserved' AND a.balance <> coalesce(r.open_total, 0)`,
+  },
+  {
+    name: 'closed_reservations_accounted',
+    description: 'every closed reservation moved exactly its amount out of reserved: the captured part to revenue, the rest back',
+    sql: `
+      SELECT r.id, r.status, r.amount, r.captured_amount, coalesce(sum(p.amount), 0) AS moved,
+             coalesce(sum(p.amount) FILTER (WHERE cr.kind = 'revenue'), 0) AS to_revenue
+      FROM reservations r
+      LEFT JOIN postings p ON p.command_id = r.close_command_id
+      LEFT JOIN accounts cr ON cr.id = p.credit_account_id
+      WHERE r.status <> 'open'
+      GROUP BY r.id
+      HAVING coalesce(sum(p.amount), 0) <> r.amount
+          OR coalesce(sum(p.amount) FILTER (WHERE cr.kind = 'revenue'), 0) <> r.captured_amount`,
+  },
+];
+
+export interface Violation {
+  readonly check: string;
+  readonly description: string;
+  readonly rows: readonly Record<string, unknown>[];
+}
+
+export async function verifyLedger(db: pg.Pool | pg.PoolClient): Promise<Violation[]> {
+  const violations: Violation[] = [];
+  for (const check of CHECKS) {
+    const { rows } = await db.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
+    if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
+  }
+  return violations;
+}

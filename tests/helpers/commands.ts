@@ -1,0 +1,75 @@
+/** Publishing commands to the real broker and collecting the replies, for integration tests. */
+import type { CommandInput } from '../../src/commands/schema.ts';
+import { javaCompatiblePartitioner, type Kafka } from '../../src/kafka/client.ts';
+import type { CommandReply } from '../../src/ledger/outcome.ts';
+import { uniqueSuffix } from './stack.ts';
+
+export type WireCommand = CommandInput;
+
+export async function publish(
+  kafka: Kafka,
+  topic: string,
+  commands: ReadonlyArray<WireCommand | { raw: string | Buffer | null; key: string; partition?: number }>,
+): Promise<void> {
+  const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner });
+  await producer.connect();
+  try {
+    const messages = commands.map((c) =>
+      'raw' in c
+        ? { key: c.key, value: c.raw, ...(c.partition === undefined ? {} : { partition: c.partition }) }
+        : { key: String(c.user_id), value: JSON.stringify(c) },
+    );
+    for (let i = 0; i < messages.length; i += 5_000) {
+      await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 5_000) });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export interface ReplyCollector {
+  readonly replies: Map<string, CommandReply[]>;
+  /** Waits until every id has at least one reply; returns the first reply of each. */
+  waitFor(ids: readonly string[], timeoutMs?: number): Promise<Map<string, CommandReply>>;
+  stop(): Promise<void>;
+}
+
+export async function collectReplies(kafka: Kafka, topic: string): Promise<ReplyCollector> {
+  const replies = new Map<string, CommandReply[]>();
+  const consumer = kafka.consumer({ groupId: `replies-${uniqueSuffix()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const reply = JSON.parse(String(message.value)) as CommandReply;
+      const list = replies.get(reply.command_id) ?? [];
+      list.push(reply);
+      replies.set(reply.command_id, list);
+    },
+  });
+  return {
+    replies,
+    async waitFor(ids, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (ids.some((id) => !replies.has(id))) {
+        if (Date.now() > deadline) {
+          const missing = ids.filter((id) => !replies.has(id));
+          throw new Error(`no reply after ${timeoutMs} ms for ${missing.length} command(s), e.g. ${missing.slice(0, 3).join(', ')}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return new Map(ids.map((id) => [id, replies.get(id)![0]!]));
+    },
+    stop: () => consumer.disconnect(),
+  };
+}
+
+/** The current balance of a user, straight from the database, in minor units. */
+export async function balancesOf(pool: import('pg').Pool, userId: number): Promise<{ available: bigint; reserved: bigint }> {
+  const { rows } = await pool.query<{ kind: string; balance: string }>(
+    "SELECT kind, balance FROM accounts WHERE owner_id = $1 AND kind IN ('user_available', 'user_reserved')",
+    [userId],
+  );
+  const of = (kind: string) => BigInt(rows.find((r) => r.kind === kind)?.balance ?? '0');
+  return { available: of('user_available'), reserved: of('user_reserved') };
+}
