@@ -41,10 +41,25 @@ export function createKafka(options: KafkaClientOptions): Kafka {
   });
 }
 
+/** The same kafkajs message is logged at most once per window; a dead broker otherwise floods the log. */
+export const KAFKA_LOG_REPEAT_WINDOW_MS = 10_000;
+const LOG_KEYS_TRACKED_MAX = 1_000;
+
 function pinoLogCreator(log: Logger): kafkajs.logCreator {
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return () =>
     ({ level, log: entry }) => {
-      const { message, ...details } = entry;
+      const { message, ...rest } = entry;
+      const key = `${level}:${message}`;
+      const now = Date.now();
+      const seen = lastLogged.get(key);
+      if (seen && now - seen.at < KAFKA_LOG_REPEAT_WINDOW_MS) {
+        seen.suppressed += 1;
+        return;
+      }
+      if (lastLogged.size >= LOG_KEYS_TRACKED_MAX) lastLogged.clear();
+      lastLogged.set(key, { at: now, suppressed: 0 });
+      const details = seen?.suppressed ? { ...rest, repeatsSuppressed: seen.suppressed } : rest;
       if (level === KafkaLogLevel.ERROR) log.error(details, message);
       else if (level === KafkaLogLevel.WARN) log.warn(details, message);
       else if (level === KafkaLogLevel.INFO) log.info(details, message);

@@ -46,6 +46,8 @@ export interface LocalKafka {
   readonly brokers: string[];
   readonly pid: number;
   readonly logFile: string;
+  /** Resolves with the exit code when the broker process ends, for whatever reason. */
+  readonly exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -60,6 +62,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   if (!existsSync(path.join(files.data, 'meta.properties'))) await formatStorage(libs, files.properties);
 
   const child = spawnBroker(libs, files, options.heapMb);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await writeFile(files.pid, String(child.pid));
   const brokers = [`127.0.0.1:${options.port}`];
   try {
@@ -73,6 +76,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     brokers,
     pid: child.pid!,
     logFile: files.log,
+    exited,
     stop: async () => {
       await stopProcess(child.pid!, options.log);
       await rm(files.pid, { force: true });

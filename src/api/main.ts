@@ -1,0 +1,21 @@
+/** The gateway process on its own: `npm run start:gateway`, with KAFKA_BROKERS set. */
+import { runCli } from '../cli.ts';
+import { loadConfig } from '../config.ts';
+import { resolveDatabaseUrl } from '../db/database.ts';
+import { createPool } from '../db/pool.ts';
+import { createKafka } from '../kafka/client.ts';
+import { createLogger } from '../log.ts';
+import { onShutdownSignal } from '../stack/signals.ts';
+import { buildGateway } from './gateway.ts';
+
+await runCli(async () => {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel, name: 'gateway' });
+  if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone gateway (npm start runs a local broker)');
+  const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-gateway');
+  const gateway = await buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log }), pool, log });
+  await gateway.listen({ host: config.http.host, port: config.http.port });
+  await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
+  await gateway.close();
+  await pool.end();
+});

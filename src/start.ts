@@ -1,0 +1,38 @@
+/**
+ * `npm start`: the whole service on one machine. Starts (or connects to) Kafka and PostgreSQL,
+ * migrates, creates the topics, then runs the consumer and the gateway in this process until
+ * Ctrl-C or SIGTERM, and stops all of it, the local broker included.
+ */
+import { buildGateway } from './api/gateway.ts';
+import { runCli } from './cli.ts';
+import { loadConfig } from './config.ts';
+import { createCommandWorker } from './consumer/worker.ts';
+import { createPool } from './db/pool.ts';
+import { createKafka } from './kafka/client.ts';
+import { createLogger } from './log.ts';
+import { prepareInfrastructure } from './stack/infrastructure.ts';
+import { onShutdownSignal } from './stack/signals.ts';
+
+await runCli(async () => {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel });
+  const infra = await prepareInfrastructure(config, log);
+  const pool = createPool(infra.databaseUrl, config.db, 'balance-service');
+  const kafka = createKafka({ brokers: infra.brokers, clientId: config.kafka.clientId, log });
+  const worker = createCommandWorker({ config, kafka, pool, log: log.child({ component: 'consumer' }) });
+  const gateway = await buildGateway({ config, kafka, pool, log: log.child({ component: 'gateway' }), consumerStats: worker.stats });
+  let stopping = false;
+  void infra.localKafka?.exited.then((code) => {
+    if (!stopping) log.error({ code, log: infra.localKafka?.logFile }, 'the local Kafka broker exited; /readyz reports not ready and clients retry until a broker is back');
+  });
+  await worker.start();
+  const address = await gateway.listen({ host: config.http.host, port: config.http.port });
+  log.info({ gateway: address, kafka: infra.brokers.join(','), commands: config.topics.commands }, 'balance service is running; Ctrl-C stops it');
+  await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
+  stopping = true;
+  await gateway.close();
+  await worker.stop();
+  await pool.end();
+  await infra.localKafka?.stop();
+  log.info('stopped');
+});
