@@ -38,6 +38,7 @@ export const envSchema = z.object({
   COMMAND_PARTITIONS: int(1, 1000).default(6),
   REPLY_PARTITIONS: int(1, 1000).default(6),
   CONSUMER_GROUP: z.string().min(1).default('balance-consumer'),
+  CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
   REPLY_WAIT_MS: int(100, 120_000).default(10_000),
@@ -87,6 +88,8 @@ export interface Config {
   };
   readonly consumer: {
     readonly group: string;
+    /** How long the group waits for a silent consumer (one that died) before moving its partitions. */
+    readonly sessionTimeoutMs: number;
     readonly batchCommandsMax: number;
     readonly applyRetriesMax: number;
     readonly applyRetryBackoffMs: number;
@@ -158,6 +161,7 @@ function toConfig(env: Env): Config {
     },
     consumer: {
       group: env.CONSUMER_GROUP,
+      sessionTimeoutMs: env.CONSUMER_SESSION_TIMEOUT_MS,
       batchCommandsMax: env.BATCH_COMMANDS_MAX,
       applyRetriesMax: env.APPLY_RETRIES_MAX,
       applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,

@@ -51,9 +51,9 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, lastAppliedAt: null, lag: new Map() };
   const consumer = kafka.consumer({
     groupId: config.consumer.group,
-    sessionTimeout: 30_000,
+    sessionTimeout: config.consumer.sessionTimeoutMs,
     rebalanceTimeout: 60_000,
-    heartbeatInterval: 3_000,
+    heartbeatInterval: Math.floor(config.consumer.sessionTimeoutMs / 10),
     maxWaitTimeInMs: 250,
     maxBytesPerPartition: 4 * 1024 * 1024,
     allowAutoTopicCreation: false,

@@ -70,7 +70,7 @@ export function testConfig(database: TestDatabase, patch: Parameters<typeof with
       commandPartitions: 3,
       replyPartitions: 2,
     },
-    consumer: { group: `test-${suffix}` },
+    consumer: { group: `test-${suffix}`, sessionTimeoutMs: 8_000 },
   });
   return withOverrides(config, patch);
 }

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import type { Kafka } from '../../src/kafka/client.ts';
+import { verifyLedger } from '../../src/ledger/verify.ts';
+import { publish, type WireCommand } from '../helpers/commands.ts';
+import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
+import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+
+const COMMANDS = 12_000;
+const USERS = 300;
+
+/** A stream whose every deposit must apply, mixed with withdrawals and cross-user transfers. */
+function commandStream(run: string): WireCommand[] {
+  const commands: WireCommand[] = [];
+  for (let i = 0; i < COMMANDS; i += 1) {
+    const user = 1 + (i % USERS);
+    const id = `${run}-${i}`;
+    if (i % 3 === 0) commands.push({ id, type: 'deposit', user_id: user, amount: '10.00' });
+    else if (i % 3 === 1) commands.push({ id, type: 'transfer', user_id: user, recipient_id: 1 + ((i * 7) % USERS), amount: '3.00' });
+    else commands.push({ id, type: 'withdraw', user_id: user, amount: '2.00' });
+  }
+  return commands;
+}
+
+describe('a consumer killed with SIGKILL mid-stream', () => {
+  let db: TestDatabase;
+  let config: Config;
+  let kafka: Kafka;
+  const processes: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    config = testConfig(db, { consumer: { batchCommandsMax: 500 } });
+    kafka = testKafka(config);
+    await createTestTopics(kafka, config);
+  });
+  afterAll(async () => {
+    for (const p of processes) await p.kill('SIGKILL');
+    await db?.drop();
+  });
+
+  it('is restarted and every command has exactly one effect', async () => {
+    const run = uniqueSuffix();
+    const commands = commandStream(run);
+    await publish(kafka, config.topics.commands, commands);
+
+    const first = spawnService('src/consumer/main.ts', envFor(config));
+    processes.push(first);
+    await eventually(async () => ((await countCommands(db)) >= 2_000 ? true : undefined), 90_000, 'the first consumer to apply 2,000 commands');
+    await first.kill('SIGKILL');
+    const appliedAtKill = await countCommands(db);
+    expect(appliedAtKill).toBeLessThan(COMMANDS);
+
+    const second = spawnService('src/consumer/main.ts', envFor(config));
+    processes.push(second);
+    await eventually(async () => ((await countCommands(db)) === COMMANDS ? true : undefined), 120_000, `all ${COMMANDS} commands`);
+    await second.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+
+    const deposits = commands.filter((c) => c.type === 'deposit').length;
+    const { rows } = await db.pool.query<{ applied: string; external: string }>(`
+      SELECT (SELECT count(*) FROM commands WHERE type = 'deposit' AND status = 'applied') AS applied,
+             (SELECT balance FROM accounts WHERE kind = 'external') AS external`);
+    expect(Number(rows[0]!.applied)).toBe(deposits);
+    const withdrawn = await db.pool.query<{ sum: string }>("SELECT coalesce(sum(-amount), 0) AS sum FROM transactions WHERE transaction_type = 'withdraw'");
+    // Money in the ledger = deposits - withdrawals, exactly, however often the stream was redelivered.
+    expect(-BigInt(rows[0]!.external)).toBe(BigInt(deposits) * 1000n - BigInt(withdrawn.rows[0]!.sum));
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+});
+
+async function countCommands(db: TestDatabase): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands');
+  return rows[0]!.n;
+}

@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { envSchema, loadConfig } from '../../src/config.ts';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[];
+  environment?: Record<string, string | number>;
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+}
+
+const compose = parse(await readFile(new URL('../../docker-compose.yml', import.meta.url), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const packageJson = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+const ownServices = ['setup', 'consumer', 'gateway'];
+
+describe('docker-compose.yml', () => {
+  it('runs Kafka, PostgreSQL and the service processes', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['consumer', 'gateway', 'kafka', 'postgres', 'setup']);
+    expect(compose.services.kafka!.image).toMatch(/^apache\/kafka:4\./);
+    expect(compose.services.postgres!.image).toMatch(/^postgres:/);
+  });
+
+  it('gives Kafka, PostgreSQL and the gateway healthchecks', () => {
+    for (const name of ['kafka', 'postgres', 'gateway']) expect(compose.services[name]!.healthcheck?.test, name).toBeDefined();
+  });
+
+  it.each(ownServices)('%s sets only variables the config schema knows, and a valid config', (name) => {
+    const environment = compose.services[name]!.environment ?? {};
+    const known = new Set(Object.keys(envSchema.shape));
+    for (const variable of Object.keys(environment)) expect(known.has(variable), variable).toBe(true);
+    const values = Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/, '$1')]));
+    expect(() => loadConfig(values)).not.toThrow();
+  });
+
+  it.each(ownServices)('%s runs an npm script that exists', (name) => {
+    const command = compose.services[name]!.command!;
+    expect(command.slice(0, 2)).toEqual(['npm', 'run']);
+    expect(packageJson.scripts[command[2]!]).toBeDefined();
+  });
+
+  it('starts the consumer and gateway only after setup succeeded', () => {
+    for (const name of ['consumer', 'gateway']) {
+      expect(compose.services[name]!.depends_on?.setup?.condition).toBe('service_completed_successfully');
+    }
+  });
+});

@@ -1,0 +1,55 @@
+/** Service processes run as real child processes, so tests can SIGKILL them. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../../src/config.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The environment that makes a process use `config`'s broker, database and topics. */
+export function envFor(config: Config): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    DATABASE_URL: config.db.url!,
+    KAFKA_BROKERS: config.kafka.brokers!.join(','),
+    TOPIC_COMMANDS: config.topics.commands,
+    TOPIC_REPLIES: config.topics.replies,
+    TOPIC_DEAD_LETTERS: config.topics.deadLetters,
+    COMMAND_PARTITIONS: String(config.topics.commandPartitions),
+    CONSUMER_GROUP: config.consumer.group,
+    CONSUMER_SESSION_TIMEOUT_MS: String(config.consumer.sessionTimeoutMs),
+    BATCH_COMMANDS_MAX: String(config.consumer.batchCommandsMax),
+  };
+}
+
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly output: () => string;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs a TypeScript entry point with node itself (not npx), so the pid is the service's own. */
+export function spawnService(entry: string, env: Record<string, string>): ServiceProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    output: () => output,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
