@@ -38,6 +38,7 @@ export const envSchema = z.object({
   COMMAND_PARTITIONS: int(1, 1000).default(6),
   REPLY_PARTITIONS: int(1, 1000).default(6),
   CONSUMER_GROUP: z.string().min(1).default('balance-consumer'),
+  CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(2),
   CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
@@ -90,6 +91,8 @@ export interface Config {
     readonly group: string;
     /** How long the group waits for a silent consumer (one that died) before moving its partitions. */
     readonly sessionTimeoutMs: number;
+    /** Partitions one process applies at the same time, each in its own transaction. */
+    readonly partitionsConcurrent: number;
     readonly batchCommandsMax: number;
     readonly applyRetriesMax: number;
     readonly applyRetryBackoffMs: number;
@@ -162,6 +165,7 @@ function toConfig(env: Env): Config {
     consumer: {
       group: env.CONSUMER_GROUP,
       sessionTimeoutMs: env.CONSUMER_SESSION_TIMEOUT_MS,
+      partitionsConcurrent: env.CONSUMER_PARTITIONS_CONCURRENT,
       batchCommandsMax: env.BATCH_COMMANDS_MAX,
       applyRetriesMax: env.APPLY_RETRIES_MAX,
       applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,

@@ -34,6 +34,8 @@ export interface WorkerStats {
   deadLettered: number;
   chunks: number;
   retries: number;
+  /** When the first chunk started processing (ms since epoch), for throughput figures. */
+  firstChunkAt: number | null;
   lastAppliedAt: number | null;
   /** Messages behind the partition's high watermark after the last chunk, by partition. */
   readonly lag: Map<number, number>;
@@ -48,7 +50,7 @@ export interface CommandWorker {
 export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const { config, kafka, log } = deps;
   const schema = createCommandSchema(config.limits);
-  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, lastAppliedAt: null, lag: new Map() };
+  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, lag: new Map() };
   const consumer = kafka.consumer({
     groupId: config.consumer.group,
     sessionTimeout: config.consumer.sessionTimeoutMs,
@@ -74,7 +76,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: Math.max(1, config.topics.commandPartitions),
+        partitionsConsumedConcurrently: config.consumer.partitionsConcurrent,
         eachBatch: (payload) => consumeBatch(payload, consumer, chunkDeps),
       });
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
@@ -96,22 +98,42 @@ interface ChunkDeps extends WorkerDeps {
   readonly coreTopics: ReadonlySet<string>;
 }
 
+/**
+ * Chunks of one partition are applied strictly one after another, but the Kafka side of chunk
+ * N (publishing its replies, then committing its offset) overlaps the database side of chunk
+ * N+1: Node and PostgreSQL work at the same time. An offset is still committed only after its
+ * chunk is both in PostgreSQL and acknowledged by Kafka, and in order.
+ */
 async function consumeBatch(payload: EachBatchPayload, consumer: Consumer, deps: ChunkDeps): Promise<void> {
   const { batch } = payload;
   const chunkSize = deps.config.consumer.batchCommandsMax;
+  let previous: Promise<void> = Promise.resolve();
   for (let start = 0; start < batch.messages.length; start += chunkSize) {
-    if (!payload.isRunning() || payload.isStale()) return;
+    if (!payload.isRunning() || payload.isStale()) break;
     const chunk = batch.messages.slice(start, start + chunkSize);
-    await processChunk(batch.topic, batch.partition, chunk, deps);
+    deps.stats.firstChunkAt ??= Date.now();
+    const applying = applyChunk(batch.topic, batch.partition, chunk, deps);
+    // If the previous chunk's publish fails we stop here; this chunk's transaction may still
+    // commit, which is safe: redelivery turns it into duplicates.
+    applying.catch(() => {});
+    await previous;
+    const outbox = await applying;
     const last = chunk.at(-1)!.offset;
-    payload.resolveOffset(last);
-    await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-    deps.stats.lag.set(batch.partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
-    await payload.heartbeat();
+    previous = (async () => {
+      await outbox.flush(deps.producer, deps.coreTopics, deps.log);
+      payload.resolveOffset(last);
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+      deps.stats.chunks += 1;
+      deps.stats.lag.set(batch.partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
+      await payload.heartbeat();
+    })();
+    previous.catch(() => {});
   }
+  await previous;
 }
 
-async function processChunk(topic: string, partition: number, chunk: readonly KafkaMessage[], deps: ChunkDeps): Promise<void> {
+/** Parses a chunk, applies its valid commands in one transaction, and returns what to publish. */
+async function applyChunk(topic: string, partition: number, chunk: readonly KafkaMessage[], deps: ChunkDeps): Promise<Outbox> {
   const outbox = new Outbox(deps.config.topics.replies);
   const items: BatchItem[] = [];
   const replyTargets = new Map<string, string | undefined>();
@@ -132,8 +154,7 @@ async function processChunk(topic: string, partition: number, chunk: readonly Ka
     for (const reply of result.replies) outbox.reply(reply, replyTargets.get(reply.command_id));
     count(deps.stats, result);
   }
-  await outbox.flush(deps.producer, deps.coreTopics, deps.log);
-  deps.stats.chunks += 1;
+  return outbox;
 }
 
 function applyWithRetry(items: readonly BatchItem[], deps: ChunkDeps): Promise<BatchResult> {

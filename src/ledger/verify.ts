@@ -55,9 +55,20 @@ export const CHECKS: readonly Check[] = [
           OR (c.status = 'applied' AND c.type = 'capture' AND count(p.id) NOT IN (1, 2))`,
   },
   {
+    name: 'postings_reference_existing_rows',
+    description: 'every posting names an existing command and two existing accounts',
+    sql: `
+      SELECT p.id, p.command_id, p.debit_account_id, p.credit_account_id
+      FROM postings p
+      LEFT JOIN commands c ON c.id = p.command_id
+      LEFT JOIN accounts d ON d.id = p.debit_account_id
+      LEFT JOIN accounts cr ON cr.id = p.credit_account_id
+      WHERE c.id IS NULL OR d.id IS NULL OR cr.id IS NULL`,
+  },
+  {
     name: 'transactions_link_to_applied_commands',
     description: 'every user-facing transaction belongs to an applied command',
-    sql: `SELECT t.id, t.command_id FROM transactions t JOIN commands c ON c.id = t.command_id WHERE c.status <> 'applied'`,
+    sql: `SELECT t.id, t.command_id FROM transactions t LEFT JOIN commands c ON c.id = t.command_id WHERE c.id IS NULL OR c.status <> 'applied'`,
   },
   {
     name: 'reserved_equals_open_reservations',
@@ -72,15 +83,15 @@ export const CHECKS: readonly Check[] = [
     name: 'closed_reservations_accounted',
     description: 'every closed reservation moved exactly its amount out of reserved: the captured part to revenue, the rest back',
     sql: `
-      SELECT r.id, r.status, r.amount, r.captured_amount, coalesce(sum(p.amount), 0) AS moved,
-             coalesce(sum(p.amount) FILTER (WHERE cr.kind = 'revenue'), 0) AS to_revenue
-      FROM reservations r
-      LEFT JOIN postings p ON p.command_id = r.close_command_id
-      LEFT JOIN accounts cr ON cr.id = p.credit_account_id
-      WHERE r.status <> 'open'
-      GROUP BY r.id
-      HAVING coalesce(sum(p.amount), 0) <> r.amount
-          OR coalesce(sum(p.amount) FILTER (WHERE cr.kind = 'revenue'), 0) <> r.captured_amount`,
+      WITH moved AS (
+        SELECT p.command_id, sum(p.amount) AS total, coalesce(sum(p.amount) FILTER (WHERE a.kind = 'revenue'), 0) AS to_revenue
+        FROM postings p JOIN accounts a ON a.id = p.credit_account_id
+        WHERE p.command_id IN (SELECT close_command_id FROM reservations WHERE status <> 'open')
+        GROUP BY p.command_id
+      )
+      SELECT r.id, r.status, r.amount, r.captured_amount, coalesce(m.total, 0) AS moved, coalesce(m.to_revenue, 0) AS to_revenue
+      FROM reservations r LEFT JOIN moved m ON m.command_id = r.close_command_id
+      WHERE r.status <> 'open' AND (coalesce(m.total, 0) <> r.amount OR coalesce(m.to_revenue, 0) <> r.captured_amount)`,
   },
 ];
 
@@ -90,11 +101,24 @@ export interface Violation {
   readonly rows: readonly Record<string, unknown>[];
 }
 
-export async function verifyLedger(db: pg.Pool | pg.PoolClient): Promise<Violation[]> {
-  const violations: Violation[] = [];
-  for (const check of CHECKS) {
-    const { rows } = await db.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
-    if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
+/**
+ * Runs every check in one REPEATABLE READ snapshot, so a consumer writing meanwhile cannot make
+ * two checks see different ledgers, and without the service's statement timeout: a full scan
+ * of a large ledger legitimately takes longer than any request should.
+ */
+export async function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query('SET LOCAL statement_timeout = 0');
+    const violations: Violation[] = [];
+    for (const check of CHECKS) {
+      const { rows } = await client.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
+      if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
+    }
+    await client.query('COMMIT');
+    return violations;
+  } finally {
+    client.release();
   }
-  return violations;
 }

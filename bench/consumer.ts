@@ -1,0 +1,173 @@
+/**
+ * `npm run bench:consumer`: how fast the consumer applies commands, against the real broker
+ * and PostgreSQL on this machine.
+ *   mixed   preloads BENCH_MIXED_COMMANDS (200,000) commands over BENCH_USERS (10,000) users,
+ *           then times the consumer from its first chunk to the last applied command;
+ *   hot     BENCH_HOT_COMMANDS (100,000) commands, all for ONE user;
+ *   ceiling the same number of rows, in the same batch sizes, with one set-based INSERT per
+ *           batch and a commit each: what PostgreSQL alone manages here.
+ * Prints a table and writes bench/results/consumer-<time>.json.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import pg from 'pg';
+import { loadConfig, withOverrides, type Config } from '../src/config.ts';
+import { createCommandWorker } from '../src/consumer/worker.ts';
+import { ensureDatabase, quoteIdentifier } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createPool } from '../src/db/pool.ts';
+import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '../src/kafka/client.ts';
+import { createLogger } from '../src/log.ts';
+import { startLocalKafka } from '../src/stack/local-kafka.ts';
+import { verifyLedger } from '../src/ledger/verify.ts';
+import { hotAccountCommands, mixedCommands } from './workloads.ts';
+
+const settings = {
+  mixedCommands: Number(process.env.BENCH_MIXED_COMMANDS ?? 200_000),
+  hotCommands: Number(process.env.BENCH_HOT_COMMANDS ?? 100_000),
+  users: Number(process.env.BENCH_USERS ?? 10_000),
+  partitions: Number(process.env.BENCH_PARTITIONS ?? 6),
+  batchCommandsMax: Number(process.env.BATCH_COMMANDS_MAX ?? 2_000),
+  /** A pass that has not finished after this long is reported as failed. */
+  passWaitMs: Number(process.env.BENCH_PASS_WAIT_MS ?? 600_000),
+};
+
+const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'bench' });
+
+async function main() {
+  const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const broker = process.env.KAFKA_BROKERS
+    ? null
+    : await startLocalKafka({ dir: '.local/kafka-bench', port: 49092, controllerPort: 49093, heapMb: 1024, readyWaitMs: 120_000, fresh: true, log });
+  const brokers = process.env.KAFKA_BROKERS?.split(',') ?? broker!.brokers;
+  try {
+    const kafka = createKafka({ brokers, clientId: 'bench', log });
+    const mixed = await runPass('mixed', serverUrl, kafka, brokers, mixedCommands(settings.mixedCommands, settings.users));
+    const hot = await runPass('hot', serverUrl, kafka, brokers, hotAccountCommands(settings.hotCommands, 1));
+    const ceiling = await measureCeiling(serverUrl, settings.mixedCommands, settings.batchCommandsMax);
+    await report({ mixed, hot, ceiling });
+  } finally {
+    await broker?.stop();
+  }
+}
+
+interface PassResult {
+  readonly commands: number;
+  readonly seconds: number;
+  readonly commandsPerSecond: number;
+  readonly applied: number;
+  readonly rejected: number;
+  readonly retries: number;
+  readonly ledgerVerified: boolean;
+}
+
+async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: string[], commands: ReadonlyArray<{ key: string; value: string }>): Promise<PassResult> {
+  const database = `balance_bench_${name}`;
+  const url = await freshDatabase(serverUrl, database);
+  const config = benchConfig(url, brokers, name);
+  await ensureTopics(kafka, [
+    { topic: config.topics.commands, partitions: settings.partitions },
+    { topic: config.topics.replies, partitions: settings.partitions },
+    { topic: config.topics.deadLetters, partitions: settings.partitions },
+  ]);
+  console.log(`[${name}] preloading ${commands.length} commands`);
+  await preload(kafka, config.topics.commands, commands);
+  const pool = createPool(url, config.db, 'bench');
+  const worker = createCommandWorker({ config, kafka, pool, log });
+  console.log(`[${name}] consuming`);
+  await worker.start();
+  const deadline = Date.now() + settings.passWaitMs;
+  const done = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
+  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  const finishedAt = Date.now();
+  console.log(JSON.stringify((globalThis as any).T), JSON.stringify((globalThis as any).A)); (globalThis as any).T=undefined; (globalThis as any).A=undefined;
+  await worker.stop();
+  if (!done()) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
+  const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
+  const violations = await verifyLedger(pool);
+  await pool.end();
+  return {
+    commands: commands.length,
+    seconds,
+    commandsPerSecond: Math.round(commands.length / seconds),
+    applied: worker.stats.applied,
+    rejected: worker.stats.rejected,
+    retries: worker.stats.retries,
+    ledgerVerified: violations.length === 0,
+  };
+}
+
+function benchConfig(url: string, brokers: string[], name: string): Config {
+  const suffix = `${name}.${Date.now().toString(36)}`;
+  return withOverrides(loadConfig({ ...process.env, LOG_LEVEL: 'warn', BATCH_COMMANDS_MAX: String(settings.batchCommandsMax) }), {
+    db: { url },
+    kafka: { brokers },
+    topics: { commands: `bench.${suffix}.commands`, replies: `bench.${suffix}.replies`, deadLetters: `bench.${suffix}.dlq`, commandPartitions: settings.partitions },
+    consumer: { group: `bench-${suffix}` },
+  });
+}
+
+async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ key: string; value: string }>) {
+  const producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true });
+  await producer.connect();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < messages.length; i += 10_000) {
+    pending.push(producer.send({ topic, acks: -1, compression: 0, messages: messages.slice(i, i + 10_000) }));
+    if (pending.length >= 4) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  await producer.disconnect();
+}
+
+async function freshDatabase(serverUrl: string, database: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  await ensureDatabase(url.toString());
+  const pool = createPool(url.toString(), loadConfig({}).db, 'bench-migrate');
+  await migrate(pool);
+  await pool.end();
+  return url.toString();
+}
+
+/** The raw ceiling: one set-based INSERT of a batch of rows per transaction. */
+async function measureCeiling(serverUrl: string, rows: number, batch: number) {
+  const url = await freshDatabase(serverUrl, 'balance_bench_ceiling');
+  const pool = createPool(url, loadConfig({}).db, 'bench-ceiling');
+  await pool.query('CREATE TABLE ceiling (id text PRIMARY KEY, user_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
+  const started = performance.now();
+  for (let at = 0; at < rows; at += batch) {
+    const n = Math.min(batch, rows - at);
+    const ids = Array.from({ length: n }, (_, i) => `ceiling-${at + i}`);
+    const users = Array.from({ length: n }, (_, i) => 1 + ((at + i) % settings.users));
+    const amounts = Array.from({ length: n }, (_, i) => 100 + ((at + i) % 1000));
+    await pool.query('INSERT INTO ceiling (id, user_id, amount) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])', [ids, users, amounts]);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await pool.end();
+  return { rows, batchRows: batch, seconds, rowsPerSecond: Math.round(rows / seconds) };
+}
+
+async function report(results: { mixed: PassResult; hot: PassResult; ceiling: Awaited<ReturnType<typeof measureCeiling>> }) {
+  const ratio = results.mixed.commandsPerSecond / results.ceiling.rowsPerSecond;
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  const output = { at: new Date().toISOString(), machine, settings, ...results, ratioToCeiling: Number(ratio.toFixed(3)) };
+  console.log('\npass      commands   seconds   commands/s   applied   rejected   retries   verify');
+  for (const [name, r] of [['mixed', results.mixed], ['hot', results.hot]] as const) {
+    console.log(
+      `${name.padEnd(9)} ${String(r.commands).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${String(r.commandsPerSecond).padStart(12)} ${String(r.applied).padStart(9)} ${String(r.rejected).padStart(10)} ${String(r.retries).padStart(9)}   ${r.ledgerVerified ? 'ok' : 'FAILED'}`,
+    );
+  }
+  console.log(`ceiling   ${String(results.ceiling.rows).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.rowsPerSecond).padStart(12)}   (rows/s, one INSERT of ${results.ceiling.batchRows} rows per transaction)`);
+  console.log(`ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
+  await mkdir('bench/results', { recursive: true });
+  const file = `bench/results/consumer-${output.at.replaceAll(':', '-')}.json`;
+  await writeFile(file, JSON.stringify(output, null, 2));
+  console.log(`written: ${file}`);
+  if (!results.mixed.ledgerVerified || !results.hot.ledgerVerified) process.exitCode = 1;
+}
+
+await main();
