@@ -80,7 +80,6 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
   const done = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
   while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   const finishedAt = Date.now();
-  console.log(JSON.stringify((globalThis as any).T), JSON.stringify((globalThis as any).A)); (globalThis as any).T=undefined; (globalThis as any).A=undefined;
   await worker.stop();
   if (!done()) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
   const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
