@@ -15,6 +15,7 @@ export const API_ERRORS = {
   forbidden: { status: 403, message: 'This account may not perform this action.' },
   not_found: { status: 404, message: 'Nothing exists at this address.' },
   method_not_allowed: { status: 405, message: 'This method is not allowed here.' },
+  conflict: { status: 409, message: 'The ledger rejected the command.' },
   body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },
@@ -28,13 +29,17 @@ export type ApiErrorCode = keyof typeof API_ERRORS;
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   readonly status: number;
+  /** The code the client sees: the registry code, or for a 409 the ledger's result code. */
+  readonly publicCode: string;
   constructor(
     readonly code: ApiErrorCode,
     message?: string,
     readonly details?: unknown,
+    publicCode?: string,
   ) {
     super(message ?? API_ERRORS[code].message);
     this.status = API_ERRORS[code].status;
+    this.publicCode = publicCode ?? code;
   }
 }
 

@@ -20,17 +20,17 @@ await runCli(async () => {
   const pool = createPool(infra.databaseUrl, config.db, 'balance-service');
   const kafka = createKafka({ brokers: infra.brokers, clientId: config.kafka.clientId, log });
   const worker = createCommandWorker({ config, kafka, pool, log: log.child({ component: 'consumer' }) });
-  const gateway = await buildGateway({ config, kafka, pool, log: log.child({ component: 'gateway' }), consumerStats: worker.stats });
+  const gateway = buildGateway({ config, kafka, pool, log: log.child({ component: 'gateway' }), consumerStats: worker.stats });
   let stopping = false;
   void infra.localKafka?.exited.then((code) => {
     if (!stopping) log.error({ code, log: infra.localKafka?.logFile }, 'the local Kafka broker exited; /readyz reports not ready and clients retry until a broker is back');
   });
   await worker.start();
-  const address = await gateway.listen({ host: config.http.host, port: config.http.port });
+  const address = await gateway.start({ host: config.http.host, port: config.http.port });
   log.info({ gateway: address, kafka: infra.brokers.join(','), commands: config.topics.commands }, 'balance service is running; Ctrl-C stops it');
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   stopping = true;
-  await gateway.close();
+  await gateway.stop();
   await worker.stop();
   await pool.end();
   await infra.localKafka?.stop();

@@ -1,25 +1,24 @@
 /**
  * The gateway's app factory: a configured Fastify instance that does not listen yet, so tests
- * can drive it with `app.inject()` and main files only wire dependencies and call `listen`.
+ * drive it with `app.inject()` and main files only wire dependencies and call `listen`.
  */
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
-import type { Config } from '../config.ts';
-import type { Logger } from '../log.ts';
-import type { ReadinessProbe } from '../health.ts';
+import { isTransientDbError } from '../db/errors.ts';
 import { API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
+import type { ApiContext } from './context.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
+import { registerCommandRoutes } from './routes/commands.ts';
+import { registerOperationRoutes } from './routes/operations.ts';
+import { registerReadRoutes } from './routes/reads.ts';
 
-export interface AppDeps {
-  readonly config: Config;
-  readonly log: Logger;
-  readonly readiness: ReadinessProbe;
-}
-
-export function buildApp(deps: AppDeps): FastifyInstance {
+export function buildApp(ctx: ApiContext): FastifyInstance {
   const app = Fastify({
-    loggerInstance: deps.log as FastifyBaseLogger,
-    bodyLimit: deps.config.http.bodyBytesMax,
-    routerOptions: { ignoreTrailingSlash: true },
-    requestTimeout: deps.config.limits.replyWaitMs + 5_000,
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    bodyLimit: ctx.config.http.bodyBytesMax,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    requestTimeout: ctx.config.limits.replyWaitMs + 5_000,
+    // Request ids are ours, never taken from a header a client controls.
+    genReqId: () => crypto.randomUUID(),
   });
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = toErrorResponse(error);
@@ -29,11 +28,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setNotFoundHandler((_request, reply) => {
     void reply.code(404).send(errorBody(new ApiError('not_found')));
   });
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    const report = await deps.readiness();
-    return reply.code(report.ready ? 200 : 503).send(report);
+  app.addHook('onResponse', async (request, reply) => {
+    ctx.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
+  registerOperationRoutes(app, ctx);
+  registerAuthRoutes(app, ctx);
+  registerCommandRoutes(app, ctx);
+  registerReadRoutes(app, ctx);
   return app;
 }
 
@@ -51,7 +52,10 @@ export function toErrorResponse(error: unknown): { status: number; body: ErrorBo
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return coded('malformed_json');
   }
+  if (isTransientDbError(error)) return coded('service_unavailable');
   if (error instanceof SyntaxError || fastifyError.statusCode === 400) return coded('malformed_json');
+  if (fastifyError.statusCode === 413) return coded('body_too_large');
+  if (fastifyError.statusCode === 415) return coded('unsupported_media_type');
   return coded('internal_error');
 }
 
@@ -62,6 +66,6 @@ function coded(code: keyof typeof API_ERRORS) {
 
 function errorBody(error: ApiError): ErrorBody {
   return error.details === undefined
-    ? { code: error.code, message: error.message }
-    : { code: error.code, message: error.message, details: error.details };
+    ? { code: error.publicCode, message: error.message }
+    : { code: error.publicCode, message: error.message, details: error.details };
 }

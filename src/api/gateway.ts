@@ -1,15 +1,21 @@
 /**
- * Wires the gateway's dependencies into the app factory: the readiness probe and, as they
- * arrive, the command publisher and the reply waiter.
+ * Wires the gateway: the command client (publisher and reply listener), tokens, throttling,
+ * metrics and the readiness probe, into the app factory.
  */
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import { CommandClient } from '../client/command-client.ts';
 import type { WorkerStats } from '../consumer/worker.ts';
 import { createReadinessProbe } from '../health.ts';
 import type { Kafka } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { buildApp } from './app.ts';
+import { LoginThrottle } from './auth/throttle.ts';
+import { TokenService } from './auth/tokens.ts';
+import { Metrics } from './metrics.ts';
+import { PendingCommands } from './pending.ts';
+import { createHttpSchemas } from './schemas.ts';
 
 export interface GatewayDeps {
   readonly config: Config;
@@ -22,8 +28,72 @@ export interface GatewayDeps {
 
 /** Probes give up after this long, so /readyz answers promptly even when a dependency hangs. */
 export const READINESS_PROBE_WAIT_MS = 2_000;
+export const LOGIN_FAILURES_MAX = 10;
+export const LOGIN_WINDOW_MS = 5 * 60_000;
+export const PENDING_COMMANDS_MAX = 100_000;
+export const PENDING_COMMAND_AGE_MS_MAX = 15 * 60_000;
+export const WAITING_REQUESTS_MAX = 10_000;
 
-export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
-  const readiness = createReadinessProbe({ pool: deps.pool, kafka: deps.kafka, probeWaitMs: READINESS_PROBE_WAIT_MS });
-  return buildApp({ config: deps.config, log: deps.log, readiness });
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly client: CommandClient;
+  start(listen: { host: string; port: number }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function buildGateway(deps: GatewayDeps): Gateway {
+  const { config } = deps;
+  const client = new CommandClient({
+    kafka: deps.kafka,
+    commandTopic: config.topics.commands,
+    replyTopic: config.topics.replies,
+    waitingRequestsMax: WAITING_REQUESTS_MAX,
+    log: deps.log,
+  });
+  const metrics = gatewayMetrics(client, deps.consumerStats);
+  const app = buildApp({
+    config,
+    log: deps.log,
+    pool: deps.pool,
+    client,
+    readiness: createReadinessProbe({ pool: deps.pool, kafka: deps.kafka, probeWaitMs: READINESS_PROBE_WAIT_MS }),
+    tokens: new TokenService(config.jwt),
+    throttle: new LoginThrottle(LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS),
+    pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
+    metrics,
+    schemas: createHttpSchemas(config.limits),
+  });
+  return {
+    app,
+    client,
+    async start(listen) {
+      await client.start();
+      return app.listen(listen);
+    },
+    async stop() {
+      await app.close();
+      await client.stop();
+    },
+  };
+}
+
+function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined): Metrics {
+  const metrics = new Metrics();
+  metrics.register('balance_commands_published_total', 'Commands published to Kafka by this gateway.', 'counter', () => [{ value: client.published }]);
+  metrics.register('balance_replies_matched_total', 'Replies matched to a waiting request.', 'counter', () => [{ value: client.repliesMatched }]);
+  metrics.register('balance_reply_timeouts_total', 'Requests that stopped waiting for a reply.', 'counter', () => [{ value: client.timeouts }]);
+  metrics.register('balance_requests_waiting', 'Requests waiting for a reply now.', 'gauge', () => [{ value: client.waiting }]);
+  if (consumer) {
+    metrics.register('balance_consumer_commands_total', 'Commands decided by the consumer, by outcome.', 'counter', () => [
+      { labels: { outcome: 'applied' }, value: consumer.applied },
+      { labels: { outcome: 'rejected' }, value: consumer.rejected },
+      { labels: { outcome: 'duplicate' }, value: consumer.duplicates },
+      { labels: { outcome: 'dead_lettered' }, value: consumer.deadLettered },
+    ]);
+    metrics.register('balance_consumer_lag', 'Messages behind the high watermark, by partition.', 'gauge', () =>
+      [...consumer.lag].map(([partition, lag]) => ({ labels: { partition: String(partition) }, value: lag })),
+    );
+    metrics.register('balance_consumer_retries_total', 'Chunks retried after a transient database error.', 'counter', () => [{ value: consumer.retries }]);
+  }
+  return metrics;
 }

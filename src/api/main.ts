@@ -13,9 +13,9 @@ await runCli(async () => {
   const log = createLogger({ level: config.logLevel, name: 'gateway' });
   if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone gateway (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-gateway');
-  const gateway = await buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log }), pool, log });
-  await gateway.listen({ host: config.http.host, port: config.http.port });
+  const gateway = buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log }), pool, log });
+  await gateway.start({ host: config.http.host, port: config.http.port });
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
-  await gateway.close();
+  await gateway.stop();
   await pool.end();
 });

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { parseAmount } from './money.ts';
+import { formatMinor, parseAmount } from './money.ts';
 
 export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
@@ -64,4 +64,9 @@ export function commandFingerprint(command: Command): string {
 /** The partition key of a command: the user whose order matters (the sender of a transfer). */
 export function commandKey(command: { user_id: number }): string {
   return String(command.user_id);
+}
+
+/** The JSON a validated command is published as: the amount back as an exact decimal string. */
+export function serializeCommand(command: Command): string {
+  return JSON.stringify(command, (key, value: unknown) => (key === 'amount' && typeof value === 'bigint' ? formatMinor(value) : value));
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../src/api/app.ts';
 import { createReadinessProbe } from '../../src/health.ts';
 import { createKafka } from '../../src/kafka/client.ts';
 import { createTestDatabase, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { appWithoutKafka } from '../helpers/gateway.ts';
 
 describe('gateway health endpoints', () => {
   let db: TestDatabase;
@@ -15,7 +15,7 @@ describe('gateway health endpoints', () => {
 
   it('answers /healthz while the process is up', async () => {
     const config = testConfig(db);
-    const app = buildApp({ config, log: testLog, readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
+    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
     const response = await app.inject({ method: 'GET', url: '/healthz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ok' });
@@ -24,7 +24,7 @@ describe('gateway health endpoints', () => {
 
   it('is ready when PostgreSQL and Kafka both answer', async () => {
     const config = testConfig(db);
-    const app = buildApp({ config, log: testLog, readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
+    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
     const response = await app.inject({ method: 'GET', url: '/readyz/' });
     expect(response.statusCode).toBe(200);
     expect(response.json().checks.kafka.ok).toBe(true);
@@ -35,7 +35,7 @@ describe('gateway health endpoints', () => {
   it('is not ready, quickly, when Kafka does not answer', async () => {
     const config = testConfig(db);
     const kafka = createKafka({ brokers: ['127.0.0.1:1'], clientId: 'nobody', log: testLog, retriesMax: 0 });
-    const app = buildApp({ config, log: testLog, readiness: createReadinessProbe({ pool: db.pool, kafka, probeWaitMs: 1_000 }) });
+    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka, probeWaitMs: 1_000 }) });
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.json().checks).toMatchObject({ kafka: { ok: false }, postgres: { ok: true } });
@@ -44,7 +44,7 @@ describe('gateway health endpoints', () => {
 
   it('answers an unknown path with a coded 404', async () => {
     const config = testConfig(db);
-    const app = buildApp({ config, log: testLog, readiness: async () => ({ ready: true, checks: {} as never }) });
+    const app = appWithoutKafka(config, db, { readiness: async () => ({ ready: true, checks: {} as never }) });
     const response = await app.inject({ method: 'GET', url: '/nope' });
     expect(response.statusCode).toBe(404);
     expect(response.json()).toMatchObject({ code: 'not_found' });

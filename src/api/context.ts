@@ -1,0 +1,25 @@
+/** Everything the routes need, built once per app. */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import type { CommandClient } from '../client/command-client.ts';
+import type { Logger } from '../log.ts';
+import type { ReadinessProbe } from '../health.ts';
+import type { TokenService } from './auth/tokens.ts';
+import type { LoginThrottle } from './auth/throttle.ts';
+import type { Metrics } from './metrics.ts';
+import type { PendingCommands } from './pending.ts';
+import type { HttpSchemas } from './schemas.ts';
+
+export interface ApiContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly pool: pg.Pool;
+  /** Null when the gateway runs without Kafka (reads still work; commands answer 503). */
+  readonly client: CommandClient | null;
+  readonly readiness: ReadinessProbe;
+  readonly tokens: TokenService;
+  readonly throttle: LoginThrottle;
+  readonly pending: PendingCommands;
+  readonly metrics: Metrics;
+  readonly schemas: HttpSchemas;
+}

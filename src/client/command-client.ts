@@ -1,0 +1,69 @@
+/**
+ * The typed producer client: what TypeScript services (and the gateway) use to send commands.
+ *   publish(command)             fire and forget; resolves once Kafka acknowledged it.
+ *   request(command, {timeoutMs}) publishes and waits for the reply; null on timeout.
+ * Commands are keyed by user id with the Java-compatible murmur2 partitioner, so per-user order
+ * holds across every producer that follows the contract.
+ */
+import { commandKey, serializeCommand, type Command } from '../commands/schema.ts';
+import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
+import type { CommandReply } from '../ledger/outcome.ts';
+import type { Logger } from '../log.ts';
+import { ReplyListener } from './reply-listener.ts';
+
+export interface CommandClientOptions {
+  readonly kafka: Kafka;
+  readonly commandTopic: string;
+  readonly replyTopic: string;
+  /** The most requests that may wait for a reply at once. */
+  readonly waitingRequestsMax: number;
+  readonly log: Logger;
+}
+
+export class CommandClient {
+  private readonly producer: Producer;
+  private readonly replies: ReplyListener;
+  published = 0;
+  repliesMatched = 0;
+  timeouts = 0;
+
+  constructor(private readonly options: CommandClientOptions) {
+    this.producer = options.kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
+    this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    await this.replies.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.replies.stop();
+    await this.producer.disconnect();
+  }
+
+  get waiting(): number {
+    return this.replies.pending;
+  }
+
+  async publish(command: Command): Promise<void> {
+    await this.producer.send({ topic: this.options.commandTopic, acks: -1, messages: [{ key: commandKey(command), value: serializeCommand(command) }] });
+    this.published += 1;
+  }
+
+  /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
+  async request(command: Command, options: { timeoutMs: number }): Promise<CommandReply | null> {
+    // Wait first, publish second: a reply can arrive before `send` returns.
+    const reply = this.replies.wait(command.id, options.timeoutMs);
+    try {
+      await this.publish(command);
+    } catch (error) {
+      void reply;
+      throw error;
+    }
+    const answer = await reply;
+    if (answer) this.repliesMatched += 1;
+    else this.timeouts += 1;
+    return answer;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Waits for replies on the reply topic, correlated by command id (the message key).
+ *
+ * Each listener reads every partition of the reply topic in a consumer group of its own, from
+ * the moment it started, and keeps only the replies someone waits for. That is what lets many
+ * gateway instances share one reply topic: each sees every reply and picks out its own. The
+ * number of waiters is bounded; past it, `wait` refuses instead of growing without limit.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from '../kafka/client.ts';
+import type { CommandReply } from '../ledger/outcome.ts';
+import type { Logger } from '../log.ts';
+
+export class TooManyWaitersError extends Error {
+  override readonly name = 'TooManyWaitersError';
+}
+
+interface Waiter {
+  resolve(reply: CommandReply | null): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ReplyListener {
+  private readonly waiters = new Map<string, Waiter[]>();
+  private waiterCount = 0;
+  private readonly consumer;
+  private started = false;
+
+  constructor(
+    kafka: Kafka,
+    private readonly topic: string,
+    private readonly waitersMax: number,
+    private readonly log: Logger,
+    groupPrefix = 'balance-replies',
+  ) {
+    this.consumer = kafka.consumer({ groupId: `${groupPrefix}-${randomUUID()}`, maxWaitTimeInMs: 50, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  }
+
+  /** Resolves once the listener is assigned its partitions, so no reply published after it is missed. */
+  async start(): Promise<void> {
+    const joined = new Promise<void>((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.topic], fromBeginning: false });
+    await this.consumer.run({
+      eachMessage: async ({ message }) => {
+        const id = message.key?.toString();
+        if (!id || !this.waiters.has(id) || !message.value) return;
+        this.settle(id, JSON.parse(message.value.toString()) as CommandReply);
+      },
+    });
+    await joined;
+    this.started = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const id of [...this.waiters.keys()]) this.settle(id, null);
+    if (this.started) await this.consumer.disconnect();
+  }
+
+  get pending(): number {
+    return this.waiterCount;
+  }
+
+  /**
+   * Registers interest in `commandId` before its command is published; resolves with the reply,
+   * or null after `timeoutMs`.
+   */
+  wait(commandId: string, timeoutMs: number): Promise<CommandReply | null> {
+    if (this.waiterCount >= this.waitersMax) throw new TooManyWaitersError(`more than ${this.waitersMax} requests are waiting for replies`);
+    return new Promise((resolve) => {
+      const waiter: Waiter = { resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };
+      const list = this.waiters.get(commandId);
+      if (list) list.push(waiter);
+      else this.waiters.set(commandId, [waiter]);
+      this.waiterCount += 1;
+    });
+  }
+
+  private expire(commandId: string, waiter: Waiter): void {
+    const list = this.waiters.get(commandId);
+    if (!list) return;
+    const remaining = list.filter((w) => w !== waiter);
+    if (remaining.length === list.length) return;
+    this.waiterCount -= 1;
+    if (remaining.length) this.waiters.set(commandId, remaining);
+    else this.waiters.delete(commandId);
+    waiter.resolve(null);
+  }
+
+  private settle(commandId: string, reply: CommandReply | null): void {
+    const list = this.waiters.get(commandId);
+    if (!list) return;
+    this.waiters.delete(commandId);
+    this.waiterCount -= list.length;
+    for (const waiter of list) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(reply);
+    }
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Read queries of the ledger for the API: balances, history pages, command outcomes and the
+ * monthly revenue report. Writes happen only in the consumer.
+ */
+import type pg from 'pg';
+import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
+import { defaultMessage } from './decide-batch.ts';
+import type { ResultCode } from './core.ts';
+import { transactionsOfCommands } from './store.ts';
+
+const SQL_BALANCES_OF_USERS = `
+  SELECT owner_id, kind, balance FROM accounts
+  WHERE kind IN ('user_available', 'user_reserved') AND owner_id = ANY($1::bigint[])`;
+const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE owner_id = $1 AND kind = \'user_available\') AS known';
+
+export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, BalanceView>> {
+  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({ name: 'q_balances', text: SQL_BALANCES_OF_USERS, values: [userIds] });
+  const out: Record<string, BalanceView> = {};
+  for (const userId of userIds) {
+    const of = (kind: string) => BigInt(rows.find((r) => Number(r.owner_id) === userId && r.kind === kind)?.balance ?? '0');
+    out[String(userId)] = balanceView(of('user_available'), of('user_reserved'));
+  }
+  return out;
+}
+
+/** The balance of a known user (registered, or with an account); null for an unknown id. */
+export async function balanceOfUser(db: pg.Pool, userId: number): Promise<BalanceView | null> {
+  const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
+  if (!known.rows[0]?.known) return null;
+  return (await balancesOfUsers(db, [userId]))[String(userId)]!;
+}
+
+const SQL_COMMAND = 'SELECT id, fingerprint, type, user_id, status, code, message FROM commands WHERE id = $1';
+
+export interface StoredOutcome {
+  readonly fingerprint: string;
+  readonly userId: number;
+  readonly reply: CommandReply;
+}
+
+/** The decided outcome of a command, as a reply with `duplicate: true`; null if not decided (yet). */
+export async function loadOutcome(db: pg.Pool, commandId: string): Promise<StoredOutcome | null> {
+  const { rows } = await db.query<{ id: string; fingerprint: string; user_id: string; status: 'applied' | 'rejected'; code: string; message: string }>(
+    { name: 'q_command', text: SQL_COMMAND, values: [commandId] },
+  );
+  const row = rows[0];
+  if (!row) return null;
+  const transactions = (await transactionsOfCommands(db, [commandId])).map(transactionView);
+  const users = [...new Set([Number(row.user_id), ...transactions.map((t) => t.user_id)])];
+  const code = row.code as ResultCode;
+  return {
+    fingerprint: row.fingerprint,
+    userId: Number(row.user_id),
+    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, transactions, balances: await balancesOfUsers(db, users) },
+  };
+}
+
+export type HistorySort = 'date' | 'amount';
+
+export interface HistoryPage {
+  readonly items: TransactionView[];
+  readonly next_cursor: string | null;
+}
+
+/** A cursor is the sort value and id of the last row shown, opaque to clients. */
+export function encodeCursor(value: string, id: number): string {
+  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { value: string; id: number } | null {
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && Number.isSafeInteger(parsed[1])) {
+      return { value: parsed[0], id: parsed[1] as number };
+    }
+  } catch {
+    // fall through: any undecodable cursor is simply invalid
+  }
+  return null;
+}
+
+const HISTORY_COLUMNS = `id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at,
+  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS date_key`;
+
+/** Keyset pagination over one of two indexes: (user_id, created_at, id) or (user_id, amount, id). */
+function historySql(sort: HistorySort, order: 'asc' | 'desc', after: boolean): string {
+  const column = sort === 'date' ? 'created_at' : 'amount';
+  const cast = sort === 'date' ? 'timestamptz' : 'bigint';
+  const comparison = order === 'asc' ? '>' : '<';
+  const keyset = after ? `AND (${column}, id) ${comparison} ($3::${cast}, $4::bigint)` : '';
+  return `SELECT ${HISTORY_COLUMNS} FROM transactions WHERE user_id = $1 ${keyset}
+          ORDER BY ${column} ${order}, id ${order} LIMIT $2`;
+}
+
+export async function historyPage(
+  db: pg.Pool,
+  query: { userId: number; sort: HistorySort; order: 'asc' | 'desc'; limit: number; after: { value: string; id: number } | null },
+): Promise<HistoryPage> {
+  const values: unknown[] = [query.userId, query.limit + 1];
+  if (query.after) values.push(query.after.value, query.after.id);
+  const { rows } = await db.query(historySql(query.sort, query.order, query.after !== null), values);
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  const nextCursor = rows.length > query.limit && last ? encodeCursor(query.sort === 'date' ? last.date_key : String(last.amount), Number(last.id)) : null;
+  return { items: page.map(transactionView), next_cursor: nextCursor };
+}
+
+const SQL_REVENUE_REPORT = `
+  SELECT r.service_id, coalesce(s.name, 'service ' || r.service_id) AS service_name, sum(r.amount) AS revenue
+  FROM revenue_entries r LEFT JOIN services s ON s.id = r.service_id
+  WHERE r.created_at >= $1::timestamptz AND r.created_at < $2::timestamptz
+  GROUP BY r.service_id, s.name
+  ORDER BY r.service_id`;
+
+export interface RevenueLine {
+  readonly service_id: number;
+  readonly service_name: string;
+  readonly revenueMinor: bigint;
+}
+
+/** Revenue recognized per service in a calendar month (UTC). `month` is YYYY-MM. */
+export async function revenueReport(db: pg.Pool, month: string): Promise<RevenueLine[]> {
+  const [year, monthNumber] = month.split('-').map(Number) as [number, number];
+  const from = new Date(Date.UTC(year, monthNumber - 1, 1)).toISOString();
+  const to = new Date(Date.UTC(year, monthNumber, 1)).toISOString();
+  const { rows } = await db.query<{ service_id: string; service_name: string; revenue: string }>(SQL_REVENUE_REPORT, [from, to]);
+  return rows.map((r) => ({ service_id: Number(r.service_id), service_name: r.service_name, revenueMinor: BigInt(r.revenue) }));
+}
