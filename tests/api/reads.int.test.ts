@@ -1,0 +1,184 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { applyBatch } from '../../src/ledger/apply-batch.ts';
+import { inTransaction } from '../../src/db/pool.ts';
+import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
+import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
+import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
+
+describe('reads, authorization and bad input', () => {
+  let db: TestDatabase;
+  let config: Config;
+  let app: ReturnType<typeof appWithoutKafka>;
+  let alice: TestUser;
+  let bob: TestUser;
+  let service: TestUser;
+  let admin: TestUser;
+
+  /** Applies commands straight through the ledger, to set up state for reads. */
+  async function apply(...inputs: CommandInput[]) {
+    const schema = createCommandSchema(config.limits);
+    const items = inputs.map((input) => {
+      const command = schema.parse(input);
+      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null };
+    });
+    return inTransaction(db.pool, (client) => applyBatch(client, items));
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    config = testConfig(db, { limits: { pageItemsMax: 50 } });
+    app = appWithoutKafka(config, db);
+    [alice, bob, service, admin] = await Promise.all([createUser(db, config), createUser(db, config), createUser(db, config, 'service'), createUser(db, config, 'admin')]);
+    await db.pool.query("INSERT INTO services (id, name) VALUES (1, 'Delivery; fast'), (2, 'Music')");
+    const deposits = Array.from({ length: 25 }, (_, i): CommandInput => ({ id: `a-dep-${i}`, type: 'deposit', user_id: alice.id, amount: `${i + 1}.00`, comment: `deposit ${i}` }));
+    await apply(
+      ...deposits,
+      { id: 'a-res', type: 'reserve', user_id: alice.id, service_id: 1, order_id: 1, amount: '10.00' },
+      { id: 'a-cap', type: 'capture', user_id: alice.id, service_id: 1, order_id: 1, amount: '7.50' },
+      { id: 'a-res2', type: 'reserve', user_id: alice.id, service_id: 2, order_id: 2, amount: '3.00' },
+      { id: 'a-cap2', type: 'capture', user_id: alice.id, service_id: 2, order_id: 2, amount: '3.00' },
+    );
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const get = (url: string, user: TestUser, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers: { ...user.header, ...headers } });
+
+  it('reads a balance; a registered user never credited has 0.00; an unknown id is 404', async () => {
+    const own = await get(`/api/balances/?user_id=${alice.id}`, alice);
+    expect(own.json()).toEqual({ user_id: alice.id, amount: '314.50', reserved: '0.00', currency: 'RUB' });
+    expect((await get(`/api/balances?user_id=${bob.id}`, bob)).json()).toMatchObject({ amount: '0.00', reserved: '0.00' });
+    expect((await get('/api/balances/?user_id=987654321', admin)).statusCode).toBe(404);
+  });
+
+  it('pages through history by date and by amount with keyset cursors, without gaps or repeats', async () => {
+    for (const [sort, order] of [['date', 'desc'], ['date', 'asc'], ['amount', 'asc'], ['amount', 'desc']] as const) {
+      const seen: Array<{ id: number; amount: string }> = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const url: string = `/api/transactions/?user_id=${alice.id}&sort=${sort}&order=${order}&limit=7${cursor ? `&cursor=${cursor}` : ''}`;
+        const page: { items: Array<{ id: number; amount: string }>; next_cursor: string | null } = (await get(url, alice)).json();
+        seen.push(...page.items);
+        cursor = page.next_cursor;
+        pages += 1;
+      } while (cursor && pages < 20);
+      expect(seen).toHaveLength(30);
+      expect(new Set(seen.map((t) => t.id)).size).toBe(30);
+      if (sort === 'amount') {
+        const amounts = seen.map((t) => Number(t.amount));
+        expect(amounts).toEqual([...amounts].sort((x, y) => (order === 'asc' ? x - y : y - x)));
+      }
+    }
+  });
+
+  it('caps the page size and refuses a forged cursor', async () => {
+    expect((await get(`/api/transactions/?user_id=${alice.id}&limit=51`, alice)).statusCode).toBe(400);
+    const forged = await get(`/api/transactions/?user_id=${alice.id}&cursor=bm90LWEtY3Vyc29y`, alice);
+    expect(forged.statusCode).toBe(400);
+    expect(forged.json().details[0].field).toBe('cursor');
+  });
+
+  it('gives the monthly revenue report as CSV with a filename, or as JSON', async () => {
+    const month = new Date().toISOString().slice(0, 7);
+    const csv = await get(`/api/reports/revenue/?month=${month}`, service);
+    expect(csv.statusCode).toBe(200);
+    expect(csv.headers['content-disposition']).toBe(`attachment; filename="revenue-${month}.csv"`);
+    expect(csv.body).toBe(`service_id;service_name;revenue\r\n1;"Delivery; fast";7.50\r\n2;Music;3.00\r\n`);
+    const json = await get(`/api/reports/revenue/?month=${month}`, admin, { accept: 'application/json' });
+    expect(json.json()).toEqual({ month, services: [{ service_id: 1, service_name: 'Delivery; fast', revenue: '7.50' }, { service_id: 2, service_name: 'Music', revenue: '3.00' }] });
+    expect((await get('/api/reports/revenue/?month=1999-01', admin)).body).toBe('service_id;service_name;revenue\r\n');
+    expect((await get(`/api/reports/revenue/?month=2026-13`, admin)).statusCode).toBe(400);
+  });
+
+  describe('the authorization matrix', () => {
+    const commandEndpoints = [
+      ['/api/add_funds', (id: number) => ({ user_id: id, amount: '1.00' })],
+      ['/api/withdraw_funds', (id: number) => ({ user_id: id, amount: '1.00' })],
+      ['/api/reserve_funds', (id: number) => ({ user_id: id, service_id: 1, order_id: 9, amount: '1.00' })],
+      ['/api/deduct_funds', (id: number) => ({ user_id: id, service_id: 1, order_id: 9, amount: '1.00' })],
+      ['/api/cancel_reservation', (id: number) => ({ user_id: id, service_id: 1, order_id: 9 })],
+      ['/api/transfer_funds', (id: number) => ({ sender_id: id, recipient_id: id === 1 ? 2 : 1, amount: '1.00' })],
+    ] as const;
+
+    it.each(commandEndpoints)('%s: a user on their own account passes, on another is 403; service and admin pass', async (url, body) => {
+      const as = async (user: TestUser, target: number) => (await app.inject({ method: 'POST', url, headers: user.header, payload: body(target) })).statusCode;
+      // Without Kafka an authorized command gets as far as publishing and answers 503.
+      expect(await as(alice, alice.id)).toBe(503);
+      expect(await as(alice, bob.id)).toBe(403);
+      expect(await as(service, bob.id)).toBe(503);
+      expect(await as(admin, bob.id)).toBe(503);
+    });
+
+    it('lets a user read only their own balance and history', async () => {
+      for (const url of ['/api/balances/?user_id=', '/api/transactions/?user_id=']) {
+        expect((await get(`${url}${alice.id}`, alice)).statusCode).toBe(200);
+        expect((await get(`${url}${alice.id}`, bob)).statusCode).toBe(403);
+        expect((await get(`${url}${alice.id}`, service)).statusCode).toBe(200);
+        expect((await get(`${url}${alice.id}`, admin)).statusCode).toBe(200);
+      }
+    });
+
+    it('lets only service and admin read the revenue report', async () => {
+      expect((await get('/api/reports/revenue/?month=2026-01', alice)).statusCode).toBe(403);
+      expect((await get('/api/reports/revenue/?month=2026-01', service)).statusCode).toBe(200);
+      expect((await get('/api/reports/revenue/?month=2026-01', admin)).statusCode).toBe(200);
+    });
+
+    it('lets a user poll only their own commands', async () => {
+      expect((await get('/api/commands/a-cap', alice)).json()).toMatchObject({ status: 'applied', code: 'ok', transaction_type: 'capture' });
+      expect((await get('/api/commands/a-cap', bob)).statusCode).toBe(403);
+      expect((await get('/api/commands/a-cap', service)).statusCode).toBe(200);
+      expect((await get('/api/commands/never-sent', admin)).statusCode).toBe(404);
+    });
+  });
+
+  describe('bad input is refused with a clear 4xx and changes nothing', () => {
+    const post = (payload: unknown, headers: Record<string, string> = {}) =>
+      app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...alice.header, 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+
+    it.each([
+      [{ user_id: 1, amount: '-1.00' }, 'amount'],
+      [{ user_id: 1, amount: '0' }, 'amount'],
+      [{ user_id: 1, amount: 'ten' }, 'amount'],
+      [{ user_id: 1, amount: '1.001' }, 'amount'],
+      [{ user_id: 1, amount: '1e3' }, 'amount'],
+      [{ user_id: 1, amount: '99999999999999999999.00' }, 'amount'],
+      [{ user_id: 1 }, 'amount'],
+      [{ user_id: 'one', amount: '1.00' }, 'user_id'],
+      [{ user_id: 1.5, amount: '1.00' }, 'user_id'],
+      [{ amount: '1.00' }, 'user_id'],
+    ])('400 for %j, naming %s', async (payload, field) => {
+      const response = await post(payload);
+      expect(response.statusCode).toBe(400);
+      expect(response.json().code).toBe('validation_failed');
+      expect(response.json().details.map((d: { field: string }) => d.field)).toContain(field);
+    });
+
+    it('400 for a transfer to oneself', async () => {
+      const response = await app.inject({ method: 'POST', url: '/api/transfer_funds', headers: alice.header, payload: { sender_id: alice.id, recipient_id: alice.id, amount: '1.00' } });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().details[0].field).toBe('recipient_id');
+    });
+
+    it('400 for malformed JSON, 413 for a body over the limit, 415 for another content type', async () => {
+      expect((await post('{"user_id": 1,')).json()).toMatchObject({ code: 'malformed_json' });
+      const big = await post({ user_id: alice.id, amount: '1.00', comment: 'x'.repeat(config.http.bodyBytesMax) });
+      expect(big.statusCode).toBe(413);
+      expect(big.json().code).toBe('body_too_large');
+      const form = await post('user_id=1&amount=1', { 'content-type': 'application/x-www-form-urlencoded' });
+      expect(form.statusCode).toBe(415);
+    });
+
+    it('400 for an Idempotency-Key outside the allowed characters', async () => {
+      const response = await post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'has spaces' });
+      expect(response.statusCode).toBe(400);
+    });
+
+    it('left the balance untouched through all of it', async () => {
+      expect((await get(`/api/balances/?user_id=${alice.id}`, alice)).json().amount).toBe('314.50');
+    });
+  });
+});
