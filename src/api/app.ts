@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogge
 import { isTransientDbError } from '../db/errors.ts';
 import { API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
 import type { ApiContext } from './context.ts';
+import { registerDocsRoutes } from './openapi.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
@@ -35,6 +36,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerAuthRoutes(app, ctx);
   registerCommandRoutes(app, ctx);
   registerReadRoutes(app, ctx);
+  registerDocsRoutes(app, ctx);
   return app;
 }
 

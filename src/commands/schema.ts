@@ -22,7 +22,10 @@ export const topicSchema = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be 
 /** A positive amount as a decimal string or number, parsed exactly to minor units. */
 export function amountSchema(amountMinorMax: number) {
   const max = BigInt(amountMinorMax);
-  return z.union([z.string(), z.number()]).transform((input, ctx) => {
+  return z
+    .union([z.string(), z.number()])
+    .meta({ description: 'A positive amount with at most 2 decimals, as a decimal string (preferred) or a number.', examples: ['10.00'] })
+    .transform((input, ctx) => {
     const parsed = parseAmount(input, max);
     if (parsed.ok) return parsed.minor;
     ctx.addIssue({ code: 'custom', message: parsed.message });
