@@ -9,7 +9,11 @@ import { commandKey, serializeCommand, type Command } from '../commands/schema.t
 import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import type { Logger } from '../log.ts';
+import { BatchingPublisher } from './batching-publisher.ts';
 import { ReplyListener } from './reply-listener.ts';
+
+/** The most commands in one produce request. */
+export const PUBLISH_BATCH_MESSAGES_MAX = 500;
 
 export interface CommandClientOptions {
   readonly kafka: Kafka;
@@ -23,6 +27,7 @@ export interface CommandClientOptions {
 export class CommandClient {
   private readonly producer: Producer;
   private readonly replies: ReplyListener;
+  private readonly publisher: BatchingPublisher;
   published = 0;
   repliesMatched = 0;
   timeouts = 0;
@@ -30,6 +35,7 @@ export class CommandClient {
   constructor(private readonly options: CommandClientOptions) {
     this.producer = options.kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
     this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
+    this.publisher = new BatchingPublisher(this.producer, options.commandTopic, PUBLISH_BATCH_MESSAGES_MAX, options.waitingRequestsMax);
   }
 
   async start(): Promise<void> {
@@ -47,7 +53,7 @@ export class CommandClient {
   }
 
   async publish(command: Command): Promise<void> {
-    await this.producer.send({ topic: this.options.commandTopic, acks: -1, messages: [{ key: commandKey(command), value: serializeCommand(command) }] });
+    await this.publisher.send({ key: commandKey(command), value: serializeCommand(command) });
     this.published += 1;
   }
 

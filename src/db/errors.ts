@@ -43,5 +43,7 @@ export function isTransientDbError(error: unknown): boolean {
   if (code && TRANSIENT_PG_CODES.has(code)) return true;
   if (isUnreachable(error)) return true;
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|connection ended|ECONNRESET|Client has encountered a connection error/i.test(message);
+  return /Connection terminated|connection ended|ECONNRESET|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end/i.test(
+    message,
+  );
 }

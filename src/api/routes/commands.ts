@@ -67,8 +67,10 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   const principal = await authenticate(request, ctx.tokens);
   const body = parseOr400(ctx.schemas[spec.schema], request.body) as never;
   requireAccount(principal, spec.owner(body));
-  const command = { id: idempotencyKey(request, ctx), ...spec.toCommand(body) } as Command;
-  const stored = await loadOutcome(ctx.pool, command.id);
+  const clientKey = idempotencyKey(request, ctx);
+  const command = { id: clientKey ?? randomUUID(), ...spec.toCommand(body) } as Command;
+  // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
+  const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
   if (stored) {
     if (stored.fingerprint !== commandFingerprint(command)) throw conflict({ ...stored.reply, code: 'idempotency_key_reused', message: 'This Idempotency-Key was already used for a different request.' });
     return answer(reply, stored.reply);
@@ -86,9 +88,9 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   return outcome ? answer(reply, outcome, replied !== null) : accepted(reply, command.id);
 }
 
-function idempotencyKey(request: FastifyRequest, ctx: ApiContext): string {
+function idempotencyKey(request: FastifyRequest, ctx: ApiContext): string | null {
   const header = request.headers['idempotency-key'];
-  if (header === undefined) return randomUUID();
+  if (header === undefined) return null;
   return parseOr400(ctx.schemas.idempotencyKey, Array.isArray(header) ? header[0] : header);
 }
 

@@ -1,0 +1,193 @@
+/**
+ * `npm run bench:http`: the gateway under load, with the consumer running, everything on this
+ * machine. The gateway and the consumer run as their own processes (as in production); the
+ * load comes from autocannon in this one.
+ *   async   POST /api/add_funds with `Prefer: respond-async` for BENCH_SECONDS: accepted/s,
+ *           then waits until every accepted command is applied;
+ *   sync    the same, waiting for each reply: completed/s;
+ *   fixed   sync at a fixed BENCH_FIXED_RATE requests/s: latency percentiles.
+ * Prints a table and writes bench/results/http-<time>.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { TokenService } from '../src/api/auth/tokens.ts';
+import { loadConfig } from '../src/config.ts';
+import { ensureDatabase, quoteIdentifier } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createPool } from '../src/db/pool.ts';
+import { createKafka, ensureTopics } from '../src/kafka/client.ts';
+import { createLogger } from '../src/log.ts';
+import { startLocalKafka } from '../src/stack/local-kafka.ts';
+import { insertUser } from '../src/users/store.ts';
+
+const settings = {
+  seconds: Number(process.env.BENCH_SECONDS ?? 10),
+  connections: Number(process.env.BENCH_CONNECTIONS ?? 100),
+  fixedRate: Number(process.env.BENCH_FIXED_RATE ?? 1_000),
+  users: Number(process.env.BENCH_USERS ?? 1_000),
+  port: Number(process.env.BENCH_PORT ?? 48_000),
+  /** The longest wait for the consumer to apply everything accepted in the async pass. */
+  drainWaitMs: 300_000,
+};
+const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'bench-http' });
+const children: ChildProcess[] = [];
+
+async function main() {
+  const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const broker = process.env.KAFKA_BROKERS ? null : await startLocalKafka({ dir: '.local/kafka-bench', port: 49092, controllerPort: 49093, heapMb: 1024, readyWaitMs: 120_000, fresh: true, log });
+  const brokers = process.env.KAFKA_BROKERS ?? broker!.brokers.join(',');
+  try {
+    const url = await freshDatabase(serverUrl, 'balance_bench_http');
+    const suffix = Date.now().toString(36);
+    const env = serviceEnv(url, brokers, suffix);
+    await ensureTopics(createKafka({ brokers: brokers.split(','), clientId: 'bench', log }), [
+      { topic: env.TOPIC_COMMANDS, partitions: 6 },
+      { topic: env.TOPIC_REPLIES, partitions: 6 },
+      { topic: env.TOPIC_DEAD_LETTERS, partitions: 6 },
+    ]);
+    const token = await serviceToken(url);
+    children.push(start('src/consumer/main.ts', env), start('src/api/main.ts', env));
+    await waitForGateway();
+    const asyncPass = await load({ token, async: true });
+    const drainSeconds = await waitUntilApplied(url, asyncPass.accepted);
+    const syncPass = await load({ token, async: false });
+    const fixedPass = await load({ token, async: false, rate: settings.fixedRate });
+    await report({ asyncPass: { ...asyncPass, drainSeconds }, syncPass, fixedPass });
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+    await broker?.stop();
+  }
+}
+
+function serviceEnv(url: string, brokers: string, suffix: string) {
+  return {
+    DATABASE_URL: url,
+    KAFKA_BROKERS: brokers,
+    TOPIC_COMMANDS: `bench.http.${suffix}.commands`,
+    TOPIC_REPLIES: `bench.http.${suffix}.replies`,
+    TOPIC_DEAD_LETTERS: `bench.http.${suffix}.dlq`,
+    CONSUMER_GROUP: `bench-http-${suffix}`,
+    PORT: String(settings.port),
+    LOG_LEVEL: 'warn',
+    PG_POOL_CONNECTIONS_MAX: '20',
+  };
+}
+
+function start(entry: string, env: Record<string, string>): ChildProcess {
+  // BENCH_PROFILE_DIR=<dir> writes a CPU profile of each service process there.
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  return child;
+}
+
+async function waitForGateway(): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const ok = await fetch(`http://127.0.0.1:${settings.port}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error('the gateway did not come up');
+}
+
+async function serviceToken(url: string): Promise<string> {
+  const pool = createPool(url, loadConfig({}).db, 'bench');
+  const id = await insertUser(pool, `bench-${Date.now()}`, 'scrypt$1$1$1$x$x', 'service');
+  await pool.end();
+  return new TokenService(loadConfig({}).jwt).issue({ userId: id, role: 'service' }, 'access');
+}
+
+interface PassResult {
+  readonly requests: number;
+  readonly accepted: number;
+  readonly perSecond: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly latencyMs: { p50: number; p90: number; p99: number; max: number };
+}
+
+async function load(options: { token: string; async: boolean; rate?: number }): Promise<PassResult> {
+  let sequence = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${settings.port}/api/add_funds/`,
+    method: 'POST',
+    connections: settings.connections,
+    duration: settings.seconds,
+    ...(options.rate ? { overallRate: options.rate } : {}),
+    headers: {
+      authorization: `Bearer ${options.token}`,
+      'content-type': 'application/json',
+      ...(options.async ? { prefer: 'respond-async' } : {}),
+    },
+    requests: [
+      {
+        setupRequest: (request: autocannon.Request) => {
+          sequence += 1;
+          return { ...request, body: JSON.stringify({ user_id: 1 + (sequence % settings.users), amount: '1.00' }) };
+        },
+      },
+    ],
+  });
+  const accepted = result['2xx'];
+  return {
+    requests: result.requests.total,
+    accepted,
+    perSecond: Math.round(accepted / settings.seconds),
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+  };
+}
+
+async function waitUntilApplied(url: string, expected: number): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const started = Date.now();
+  try {
+    while (Date.now() - started < settings.drainWaitMs) {
+      const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE status = 'applied'");
+      if (rows[0]!.n >= expected) return (Date.now() - started) / 1000;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`not every accepted command was applied within ${settings.drainWaitMs} ms`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function freshDatabase(serverUrl: string, database: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  await ensureDatabase(url.toString());
+  const pool = createPool(url.toString(), loadConfig({}).db, 'bench-migrate');
+  await migrate(pool);
+  await pool.end();
+  return url.toString();
+}
+
+async function report(results: { asyncPass: PassResult & { drainSeconds: number }; syncPass: PassResult; fixedPass: PassResult }) {
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  const output = { at: new Date().toISOString(), machine, settings, ...results };
+  console.log('\npass     requests   2xx/s   non-2xx  errors   p50 ms   p90 ms   p99 ms   max ms');
+  for (const [name, r] of [['async', results.asyncPass], ['sync', results.syncPass], [`fixed ${settings.fixedRate}/s`, results.fixedPass]] as const) {
+    console.log(
+      `${name.padEnd(8)} ${String(r.requests).padStart(8)} ${String(r.perSecond).padStart(7)} ${String(r.non2xx).padStart(9)} ${String(r.errors).padStart(7)} ${String(r.latencyMs.p50).padStart(8)} ${String(r.latencyMs.p90).padStart(8)} ${String(r.latencyMs.p99).padStart(8)} ${String(r.latencyMs.max).padStart(8)}`,
+    );
+  }
+  console.log(`async: all ${results.asyncPass.accepted} accepted commands applied ${results.asyncPass.drainSeconds.toFixed(1)} s after the load ended`);
+  console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
+  await mkdir('bench/results', { recursive: true });
+  const file = `bench/results/http-${output.at.replaceAll(':', '-')}.json`;
+  await writeFile(file, JSON.stringify(output, null, 2));
+  console.log(`written: ${file}`);
+}
+
+await main();

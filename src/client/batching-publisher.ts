@@ -1,0 +1,59 @@
+/**
+ * Turns many concurrent `send`s into few Kafka produce requests. An idempotent producer allows
+ * one request in flight per broker, so sending each command on its own would cap a gateway at
+ * one round trip per command; here every command that arrives while a request is in flight
+ * rides in the next one. Order is kept: messages leave in the order they were queued.
+ */
+import type { Producer } from '../kafka/client.ts';
+
+export interface QueuedMessage {
+  readonly key: string;
+  readonly value: string;
+}
+
+interface Pending {
+  readonly message: QueuedMessage;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+export class BatchingPublisher {
+  private queue: Pending[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly topic: string,
+    /** The most messages in one produce request. */
+    private readonly batchMessagesMax: number,
+    /** The most messages waiting to be sent; past it, `send` refuses at once. */
+    private readonly queuedMessagesMax: number,
+  ) {}
+
+  send(message: QueuedMessage): Promise<void> {
+    if (this.queue.length >= this.queuedMessagesMax) {
+      return Promise.reject(new Error(`more than ${this.queuedMessagesMax} messages are waiting to be published`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ message, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.batchMessagesMax);
+        try {
+          await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((p) => p.message) });
+          for (const pending of batch) pending.resolve();
+        } catch (error) {
+          for (const pending of batch) pending.reject(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}

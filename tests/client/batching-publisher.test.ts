@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { BatchingPublisher } from '../../src/client/batching-publisher.ts';
+
+function fakeProducer(fail = false) {
+  const requests: string[][] = [];
+  return {
+    requests,
+    producer: {
+      send: async ({ messages }: { messages: Array<{ value: string }> }) => {
+        requests.push(messages.map((m) => m.value));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (fail) throw new Error('broker down');
+      },
+    },
+  };
+}
+
+describe('BatchingPublisher', () => {
+  it('sends messages queued while a request is in flight together, in order', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1_000);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => publisher.send({ key: 'k', value: String(i) })));
+    expect(requests).toEqual([['0'], ['1', '2', '3', '4', '5', '6', '7', '8', '9']]);
+  });
+
+  it('splits at the batch limit', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 3, 1_000);
+    await Promise.all(Array.from({ length: 8 }, (_, i) => publisher.send({ key: 'k', value: String(i) })));
+    expect(requests.map((r) => r.length)).toEqual([1, 3, 3, 1]);
+  });
+
+  it('rejects every message of a failed request, and refuses past the queue limit', async () => {
+    const { producer } = fakeProducer(true);
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1);
+    const sends = [publisher.send({ key: 'k', value: 'a' }), publisher.send({ key: 'k', value: 'b' })];
+    await expect(publisher.send({ key: 'k', value: 'c' })).rejects.toThrow(/more than 1/);
+    for (const send of sends) await expect(send).rejects.toThrow('broker down');
+  });
+});
