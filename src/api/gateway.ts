@@ -93,6 +93,7 @@ function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined
     metrics.register('balance_consumer_lag', 'Messages behind the high watermark, by partition.', 'gauge', () =>
       [...consumer.lag].map(([partition, lag]) => ({ labels: { partition: String(partition) }, value: lag })),
     );
+    metrics.register('balance_consumer_misrouted_total', 'Commands found on a partition other than their user\'s murmur2 partition.', 'counter', () => [{ value: consumer.misrouted }]);
     metrics.register('balance_consumer_retries_total', 'Chunks retried after a transient database error.', 'counter', () => [{ value: consumer.retries }]);
   }
   return metrics;

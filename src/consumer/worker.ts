@@ -10,7 +10,8 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { createCommandSchema, type CommandSchema } from '../commands/schema.ts';
+import { commandKey, createCommandSchema, type CommandSchema } from '../commands/schema.ts';
+import { partitionOfKey } from '../kafka/partition.ts';
 import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { inTransaction } from '../db/pool.ts';
 import { javaCompatiblePartitioner, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from '../kafka/client.ts';
@@ -37,6 +38,8 @@ export interface WorkerStats {
   /** When the first chunk started processing (ms since epoch), for throughput figures. */
   firstChunkAt: number | null;
   lastAppliedAt: number | null;
+  /** Commands found on a partition other than their user's murmur2 partition (a producer with another partitioner). */
+  misrouted: number;
   /** Messages behind the partition's high watermark after the last chunk, by partition. */
   readonly lag: Map<number, number>;
 }
@@ -50,7 +53,7 @@ export interface CommandWorker {
 export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const { config, kafka, log } = deps;
   const schema = createCommandSchema(config.limits);
-  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, lag: new Map() };
+  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, misrouted: 0, lag: new Map() };
   const consumer = kafka.consumer({
     groupId: config.consumer.group,
     sessionTimeout: config.consumer.sessionTimeoutMs,
@@ -62,7 +65,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     readUncommitted: false,
   });
   const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
-  const chunkDeps: ChunkDeps = { ...deps, schema, stats, producer, coreTopics: new Set([config.topics.replies, config.topics.deadLetters]) };
+  const chunkDeps: ChunkDeps = { ...deps, schema, stats, producer, coreTopics: new Set([config.topics.replies, config.topics.deadLetters]), partitionCount: { value: 0 } };
   consumer.on(consumer.events.CRASH, (event) => {
     log.error({ err: event.payload.error, restart: event.payload.restart }, 'command consumer crashed; kafkajs restarts it from the last committed offset');
   });
@@ -71,6 +74,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     stats,
     async start() {
       await producer.connect();
+      chunkDeps.partitionCount.value = await countPartitions(kafka, config.topics.commands);
       await consumer.connect();
       await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
       await consumer.run({
@@ -96,6 +100,19 @@ interface ChunkDeps extends WorkerDeps {
   readonly stats: WorkerStats;
   readonly producer: Producer;
   readonly coreTopics: ReadonlySet<string>;
+  /** The command topic's partition count, read at start, to check where commands land. */
+  readonly partitionCount: { value: number };
+}
+
+async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    return metadata.topics[0]?.partitions.length ?? 0;
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**
@@ -140,6 +157,7 @@ async function applyChunk(topic: string, partition: number, chunk: readonly Kafk
   for (const message of chunk) {
     const parsed = parseCommandMessage(message.value, deps.schema);
     if (parsed.ok) {
+      checkPartition(parsed.command, partition, message.offset, deps);
       items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
       replyTargets.set(parsed.command.id, parsed.command.reply_to);
       continue;
@@ -155,6 +173,21 @@ async function applyChunk(topic: string, partition: number, chunk: readonly Kafk
     count(deps.stats, result);
   }
   return outbox;
+}
+
+/**
+ * Per-user order holds only if every producer sends a user's commands to the same partition.
+ * A command on the wrong one is still applied correctly (locks serialize it), but its order
+ * relative to the user's other commands is no longer guaranteed, so it is counted and logged.
+ */
+function checkPartition(command: BatchItem['command'], partition: number, offset: string, deps: ChunkDeps): void {
+  const count = deps.partitionCount.value;
+  if (count === 0 || partitionOfKey(commandKey(command), count) === partition) return;
+  deps.stats.misrouted += 1;
+  deps.log.warn(
+    { commandId: command.id, userId: command.user_id, partition, offset, expected: partitionOfKey(commandKey(command), count) },
+    'a command arrived on a partition other than its user\'s murmur2 partition: check the producer\'s key and partitioner',
+  );
 }
 
 function applyWithRetry(items: readonly BatchItem[], deps: ChunkDeps): Promise<BatchResult> {

@@ -44,12 +44,17 @@ export function createKafka(options: KafkaClientOptions): Kafka {
 /** The same kafkajs message is logged at most once per window; a dead broker otherwise floods the log. */
 export const KAFKA_LOG_REPEAT_WINDOW_MS = 10_000;
 const LOG_KEYS_TRACKED_MAX = 1_000;
+const IDEMPOTENT_RETRIES_WARNING = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
 
 function pinoLogCreator(log: Logger): kafkajs.logCreator {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return () =>
     ({ level, log: entry }) => {
       const { message, ...rest } = entry;
+      // Our idempotent producers retry a bounded number of times on purpose (a request must not
+      // hang); a command sent twice that way is deduplicated by its id, so this warning says
+      // nothing an operator can act on.
+      if (message === IDEMPOTENT_RETRIES_WARNING) return;
       const key = `${level}:${message}`;
       const now = Date.now();
       const seen = lastLogged.get(key);

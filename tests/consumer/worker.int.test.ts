@@ -3,6 +3,7 @@ import type { Config } from '../../src/config.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
+import { replySchema } from '../../src/commands/reply-schema.ts';
 import { balancesOf, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
 import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
@@ -91,7 +92,21 @@ describe('the command consumer, against the real broker and database', () => {
     expect(result.get(id('dep'))!.transactions[0]).toMatchObject({ comment: 'salary', command_id: id('dep'), amount: '100.00' });
     const revenue = await db.pool.query('SELECT service_id, order_id, user_id, amount FROM revenue_entries WHERE command_id = $1', [id('cap')]);
     expect(revenue.rows).toEqual([{ service_id: '7', order_id: '70', user_id: '100', amount: '2500' }]);
+    for (const reply of result.values()) expect(replySchema.safeParse(reply).error).toBeUndefined();
     expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('applies a command published to the wrong partition, and counts it as misrouted', async () => {
+    run = uniqueSuffix();
+    const { partitionOfKey } = await import('../../src/kafka/partition.ts');
+    const user = 500;
+    const wrong = (partitionOfKey(String(user), config.topics.commandPartitions) + 1) % config.topics.commandPartitions;
+    const before = worker.stats.misrouted;
+    const command = { id: id('misrouted'), type: 'deposit', user_id: user, amount: '1.00' };
+    await publish(kafka, config.topics.commands, [{ raw: JSON.stringify(command), key: String(user), partition: wrong }]);
+    const result = await replies.waitFor([id('misrouted')]);
+    expect(result.get(id('misrouted'))).toMatchObject({ status: 'applied' });
+    expect(worker.stats.misrouted).toBe(before + 1);
   });
 
   it('answers a repeated command from its stored outcome, without applying it again', async () => {
