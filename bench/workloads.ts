@@ -27,7 +27,7 @@ const money = (value: number) => value.toFixed(2);
 /**
  * About 70% deposits and withdrawals, 20% reserve/capture/release, 10% transfers, over `users`.
  */
-export function mixedCommands(count: number, users: number, seed = 42): Message[] {
+export function mixedCommands(count: number, users: number, seed = 42, options: { recipientsOffset?: number } = {}): Message[] {
   const random = seededRandom(seed);
   const open = new Map<number, Array<{ serviceId: number; orderId: number; amount: number }>>();
   let order = 0;
@@ -40,7 +40,12 @@ export function mixedCommands(count: number, users: number, seed = 42): Message[
     if (roll < 0.4) command = { id, type: 'deposit', user_id: user, amount: money(cents(random, 1_000, 100_000)) };
     else if (roll < 0.7) command = { id, type: 'withdraw', user_id: user, amount: money(cents(random, 100, 5_000)) };
     else if (roll < 0.9) command = orderCommand(id, user, random, open, () => ++order);
-    else command = { id, type: 'transfer', user_id: user, recipient_id: 1 + Math.floor(random() * users), amount: money(cents(random, 100, 3_000)) };
+    else {
+      // With recipientsOffset, transfers go to users who never spend, so no decision depends on
+      // how partitions interleave (see docs/operations.md, "Replay").
+      const recipient = (options.recipientsOffset ?? 0) + 1 + Math.floor(random() * users);
+      command = { id, type: 'transfer', user_id: user, recipient_id: recipient, amount: money(cents(random, 100, 3_000)) };
+    }
     messages.push({ key: String(user), value: JSON.stringify(command) });
   }
   return messages;

@@ -12,12 +12,10 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { commandKey, createCommandSchema, type CommandSchema } from '../commands/schema.ts';
 import { partitionOfKey } from '../kafka/partition.ts';
-import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
-import { inTransaction } from '../db/pool.ts';
 import { javaCompatiblePartitioner, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from '../kafka/client.ts';
-import { applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import type { BatchItem, BatchResult } from '../ledger/apply-batch.ts';
+import { applyWithRetry } from './apply.ts';
 import type { Logger } from '../log.ts';
-import { withRetry } from '../retry.ts';
 import { deadLetterOf, Outbox } from './outbox.ts';
 import { parseCommandMessage } from './parse-message.ts';
 
@@ -168,7 +166,7 @@ async function applyChunk(topic: string, partition: number, chunk: readonly Kafk
     deps.log.warn({ topic, partition, offset: message.offset, code: parsed.code }, 'dead-lettered a bad message');
   }
   if (items.length > 0) {
-    const result = await applyWithRetry(items, deps);
+    const result = await applyWithRetry(deps.pool, items, { consumer: deps.config.consumer, log: deps.log, onRetry: () => (deps.stats.retries += 1) });
     for (const reply of result.replies) outbox.reply(reply, replyTargets.get(reply.command_id));
     count(deps.stats, result);
   }
@@ -188,20 +186,6 @@ function checkPartition(command: BatchItem['command'], partition: number, offset
     { commandId: command.id, userId: command.user_id, partition, offset, expected: partitionOfKey(commandKey(command), count) },
     'a command arrived on a partition other than its user\'s murmur2 partition: check the producer\'s key and partitioner',
   );
-}
-
-function applyWithRetry(items: readonly BatchItem[], deps: ChunkDeps): Promise<BatchResult> {
-  return withRetry(() => inTransaction(deps.pool, (db) => applyBatch(db, items)), {
-    retriesMax: deps.config.consumer.applyRetriesMax,
-    backoffMs: deps.config.consumer.applyRetryBackoffMs,
-    // A unique violation on `commands` means another consumer applied one of these commands
-    // concurrently (a rebalance); on retry it is found and answered as a duplicate.
-    isTransient: (error) => isTransientDbError(error) || pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION,
-    onRetry: (error, attempt, waitMs) => {
-      deps.stats.retries += 1;
-      deps.log.warn({ err: error, attempt, waitMs, commands: items.length }, 'retrying a batch after a transient database error');
-    },
-  });
 }
 
 function invalidReply(commandId: string, message: string) {

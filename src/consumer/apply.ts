@@ -1,0 +1,29 @@
+/**
+ * Applies a batch in its own transaction, retrying what a retry can fix. Shared by the
+ * consumer and the replay tool, so a replay goes through exactly the same idempotent path.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
+import { inTransaction } from '../db/pool.ts';
+import { applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import type { Logger } from '../log.ts';
+import { withRetry } from '../retry.ts';
+
+export function applyWithRetry(
+  pool: pg.Pool,
+  items: readonly BatchItem[],
+  options: { consumer: Config['consumer']; log: Logger; onRetry?: () => void },
+): Promise<BatchResult> {
+  return withRetry(() => inTransaction(pool, (db) => applyBatch(db, items)), {
+    retriesMax: options.consumer.applyRetriesMax,
+    backoffMs: options.consumer.applyRetryBackoffMs,
+    // A unique violation on `commands` means another consumer applied one of these commands
+    // concurrently (a rebalance); on retry it is found and answered as a duplicate.
+    isTransient: (error) => isTransientDbError(error) || pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION,
+    onRetry: (error, attempt, waitMs) => {
+      options.onRetry?.();
+      options.log.warn({ err: error, attempt, waitMs, commands: items.length }, 'retrying a batch after a transient database error');
+    },
+  });
+}

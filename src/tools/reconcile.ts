@@ -1,0 +1,39 @@
+/**
+ * Compares two ledgers account by account (and the decided commands by outcome), for checking
+ * a database rebuilt by replay against the live one.
+ */
+import type pg from 'pg';
+
+export const DIFFERENCES_SHOWN_MAX = 100;
+
+export interface Difference {
+  readonly what: string;
+  readonly key: string;
+  readonly a: string;
+  readonly b: string;
+}
+
+const SQL_ACCOUNTS = 'SELECT kind, owner_id, balance FROM accounts';
+const SQL_OUTCOMES = 'SELECT status, code, count(*) AS n FROM commands GROUP BY status, code';
+const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM reservations WHERE status = 'open'";
+
+export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
+  const differences: Difference[] = [];
+  const compare = (what: string, left: Map<string, string>, right: Map<string, string>, missing: string) => {
+    for (const key of new Set([...left.keys(), ...right.keys()])) {
+      const x = left.get(key) ?? missing;
+      const y = right.get(key) ?? missing;
+      if (x !== y) differences.push({ what, key, a: x, b: y });
+    }
+  };
+  compare('account balance', await keyed(a, SQL_ACCOUNTS, (r) => `${r.kind}:${r.owner_id}`, (r) => r.balance), await keyed(b, SQL_ACCOUNTS, (r) => `${r.kind}:${r.owner_id}`, (r) => r.balance), '0');
+  compare('commands with outcome', await keyed(a, SQL_OUTCOMES, (r) => `${r.status}/${r.code}`, (r) => r.n), await keyed(b, SQL_OUTCOMES, (r) => `${r.status}/${r.code}`, (r) => r.n), '0');
+  const order = (r: Record<string, string>) => `${r.user_id}/${r.service_id}/${r.order_id}`;
+  compare('open reservation', await keyed(a, SQL_OPEN_RESERVATIONS, order, (r) => r.amount), await keyed(b, SQL_OPEN_RESERVATIONS, order, (r) => r.amount), 'none');
+  return differences;
+}
+
+async function keyed(db: pg.Pool, sql: string, key: (row: Record<string, string>) => string, value: (row: Record<string, string>) => string | undefined): Promise<Map<string, string>> {
+  const { rows } = await db.query<Record<string, string>>(sql);
+  return new Map(rows.map((row) => [key(row), String(value(row))]));
+}

@@ -1,0 +1,199 @@
+/**
+ * Replays the command topic into a database through the consumer's own idempotent path:
+ * commands already applied count as duplicates and change nothing, so replaying into the live
+ * database is safe, and replaying into an empty one rebuilds the ledger from the log alone.
+ *
+ * Progress is the consumer group's committed offsets: a replay that is interrupted and started
+ * again with the same --group resumes where it stopped, and the commands table absorbs the
+ * chunk that was in flight.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { applyWithRetry } from '../consumer/apply.ts';
+import { parseCommandMessage } from '../consumer/parse-message.ts';
+import { createCommandSchema } from '../commands/schema.ts';
+import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
+import type { BatchItem } from '../ledger/apply-batch.ts';
+import { findCommands } from '../ledger/store.ts';
+import type { Logger } from '../log.ts';
+
+export type ReplayFrom = { kind: 'earliest' } | { kind: 'time'; at: Date } | { kind: 'offsets'; offsets: Map<number, bigint> };
+export type ReplayTo = { kind: 'latest' } | { kind: 'time'; at: Date };
+
+export function parseFrom(text: string): ReplayFrom {
+  if (text === 'earliest') return { kind: 'earliest' };
+  if (/^\d+:\d+(,\d+:\d+)*$/.test(text)) {
+    return { kind: 'offsets', offsets: new Map(text.split(',').map((pair) => pair.split(':')).map(([p, o]) => [Number(p), BigInt(o!)])) };
+  }
+  const at = new Date(text);
+  if (Number.isNaN(at.getTime())) throw new Error(`--from must be earliest, an ISO time, or partition:offset[,...]; got ${text}`);
+  return { kind: 'time', at };
+}
+
+export function parseTo(text: string): ReplayTo {
+  if (text === 'latest') return { kind: 'latest' };
+  const at = new Date(text);
+  if (Number.isNaN(at.getTime())) throw new Error(`--to must be latest or an ISO time; got ${text}`);
+  return { kind: 'time', at };
+}
+
+export interface ReplayOptions {
+  readonly kafka: Kafka;
+  readonly pool: pg.Pool;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly from: ReplayFrom;
+  readonly to: ReplayTo;
+  readonly group: string;
+  readonly dryRun: boolean;
+  readonly onProgress?: (progress: ReplayProgress) => void;
+}
+
+export interface ReplayProgress {
+  readonly processed: number;
+  readonly total: number;
+  readonly applied: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  readonly deadLettered: number;
+  readonly elapsedMs: number;
+}
+
+export type ReplayReport = ReplayProgress & { readonly resumed: boolean; readonly dryRun: boolean };
+
+type Range = Map<number, { start: bigint; end: bigint }>;
+
+export async function replay(options: ReplayOptions): Promise<ReplayReport> {
+  const topic = options.config.topics.commands;
+  const { range, resumed } = await prepareGroup(options, topic);
+  const progress = { processed: 0, total: 0, applied: 0, duplicates: 0, rejected: 0, deadLettered: 0, elapsedMs: 0 };
+  for (const { start, end } of range.values()) progress.total += Number(end > start ? end - start : 0n);
+  const started = Date.now();
+  const pending = new Set([...range].filter(([, r]) => r.end > r.start).map(([p]) => p));
+  if (pending.size > 0) await consumeRange(options, topic, range, pending, progress, started);
+  return { ...progress, elapsedMs: Date.now() - started, resumed, dryRun: options.dryRun };
+}
+
+/**
+ * Sets the group's starting offsets from --from, unless the group already has offsets (a
+ * restarted replay), and returns each partition's range up to --to.
+ */
+async function prepareGroup(options: ReplayOptions, topic: string): Promise<{ range: Range; resumed: boolean }> {
+  const admin = options.kafka.admin();
+  await admin.connect();
+  try {
+    const watermarks = await admin.fetchTopicOffsets(topic);
+    const ends = await endOffsets(admin, topic, options.to, watermarks);
+    const committed = (await admin.fetchOffsets({ groupId: options.group, topics: [topic] }))[0]?.partitions ?? [];
+    const resumed = committed.some((p) => BigInt(p.offset) >= 0n);
+    const starts = resumed
+      ? new Map(committed.map((p) => [p.partition, BigInt(p.offset) >= 0n ? BigInt(p.offset) : BigInt(low(watermarks, p.partition))]))
+      : await startOffsets(admin, topic, options.from, watermarks);
+    if (!resumed && !options.dryRun) {
+      await admin.setOffsets({ groupId: options.group, topic, partitions: [...starts].map(([partition, offset]) => ({ partition, offset: String(offset) })) });
+    }
+    const range: Range = new Map();
+    for (const { partition } of watermarks) range.set(partition, { start: starts.get(partition) ?? ends.get(partition)!, end: ends.get(partition)! });
+    return { range, resumed };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+type Watermarks = Array<{ partition: number; offset: string; low: string; high: string }>;
+
+function low(watermarks: Watermarks, partition: number): string {
+  return watermarks.find((w) => w.partition === partition)?.low ?? '0';
+}
+
+async function endOffsets(admin: ReturnType<Kafka['admin']>, topic: string, to: ReplayTo, watermarks: Watermarks): Promise<Map<number, bigint>> {
+  if (to.kind === 'latest') return new Map(watermarks.map((w) => [w.partition, BigInt(w.high)]));
+  const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, to.at.getTime());
+  // -1 means no message at or after that time: everything up to the high watermark is before it.
+  return new Map(byTime.map((p) => [p.partition, BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset)]));
+}
+
+async function startOffsets(admin: ReturnType<Kafka['admin']>, topic: string, from: ReplayFrom, watermarks: Watermarks): Promise<Map<number, bigint>> {
+  if (from.kind === 'earliest') return new Map(watermarks.map((w) => [w.partition, BigInt(w.low)]));
+  if (from.kind === 'offsets') return new Map([...from.offsets].filter(([p]) => watermarks.some((w) => w.partition === p)));
+  const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, from.at.getTime());
+  return new Map(byTime.map((p) => [p.partition, BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset)]));
+}
+
+async function consumeRange(options: ReplayOptions, topic: string, range: Range, pending: Set<number>, progress: Omit<ReplayProgress, 'elapsedMs'> & { elapsedMs: number }, started: number) {
+  // A dry run must not move the group's offsets, so it reads without committing.
+  const consumer = options.kafka.consumer({ groupId: options.group, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
+  const schema = createCommandSchema(options.config.limits);
+  let finish!: () => void;
+  let fail!: (error: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  consumer.on(consumer.events.CRASH, (event) => {
+    if (!event.payload.restart) fail(event.payload.error);
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  if (options.dryRun) {
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (const [partition, r] of range) consumer.seek({ topic, partition, offset: String(r.start) });
+    });
+  }
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    eachBatch: async (payload: EachBatchPayload) => {
+      const { partition } = payload.batch;
+      const end = range.get(partition)!.end;
+      const messages = payload.batch.messages.filter((m) => BigInt(m.offset) < end);
+      for (let at = 0; at < messages.length; at += options.config.consumer.batchCommandsMax) {
+        const chunk = messages.slice(at, at + options.config.consumer.batchCommandsMax);
+        await replayChunk(options, schema, partition, chunk, progress);
+        const next = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
+        payload.resolveOffset(chunk.at(-1)!.offset);
+        if (!options.dryRun) await consumer.commitOffsets([{ topic, partition, offset: next }]);
+        progress.elapsedMs = Date.now() - started;
+        options.onProgress?.({ ...progress });
+        await payload.heartbeat();
+      }
+      const last = payload.batch.messages.at(-1);
+      if (!last || BigInt(last.offset) + 1n >= end || messages.length < payload.batch.messages.length) {
+        pending.delete(partition);
+        consumer.pause([{ topic, partitions: [partition] }]);
+        if (pending.size === 0) finish();
+      }
+    },
+  });
+  try {
+    await done;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+async function replayChunk(
+  options: ReplayOptions,
+  schema: ReturnType<typeof createCommandSchema>,
+  partition: number,
+  chunk: EachBatchPayload['batch']['messages'],
+  progress: { processed: number; applied: number; duplicates: number; rejected: number; deadLettered: number },
+): Promise<void> {
+  const items: BatchItem[] = [];
+  for (const message of chunk) {
+    const parsed = parseCommandMessage(message.value, schema);
+    if (parsed.ok) items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
+    else progress.deadLettered += 1;
+  }
+  progress.processed += chunk.length;
+  if (items.length === 0) return;
+  if (options.dryRun) {
+    const known = await findCommands(options.pool, [...new Set(items.map((i) => i.command.id))]);
+    for (const item of items) {
+      if (known.has(item.command.id)) progress.duplicates += 1;
+      else progress.applied += 1;
+    }
+    return;
+  }
+  const result = await applyWithRetry(options.pool, items, { consumer: options.config.consumer, log: options.log });
+  progress.applied += result.applied;
+  progress.duplicates += result.duplicates;
+  progress.rejected += result.rejected;
+}
