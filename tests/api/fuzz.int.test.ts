@@ -1,0 +1,112 @@
+import fc from 'fast-check';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
+import type { Config } from '../../src/config.ts';
+import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
+import { createLogger } from '../../src/log.ts';
+import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
+import { createTestDatabase, createTestTopics, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+
+const ENDPOINTS = ['/api/add_funds/', '/api/withdraw_funds/', '/api/reserve_funds/', '/api/deduct_funds/', '/api/cancel_reservation/', '/api/transfer_funds/'];
+
+/** JSON values of the kinds clients get wrong: wrong types, huge and tiny numbers, unicode, nesting, injection. */
+const nasty = fc.oneof(
+  fc.constantFrom("1'; DROP TABLE accounts; --", '<script>', '1e400', '-0', '١٢', 'NaN', '\u0000', 'x'.repeat(5_000)),
+  fc.double(),
+  fc.integer(),
+  fc.bigInt().map(String),
+  fc.string(),
+  fc.json().map((text) => JSON.parse(text) as unknown),
+  fc.constant(null),
+);
+
+const body = fc.oneof(
+  fc.record({ user_id: fc.oneof(fc.constant(1), nasty), amount: fc.oneof(fc.constantFrom('1.00', '0.01', 5), nasty), service_id: fc.oneof(fc.constant(3), nasty), order_id: fc.oneof(fc.nat(), nasty), sender_id: fc.oneof(fc.constant(1), nasty), recipient_id: fc.oneof(fc.constant(2), nasty), comment: fc.oneof(fc.string(), nasty) }, { requiredKeys: [] }),
+  nasty,
+  fc.string().map((text) => ({ raw: text })),
+);
+
+describe('fuzzed HTTP input through the real stack', () => {
+  let db: TestDatabase;
+  let config: Config;
+  let gateway: Gateway;
+  let worker: CommandWorker;
+  let service: TestUser;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    config = testConfig(db, { limits: { replyWaitMs: 10_000 } });
+    const kafka = testKafka(config);
+    await createTestTopics(kafka, config);
+    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
+    await worker.start();
+    gateway = await startGateway(config, db, kafka);
+    service = await createUser(db, config, 'service');
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+    await worker?.stop();
+    await db?.drop();
+  });
+
+  const ledgerState = async () => (await db.pool.query("SELECT (SELECT count(*) FROM commands) AS commands, (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind <> 'external') AS held")).rows[0];
+
+  it('never answers 5xx, and a 4xx never comes with a change to the ledger', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...ENDPOINTS), body, fc.option(fc.string({ maxLength: 200 })), async (url, payload, key) => {
+        const before = await ledgerState();
+        const raw = typeof payload === 'object' && payload !== null && 'raw' in payload;
+        const response = await gateway.app.inject({
+          method: 'POST',
+          url,
+          headers: { ...service.header, 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
+          payload: raw ? (payload as { raw: string }).raw : JSON.stringify(payload),
+        });
+        expect(response.statusCode, response.body).toBeLessThan(500);
+        expect(typeof response.json().code === 'string' || response.statusCode < 300).toBe(true);
+        if (response.statusCode >= 400 && response.statusCode !== 409) expect(await ledgerState()).toEqual(before);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('never answers 5xx to fuzzed query strings and paths', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('/api/balances/', '/api/transactions/', '/api/reports/revenue/', '/api/commands/'), fc.string({ maxLength: 300 }), async (path, tail) => {
+        const url = path.endsWith('commands/') ? `${path}${encodeURIComponent(tail)}` : `${path}?${tail}`;
+        const response = await gateway.app.inject({ method: 'GET', url, headers: service.header });
+        expect(response.statusCode, `${url} -> ${response.body}`).toBeLessThan(500);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('secrets in logs', () => {
+  it('never writes passwords or tokens to the log', async () => {
+    const db = await createTestDatabase();
+    try {
+      const config = testConfig(db);
+      const captured: string[] = [];
+      const stream = new PassThrough();
+      stream.on('data', (chunk: Buffer) => captured.push(chunk.toString()));
+      const log = createLogger({ level: 'trace', name: 'capture' }, stream);
+      const gateway = buildGateway({ config, kafka: testKafka(config), pool: db.pool, log });
+      const user = await createUser(db, config, 'user', 'a-very-secret-password');
+      const login = await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: user.username, password: 'a-very-secret-password' } });
+      const { access, refresh } = login.json();
+      await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: user.username, password: 'wrong-secret-password' } });
+      await gateway.app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: { authorization: `Bearer ${access}` } });
+      await gateway.app.inject({ method: 'POST', url: '/api/token/refresh/', payload: { refresh } });
+      log.info({ password: 'a-very-secret-password', token: access, req: { headers: { authorization: `Bearer ${access}` } } }, 'a careless log call');
+      await gateway.app.close();
+      const text = captured.join('');
+      expect(text.length).toBeGreaterThan(0);
+      for (const secret of ['a-very-secret-password', 'wrong-secret-password', access, refresh]) expect(text).not.toContain(secret);
+      expect(text).toContain('[redacted]');
+    } finally {
+      await db.drop();
+    }
+  });
+});
