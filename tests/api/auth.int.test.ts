@@ -1,4 +1,4 @@
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { setUserDisabled } from '../../src/users/store.ts';
@@ -77,6 +77,31 @@ describe('authentication', () => {
     const response = await app.inject({ method: 'GET', url: '/api/balances/?user_id=1', headers });
     expect(response.statusCode).toBe(401);
     expect(response.json().code).toBe('unauthorized');
+  });
+
+  it('answers 401 for an RS256 token (algorithm confusion), a not-yet-valid one, and a wrong issuer', async () => {
+    const app = appWithoutKafka(config, db);
+    const { privateKey } = await generateKeyPair('RS256');
+    const claims = { user_id: 1, role: 'admin', typ: 'access' };
+    const tokens = [
+      await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(privateKey),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setNotBefore('10m').setExpirationTime('20m').sign(new TextEncoder().encode(config.jwt.secret)),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('someone-else').setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(config.jwt.secret)),
+    ];
+    for (const token of tokens) {
+      const response = await app.inject({ method: 'GET', url: '/api/balances/?user_id=1', headers: { authorization: `Bearer ${token}` } });
+      expect(response.statusCode).toBe(401);
+    }
+  });
+
+  it('treats SQL in credentials as text', async () => {
+    const app = appWithoutKafka(config, db);
+    await createUser(db, config, 'user', PASSWORD);
+    for (const username of ["' OR '1'='1", "admin'--", '"; DROP TABLE users; --']) {
+      const response = await login(app, username, "' OR '1'='1", '10.9.0.1');
+      expect(response.statusCode).toBe(401);
+    }
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM users')).rows[0].n).toBeGreaterThan(0);
   });
 
   it('answers 401 for a token signed with another key, expired, or for another audience', async () => {

@@ -104,7 +104,7 @@ describe('the bank test with injected faults', () => {
     expect(report.conservedToTheKopeck).toBe(true);
     expect(report.verifyViolations).toEqual([]);
     expect(Object.values(faults).every((n) => n > 0)).toBe(true);
-  });
+  }, (settings.seconds + 300) * 1_000);
 });
 
 async function serviceToken(db: TestDatabase, config: Config): Promise<string> {

@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { createCommandWorker } from '../../src/consumer/worker.ts';
+import type { Kafka } from '../../src/kafka/client.ts';
+import { publish } from '../helpers/commands.ts';
+import { createUser, startGateway } from '../helpers/gateway.ts';
+import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+
+describe('limits, each refused or bounded cleanly', () => {
+  let db: TestDatabase;
+  let config: Config;
+  let kafka: Kafka;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    config = testConfig(db, { limits: { replyWaitMs: 300 }, consumer: { batchCommandsMax: 3 } });
+    kafka = testKafka(config);
+    await createTestTopics(kafka, config);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('REPLY_WAIT_MS: with no consumer running, a synchronous request answers 202 and a Location after the wait', async () => {
+    const gateway = await startGateway(config, db, kafka);
+    try {
+      const user = await createUser(db, config);
+      const started = Date.now();
+      const response = await gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: user.header, payload: { user_id: user.id, amount: '1.00' } });
+      expect(response.statusCode).toBe(202);
+      expect(response.headers.location).toMatch(/^\/api\/commands\//);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      const poll = await gateway.app.inject({ method: 'GET', url: response.headers.location as string, headers: user.header });
+      expect(poll.json()).toEqual({ command_id: response.json().command_id, status: 'pending' });
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('BATCH_COMMANDS_MAX: the consumer applies at most that many commands per transaction', async () => {
+    const run = uniqueSuffix();
+    await publish(kafka, config.topics.commands, Array.from({ length: 10 }, (_, i) => ({ id: `${run}-${i}`, type: 'deposit' as const, user_id: 31, amount: '1.00' })));
+    const worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
+    await worker.start();
+    try {
+      await eventually(async () => (worker.stats.applied >= 10 ? true : undefined));
+      expect(worker.stats.chunks).toBeGreaterThanOrEqual(4);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
