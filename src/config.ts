@@ -23,6 +23,7 @@ export const envSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   PG_POOL_CONNECTIONS_MAX: int(1, 200).default(10),
   PG_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  PG_CONNECT_WAIT_MS: int(50, 120_000).default(10_000),
 
   KAFKA_BROKERS: z.string().regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, 'must be host:port[,host:port...]').optional(),
   KAFKA_CLIENT_ID: z.string().min(1).default('balance-service'),
@@ -67,6 +68,8 @@ export interface Config {
     readonly url: string | null;
     readonly poolConnectionsMax: number;
     readonly statementTimeoutMs: number;
+    /** How long a query waits for a free pooled connection before failing (answered 503). */
+    readonly connectWaitMs: number;
   };
   readonly kafka: {
     /** Null means "start a local broker from the Maven Central jars". */
@@ -143,6 +146,7 @@ function toConfig(env: Env): Config {
       url: env.DATABASE_URL ?? null,
       poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,
       statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
+      connectWaitMs: env.PG_CONNECT_WAIT_MS,
     },
     kafka: {
       brokers: env.KAFKA_BROKERS ? env.KAFKA_BROKERS.split(',') : null,

@@ -12,7 +12,7 @@ export function createPool(url: string, db: Config['db'], applicationName: strin
     connectionString: url,
     max: db.poolConnectionsMax,
     statement_timeout: db.statementTimeoutMs,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: db.connectWaitMs,
     idleTimeoutMillis: 30_000,
     application_name: applicationName,
   });

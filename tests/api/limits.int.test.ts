@@ -36,6 +36,24 @@ describe('limits, each refused or bounded cleanly', () => {
     }
   });
 
+  it('PG_POOL_CONNECTIONS_MAX: with every connection busy, a request answers 503 after PG_CONNECT_WAIT_MS, not 500', async () => {
+    const { createPool } = await import('../../src/db/pool.ts');
+    const { appWithoutKafka } = await import('../helpers/gateway.ts');
+    const small = { ...config, db: { ...config.db, poolConnectionsMax: 1, connectWaitMs: 200 } };
+    const pool = createPool(db.url, small.db, 'limits-test');
+    const held = await pool.connect();
+    try {
+      const user = await createUser(db, config);
+      const app = appWithoutKafka(small, { ...db, pool });
+      const response = await app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: user.header });
+      expect(response.statusCode).toBe(503);
+      expect(response.json().code).toBe('service_unavailable');
+    } finally {
+      held.release();
+      await pool.end();
+    }
+  });
+
   it('BATCH_COMMANDS_MAX: the consumer applies at most that many commands per transaction', async () => {
     const run = uniqueSuffix();
     await publish(kafka, config.topics.commands, Array.from({ length: 10 }, (_, i) => ({ id: `${run}-${i}`, type: 'deposit' as const, user_id: 31, amount: '1.00' })));
