@@ -10,12 +10,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import pg from 'pg';
 import { loadConfig, withOverrides, type Config } from '../src/config.ts';
 import { createCommandWorker } from '../src/consumer/worker.ts';
-import { ensureDatabase, quoteIdentifier } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
+import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
@@ -116,20 +114,6 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
   }
   await Promise.all(pending);
   await producer.disconnect();
-}
-
-async function freshDatabase(serverUrl: string, database: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${database}`;
-  await ensureDatabase(url.toString());
-  const pool = createPool(url.toString(), loadConfig({}).db, 'bench-migrate');
-  await migrate(pool);
-  await pool.end();
-  return url.toString();
 }
 
 /** The raw ceiling: one set-based INSERT of a batch of rows per transaction. */

@@ -15,9 +15,8 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { TokenService } from '../src/api/auth/tokens.ts';
 import { loadConfig } from '../src/config.ts';
-import { ensureDatabase, quoteIdentifier } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrate.ts';
 import { createPool } from '../src/db/pool.ts';
+import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
@@ -157,20 +156,6 @@ async function waitUntilApplied(url: string, expected: number): Promise<number> 
   } finally {
     await client.end();
   }
-}
-
-async function freshDatabase(serverUrl: string, database: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`);
-  await admin.end();
-  const url = new URL(serverUrl);
-  url.pathname = `/${database}`;
-  await ensureDatabase(url.toString());
-  const pool = createPool(url.toString(), loadConfig({}).db, 'bench-migrate');
-  await migrate(pool);
-  await pool.end();
-  return url.toString();
 }
 
 async function report(results: { asyncPass: PassResult & { drainSeconds: number }; syncPass: PassResult; fixedPass: PassResult }) {

@@ -25,6 +25,13 @@ const body = fc.oneof(
   fc.record({ user_id: fc.oneof(fc.constant(1), nasty), amount: fc.oneof(fc.constantFrom('1.00', '0.01', 5), nasty), service_id: fc.oneof(fc.constant(3), nasty), order_id: fc.oneof(fc.nat(), nasty), sender_id: fc.oneof(fc.constant(1), nasty), recipient_id: fc.oneof(fc.constant(2), nasty), comment: fc.oneof(fc.string(), nasty) }, { requiredKeys: [] }),
   nasty,
   fc.string().map((text) => ({ raw: text })),
+  // Duplicated keys (JSON.parse keeps the last), deep nesting, and a body that is all whitespace.
+  fc.constantFrom(
+    { raw: '{"user_id": 1, "user_id": "x", "amount": "1.00", "amount": -5}' },
+    { raw: `{"user_id": 1, "amount": ${'['.repeat(2_000)}${']'.repeat(2_000)}}` },
+    { raw: `${'{"a":'.repeat(500)}1${'}'.repeat(500)}` },
+    { raw: '   ' },
+  ),
 );
 
 describe('fuzzed HTTP input through the real stack', () => {
