@@ -90,6 +90,20 @@ describe('command endpoints through the real stack', () => {
     });
     const broke = await post('/api/withdraw_funds', sender, { user_id: sender.id, amount: '6.01' });
     expect(broke.json().code).toBe('insufficient_funds');
+    // A user sees only their own balance; a service sees everyone the command touched.
+    expect(Object.keys(response.json().balances)).toEqual([String(sender.id)]);
+    const asService = await post('/api/transfer_funds', service, { sender_id: sender.id, recipient_id: recipient.id, amount: '1.00' });
+    expect(Object.keys(asService.json().balances).sort()).toEqual([String(sender.id), String(recipient.id)].sort());
+  });
+
+  it('tells someone reusing another user\'s Idempotency-Key nothing about that command', async () => {
+    const owner = await createUser(db, config);
+    const other = await createUser(db, config);
+    const key = `secret-${randomUUID()}`;
+    expect((await post('/api/add_funds', owner, { user_id: owner.id, amount: '50.00' }, { 'idempotency-key': key })).statusCode).toBe(201);
+    const probe = await post('/api/add_funds', other, { user_id: other.id, amount: '1.00' }, { 'idempotency-key': key });
+    expect(probe.statusCode).toBe(409);
+    expect(probe.json()).toEqual({ code: 'idempotency_key_reused', message: expect.any(String), details: { code: 'idempotency_key_reused', command_id: key } });
   });
 
   it('answers the same Idempotency-Key and body with the same result and no second effect', async () => {

@@ -13,6 +13,7 @@ import { ApiError } from '../../errors.ts';
 import { loadOutcome } from '../../ledger/queries.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { authenticate, parseOr400, requireAccount } from '../http.ts';
+import type { Principal } from '../auth/tokens.ts';
 import type { ApiContext } from '../context.ts';
 
 type CommandBody = Omit<Command, 'id' | 'reply_to'>;
@@ -72,8 +73,9 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
   const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
   if (stored) {
-    if (stored.fingerprint !== commandFingerprint(command)) throw conflict({ ...stored.reply, code: 'idempotency_key_reused', message: 'This Idempotency-Key was already used for a different request.' });
-    return answer(reply, stored.reply);
+    // A reused key says nothing about the command it belongs to, which may be someone else's.
+    if (stored.fingerprint !== commandFingerprint(command)) throw keyReused(command.id);
+    return answer(reply, visibleTo(principal, stored.reply));
   }
   const client = ctx.client;
   if (!client) throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.');
@@ -85,7 +87,7 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   const replied = await publishOr503(() => client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs }));
   // A reply can be missed (this gateway restarted, a rebalance); the database has the truth.
   const outcome = replied ?? (await loadOutcome(ctx.pool, command.id))?.reply ?? null;
-  return outcome ? answer(reply, outcome, replied !== null) : accepted(reply, command.id);
+  return outcome ? answer(reply, visibleTo(principal, outcome), replied !== null) : accepted(reply, command.id);
 }
 
 function idempotencyKey(request: FastifyRequest, ctx: ApiContext): string | null {
@@ -121,6 +123,20 @@ function accepted(reply: FastifyReply, commandId: string) {
 function answer(reply: FastifyReply, outcome: CommandReply, firstTime = !outcome.duplicate) {
   if (outcome.status === 'rejected') throw conflict(outcome);
   return reply.code(firstTime && !outcome.duplicate ? 201 : 200).send(transactionBody(outcome));
+}
+
+function keyReused(commandId: string): ApiError {
+  return new ApiError('conflict', 'This Idempotency-Key was already used for a different request.', { code: 'idempotency_key_reused', command_id: commandId }, 'idempotency_key_reused');
+}
+
+/**
+ * A `user` sees only their own balance in an answer: a transfer touches the recipient too,
+ * and the recipient's balance is none of the sender's business. Services and admins see all.
+ */
+export function visibleTo(principal: Principal, outcome: CommandReply): CommandReply {
+  if (principal.role !== 'user') return outcome;
+  const own = outcome.balances[String(principal.userId)];
+  return { ...outcome, balances: own ? { [String(principal.userId)]: own } : {} };
 }
 
 function conflict(outcome: CommandReply): ApiError {

@@ -5,7 +5,7 @@ import { ApiError } from '../../errors.ts';
 import { balanceOfUser, decodeCursor, historyPage, loadOutcome, revenueReport } from '../../ledger/queries.ts';
 import { authenticate, parseOr400, requireAccount, requireRole } from '../http.ts';
 import type { ApiContext } from '../context.ts';
-import { transactionBody } from './commands.ts';
+import { transactionBody, visibleTo } from './commands.ts';
 
 export const DEFAULT_PAGE_ITEMS = 20;
 
@@ -51,7 +51,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const stored = await loadOutcome(ctx.pool, id);
     if (stored) {
       requireAccount(principal, stored.userId);
-      return { ...transactionBody(stored.reply), code: stored.reply.code, message: stored.reply.message };
+      return { ...transactionBody(visibleTo(principal, stored.reply)), code: stored.reply.code, message: stored.reply.message };
     }
     const owner = ctx.pending.owner(id);
     if (owner === null) throw new ApiError('not_found', 'No command with this id has been decided or is pending here.');
