@@ -60,14 +60,14 @@ export class CommandClient {
   /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
   async request(command: Command, options: { timeoutMs: number }): Promise<CommandReply | null> {
     // Wait first, publish second: a reply can arrive before `send` returns.
-    const reply = this.replies.wait(command.id, options.timeoutMs);
+    const waiting = this.replies.wait(command.id, options.timeoutMs);
     try {
       await this.publish(command);
     } catch (error) {
-      void reply;
+      waiting.cancel();
       throw error;
     }
-    const answer = await reply;
+    const answer = await waiting.reply;
     if (answer) this.repliesMatched += 1;
     else this.timeouts += 1;
     return answer;

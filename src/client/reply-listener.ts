@@ -62,18 +62,26 @@ export class ReplyListener {
   }
 
   /**
-   * Registers interest in `commandId` before its command is published; resolves with the reply,
-   * or null after `timeoutMs`.
+   * Registers interest in `commandId` before its command is published. `reply` resolves with
+   * the reply, or null after `timeoutMs` or on `cancel()` (for a command that was never sent).
    */
-  wait(commandId: string, timeoutMs: number): Promise<CommandReply | null> {
+  wait(commandId: string, timeoutMs: number): { reply: Promise<CommandReply | null>; cancel: () => void } {
     if (this.waiterCount >= this.waitersMax) throw new TooManyWaitersError(`more than ${this.waitersMax} requests are waiting for replies`);
-    return new Promise((resolve) => {
-      const waiter: Waiter = { resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };
+    let waiter!: Waiter;
+    const reply = new Promise<CommandReply | null>((resolve) => {
+      waiter = { resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };
       const list = this.waiters.get(commandId);
       if (list) list.push(waiter);
       else this.waiters.set(commandId, [waiter]);
       this.waiterCount += 1;
     });
+    return {
+      reply,
+      cancel: () => {
+        clearTimeout(waiter.timer);
+        this.expire(commandId, waiter);
+      },
+    };
   }
 
   private expire(commandId: string, waiter: Waiter): void {
