@@ -2,33 +2,27 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
 import type { Config } from '../../src/config.ts';
-import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { balancesOf } from '../helpers/commands.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { eventually, startStack, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
 describe('command endpoints through the real stack', () => {
+  let stack: RunningStack;
   let db: TestDatabase;
   let config: Config;
   let gateway: Gateway;
-  let worker: CommandWorker;
   let service: TestUser;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    config = testConfig(db, { limits: { replyWaitMs: 15_000 } });
-    const kafka = testKafka(config);
-    await createTestTopics(kafka, config);
-    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
-    await worker.start();
-    gateway = await startGateway(config, db, kafka);
+    stack = await startStack({ limits: { replyWaitMs: 15_000 } });
+    ({ db, config } = stack);
+    gateway = await startGateway(config, db, stack.kafka);
     service = await createUser(db, config, 'service');
   });
   afterAll(async () => {
     await gateway?.stop();
-    await worker?.stop();
-    await db?.drop();
+    await stack?.stop();
   });
 
   const post = (url: string, user: TestUser, payload: unknown, headers: Record<string, string> = {}) =>

@@ -2,11 +2,9 @@ import fc from 'fast-check';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
-import type { Config } from '../../src/config.ts';
-import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import { createLogger } from '../../src/log.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
-import { createTestDatabase, createTestTopics, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { createTestDatabase, startStack, testConfig, testKafka, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
 const ENDPOINTS = ['/api/add_funds/', '/api/withdraw_funds/', '/api/reserve_funds/', '/api/deduct_funds/', '/api/cancel_reservation/', '/api/transfer_funds/'];
 
@@ -35,26 +33,20 @@ const body = fc.oneof(
 );
 
 describe('fuzzed HTTP input through the real stack', () => {
+  let stack: RunningStack;
   let db: TestDatabase;
-  let config: Config;
   let gateway: Gateway;
-  let worker: CommandWorker;
   let service: TestUser;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    config = testConfig(db, { limits: { replyWaitMs: 10_000 } });
-    const kafka = testKafka(config);
-    await createTestTopics(kafka, config);
-    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
-    await worker.start();
-    gateway = await startGateway(config, db, kafka);
-    service = await createUser(db, config, 'service');
+    stack = await startStack({ limits: { replyWaitMs: 10_000 } });
+    db = stack.db;
+    gateway = await startGateway(stack.config, db, stack.kafka);
+    service = await createUser(db, stack.config, 'service');
   });
   afterAll(async () => {
     await gateway?.stop();
-    await worker?.stop();
-    await db?.drop();
+    await stack?.stop();
   });
 
   const ledgerState = async () => (await db.pool.query("SELECT (SELECT count(*) FROM commands) AS commands, (SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind <> 'external') AS held")).rows[0];

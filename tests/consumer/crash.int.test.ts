@@ -4,7 +4,7 @@ import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { publish, type WireCommand } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
 const COMMANDS = 12_000;
 const USERS = 300;
@@ -68,8 +68,3 @@ describe('a consumer killed with SIGKILL mid-stream', () => {
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 });
-
-async function countCommands(db: TestDatabase): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands');
-  return rows[0]!.n;
-}

@@ -2,13 +2,13 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { createCommandSchema } from '../../src/commands/schema.ts';
-import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
+import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { parseCommandMessage } from '../../src/consumer/parse-message.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { readDeadLetters } from '../../src/tools/dlq.ts';
 import { balancesOf, publish } from '../helpers/commands.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import { eventually, startStack, uniqueSuffix, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
 const BAD_MESSAGES = 300;
 
@@ -31,22 +31,18 @@ const rawValue = fc.oneof(
 );
 
 describe('fuzzed command-topic messages against the real consumer', () => {
+  let stack: RunningStack;
   let db: TestDatabase;
   let config: Config;
   let kafka: Kafka;
   let worker: CommandWorker;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    config = testConfig(db);
-    kafka = testKafka(config);
-    await createTestTopics(kafka, config);
-    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
-    await worker.start();
+    stack = await startStack();
+    ({ db, config, kafka, worker } = stack);
   });
   afterAll(async () => {
-    await worker?.stop();
-    await db?.drop();
+    await stack?.stop();
   });
 
   it('dead-letters every bad message, keeps running, and applies every good command after a bad one', async () => {

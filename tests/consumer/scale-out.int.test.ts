@@ -5,7 +5,7 @@ import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { publish } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
 const COMMANDS = 50_000;
 const USERS = 2_000;
@@ -48,10 +48,10 @@ describe('a consumer group of several processes', () => {
     const env = envFor(config);
     processes.push(spawnService('src/consumer/main.ts', env), spawnService('src/consumer/main.ts', env));
     await publish(kafka, config.topics.commands, commands);
-    await eventually(async () => ((await count(db)) >= COMMANDS / 4 ? true : undefined), 120_000, 'a quarter of the commands');
+    await eventually(async () => ((await countCommands(db)) >= COMMANDS / 4 ? true : undefined), 120_000, 'a quarter of the commands');
     await processes[0]!.kill('SIGKILL');
     processes.push(spawnService('src/consumer/main.ts', env));
-    await eventually(async () => ((await count(db)) === COMMANDS ? true : undefined), 240_000, `all ${COMMANDS} commands`);
+    await eventually(async () => ((await countCommands(db)) === COMMANDS ? true : undefined), 240_000, `all ${COMMANDS} commands`);
 
     // Exactly one effect each: every deposit applied once, and money in equals money out plus balances.
     const deposits = commands.filter((c) => c.type === 'deposit').length;
@@ -74,7 +74,3 @@ describe('a consumer group of several processes', () => {
     for (const p of processes.slice(1)) expect(await p.kill('SIGTERM')).toBe(0);
   });
 });
-
-async function count(db: TestDatabase): Promise<number> {
-  return (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands')).rows[0]!.n;
-}

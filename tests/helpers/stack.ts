@@ -10,6 +10,7 @@ import { quoteIdentifier } from '../../src/db/database.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
 import { createKafka, ensureTopics, type Kafka } from '../../src/kafka/client.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
+import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import { databaseUrl } from './global-setup.ts';
 
 export const testLog: Logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
@@ -101,4 +102,37 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export interface RunningStack {
+  readonly db: TestDatabase;
+  readonly config: Config;
+  readonly kafka: Kafka;
+  readonly worker: CommandWorker;
+  stop(): Promise<void>;
+}
+
+/** A database, topics and a running consumer: what most integration tests start from. */
+export async function startStack(patch: Parameters<typeof withOverrides>[1] = {}): Promise<RunningStack> {
+  const db = await createTestDatabase();
+  const config = testConfig(db, patch);
+  const kafka = testKafka(config);
+  await createTestTopics(kafka, config);
+  const worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
+  await worker.start();
+  return {
+    db,
+    config,
+    kafka,
+    worker,
+    stop: async () => {
+      await worker.stop();
+      await db.drop();
+    },
+  };
+}
+
+/** How many commands the database has decided, applied or rejected. */
+export async function countCommands(db: TestDatabase): Promise<number> {
+  return (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands')).rows[0]!.n;
 }

@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
+import type { CommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { readDeadLetters, redrive } from '../../src/tools/dlq.ts';
 import { balancesOf, collectReplies, publish, type ReplyCollector } from '../helpers/commands.ts';
 import { envFor, spawnService } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { eventually, startStack, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
 describe('dead letters: list and re-drive', () => {
+  let stack: RunningStack;
   let db: TestDatabase;
   let config: Config;
   let kafka: Kafka;
@@ -15,12 +16,8 @@ describe('dead letters: list and re-drive', () => {
   let replies: ReplyCollector;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    config = testConfig(db);
-    kafka = testKafka(config);
-    await createTestTopics(kafka, config);
-    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
-    await worker.start();
+    stack = await startStack();
+    ({ db, config, kafka, worker } = stack);
     replies = await collectReplies(kafka, config.topics.replies);
     await publish(kafka, config.topics.commands, [
       { raw: JSON.stringify({ id: 'fix-me', type: 'deposit', user_id: 77, amount: '5.000' }), key: '77' },
@@ -30,8 +27,7 @@ describe('dead letters: list and re-drive', () => {
   });
   afterAll(async () => {
     await replies?.stop();
-    await worker?.stop();
-    await db?.drop();
+    await stack?.stop();
   });
 
   it('lists each dead letter with its error code, through the CLI too', async () => {

@@ -8,7 +8,7 @@ import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
 import { mixedCommands } from '../../bench/workloads.ts';
 import { publish } from '../helpers/commands.ts';
 import { envFor, spawnService } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
 const COMMANDS = 15_000;
 
@@ -72,9 +72,9 @@ describe('replay and reconcile', () => {
     const env = { ...envFor(config), BATCH_COMMANDS_MAX: '250' };
     const args = ['--into', target.url, '--group', group];
     const first = spawnService('src/tools/replay-cli.ts', env, args);
-    await eventually(async () => ((await count(target)) >= COMMANDS / 3 ? true : undefined), 120_000, 'a third of the replay');
+    await eventually(async () => ((await countCommands(target)) >= COMMANDS / 3 ? true : undefined), 120_000, 'a third of the replay');
     await first.kill('SIGKILL');
-    expect(await count(target)).toBeLessThan(COMMANDS);
+    expect(await countCommands(target)).toBeLessThan(COMMANDS);
     const second = spawnService('src/tools/replay-cli.ts', env, args);
     expect(await second.exited, second.output()).toBe(0);
     expect(second.output()).toContain('"resumed": true');
@@ -89,7 +89,3 @@ describe('replay and reconcile', () => {
     expect(differences.length).toBeGreaterThan(1);
   });
 });
-
-async function count(db: TestDatabase): Promise<number> {
-  return (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands')).rows[0]!.n;
-}
