@@ -171,10 +171,17 @@ async function requireCommand(command: string, args: string[], what: string): Pr
   }
 }
 
-async function formatStorage(libs: string, properties: string): Promise<void> {
-  // A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-  const clusterId = Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
-  await run('java', ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '-g'], {
+/** A KRaft cluster id: 16 random bytes in URL-safe base64 without padding. */
+export function newClusterId(): string {
+  return Buffer.from(randomUUID().replaceAll('-', ''), 'hex').toString('base64url');
+}
+
+/**
+ * Formats a broker's storage. The id may start with '-' (one in 64 do), so it is passed as
+ * --cluster-id=<id>: as a separate argument the tool would read it as an option and fail.
+ */
+export async function formatStorage(libs: string, properties: string, clusterId: string = newClusterId()): Promise<void> {
+  await run('java', ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', properties, '-g'], {
     timeout: 60_000,
   });
 }
