@@ -43,7 +43,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'post', path: '/api/deduct_funds/', summary: 'Revenue recognition: capture a reservation', tag: 'commands', body: 'deductFunds', auth: true, responses: COMMAND_RESPONSES },
   { method: 'post', path: '/api/cancel_reservation/', summary: 'Cancel a reservation', tag: 'commands', body: 'cancelReservation', auth: true, responses: COMMAND_RESPONSES },
   { method: 'post', path: '/api/transfer_funds/', summary: 'Transfer between users', tag: 'commands', body: 'transferFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'get', path: '/api/balances/', summary: 'A user\'s balance', tag: 'reads', query: 'balanceQuery', auth: true, responses: { '200': '{user_id, amount, reserved, currency}', '404': 'Unknown user.' } },
+  { method: 'get', path: '/api/balances/', summary: 'A user\'s balance', tag: 'reads', query: 'balanceQuery', auth: true, responses: { '200': '{user_id, amount, reserved, incoming, currency}: amount is spendable; incoming holds received transfers until they settle (milliseconds)', '404': 'Unknown user.' } },
   { method: 'get', path: '/api/transactions/', summary: 'A user\'s history, keyset-paginated', tag: 'reads', query: 'historyQuery', auth: true, responses: { '200': '{items, next_cursor}' } },
   { method: 'get', path: '/api/reports/revenue/', summary: 'Monthly revenue by service (CSV, or JSON with Accept: application/json)', tag: 'reads', query: 'revenueQuery', auth: true, responses: { '200': 'CSV service_id;service_name;revenue', '403': 'Only service and admin.' } },
   { method: 'get', path: '/api/commands/{id}', summary: 'Poll a command', tag: 'reads', auth: true, responses: { '200': '{status: pending|applied|rejected, ...}', '404': 'Unknown command.' } },

@@ -6,11 +6,21 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { formatMinor, parseAmount } from './money.ts';
 
-export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const;
+export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMENT_CHARS_MAX = 500;
 export const COMMAND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * A settle is published by the consumer, never by clients: it completes a transfer on the
+ * recipient's partition. Its id is derived from the transfer's, with a '~' no client id can hold.
+ */
+export const SETTLE_ID_PREFIX = '~settle:';
+export const SETTLE_ID_PATTERN = /^~settle:[A-Za-z0-9._:-]{1,128}$/;
+export function settleIdOf(transferId: string): string {
+  return `${SETTLE_ID_PREFIX}${transferId}`;
+}
 
 /** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-]. */
 export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
@@ -44,6 +54,9 @@ export function createCommandSchema(limits: { amountMinorMax: number }) {
     z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('transfer'), recipient_id: entityIdSchema, amount, comment: commentSchema.optional() }),
+    z
+      .object({ id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'), type: z.literal('settle'), user_id: entityIdSchema, amount })
+      .meta({ description: "Published by the consumer after a transfer: moves the amount from the recipient's incoming to their available balance." }),
   ]);
 }
 

@@ -1,9 +1,10 @@
 /**
- * What a processed chunk sends back to Kafka: replies (to the reply topic or a command's own
+ * What a processed chunk sends back to Kafka: derived commands (settles, first), replies (to the reply topic or a command's own
  * `reply_to`) and dead letters. The core topics must accept them or the chunk is retried; a
  * `reply_to` topic that does not exist is the producer's mistake, logged and skipped, so it
  * can never block a partition.
  */
+import { commandKey, serializeCommand, type Command } from '../commands/schema.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import type { Logger } from '../log.ts';
 import type { KafkaMessage, Producer } from '../kafka/client.ts';
@@ -17,7 +18,20 @@ export interface OutgoingMessage {
 
 export class Outbox {
   private readonly byTopic = new Map<string, OutgoingMessage[]>();
-  constructor(private readonly defaultReplyTopic: string) {}
+  private readonly derived: OutgoingMessage[] = [];
+  constructor(
+    private readonly defaultReplyTopic: string,
+    private readonly commandTopic: string,
+  ) {}
+
+  /**
+   * A command the consumer derives (a transfer's settle), for the command topic. It is sent
+   * and acknowledged before any reply, so a caller who has seen the transfer's reply and then
+   * acts for the recipient lands behind the settle on the recipient's partition.
+   */
+  derive(command: Command): void {
+    this.derived.push({ key: commandKey(command), value: serializeCommand(command) });
+  }
 
   reply(reply: CommandReply, replyTo: string | undefined | null): void {
     this.add(replyTo ?? this.defaultReplyTopic, { key: reply.command_id, value: JSON.stringify(reply) });
@@ -30,13 +44,17 @@ export class Outbox {
   }
 
   get size(): number {
-    let n = 0;
+    let n = this.derived.length;
     for (const list of this.byTopic.values()) n += list.length;
     return n;
   }
 
   /** Sends everything; throws if a core topic fails, so the caller does not commit offsets. */
   async flush(producer: Producer, coreTopics: ReadonlySet<string>, log: Logger): Promise<{ skipped: number }> {
+    if (this.derived.length > 0) {
+      await producer.send({ topic: this.commandTopic, acks: -1, messages: [...this.derived] });
+      this.derived.length = 0;
+    }
     const core = [...this.byTopic].filter(([topic]) => coreTopics.has(topic));
     const other = [...this.byTopic].filter(([topic]) => !coreTopics.has(topic));
     if (core.length > 0) {

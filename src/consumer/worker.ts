@@ -14,6 +14,7 @@ import { commandKey, createCommandSchema, type CommandSchema } from '../commands
 import { partitionOfKey } from '../kafka/partition.ts';
 import { javaCompatiblePartitioner, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from '../kafka/client.ts';
 import type { BatchItem, BatchResult } from '../ledger/apply-batch.ts';
+import { settleOf } from '../ledger/core.ts';
 import { applyWithRetry } from './apply.ts';
 import type { Logger } from '../log.ts';
 import { deadLetterOf, Outbox } from './outbox.ts';
@@ -149,7 +150,7 @@ async function consumeBatch(payload: EachBatchPayload, consumer: Consumer, deps:
 
 /** Parses a chunk, applies its valid commands in one transaction, and returns what to publish. */
 async function applyChunk(topic: string, partition: number, chunk: readonly KafkaMessage[], deps: ChunkDeps): Promise<Outbox> {
-  const outbox = new Outbox(deps.config.topics.replies);
+  const outbox = new Outbox(deps.config.topics.replies, deps.config.topics.commands);
   const items: BatchItem[] = [];
   const replyTargets = new Map<string, string | undefined>();
   for (const message of chunk) {
@@ -157,7 +158,7 @@ async function applyChunk(topic: string, partition: number, chunk: readonly Kafk
     if (parsed.ok) {
       checkPartition(parsed.command, partition, message.offset, deps);
       items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
-      replyTargets.set(parsed.command.id, parsed.command.reply_to);
+      replyTargets.set(parsed.command.id, 'reply_to' in parsed.command ? parsed.command.reply_to : undefined);
       continue;
     }
     outbox.add(deps.config.topics.deadLetters, deadLetterOf(message, { topic, partition }, parsed));
@@ -167,10 +168,23 @@ async function applyChunk(topic: string, partition: number, chunk: readonly Kafk
   }
   if (items.length > 0) {
     const result = await applyWithRetry(deps.pool, items, { consumer: deps.config.consumer, log: deps.log, onRetry: () => (deps.stats.retries += 1) });
-    for (const reply of result.replies) outbox.reply(reply, replyTargets.get(reply.command_id));
+    queueOutcomes(outbox, items, result, replyTargets);
     count(deps.stats, result);
   }
   return outbox;
+}
+
+/**
+ * Replies for every command but settles (nobody waits for those), and the settle of every
+ * applied transfer, new or repeated: a repeat may follow a crash that came after the commit
+ * but before the settle was published, and the settle's derived id makes a second copy a no-op.
+ */
+function queueOutcomes(outbox: Outbox, items: readonly BatchItem[], result: BatchResult, replyTargets: ReadonlyMap<string, string | undefined>): void {
+  items.forEach(({ command }, i) => {
+    const reply = result.replies[i]!;
+    if (command.type === 'transfer' && reply.status === 'applied') outbox.derive(settleOf(command));
+    if (command.type !== 'settle') outbox.reply(reply, replyTargets.get(reply.command_id));
+  });
 }
 
 /**

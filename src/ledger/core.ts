@@ -3,9 +3,9 @@
  * postings. No Kafka, HTTP or SQL here; the consumer loads state, calls `decide`, and writes.
  * (TigerBeetle's split: prefetch does the I/O, commit is deterministic.)
  */
-import type { Command } from '../commands/schema.ts';
+import { settleIdOf, type Command } from '../commands/schema.ts';
 
-export type AccountKind = 'user_available' | 'user_reserved' | 'revenue' | 'external';
+export type AccountKind = 'user_available' | 'user_reserved' | 'user_incoming' | 'revenue' | 'external';
 /** `${kind}:${ownerId}`, the natural key of an account. */
 export type AccountKey = `${AccountKind}:${number}`;
 
@@ -15,6 +15,8 @@ export function accountKey(kind: AccountKind, ownerId: number): AccountKey {
 export const EXTERNAL_ACCOUNT = accountKey('external', 0);
 export const available = (userId: number) => accountKey('user_available', userId);
 export const reserved = (userId: number) => accountKey('user_reserved', userId);
+/** Transfers received and not yet settled on the recipient's partition; see sql/0003_incoming.sql. */
+export const incoming = (userId: number) => accountKey('user_incoming', userId);
 export const revenue = (serviceId: number) => accountKey('revenue', serviceId);
 
 export function parseAccountKey(key: AccountKey): { kind: AccountKind; ownerId: number } {
@@ -22,9 +24,13 @@ export function parseAccountKey(key: AccountKey): { kind: AccountKind; ownerId: 
   return { kind: key.slice(0, at) as AccountKind, ownerId: Number(key.slice(at + 1)) };
 }
 
-/** Users' accounts must never go negative; revenue and external balances are unconstrained here. */
-export function isUserAccount(key: AccountKey): boolean {
-  return key.startsWith('user_');
+/**
+ * Accounts whose balance decisions read and that must never go negative: a user's available
+ * and reserved money. They are locked and read before deciding; every other account (incoming,
+ * revenue, external) is only changed by a delta at the end of the batch.
+ */
+export function isBoundedAccount(key: AccountKey): boolean {
+  return key.startsWith('user_available:') || key.startsWith('user_reserved:');
 }
 
 /**
@@ -101,15 +107,19 @@ export function accountsOf(command: Command): AccountKey[] {
     case 'capture':
       return [available(command.user_id), reserved(command.user_id), revenue(command.service_id)];
     case 'transfer':
-      return [available(command.user_id), available(command.recipient_id)];
+      return [available(command.user_id), incoming(command.recipient_id)];
+    case 'settle':
+      return [incoming(command.user_id), available(command.user_id)];
   }
 }
 
-/** The users whose balances a reply reports. */
+/**
+ * The user whose balances a reply reports: the one whose spendable money the command decides
+ * on. A transfer's recipient is not locked or reported: their credit lands in incoming, and
+ * locking them would make partitions wait on each other.
+ */
 export function usersOf(command: Command): number[] {
-  return command.type === 'transfer' && command.recipient_id !== command.user_id
-    ? [command.user_id, command.recipient_id]
-    : [command.user_id];
+  return [command.user_id];
 }
 
 export function decide(view: LedgerView, command: Command): Decision {
@@ -131,10 +141,14 @@ export function decide(view: LedgerView, command: Command): Decision {
       return decideRelease(view, command);
     case 'transfer':
       return decideTransfer(view, command);
+    case 'settle':
+      // Unconditional by design: whether the transfer is already applied depends on how the
+      // partitions interleave, and decisions must not (see sql/0003_incoming.sql).
+      return applied([{ debit: incoming(command.user_id), credit: available(command.user_id), amount: command.amount }], []);
   }
 }
 
-type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
+export type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;
 
 function decideReserve(view: LedgerView, command: CommandOf<'reserve'>): Decision {
   const { user_id: userId, service_id: serviceId, order_id: orderId, amount } = command;
@@ -181,13 +195,23 @@ function decideTransfer(view: LedgerView, command: CommandOf<'transfer'>): Decis
   const { user_id: senderId, recipient_id: recipientId, amount } = command;
   if (senderId === recipientId) return rejected('same_account');
   if (view.balance(available(senderId)) < amount) return rejected('insufficient_funds');
+  // The recipient is credited now, in this transaction, but into incoming: it becomes spendable
+  // when the settle the consumer publishes to the recipient's partition is applied.
   return applied(
-    [{ debit: available(senderId), credit: available(recipientId), amount }],
+    [{ debit: available(senderId), credit: incoming(recipientId), amount }],
     [
       entry(senderId, -amount, 'transfer_out', { counterpartyId: recipientId, comment: command.comment }),
       entry(recipientId, amount, 'transfer_in', { counterpartyId: senderId, comment: command.comment }),
     ],
   );
+}
+
+/**
+ * The command that completes an applied transfer on the recipient's partition. Its id is
+ * derived from the transfer's, so publishing it again (after a crash) has one effect.
+ */
+export function settleOf(transfer: CommandOf<'transfer'>): CommandOf<'settle'> {
+  return { id: settleIdOf(transfer.id), type: 'settle', user_id: transfer.recipient_id, amount: transfer.amount };
 }
 
 function applied(postings: Posting[], entries: Entry[], reservation: ReservationChange | null = null): Decision {

@@ -7,24 +7,28 @@ import { balanceView, transactionView, type BalanceView, type CommandReply, type
 import { defaultMessage } from './decide-batch.ts';
 import type { ResultCode } from './core.ts';
 import { transactionsOfCommands } from './store.ts';
+import { formatMinor } from '../commands/money.ts';
 
 const SQL_BALANCES_OF_USERS = `
   SELECT owner_id, kind, balance FROM accounts
-  WHERE kind IN ('user_available', 'user_reserved') AND owner_id = ANY($1::bigint[])`;
-const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE owner_id = $1 AND kind = \'user_available\') AS known';
+  WHERE kind IN ('user_available', 'user_reserved', 'user_incoming') AND owner_id = ANY($1::bigint[])`;
+const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE owner_id = $1 AND kind IN (\'user_available\', \'user_incoming\')) AS known';
 
-export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, BalanceView>> {
+/** A user's balances as the balance endpoint shows them: the reply's view plus unsettled transfers. */
+export type UserBalances = BalanceView & { readonly incoming: string };
+
+export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, UserBalances>> {
   const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({ name: 'q_balances', text: SQL_BALANCES_OF_USERS, values: [userIds] });
-  const out: Record<string, BalanceView> = {};
+  const out: Record<string, UserBalances> = {};
   for (const userId of userIds) {
     const of = (kind: string) => BigInt(rows.find((r) => Number(r.owner_id) === userId && r.kind === kind)?.balance ?? '0');
-    out[String(userId)] = balanceView(of('user_available'), of('user_reserved'));
+    out[String(userId)] = { ...balanceView(of('user_available'), of('user_reserved')), incoming: formatMinor(of('user_incoming')) };
   }
   return out;
 }
 
-/** The balance of a known user (registered, or with an account); null for an unknown id. */
-export async function balanceOfUser(db: pg.Pool, userId: number): Promise<BalanceView | null> {
+/** The balances of a known user (registered, or with an account); null for an unknown id. */
+export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBalances | null> {
   const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
   if (!known.rows[0]?.known) return null;
   return (await balancesOfUsers(db, [userId]))[String(userId)]!;
@@ -46,13 +50,18 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
   const row = rows[0];
   if (!row) return null;
   const transactions = (await transactionsOfCommands(db, [commandId])).map(transactionView);
-  const users = [...new Set([Number(row.user_id), ...transactions.map((t) => t.user_id)])];
   const code = row.code as ResultCode;
   return {
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
-    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, transactions, balances: await balancesOfUsers(db, users) },
+    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, transactions, balances: await replyBalances(db, Number(row.user_id)) },
   };
+}
+
+/** The balances a reply reports: the command's own user's, without incoming (as the consumer replies). */
+async function replyBalances(db: pg.Pool, userId: number): Promise<Record<string, BalanceView>> {
+  const { available, reserved } = (await balancesOfUsers(db, [userId]))[String(userId)]!;
+  return { [String(userId)]: { available, reserved } };
 }
 
 export type HistorySort = 'date' | 'amount';

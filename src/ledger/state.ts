@@ -3,7 +3,7 @@
  * reservations, updated as each decision is applied so later commands of the same batch see
  * the effect of earlier ones. Pure: the consumer loads it and writes back what changed.
  */
-import { isUserAccount, type AccountKey, type Decision, type LedgerView, type ReservationChange } from './core.ts';
+import { isBoundedAccount, type AccountKey, type Decision, type LedgerView, type ReservationChange } from './core.ts';
 
 export interface ReservationRecord {
   /** Null while the reservation exists only in this batch. */
@@ -54,7 +54,7 @@ export class LedgerState implements LedgerView {
       if (posting.amount <= 0n) throw new LedgerInvariantError(`posting of ${posting.amount} in ${commandId}`);
       this.balances.set(posting.debit, this.balance(posting.debit) - posting.amount);
       this.balances.set(posting.credit, this.balance(posting.credit) + posting.amount);
-      if (isUserAccount(posting.debit) && this.balance(posting.debit) < 0n) {
+      if (isBoundedAccount(posting.debit) && this.balance(posting.debit) < 0n) {
         throw new LedgerInvariantError(`${commandId} would make ${posting.debit} negative`);
       }
     }

@@ -3,16 +3,16 @@
  * set-based statements (one per table per batch) so a batch of thousands of commands costs a
  * dozen round trips.
  *
- * Locking: users' account rows are locked FOR NO KEY UPDATE in ascending id order when loaded,
- * which serializes every batch that touches the same user (a transfer reaches into another
- * partition's user) without deadlocking. External and revenue accounts have no lower bound to
- * protect, so they are not read, only changed by a delta at the very end of the transaction,
- * again in id order; that keeps their hot rows locked for the shortest possible time. NO KEY
+ * Locking: users' available and reserved rows are locked FOR NO KEY UPDATE in ascending id order
+ * when loaded, which serializes every batch that touches the same user (a transfer reports the
+ * recipient's balances) without deadlocking. Incoming, external and revenue accounts have no
+ * lower bound to protect, so they are not read, only changed by a delta at the very end of the
+ * transaction, again in id order; that keeps their hot rows locked for the shortest time. NO KEY
  * UPDATE, not UPDATE, because inserting a posting takes KEY SHARE on the accounts it references.
  */
 import type pg from 'pg';
 import type { AccountKey } from './core.ts';
-import { accountKey, isUserAccount, parseAccountKey, type AccountKind } from './core.ts';
+import { accountKey, isBoundedAccount, parseAccountKey, type AccountKind } from './core.ts';
 import type { ReservationRecord } from './state.ts';
 
 type Queryable = pg.PoolClient | pg.Pool;
@@ -69,8 +69,8 @@ interface AccountRow {
  */
 export async function loadAccounts(db: pg.PoolClient, keys: Iterable<AccountKey>): Promise<Map<AccountKey, LoadedAccount>> {
   const all = [...new Set(keys)];
-  const userKeys = all.filter(isUserAccount);
-  const otherKeys = all.filter((key) => !isUserAccount(key));
+  const userKeys = all.filter(isBoundedAccount);
+  const otherKeys = all.filter((key) => !isBoundedAccount(key));
   const found = new Map<AccountKey, LoadedAccount>();
   await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, userKeys, found);
   await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, otherKeys, found);
@@ -79,8 +79,8 @@ export async function loadAccounts(db: pg.PoolClient, keys: Iterable<AccountKey>
   await queryAccounts(db, 'ledger_create_accounts', SQL_CREATE_ACCOUNTS, missing, found);
   // Another consumer may have created some of them between our read and our insert.
   const raced = missing.filter((key) => !found.has(key));
-  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isUserAccount), found);
-  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, raced.filter((key) => !isUserAccount(key)), found);
+  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isBoundedAccount), found);
+  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, raced.filter((key) => !isBoundedAccount(key)), found);
   return found;
 }
 
@@ -280,15 +280,15 @@ const SQL_ADD_TO_BALANCES = `
   WHERE a.id = k.id`;
 
 /**
- * Writes the new balances: absolute values for the locked user accounts, deltas for the
+ * Writes the new balances: absolute values for the locked bounded accounts, deltas for the
  * external and revenue accounts (locked here, last, in id order).
  */
 export async function writeBalances(
   db: pg.PoolClient,
   changes: ReadonlyArray<{ id: number; key: AccountKey; balance: bigint; delta: bigint }>,
 ): Promise<void> {
-  const users = changes.filter((c) => isUserAccount(c.key));
-  const others = changes.filter((c) => !isUserAccount(c.key)).sort((a, b) => a.id - b.id);
+  const users = changes.filter((c) => isBoundedAccount(c.key));
+  const others = changes.filter((c) => !isBoundedAccount(c.key)).sort((a, b) => a.id - b.id);
   if (users.length > 0) {
     await db.query({ name: 'ledger_set_balances', text: SQL_SET_BALANCES, values: [users.map((c) => c.id), users.map((c) => String(c.balance))] });
   }

@@ -20,7 +20,7 @@ describe('deadLetterOf', () => {
 
 describe('Outbox', () => {
   it('sends replies to the default topic unless the command named its own', () => {
-    const outbox = new Outbox('replies');
+    const outbox = new Outbox('replies', 'commands');
     const reply = { command_id: 'c1', status: 'applied', code: 'ok', message: '', duplicate: false, transactions: [], balances: {} } as const;
     outbox.reply(reply, undefined);
     outbox.reply({ ...reply, command_id: 'c2' }, 'theirs');
@@ -48,11 +48,42 @@ describe('Outbox', () => {
     const producer = { sendBatch: async () => { throw unknownTopic; }, send: async () => { throw unknownTopic; } };
     const log = { warn: () => {} };
     const reply = { command_id: 'c', status: 'applied', code: 'ok', message: '', duplicate: false, transactions: [], balances: {} } as const;
-    const custom = new Outbox('replies');
+    const custom = new Outbox('replies', 'commands');
     custom.reply(reply, 'missing.topic');
     expect(await custom.flush(producer as never, new Set(['replies']), log as never)).toEqual({ skipped: 1 });
-    const core = new Outbox('replies');
+    const core = new Outbox('replies', 'commands');
     core.reply(reply, undefined);
     await expect(core.flush(producer as never, new Set(['replies']), log as never)).rejects.toThrow(/topic-partition/);
+  });
+
+  it('sends derived settles to the command topic, keyed by the recipient, before any reply', async () => {
+    const outbox = new Outbox('replies', 'commands');
+    const reply = { command_id: 't1', status: 'applied', code: 'ok', message: '', duplicate: false, transactions: [], balances: {} } as const;
+    outbox.reply(reply, undefined);
+    outbox.derive({ id: '~settle:t1', type: 'settle', user_id: 42, amount: 1_050n });
+    const order: string[] = [];
+    const producer = {
+      send: async ({ topic, messages }: { topic: string; messages: Array<{ key: string; value: string }> }) => {
+        order.push(`${topic}:${messages.map((m) => `${m.key}=${m.value}`).join(',')}`);
+      },
+      sendBatch: async ({ topicMessages }: { topicMessages: Array<{ topic: string }> }) => {
+        order.push(...topicMessages.map((t) => t.topic));
+      },
+    };
+    await outbox.flush(producer as never, new Set(['replies']), { warn: () => {} } as never);
+    expect(order).toEqual(['commands:42={"id":"~settle:t1","type":"settle","user_id":42,"amount":"10.50"}', 'replies']);
+  });
+
+  it('sends no reply when the settles could not be published', async () => {
+    const outbox = new Outbox('replies', 'commands');
+    outbox.reply({ command_id: 't1', status: 'applied', code: 'ok', message: '', duplicate: false, transactions: [], balances: {} }, undefined);
+    outbox.derive({ id: '~settle:t1', type: 'settle', user_id: 42, amount: 1n });
+    const sentTo: string[] = [];
+    const producer = {
+      send: async () => { throw new Error('broker down'); },
+      sendBatch: async ({ topicMessages }: { topicMessages: Array<{ topic: string }> }) => { sentTo.push(...topicMessages.map((t) => t.topic)); },
+    };
+    await expect(outbox.flush(producer as never, new Set(['replies']), { warn: () => {} } as never)).rejects.toThrow('broker down');
+    expect(sentTo).toEqual([]);
   });
 });

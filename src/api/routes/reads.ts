@@ -16,7 +16,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     requireAccount(principal, userId);
     const balance = await balanceOfUser(ctx.pool, userId);
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
-    return { user_id: userId, amount: balance.available, reserved: balance.reserved, currency: 'RUB' };
+    return { user_id: userId, amount: balance.available, reserved: balance.reserved, incoming: balance.incoming, currency: 'RUB' };
   });
 
   app.get('/api/transactions', async (request) => {
