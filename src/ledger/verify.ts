@@ -44,6 +44,25 @@ export const CHECKS: readonly Check[] = [
     sql: `SELECT id, kind, owner_id, balance FROM accounts WHERE kind IN ('user_available', 'user_reserved') AND balance < 0`,
   },
   {
+    name: 'no_negative_incoming',
+    description: 'no unsettled-transfer (incoming) balance is negative; it briefly can be only in a database a replay is still rebuilding',
+    sql: `SELECT id, owner_id, balance FROM accounts WHERE kind = 'user_incoming' AND balance < 0`,
+  },
+  {
+    name: 'settles_match_transfers',
+    description: "every settle completes an applied transfer: the same recipient, the same amount, out of the recipient's incoming",
+    sql: `
+      SELECT s.id, s.user_id, sp.amount AS settled, t.id AS transfer_id, tp.amount AS transferred
+      FROM commands s
+      JOIN postings sp ON sp.command_id = s.id
+      JOIN accounts sa ON sa.id = sp.debit_account_id
+      LEFT JOIN commands t ON t.id = substr(s.id, ${'~settle:'.length + 1}) AND t.type = 'transfer' AND t.status = 'applied'
+      LEFT JOIN postings tp ON tp.command_id = t.id
+      LEFT JOIN accounts ta ON ta.id = tp.credit_account_id
+      WHERE s.type = 'settle' AND s.status = 'applied'
+        AND (t.id IS NULL OR tp.amount <> sp.amount OR ta.id <> sa.id OR sa.kind <> 'user_incoming' OR sa.owner_id <> s.user_id)`,
+  },
+  {
     name: 'command_applied_once',
     description: 'every applied command has exactly the postings its type makes, and a rejected one none',
     sql: `

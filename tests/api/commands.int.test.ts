@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
 import type { Config } from '../../src/config.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { balancesOf } from '../helpers/commands.ts';
+import { balancesOf, waitForSettles } from '../helpers/commands.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
 import { eventually, startStack, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
@@ -60,7 +60,7 @@ describe('command endpoints through the real stack', () => {
     expect(deduct.json()).toMatchObject({ amount: '-20.00', transaction_type: 'capture', service_id: 5, order_id: 55 });
     const cancelled = await post('/api/cancel_reservation', user, order);
     expect(cancelled.json().code).toBe('reservation_not_found');
-    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 8000n, reserved: 0n });
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 8000n, reserved: 0n, incoming: 0n });
   });
 
   it('refuses a deduct for an order never reserved, and changes nothing', async () => {
@@ -69,7 +69,7 @@ describe('command endpoints through the real stack', () => {
     const response = await post('/api/deduct_funds', user, { user_id: user.id, service_id: 1, order_id: 404, amount: '1.00' });
     expect(response.statusCode).toBe(409);
     expect(response.json()).toMatchObject({ code: 'reservation_not_found' });
-    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 500n, reserved: 0n });
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
   });
 
   it('transfers, answering sender and recipient transactions', async () => {
@@ -84,10 +84,14 @@ describe('command endpoints through the real stack', () => {
     });
     const broke = await post('/api/withdraw_funds', sender, { user_id: sender.id, amount: '6.01' });
     expect(broke.json().code).toBe('insufficient_funds');
-    // A user sees only their own balance; a service sees everyone the command touched.
-    expect(Object.keys(response.json().balances)).toEqual([String(sender.id)]);
-    const asService = await post('/api/transfer_funds', service, { sender_id: sender.id, recipient_id: recipient.id, amount: '1.00' });
-    expect(Object.keys(asService.json().balances).sort()).toEqual([String(sender.id), String(recipient.id)].sort());
+    // The answer reports the sender's balances; the recipient's credit settles on their own partition.
+    expect(response.json().balances).toEqual({ [String(sender.id)]: { available: '6.00', reserved: '0.00' } });
+    // The settle was on the recipient's partition before the answer left, so the recipient can
+    // spend the money in the very next request.
+    const spend = await post('/api/withdraw_funds', recipient, { user_id: recipient.id, amount: '3.00' });
+    expect(spend.statusCode).toBe(201);
+    const seen = await gateway.app.inject({ method: 'GET', url: `/api/balances/?user_id=${recipient.id}`, headers: recipient.header });
+    expect(seen.json()).toEqual({ user_id: recipient.id, amount: '1.00', reserved: '0.00', incoming: '0.00', currency: 'RUB' });
   });
 
   it('tells someone reusing another user\'s Idempotency-Key nothing about that command', async () => {
@@ -111,7 +115,7 @@ describe('command endpoints through the real stack', () => {
     const reused = await post('/api/add_funds', user, { user_id: user.id, amount: '4.00' }, { 'idempotency-key': key });
     expect(reused.statusCode).toBe(409);
     expect(reused.json().code).toBe('idempotency_key_reused');
-    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 300n, reserved: 0n });
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 300n, reserved: 0n, incoming: 0n });
   });
 
   it('answers 202 with a Location at once when asked to, and the command can be polled', async () => {
@@ -133,7 +137,7 @@ describe('command endpoints through the real stack', () => {
     const user = await createUser(db, config);
     const responses = await Promise.all(Array.from({ length: 200 }, () => post('/api/add_funds', service, { user_id: user.id, amount: '1.00' })));
     expect(responses.map((r) => r.statusCode).filter((s) => s !== 201)).toEqual([]);
-    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 20_000n, reserved: 0n });
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 20_000n, reserved: 0n, incoming: 0n });
   });
 
   it('accepts exactly 10 of 60 concurrent 1.00 reserves against 10.00', async () => {
@@ -145,7 +149,7 @@ describe('command endpoints through the real stack', () => {
     const codes = responses.map((r) => r.json().code ?? r.json().status);
     expect(codes.filter((c) => c === 'applied')).toHaveLength(10);
     expect(codes.filter((c) => c === 'insufficient_funds')).toHaveLength(50);
-    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 0n, reserved: 1_000n });
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 0n, reserved: 1_000n, incoming: 0n });
   });
 
   it('applies 50 opposite concurrent transfers between two users and conserves money', async () => {
@@ -161,6 +165,7 @@ describe('command endpoints through the real stack', () => {
       ),
     );
     expect(responses.map((r) => r.statusCode).filter((s) => s !== 201)).toEqual([]);
+    await waitForSettles(db.pool);
     const total = (await balancesOf(db.pool, a.id)).available + (await balancesOf(db.pool, b.id)).available;
     expect(total).toBe(20_000n);
     expect(await verifyLedger(db.pool)).toEqual([]);

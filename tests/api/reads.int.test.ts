@@ -48,7 +48,7 @@ describe('reads, authorization and bad input', () => {
 
   it('reads a balance; a registered user never credited has 0.00; an unknown id is 404', async () => {
     const own = await get(`/api/balances/?user_id=${alice.id}`, alice);
-    expect(own.json()).toEqual({ user_id: alice.id, amount: '314.50', reserved: '0.00', currency: 'RUB' });
+    expect(own.json()).toEqual({ user_id: alice.id, amount: '314.50', reserved: '0.00', incoming: '0.00', currency: 'RUB' });
     expect((await get(`/api/balances?user_id=${bob.id}`, bob)).json()).toMatchObject({ amount: '0.00', reserved: '0.00' });
     expect((await get('/api/balances/?user_id=987654321', admin)).statusCode).toBe(404);
   });

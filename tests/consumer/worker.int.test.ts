@@ -4,7 +4,7 @@ import { createCommandWorker, type CommandWorker } from '../../src/consumer/work
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { replySchema } from '../../src/commands/reply-schema.ts';
-import { balancesOf, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
+import { balancesOf, waitForSettles, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
 import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
 describe('the command consumer, against the real broker and database', () => {
@@ -76,10 +76,13 @@ describe('the command consumer, against the real broker and database', () => {
       'tr-big': 'insufficient_funds',
     });
     // 100 - 10 - 30 + 5 (capture remainder) - 5 + 5 (release) - 20 = 45
-    expect(await balancesOf(db.pool, u)).toEqual({ available: 4500n, reserved: 0n });
-    expect(await balancesOf(db.pool, 101)).toEqual({ available: 2000n, reserved: 0n });
+    await waitForSettles(db.pool);
+    expect(await balancesOf(db.pool, u)).toEqual({ available: 4500n, reserved: 0n, incoming: 0n });
+    expect(await balancesOf(db.pool, 101)).toEqual({ available: 2000n, reserved: 0n, incoming: 0n });
     const transfer = result.get(id('tr'))!;
-    expect(transfer.balances).toEqual({ '100': { available: '45.00', reserved: '0.00' }, '101': { available: '20.00', reserved: '0.00' } });
+    expect(transfer.balances).toEqual({ '100': { available: '45.00', reserved: '0.00' } });
+    const settle = await db.pool.query("SELECT type, user_id, status FROM commands WHERE id = '~settle:' || $1", [id('tr')]);
+    expect(settle.rows).toEqual([{ type: 'settle', user_id: '101', status: 'applied' }]);
     expect(transfer.transactions.map((t) => [t.user_id, t.amount, t.transaction_type, t.counterparty_id])).toEqual([
       [100, '-20.00', 'transfer_out', 101],
       [101, '20.00', 'transfer_in', 100],
@@ -119,7 +122,7 @@ describe('the command consumer, against the real broker and database', () => {
     expect(first).toMatchObject({ status: 'applied', duplicate: false });
     expect(second).toMatchObject({ status: 'applied', code: 'ok', duplicate: true, transactions: first.transactions });
     expect(third).toMatchObject({ duplicate: true });
-    expect(await balancesOf(db.pool, 200)).toEqual({ available: 500n, reserved: 0n });
+    expect(await balancesOf(db.pool, 200)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
   });
 
   it('rejects an id reused for a different command and leaves the original alone', async () => {
@@ -128,7 +131,7 @@ describe('the command consumer, against the real broker and database', () => {
     await publish(kafka, config.topics.commands, [{ id: id('key'), type: 'deposit', user_id: 201, amount: '6.00' }]);
     await eventually(async () => ((replies.replies.get(id('key'))?.length ?? 0) >= 2 ? true : undefined));
     expect(replies.replies.get(id('key'))![1]).toMatchObject({ status: 'rejected', code: 'idempotency_key_reused', duplicate: false });
-    expect(await balancesOf(db.pool, 201)).toEqual({ available: 500n, reserved: 0n });
+    expect(await balancesOf(db.pool, 201)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
     const stored = await db.pool.query('SELECT status, code FROM commands WHERE id = $1', [id('key')]);
     expect(stored.rows).toEqual([{ status: 'applied', code: 'ok' }]);
   });
@@ -150,7 +153,7 @@ describe('the command consumer, against the real broker and database', () => {
     expect(dead[0]!.key).toBe(String(user));
     expect(dead[1]!.headers).toMatchObject({ 'x-source-topic': config.topics.commands });
     expect(Number(dead[1]!.headers['x-source-offset'])).toBeGreaterThan(Number(dead[0]!.headers['x-source-offset']));
-    expect(await balancesOf(db.pool, user)).toEqual({ available: 700n, reserved: 0n });
+    expect(await balancesOf(db.pool, user)).toEqual({ available: 700n, reserved: 0n, incoming: 0n });
   });
 
   it('applies opposite concurrent transfers between two partitions without losing money', async () => {
@@ -167,6 +170,7 @@ describe('the command consumer, against the real broker and database', () => {
     }
     const result = await send(transfers);
     expect([...result.values()].every((reply) => reply.code === 'ok')).toBe(true);
+    await waitForSettles(db.pool);
     const balanceA = await balancesOf(db.pool, a);
     const balanceB = await balancesOf(db.pool, b);
     expect(balanceA.available).toBe(100_000n - 200n * 100n + 200n * 200n);

@@ -65,11 +65,26 @@ export async function collectReplies(kafka: Kafka, topic: string): Promise<Reply
 }
 
 /** The current balance of a user, straight from the database, in minor units. */
-export async function balancesOf(pool: import('pg').Pool, userId: number): Promise<{ available: bigint; reserved: bigint }> {
+export async function balancesOf(pool: import('pg').Pool, userId: number): Promise<{ available: bigint; reserved: bigint; incoming: bigint }> {
   const { rows } = await pool.query<{ kind: string; balance: string }>(
-    "SELECT kind, balance FROM accounts WHERE owner_id = $1 AND kind IN ('user_available', 'user_reserved')",
+    "SELECT kind, balance FROM accounts WHERE owner_id = $1 AND kind IN ('user_available', 'user_reserved', 'user_incoming')",
     [userId],
   );
   const of = (kind: string) => BigInt(rows.find((r) => r.kind === kind)?.balance ?? '0');
-  return { available: of('user_available'), reserved: of('user_reserved') };
+  return { available: of('user_available'), reserved: of('user_reserved'), incoming: of('user_incoming') };
+}
+
+/** How much transferred money still waits for its settle, over the whole database. */
+export async function unsettledMinor(pool: import('pg').Pool): Promise<bigint> {
+  const { rows } = await pool.query<{ total: string }>("SELECT coalesce(sum(balance), 0)::text AS total FROM accounts WHERE kind = 'user_incoming'");
+  return BigInt(rows[0]!.total);
+}
+
+/** Waits until every applied transfer has been settled on its recipient's partition. */
+export async function waitForSettles(pool: import('pg').Pool, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await unsettledMinor(pool)) !== 0n) {
+    if (Date.now() > deadline) throw new Error(`transfers still unsettled after ${timeoutMs} ms: ${await unsettledMinor(pool)} minor units`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

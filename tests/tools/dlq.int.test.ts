@@ -47,7 +47,7 @@ describe('dead letters: list and re-drive', () => {
     await eventually(async () => (replies.replies.get('fix-me')?.filter((r) => r.status === 'applied').length === 2 ? true : undefined));
     const applied = replies.replies.get('fix-me')!.filter((r) => r.status === 'applied');
     expect(applied.map((r) => r.duplicate)).toEqual([false, true]);
-    expect(await balancesOf(db.pool, 77)).toEqual({ available: 500n, reserved: 0n });
+    expect(await balancesOf(db.pool, 77)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
   });
 
   it('sends a message that is still bad back to the dead-letter topic, not into the ledger', async () => {
