@@ -21,13 +21,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-const cents = (random: () => number, min: number, max: number) => (min + Math.floor(random() * (max - min))) / 100;
-const money = (value: number) => value.toFixed(2);
+/** A random whole number of kopecks in [min, max). */
+const cents = (random: () => number, min: number, max: number) => min + Math.floor(random() * (max - min));
+/** Kopecks as an exact decimal string, without floating point. */
+const money = (kopecks: number) => `${Math.floor(kopecks / 100)}.${String(kopecks % 100).padStart(2, '0')}`;
 
 /**
  * About 70% deposits and withdrawals, 20% reserve/capture/release, 10% transfers, over `users`.
  */
-export function mixedCommands(count: number, users: number, seed = 42, options: { recipientsOffset?: number } = {}): Message[] {
+export function mixedCommands(count: number, users: number, seed = 42): Message[] {
   const random = seededRandom(seed);
   const open = new Map<number, Array<{ serviceId: number; orderId: number; amount: number }>>();
   let order = 0;
@@ -41,9 +43,7 @@ export function mixedCommands(count: number, users: number, seed = 42, options: 
     else if (roll < 0.7) command = { id, type: 'withdraw', user_id: user, amount: money(cents(random, 100, 5_000)) };
     else if (roll < 0.9) command = orderCommand(id, user, random, open, () => ++order);
     else {
-      // With recipientsOffset, transfers go to users who never spend, so no decision depends on
-      // how partitions interleave (see docs/operations.md, "Replay").
-      const recipient = (options.recipientsOffset ?? 0) + 1 + Math.floor(random() * users);
+      const recipient = 1 + Math.floor(random() * users);
       command = { id, type: 'transfer', user_id: user, recipient_id: recipient, amount: money(cents(random, 100, 3_000)) };
     }
     messages.push({ key: String(user), value: JSON.stringify(command) });
@@ -68,7 +68,7 @@ function orderCommand(
   const reservation = orders.shift()!;
   const ids = { user_id: user, service_id: reservation.serviceId, order_id: reservation.orderId };
   if (random() < 0.5) return { id, type: 'release', ...ids };
-  return { id, type: 'capture', ...ids, amount: money(Math.max(0.01, Math.floor(reservation.amount * (0.5 + random() / 2) * 100) / 100)) };
+  return { id, type: 'capture', ...ids, amount: money(Math.max(1, Math.floor(reservation.amount * (0.5 + random() / 2)))) };
 }
 
 /** Every command for one user: deposits, withdrawals and a few reservations. */

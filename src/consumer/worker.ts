@@ -29,6 +29,8 @@ export interface WorkerDeps {
 
 export interface WorkerStats {
   applied: number;
+  /** Transfers completed on their recipient's partition (not counted in `applied`). */
+  settled: number;
   rejected: number;
   duplicates: number;
   deadLettered: number;
@@ -52,7 +54,7 @@ export interface CommandWorker {
 export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const { config, kafka, log } = deps;
   const schema = createCommandSchema(config.limits);
-  const stats: WorkerStats = { applied: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, misrouted: 0, lag: new Map() };
+  const stats: WorkerStats = { applied: 0, settled: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, misrouted: 0, lag: new Map() };
   const consumer = kafka.consumer({
     groupId: config.consumer.group,
     sessionTimeout: config.consumer.sessionTimeoutMs,
@@ -208,6 +210,7 @@ function invalidReply(commandId: string, message: string) {
 
 function count(stats: WorkerStats, result: BatchResult): void {
   stats.applied += result.applied;
+  stats.settled += result.settled;
   stats.rejected += result.rejected;
   stats.duplicates += result.duplicates;
   if (result.applied > 0) stats.lastAppliedAt = Date.now();

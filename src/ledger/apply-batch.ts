@@ -16,7 +16,9 @@ export type { BatchItem } from './decide-batch.ts';
 
 export interface BatchResult {
   readonly replies: CommandReply[];
+  /** Client commands applied; settles (derived by the consumer) are counted apart. */
   readonly applied: number;
+  readonly settled: number;
   readonly rejected: number;
   readonly duplicates: number;
 }
@@ -125,10 +127,11 @@ async function buildResult(db: pg.PoolClient, outcomes: readonly ItemOutcome[], 
   // Repeats of commands decided in an earlier batch answer with their stored transactions.
   const storedIds = outcomes.filter((o) => o.kind === 'repeat' && !created.has(o.item.command.id)).map((o) => o.item.command.id);
   const previous = groupByCommand((await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView));
-  const counts = { applied: 0, rejected: 0, duplicates: 0 };
+  const counts = { applied: 0, settled: 0, rejected: 0, duplicates: 0 };
   const replies = outcomes.map((outcome) => {
     const reply = replyFor(outcome, created, previous);
     if (reply.duplicate) counts.duplicates += 1;
+    else if (reply.status === 'applied' && outcome.item.command.type === 'settle') counts.settled += 1;
     else if (reply.status === 'applied') counts.applied += 1;
     else counts.rejected += 1;
     return reply;

@@ -53,7 +53,7 @@ function progressReporter(): (p: ReplayProgress) => void {
   return (p) => {
     const rate = p.elapsedMs > 0 ? (p.processed / p.elapsedMs) * 1000 : 0;
     const etaS = rate > 0 ? Math.max(0, (p.total - p.processed) / rate) : 0;
-    const summary = `${p.processed}/${p.total} messages, ${Math.round(rate)}/s, ETA ${etaS.toFixed(0)} s; applied ${p.applied}, duplicate ${p.duplicates}, rejected ${p.rejected}, dead-lettered ${p.deadLettered}`;
+    const summary = `${p.processed}/${p.total} messages, ${Math.round(rate)}/s, ETA ${etaS.toFixed(0)} s; applied ${p.applied}, settled ${p.settled}, duplicate ${p.duplicates}, rejected ${p.rejected}, dead-lettered ${p.deadLettered}`;
     if (process.stderr.isTTY) {
       const width = 30;
       const filled = p.total > 0 ? Math.round((p.processed / p.total) * width) : width;

@@ -53,6 +53,8 @@ export interface ReplayProgress {
   readonly processed: number;
   readonly total: number;
   readonly applied: number;
+  /** Settles applied: the consumer's second half of a transfer, on the recipient's partition. */
+  readonly settled: number;
   readonly duplicates: number;
   readonly rejected: number;
   readonly deadLettered: number;
@@ -66,7 +68,7 @@ type Range = Map<number, { start: bigint; end: bigint }>;
 export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const topic = options.config.topics.commands;
   const { range, resumed } = await prepareGroup(options, topic);
-  const progress = { processed: 0, total: 0, applied: 0, duplicates: 0, rejected: 0, deadLettered: 0, elapsedMs: 0 };
+  const progress = { processed: 0, total: 0, applied: 0, settled: 0, duplicates: 0, rejected: 0, deadLettered: 0, elapsedMs: 0 };
   for (const { start, end } of range.values()) progress.total += Number(end > start ? end - start : 0n);
   const started = Date.now();
   const pending = new Set([...range].filter(([, r]) => r.end > r.start).map(([p]) => p));
@@ -174,7 +176,7 @@ async function replayChunk(
   schema: ReturnType<typeof createCommandSchema>,
   partition: number,
   chunk: EachBatchPayload['batch']['messages'],
-  progress: { processed: number; applied: number; duplicates: number; rejected: number; deadLettered: number },
+  progress: { processed: number; applied: number; settled: number; duplicates: number; rejected: number; deadLettered: number },
 ): Promise<void> {
   const items: BatchItem[] = [];
   for (const message of chunk) {
@@ -188,12 +190,14 @@ async function replayChunk(
     const known = await findCommands(options.pool, [...new Set(items.map((i) => i.command.id))]);
     for (const item of items) {
       if (known.has(item.command.id)) progress.duplicates += 1;
+      else if (item.command.type === 'settle') progress.settled += 1;
       else progress.applied += 1;
     }
     return;
   }
   const result = await applyWithRetry(options.pool, items, { consumer: options.config.consumer, log: options.log });
   progress.applied += result.applied;
+  progress.settled += result.settled;
   progress.duplicates += result.duplicates;
   progress.rejected += result.rejected;
 }
