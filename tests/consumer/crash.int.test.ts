@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { publish, type WireCommand } from '../helpers/commands.ts';
+import { publish, settlesPerTransfer, waitForSettles, type WireCommand } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
 import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
@@ -13,7 +13,8 @@ const USERS = 300;
 function commandStream(run: string): WireCommand[] {
   const commands: WireCommand[] = [];
   for (let i = 0; i < COMMANDS; i += 1) {
-    const user = 1 + (i % USERS);
+    // Each user in turn deposits, transfers and withdraws, so all three kinds apply.
+    const user = 1 + (Math.floor(i / 3) % USERS);
     const id = `${run}-${i}`;
     if (i % 3 === 0) commands.push({ id, type: 'deposit', user_id: user, amount: '10.00' });
     else if (i % 3 === 1) commands.push({ id, type: 'transfer', user_id: user, recipient_id: 1 + ((i * 7) % USERS), amount: '3.00' });
@@ -54,6 +55,12 @@ describe('a consumer killed with SIGKILL mid-stream', () => {
     const second = spawnService('src/consumer/main.ts', envFor(config));
     processes.push(second);
     await eventually(async () => ((await countCommands(db)) === COMMANDS ? true : undefined), 120_000, `all ${COMMANDS} commands`);
+    await waitForSettles(db.pool);
+    // The kill can fall between a transfer's commit and its settle's publish: the redelivered
+    // transfer publishes the settle again, and the settle still takes effect exactly once.
+    const settles = await settlesPerTransfer(db.pool);
+    expect(settles.transfers).toBeGreaterThan(0);
+    expect(settles).toEqual({ transfers: settles.transfers, settles: settles.transfers, unmatched: 0 });
     await second.kill('SIGTERM');
     expect(await second.exited).toBe(0);
 

@@ -3,7 +3,7 @@ import type { Config } from '../../src/config.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { publish } from '../helpers/commands.ts';
+import { publish, settlesPerTransfer, waitForSettles } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
 import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
@@ -52,6 +52,10 @@ describe('a consumer group of several processes', () => {
     await processes[0]!.kill('SIGKILL');
     processes.push(spawnService('src/consumer/main.ts', env));
     await eventually(async () => ((await countCommands(db)) === COMMANDS ? true : undefined), 240_000, `all ${COMMANDS} commands`);
+    await waitForSettles(db.pool);
+    const settles = await settlesPerTransfer(db.pool);
+    expect(settles.transfers).toBeGreaterThan(0);
+    expect(settles).toEqual({ transfers: settles.transfers, settles: settles.transfers, unmatched: 0 });
 
     // Exactly one effect each: every deposit applied once, and money in equals money out plus balances.
     const deposits = commands.filter((c) => c.type === 'deposit').length;

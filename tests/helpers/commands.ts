@@ -88,3 +88,14 @@ export async function waitForSettles(pool: import('pg').Pool, timeoutMs = 60_000
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Applied transfers, applied settles, and transfers without exactly one settle (must be 0). */
+export async function settlesPerTransfer(pool: import('pg').Pool): Promise<{ transfers: number; settles: number; unmatched: number }> {
+  const { rows } = await pool.query<{ transfers: number; settles: number; unmatched: number }>(`
+    SELECT (SELECT count(*)::int FROM commands WHERE type = 'transfer' AND status = 'applied') AS transfers,
+           (SELECT count(*)::int FROM commands WHERE type = 'settle' AND status = 'applied') AS settles,
+           (SELECT count(*)::int FROM commands t
+              WHERE t.type = 'transfer' AND t.status = 'applied'
+                AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '~settle:' || t.id AND s.status = 'applied')) AS unmatched`);
+  return rows[0]!;
+}
