@@ -20,6 +20,7 @@ import { verifyLedger } from '../../src/ledger/verify.ts';
 import { startLocalKafka, type LocalKafka } from '../../src/stack/local-kafka.ts';
 import { insertUser } from '../../src/users/store.ts';
 import { seededRandom } from '../../bench/workloads.ts';
+import { settlesPerTransfer, waitForSettles } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
 import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
 
@@ -92,6 +93,7 @@ describe('the bank test with injected faults', () => {
     if (consumer.child.exitCode !== null || consumer.child.signalCode !== null) startConsumer();
     const acked = [...issued.values()].filter((c) => c.acked).map((c) => c.id);
     await eventually(async () => ((await decided(db, acked)) === acked.length ? true : undefined), 180_000, 'every acknowledged command to be decided');
+    await waitForSettles(db.pool, 180_000);
 
     const report = await check(db, issued, faults, started);
     console.log(`bank test with faults: ${JSON.stringify(report, null, 2)}`);
@@ -102,6 +104,7 @@ describe('the bank test with injected faults', () => {
     expect(report.seenAppliedButNotApplied).toBe(0);
     expect(report.seenRejectedButNotRejected).toBe(0);
     expect(report.conservedToTheKopeck).toBe(true);
+    expect(report.transfersWithoutExactlyOneSettle).toBe(0);
     expect(report.verifyViolations).toEqual([]);
     expect(Object.values(faults).every((n) => n > 0)).toBe(true);
   }, (settings.seconds + 300) * 1_000);
@@ -230,7 +233,7 @@ async function decided(db: TestDatabase, ids: string[]): Promise<number> {
 
 async function check(db: TestDatabase, issued: Map<string, Issued>, faults: Record<string, number>, started: number) {
   const { rows } = await db.pool.query<{ id: string; status: string; postings: number }>(
-    'SELECT c.id, c.status, (SELECT count(*)::int FROM postings p WHERE p.command_id = c.id) AS postings FROM commands c',
+    "SELECT c.id, c.status, (SELECT count(*)::int FROM postings p WHERE p.command_id = c.id) AS postings FROM commands c WHERE c.type <> 'settle'",
   );
   const stored = new Map(rows.map((r) => [r.id, r]));
   let lost = 0;
@@ -263,6 +266,7 @@ async function check(db: TestDatabase, issued: Map<string, Issued>, faults: Reco
     seenAppliedButNotApplied,
     seenRejectedButNotRejected,
     conservedToTheKopeck: inside === expectedMoney && inside === -external,
+    transfersWithoutExactlyOneSettle: (await settlesPerTransfer(db.pool)).unmatched,
     verifyViolations: (await verifyLedger(db.pool)).map((v) => v.check),
     seconds: Math.round((Date.now() - started) / 100) / 10,
   };
