@@ -54,6 +54,8 @@ interface PassResult {
   readonly seconds: number;
   readonly commandsPerSecond: number;
   readonly applied: number;
+  /** Transfers' settles, applied on the recipients' partitions within the timed span. */
+  readonly settled: number;
   readonly rejected: number;
   readonly retries: number;
   readonly ledgerVerified: boolean;
@@ -75,11 +77,13 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
   console.log(`[${name}] consuming`);
   await worker.start();
   const deadline = Date.now() + settings.passWaitMs;
-  const done = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
-  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  const finishedAt = Date.now();
+  const decided = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
+  while (!decided() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  // A transfer is finished when its settle is applied on the recipient's partition.
+  while (decided() && (await unsettledMinor(pool)) !== 0n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  const finishedAt = worker.stats.lastAppliedAt ?? Date.now();
   await worker.stop();
-  if (!done()) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
+  if (!decided() || (await unsettledMinor(pool)) !== 0n) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
   const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
   const violations = await verifyLedger(pool);
   await pool.end();
@@ -88,6 +92,7 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
     seconds,
     commandsPerSecond: Math.round(commands.length / seconds),
     applied: worker.stats.applied,
+    settled: worker.stats.settled,
     rejected: worker.stats.rejected,
     retries: worker.stats.retries,
     ledgerVerified: violations.length === 0,
@@ -102,6 +107,11 @@ function benchConfig(url: string, brokers: string[], name: string): Config {
     topics: { commands: `bench.${suffix}.commands`, replies: `bench.${suffix}.replies`, deadLetters: `bench.${suffix}.dlq`, commandPartitions: settings.partitions },
     consumer: { group: `bench-${suffix}` },
   });
+}
+
+async function unsettledMinor(pool: import('pg').Pool): Promise<bigint> {
+  const { rows } = await pool.query<{ total: string }>("SELECT coalesce(sum(balance), 0)::text AS total FROM accounts WHERE kind = 'user_incoming'");
+  return BigInt(rows[0]!.total);
 }
 
 async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ key: string; value: string }>) {
@@ -138,10 +148,10 @@ async function report(results: { mixed: PassResult; hot: PassResult; ceiling: Aw
   const ratio = results.mixed.commandsPerSecond / results.ceiling.rowsPerSecond;
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
   const output = { at: new Date().toISOString(), machine, settings, ...results, ratioToCeiling: Number(ratio.toFixed(3)) };
-  console.log('\npass      commands   seconds   commands/s   applied   rejected   retries   verify');
+  console.log('\npass      commands   seconds   commands/s   applied   settled   rejected   retries   verify');
   for (const [name, r] of [['mixed', results.mixed], ['hot', results.hot]] as const) {
     console.log(
-      `${name.padEnd(9)} ${String(r.commands).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${String(r.commandsPerSecond).padStart(12)} ${String(r.applied).padStart(9)} ${String(r.rejected).padStart(10)} ${String(r.retries).padStart(9)}   ${r.ledgerVerified ? 'ok' : 'FAILED'}`,
+      `${name.padEnd(9)} ${String(r.commands).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${String(r.commandsPerSecond).padStart(12)} ${String(r.applied).padStart(9)} ${String(r.settled).padStart(9)} ${String(r.rejected).padStart(10)} ${String(r.retries).padStart(9)}   ${r.ledgerVerified ? 'ok' : 'FAILED'}`,
     );
   }
   console.log(`ceiling   ${String(results.ceiling.rows).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.rowsPerSecond).padStart(12)}   (rows/s, one INSERT of ${results.ceiling.batchRows} rows per transaction)`);

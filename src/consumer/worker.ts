@@ -213,5 +213,5 @@ function count(stats: WorkerStats, result: BatchResult): void {
   stats.settled += result.settled;
   stats.rejected += result.rejected;
   stats.duplicates += result.duplicates;
-  if (result.applied > 0) stats.lastAppliedAt = Date.now();
+  if (result.applied + result.settled > 0) stats.lastAppliedAt = Date.now();
 }
