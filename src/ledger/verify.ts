@@ -20,9 +20,25 @@ const ACCOUNT_MOVEMENTS = `
 
 export const CHECKS: readonly Check[] = [
   {
-    name: 'postings_balance_per_command',
-    description: 'the legs of every command sum to zero',
-    sql: `SELECT command_id, sum(delta) AS sum FROM (${ACCOUNT_MOVEMENTS}) m GROUP BY command_id HAVING sum(delta) <> 0`,
+    // A posting is balanced by construction (one amount, a debit and a credit), so what can go
+    // wrong per command is where the money went: this checks every leg against the command.
+    name: 'postings_match_command',
+    description: "every posting moves money the way its command's type allows, on its command's user",
+    sql: `
+      SELECT p.id, c.id AS command_id, c.type, c.user_id, d.kind AS debit_kind, d.owner_id AS debit_owner, cr.kind AS credit_kind, cr.owner_id AS credit_owner
+      FROM postings p
+      JOIN commands c ON c.id = p.command_id
+      JOIN accounts d ON d.id = p.debit_account_id
+      JOIN accounts cr ON cr.id = p.credit_account_id
+      WHERE NOT (
+           (c.type = 'deposit' AND d.kind = 'external' AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
+        OR (c.type = 'withdraw' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'external')
+        OR (c.type = 'reserve' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_reserved' AND cr.owner_id = c.user_id)
+        OR (c.type = 'capture' AND d.kind = 'user_reserved' AND d.owner_id = c.user_id
+            AND (cr.kind = 'revenue' OR (cr.kind = 'user_available' AND cr.owner_id = c.user_id)))
+        OR (c.type = 'release' AND d.kind = 'user_reserved' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
+        OR (c.type = 'transfer' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_incoming' AND cr.owner_id <> c.user_id)
+        OR (c.type = 'settle' AND d.kind = 'user_incoming' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id))`,
   },
   {
     name: 'balances_sum_to_zero',

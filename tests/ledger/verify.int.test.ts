@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
+import { inTransaction } from '../../src/db/pool.ts';
+import { applyBatch } from '../../src/ledger/apply-batch.ts';
+import { settleOf } from '../../src/ledger/core.ts';
+import { verifyLedger } from '../../src/ledger/verify.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/stack.ts';
+
+const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
+
+/** A small ledger with every kind of account and a settled and an unsettled transfer. */
+async function seededLedger(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  const inputs: CommandInput[] = [
+    { id: 'dep', type: 'deposit', user_id: 1, amount: '100.00' },
+    { id: 'res', type: 'reserve', user_id: 1, service_id: 5, order_id: 1, amount: '30.00' },
+    { id: 'cap', type: 'capture', user_id: 1, service_id: 5, order_id: 1, amount: '20.00' },
+    { id: 'res2', type: 'reserve', user_id: 1, service_id: 5, order_id: 2, amount: '10.00' },
+    { id: 'tr', type: 'transfer', user_id: 1, recipient_id: 2, amount: '15.00' },
+    { id: 'tr2', type: 'transfer', user_id: 1, recipient_id: 2, amount: '5.00' },
+  ];
+  const commands = inputs.map((input) => schema.parse(input));
+  const transfer = commands.find((c) => c.id === 'tr');
+  if (transfer?.type !== 'transfer') throw new Error('seed has no transfer');
+  commands.push(settleOf(transfer));
+  const items = commands.map((command) => ({ command, fingerprint: commandFingerprint(command), partition: null, offset: null }));
+  await inTransaction(db.pool, (client) => applyBatch(client, items));
+  return db;
+}
+
+const ACCOUNT = (kind: string, owner: number) => `(SELECT id FROM accounts WHERE kind = '${kind}' AND owner_id = ${owner})`;
+
+/** Each corruption and the check that must name it. */
+const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
+  { check: 'postings_match_command', sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'dep'`] },
+  { check: 'postings_match_command', sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'tr'`] },
+  { check: 'balances_sum_to_zero', sql: [`UPDATE accounts SET balance = balance + 1 WHERE kind = 'revenue'`] },
+  { check: 'balance_equals_postings', sql: [`UPDATE accounts SET balance = balance - 1 WHERE kind = 'user_available' AND owner_id = 1`] },
+  {
+    check: 'no_negative_user_balance',
+    sql: ['ALTER TABLE accounts DROP CONSTRAINT user_balance_not_negative', `UPDATE accounts SET balance = -1 WHERE kind = 'user_available' AND owner_id = 1`],
+  },
+  { check: 'no_negative_incoming', sql: [`UPDATE accounts SET balance = -100 WHERE kind = 'user_incoming' AND owner_id = 2`] },
+  {
+    check: 'settles_match_transfers',
+    sql: [
+      `INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('~settle:nothing', 'x', 'settle', 2, 'applied', 'ok')`,
+      `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) VALUES ('~settle:nothing', ${ACCOUNT('user_incoming', 2)}, ${ACCOUNT('user_available', 2)}, 500)`,
+    ],
+  },
+  { check: 'command_applied_once', sql: [`INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT command_id, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = 'dep'`] },
+  { check: 'postings_reference_existing_rows', sql: [`UPDATE postings SET command_id = 'ghost' WHERE command_id = 'dep'`] },
+  { check: 'transactions_link_to_applied_commands', sql: [`UPDATE transactions SET command_id = 'ghost' WHERE command_id = 'dep'`] },
+  { check: 'reserved_equals_open_reservations', sql: [`UPDATE reservations SET amount = amount + 1 WHERE status = 'open'`] },
+  { check: 'closed_reservations_accounted', sql: [`UPDATE reservations SET captured_amount = captured_amount - 1 WHERE status = 'captured'`] },
+];
+
+describe('verify', () => {
+  let db: TestDatabase | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+
+  it('passes on a consistent ledger with a transfer still waiting for its settle', async () => {
+    db = await seededLedger();
+    expect(await verifyLedger(db.pool)).toEqual([]);
+    const incoming = await db.pool.query("SELECT balance FROM accounts WHERE kind = 'user_incoming' AND owner_id = 2");
+    expect(incoming.rows).toEqual([{ balance: '500' }]);
+  });
+
+  it.each(CORRUPTIONS)('names $check when the ledger breaks it', async ({ check, sql }) => {
+    db = await seededLedger();
+    for (const statement of sql) await db.pool.query(statement);
+    const violations = await verifyLedger(db.pool);
+    expect(violations.map((v) => v.check)).toContain(check);
+    expect(violations.find((v) => v.check === check)!.rows.length).toBeGreaterThan(0);
+  });
+});
