@@ -29,6 +29,13 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   app.setNotFoundHandler((_request, reply) => {
     void reply.code(404).send(errorBody(new ApiError('not_found')));
   });
+  // Every handler is counted, so a shutdown can wait for those whose clients hung up.
+  app.addHook('onRoute', (route) => {
+    const handler = route.handler;
+    route.handler = function tracked(request, reply) {
+      return ctx.inFlight.track(async () => handler.call(this, request, reply));
+    };
+  });
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });

@@ -7,6 +7,7 @@ import type { ReadinessProbe } from '../health.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { LoginThrottle } from './auth/throttle.ts';
 import type { Metrics } from './metrics.ts';
+import type { InFlightHandlers } from './in-flight.ts';
 import type { PendingCommands } from './pending.ts';
 import type { HttpSchemas } from './schemas.ts';
 
@@ -22,4 +23,5 @@ export interface ApiContext {
   readonly pending: PendingCommands;
   readonly metrics: Metrics;
   readonly schemas: HttpSchemas;
+  readonly inFlight: InFlightHandlers;
 }

@@ -10,6 +10,7 @@ import type { WorkerStats } from '../consumer/worker.ts';
 import { createReadinessProbe } from '../health.ts';
 import type { Kafka } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
+import { InFlightHandlers } from './in-flight.ts';
 import { buildApp } from './app.ts';
 import { LoginThrottle } from './auth/throttle.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -33,6 +34,8 @@ export const LOGIN_WINDOW_MS = 5 * 60_000;
 export const PENDING_COMMANDS_MAX = 100_000;
 export const PENDING_COMMAND_AGE_MS_MAX = 15 * 60_000;
 export const WAITING_REQUESTS_MAX = 10_000;
+/** How long past REPLY_WAIT_MS a stopping gateway waits for handlers to finish. */
+export const SHUTDOWN_GRACE_MS = 2_000;
 
 export interface Gateway {
   readonly app: FastifyInstance;
@@ -51,6 +54,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     log: deps.log,
   });
   const metrics = gatewayMetrics(client, deps.consumerStats);
+  const inFlight = new InFlightHandlers();
   const app = buildApp({
     config,
     log: deps.log,
@@ -62,6 +66,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
     metrics,
     schemas: createHttpSchemas(config.limits),
+    inFlight,
   });
   return {
     app,
@@ -72,6 +77,11 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     },
     async stop() {
       await app.close();
+      // Handlers whose clients hung up may still wait for replies: let them finish (bounded)
+      // while the client and the pool still work.
+      if (!(await inFlight.drained(config.limits.replyWaitMs + SHUTDOWN_GRACE_MS))) {
+        deps.log.warn({ handlers: inFlight.count }, 'stopping with handlers still running');
+      }
       await client.stop();
     },
   };

@@ -5,6 +5,7 @@ import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
 import { LoginThrottle } from '../../src/api/auth/throttle.ts';
 import { TokenService } from '../../src/api/auth/tokens.ts';
 import { Metrics } from '../../src/api/metrics.ts';
+import { InFlightHandlers } from '../../src/api/in-flight.ts';
 import { PendingCommands } from '../../src/api/pending.ts';
 import { createHttpSchemas } from '../../src/api/schemas.ts';
 import type { Config } from '../../src/config.ts';
@@ -26,6 +27,7 @@ export function contextWithoutKafka(config: Config, db: TestDatabase, patch: Par
     pending: new PendingCommands(1_000, 60_000),
     metrics: new Metrics(),
     schemas: createHttpSchemas(config.limits),
+    inFlight: new InFlightHandlers(),
     ...patch,
   };
 }
