@@ -39,7 +39,9 @@ export const envSchema = z.object({
   COMMAND_PARTITIONS: int(1, 1000).default(6),
   REPLY_PARTITIONS: int(1, 1000).default(6),
   CONSUMER_GROUP: z.string().min(1).default('balance-consumer'),
-  CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(2),
+  // One per default partition: a transfer no longer locks the recipient's spendable rows, so
+  // partitions seldom wait on each other, and each one's round trips overlap the others' work.
+  CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(6),
   CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
