@@ -146,6 +146,9 @@ export async function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query('SET LOCAL statement_timeout = 0');
+    // Every check reads whole tables; without statistics (autovacuum off, a fresh rebuild) the
+    // planner may pick a nested loop over postings, which is quadratic. Hash joins are linear.
+    await client.query('SET LOCAL enable_nestloop = off');
     const violations: Violation[] = [];
     for (const check of CHECKS) {
       const { rows } = await client.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
