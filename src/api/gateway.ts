@@ -96,6 +96,7 @@ function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined
   if (consumer) {
     metrics.register('balance_consumer_commands_total', 'Commands decided by the consumer, by outcome.', 'counter', () => [
       { labels: { outcome: 'applied' }, value: consumer.applied },
+      { labels: { outcome: 'settled' }, value: consumer.settled },
       { labels: { outcome: 'rejected' }, value: consumer.rejected },
       { labels: { outcome: 'duplicate' }, value: consumer.duplicates },
       { labels: { outcome: 'dead_lettered' }, value: consumer.deadLettered },
