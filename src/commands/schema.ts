@@ -55,7 +55,9 @@ export function createCommandSchema(limits: { amountMinorMax: number }) {
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('transfer'), recipient_id: entityIdSchema, amount, comment: commentSchema.optional() }),
     z
-      .object({ id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'), type: z.literal('settle'), user_id: entityIdSchema, amount })
+      // Not bounded by AMOUNT_MINOR_MAX: the transfer was, and a limit lowered between the two
+      // must not strand the money in incoming.
+      .object({ id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'), type: z.literal('settle'), user_id: entityIdSchema, amount: amountSchema(Number.MAX_SAFE_INTEGER) })
       .meta({ description: "Published by the consumer after a transfer: moves the amount from the recipient's incoming to their available balance." }),
   ]);
 }

@@ -192,6 +192,12 @@ describe('settle', () => {
     expect([state.balance(incoming(2)), state.balance(available(2)), state.balance(available(1))]).toEqual([0n, 100n, 0n]);
   });
 
+  it('accepts an amount over AMOUNT_MINOR_MAX, which may have been lowered after the transfer', () => {
+    const strict = createCommandSchema({ amountMinorMax: 100 });
+    expect(strict.safeParse({ id: '~settle:t1', type: 'settle', user_id: 2, amount: '5.00' }).success).toBe(true);
+    expect(strict.safeParse({ id: 't1', type: 'deposit', user_id: 2, amount: '5.00' }).success).toBe(false);
+  });
+
   it('is not a client id: a plain id, or a settle id on another type, is refused by the schema', () => {
     expect(schema.safeParse({ id: 'plain', type: 'settle', user_id: 2, amount: '1.00' }).success).toBe(false);
     expect(schema.safeParse({ id: '~settle:x', type: 'deposit', user_id: 2, amount: '1.00' }).success).toBe(false);
