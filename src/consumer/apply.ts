@@ -6,7 +6,8 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { inTransaction } from '../db/pool.ts';
-import { applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import { accountsOfBatch, applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import { createMissingAccounts } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 import { withRetry } from '../retry.ts';
 
@@ -15,7 +16,10 @@ export function applyWithRetry(
   items: readonly BatchItem[],
   options: { consumer: Config['consumer']; log: Logger; onRetry?: () => void },
 ): Promise<BatchResult> {
-  return withRetry(() => inTransaction(pool, (db) => applyBatch(db, items)), {
+  return withRetry(async () => {
+    await createMissingAccounts(pool, accountsOfBatch(items));
+    return inTransaction(pool, (db) => applyBatch(db, items));
+  }, {
     retriesMax: options.consumer.applyRetriesMax,
     backoffMs: options.consumer.applyRetryBackoffMs,
     // A unique violation on `commands` means another consumer applied one of these commands

@@ -39,6 +39,11 @@ export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[])
   return buildResult(db, outcomes, created);
 }
 
+/** Every account the batch reads or writes; the consumer creates the missing ones up front. */
+export function accountsOfBatch(items: readonly BatchItem[]): AccountKey[] {
+  return items.flatMap((item) => accountsToLoad(item.command));
+}
+
 /** Every account a command moves money in, plus the user accounts its reply reports. */
 function accountsToLoad(command: Command): AccountKey[] {
   return [...accountsOf(command), ...usersOf(command).flatMap((u) => [available(u), reserved(u)])];

@@ -56,6 +56,27 @@ const SQL_CREATE_ACCOUNTS = `
   ON CONFLICT (kind, owner_id) DO NOTHING
   RETURNING id, kind, owner_id, balance`;
 
+const SQL_CREATE_MISSING_ACCOUNTS = `
+  INSERT INTO accounts (kind, owner_id)
+  SELECT k.kind, k.owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id)
+  WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.kind = k.kind AND a.owner_id = k.owner_id)
+  ORDER BY k.kind, k.owner_id
+  ON CONFLICT (kind, owner_id) DO NOTHING`;
+
+/**
+ * Creates the accounts a batch will need, in a statement of its own (autocommit), before the
+ * batch's transaction. Inside that long transaction, inserting an account another partition's
+ * open transaction has just inserted would wait for that whole transaction to end: transfers
+ * create recipients' incoming accounts from every partition, and that wait was most of the
+ * time of concurrent batches. An empty account changes no balance, so creating it early, even
+ * for a command that is then rejected, is harmless.
+ */
+export async function createMissingAccounts(db: Queryable, keys: Iterable<AccountKey>): Promise<void> {
+  const parsed = [...new Set(keys)].map(parseAccountKey);
+  if (parsed.length === 0) return;
+  await db.query({ name: 'ledger_create_missing_accounts', text: SQL_CREATE_MISSING_ACCOUNTS, values: [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)] });
+}
+
 interface AccountRow {
   id: string;
   kind: AccountKind;
