@@ -4,6 +4,8 @@ import { createCommandWorker, type CommandWorker } from '../../src/consumer/work
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { replySchema } from '../../src/commands/reply-schema.ts';
+import { commandFingerprint, createCommandSchema } from '../../src/commands/schema.ts';
+import { applyWithRetry } from '../../src/consumer/apply.ts';
 import { balancesOf, waitForSettles, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
 import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
 
@@ -175,6 +177,27 @@ describe('the command consumer, against the real broker and database', () => {
     const balanceB = await balancesOf(db.pool, b);
     expect(balanceA.available).toBe(100_000n - 200n * 100n + 200n * 200n);
     expect(balanceA.available + balanceB.available).toBe(200_000n);
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('publishes the settle of a transfer it finds already applied, as after a crash between commit and publish', async () => {
+    run = uniqueSuffix();
+    const schema = createCommandSchema(config.limits);
+    const wire: WireCommand[] = [
+      { id: id('crashed-fund'), type: 'deposit', user_id: 600, amount: '10.00' },
+      { id: id('crashed-transfer'), type: 'transfer', user_id: 600, recipient_id: 601, amount: '4.00' },
+    ];
+    const items = wire.map((w) => {
+      const command = schema.parse(w);
+      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null };
+    });
+    // A consumer committed these and died before publishing anything.
+    await applyWithRetry(db.pool, items, { consumer: config.consumer, log: testLog });
+    expect(await balancesOf(db.pool, 601)).toEqual({ available: 0n, reserved: 0n, incoming: 400n });
+    const result = await send(wire);
+    expect([...result.values()].map((reply) => [reply.status, reply.duplicate])).toEqual([['applied', true], ['applied', true]]);
+    await waitForSettles(db.pool);
+    expect(await balancesOf(db.pool, 601)).toEqual({ available: 400n, reserved: 0n, incoming: 0n });
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 
