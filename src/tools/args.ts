@@ -1,4 +1,6 @@
 /** A small `--name value` parser for the operator tools; unknown flags are an error. */
+import { UsageError } from '../cli.ts';
+
 export function parseArgs(argv: readonly string[], known: { values: readonly string[]; flags: readonly string[] }): { values: Map<string, string>; flags: Set<string>; positional: string[] } {
   const values = new Map<string, string>();
   const flags = new Set<string>();
@@ -13,10 +15,10 @@ export function parseArgs(argv: readonly string[], known: { values: readonly str
     if (known.flags.includes(name)) flags.add(name);
     else if (known.values.includes(name)) {
       const value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new Error(`--${name} needs a value`);
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
       values.set(name, value);
       i += 1;
-    } else throw new Error(`unknown option --${name}`);
+    } else throw new UsageError(`unknown option --${name}`);
   }
   return { values, flags, positional };
 }

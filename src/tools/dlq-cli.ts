@@ -2,7 +2,7 @@
  * npm run dlq -- list [--limit N]
  * npm run dlq -- redrive --id <partition:offset>[,...] [--value '<corrected command JSON>'] | --all
  */
-import { runCli } from '../cli.ts';
+import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
@@ -15,11 +15,11 @@ await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['limit', 'id', 'value'], flags: ['all'] });
   const [action] = args.positional;
   const config = loadConfig();
-  if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set');
+  if (!config.kafka.brokers) throw new UsageError('KAFKA_BROKERS must be set');
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-dlq', log: createLogger({ level: 'warn', name: 'dlq' }) });
   if (action === 'list') {
     const limit = Number(args.values.get('limit') ?? 100);
-    if (!Number.isInteger(limit) || limit < 1) throw new Error('--limit must be a positive whole number');
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
     for (const letter of await readDeadLetters(kafka, config.topics.deadLetters, limit)) {
       const h = letter.headers;
       const value = (letter.value?.toString('utf8') ?? '').slice(0, VALUE_CHARS_SHOWN);
@@ -28,13 +28,13 @@ await runCli(async () => {
     return;
   }
   if (action !== 'redrive' || (!args.values.has('id') && !args.flags.has('all'))) {
-    throw new Error("usage: npm run dlq -- list [--limit N] | redrive --id <partition:offset>[,...] [--value '<json>'] | redrive --all");
+    throw new UsageError("usage: npm run dlq -- list [--limit N] | redrive --id <partition:offset>[,...] [--value '<json>'] | redrive --all");
   }
   const all = await readDeadLetters(kafka, config.topics.deadLetters, DEAD_LETTERS_READ_MAX);
   const ids = args.flags.has('all') ? null : new Set(args.values.get('id')!.split(','));
   const chosen = ids ? all.filter((letter) => ids.has(letter.id)) : all;
   const missing = ids ? [...ids].filter((id) => !chosen.some((letter) => letter.id === id)) : [];
-  if (missing.length > 0) throw new Error(`no dead letter ${missing.join(', ')}`);
+  if (missing.length > 0) throw new UsageError(`no dead letter ${missing.join(', ')}`);
   const sent = await redrive(kafka, config.topics.commands, chosen, args.values.get('value'));
   console.log(`re-drove ${sent} message(s) to ${config.topics.commands}`);
 });

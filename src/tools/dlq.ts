@@ -4,6 +4,7 @@
  * re-driving it twice still has one effect.
  */
 import { randomUUID } from 'node:crypto';
+import { UsageError } from '../cli.ts';
 import { javaCompatiblePartitioner, type Kafka } from '../kafka/client.ts';
 
 export interface DeadLetter {
@@ -55,7 +56,7 @@ function toDeadLetter(partition: number, message: { offset: string; key: Buffer 
  * value of a single message, for a corrected command.
  */
 export async function redrive(kafka: Kafka, commandTopic: string, letters: readonly DeadLetter[], replacement?: string): Promise<number> {
-  if (replacement !== undefined && letters.length !== 1) throw new Error('a corrected --value goes with exactly one --id');
+  if (replacement !== undefined && letters.length !== 1) throw new UsageError('a corrected --value goes with exactly one --id');
   const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
   await producer.connect();
   try {

@@ -1,5 +1,5 @@
 /** npm run reconcile -- --a <database url> --b <database url>: lists differences, exits 1 if any. */
-import { runCli } from '../cli.ts';
+import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
@@ -9,7 +9,7 @@ import { DIFFERENCES_SHOWN_MAX, reconcile } from './reconcile.ts';
 await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['a', 'b'], flags: [] });
   const [urlA, urlB] = [args.values.get('a'), args.values.get('b')];
-  if (!urlA || !urlB) throw new Error('usage: npm run reconcile -- --a <database url> --b <database url>');
+  if (!urlA || !urlB) throw new UsageError('usage: npm run reconcile -- --a <database url> --b <database url>');
   const config = loadConfig();
   const a = createPool(urlA, config.db, 'balance-reconcile');
   const b = createPool(urlB, config.db, 'balance-reconcile');

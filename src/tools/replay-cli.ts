@@ -2,7 +2,7 @@
  * npm run replay -- [--from earliest|<ISO time>|<partition:offset,...>] [--to latest|<ISO time>]
  *                   [--group <name>] [--dry-run] [--into <database url>]
  */
-import { runCli } from '../cli.ts';
+import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { ensureDatabase, redactUrl, resolveDatabaseUrl } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
@@ -19,7 +19,7 @@ await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['from', 'to', 'group', 'into'], flags: ['dry-run'] });
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'replay' });
-  if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set (the broker that holds the command topic)');
+  if (!config.kafka.brokers) throw new UsageError('KAFKA_BROKERS must be set (the broker that holds the command topic)');
   const into = args.values.get('into');
   const url = into ?? (await resolveDatabaseUrl(config.db));
   if (into) await ensureDatabase(into);

@@ -7,6 +7,7 @@
  * again with the same --group resumes where it stopped, and the commands table absorbs the
  * chunk that was in flight.
  */
+import { UsageError } from '../cli.ts';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { applyWithRetry } from '../consumer/apply.ts';
@@ -26,14 +27,14 @@ export function parseFrom(text: string): ReplayFrom {
     return { kind: 'offsets', offsets: new Map(text.split(',').map((pair) => pair.split(':')).map(([p, o]) => [Number(p), BigInt(o!)])) };
   }
   const at = new Date(text);
-  if (Number.isNaN(at.getTime())) throw new Error(`--from must be earliest, an ISO time, or partition:offset[,...]; got ${text}`);
+  if (Number.isNaN(at.getTime())) throw new UsageError(`--from must be earliest, an ISO time, or partition:offset[,...]; got ${text}`);
   return { kind: 'time', at };
 }
 
 export function parseTo(text: string): ReplayTo {
   if (text === 'latest') return { kind: 'latest' };
   const at = new Date(text);
-  if (Number.isNaN(at.getTime())) throw new Error(`--to must be latest or an ISO time; got ${text}`);
+  if (Number.isNaN(at.getTime())) throw new UsageError(`--to must be latest or an ISO time; got ${text}`);
   return { kind: 'time', at };
 }
 

@@ -2,7 +2,7 @@
  * `npm run users -- add <username> <password> [--role user|service|admin]` prints the new
  * user's id; `npm run users -- disable|enable <username>`.
  */
-import { runCli } from '../cli.ts';
+import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { resolveDatabaseUrl } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
@@ -15,16 +15,16 @@ const USAGE = 'usage: npm run users -- add <username> <password> [--role user|se
 
 await runCli(async () => {
   const [action, username, ...rest] = process.argv.slice(2);
-  if (!action || !username) throw new Error(USAGE);
+  if (!action || !username) throw new UsageError(USAGE);
   const config = loadConfig();
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-users');
   try {
     await migrate(pool);
     if (action === 'add') console.log(await addUser(pool, username, rest));
     else if (action === 'disable' || action === 'enable') {
-      if (!(await setUserDisabled(pool, username, action === 'disable'))) throw new Error(`no user named ${username}`);
+      if (!(await setUserDisabled(pool, username, action === 'disable'))) throw new UsageError(`no user named ${username}`);
       console.log(`${username} ${action}d`);
-    } else throw new Error(USAGE);
+    } else throw new UsageError(USAGE);
   } finally {
     await pool.end();
   }
@@ -32,14 +32,14 @@ await runCli(async () => {
 
 async function addUser(pool: import('pg').Pool, username: string, rest: string[]): Promise<number> {
   const [password, flag, roleName] = rest;
-  if (!password || (flag !== undefined && flag !== '--role')) throw new Error(USAGE);
-  if (password.length < 8 || password.length > PASSWORD_CHARS_MAX) throw new Error(`the password must be 8 to ${PASSWORD_CHARS_MAX} characters`);
+  if (!password || (flag !== undefined && flag !== '--role')) throw new UsageError(USAGE);
+  if (password.length < 8 || password.length > PASSWORD_CHARS_MAX) throw new UsageError(`the password must be 8 to ${PASSWORD_CHARS_MAX} characters`);
   const role = (roleName ?? 'user') as Role;
-  if (!ROLES.includes(role)) throw new Error(`--role must be one of ${ROLES.join(', ')}`);
+  if (!ROLES.includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
   try {
     return await insertUser(pool, username, await hashPassword(password), role);
   } catch (error) {
-    if (pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION) throw new Error(`a user named ${username} already exists`);
+    if (pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION) throw new UsageError(`a user named ${username} already exists`);
     throw error;
   }
 }
