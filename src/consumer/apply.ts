@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import { isTransientDbError, PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { inTransaction } from '../db/pool.ts';
 import { accountsOfBatch, applyBatch, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import { EXTERNAL_ACCOUNT, isBoundedAccount, type AccountKey } from '../ledger/core.ts';
 import { createMissingAccounts } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 import { withRetry } from '../retry.ts';
@@ -16,8 +17,9 @@ export function applyWithRetry(
   items: readonly BatchItem[],
   options: { consumer: Config['consumer']; log: Logger; onRetry?: () => void },
 ): Promise<BatchResult> {
+  const shared = sharedAccountsOf(items);
   return withRetry(async () => {
-    await createMissingAccounts(pool, accountsOfBatch(items));
+    if (shared.length > 0) await createMissingAccounts(pool, shared);
     return inTransaction(pool, (db) => applyBatch(db, items));
   }, {
     retriesMax: options.consumer.applyRetriesMax,
@@ -30,4 +32,13 @@ export function applyWithRetry(
       options.log.warn({ err: error, attempt, waitMs, commands: items.length }, 'retrying a batch after a transient database error');
     },
   });
+}
+
+/**
+ * Accounts other partitions may create at the same time: recipients' incoming and services'
+ * revenue accounts (a user's own accounts are only ever created from that user's partition,
+ * and the external account exists from the start). See `createMissingAccounts`.
+ */
+function sharedAccountsOf(items: readonly BatchItem[]): AccountKey[] {
+  return [...new Set(accountsOfBatch(items))].filter((key) => !isBoundedAccount(key) && key !== EXTERNAL_ACCOUNT);
 }

@@ -64,8 +64,8 @@ const SQL_CREATE_MISSING_ACCOUNTS = `
   ON CONFLICT (kind, owner_id) DO NOTHING`;
 
 /**
- * Creates the accounts a batch will need, in a statement of its own (autocommit), before the
- * batch's transaction. Inside that long transaction, inserting an account another partition's
+ * Creates accounts a batch will need and other partitions may be creating too, in a statement
+ * of its own (autocommit), before the batch's transaction. Inside that long transaction, inserting an account another partition's
  * open transaction has just inserted would wait for that whole transaction to end: transfers
  * create recipients' incoming accounts from every partition, and that wait was most of the
  * time of concurrent batches. An empty account changes no balance, so creating it early, even
