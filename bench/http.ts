@@ -5,7 +5,9 @@
  *   async   POST /api/add_funds with `Prefer: respond-async` for BENCH_SECONDS: accepted/s,
  *           then waits until every accepted command is applied;
  *   sync    the same, waiting for each reply: completed/s;
- *   fixed   sync at a fixed BENCH_FIXED_RATE requests/s: latency percentiles.
+ *   fixed   sync at a fixed BENCH_FIXED_RATE requests/s: latency percentiles;
+ *   stages  BENCH_BREAKDOWN_REQUESTS sync requests one at a time, timed stage by stage
+ *           (bench/latency-breakdown.ts).
  * Prints a table and writes bench/results/http-<time>.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +18,7 @@ import pg from 'pg';
 import { TokenService } from '../src/api/auth/tokens.ts';
 import { loadConfig } from '../src/config.ts';
 import { createPool } from '../src/db/pool.ts';
+import { measureBreakdown, type StageMs } from './latency-breakdown.ts';
 import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
@@ -26,6 +29,7 @@ const settings = {
   seconds: Number(process.env.BENCH_SECONDS ?? 10),
   connections: Number(process.env.BENCH_CONNECTIONS ?? 100),
   fixedRate: Number(process.env.BENCH_FIXED_RATE ?? 1_000),
+  breakdownRequests: Number(process.env.BENCH_BREAKDOWN_REQUESTS ?? 200),
   users: Number(process.env.BENCH_USERS ?? 1_000),
   port: Number(process.env.BENCH_PORT ?? 48_000),
   /** The longest wait for the consumer to apply everything accepted in the async pass. */
@@ -54,7 +58,16 @@ async function main() {
     const drainSeconds = await waitUntilApplied(url, asyncPass.accepted);
     const syncPass = await load({ token, async: false });
     const fixedPass = await load({ token, async: false, rate: settings.fixedRate });
-    await report({ asyncPass: { ...asyncPass, drainSeconds }, syncPass, fixedPass });
+    const stages = await measureBreakdown({
+      baseUrl: `http://127.0.0.1:${settings.port}`,
+      token,
+      databaseUrl: url,
+      brokers: brokers.split(','),
+      topics: { commands: env.TOPIC_COMMANDS, replies: env.TOPIC_REPLIES },
+      requests: settings.breakdownRequests,
+      log,
+    });
+    await report({ asyncPass: { ...asyncPass, drainSeconds }, syncPass, fixedPass, stages });
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
@@ -158,7 +171,7 @@ async function waitUntilApplied(url: string, expected: number): Promise<number> 
   }
 }
 
-async function report(results: { asyncPass: PassResult & { drainSeconds: number }; syncPass: PassResult; fixedPass: PassResult }) {
+async function report(results: { asyncPass: PassResult & { drainSeconds: number }; syncPass: PassResult; fixedPass: PassResult; stages: StageMs }) {
   const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
   const output = { at: new Date().toISOString(), machine, settings, ...results };
   console.log('\npass     requests   2xx/s   non-2xx  errors   p50 ms   p90 ms   p99 ms   max ms');
@@ -168,6 +181,8 @@ async function report(results: { asyncPass: PassResult & { drainSeconds: number 
     );
   }
   console.log(`async: all ${results.asyncPass.accepted} accepted commands applied ${results.asyncPass.drainSeconds.toFixed(1)} s after the load ended`);
+  console.log(`one synchronous request at a time (${settings.breakdownRequests}), ms p50/p90:`);
+  for (const [name, s] of Object.entries(results.stages)) console.log(`  ${name.padEnd(20)} ${s.p50}/${s.p90}`);
   console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
   await mkdir('bench/results', { recursive: true });
   const file = `bench/results/http-${output.at.replaceAll(':', '-')}.json`;
