@@ -12,7 +12,9 @@ import { formatMinor } from '../commands/money.ts';
 const SQL_BALANCES_OF_USERS = `
   SELECT owner_id, kind, balance FROM accounts
   WHERE kind IN ('user_available', 'user_reserved', 'user_incoming') AND owner_id = ANY($1::bigint[])`;
-const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM accounts WHERE owner_id = $1 AND kind IN (\'user_available\', \'user_incoming\')) AS known';
+// Known: registered, or with history. Not "has an account": accounts are created for every id a
+// command names, even a command that is then rejected, and that must not make an id known.
+const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM transactions WHERE user_id = $1) AS known';
 
 /** A user's balances as the balance endpoint shows them: the reply's view plus unsettled transfers. */
 export type UserBalances = BalanceView & { readonly incoming: string };
@@ -27,7 +29,7 @@ export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): 
   return out;
 }
 
-/** The balances of a known user (registered, or with an account); null for an unknown id. */
+/** The balances of a known user (registered, or with history); null for an unknown id. */
 export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBalances | null> {
   const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
   if (!known.rows[0]?.known) return null;

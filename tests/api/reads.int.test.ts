@@ -53,6 +53,17 @@ describe('reads, authorization and bad input', () => {
     expect((await get('/api/balances/?user_id=987654321', admin)).statusCode).toBe(404);
   });
 
+  it('knows an unregistered id by its history, not by a rejected command that named it', async () => {
+    await apply(
+      { id: 'unknown-withdraw', type: 'withdraw', user_id: 987_654_322, amount: '1.00' },
+      { id: 'payer-deposit', type: 'deposit', user_id: 555_000, amount: '5.00' },
+      { id: 'payer-transfer', type: 'transfer', user_id: 555_000, recipient_id: 987_654_323, amount: '2.00' },
+    );
+    expect((await get('/api/balances/?user_id=987654322', admin)).statusCode).toBe(404);
+    // Applied straight through the ledger, so no consumer published the settle: still incoming.
+    expect((await get('/api/balances/?user_id=987654323', admin)).json()).toEqual({ user_id: 987_654_323, amount: '0.00', reserved: '0.00', incoming: '2.00', currency: 'RUB' });
+  });
+
   it('pages through history by date and by amount with keyset cursors, without gaps or repeats', async () => {
     for (const [sort, order] of [['date', 'desc'], ['date', 'asc'], ['amount', 'asc'], ['amount', 'desc']] as const) {
       const seen: Array<{ id: number; amount: string }> = [];
