@@ -3,7 +3,8 @@ import { loadConfig } from '../config.ts';
 import { runCli } from '../cli.ts';
 import { resolveDatabaseUrl, redactUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
-import { CHECKS, verifyLedger } from './verify.ts';
+import { formatMinor } from '../commands/money.ts';
+import { CHECKS, unsettledTransfers, verifyLedger } from './verify.ts';
 
 await runCli(async () => {
   const config = loadConfig();
@@ -18,6 +19,8 @@ await runCli(async () => {
       console.log(`${failed ? 'FAIL' : 'ok  '} ${check.name}: ${check.description}`);
       for (const row of failed?.rows ?? []) console.log(`       ${JSON.stringify(row)}`);
     }
+    const unsettled = await unsettledTransfers(pool);
+    console.log(`in flight: ${formatMinor(unsettled.minor)} transferred to ${unsettled.users} user(s) waits for its settle`);
     console.log(`${violations.length === 0 ? 'ledger verified' : `${violations.length} check(s) failed`} (${redactUrl(url)}, ${seconds} s)`);
     if (violations.length > 0) process.exitCode = 1;
   } finally {

@@ -160,3 +160,14 @@ export async function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
     client.release();
   }
 }
+
+/**
+ * Money transferred and not yet settled: not a violation (settles follow within moments), but
+ * what an operator checks when it stays high. See docs/operations.md.
+ */
+export async function unsettledTransfers(pool: pg.Pool): Promise<{ users: number; minor: bigint }> {
+  const { rows } = await pool.query<{ users: number; total: string }>(
+    "SELECT count(*)::int AS users, coalesce(sum(balance), 0)::text AS total FROM accounts WHERE kind = 'user_incoming' AND balance <> 0",
+  );
+  return { users: rows[0]!.users, minor: BigInt(rows[0]!.total) };
+}
