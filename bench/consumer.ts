@@ -17,7 +17,7 @@ import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
-import { verifyLedger } from '../src/ledger/verify.ts';
+import { unsettledTransfers, verifyLedger } from '../src/ledger/verify.ts';
 import { hotAccountCommands, mixedCommands } from './workloads.ts';
 
 const settings = {
@@ -80,10 +80,10 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
   const decided = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
   while (!decided() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   // A transfer is finished when its settle is applied on the recipient's partition.
-  while (decided() && (await unsettledMinor(pool)) !== 0n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   const finishedAt = worker.stats.lastAppliedAt ?? Date.now();
   await worker.stop();
-  if (!decided() || (await unsettledMinor(pool)) !== 0n) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
+  if (!decided() || (await unsettledTransfers(pool)).minor !== 0n) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
   const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
   const violations = await verifyLedger(pool);
   await pool.end();
@@ -107,11 +107,6 @@ function benchConfig(url: string, brokers: string[], name: string): Config {
     topics: { commands: `bench.${suffix}.commands`, replies: `bench.${suffix}.replies`, deadLetters: `bench.${suffix}.dlq`, commandPartitions: settings.partitions },
     consumer: { group: `bench-${suffix}` },
   });
-}
-
-async function unsettledMinor(pool: import('pg').Pool): Promise<bigint> {
-  const { rows } = await pool.query<{ total: string }>("SELECT coalesce(sum(balance), 0)::text AS total FROM accounts WHERE kind = 'user_incoming'");
-  return BigInt(rows[0]!.total);
 }
 
 async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ key: string; value: string }>) {

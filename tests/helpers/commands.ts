@@ -1,4 +1,5 @@
 /** Publishing commands to the real broker and collecting the replies, for integration tests. */
+import { unsettledTransfers } from '../../src/ledger/verify.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
 import { javaCompatiblePartitioner, type Kafka } from '../../src/kafka/client.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
@@ -76,8 +77,7 @@ export async function balancesOf(pool: import('pg').Pool, userId: number): Promi
 
 /** How much transferred money still waits for its settle, over the whole database. */
 export async function unsettledMinor(pool: import('pg').Pool): Promise<bigint> {
-  const { rows } = await pool.query<{ total: string }>("SELECT coalesce(sum(balance), 0)::text AS total FROM accounts WHERE kind = 'user_incoming'");
-  return BigInt(rows[0]!.total);
+  return (await unsettledTransfers(pool)).minor;
 }
 
 /** Waits until every applied transfer has been settled on its recipient's partition. */
