@@ -8,6 +8,8 @@ export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/balance'
 
 /** A development-only secret, so `npm start` works out of the box; production refuses it. */
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+/** The same for the key that signs internal commands (settles); production refuses it. */
+const DEV_INTERNAL_COMMAND_SECRET = 'dev-only-internal-command-secret-0123456789';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
@@ -36,6 +38,8 @@ export const envSchema = z.object({
   TOPIC_COMMANDS: topicName.default('balance.commands'),
   TOPIC_REPLIES: topicName.default('balance.replies'),
   TOPIC_DEAD_LETTERS: topicName.default('balance.commands.dlq'),
+  // Commands may ask for replies on the reply topic or on topics under this prefix, nowhere else.
+  REPLY_TOPIC_PREFIX: topicName.default('balance.replies.'),
   COMMAND_PARTITIONS: int(1, 1000).default(6),
   REPLY_PARTITIONS: int(1, 1000).default(6),
   CONSUMER_GROUP: z.string().min(1).default('balance-consumer'),
@@ -43,6 +47,10 @@ export const envSchema = z.object({
   // partitions seldom wait on each other, and each one's round trips overlap the others' work.
   CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(6),
   CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
+  // How long a partition stays paused after a dependency failed APPLY_RETRIES_MAX times in a row.
+  PARTITION_PAUSE_MS: int(100, 600_000).default(10_000),
+  // Below the broker's message.max.bytes (1 MiB by default), so one send never exceeds it.
+  KAFKA_BATCH_BYTES_MAX: int(131_072, 16_777_216).default(900_000),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
   REPLY_WAIT_MS: int(100, 120_000).default(10_000),
@@ -51,6 +59,12 @@ export const envSchema = z.object({
   APPLY_RETRY_BACKOFF_MS: int(1, 60_000).default(50),
   PAGE_ITEMS_MAX: int(1, 10_000).default(100),
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
+  // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
+  BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
+
+  INTERNAL_COMMAND_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_INTERNAL_COMMAND_SECRET),
+  // The key being retired during a rotation: still accepted, never used to sign.
+  INTERNAL_COMMAND_SECRET_PREVIOUS: z.string().min(32, 'must be at least 32 characters').optional(),
 
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_JWT_SECRET),
   JWT_ISSUER: z.string().min(1).default('balance-service'),
@@ -89,6 +103,8 @@ export interface Config {
     readonly commands: string;
     readonly replies: string;
     readonly deadLetters: string;
+    /** `reply_to` may name the reply topic or a topic starting with this. */
+    readonly replyPrefix: string;
     readonly commandPartitions: number;
     readonly replyPartitions: number;
   };
@@ -101,11 +117,22 @@ export interface Config {
     readonly batchCommandsMax: number;
     readonly applyRetriesMax: number;
     readonly applyRetryBackoffMs: number;
+    /** How long a partition stays paused once a dependency failed past the retries. */
+    readonly partitionPauseMs: number;
+    /** The most bytes of messages in one send to Kafka (replies, dead letters, settles). */
+    readonly kafkaBatchBytesMax: number;
   };
   readonly limits: {
     readonly replyWaitMs: number;
     readonly pageItemsMax: number;
     readonly amountMinorMax: number;
+    /** The most any user balance may hold after a deposit, in minor units. */
+    readonly balanceMinorMax: number;
+  };
+  /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
+  readonly internalCommands: {
+    readonly secret: string;
+    readonly previousSecret: string | null;
   };
   readonly jwt: {
     readonly secret: string;
@@ -132,6 +159,12 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   const env = parsed.data;
   if (env.NODE_ENV === 'production' && env.JWT_SECRET === DEV_JWT_SECRET) {
     throw new ConfigError(['JWT_SECRET: must be set in production (the built-in development secret is public)']);
+  }
+  if (env.NODE_ENV === 'production' && env.INTERNAL_COMMAND_SECRET === DEV_INTERNAL_COMMAND_SECRET) {
+    throw new ConfigError(['INTERNAL_COMMAND_SECRET: must be set in production (without it anyone who can publish to the command topic can forge settles)']);
+  }
+  if (env.AMOUNT_MINOR_MAX > env.BALANCE_MINOR_MAX) {
+    throw new ConfigError(['AMOUNT_MINOR_MAX: must not exceed BALANCE_MINOR_MAX']);
   }
   if (env.KAFKA_LOCAL_PORT === env.KAFKA_LOCAL_CONTROLLER_PORT) {
     throw new ConfigError(['KAFKA_LOCAL_CONTROLLER_PORT: must differ from KAFKA_LOCAL_PORT']);
@@ -165,6 +198,7 @@ function toConfig(env: Env): Config {
       commands: env.TOPIC_COMMANDS,
       replies: env.TOPIC_REPLIES,
       deadLetters: env.TOPIC_DEAD_LETTERS,
+      replyPrefix: env.REPLY_TOPIC_PREFIX,
       commandPartitions: env.COMMAND_PARTITIONS,
       replyPartitions: env.REPLY_PARTITIONS,
     },
@@ -175,11 +209,18 @@ function toConfig(env: Env): Config {
       batchCommandsMax: env.BATCH_COMMANDS_MAX,
       applyRetriesMax: env.APPLY_RETRIES_MAX,
       applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,
+      partitionPauseMs: env.PARTITION_PAUSE_MS,
+      kafkaBatchBytesMax: env.KAFKA_BATCH_BYTES_MAX,
     },
     limits: {
       replyWaitMs: env.REPLY_WAIT_MS,
       pageItemsMax: env.PAGE_ITEMS_MAX,
       amountMinorMax: env.AMOUNT_MINOR_MAX,
+      balanceMinorMax: env.BALANCE_MINOR_MAX,
+    },
+    internalCommands: {
+      secret: env.INTERNAL_COMMAND_SECRET,
+      previousSecret: env.INTERNAL_COMMAND_SECRET_PREVIOUS ?? null,
     },
     jwt: {
       secret: env.JWT_SECRET,

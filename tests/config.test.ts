@@ -54,8 +54,24 @@ describe('loadConfig', () => {
   });
 
   it('refuses the built-in JWT secret in production', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET/);
-    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).env).toBe('production');
+    expect(() => loadConfig({ NODE_ENV: 'production', INTERNAL_COMMAND_SECRET: 'i'.repeat(40) })).toThrow(/JWT_SECRET/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), INTERNAL_COMMAND_SECRET: 'i'.repeat(40) }).env).toBe('production');
+  });
+
+  it('refuses to run in production without a secret for internal commands', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })).toThrow(/INTERNAL_COMMAND_SECRET/);
+    expect(() => loadConfig({ INTERNAL_COMMAND_SECRET: 'short' })).toThrow(/INTERNAL_COMMAND_SECRET/);
+    const rotating = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_SECRET_PREVIOUS: 'o'.repeat(40) });
+    expect(rotating.internalCommands).toEqual({ secret: 'n'.repeat(40), previousSecret: 'o'.repeat(40) });
+  });
+
+  it('keeps the default reply-topic policy of the command contract in step with the default config', async () => {
+    const { DEFAULT_REPLY_TOPIC_POLICY, replyTopicPolicyOf } = await import('../src/commands/reply-topics.ts');
+    expect(replyTopicPolicyOf(loadConfig({}).topics)).toEqual(DEFAULT_REPLY_TOPIC_POLICY);
+  });
+
+  it('refuses an amount limit above the balance limit', () => {
+    expect(() => loadConfig({ AMOUNT_MINOR_MAX: '1000', BALANCE_MINOR_MAX: '999' })).toThrow(/AMOUNT_MINOR_MAX/);
   });
 
   it('withOverrides replaces only what it is given', () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { API_ERRORS, ApiError } from '../src/errors.ts';
 import { RESULT_CODES } from '../src/ledger/core.ts';
-import { DEAD_LETTER_CODES } from '../src/consumer/parse-message.ts';
+import { DEAD_LETTER_CODES } from '../src/consumer/dead-letter.ts';
 
 /** The `code | status` rows of a Markdown table. */
 async function documentedCodes(file: string): Promise<Map<string, string>> {

@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import type { ReadinessProbe } from '../health.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { LoginThrottle } from './auth/throttle.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics.ts';
 import type { InFlightHandlers } from './in-flight.ts';
 import type { PendingCommands } from './pending.ts';
 import type { HttpSchemas } from './schemas.ts';

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { CommandClient } from '../client/command-client.ts';
 import type { WorkerStats } from '../consumer/worker.ts';
+import { consumerReadiness, registerConsumerMetrics } from '../consumer/metrics.ts';
 import { createReadinessProbe } from '../health.ts';
 import type { Kafka } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
@@ -14,7 +15,7 @@ import { InFlightHandlers } from './in-flight.ts';
 import { buildApp } from './app.ts';
 import { LoginThrottle } from './auth/throttle.ts';
 import { TokenService } from './auth/tokens.ts';
-import { Metrics } from './metrics.ts';
+import { Metrics } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
 
@@ -60,7 +61,12 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     log: deps.log,
     pool: deps.pool,
     client,
-    readiness: createReadinessProbe({ pool: deps.pool, kafka: deps.kafka, probeWaitMs: READINESS_PROBE_WAIT_MS }),
+    readiness: createReadinessProbe({
+      pool: deps.pool,
+      kafka: deps.kafka,
+      probeWaitMs: READINESS_PROBE_WAIT_MS,
+      local: deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {},
+    }),
     tokens: new TokenService(config.jwt),
     throttle: new LoginThrottle(LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS),
     pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
@@ -93,19 +99,7 @@ function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined
   metrics.register('balance_replies_matched_total', 'Replies matched to a waiting request.', 'counter', () => [{ value: client.repliesMatched }]);
   metrics.register('balance_reply_timeouts_total', 'Requests that stopped waiting for a reply.', 'counter', () => [{ value: client.timeouts }]);
   metrics.register('balance_requests_waiting', 'Requests waiting for a reply now.', 'gauge', () => [{ value: client.waiting }]);
-  if (consumer) {
-    metrics.register('balance_consumer_commands_total', 'Commands decided by the consumer, by outcome.', 'counter', () => [
-      { labels: { outcome: 'applied' }, value: consumer.applied },
-      { labels: { outcome: 'settled' }, value: consumer.settled },
-      { labels: { outcome: 'rejected' }, value: consumer.rejected },
-      { labels: { outcome: 'duplicate' }, value: consumer.duplicates },
-      { labels: { outcome: 'dead_lettered' }, value: consumer.deadLettered },
-    ]);
-    metrics.register('balance_consumer_lag', 'Messages behind the high watermark, by partition.', 'gauge', () =>
-      [...consumer.lag].map(([partition, lag]) => ({ labels: { partition: String(partition) }, value: lag })),
-    );
-    metrics.register('balance_consumer_misrouted_total', 'Commands found on a partition other than their user\'s murmur2 partition.', 'counter', () => [{ value: consumer.misrouted }]);
-    metrics.register('balance_consumer_retries_total', 'Chunks retried after a transient database error.', 'counter', () => [{ value: consumer.retries }]);
-  }
+  metrics.register('balance_replies_malformed_total', 'Messages on the reply topic that are not valid replies: ignored.', 'counter', () => [{ value: client.repliesMalformed }]);
+  if (consumer) registerConsumerMetrics(metrics, consumer);
   return metrics;
 }

@@ -5,7 +5,7 @@
  * Commands are keyed by user id with the Java-compatible murmur2 partitioner, so per-user order
  * holds across every producer that follows the contract.
  */
-import { commandKey, serializeCommand, type Command } from '../commands/schema.ts';
+import { commandFingerprint, commandKey, serializeCommand, type Command } from '../commands/schema.ts';
 import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import type { Logger } from '../log.ts';
@@ -48,6 +48,11 @@ export class CommandClient {
     await this.producer.disconnect();
   }
 
+  /** Messages on the reply topic for a waited-for id that were not a valid reply to our command. */
+  get repliesMalformed(): number {
+    return this.replies.malformed;
+  }
+
   get waiting(): number {
     return this.replies.pending;
   }
@@ -60,7 +65,7 @@ export class CommandClient {
   /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
   async request(command: Command, options: { timeoutMs: number }): Promise<CommandReply | null> {
     // Wait first, publish second: a reply can arrive before `send` returns.
-    const waiting = this.replies.wait(command.id, options.timeoutMs);
+    const waiting = this.replies.wait(command.id, commandFingerprint(command), options.timeoutMs);
     try {
       await this.publish(command);
     } catch (error) {

@@ -5,8 +5,13 @@
  * the moment it started, and keeps only the replies someone waits for. That is what lets many
  * gateway instances share one reply topic: each sees every reply and picks out its own. The
  * number of waiters is bounded; past it, `wait` refuses instead of growing without limit.
+ *
+ * Anyone who can write to the reply topic can put anything there, so a reply is trusted only
+ * if it matches the reply schema (anything else is counted and ignored, never thrown), and it
+ * resolves only the waiters whose command has the reply's fingerprint.
  */
 import { randomUUID } from 'node:crypto';
+import { replySchema } from '../commands/reply-schema.ts';
 import type { Kafka } from '../kafka/client.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import type { Logger } from '../log.ts';
@@ -16,6 +21,8 @@ export class TooManyWaitersError extends Error {
 }
 
 interface Waiter {
+  /** The fingerprint of the command sent; only a reply with the same one answers it. */
+  readonly fingerprint: string;
   resolve(reply: CommandReply | null): void;
   timer: NodeJS.Timeout;
 }
@@ -25,6 +32,8 @@ export class ReplyListener {
   private waiterCount = 0;
   private readonly consumer;
   private started = false;
+  /** Messages for a waited-for id that were not valid replies, or answered another command. */
+  malformed = 0;
 
   constructor(
     kafka: Kafka,
@@ -42,14 +51,19 @@ export class ReplyListener {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.topic], fromBeginning: false });
     await this.consumer.run({
-      eachMessage: async ({ message }) => {
-        const id = message.key?.toString();
-        if (!id || !this.waiters.has(id) || !message.value) return;
-        this.settle(id, JSON.parse(message.value.toString()) as CommandReply);
-      },
+      eachMessage: async ({ message }) => this.deliver(message.key, message.value),
     });
     await joined;
     this.started = true;
+  }
+
+  /** Handles one message of the reply topic; never throws, whatever the message holds. */
+  deliver(key: Buffer | null, value: Buffer | null): void {
+    const id = key?.toString();
+    if (!id || !this.waiters.has(id)) return;
+    const reply = parseReply(value);
+    if (reply && reply.command_id === id) this.settle(id, reply);
+    else this.malformed += 1;
   }
 
   async stop(): Promise<void> {
@@ -65,11 +79,11 @@ export class ReplyListener {
    * Registers interest in `commandId` before its command is published. `reply` resolves with
    * the reply, or null after `timeoutMs` or on `cancel()` (for a command that was never sent).
    */
-  wait(commandId: string, timeoutMs: number): { reply: Promise<CommandReply | null>; cancel: () => void } {
+  wait(commandId: string, fingerprint: string, timeoutMs: number): { reply: Promise<CommandReply | null>; cancel: () => void } {
     if (this.waiterCount >= this.waitersMax) throw new TooManyWaitersError(`more than ${this.waitersMax} requests are waiting for replies`);
     let waiter!: Waiter;
     const reply = new Promise<CommandReply | null>((resolve) => {
-      waiter = { resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };
+      waiter = { fingerprint, resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };
       const list = this.waiters.get(commandId);
       if (list) list.push(waiter);
       else this.waiters.set(commandId, [waiter]);
@@ -95,14 +109,33 @@ export class ReplyListener {
     waiter.resolve(null);
   }
 
+  /** Resolves the waiters `reply` answers (all of them when stopping, with null). */
   private settle(commandId: string, reply: CommandReply | null): void {
     const list = this.waiters.get(commandId);
     if (!list) return;
-    this.waiters.delete(commandId);
-    this.waiterCount -= list.length;
-    for (const waiter of list) {
+    const answered = reply ? list.filter((w) => w.fingerprint === reply.fingerprint) : list;
+    if (reply && answered.length === 0) {
+      this.malformed += 1;
+      return;
+    }
+    const remaining = list.filter((w) => !answered.includes(w));
+    if (remaining.length > 0) this.waiters.set(commandId, remaining);
+    else this.waiters.delete(commandId);
+    this.waiterCount -= answered.length;
+    for (const waiter of answered) {
       clearTimeout(waiter.timer);
       waiter.resolve(reply);
     }
+  }
+}
+
+/** A valid reply, or null for anything else: bad JSON, the wrong shape, no value. */
+export function parseReply(value: Buffer | null): CommandReply | null {
+  if (!value) return null;
+  try {
+    const result = replySchema.safeParse(JSON.parse(value.toString('utf8')));
+    return result.success ? (result.data as CommandReply) : null;
+  } catch {
+    return null;
   }
 }

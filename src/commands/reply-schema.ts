@@ -28,6 +28,7 @@ export const replySchema = z.object({
   code: z.enum(Object.keys(RESULT_CODES) as [keyof typeof RESULT_CODES, ...Array<keyof typeof RESULT_CODES>]),
   message: z.string(),
   duplicate: z.boolean().meta({ description: 'True when the command id was already decided: nothing was applied this time.' }),
+  fingerprint: z.string().max(64).nullable().meta({ description: 'A hash of what the answered command does (null for a message that was not a valid command): a waiter accepts only the reply to the command it sent.' }),
   transactions: z.array(transactionSchema),
   balances: z.record(z.string().regex(/^[0-9]+$/), z.object({ available: money, reserved: money })).meta({ description: 'Balances after the command, of every user it touched, keyed by user id.' }),
 });

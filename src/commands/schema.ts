@@ -5,11 +5,15 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { formatMinor, parseAmount } from './money.ts';
+import { DEFAULT_REPLY_TOPIC_POLICY, replyTopicProblem, type ReplyTopicPolicy } from './reply-topics.ts';
+import { storableText } from './text.ts';
 
 export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMENT_CHARS_MAX = 500;
+/** Room for 500 Cyrillic characters (2 bytes each in UTF-8), or 250 emoji (4 bytes each). */
+export const COMMENT_BYTES_MAX = 1_000;
 export const COMMAND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
@@ -26,8 +30,15 @@ export function settleIdOf(transferId: string): string {
 export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
 /** User, service and order ids: positive integers that a JSON number holds exactly. */
 export const entityIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
-export const commentSchema = z.string().max(COMMENT_CHARS_MAX);
-export const topicSchema = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
+export const commentSchema = storableText({ charsMax: COMMENT_CHARS_MAX, bytesMax: COMMENT_BYTES_MAX });
+
+/** A `reply_to` the policy allows: never the command, dead-letter or an internal topic. */
+export function replyToSchema(policy: ReplyTopicPolicy) {
+  return z.string().superRefine((topic, ctx) => {
+    const problem = replyTopicProblem(topic, policy);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+}
 
 /** A positive amount as a decimal string or number, parsed exactly to minor units. */
 export function amountSchema(amountMinorMax: number) {
@@ -43,9 +54,9 @@ export function amountSchema(amountMinorMax: number) {
   });
 }
 
-export function createCommandSchema(limits: { amountMinorMax: number }) {
+export function createCommandSchema(limits: { amountMinorMax: number }, replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY) {
   const amount = amountSchema(limits.amountMinorMax);
-  const base = { id: commandIdSchema, user_id: entityIdSchema, reply_to: topicSchema.optional() };
+  const base = { id: commandIdSchema, user_id: entityIdSchema, reply_to: replyToSchema(replyTopics).optional() };
   const order = { service_id: entityIdSchema, order_id: entityIdSchema };
   return z.discriminatedUnion('type', [
     z.object({ ...base, type: z.literal('deposit'), amount, comment: commentSchema.optional() }),

@@ -1,106 +1,140 @@
 /**
- * What a processed chunk sends back to Kafka: derived commands (settles, first), replies (to the reply topic or a command's own
- * `reply_to`) and dead letters. The core topics must accept them or the chunk is retried; a
- * `reply_to` topic that does not exist is the producer's mistake, logged and skipped, so it
- * can never block a partition.
+ * What a processed chunk sends back to Kafka, in this order:
+ *   1. derived commands (the settles of applied transfers), to the command topic;
+ *   2. replies to the reply topic, and dead letters: the service's own topics;
+ *   3. replies to the topics commands named in `reply_to`.
+ * 1 and 2 must be acknowledged or the chunk's offsets are not committed (the chunk is then
+ * processed again, as duplicates). 3 is best effort: a named topic that does not exist, or
+ * refuses us, is the producer's problem, and it is counted and logged, never allowed to hold up
+ * the partition. Every send is bounded in bytes, below the broker's message size limit.
  */
-import { commandKey, serializeCommand, type Command } from '../commands/schema.ts';
+import { commandKey, serializeCommand } from '../commands/schema.ts';
+import { INTERNAL_PROOF_HEADER, type InternalCommand } from '../commands/internal-proof.ts';
+import type { KafkaMessage } from '../kafka/client.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
-import type { Logger } from '../log.ts';
-import type { KafkaMessage, Producer } from '../kafka/client.ts';
-import type { DeadLetterCode } from './parse-message.ts';
+import { deadLetterOf, messageBytes, type DeadLetterReason, type OutgoingMessage } from './dead-letter.ts';
 
-export interface OutgoingMessage {
-  readonly key: string | Buffer | null;
-  readonly value: string | Buffer | null;
-  readonly headers?: Record<string, string | Buffer>;
+export type { OutgoingMessage } from './dead-letter.ts';
+
+export interface OutboxTopics {
+  readonly commands: string;
+  readonly replies: string;
+  readonly deadLetters: string;
+}
+
+export interface TopicMessages {
+  readonly topic: string;
+  readonly messages: readonly OutgoingMessage[];
+}
+
+/** Where an outbox is flushed: Kafka in the consumer, a fake in unit tests. */
+export interface OutboxSink {
+  /** Sends to the service's own topics and waits for every acknowledgement; throws otherwise. */
+  sendCore(batch: readonly TopicMessages[]): Promise<void>;
+  /** Sends to a topic a command named; says what happened instead of throwing. */
+  sendToReplyTarget(topic: string, messages: readonly OutgoingMessage[]): Promise<'sent' | 'missing' | 'failed'>;
+}
+
+export interface FlushReport {
+  /** Replies that could not be delivered to the topic their command named. */
+  readonly undeliverable: number;
 }
 
 export class Outbox {
-  private readonly byTopic = new Map<string, OutgoingMessage[]>();
   private readonly derived: OutgoingMessage[] = [];
+  private readonly replies: OutgoingMessage[] = [];
+  private readonly deadLetters: OutgoingMessage[] = [];
+  private readonly toTargets = new Map<string, OutgoingMessage[]>();
+
   constructor(
-    private readonly defaultReplyTopic: string,
-    private readonly commandTopic: string,
+    private readonly topics: OutboxTopics,
+    /** The most bytes in one send; below the broker's message.max.bytes. */
+    private readonly batchBytesMax: number,
   ) {}
 
   /**
-   * A command the consumer derives (a transfer's settle), for the command topic. It is sent
-   * and acknowledged before any reply, so a caller who has seen the transfer's reply and then
-   * acts for the recipient lands behind the settle on the recipient's partition.
+   * A command the consumer derives (a transfer's settle), signed. It is sent and acknowledged
+   * before any reply, so a caller who has seen the transfer's reply and then acts for the
+   * recipient lands behind the settle on the recipient's partition.
    */
-  derive(command: Command): void {
-    this.derived.push({ key: commandKey(command), value: serializeCommand(command) });
+  derive(command: InternalCommand, proof: string): void {
+    this.derived.push({ key: commandKey(command), value: serializeCommand(command), headers: { [INTERNAL_PROOF_HEADER]: proof } });
   }
 
-  reply(reply: CommandReply, replyTo: string | undefined | null): void {
-    this.add(replyTo ?? this.defaultReplyTopic, { key: reply.command_id, value: JSON.stringify(reply) });
-  }
-
-  add(topic: string, message: OutgoingMessage): void {
-    const list = this.byTopic.get(topic);
+  /** A reply, to the default reply topic or to the allowed topic the command named. */
+  reply(reply: CommandReply, replyTo: string | null | undefined): void {
+    const message = { key: reply.command_id, value: JSON.stringify(reply) };
+    if (!replyTo || replyTo === this.topics.replies) {
+      this.replies.push(message);
+      return;
+    }
+    const list = this.toTargets.get(replyTo);
     if (list) list.push(message);
-    else this.byTopic.set(topic, [message]);
+    else this.toTargets.set(replyTo, [message]);
+  }
+
+  deadLetter(message: KafkaMessage, source: { topic: string; partition: number }, reason: DeadLetterReason): void {
+    this.deadLetters.push(deadLetterOf(message, source, reason));
   }
 
   get size(): number {
-    let n = this.derived.length;
-    for (const list of this.byTopic.values()) n += list.length;
+    let n = this.derived.length + this.replies.length + this.deadLetters.length;
+    for (const list of this.toTargets.values()) n += list.length;
     return n;
   }
 
-  /** Sends everything; throws if a core topic fails, so the caller does not commit offsets. */
-  async flush(producer: Producer, coreTopics: ReadonlySet<string>, log: Logger): Promise<{ skipped: number }> {
-    if (this.derived.length > 0) {
-      await producer.send({ topic: this.commandTopic, acks: -1, messages: [...this.derived] });
-      this.derived.length = 0;
+  get deadLetterCount(): number {
+    return this.deadLetters.length;
+  }
+
+  /** `heartbeat` keeps the consumer's group membership alive between the sends of a long flush. */
+  async flush(sink: OutboxSink, heartbeat: () => Promise<void> = async () => {}): Promise<FlushReport> {
+    for (const batch of byteBounded([{ topic: this.topics.commands, messages: this.derived }], this.batchBytesMax)) {
+      await sink.sendCore(batch);
+      await heartbeat();
     }
-    const core = [...this.byTopic].filter(([topic]) => coreTopics.has(topic));
-    const other = [...this.byTopic].filter(([topic]) => !coreTopics.has(topic));
-    if (core.length > 0) {
-      await producer.sendBatch({ acks: -1, topicMessages: core.map(([topic, messages]) => ({ topic, messages: [...messages] })) });
+    const core = [
+      { topic: this.topics.replies, messages: this.replies },
+      { topic: this.topics.deadLetters, messages: this.deadLetters },
+    ];
+    for (const batch of byteBounded(core, this.batchBytesMax)) {
+      await sink.sendCore(batch);
+      await heartbeat();
     }
-    let skipped = 0;
-    for (const [topic, messages] of other) {
-      try {
-        await producer.send({ topic, acks: -1, messages: [...messages] });
-      } catch (error) {
-        if (!isUnknownTopic(error)) throw error;
-        skipped += messages.length;
-        log.warn({ topic, replies: messages.length }, 'reply_to names a topic that does not exist; replies skipped (poll the command instead)');
+    let undeliverable = 0;
+    for (const [topic, messages] of this.toTargets) {
+      for (const [batch] of byteBounded([{ topic, messages }], this.batchBytesMax)) {
+        const outcome = await sink.sendToReplyTarget(topic, batch!.messages);
+        if (outcome !== 'sent') undeliverable += batch!.messages.length;
+        await heartbeat();
       }
     }
-    this.byTopic.clear();
-    return { skipped };
+    return { undeliverable };
   }
 }
 
-function isUnknownTopic(error: unknown): boolean {
-  const text = `${(error as { type?: string }).type ?? ''} ${(error as Error).message ?? ''}`;
-  return /UNKNOWN_TOPIC|does not host this topic-partition|TOPIC_AUTHORIZATION_FAILED/i.test(text);
-}
-
-/** The dead letter of a message: its original key, value and headers, plus why and where from. */
-export function deadLetterOf(
-  message: KafkaMessage,
-  source: { topic: string; partition: number },
-  reason: { code: DeadLetterCode; message: string },
-): OutgoingMessage {
-  const headers: Record<string, string | Buffer> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
-    if (typeof value === 'string' || Buffer.isBuffer(value)) headers[name] = value;
+/**
+ * Splits topic messages into sends of at most `bytesMax` bytes each, keeping the order within a
+ * topic. A single message is never split; the dead-letter bounds keep each one far below the limit.
+ */
+export function byteBounded(input: readonly TopicMessages[], bytesMax: number): TopicMessages[][] {
+  const sends: TopicMessages[][] = [];
+  let current: Array<{ topic: string; messages: OutgoingMessage[] }> = [];
+  let bytes = 0;
+  for (const { topic, messages } of input) {
+    for (const message of messages) {
+      const size = messageBytes(message);
+      if (bytes > 0 && bytes + size > bytesMax) {
+        sends.push(current);
+        current = [];
+        bytes = 0;
+      }
+      let last = current.at(-1);
+      if (!last || last.topic !== topic) current.push((last = { topic, messages: [] }));
+      last.messages.push(message);
+      bytes += size;
+    }
   }
-  return {
-    key: message.key,
-    value: message.value,
-    headers: {
-      ...headers,
-      'x-error-code': reason.code,
-      'x-error-message': reason.message.slice(0, 1_000),
-      'x-source-topic': source.topic,
-      'x-source-partition': String(source.partition),
-      'x-source-offset': message.offset,
-      'x-dead-lettered-at': new Date().toISOString(),
-    },
-  };
+  if (current.length > 0) sends.push(current);
+  return sends;
 }

@@ -1,24 +1,23 @@
 /**
  * The command consumer. For each fetched batch of a partition, in chunks of at most
  * `batchCommandsMax` messages:
- *   1. parse and validate every message (bad ones become dead letters);
- *   2. apply the valid commands in ONE PostgreSQL transaction (retried on lock conflicts);
- *   3. publish the replies and dead letters, and wait for Kafka's acknowledgement;
- *   4. only then commit the offset after the chunk.
- * A crash anywhere before 4 redelivers the chunk; the commands table turns every redelivered
+ *   1. the chunk pipeline (pipeline.ts) screens, applies and answers the chunk, isolating any
+ *      command the database refuses, so no message can stop the partition;
+ *   2. the outbox is flushed: settles, replies and dead letters, acknowledged by Kafka;
+ *   3. only then is the offset after the chunk committed.
+ * A crash anywhere before 3 redelivers the chunk; the commands table turns every redelivered
  * command into a duplicate, so effects happen once and replies at least once.
+ *
+ * When a dependency fails past the retries (PostgreSQL down, the broker refusing our sends), the
+ * partition is paused where it stands, reported (metrics, /readyz), and tried again after
+ * PARTITION_PAUSE_MS. Nothing is skipped because a dependency is down.
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { commandKey, createCommandSchema, type CommandSchema } from '../commands/schema.ts';
-import { partitionOfKey } from '../kafka/partition.ts';
-import { javaCompatiblePartitioner, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from '../kafka/client.ts';
-import type { BatchItem, BatchResult } from '../ledger/apply-batch.ts';
-import { settleOf } from '../ledger/core.ts';
-import { applyWithRetry } from './apply.ts';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
-import { deadLetterOf, Outbox } from './outbox.ts';
-import { parseCommandMessage } from './parse-message.ts';
+import { KafkaOutboxSink } from './kafka-sink.ts';
+import { addCounts, createChunkPipeline, emptyCounts, type ChunkCounts, type ChunkPipeline, type ProcessedChunk } from './pipeline.ts';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -27,22 +26,33 @@ export interface WorkerDeps {
   readonly log: Logger;
 }
 
-export interface WorkerStats {
-  applied: number;
-  /** Transfers completed on their recipient's partition (not counted in `applied`). */
-  settled: number;
-  rejected: number;
-  duplicates: number;
-  deadLettered: number;
+export interface PausedPartition {
+  /** When it was paused (ms since epoch). */
+  readonly since: number;
+  readonly reason: string;
+}
+
+export interface WorkerStats extends ChunkCounts {
   chunks: number;
   retries: number;
+  /** Replies to a `reply_to` topic that could not be delivered (missing topic, refused). */
+  repliesUndeliverable: number;
+  /** Times a partition was paused because a dependency failed past the retries. */
+  pauses: number;
   /** When the first chunk started processing (ms since epoch), for throughput figures. */
   firstChunkAt: number | null;
   lastAppliedAt: number | null;
-  /** Commands found on a partition other than their user's murmur2 partition (a producer with another partitioner). */
-  misrouted: number;
   /** Messages behind the partition's high watermark after the last chunk, by partition. */
   readonly lag: Map<number, number>;
+  /** Partitions paused now; a partition stays listed until a chunk of it commits again. */
+  readonly paused: Map<number, PausedPartition>;
+  /**
+   * The Kafka timestamp of the oldest message not yet applied, by partition, while one is known
+   * to wait. Unlike lag, its age keeps growing while a partition is stuck.
+   */
+  readonly oldestUnappliedAt: Map<number, number>;
+  /** The command partitions this consumer holds now; null before it joined the group. */
+  assigned: ReadonlySet<number> | null;
 }
 
 export interface CommandWorker {
@@ -51,10 +61,34 @@ export interface CommandWorker {
   stop(): Promise<void>;
 }
 
+export function createWorkerStats(): WorkerStats {
+  return {
+    ...emptyCounts(),
+    chunks: 0,
+    retries: 0,
+    repliesUndeliverable: 0,
+    pauses: 0,
+    firstChunkAt: null,
+    lastAppliedAt: null,
+    lag: new Map(),
+    paused: new Map(),
+    oldestUnappliedAt: new Map(),
+    assigned: null,
+  };
+}
+
+interface WorkerContext extends WorkerDeps {
+  readonly consumer: Consumer;
+  readonly sink: KafkaOutboxSink;
+  readonly pipeline: ChunkPipeline;
+  readonly stats: WorkerStats;
+  readonly resumeTimers: Set<NodeJS.Timeout>;
+}
+
 export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const { config, kafka, log } = deps;
-  const schema = createCommandSchema(config.limits);
-  const stats: WorkerStats = { applied: 0, settled: 0, rejected: 0, duplicates: 0, deadLettered: 0, chunks: 0, retries: 0, firstChunkAt: null, lastAppliedAt: null, misrouted: 0, lag: new Map() };
+  const stats = createWorkerStats();
+  let partitionCount = 0;
   const consumer = kafka.consumer({
     groupId: config.consumer.group,
     sessionTimeout: config.consumer.sessionTimeoutMs,
@@ -65,44 +99,37 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     allowAutoTopicCreation: false,
     readUncommitted: false,
   });
-  const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
-  const chunkDeps: ChunkDeps = { ...deps, schema, stats, producer, coreTopics: new Set([config.topics.replies, config.topics.deadLetters]), partitionCount: { value: 0 } };
+  const pipeline = createChunkPipeline({ ...deps, onRetry: () => (stats.retries += 1), partitionCount: () => partitionCount });
+  const ctx: WorkerContext = { ...deps, consumer, sink: new KafkaOutboxSink(kafka, log), pipeline, stats, resumeTimers: new Set() };
   consumer.on(consumer.events.CRASH, (event) => {
     log.error({ err: event.payload.error, restart: event.payload.restart }, 'command consumer crashed; kafkajs restarts it from the last committed offset');
   });
+  consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []));
 
   return {
     stats,
     async start() {
-      await producer.connect();
-      chunkDeps.partitionCount.value = await countPartitions(kafka, config.topics.commands);
+      await ctx.sink.connect();
+      partitionCount = await countPartitions(kafka, config.topics.commands);
       await consumer.connect();
       await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: config.consumer.partitionsConcurrent,
-        eachBatch: (payload) => consumeBatch(payload, consumer, chunkDeps),
+        eachBatch: (payload) => consumeBatch(payload, ctx),
       });
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
     async stop() {
+      for (const timer of ctx.resumeTimers) clearTimeout(timer);
       // disconnect() lets the chunk in flight finish and leaves the group, so the next owner of
       // each partition starts right after our last committed offset.
       await consumer.disconnect();
-      await producer.disconnect();
-      log.info(stats, 'command consumer stopped');
+      await ctx.sink.disconnect();
+      log.info(summary(stats), 'command consumer stopped');
     },
   };
-}
-
-interface ChunkDeps extends WorkerDeps {
-  readonly schema: CommandSchema;
-  readonly stats: WorkerStats;
-  readonly producer: Producer;
-  readonly coreTopics: ReadonlySet<string>;
-  /** The command topic's partition count, read at start, to check where commands land. */
-  readonly partitionCount: { value: number };
 }
 
 async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
@@ -116,102 +143,101 @@ async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
   }
 }
 
+/** Forgets what it knew of partitions that moved to another consumer. */
+function onAssignment(stats: WorkerStats, partitions: readonly number[]): void {
+  const held = new Set(partitions);
+  stats.assigned = held;
+  for (const map of [stats.lag, stats.paused, stats.oldestUnappliedAt]) {
+    for (const partition of map.keys()) if (!held.has(partition)) map.delete(partition);
+  }
+}
+
 /**
  * Chunks of one partition are applied strictly one after another, but the Kafka side of chunk
- * N (publishing its replies, then committing its offset) overlaps the database side of chunk
- * N+1: Node and PostgreSQL work at the same time. An offset is still committed only after its
- * chunk is both in PostgreSQL and acknowledged by Kafka, and in order.
+ * N (publishing its outbox, then committing its offset) overlaps the database side of chunk
+ * N+1. An offset is still committed only after its chunk is both in PostgreSQL and
+ * acknowledged by Kafka, and in order.
  */
-async function consumeBatch(payload: EachBatchPayload, consumer: Consumer, deps: ChunkDeps): Promise<void> {
+async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Promise<void> {
   const { batch } = payload;
-  const chunkSize = deps.config.consumer.batchCommandsMax;
+  const source = { topic: batch.topic, partition: batch.partition };
+  const chunkSize = ctx.config.consumer.batchCommandsMax;
   let previous: Promise<void> = Promise.resolve();
-  for (let start = 0; start < batch.messages.length; start += chunkSize) {
-    if (!payload.isRunning() || payload.isStale()) break;
-    const chunk = batch.messages.slice(start, start + chunkSize);
-    deps.stats.firstChunkAt ??= Date.now();
-    const applying = applyChunk(batch.topic, batch.partition, chunk, deps);
-    // If the previous chunk's publish fails we stop here; this chunk's transaction may still
-    // commit, which is safe: redelivery turns it into duplicates.
-    applying.catch(() => {});
-    await previous;
-    const outbox = await applying;
-    const last = chunk.at(-1)!.offset;
-    previous = (async () => {
-      await outbox.flush(deps.producer, deps.coreTopics, deps.log);
-      payload.resolveOffset(last);
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-      deps.stats.chunks += 1;
-      deps.stats.lag.set(batch.partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
-      await payload.heartbeat();
-    })();
-    previous.catch(() => {});
-  }
-  await previous;
-}
-
-/** Parses a chunk, applies its valid commands in one transaction, and returns what to publish. */
-async function applyChunk(topic: string, partition: number, chunk: readonly KafkaMessage[], deps: ChunkDeps): Promise<Outbox> {
-  const outbox = new Outbox(deps.config.topics.replies, deps.config.topics.commands);
-  const items: BatchItem[] = [];
-  const replyTargets = new Map<string, string | undefined>();
-  for (const message of chunk) {
-    const parsed = parseCommandMessage(message.value, deps.schema);
-    if (parsed.ok) {
-      checkPartition(parsed.command, partition, message.offset, deps);
-      items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
-      replyTargets.set(parsed.command.id, 'reply_to' in parsed.command ? parsed.command.reply_to : undefined);
-      continue;
+  try {
+    for (let start = 0; start < batch.messages.length; start += chunkSize) {
+      if (!payload.isRunning() || payload.isStale()) break;
+      const chunk = batch.messages.slice(start, start + chunkSize);
+      ctx.stats.firstChunkAt ??= Date.now();
+      if (!ctx.stats.oldestUnappliedAt.has(batch.partition)) ctx.stats.oldestUnappliedAt.set(batch.partition, Number(chunk[0]!.timestamp));
+      const processing = ctx.pipeline.process(source, chunk);
+      // If the previous chunk's publish fails we stop here; this chunk's transaction may still
+      // commit, which is safe: redelivery turns it into duplicates.
+      processing.catch(() => {});
+      await previous;
+      const processed = await processing;
+      const next = batch.messages[start + chunkSize];
+      previous = publishAndCommit(payload, ctx, processed, chunk, next);
+      previous.catch(() => {});
     }
-    outbox.add(deps.config.topics.deadLetters, deadLetterOf(message, { topic, partition }, parsed));
-    if (parsed.commandId) outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo);
-    deps.stats.deadLettered += 1;
-    deps.log.warn({ topic, partition, offset: message.offset, code: parsed.code }, 'dead-lettered a bad message');
+    await previous;
+  } catch (error) {
+    if (isGroupMembershipError(error) || !payload.isRunning()) throw error;
+    pausePartition(payload, ctx, error);
   }
-  if (items.length > 0) {
-    const result = await applyWithRetry(deps.pool, items, { consumer: deps.config.consumer, log: deps.log, onRetry: () => (deps.stats.retries += 1) });
-    queueOutcomes(outbox, items, result, replyTargets);
-    count(deps.stats, result);
-  }
-  return outbox;
+}
+
+async function publishAndCommit(payload: EachBatchPayload, ctx: WorkerContext, processed: ProcessedChunk, chunk: readonly KafkaMessage[], next: KafkaMessage | undefined): Promise<void> {
+  const { batch } = payload;
+  const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat());
+  const last = chunk.at(-1)!.offset;
+  payload.resolveOffset(last);
+  await ctx.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+  const { stats } = ctx;
+  addCounts(stats, processed.counts);
+  stats.repliesUndeliverable += report.undeliverable;
+  stats.chunks += 1;
+  if (processed.appliedAny) stats.lastAppliedAt = Date.now();
+  const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
+  stats.lag.set(batch.partition, lag);
+  // The next message's age is known if it is in this batch; otherwise the last applied one's
+  // timestamp is a bound from above until the next batch arrives.
+  if (lag === 0) stats.oldestUnappliedAt.delete(batch.partition);
+  else stats.oldestUnappliedAt.set(batch.partition, Number((next ?? chunk.at(-1)!).timestamp));
+  if (stats.paused.delete(batch.partition)) ctx.log.info({ partition: batch.partition }, 'partition resumed: its commands apply again');
+  await payload.heartbeat();
+}
+
+/** Group-membership errors are kafkajs's to handle: it rejoins, and the new owner resumes. */
+const GROUP_MEMBERSHIP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+function isGroupMembershipError(error: unknown): boolean {
+  const type = (error as { type?: unknown })?.type;
+  return typeof type === 'string' && GROUP_MEMBERSHIP_ERRORS.has(type);
 }
 
 /**
- * Replies for every command but settles (nobody waits for those), and the settle of every
- * applied transfer, new or repeated: a repeat may follow a crash that came after the commit
- * but before the settle was published, and the settle's derived id makes a second copy a no-op.
+ * Stops fetching this partition where it stands (its next fetch starts at the first offset not
+ * committed) and resumes it after PARTITION_PAUSE_MS. It stays reported as paused until a chunk
+ * of it commits again.
  */
-function queueOutcomes(outbox: Outbox, items: readonly BatchItem[], result: BatchResult, replyTargets: ReadonlyMap<string, string | undefined>): void {
-  items.forEach(({ command }, i) => {
-    const reply = result.replies[i]!;
-    if (command.type === 'transfer' && reply.status === 'applied') outbox.derive(settleOf(command));
-    if (command.type !== 'settle') outbox.reply(reply, replyTargets.get(reply.command_id));
-  });
-}
-
-/**
- * Per-user order holds only if every producer sends a user's commands to the same partition.
- * A command on the wrong one is still applied correctly (locks serialize it), but its order
- * relative to the user's other commands is no longer guaranteed, so it is counted and logged.
- */
-function checkPartition(command: BatchItem['command'], partition: number, offset: string, deps: ChunkDeps): void {
-  const count = deps.partitionCount.value;
-  if (count === 0 || partitionOfKey(commandKey(command), count) === partition) return;
-  deps.stats.misrouted += 1;
-  deps.log.warn(
-    { commandId: command.id, userId: command.user_id, partition, offset, expected: partitionOfKey(commandKey(command), count) },
-    'a command arrived on a partition other than its user\'s murmur2 partition: check the producer\'s key and partitioner',
+function pausePartition(payload: EachBatchPayload, ctx: WorkerContext, error: unknown): void {
+  const { partition } = payload.batch;
+  const resume = payload.pause();
+  const reason = error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : String(error);
+  if (!ctx.stats.paused.has(partition)) ctx.stats.paused.set(partition, { since: Date.now(), reason });
+  ctx.stats.pauses += 1;
+  ctx.log.error(
+    { err: error, partition, resumeInMs: ctx.config.consumer.partitionPauseMs },
+    'partition paused: a dependency failed past APPLY_RETRIES_MAX; nothing was skipped, and it is tried again after the pause',
   );
+  const timer = setTimeout(() => {
+    ctx.resumeTimers.delete(timer);
+    resume();
+  }, ctx.config.consumer.partitionPauseMs);
+  ctx.resumeTimers.add(timer);
 }
 
-function invalidReply(commandId: string, message: string) {
-  return { command_id: commandId, status: 'rejected', code: 'invalid_command', message, duplicate: false, transactions: [], balances: {} } as const;
-}
-
-function count(stats: WorkerStats, result: BatchResult): void {
-  stats.applied += result.applied;
-  stats.settled += result.settled;
-  stats.rejected += result.rejected;
-  stats.duplicates += result.duplicates;
-  if (result.applied + result.settled > 0) stats.lastAppliedAt = Date.now();
+function summary(stats: WorkerStats) {
+  const { lag, paused, oldestUnappliedAt, assigned, ...counts } = stats;
+  return { ...counts, paused: [...paused.keys()] };
 }

@@ -9,7 +9,32 @@ export const PG_ERROR = {
   ADMIN_SHUTDOWN: '57P01',
   CANNOT_CONNECT_NOW: '57P03',
   QUERY_CANCELED: '57014',
+  UNTRANSLATABLE_CHARACTER: '22P05',
+  CHARACTER_NOT_IN_REPERTOIRE: '22021',
+  NUMERIC_VALUE_OUT_OF_RANGE: '22003',
 } as const;
+
+/**
+ * SQLSTATE classes that mean "this data can never be stored": retrying the same command fails
+ * the same way, so the consumer isolates it instead of retrying (see consumer/pipeline.ts).
+ *   22 data exception (a NUL byte, a BIGINT overflow), 23 integrity constraint violation (a
+ *   CHECK), 54 program limit exceeded (a row or array too large).
+ * Everything else, including unknown errors, is treated as transient: a missing table, a
+ * revoked privilege or a full disk is the deployment's problem, and skipping commands because
+ * of it would lose them.
+ */
+const DETERMINISTIC_CLASSES = new Set(['22', '23', '54']);
+
+/**
+ * Whether the database refused these particular values (deterministic) or may accept them on
+ * another try. A unique violation on `commands` is the one exception inside class 23: it means
+ * another consumer decided the command first (a rebalance), so the caller retries it, and it
+ * only counts as deterministic once the retries are spent.
+ */
+export function isDeterministicDbError(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && DETERMINISTIC_CLASSES.has(code.slice(0, 2));
+}
 
 /** Node socket error codes that mean "no server answers there". */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'EAI_AGAIN']);

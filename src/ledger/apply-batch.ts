@@ -6,7 +6,8 @@
  */
 import type pg from 'pg';
 import type { Command } from '../commands/schema.ts';
-import { accountsOf, available, reserved, usersOf, type AccountKey, type ResultCode } from './core.ts';
+import { inTransaction } from '../db/pool.ts';
+import { accountsOf, available, EXTERNAL_ACCOUNT, isBoundedAccount, reserved, usersOf, type AccountKey, type LedgerLimits, type ResultCode } from './core.ts';
 import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
 import { balanceView, transactionView, type CommandReply, type TransactionView } from './outcome.ts';
 import { LedgerState } from './state.ts';
@@ -23,7 +24,46 @@ export interface BatchResult {
   readonly duplicates: number;
 }
 
-export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[]): Promise<BatchResult> {
+/**
+ * The ledger's one way in for writes: creates the accounts other partitions may be creating too,
+ * then applies the batch in one transaction. Throws what PostgreSQL throws; the caller decides
+ * what to retry.
+ */
+export async function applyCommands(pool: pg.Pool, items: readonly BatchItem[], limits: LedgerLimits): Promise<BatchResult> {
+  const shared = sharedAccountsOf(items);
+  if (shared.length > 0) await store.createMissingAccounts(pool, shared);
+  return inTransaction(pool, (db) => applyBatch(db, items, limits));
+}
+
+/**
+ * Records a command the database refused as rejected with `unprocessable`, so a redelivery or a
+ * replay answers the same way and never tries it again. False if the id was decided meanwhile.
+ */
+export async function recordUnprocessable(pool: pg.Pool, item: BatchItem, message: string): Promise<boolean> {
+  const { command } = item;
+  return store.insertCommandIfNew(pool, {
+    id: command.id,
+    fingerprint: item.fingerprint,
+    type: command.type,
+    userId: command.user_id,
+    status: 'rejected',
+    code: 'unprocessable',
+    message,
+    partition: item.partition,
+    offset: item.offset,
+  });
+}
+
+/**
+ * Accounts other partitions may create at the same time: recipients' incoming and services'
+ * revenue accounts (a user's own accounts are only ever created from that user's partition,
+ * and the external account exists from the start). See `createMissingAccounts`.
+ */
+function sharedAccountsOf(items: readonly BatchItem[]): AccountKey[] {
+  return [...new Set(items.flatMap((item) => accountsToLoad(item.command)))].filter((key) => !isBoundedAccount(key) && key !== EXTERNAL_ACCOUNT);
+}
+
+export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[], limits: LedgerLimits): Promise<BatchResult> {
   const commands = items.map((item) => item.command);
   const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
   const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
@@ -32,16 +72,11 @@ export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[])
     [...accounts.values()].map((a) => [a.key, a.balance] as const),
     reservations,
   );
-  const outcomes = decideBatch(state, items, stored);
+  const outcomes = decideBatch(state, items, stored, limits);
   const created = await writeOutcomes(db, outcomes, accounts);
   await store.writeReservations(db, state.changedReservations);
   await store.writeBalances(db, state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })));
   return buildResult(db, outcomes, created);
-}
-
-/** Every account the batch reads or writes; the consumer creates the missing ones up front. */
-export function accountsOfBatch(items: readonly BatchItem[]): AccountKey[] {
-  return items.flatMap((item) => accountsToLoad(item.command));
 }
 
 /** Every account a command moves money in, plus the user accounts its reply reports. */
@@ -146,18 +181,19 @@ async function buildResult(db: pg.PoolClient, outcomes: readonly ItemOutcome[], 
 
 function replyFor(outcome: ItemOutcome, created: Map<string, TransactionView[]>, previous: Map<string, TransactionView[]>): CommandReply {
   const id = outcome.item.command.id;
+  const fingerprint = outcome.item.fingerprint;
   const balances = balancesView(outcome.balances);
   switch (outcome.kind) {
     case 'new':
-      return { command_id: id, status: outcome.decision.status, code: outcome.decision.code, message: outcome.decision.message, duplicate: false, transactions: created.get(id) ?? [], balances };
+      return { command_id: id, status: outcome.decision.status, code: outcome.decision.code, message: outcome.decision.message, duplicate: false, fingerprint, transactions: created.get(id) ?? [], balances };
     case 'repeat': {
       const code = outcome.prior.code as ResultCode;
       const message = outcome.prior.message || defaultMessage(code);
       const transactions = created.get(id) ?? previous.get(id) ?? [];
-      return { command_id: id, status: outcome.prior.status, code, message, duplicate: true, transactions, balances };
+      return { command_id: id, status: outcome.prior.status, code, message, duplicate: true, fingerprint, transactions, balances };
     }
     case 'reused':
-      return { command_id: id, status: 'rejected', code: 'idempotency_key_reused', message: defaultMessage('idempotency_key_reused'), duplicate: false, transactions: [], balances };
+      return { command_id: id, status: 'rejected', code: 'idempotency_key_reused', message: defaultMessage('idempotency_key_reused'), duplicate: false, fingerprint, transactions: [], balances };
   }
 }
 

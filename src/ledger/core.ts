@@ -44,8 +44,10 @@ export const RESULT_CODES = {
   reservation_not_found: 'No open reservation exists for this user, service and order.',
   amount_exceeds_reservation: 'The amount is larger than the reserved amount.',
   same_account: 'The sender and the recipient are the same user.',
+  balance_limit_exceeded: 'The deposit would take the balance past the largest balance allowed.',
   idempotency_key_reused: 'This command id was already used for a different command.',
   invalid_command: 'The command is not valid.',
+  unprocessable: 'The command is valid but could not be stored; it will not be retried.',
 } as const;
 export type ResultCode = keyof typeof RESULT_CODES;
 
@@ -89,6 +91,12 @@ export interface Decision {
   readonly reservation: ReservationChange | null;
 }
 
+/** Limits the rules enforce; part of the input, so a replay with the same limits decides the same. */
+export interface LedgerLimits {
+  /** The most a user may hold, available plus reserved, after a deposit. */
+  readonly balanceMinorMax: bigint;
+}
+
 /** What `decide` may read. */
 export interface LedgerView {
   balance(key: AccountKey): bigint;
@@ -122,9 +130,10 @@ export function usersOf(command: Command): number[] {
   return [command.user_id];
 }
 
-export function decide(view: LedgerView, command: Command): Decision {
+export function decide(view: LedgerView, command: Command, limits: LedgerLimits): Decision {
   switch (command.type) {
     case 'deposit':
+      if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax) return rejected('balance_limit_exceeded');
       return applied([{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }], [
         entry(command.user_id, command.amount, 'deposit', { comment: command.comment }),
       ]);
@@ -146,6 +155,15 @@ export function decide(view: LedgerView, command: Command): Decision {
       // partitions interleave, and decisions must not (see sql/0003_incoming.sql).
       return applied([{ debit: incoming(command.user_id), credit: available(command.user_id), amount: command.amount }], []);
   }
+}
+
+/**
+ * What a user holds on their own partition. Incoming money is left out: it was decided on the
+ * senders' partitions, and a settle never checks the limit, since refusing it would strand the
+ * money in incoming (see docs/commands.md).
+ */
+function holdings(view: LedgerView, userId: number): bigint {
+  return view.balance(available(userId)) + view.balance(reserved(userId));
 }
 
 export type CommandOf<T extends Command['type']> = Extract<Command, { type: T }>;

@@ -4,7 +4,7 @@
  * earlier in this batch), or a reuse of an id for different content.
  */
 import type { Command } from '../commands/schema.ts';
-import { available, decide, reserved, RESULT_CODES, usersOf, type Decision, type ResultCode } from './core.ts';
+import { available, decide, reserved, RESULT_CODES, usersOf, type Decision, type LedgerLimits, type ResultCode } from './core.ts';
 import type { LedgerState } from './state.ts';
 
 export interface BatchItem {
@@ -29,7 +29,12 @@ export type ItemOutcome =
   | { readonly kind: 'repeat'; readonly item: BatchItem; readonly prior: PriorDecision; readonly balances: Balances }
   | { readonly kind: 'reused'; readonly item: BatchItem; readonly balances: Balances };
 
-export function decideBatch(state: LedgerState, items: readonly BatchItem[], stored: ReadonlyMap<string, PriorDecision>): ItemOutcome[] {
+export function decideBatch(
+  state: LedgerState,
+  items: readonly BatchItem[],
+  stored: ReadonlyMap<string, PriorDecision>,
+  limits: LedgerLimits,
+): ItemOutcome[] {
   const decidedHere = new Map<string, PriorDecision>();
   return items.map((item) => {
     const id = item.command.id;
@@ -40,7 +45,7 @@ export function decideBatch(state: LedgerState, items: readonly BatchItem[], sto
         ? { kind, item, prior, balances: balancesOf(state, item.command) }
         : { kind, item, balances: balancesOf(state, item.command) };
     }
-    const decision = decide(state, item.command);
+    const decision = decide(state, item.command, limits);
     state.apply(id, decision);
     decidedHere.set(id, { fingerprint: item.fingerprint, status: decision.status, code: decision.code, message: decision.message });
     return { kind: 'new', item, decision, balances: balancesOf(state, item.command) };

@@ -30,6 +30,11 @@ export interface CommandReply {
   readonly message: string;
   /** True when this command id had already been decided; nothing was applied this time. */
   readonly duplicate: boolean;
+  /**
+   * The fingerprint of the command this reply answers (null when the message was not a valid
+   * command), so a waiter accepts only the reply to the command it sent.
+   */
+  readonly fingerprint: string | null;
   readonly transactions: readonly TransactionView[];
   /** Balances of every user the command touched, keyed by user id. */
   readonly balances: Readonly<Record<string, BalanceView>>;

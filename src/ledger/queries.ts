@@ -56,7 +56,7 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
   return {
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
-    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, transactions, balances: await replyBalances(db, Number(row.user_id)) },
+    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, fingerprint: row.fingerprint, transactions, balances: await replyBalances(db, Number(row.user_id)) },
   };
 }
 

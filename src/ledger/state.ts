@@ -18,8 +18,10 @@ export interface ReservationRecord {
   closeCommandId: string | null;
 }
 
+/** A decision that would break an invariant: the same command breaks it again on every try. */
 export class LedgerInvariantError extends Error {
   override readonly name = 'LedgerInvariantError';
+  readonly failureKind = 'deterministic';
 }
 
 export function reservationKey(userId: number, serviceId: number, orderId: number): string {

@@ -193,6 +193,21 @@ export async function insertCommands(db: pg.PoolClient, rows: readonly NewComman
   });
 }
 
+const SQL_INSERT_COMMAND_IF_NEW = `
+  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT (id) DO NOTHING`;
+
+/** Inserts one command row on its own (no postings); false if the id was already decided. */
+export async function insertCommandIfNew(db: Queryable, row: NewCommandRow): Promise<boolean> {
+  const result = await db.query({
+    name: 'ledger_insert_command_if_new',
+    text: SQL_INSERT_COMMAND_IF_NEW,
+    values: [row.id, row.fingerprint, row.type, row.userId, row.status, row.code, row.message, row.partition, row.offset],
+  });
+  return result.rowCount === 1;
+}
+
 export interface PostingRow {
   readonly commandId: string;
   readonly debitAccountId: number;
@@ -318,6 +333,17 @@ export async function writeBalances(
     await db.query({ name: 'ledger_lock_by_id', text: SQL_LOCK_BY_ID, values: [ids] });
     await db.query({ name: 'ledger_add_to_balances', text: SQL_ADD_TO_BALANCES, values: [ids, others.map((c) => String(c.delta))] });
   }
+}
+
+const SQL_TRANSFER_CREDITS = `
+  SELECT command_id, user_id, amount FROM transactions
+  WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in'`;
+
+/** What each of these transfers credited, and to whom, for those in the database. */
+export async function transferCredits(db: Queryable, transferIds: readonly string[]): Promise<Map<string, { userId: number; amount: bigint }>> {
+  if (transferIds.length === 0) return new Map();
+  const { rows } = await db.query<{ command_id: string; user_id: string; amount: string }>({ name: 'ledger_transfer_credits', text: SQL_TRANSFER_CREDITS, values: [transferIds] });
+  return new Map(rows.map((row) => [row.command_id, { userId: Number(row.user_id), amount: BigInt(row.amount) }]));
 }
 
 const SQL_TRANSACTIONS_OF_COMMANDS = `

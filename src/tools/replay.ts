@@ -1,5 +1,6 @@
 /**
- * Replays the command topic into a database through the consumer's own idempotent path:
+ * Replays the command topic into a database through the consumer's own chunk pipeline
+ * (consumer/pipeline.ts), so every rule of live consumption holds for rebuilds too:
  * commands already applied count as duplicates and change nothing, so replaying into the live
  * database is safe, and replaying into an empty one rebuilds the ledger from the log alone.
  *
@@ -10,11 +11,11 @@
 import { UsageError } from '../cli.ts';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { applyWithRetry } from '../consumer/apply.ts';
 import { parseCommandMessage } from '../consumer/parse-message.ts';
+import { createChunkPipeline, type ChunkPipeline } from '../consumer/pipeline.ts';
+import { replyTopicPolicyOf } from '../commands/reply-topics.ts';
 import { createCommandSchema } from '../commands/schema.ts';
 import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
-import type { BatchItem } from '../ledger/apply-batch.ts';
 import { findCommands } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 
@@ -59,6 +60,8 @@ export interface ReplayProgress {
   readonly duplicates: number;
   readonly rejected: number;
   readonly deadLettered: number;
+  /** Rejected as `unprocessable` (also counted in `rejected`). */
+  readonly unprocessable: number;
   readonly elapsedMs: number;
 }
 
@@ -69,7 +72,7 @@ type Range = Map<number, { start: bigint; end: bigint }>;
 export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const topic = options.config.topics.commands;
   const { range, resumed } = await prepareGroup(options, topic);
-  const progress = { processed: 0, total: 0, applied: 0, settled: 0, duplicates: 0, rejected: 0, deadLettered: 0, elapsedMs: 0 };
+  const progress = { processed: 0, total: 0, applied: 0, settled: 0, duplicates: 0, rejected: 0, deadLettered: 0, unprocessable: 0, elapsedMs: 0 };
   for (const { start, end } of range.values()) progress.total += Number(end > start ? end - start : 0n);
   const started = Date.now();
   const pending = new Set([...range].filter(([, r]) => r.end > r.start).map(([p]) => p));
@@ -126,7 +129,7 @@ async function startOffsets(admin: ReturnType<Kafka['admin']>, topic: string, fr
 async function consumeRange(options: ReplayOptions, topic: string, range: Range, pending: Set<number>, progress: Omit<ReplayProgress, 'elapsedMs'> & { elapsedMs: number }, started: number) {
   // A dry run must not move the group's offsets, so it reads without committing.
   const consumer = options.kafka.consumer({ groupId: options.group, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
-  const schema = createCommandSchema(options.config.limits);
+  const pipeline = createChunkPipeline({ config: options.config, pool: options.pool, log: options.log });
   let finish!: () => void;
   let fail!: (error: unknown) => void;
   const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
@@ -149,7 +152,7 @@ async function consumeRange(options: ReplayOptions, topic: string, range: Range,
       const messages = payload.batch.messages.filter((m) => BigInt(m.offset) < end);
       for (let at = 0; at < messages.length; at += options.config.consumer.batchCommandsMax) {
         const chunk = messages.slice(at, at + options.config.consumer.batchCommandsMax);
-        await replayChunk(options, schema, partition, chunk, progress);
+        await replayChunk(options, pipeline, { topic, partition }, chunk, progress);
         const next = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
         payload.resolveOffset(chunk.at(-1)!.offset);
         if (!options.dryRun) await consumer.commitOffsets([{ topic, partition, offset: next }]);
@@ -172,33 +175,47 @@ async function consumeRange(options: ReplayOptions, topic: string, range: Range,
   }
 }
 
+type Counted = { processed: number; applied: number; settled: number; duplicates: number; rejected: number; deadLettered: number; unprocessable: number };
+
+/**
+ * Replies are not published and dead letters are only counted: the live consumer already sent
+ * them, and the settles of transfers are in the log already.
+ */
 async function replayChunk(
   options: ReplayOptions,
-  schema: ReturnType<typeof createCommandSchema>,
-  partition: number,
+  pipeline: ChunkPipeline,
+  source: { topic: string; partition: number },
   chunk: EachBatchPayload['batch']['messages'],
-  progress: { processed: number; applied: number; settled: number; duplicates: number; rejected: number; deadLettered: number },
+  progress: Counted,
 ): Promise<void> {
-  const items: BatchItem[] = [];
-  for (const message of chunk) {
-    const parsed = parseCommandMessage(message.value, schema);
-    if (parsed.ok) items.push({ command: parsed.command, fingerprint: parsed.fingerprint, partition, offset: message.offset });
-    else progress.deadLettered += 1;
-  }
   progress.processed += chunk.length;
-  if (items.length === 0) return;
-  if (options.dryRun) {
-    const known = await findCommands(options.pool, [...new Set(items.map((i) => i.command.id))]);
-    for (const item of items) {
-      if (known.has(item.command.id)) progress.duplicates += 1;
-      else if (item.command.type === 'settle') progress.settled += 1;
-      else progress.applied += 1;
+  if (options.dryRun) return countDryRun(options, chunk, progress);
+  const { counts } = await pipeline.process(source, chunk);
+  progress.applied += counts.applied;
+  progress.settled += counts.settled;
+  progress.duplicates += counts.duplicates;
+  progress.rejected += counts.rejected;
+  progress.deadLettered += counts.deadLettered;
+  progress.unprocessable += counts.unprocessable;
+}
+
+/** What a replay would do, read-only: valid commands are new or known; the rest would be dead letters. */
+async function countDryRun(options: ReplayOptions, chunk: EachBatchPayload['batch']['messages'], progress: Counted): Promise<void> {
+  const schema = createCommandSchema(options.config.limits, replyTopicPolicyOf(options.config.topics));
+  const ids: string[] = [];
+  const types = new Map<string, string>();
+  for (const message of chunk) {
+    const parsed = parseCommandMessage(message.value, schema, replyTopicPolicyOf(options.config.topics));
+    if (!parsed.ok) progress.deadLettered += 1;
+    else {
+      ids.push(parsed.command.id);
+      types.set(parsed.command.id, parsed.command.type);
     }
-    return;
   }
-  const result = await applyWithRetry(options.pool, items, { consumer: options.config.consumer, log: options.log });
-  progress.applied += result.applied;
-  progress.settled += result.settled;
-  progress.duplicates += result.duplicates;
-  progress.rejected += result.rejected;
+  const known = await findCommands(options.pool, [...new Set(ids)]);
+  for (const id of ids) {
+    if (known.has(id)) progress.duplicates += 1;
+    else if (types.get(id) === 'settle') progress.settled += 1;
+    else progress.applied += 1;
+  }
 }

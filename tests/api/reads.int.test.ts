@@ -22,7 +22,7 @@ describe('reads, authorization and bad input', () => {
       const command = schema.parse(input);
       return { command, fingerprint: commandFingerprint(command), partition: null, offset: null };
     });
-    return inTransaction(db.pool, (client) => applyBatch(client, items));
+    return inTransaction(db.pool, (client) => applyBatch(client, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) }));
   }
 
   beforeAll(async () => {

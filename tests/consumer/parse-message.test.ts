@@ -25,14 +25,51 @@ describe('parseCommandMessage', () => {
   });
 
   it('keeps a usable id and reply_to of an invalid command, so it can be answered', () => {
-    const parsed = parse(JSON.stringify({ id: 'ok-id', type: 'deposit', user_id: 1, amount: '-1', reply_to: 'my.replies' }));
-    expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'ok-id', replyTo: 'my.replies' });
+    const parsed = parse(JSON.stringify({ id: 'ok-id', type: 'deposit', user_id: 1, amount: '-1', reply_to: 'balance.replies.mine' }));
+    expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'ok-id', replyTo: 'balance.replies.mine' });
     if (!parsed.ok) expect(parsed.message).toContain('amount');
   });
 
   it('does not trust an id or reply_to that breaks their own rules', () => {
     const parsed = parse(JSON.stringify({ id: 'has space', type: 'nope', reply_to: 'bad topic!' }));
     expect(parsed).toMatchObject({ ok: false, commandId: null, replyTo: null });
+  });
+
+  it.each(['__consumer_offsets', 'balance.commands', 'balance.commands.dlq', 'someone.elses.topic', 'balance.replies.', 'bad topic!'])(
+    'rejects a command whose reply_to is %s, and answers it on the default reply topic',
+    (topic) => {
+      const parsed = parse(JSON.stringify({ id: 'r1', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic }));
+      expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'r1', replyTo: null });
+      if (!parsed.ok) expect(parsed.message).toContain('reply_to');
+    },
+  );
+
+  it('accepts reply_to on the reply topic or under its prefix', () => {
+    for (const topic of ['balance.replies', 'balance.replies.shop-1']) {
+      expect(parse(JSON.stringify({ id: 'r2', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic }))).toMatchObject({ ok: true });
+    }
+  });
+
+  it.each([
+    ['a NUL', String.raw`a\u0000b`],
+    ['an escape', String.raw`\u001b[31mred`],
+    ['a lone surrogate', String.raw`\ud800`],
+  ])('rejects a comment with %s as invalid_command, keeping the id to answer', (_, escaped) => {
+    const parsed = parse(`{"id":"n1","type":"deposit","user_id":1,"amount":"1.00","comment":"${escaped}"}`);
+    expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'n1' });
+    if (!parsed.ok) expect(parsed.message).toContain('comment');
+  });
+
+  it('keeps tabs and newlines in a comment', () => {
+    expect(parse(JSON.stringify({ id: 'n2', type: 'deposit', user_id: 1, amount: '1.00', comment: 'line 1\n\tline 2' }))).toMatchObject({ ok: true });
+  });
+
+  it('bounds a comment in characters and in bytes', () => {
+    const comment = (text: string) => parse(JSON.stringify({ id: 'n3', type: 'deposit', user_id: 1, amount: '1.00', comment: text }));
+    expect(comment('ж'.repeat(500))).toMatchObject({ ok: true });
+    expect(comment('x'.repeat(501))).toMatchObject({ ok: false, message: expect.stringContaining('500 characters') });
+    expect(comment('\u{1F4B0}'.repeat(250))).toMatchObject({ ok: true });
+    expect(comment('\u{1F4B0}'.repeat(251))).toMatchObject({ ok: false, message: expect.stringContaining('1000 bytes') });
   });
 
   it.each(['[]', '42', '"text"', 'null', 'true'])('refuses the JSON value %s as invalid_command', (value) => {

@@ -192,7 +192,7 @@ describe('the command consumer, against the real broker and database', () => {
       return { command, fingerprint: commandFingerprint(command), partition: null, offset: null };
     });
     // A consumer committed these and died before publishing anything.
-    await applyWithRetry(db.pool, items, { consumer: config.consumer, log: testLog });
+    await applyWithRetry(db.pool, items, { consumer: config.consumer, limits: config.limits, log: testLog });
     expect(await balancesOf(db.pool, 601)).toEqual({ available: 0n, reserved: 0n, incoming: 400n });
     const result = await send(wire);
     expect([...result.values()].map((reply) => [reply.status, reply.duplicate])).toEqual([['applied', true], ['applied', true]]);

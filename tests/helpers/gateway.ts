@@ -4,7 +4,7 @@ import type { ApiContext } from '../../src/api/context.ts';
 import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
 import { LoginThrottle } from '../../src/api/auth/throttle.ts';
 import { TokenService } from '../../src/api/auth/tokens.ts';
-import { Metrics } from '../../src/api/metrics.ts';
+import { Metrics } from '../../src/metrics.ts';
 import { InFlightHandlers } from '../../src/api/in-flight.ts';
 import { PendingCommands } from '../../src/api/pending.ts';
 import { createHttpSchemas } from '../../src/api/schemas.ts';

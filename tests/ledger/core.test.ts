@@ -5,6 +5,7 @@ import { available, decide, EXTERNAL_ACCOUNT, incoming, reserved, revenue, settl
 import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
+const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n };
 let sequence = 0;
 function command(input: Record<string, unknown>): Command {
   return schema.parse({ id: `c${++sequence}`, user_id: 1, ...input });
@@ -14,7 +15,7 @@ function command(input: Record<string, unknown>): Command {
 function run(state: LedgerState, ...inputs: Array<Record<string, unknown>>) {
   return inputs.map((input) => {
     const cmd = command(input);
-    const decision = decide(state, cmd);
+    const decision = decide(state, cmd, LIMITS);
     state.apply(cmd.id, decision);
     return decision;
   });
@@ -176,7 +177,7 @@ describe('settle', () => {
     expect(settle).toEqual({ id: `~settle:${transfer.id}`, type: 'settle', user_id: 2, amount: 250n });
     expect(schema.parse({ ...settle, amount: '2.50' })).toEqual(settle);
     const state = stateWith([[incoming(2), 250n]]);
-    const decision = decide(state, settle);
+    const decision = decide(state, settle, LIMITS);
     state.apply(settle.id, decision);
     expect(decision).toMatchObject({ status: 'applied', entries: [] });
     expect([state.balance(incoming(2)), state.balance(available(2))]).toEqual([0n, 250n]);
@@ -231,7 +232,7 @@ describe('partition independence', () => {
     for (const fromOne of takeFromOne) {
       const queue = fromOne && queues[0]!.length > 0 ? queues[0]! : queues[1]!.length > 0 ? queues[1]! : queues[0]!;
       const cmd = schema.parse(queue.shift());
-      const decision = decide(state, cmd);
+      const decision = decide(state, cmd, LIMITS);
       state.apply(cmd.id, decision);
       codes.push(`${cmd.id}:${decision.code}`);
     }

@@ -5,6 +5,7 @@ import { decideBatch, type BatchItem } from '../../src/ledger/decide-batch.ts';
 import { LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
+const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n };
 function item(input: Record<string, unknown>): BatchItem {
   const command = schema.parse(input);
   return { command, fingerprint: commandFingerprint(command), partition: 0, offset: '0' };
@@ -14,7 +15,7 @@ describe('decideBatch', () => {
   it('applies a repeated id once and answers the repeat from the first outcome', () => {
     const state = new LedgerState([], []);
     const deposit = item({ id: 'd', type: 'deposit', user_id: 1, amount: '5.00' });
-    const outcomes = decideBatch(state, [deposit, deposit], new Map());
+    const outcomes = decideBatch(state, [deposit, deposit], new Map(), LIMITS);
     expect(outcomes.map((o) => o.kind)).toEqual(['new', 'repeat']);
     expect(state.balance(available(1))).toBe(500n);
   });
@@ -23,7 +24,7 @@ describe('decideBatch', () => {
     const state = new LedgerState([], []);
     const withdraw = item({ id: 'w', type: 'withdraw', user_id: 1, amount: '5.00' });
     const stored = new Map([['w', { fingerprint: withdraw.fingerprint, status: 'rejected' as const, code: 'insufficient_funds', message: '' }]]);
-    const [outcome] = decideBatch(state, [withdraw], stored);
+    const [outcome] = decideBatch(state, [withdraw], stored, LIMITS);
     expect(outcome).toMatchObject({ kind: 'repeat', prior: { status: 'rejected', code: 'insufficient_funds' } });
   });
 
@@ -31,7 +32,7 @@ describe('decideBatch', () => {
     const state = new LedgerState([], []);
     const first = item({ id: 'k', type: 'deposit', user_id: 1, amount: '5.00' });
     const second = item({ id: 'k', type: 'deposit', user_id: 1, amount: '6.00' });
-    const outcomes = decideBatch(state, [first, second], new Map());
+    const outcomes = decideBatch(state, [first, second], new Map(), LIMITS);
     expect(outcomes.map((o) => o.kind)).toEqual(['new', 'reused']);
     expect(state.balance(available(1))).toBe(500n);
   });
@@ -41,7 +42,7 @@ describe('decideBatch', () => {
     const outcomes = decideBatch(state, [
       item({ id: 'a', type: 'deposit', user_id: 1, amount: '5.00' }),
       item({ id: 'b', type: 'deposit', user_id: 1, amount: '1.00' }),
-    ], new Map());
+    ], new Map(), LIMITS);
     expect(outcomes.map((o) => o.balances.get(1)?.available)).toEqual([500n, 600n]);
   });
 });

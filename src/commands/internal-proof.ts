@@ -1,0 +1,66 @@
+/**
+ * Internal commands (a transfer's settle) move money without a balance check, so they must be
+ * provably made by the consumer, not by whoever can publish to the command topic. The consumer
+ * signs each one with an HMAC-SHA256 over what the command does, keyed by
+ * INTERNAL_COMMAND_SECRET, and sends it in a header; the consumer accepts an internal command
+ * only with a valid proof. During a key rotation the previous key is still accepted.
+ *
+ * Header value: `v1.<key id>.<base64url HMAC>`, where the key id is a short hash of the key, so
+ * the verifier knows which key to try and a log line never shows the key itself.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { SETTLE_ID_PREFIX, type Command } from './schema.ts';
+
+export const INTERNAL_PROOF_HEADER = 'x-internal-proof';
+const VERSION = 'v1';
+
+export type InternalCommand = Extract<Command, { type: 'settle' }>;
+
+export function isInternalCommand(command: Command): command is InternalCommand {
+  return command.type === 'settle';
+}
+
+/** The transfer a settle completes: its id without the `~settle:` prefix. */
+export function sourceTransferId(command: InternalCommand): string {
+  return command.id.slice(SETTLE_ID_PREFIX.length);
+}
+
+export class InternalCommandSigner {
+  private readonly signing: { id: string; key: Buffer };
+  private readonly accepted: ReadonlyMap<string, Buffer>;
+
+  constructor(secrets: { secret: string; previousSecret: string | null }) {
+    const keys = [secrets.secret, ...(secrets.previousSecret ? [secrets.previousSecret] : [])].map((secret) => ({
+      id: keyId(secret),
+      key: Buffer.from(secret, 'utf8'),
+    }));
+    this.signing = keys[0]!;
+    this.accepted = new Map(keys.map((k) => [k.id, k.key]));
+  }
+
+  sign(command: InternalCommand): string {
+    return `${VERSION}.${this.signing.id}.${mac(this.signing.key, command).toString('base64url')}`;
+  }
+
+  /** True only for a well-formed proof, made with an accepted key, over exactly this command. */
+  verify(command: InternalCommand, proof: string | Buffer | undefined): boolean {
+    const text = Buffer.isBuffer(proof) ? proof.toString('utf8') : proof;
+    const parts = text?.split('.');
+    if (!parts || parts.length !== 3 || parts[0] !== VERSION) return false;
+    const key = this.accepted.get(parts[1]!);
+    if (!key) return false;
+    const given = Buffer.from(parts[2]!, 'base64url');
+    const expected = mac(key, command);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+}
+
+function keyId(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url').slice(0, 8);
+}
+
+/** Every field that decides what the command does, separated by a byte no field can contain. */
+function mac(key: Buffer, command: InternalCommand): Buffer {
+  const fields = [VERSION, command.id, command.type, String(command.user_id), String(command.amount), sourceTransferId(command)];
+  return createHmac('sha256', key).update(fields.join('\u001f')).digest();
+}

@@ -1,0 +1,300 @@
+/**
+ * The chunk pipeline: what happens to a chunk of command-topic messages, the same for the live
+ * consumer and for replay. It never throws because of what a message contains:
+ *
+ *   1. screen   parked offsets, unparsable or invalid messages, internal commands without a valid
+ *               proof, and settles that do not match their transfer become dead letters;
+ *   2. apply    the valid commands in one transaction. A transient failure is retried with
+ *               backoff, then thrown (the caller pauses the partition; nothing is skipped). A
+ *               deterministic one (the database refuses the data) splits the chunk in halves,
+ *               down to the one command that fails, which is recorded as rejected
+ *               `unprocessable`, answered and dead-lettered, while the others apply in offset
+ *               order;
+ *   3. queue    the settles of applied transfers (signed), the replies, and the dead letters, in an
+ *               outbox that the caller flushes before committing the offsets.
+ */
+import type pg from 'pg';
+import type { Config } from '../config.ts';
+import { INTERNAL_PROOF_HEADER, InternalCommandSigner, isInternalCommand, sourceTransferId } from '../commands/internal-proof.ts';
+import { replyTopicPolicyOf, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
+import { commandKey, createCommandSchema, type Command, type CommandSchema } from '../commands/schema.ts';
+import { pgErrorCode } from '../db/errors.ts';
+import { failureKind } from '../failures.ts';
+import type { KafkaMessage } from '../kafka/client.ts';
+import { partitionOfKey } from '../kafka/partition.ts';
+import { recordUnprocessable, type BatchItem } from '../ledger/apply-batch.ts';
+import { RESULT_CODES, settleOf } from '../ledger/core.ts';
+import type { CommandReply } from '../ledger/outcome.ts';
+import { transferCredits } from '../ledger/store.ts';
+import type { Logger } from '../log.ts';
+import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
+import type { DeadLetterReason } from './dead-letter.ts';
+import { Outbox } from './outbox.ts';
+import { parseCommandMessage } from './parse-message.ts';
+import { markSkipped, parkedInRange, type PartitionRef } from './parking.ts';
+
+export interface PipelineDeps {
+  readonly config: Config;
+  readonly pool: pg.Pool;
+  readonly log: Logger;
+  /** Called between retries and bisection steps, so a long chunk keeps its group membership. */
+  readonly keepAlive?: () => void;
+  readonly onRetry?: () => void;
+  /** The command topic's partition count, to spot commands on the wrong partition; 0 skips the check. */
+  readonly partitionCount?: () => number;
+}
+
+/** What a chunk came to, counted once its outbox is flushed (or, in a replay, at once). */
+export interface ChunkCounts {
+  applied: number;
+  /** Transfers completed on their recipient's partition (not counted in `applied`). */
+  settled: number;
+  rejected: number;
+  duplicates: number;
+  deadLettered: number;
+  /** Rejected as `unprocessable`: the database refused the command (also in `rejected`). */
+  unprocessable: number;
+  /** Refused, and even the rejection could not be recorded: skipped, dead-lettered, alerted. */
+  unrecorded: number;
+  parked: number;
+  /** Internal commands without a valid proof, or not matching their transfer. */
+  forged: number;
+  misrouted: number;
+}
+
+export function emptyCounts(): ChunkCounts {
+  return { applied: 0, settled: 0, rejected: 0, duplicates: 0, deadLettered: 0, unprocessable: 0, unrecorded: 0, parked: 0, forged: 0, misrouted: 0 };
+}
+
+export function addCounts(into: ChunkCounts, more: Readonly<ChunkCounts>): void {
+  for (const key of Object.keys(into) as Array<keyof ChunkCounts>) into[key] += more[key];
+}
+
+export interface ProcessedChunk {
+  readonly outbox: Outbox;
+  readonly counts: ChunkCounts;
+  /** Whether any command was applied (for the `lastAppliedAt` figure). */
+  readonly appliedAny: boolean;
+}
+
+export interface ChunkPipeline {
+  process(source: PartitionRef, messages: readonly KafkaMessage[]): Promise<ProcessedChunk>;
+}
+
+export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
+  const context: Context = {
+    ...deps,
+    schema: createCommandSchema(deps.config.limits, replyTopicPolicyOf(deps.config.topics)),
+    replyTopics: replyTopicPolicyOf(deps.config.topics),
+    signer: new InternalCommandSigner(deps.config.internalCommands),
+    apply: { consumer: deps.config.consumer, limits: deps.config.limits, log: deps.log, onRetry: () => onRetry(deps) },
+  };
+  return { process: (source, messages) => processChunk(context, source, messages) };
+}
+
+interface Context extends PipelineDeps {
+  readonly schema: CommandSchema;
+  readonly replyTopics: ReplyTopicPolicy;
+  readonly signer: InternalCommandSigner;
+  readonly apply: ApplyOptions;
+}
+
+function onRetry(deps: PipelineDeps): void {
+  deps.onRetry?.();
+  deps.keepAlive?.();
+}
+
+/** A valid command of the chunk, with the message it came in. */
+interface Candidate {
+  readonly item: BatchItem;
+  readonly message: KafkaMessage;
+}
+
+interface ItemResult {
+  readonly candidate: Candidate;
+  /** Null when nothing could be recorded (then nobody is answered: the command is undecided). */
+  readonly reply: CommandReply | null;
+  readonly deadLetter?: DeadLetterReason;
+}
+
+async function processChunk(ctx: Context, source: PartitionRef, messages: readonly KafkaMessage[]): Promise<ProcessedChunk> {
+  const outbox = new Outbox(ctx.config.topics, ctx.config.consumer.kafkaBatchBytesMax);
+  const counts = emptyCounts();
+  if (messages.length === 0) return { outbox, counts, appliedAny: false };
+  const parked = await retrying(() => parkedInRange(ctx.pool, source, messages[0]!.offset, messages.at(-1)!.offset), messages.length, ctx.apply);
+  const screened = screen(ctx, source, messages, parked, outbox, counts);
+  const candidates = await dropMismatchedSettles(ctx, source, screened, outbox, counts);
+  const results = await applyIsolating(ctx, candidates);
+  queueResults(ctx, source, results, outbox, counts);
+  if (parked.size > 0) await retrying(() => markSkipped(ctx.pool, source, [...parked.keys()]), parked.size, ctx.apply);
+  return { outbox, counts, appliedAny: counts.applied + counts.settled > 0 };
+}
+
+/** Step 1: every message either becomes a candidate or is moved aside, with a reply if it has an id. */
+function screen(
+  ctx: Context,
+  source: PartitionRef,
+  messages: readonly KafkaMessage[],
+  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  outbox: Outbox,
+  counts: ChunkCounts,
+): Candidate[] {
+  const candidates: Candidate[] = [];
+  for (const message of messages) {
+    const parking = parked.get(message.offset);
+    if (parking) {
+      moveAside(ctx, source, message, outbox, counts, { code: 'parked', message: `Parked by ${parking.parkedBy}: ${parking.reason}` });
+      counts.parked += 1;
+      continue;
+    }
+    const parsed = parseCommandMessage(message.value, ctx.schema, ctx.replyTopics);
+    if (!parsed.ok) {
+      moveAside(ctx, source, message, outbox, counts, parsed);
+      if (parsed.commandId) outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo);
+      continue;
+    }
+    if (isInternalCommand(parsed.command) && !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER))) {
+      moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: 'An internal command without a valid proof: only the consumer may publish settles.' });
+      counts.forged += 1;
+      continue;
+    }
+    checkPartition(ctx, parsed.command, source, message.offset, counts);
+    candidates.push({ item: { command: parsed.command, fingerprint: parsed.fingerprint, partition: source.partition, offset: message.offset }, message });
+  }
+  return candidates;
+}
+
+function moveAside(ctx: Context, source: PartitionRef, message: KafkaMessage, outbox: Outbox, counts: ChunkCounts, reason: DeadLetterReason): void {
+  outbox.deadLetter(message, source, reason);
+  counts.deadLettered += 1;
+  ctx.log.warn({ topic: source.topic, partition: source.partition, offset: message.offset, code: reason.code }, 'dead-lettered a message');
+}
+
+function headerOf(message: KafkaMessage, name: string): string | Buffer | undefined {
+  const value = message.headers?.[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * A settle with a valid proof must still settle what its transfer moved. Live, the transfer is
+ * always in the database first; in a replay it may not be yet, and then the proof alone decides.
+ */
+async function dropMismatchedSettles(ctx: Context, source: PartitionRef, candidates: Candidate[], outbox: Outbox, counts: ChunkCounts): Promise<Candidate[]> {
+  const settles = candidates.filter((c) => c.item.command.type === 'settle');
+  if (settles.length === 0) return candidates;
+  const transferIds = settles.map((c) => sourceTransferId(c.item.command as Extract<Command, { type: 'settle' }>));
+  const credits = await retrying(() => transferCredits(ctx.pool, transferIds), settles.length, ctx.apply);
+  return candidates.filter((candidate) => {
+    const { command } = candidate.item;
+    if (command.type !== 'settle') return true;
+    const credit = credits.get(sourceTransferId(command));
+    if (!credit || (credit.userId === command.user_id && credit.amount === command.amount)) return true;
+    moveAside(ctx, source, candidate.message, outbox, counts, { code: 'invalid_command', message: 'The settle does not match the transfer it settles (recipient or amount).' });
+    counts.forged += 1;
+    return false;
+  });
+}
+
+/**
+ * Step 2. Applies the candidates in one transaction; if the database refuses the data, applies
+ * each half on its own (first half first, so offset order holds), down to single commands.
+ * k bad commands in n cost about 2k·log2(n) extra transactions; none costs nothing.
+ */
+async function applyIsolating(ctx: Context, candidates: readonly Candidate[]): Promise<ItemResult[]> {
+  if (candidates.length === 0) return [];
+  try {
+    const result = await applyWithRetry(ctx.pool, candidates.map((c) => c.item), ctx.apply);
+    return candidates.map((candidate, i) => ({ candidate, reply: result.replies[i]! }));
+  } catch (error) {
+    if (failureKind(error) !== 'deterministic') throw error;
+    ctx.keepAlive?.();
+    if (candidates.length === 1) return [await isolate(ctx, candidates[0]!, error)];
+    const middle = Math.ceil(candidates.length / 2);
+    const first = await applyIsolating(ctx, candidates.slice(0, middle));
+    return [...first, ...(await applyIsolating(ctx, candidates.slice(middle)))];
+  }
+}
+
+/** Records one refused command as rejected `unprocessable`; if even that fails, skips it loudly. */
+async function isolate(ctx: Context, candidate: Candidate, error: unknown): Promise<ItemResult> {
+  const { command } = candidate.item;
+  const sqlState = pgErrorCode(error);
+  const message = unprocessableMessage(error);
+  ctx.log.error({ err: error, commandId: command.id, offset: candidate.item.offset, sqlState }, 'the database refused a command; recording it as unprocessable');
+  try {
+    if (!(await retrying(() => recordUnprocessable(ctx.pool, candidate.item, message), 1, ctx.apply))) {
+      // Decided meanwhile by another consumer: answer from what it stored (a read, no writes).
+      const stored = await applyWithRetry(ctx.pool, [candidate.item], ctx.apply);
+      return { candidate, reply: stored.replies[0]! };
+    }
+  } catch (recordError) {
+    if (failureKind(recordError) !== 'deterministic') throw recordError;
+    ctx.log.fatal(
+      { alert: 'unrecorded_command', err: recordError, commandId: command.id, partition: candidate.item.partition, offset: candidate.item.offset },
+      'OPERATOR ACTION NEEDED: the database refused a command and also its rejection; the command was dead-lettered and skipped without any record',
+    );
+    return { candidate, reply: null, deadLetter: { code: 'unrecorded', message, sqlState: pgErrorCode(recordError) ?? sqlState } };
+  }
+  const reply: CommandReply = { command_id: command.id, status: 'rejected', code: 'unprocessable', message, duplicate: false, fingerprint: candidate.item.fingerprint, transactions: [], balances: {} };
+  return { candidate, reply, deadLetter: { code: 'unprocessable', message, sqlState } };
+}
+
+const SQLSTATE_CLASS_CAUSES: Record<string, string> = {
+  '22': 'a value it cannot store',
+  '23': 'a constraint the command violates',
+  '54': 'a limit the command exceeds',
+};
+
+/** Names the cause for the caller, without the database's own message (which may quote data). */
+export function unprocessableMessage(error: unknown): string {
+  const sqlState = pgErrorCode(error);
+  const cause = sqlState ? `the database refused it (SQLSTATE ${sqlState}: ${SQLSTATE_CLASS_CAUSES[sqlState.slice(0, 2)] ?? 'an error'})` : 'it would break a ledger invariant';
+  return `${RESULT_CODES.unprocessable} Cause: ${cause}.`;
+}
+
+/** Step 3: settles for applied transfers, replies for everything but settles, dead letters. */
+function queueResults(ctx: Context, source: PartitionRef, results: readonly ItemResult[], outbox: Outbox, counts: ChunkCounts): void {
+  for (const { candidate, reply, deadLetter } of results) {
+    const { command } = candidate.item;
+    if (deadLetter) moveAside(ctx, source, candidate.message, outbox, counts, deadLetter);
+    count(counts, command, reply);
+    if (!reply) continue;
+    // A repeat may follow a crash after the commit but before the settle was published; the
+    // settle's derived id makes a second copy a no-op.
+    if (command.type === 'transfer' && reply.status === 'applied') {
+      const settle = settleOf(command);
+      outbox.derive(settle, ctx.signer.sign(settle));
+    }
+    if (command.type !== 'settle') outbox.reply(reply, 'reply_to' in command ? command.reply_to : undefined);
+  }
+}
+
+function count(counts: ChunkCounts, command: Command, reply: CommandReply | null): void {
+  if (!reply) counts.unrecorded += 1;
+  else if (reply.duplicate) counts.duplicates += 1;
+  else if (reply.status === 'applied' && command.type === 'settle') counts.settled += 1;
+  else if (reply.status === 'applied') counts.applied += 1;
+  else {
+    counts.rejected += 1;
+    if (reply.code === 'unprocessable') counts.unprocessable += 1;
+  }
+}
+
+/**
+ * Per-user order holds only if every producer sends a user's commands to the same partition.
+ * A command on the wrong one is still applied correctly (locks serialize it), but its order
+ * relative to the user's other commands is no longer guaranteed, so it is counted and logged.
+ */
+function checkPartition(ctx: Context, command: Command, source: PartitionRef, offset: string, counts: ChunkCounts): void {
+  const partitions = ctx.partitionCount?.() ?? 0;
+  if (partitions === 0 || partitionOfKey(commandKey(command), partitions) === source.partition) return;
+  counts.misrouted += 1;
+  ctx.log.warn(
+    { commandId: command.id, userId: command.user_id, partition: source.partition, offset, expected: partitionOfKey(commandKey(command), partitions) },
+    "a command arrived on a partition other than its user's murmur2 partition: check the producer's key and partitioner",
+  );
+}
+
+function invalidReply(commandId: string, message: string): CommandReply {
+  return { command_id: commandId, status: 'rejected', code: 'invalid_command', message, duplicate: false, fingerprint: null, transactions: [], balances: {} };
+}
