@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { amountSchema, commandIdSchema, commentSchema, entityIdSchema } from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
+import { usernameSchema } from '../users/store.ts';
 
 export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number }) {
   const amount = amountSchema(limits.amountMinorMax);
@@ -13,7 +14,7 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
   /** Query strings carry ids as text; only plain positive decimal integers are ids. */
   const idInQuery = z.string().regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer').transform(Number).pipe(entityIdSchema);
   return {
-    login: z.object({ username: z.string().min(1).max(150), password: z.string().min(1).max(PASSWORD_CHARS_MAX) }),
+    login: z.object({ username: usernameSchema, password: z.string().min(1).max(PASSWORD_CHARS_MAX) }),
     refresh: z.object({ refresh: z.string().min(1).max(4_096) }),
     addFunds: z.object({ user_id: entityIdSchema, amount, comment }),
     withdrawFunds: z.object({ user_id: entityIdSchema, amount, comment }),

@@ -29,6 +29,7 @@ export function registerConsumerMetrics(metrics: Metrics, stats: WorkerStats): v
     [...(stats.assigned ?? [])].map((partition) => ({ labels: { partition: String(partition) }, value: stats.paused.has(partition) ? 1 : 0 })),
   );
   metrics.register('balance_consumer_pauses_total', 'Times a partition was paused.', 'counter', () => [{ value: stats.pauses }]);
+  metrics.register('balance_consumer_group_joins_total', 'Times the consumer joined its group: one at start, then one per rebalance.', 'counter', () => [{ value: stats.groupJoins }]);
   metrics.register('balance_consumer_misrouted_total', "Commands found on a partition other than their user's murmur2 partition.", 'counter', () => [{ value: stats.misrouted }]);
   metrics.register('balance_consumer_retries_total', 'Retries after a transient database error.', 'counter', () => [{ value: stats.retries }]);
 }

@@ -66,8 +66,11 @@ export function emptyCounts(): ChunkCounts {
   return { applied: 0, settled: 0, rejected: 0, duplicates: 0, deadLettered: 0, unprocessable: 0, unrecorded: 0, parked: 0, forged: 0, misrouted: 0 };
 }
 
+const COUNT_KEYS = Object.keys(emptyCounts()) as Array<keyof ChunkCounts>;
+
+/** Adds the counts of `more` to those of `into` (which may carry other fields too). */
 export function addCounts(into: ChunkCounts, more: Readonly<ChunkCounts>): void {
-  for (const key of Object.keys(into) as Array<keyof ChunkCounts>) into[key] += more[key];
+  for (const key of COUNT_KEYS) into[key] += more[key];
 }
 
 export interface ProcessedChunk {

@@ -39,6 +39,8 @@ export interface WorkerStats extends ChunkCounts {
   repliesUndeliverable: number;
   /** Times a partition was paused because a dependency failed past the retries. */
   pauses: number;
+  /** Times this consumer joined its group (the first join, then one per rebalance). */
+  groupJoins: number;
   /** When the first chunk started processing (ms since epoch), for throughput figures. */
   firstChunkAt: number | null;
   lastAppliedAt: number | null;
@@ -68,6 +70,7 @@ export function createWorkerStats(): WorkerStats {
     retries: 0,
     repliesUndeliverable: 0,
     pauses: 0,
+    groupJoins: 0,
     firstChunkAt: null,
     lastAppliedAt: null,
     lag: new Map(),
@@ -147,6 +150,7 @@ async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
 function onAssignment(stats: WorkerStats, partitions: readonly number[]): void {
   const held = new Set(partitions);
   stats.assigned = held;
+  stats.groupJoins += 1;
   for (const map of [stats.lag, stats.paused, stats.oldestUnappliedAt]) {
     for (const partition of map.keys()) if (!held.has(partition)) map.delete(partition);
   }

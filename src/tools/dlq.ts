@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { UsageError } from '../cli.ts';
+import { INTERNAL_PROOF_HEADER } from '../commands/internal-proof.ts';
 import { javaCompatiblePartitioner, type Kafka } from '../kafka/client.ts';
 
 export interface DeadLetter {
@@ -66,13 +67,24 @@ export async function redrive(kafka: Kafka, commandTopic: string, letters: reado
       messages: letters.map((letter) => ({
         key: keyFor(letter, replacement),
         value: replacement ?? letter.value,
-        headers: { 'x-redriven-from': `dlq:${letter.id}` },
+        headers: redrivenHeaders(letter, replacement),
       })),
     });
     return letters.length;
   } finally {
     await producer.disconnect();
   }
+}
+
+/**
+ * Marks where the message came from. A settle re-driven as it was keeps the consumer's proof
+ * (the proof covers the command, so it is only valid for the same bytes); a corrected value never does.
+ */
+function redrivenHeaders(letter: DeadLetter, replacement: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = { 'x-redriven-from': `dlq:${letter.id}` };
+  const proof = letter.headers[INTERNAL_PROOF_HEADER];
+  if (replacement === undefined && proof !== undefined) headers[INTERNAL_PROOF_HEADER] = proof;
+  return headers;
 }
 
 /** A corrected command is keyed by its own user id, so it lands on its user's partition. */

@@ -9,7 +9,7 @@ import { migrate } from '../db/migrate.ts';
 import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { createPool } from '../db/pool.ts';
 import { hashPassword, PASSWORD_CHARS_MAX } from './passwords.ts';
-import { insertUser, ROLES, setUserDisabled, type Role } from './store.ts';
+import { insertUser, ROLES, setUserDisabled, usernameSchema, type Role } from './store.ts';
 
 const USAGE = 'usage: npm run users -- add <username> <password> [--role user|service|admin] | disable <username> | enable <username>';
 
@@ -33,6 +33,8 @@ await runCli(async () => {
 async function addUser(pool: import('pg').Pool, username: string, rest: string[]): Promise<number> {
   const [password, flag, roleName] = rest;
   if (!password || (flag !== undefined && flag !== '--role')) throw new UsageError(USAGE);
+  const name = usernameSchema.safeParse(username);
+  if (!name.success) throw new UsageError(`the username ${name.error.issues[0]!.message}`);
   if (password.length < 8 || password.length > PASSWORD_CHARS_MAX) throw new UsageError(`the password must be 8 to ${PASSWORD_CHARS_MAX} characters`);
   const role = (roleName ?? 'user') as Role;
   if (!ROLES.includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);

@@ -1,5 +1,9 @@
 /** The users table: who may log in, with which role. */
 import type pg from 'pg';
+import { storableText } from '../commands/text.ts';
+
+/** The database allows 150 characters; control characters would break logs and the NUL the query. */
+export const usernameSchema = storableText({ charsMin: 1, charsMax: 150, bytesMax: 600 });
 
 export const ROLES = ['user', 'service', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
