@@ -10,14 +10,14 @@ export type WireCommand = CommandInput;
 export async function publish(
   kafka: Kafka,
   topic: string,
-  commands: ReadonlyArray<WireCommand | { raw: string | Buffer | null; key: string; partition?: number }>,
+  commands: ReadonlyArray<WireCommand | { raw: string | Buffer | null; key: string; partition?: number; headers?: Record<string, string> }>,
 ): Promise<void> {
   const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner });
   await producer.connect();
   try {
     const messages = commands.map((c) =>
       'raw' in c
-        ? { key: c.key, value: c.raw, ...(c.partition === undefined ? {} : { partition: c.partition }) }
+        ? { key: c.key, value: c.raw, ...(c.partition === undefined ? {} : { partition: c.partition }), ...(c.headers ? { headers: c.headers } : {}) }
         : { key: String(c.user_id), value: JSON.stringify(c) },
     );
     for (let i = 0; i < messages.length; i += 5_000) {

@@ -113,14 +113,14 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-/** A database, topics and a running consumer: what most integration tests start from. */
-export async function startStack(patch: Parameters<typeof withOverrides>[1] = {}): Promise<RunningStack> {
+/** A database, topics and a running consumer (or one not started yet): what most integration tests start from. */
+export async function startStack(patch: Parameters<typeof withOverrides>[1] = {}, options: { startWorker?: boolean } = {}): Promise<RunningStack> {
   const db = await createTestDatabase();
   const config = testConfig(db, patch);
   const kafka = testKafka(config);
   await createTestTopics(kafka, config);
   const worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
-  await worker.start();
+  if (options.startWorker !== false) await worker.start();
   return {
     db,
     config,
