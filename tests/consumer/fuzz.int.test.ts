@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
+import { replyTopicPolicyOf } from '../../src/commands/reply-topics.ts';
 import { createCommandSchema } from '../../src/commands/schema.ts';
+import { partitionOfKey } from '../../src/kafka/partition.ts';
 import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { parseCommandMessage } from '../../src/consumer/parse-message.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -63,3 +65,90 @@ describe('fuzzed command-topic messages against the real consumer', () => {
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 });
+
+/** Text with what breaks storage and logs: NUL, escape, lone surrogates, and ordinary text. */
+const nastyText = fc.string({
+  unit: fc.oneof(fc.constantFrom('\u0000', '\u001b', '\u0007', '\t', '\n', '\ud800', '\udfff', 'ж', '💰', '"', '\\', "'"), fc.string({ minLength: 1, maxLength: 1 })),
+  maxLength: 40,
+});
+
+describe('arbitrary command JSON against the real consumer', () => {
+  let stack: RunningStack;
+
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('ends every message as applied, rejected or dead-lettered, and the canaries on every partition apply', async () => {
+    const { db, config, kafka, worker } = stack;
+    const schema = createCommandSchema(config.limits, replyTopicPolicyOf(config.topics));
+    const oddTopic = fc.oneof(
+      fc.constantFrom('__consumer_offsets', config.topics.commands, config.topics.deadLetters, config.topics.replies, '', 'a'.repeat(300), 'has space'),
+      fc.string({ maxLength: 20 }).map((s) => `${config.topics.replyPrefix}${s}`),
+      nastyText,
+    );
+    let sequence = 0;
+    // Each field is usually valid and sometimes hostile, so many messages reach the ledger with
+    // one hostile part (a NUL in the comment, an odd reply_to) rather than failing on several.
+    const mostly = <T, U>(valid: fc.Arbitrary<T>, hostile: fc.Arbitrary<U>) => fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: hostile });
+    const command = fc
+      .record(
+        {
+          id: mostly(fc.constant(null), fc.oneof(nastyText, fc.integer())),
+          type: mostly(fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'), fc.oneof(fc.constant('settle'), nastyText)),
+          user_id: mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, -1, 1.5, 2 ** 53, 1e20, '3', Number.NaN)),
+          recipient_id: fc.integer({ min: 1, max: 12 }),
+          service_id: mostly(fc.integer({ min: 1, max: 3 }), fc.constant(2 ** 63)),
+          order_id: fc.integer({ min: 1, max: 3 }),
+          amount: mostly(fc.constantFrom('0.01', '1.00', '10.50', 5), fc.oneof(fc.constantFrom('1e3', '-1.00', '0.001', '99999999999999999999.99', '1000000000.01', 'NaN'), nastyText, fc.double())),
+          comment: mostly(fc.constantFrom('ok', 'line\nbreak', 'ж'), nastyText),
+          reply_to: oddTopic,
+        },
+        { requiredKeys: ['id', 'type', 'user_id', 'recipient_id', 'service_id', 'order_id', 'amount', 'comment'] },
+      )
+      // A null id means a fresh valid one, so most messages get far enough to reach the ledger.
+      .map((record) => ({ ...record, id: record.id === null ? `fz-${uniqueSuffix()}-${++sequence}` : record.id }));
+    await fc.assert(
+      fc.asyncProperty(fc.array(command, { minLength: 40, maxLength: 80 }), async (records) => {
+        const values = records.map((record) => Buffer.from(JSON.stringify(record)));
+        const parsed = values.map((value) => parseCommandMessage(value, schema, replyTopicPolicyOf(config.topics)));
+        // Settles from outside carry no proof: they must be dead-lettered, never applied.
+        const decided = new Set(parsed.flatMap((p) => (p.ok && p.command.type !== 'settle' ? [p.command.id] : [])));
+        const moved = parsed.filter((p) => !p.ok || p.command.type === 'settle').length;
+        const before = { moved: worker.stats.deadLettered - worker.stats.unprocessable };
+        await publish(kafka, config.topics.commands, values.map((value, i) => ({ raw: value, key: String(i % 12) })));
+        const settled = async () => {
+          const found = (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1)', [[...decided]])).rows[0]!.n;
+          const deadLettered = worker.stats.deadLettered - worker.stats.unprocessable - before.moved;
+          return { found, deadLettered };
+        };
+        const outcome = await eventually(async () => {
+          const now = await settled();
+          return now.found === decided.size && now.deadLettered >= moved ? now : undefined;
+        }, 30_000, 'every message decided').catch(async () => settled());
+        expect(outcome).toEqual({ found: decided.size, deadLettered: moved });
+        await canaries(stack);
+      }),
+      { numRuns: 5, seed: 20261128, endOnFailure: true },
+    );
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+});
+
+/** One deposit on every partition, each applied within 10 s. */
+async function canaries(stack: RunningStack): Promise<void> {
+  const { config, kafka, db } = stack;
+  const users = new Map<number, number>();
+  for (let user = 100_000; users.size < config.topics.commandPartitions; user += 1) {
+    const partition = partitionOfKey(String(user), config.topics.commandPartitions);
+    if (!users.has(partition)) users.set(partition, user);
+  }
+  const ids = [...users.values()].map((user) => ({ id: `canary-${uniqueSuffix()}`, type: 'deposit' as const, user_id: user, amount: '0.01' }));
+  await publish(kafka, config.topics.commands, ids);
+  const applied = async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE id = ANY($1) AND status = 'applied'", [ids.map((c) => c.id)])).rows[0]!.n;
+  const count = await eventually(async () => ((await applied()) === ids.length ? ids.length : undefined), 10_000, 'canaries').catch(applied);
+  expect(count, 'canaries applied within 10 s, one per partition').toBe(ids.length);
+}
