@@ -21,6 +21,8 @@ export const envSchema = z.object({
 
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: int(0, 65535).default(8000),
+  // A stand-alone consumer's /healthz, /readyz and /metrics (on HOST); 0 picks a free port.
+  CONSUMER_HTTP_PORT: int(0, 65535).default(8001),
 
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   PG_POOL_CONNECTIONS_MAX: int(1, 200).default(10),
@@ -78,7 +80,7 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   readonly env: Env['NODE_ENV'];
   readonly logLevel: Env['LOG_LEVEL'];
-  readonly http: { readonly host: string; readonly port: number; readonly bodyBytesMax: number };
+  readonly http: { readonly host: string; readonly port: number; readonly consumerPort: number; readonly bodyBytesMax: number };
   readonly db: {
     /** Null means "use the default local server and create the database if it is missing". */
     readonly url: string | null;
@@ -176,7 +178,7 @@ function toConfig(env: Env): Config {
   return {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
-    http: { host: env.HOST, port: env.PORT, bodyBytesMax: env.BODY_BYTES_MAX },
+    http: { host: env.HOST, port: env.PORT, consumerPort: env.CONSUMER_HTTP_PORT, bodyBytesMax: env.BODY_BYTES_MAX },
     db: {
       url: env.DATABASE_URL ?? null,
       poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,

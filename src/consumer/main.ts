@@ -1,6 +1,7 @@
 /**
  * The consumer process: `npm run start:consumer`. Needs KAFKA_BROKERS (or starts nothing:
- * use `npm start` for the all-in-one local stack) and applies commands until SIGTERM.
+ * use `npm start` for the all-in-one local stack) and applies commands until SIGTERM. Serves
+ * /healthz, /readyz and /metrics on CONSUMER_HTTP_PORT.
  */
 import { loadConfig } from '../config.ts';
 import { runCli } from '../cli.ts';
@@ -9,6 +10,7 @@ import { createPool } from '../db/pool.ts';
 import { createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { onShutdownSignal } from '../stack/signals.ts';
+import { buildConsumerApp } from './http.ts';
 import { createCommandWorker } from './worker.ts';
 
 await runCli(async () => {
@@ -16,9 +18,14 @@ await runCli(async () => {
   const log = createLogger({ level: config.logLevel, name: 'consumer' });
   if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone consumer (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-consumer');
-  const worker = createCommandWorker({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-consumer`, log }), pool, log });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-consumer`, log });
+  const worker = createCommandWorker({ config, kafka, pool, log });
+  const app = buildConsumerApp({ pool, kafka, stats: worker.stats, log });
+  const address = await app.listen({ host: config.http.host, port: config.http.consumerPort });
+  log.info({ address }, 'consumer operations port: /healthz, /readyz, /metrics');
   await worker.start();
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   await worker.stop();
+  await app.close();
   await pool.end();
 });

@@ -45,6 +45,23 @@ describe('command endpoints through the real stack', () => {
     expect(Date.parse(response.json().created_at)).not.toBeNaN();
   });
 
+  it('answers 400 to a comment with a NUL or another control character, and the next deposit applies', async () => {
+    const user = await createUser(db, config);
+    for (const comment of ['a\u0000b', '\u001b[2J', 'bell\u0007', 'lone \ud800']) {
+      const response = await post('/api/add_funds/', user, { user_id: user.id, amount: '1.00', comment });
+      expect(response.statusCode, JSON.stringify(comment)).toBe(400);
+      expect(response.json()).toMatchObject({ code: 'validation_failed', details: [{ field: 'comment' }] });
+    }
+    const next = await post('/api/add_funds/', user, { user_id: user.id, amount: '2.00', comment: 'tab\tand\nnewline are fine' });
+    expect(next.statusCode).toBe(201);
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 200n, reserved: 0n, incoming: 0n });
+  });
+
+  it('answers a login with a NUL in the username with 400, not 500', async () => {
+    const response = await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: 'ad\u0000min', password: 'whatever-password' } });
+    expect(response.statusCode).toBe(400);
+  });
+
   it('runs reserve, deduct (revenue recognition) and cancel, with their rejections', async () => {
     const user = await createUser(db, config);
     await post('/api/add_funds', user, { user_id: user.id, amount: 100 });

@@ -20,6 +20,7 @@ export function envFor(config: Config): Record<string, string> {
     CONSUMER_GROUP: config.consumer.group,
     CONSUMER_SESSION_TIMEOUT_MS: String(config.consumer.sessionTimeoutMs),
     BATCH_COMMANDS_MAX: String(config.consumer.batchCommandsMax),
+    CONSUMER_HTTP_PORT: '0',
   };
 }
 

@@ -29,6 +29,22 @@ function total(state: LedgerState, keys: AccountKey[]): bigint {
   return keys.reduce((sum, key) => sum + state.balance(key), 0n);
 }
 
+describe('the balance limit', () => {
+  const small = { balanceMinorMax: 1_000n };
+
+  it('rejects a deposit that would take available plus reserved past BALANCE_MINOR_MAX, and changes nothing', () => {
+    const state = stateWith([[available(1), 600n], [reserved(1), 300n]]);
+    const over = decide(state, command({ type: 'deposit', amount: '1.01' }), small);
+    expect(over).toMatchObject({ status: 'rejected', code: 'balance_limit_exceeded', postings: [] });
+    expect(decide(state, command({ type: 'deposit', amount: '1.00' }), small)).toMatchObject({ status: 'applied' });
+  });
+
+  it('never refuses a settle: the transfer was decided on the sender\'s partition', () => {
+    const state = stateWith([[available(1), 1_000n]]);
+    expect(decide(state, { id: '~settle:t', type: 'settle', user_id: 1, amount: 500n }, small)).toMatchObject({ status: 'applied' });
+  });
+});
+
 describe('deposit and withdraw', () => {
   it('credits the available balance from the external account', () => {
     const state = stateWith();

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { InternalCommandSigner } from '../../src/commands/internal-proof.ts';
+
+const SECRET = 'a-secret-of-at-least-thirty-two-characters';
+const OLD = 'the-previous-secret-of-thirty-two-characters';
+const settle = { id: '~settle:t-1', type: 'settle' as const, user_id: 7, amount: 1_050n };
+
+describe('InternalCommandSigner', () => {
+  it('accepts its own proof over exactly the command it signed', () => {
+    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const proof = signer.sign(settle);
+    expect(signer.verify(settle, proof)).toBe(true);
+    expect(signer.verify(settle, Buffer.from(proof))).toBe(true);
+  });
+
+  it.each([
+    ['the amount', { ...settle, amount: 1_051n }],
+    ['the recipient', { ...settle, user_id: 8 }],
+    ['the source transfer', { ...settle, id: '~settle:t-2' }],
+  ])('refuses the proof when %s changed', (_, changed) => {
+    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    expect(signer.verify(changed, signer.sign(settle))).toBe(false);
+  });
+
+  it('refuses a missing, malformed or foreign proof', () => {
+    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const foreign = new InternalCommandSigner({ secret: 'someone-elses-secret-of-32-characters!!', previousSecret: null });
+    for (const proof of [undefined, '', 'v1', 'v1..', 'v2.x.y', `v1.${signer.sign(settle).split('.')[1]}.AAAA`, foreign.sign(settle)]) {
+      expect(signer.verify(settle, proof), String(proof)).toBe(false);
+    }
+  });
+
+  it('during a rotation signs with the new key and still accepts the previous one', () => {
+    const before = new InternalCommandSigner({ secret: OLD, previousSecret: null });
+    const rotating = new InternalCommandSigner({ secret: SECRET, previousSecret: OLD });
+    const after = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    expect(rotating.verify(settle, before.sign(settle))).toBe(true);
+    expect(after.verify(settle, rotating.sign(settle))).toBe(true);
+    expect(after.verify(settle, before.sign(settle))).toBe(false);
+  });
+});
