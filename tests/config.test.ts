@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, withOverrides } from '../src/config.ts';
 describe('loadConfig', () => {
   it('gives working defaults for an empty environment', () => {
     const config = loadConfig({});
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 8000, bodyBytesMax: 16_384 });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 8000, consumerPort: 8001, bodyBytesMax: 16_384 });
     expect(config.db.url).toBeNull();
     expect(config.kafka.brokers).toBeNull();
     expect(config.topics.commands).toBe('balance.commands');

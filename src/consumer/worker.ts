@@ -102,7 +102,11 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     allowAutoTopicCreation: false,
     readUncommitted: false,
   });
-  const pipeline = createChunkPipeline({ ...deps, onRetry: () => (stats.retries += 1), partitionCount: () => partitionCount });
+  // kafkajs heartbeats for the whole consumer through any batch's payload; the pipeline calls
+  // this between retries and bisection steps, so a long chunk never outlasts the session.
+  let heartbeat: (() => Promise<void>) | null = null;
+  const keepAlive = () => void heartbeat?.().catch(() => {});
+  const pipeline = createChunkPipeline({ ...deps, onRetry: () => (stats.retries += 1), keepAlive, partitionCount: () => partitionCount });
   const ctx: WorkerContext = { ...deps, consumer, sink: new KafkaOutboxSink(kafka, log), pipeline, stats, resumeTimers: new Set() };
   consumer.on(consumer.events.CRASH, (event) => {
     log.error({ err: event.payload.error, restart: event.payload.restart }, 'command consumer crashed; kafkajs restarts it from the last committed offset');
@@ -120,7 +124,10 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: config.consumer.partitionsConcurrent,
-        eachBatch: (payload) => consumeBatch(payload, ctx),
+        eachBatch: (payload) => {
+          heartbeat = payload.heartbeat;
+          return consumeBatch(payload, ctx);
+        },
       });
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
