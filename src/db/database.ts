@@ -25,6 +25,8 @@ export async function ensureDatabase(url: string): Promise<void> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  // A connection lost mid-call rejects the call; without a listener the 'error' event would crash.
+  client.on('error', () => {});
   try {
     await client.connect();
     await client.query(`CREATE DATABASE ${quoteIdentifier(name)}`);
@@ -38,6 +40,7 @@ export async function ensureDatabase(url: string): Promise<void> {
 
 async function canConnect(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => {});
   try {
     await client.connect();
     return true;

@@ -28,24 +28,40 @@ export function createPool(url: string, db: Config['db'], applicationName: strin
   return pool;
 }
 
-/** Runs `work` inside BEGIN/COMMIT on one connection, rolling back on any error. */
-export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` with one pooled connection. While a client is checked out, the pool no longer
+ * listens for its errors, and a connection lost between two queries (a server restart, a cut
+ * network) is emitted as an 'error' event that would otherwise crash the process; here it
+ * only marks the client broken, so it is destroyed instead of returned to the pool, and the
+ * query in flight (or the next one) fails as usual.
+ */
+export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, markBroken: () => void) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  const markBroken = () => {
+    broken = true;
+  };
+  client.on('error', markBroken);
   try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    try {
-      await client.query('ROLLBACK');
-    } catch {
-      broken = true;
-    }
-    throw error;
+    return await work(client, markBroken);
   } finally {
-    // A client whose ROLLBACK failed is in an unknown state; destroy it instead of pooling it.
+    client.off('error', markBroken);
     client.release(broken ? true : undefined);
   }
+}
+
+/** Runs `work` inside BEGIN/COMMIT on one connection, rolling back on any error. */
+export function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client, markBroken) => {
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      // A client whose ROLLBACK failed is in an unknown state; destroy it instead of pooling it.
+      await client.query('ROLLBACK').catch(markBroken);
+      throw error;
+    }
+  });
 }

@@ -4,6 +4,7 @@
  * The code asserts the same rules as it writes; this is the independent second look.
  */
 import type pg from 'pg';
+import { withClient } from '../db/pool.ts';
 
 export const VIOLATIONS_SHOWN_MAX = 20;
 
@@ -141,24 +142,27 @@ export interface Violation {
  * two checks see different ledgers, and without the service's statement timeout: a full scan
  * of a large ledger legitimately takes longer than any request should.
  */
-export async function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
-  const client = await pool.connect();
-  try {
+export function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
+  return withClient(pool, async (client) => {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query('SET LOCAL statement_timeout = 0');
-    // Every check reads whole tables; without statistics (autovacuum off, a fresh rebuild) the
-    // planner may pick a nested loop over postings, which is quadratic. Hash joins are linear.
-    await client.query('SET LOCAL enable_nestloop = off');
-    const violations: Violation[] = [];
-    for (const check of CHECKS) {
-      const { rows } = await client.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
-      if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
-    }
+    const violations = await verifyInTransaction(client);
     await client.query('COMMIT');
     return violations;
-  } finally {
-    client.release();
+  });
+}
+
+/** The same checks inside the caller's open transaction (which they see as it is). */
+export async function verifyInTransaction(client: pg.PoolClient): Promise<Violation[]> {
+  await client.query('SET LOCAL statement_timeout = 0');
+  // Every check reads whole tables; without statistics (autovacuum off, a fresh rebuild) the
+  // planner may pick a nested loop over postings, which is quadratic. Hash joins are linear.
+  await client.query('SET LOCAL enable_nestloop = off');
+  const violations: Violation[] = [];
+  for (const check of CHECKS) {
+    const { rows } = await client.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
+    if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
   }
+  return violations;
 }
 
 /**

@@ -1,10 +1,16 @@
 /**
- * The bank test with faults (Jepsen's bank workload, on this service). Users start with known
- * balances; concurrent clients move money over HTTP and straight through Kafka, retrying with
- * the same idempotency key and duplicating on purpose, while the consumer and the gateway are
- * SIGKILLed, the broker is stopped and started, and PostgreSQL connections are terminated.
- * Afterwards every command any caller saw applied has exactly one effect, nothing Kafka
- * acknowledged is lost, money is conserved to the kopeck, and `verify` passes.
+ * The bank test with faults (Jepsen's bank workload, on this service). Concurrent clients move
+ * money over HTTP and straight through Kafka, read balances, and deliberately send some
+ * commands twice, while the consumer and the gateway are SIGKILLed, the broker is stopped and
+ * started, and PostgreSQL connections are terminated. Every client records what it invoked and
+ * what it saw; after a bounded drain, the checker (checker.ts) judges the final state by that
+ * history alone: nothing acknowledged lost, nothing applied twice, no phantom effects, every
+ * outcome a client saw is the stored one, every balance equals the model's, money conserved.
+ *
+ * Then the checker is shown to catch what `npm run verify` cannot: each planted fault of
+ * sabotage.ts is applied inside a transaction that is rolled back, and the checker must name it
+ * while verify stays silent. FAULTS_SABOTAGE=<kind> applies one for real before the check, so
+ * the run fails (the proof that the test itself can fail).
  *
  * Sizes come from FAULTS_* variables; CI runs the defaults, `npm run test:faults` a longer run.
  * The report is printed and written to bench/results/faults-<time>.json.
@@ -15,34 +21,39 @@ import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../src/api/auth/tokens.ts';
 import type { Config } from '../../src/config.ts';
+import { inTransaction } from '../../src/db/pool.ts';
 import { javaCompatiblePartitioner, type Kafka, type Producer } from '../../src/kafka/client.ts';
-import { verifyLedger } from '../../src/ledger/verify.ts';
+import { verifyInTransaction, verifyLedger } from '../../src/ledger/verify.ts';
 import { startLocalKafka, type LocalKafka } from '../../src/stack/local-kafka.ts';
 import { insertUser } from '../../src/users/store.ts';
 import { seededRandom } from '../../bench/workloads.ts';
-import { settlesPerTransfer, waitForSettles } from '../helpers/commands.ts';
+import { settlesPerTransfer, unsettledMinor } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { createTestDatabase, createTestTopics, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
+import { checkHistory, type BalanceRead, type CheckReport, type Copy, type Operation, type OperationType } from './checker.ts';
+import { readFinalState, sabotage, SABOTAGE_KINDS, type Sabotage, type SabotageKind } from './sabotage.ts';
 
 const settings = {
   users: Number(process.env.FAULTS_USERS ?? 20),
   clients: Number(process.env.FAULTS_CLIENTS ?? 8),
   seconds: Number(process.env.FAULTS_SECONDS ?? 40),
   faultEveryMs: Number(process.env.FAULTS_EVERY_MS ?? 4_000),
+  /** The longest wait for the service to catch up after the load; what is missing then is lost. */
+  drainSeconds: Number(process.env.FAULTS_DRAIN_S ?? 60),
+  sabotage: (process.env.FAULTS_SABOTAGE || null) as SabotageKind | null,
   retriesMax: 3,
+  pollWaitMs: 8_000,
   initialMinor: 100_000n,
 };
 const GATEWAY_PORT = 39_380;
 const BROKER = { dir: '.local/kafka-faults', port: 39_292, controllerPort: 39_293 };
 
-type Seen = 'applied' | 'rejected' | 'unknown';
-interface Issued {
-  readonly id: string;
-  readonly type: string;
-  readonly amountMinor: bigint;
-  seen: Seen;
-  acked: boolean;
-  sends: number;
+/** An operation being recorded: the checker's Operation, filled in as the client learns more. */
+type Recording = { -readonly [K in keyof Operation]: Operation[K] } & { copies: Copy[] };
+
+interface Recorder {
+  readonly operations: Map<string, Recording>;
+  readonly reads: BalanceRead[];
 }
 
 describe('the bank test with injected faults', () => {
@@ -52,10 +63,11 @@ describe('the bank test with injected faults', () => {
   let broker: LocalKafka;
   let consumer: ServiceProcess;
   let gateway: ServiceProcess;
-  const issued = new Map<string, Issued>();
+  const recorder: Recorder = { operations: new Map(), reads: [] };
   const faults: Record<string, number> = { consumer_sigkill: 0, gateway_sigkill: 0, broker_restart: 0, pg_terminate: 0 };
 
   beforeAll(async () => {
+    if (settings.sabotage && !SABOTAGE_KINDS.includes(settings.sabotage)) throw new Error(`FAULTS_SABOTAGE must be one of ${SABOTAGE_KINDS.join(', ')}`);
     broker = await startLocalKafka({ ...BROKER, heapMb: 512, readyWaitMs: 120_000, fresh: true, log: testLog });
     db = await createTestDatabase();
     config = testConfig(db, { kafka: { brokers: broker.brokers }, http: { port: GATEWAY_PORT }, limits: { replyWaitMs: 5_000 } });
@@ -73,119 +85,185 @@ describe('the bank test with injected faults', () => {
   const startConsumer = () => (consumer = spawnService('src/consumer/main.ts', env()));
   const startGateway = () => (gateway = spawnService('src/api/main.ts', env()));
 
-  it('keeps every promise while processes, the broker and connections fail', async () => {
+  it('keeps every promise while processes, the broker and connections fail, judged by the clients\' history', async () => {
     const started = Date.now();
     startConsumer();
     startGateway();
     const token = await serviceToken(db, config);
     const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner, retry: { retries: 2 } });
     await producer.connect();
-    await fund(producer, config, issued);
-    await eventually(async () => (await decided(db, [...issued.keys()])) === issued.size ? true : undefined, 120_000, 'initial deposits');
+    await fund(producer, config, recorder);
+    await waitUntilDecided(db, [...recorder.operations.keys()], 120_000);
 
     const deadline = Date.now() + settings.seconds * 1_000;
-    const load = Array.from({ length: settings.clients }, (_, i) => client(i, deadline, token, producer, config, issued));
+    const load = Array.from({ length: settings.clients }, (_, i) => client(i, deadline, token, producer, config, recorder));
     const chaos = injectFaults(deadline, { faults, db, broker: () => broker, consumer: () => consumer, gateway: () => gateway, startConsumer, startGateway });
     await Promise.all([...load, chaos]);
     await producer.disconnect();
 
-    // Make sure the service is whole again, then let it drain.
+    // Make sure the service is whole again, then let it catch up, for a bounded time only.
     if (consumer.child.exitCode !== null || consumer.child.signalCode !== null) startConsumer();
-    const acked = [...issued.values()].filter((c) => c.acked).map((c) => c.id);
-    await eventually(async () => ((await decided(db, acked)) === acked.length ? true : undefined), 180_000, 'every acknowledged command to be decided');
-    await waitForSettles(db.pool, 180_000);
+    const drained = await drain(db, recorder);
+    const planted = settings.sabotage ? await inTransaction(db.pool, (client) => sabotage(client, settings.sabotage!, acknowledgedDeposits(recorder))) : null;
 
-    const report = await check(db, issued, faults, started);
-    console.log(`bank test with faults: ${JSON.stringify(report, null, 2)}`);
+    const history = { operations: [...recorder.operations.values()], reads: recorder.reads };
+    const checked = checkHistory(history, await readFinalState(db.pool));
+    const proofs = await proveTheChecker(db, history);
+    const report = await summarize(db, { checked, drained, faults, started, planted, history, proofs });
+    console.log(`bank test with faults: ${JSON.stringify(report, jsonBigInt, 2)}`);
     await mkdir('bench/results', { recursive: true });
-    await writeFile(`bench/results/faults-${new Date().toISOString().replaceAll(':', '-')}.json`, JSON.stringify({ settings: { ...settings, initialMinor: String(settings.initialMinor) }, machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) }, ...report }, null, 2));
-    expect(report.lost).toBe(0);
-    expect(report.doubleApplied).toBe(0);
-    expect(report.seenAppliedButNotApplied).toBe(0);
-    expect(report.seenRejectedButNotRejected).toBe(0);
-    expect(report.conservedToTheKopeck).toBe(true);
+    await writeFile(`bench/results/faults-${new Date().toISOString().replaceAll(':', '-')}.json`, JSON.stringify(report, jsonBigInt, 2));
+
+    expect(checked.lost, 'lost').toEqual([]);
+    expect(checked.doubleApplied, 'applied twice').toEqual([]);
+    expect(checked.phantom, 'phantom effects').toEqual([]);
+    expect(checked.outcomeMismatch, 'outcomes differing from what a client saw').toEqual([]);
+    expect(checked.balanceMismatch, 'balances differing from the model').toEqual([]);
+    expect(checked.negative, 'negative balances').toEqual([]);
+    expect(checked.droppedFirstCopies, 'first copies dropped').toEqual([]);
+    expect(checked.conservation.holds, 'money conserved').toBe(true);
     expect(report.transfersWithoutExactlyOneSettle).toBe(0);
     expect(report.verifyViolations).toEqual([]);
+    for (const proof of proofs) expect(proof, `the checker catches ${proof.kind}`).toMatchObject({ caughtByChecker: true, verifyViolations: [] });
     expect(Object.values(faults).every((n) => n > 0)).toBe(true);
-  }, (settings.seconds + 300) * 1_000);
+  }, (settings.seconds + settings.drainSeconds + 300) * 1_000);
 });
+
+function jsonBigInt(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
 
 async function serviceToken(db: TestDatabase, config: Config): Promise<string> {
   const id = await insertUser(db.pool, `faults-${randomUUID()}`, 'scrypt$1$1$1$x$x', 'service');
   return new TokenService(config.jwt).issue({ userId: id, role: 'service' }, 'access');
 }
 
-async function fund(producer: Producer, config: Config, issued: Map<string, Issued>): Promise<void> {
-  const messages = Array.from({ length: settings.users }, (_, i) => {
-    const id = `fund-${randomUUID()}`;
-    issued.set(id, { id, type: 'deposit', amountMinor: settings.initialMinor, seen: 'unknown', acked: true, sends: 1 });
-    return { key: String(i + 1), value: JSON.stringify({ id, type: 'deposit', user_id: i + 1, amount: '1000.00' }) };
-  });
-  await producer.send({ topic: config.topics.commands, acks: -1, messages });
-}
-
-/** One client: random commands, half over HTTP and half straight to Kafka, with retries and duplicates. */
-async function client(index: number, deadline: number, token: string, producer: Producer, config: Config, issued: Map<string, Issued>): Promise<void> {
-  const random = seededRandom(1_000 + index);
-  let order = 0;
-  while (Date.now() < deadline) {
-    const body = randomCommand(random, index, () => ++order);
-    const entry: Issued = { id: body.id, type: body.type, amountMinor: BigInt(Math.round(Number(body.amount ?? '0') * 100)), seen: 'unknown', acked: false, sends: 0 };
-    issued.set(body.id, entry);
-    if (random() < 0.5) await viaHttp(body, token, entry);
-    else await viaKafka(body, producer, config, entry, random() < 0.2);
+/** The starting money: one deposit per user, straight to Kafka, recorded like any other operation. */
+async function fund(producer: Producer, config: Config, recorder: Recorder): Promise<void> {
+  for (let user = 1; user <= settings.users; user += 1) {
+    const command = { id: `fund-${randomUUID()}`, type: 'deposit' as const, user_id: user, amount: '1000.00' };
+    await viaKafka(command, producer, config, record(recorder, command), false);
   }
 }
 
-function randomCommand(random: () => number, clientIndex: number, nextOrder: () => number) {
+function record(recorder: Recorder, command: WireCommand): Recording {
+  const op: Recording = {
+    id: command.id,
+    type: command.type,
+    userId: command.user_id,
+    ...(command.recipient_id === undefined ? {} : { recipientId: command.recipient_id }),
+    ...(command.service_id === undefined ? {} : { serviceId: command.service_id, orderId: command.order_id }),
+    amountMinor: command.amount === undefined ? 0n : BigInt(command.amount.replace('.', '')),
+    completion: { type: 'info' },
+    copies: [],
+  };
+  recorder.operations.set(op.id, op);
+  return op;
+}
+
+interface WireCommand {
+  id: string;
+  type: OperationType;
+  user_id: number;
+  recipient_id?: number;
+  service_id?: number;
+  order_id?: number;
+  amount?: string;
+}
+
+/** One client: random commands, half over HTTP and half straight to Kafka, some sent twice, and reads. */
+async function client(index: number, deadline: number, token: string, producer: Producer, config: Config, recorder: Recorder): Promise<void> {
+  const random = seededRandom(1_000 + index);
+  let order = 0;
+  while (Date.now() < deadline) {
+    if (random() < 0.1) {
+      await readBalance(1 + Math.floor(random() * settings.users), token, recorder);
+      continue;
+    }
+    const command = randomCommand(random, index, () => ++order);
+    const op = record(recorder, command);
+    if (random() < 0.5) await viaHttp(command, token, op);
+    else await viaKafka(command, producer, config, op, random() < 0.2);
+  }
+}
+
+function randomCommand(random: () => number, clientIndex: number, nextOrder: () => number): WireCommand {
   const user = 1 + Math.floor(random() * settings.users);
   const id = `c${clientIndex}-${randomUUID()}`;
-  const amount = (1 + Math.floor(random() * 5_000)) / 100;
+  const amount = ((1 + Math.floor(random() * 5_000)) / 100).toFixed(2);
   const roll = random();
   const order = { service_id: 1 + (clientIndex % 3), order_id: clientIndex * 1_000_000 + Math.max(1, nextOrder() - (roll < 0.7 ? 1 : 0)) };
-  if (roll < 0.35) return { id, type: 'transfer', user_id: user, recipient_id: 1 + ((user + Math.floor(random() * (settings.users - 1))) % settings.users), amount: amount.toFixed(2) };
-  if (roll < 0.5) return { id, type: 'deposit', user_id: user, amount: amount.toFixed(2) };
-  if (roll < 0.65) return { id, type: 'withdraw', user_id: user, amount: amount.toFixed(2) };
-  if (roll < 0.8) return { id, type: 'reserve', user_id: user, ...order, amount: amount.toFixed(2) };
-  if (roll < 0.9) return { id, type: 'capture', user_id: user, ...order, amount: (amount / 2).toFixed(2) };
+  if (roll < 0.35) return { id, type: 'transfer', user_id: user, recipient_id: 1 + ((user + Math.floor(random() * (settings.users - 1))) % settings.users), amount };
+  if (roll < 0.5) return { id, type: 'deposit', user_id: user, amount };
+  if (roll < 0.65) return { id, type: 'withdraw', user_id: user, amount };
+  if (roll < 0.8) return { id, type: 'reserve', user_id: user, ...order, amount };
+  if (roll < 0.9) return { id, type: 'capture', user_id: user, ...order, amount: (Number(amount) / 2).toFixed(2) };
   return { id, type: 'release', user_id: user, ...order };
 }
 
-const HTTP_PATHS: Record<string, string> = { deposit: 'add_funds', withdraw: 'withdraw_funds', reserve: 'reserve_funds', capture: 'deduct_funds', release: 'cancel_reservation', transfer: 'transfer_funds' };
+const HTTP_PATHS: Record<OperationType, string> = { deposit: 'add_funds', withdraw: 'withdraw_funds', reserve: 'reserve_funds', capture: 'deduct_funds', release: 'cancel_reservation', transfer: 'transfer_funds' };
 
-async function viaHttp(command: Record<string, unknown> & { id: string; type: string }, token: string, entry: Issued): Promise<void> {
+/**
+ * Sends over HTTP with the operation's id as Idempotency-Key. A send that was not acknowledged
+ * (an error, a 5xx) is sent again; one that was (202) is never sent again but polled, so a
+ * retry can never hide a copy the service dropped.
+ */
+async function viaHttp(command: WireCommand, token: string, op: Recording): Promise<void> {
   const { id, type, ...rest } = command;
   const body = type === 'transfer' ? { sender_id: rest.user_id, recipient_id: rest.recipient_id, amount: rest.amount } : rest;
   for (let attempt = 0; attempt <= settings.retriesMax; attempt += 1) {
-    entry.sends += 1;
-    try {
-      const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/${HTTP_PATHS[type]}/`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': id },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (response.status === 201 || response.status === 200) return void Object.assign(entry, { seen: 'applied', acked: true });
-      if (response.status === 409) return void Object.assign(entry, { seen: 'rejected', acked: true });
-      if (response.status === 202) entry.acked = true;
-    } catch {
-      // The gateway is down or restarting: retry with the same key.
-    }
+    const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/${HTTP_PATHS[type]}/`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': id },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    }).catch(() => null);
+    const status = response?.status ?? 0;
+    const answer = status === 201 || status === 200 || status === 409 ? ((await response!.json()) as { duplicate?: boolean }) : null;
+    op.copies.push({ via: 'http', acked: status === 201 || status === 200 || status === 202 || status === 409, answeredDuplicate: answer?.duplicate === true });
+    if (status === 201 || status === 200) return void (op.completion = { type: 'ok', outcome: 'applied' });
+    if (status === 409) return void (op.completion = { type: 'ok', outcome: 'rejected' });
+    if (status === 202) return poll(id, token, op);
+    // Any other 4xx is a definite refusal: nothing was sent.
+    if (status >= 400 && status < 500) return void (op.completion = { type: 'fail' });
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
 }
 
-async function viaKafka(command: Record<string, unknown> & { id: string; user_id?: unknown }, producer: Producer, config: Config, entry: Issued, duplicate: boolean): Promise<void> {
+/** After a 202: the command is in Kafka; ask for its outcome until it is decided, for a bounded time. */
+async function poll(id: string, token: string, op: Recording): Promise<void> {
+  op.completion = { type: 'ok', outcome: 'published' };
+  const deadline = Date.now() + settings.pollWaitMs;
+  while (Date.now() < deadline) {
+    const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/commands/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).catch(() => null);
+    const body = response?.status === 200 ? ((await response.json()) as { status?: string }) : null;
+    if (body?.status === 'applied' || body?.status === 'rejected') return void (op.completion = { type: 'ok', outcome: body.status });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Sends straight to Kafka, recording where each copy landed; `duplicate` sends a second copy after the first was acknowledged. */
+async function viaKafka(command: WireCommand, producer: Producer, config: Config, op: Recording, duplicate: boolean): Promise<void> {
   const message = { key: String(command.user_id), value: JSON.stringify(command) };
   for (let copy = 0; copy < (duplicate ? 2 : 1); copy += 1) {
-    entry.sends += 1;
     try {
-      await producer.send({ topic: config.topics.commands, acks: -1, messages: [message] });
-      entry.acked = true;
+      const [placed] = await producer.send({ topic: config.topics.commands, acks: -1, messages: [message] });
+      op.copies.push({ via: 'kafka', acked: true, at: { partition: placed!.partition, offset: String(placed!.baseOffset) } });
+      op.completion = { type: 'ok', outcome: 'published' };
     } catch {
-      // Not acknowledged: the command may or may not be in the log.
+      // Not acknowledged: this copy may or may not be in the log.
+      op.copies.push({ via: 'kafka', acked: false });
+      return;
     }
   }
+}
+
+async function readBalance(userId: number, token: string, recorder: Recorder): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/balances/?user_id=${userId}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).catch(() => null);
+  if (response?.status !== 200) return;
+  const body = (await response.json()) as { amount: string; reserved: string; incoming: string };
+  const minor = (text: string) => BigInt(text.replace('.', ''));
+  recorder.reads.push({ userId, availableMinor: minor(body.amount), reservedMinor: minor(body.reserved), incomingMinor: minor(body.incoming) });
 }
 
 interface FaultTargets {
@@ -226,48 +304,97 @@ async function restartBroker(broker: LocalKafka): Promise<void> {
   Object.assign(broker, restarted);
 }
 
-async function decided(db: TestDatabase, ids: string[]): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])', [ids]);
-  return rows[0]!.n;
+/**
+ * Waits, at most FAULTS_DRAIN_S, until every acknowledged command is decided and every transfer
+ * settled. It never fails: whatever is still missing then is the checker's to call lost.
+ */
+async function drain(db: TestDatabase, recorder: Recorder): Promise<{ seconds: number; complete: boolean }> {
+  const started = Date.now();
+  const acked = [...recorder.operations.values()].filter((op) => op.completion.type === 'ok' || op.copies.some((c) => c.acked)).map((op) => op.id);
+  const deadline = started + settings.drainSeconds * 1_000;
+  let complete = false;
+  while (Date.now() < deadline && !complete) {
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])', [acked]);
+    complete = rows[0]!.n === acked.length && (await unsettledMinor(db.pool)) === 0n;
+    if (!complete) await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return { seconds: Math.round((Date.now() - started) / 100) / 10, complete };
 }
 
-async function check(db: TestDatabase, issued: Map<string, Issued>, faults: Record<string, number>, started: number) {
-  const { rows } = await db.pool.query<{ id: string; status: string; postings: number }>(
-    "SELECT c.id, c.status, (SELECT count(*)::int FROM postings p WHERE p.command_id = c.id) AS postings FROM commands c WHERE c.type <> 'settle'",
-  );
-  const stored = new Map(rows.map((r) => [r.id, r]));
-  let lost = 0;
-  let seenAppliedButNotApplied = 0;
-  let seenRejectedButNotRejected = 0;
-  let doubleApplied = 0;
-  let expectedMoney = 0n;
-  for (const command of issued.values()) {
-    const row = stored.get(command.id);
-    if (command.acked && !row) lost += 1;
-    if (command.seen === 'applied' && row?.status !== 'applied') seenAppliedButNotApplied += 1;
-    if (command.seen === 'rejected' && row?.status !== 'rejected') seenRejectedButNotRejected += 1;
-    if (row && row.postings > (command.type === 'capture' ? 2 : 1)) doubleApplied += 1;
-    if (row?.status === 'applied' && command.type === 'deposit') expectedMoney += command.amountMinor;
-    if (row?.status === 'applied' && command.type === 'withdraw') expectedMoney -= command.amountMinor;
+/** Waits for the starting deposits, so the load does not begin on empty accounts. */
+async function waitUntilDecided(db: TestDatabase, ids: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])', [ids]);
+    if (rows[0]!.n === ids.length) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  const external = BigInt((await db.pool.query<{ balance: string }>("SELECT balance FROM accounts WHERE kind = 'external'")).rows[0]!.balance);
-  const inside = BigInt((await db.pool.query<{ sum: string }>("SELECT coalesce(sum(balance), 0) AS sum FROM accounts WHERE kind <> 'external'")).rows[0]!.sum);
-  const all = [...issued.values()];
+}
+
+function acknowledgedDeposits(recorder: Recorder): string[] {
+  return [...recorder.operations.values()].filter((op) => op.type === 'deposit' && (op.completion.type === 'ok' || op.copies.some((c) => c.acked))).map((op) => op.id);
+}
+
+/**
+ * Each planted fault, inside a transaction that is rolled back: the checker must name what was
+ * tampered with, and verify must see nothing (or the fault would prove nothing about the checker).
+ */
+async function proveTheChecker(db: TestDatabase, history: { operations: Operation[]; reads: BalanceRead[] }) {
+  const proofs = [];
+  for (const kind of SABOTAGE_KINDS) {
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const planted: Sabotage = await sabotage(client, kind, acknowledgedDeposits({ operations: new Map(history.operations.map((op) => [op.id, op as Recording])), reads: [] }));
+      const report = checkHistory(history, await readFinalState(client));
+      const named = [...report.lost, ...report.phantom, ...report.balanceMismatch.map((m) => m.id)];
+      const verifyViolations = (await verifyInTransaction(client)).map((v) => v.check);
+      proofs.push({ kind, planted: planted.names, named, caughtByChecker: !report.valid && planted.names.every((name) => named.includes(name)), verifyViolations });
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  }
+  return proofs;
+}
+
+async function summarize(
+  db: TestDatabase,
+  run: { checked: CheckReport; drained: { seconds: number; complete: boolean }; faults: Record<string, number>; started: number; planted: Sabotage | null; history: { operations: Operation[]; reads: BalanceRead[] }; proofs: unknown[] },
+) {
+  const ops = run.history.operations;
+  const { checked } = run;
   return {
-    commandsIssued: all.length,
-    sends: all.reduce((n, c) => n + c.sends, 0),
-    faultsInjected: faults,
-    applied: rows.filter((r) => r.status === 'applied').length,
-    rejected: rows.filter((r) => r.status === 'rejected').length,
-    duplicatesAbsorbed: all.reduce((n, c) => n + Math.max(0, c.sends - 1), 0),
-    neverAcknowledged: all.filter((c) => !c.acked).length,
-    lost,
-    doubleApplied,
-    seenAppliedButNotApplied,
-    seenRejectedButNotRejected,
-    conservedToTheKopeck: inside === expectedMoney && inside === -external,
+    settings: { ...settings, initialMinor: String(settings.initialMinor) },
+    machine: { cpus: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
+    sabotage: run.planted,
+    faultsInjected: run.faults,
+    history: {
+      operations: ops.length,
+      info: checked.infos,
+      reads: run.history.reads.length,
+      sends: ops.reduce((n, op) => n + op.copies.length, 0),
+      deliberateDuplicates: ops.filter((op) => op.copies.filter((c) => c.via === 'kafka' && c.acked).length > 1).length,
+      seenApplied: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'applied').length,
+      seenRejected: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'rejected').length,
+      publishedOutcomeUnseen: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'published').length,
+    },
+    drain: run.drained,
+    checker: {
+      valid: checked.valid,
+      lost: checked.lost.length,
+      doubleApplied: checked.doubleApplied.length,
+      phantom: checked.phantom.length,
+      outcomeMismatch: checked.outcomeMismatch.length,
+      balanceMismatch: checked.balanceMismatch.length,
+      negative: checked.negative.length,
+      droppedFirstCopies: checked.droppedFirstCopies.length,
+      conservation: checked.conservation,
+      found: { lost: checked.lost, doubleApplied: checked.doubleApplied, phantom: checked.phantom, outcomeMismatch: checked.outcomeMismatch, balanceMismatch: checked.balanceMismatch, negative: checked.negative, droppedFirstCopies: checked.droppedFirstCopies },
+    },
+    plantedFaultsCaught: run.proofs,
     transfersWithoutExactlyOneSettle: (await settlesPerTransfer(db.pool)).unmatched,
     verifyViolations: (await verifyLedger(db.pool)).map((v) => v.check),
-    seconds: Math.round((Date.now() - started) / 100) / 10,
+    seconds: Math.round((Date.now() - run.started) / 100) / 10,
   };
 }
