@@ -108,7 +108,8 @@ describe('the bank test with injected faults', () => {
 
     const history = { operations: [...recorder.operations.values()], reads: recorder.reads };
     const checked = checkHistory(history, await readFinalState(db.pool));
-    const proofs = await proveTheChecker(db, history);
+    // With a fault planted for real, the run itself is the proof; otherwise plant each one and roll it back.
+    const proofs = planted ? [] : await proveTheChecker(db, history);
     const report = await summarize(db, { checked, drained, faults, started, planted, history, proofs });
     console.log(`bank test with faults: ${JSON.stringify(report, jsonBigInt, 2)}`);
     await mkdir('bench/results', { recursive: true });

@@ -99,3 +99,42 @@ export async function settlesPerTransfer(pool: import('pg').Pool): Promise<{ tra
                 AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '~settle:' || t.id AND s.status = 'applied')) AS unmatched`);
   return rows[0]!;
 }
+
+/**
+ * Waits, at most `timeoutMs`, until every id is decided; returns the ids still missing (none,
+ * normally). A loss then fails an assertion that names the commands, not a timeout.
+ */
+export async function missingAfter(pool: import('pg').Pool, ids: readonly string[], timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let missing: string[] = [...ids];
+  while (missing.length > 0) {
+    const { rows } = await pool.query<{ id: string }>('SELECT id FROM commands WHERE id = ANY($1::text[])', [missing]);
+    const found = new Set(rows.map((r) => r.id));
+    missing = missing.filter((id) => !found.has(id));
+    if (missing.length === 0 || Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return missing;
+}
+
+/**
+ * Commands whose effect is not the one their type makes exactly once: postings and history rows
+ * are counted per command id, which the commands table cannot show (its key is that id).
+ */
+export async function effectsOutOfShape(pool: import('pg').Pool): Promise<Array<{ id: string; type: string; status: string; postings: number; history: number }>> {
+  const { rows } = await pool.query(`
+    SELECT c.id, c.type, c.status, coalesce(p.n, 0) AS postings, coalesce(t.n, 0) AS history
+    FROM commands c
+    LEFT JOIN (SELECT command_id, count(*)::int AS n FROM postings GROUP BY command_id) p ON p.command_id = c.id
+    LEFT JOIN (SELECT command_id, count(*)::int AS n FROM transactions GROUP BY command_id) t ON t.command_id = c.id
+    WHERE CASE
+      WHEN c.status = 'rejected' THEN coalesce(p.n, 0) <> 0 OR coalesce(t.n, 0) <> 0
+      WHEN c.type IN ('deposit', 'withdraw', 'reserve', 'release') THEN p.n IS DISTINCT FROM 1 OR t.n IS DISTINCT FROM 1
+      WHEN c.type = 'capture' THEN coalesce(p.n, 0) NOT IN (1, 2) OR coalesce(t.n, 0) NOT IN (1, 2)
+      WHEN c.type = 'transfer' THEN p.n IS DISTINCT FROM 1 OR t.n IS DISTINCT FROM 2
+      WHEN c.type = 'settle' THEN p.n IS DISTINCT FROM 1 OR t.n IS NOT NULL
+      ELSE true
+    END
+    LIMIT 20`);
+  return rows;
+}

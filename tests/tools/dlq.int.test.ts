@@ -23,7 +23,8 @@ describe('dead letters: list and re-drive', () => {
       { raw: JSON.stringify({ id: 'fix-me', type: 'deposit', user_id: 77, amount: '5.000' }), key: '77' },
       { raw: 'garbage', key: '78' },
     ]);
-    await eventually(async () => (worker.stats.deadLettered >= 2 ? true : undefined));
+    // Counted once Kafka acknowledged the dead letters; read them to be sure they are there.
+    await eventually(async () => ((await readDeadLetters(kafka, config.topics.deadLetters, 10)).length >= 2 ? true : undefined));
   });
   afterAll(async () => {
     await replies?.stop();
@@ -57,5 +58,15 @@ describe('dead letters: list and re-drive', () => {
     await eventually(async () => ((await readDeadLetters(kafka, config.topics.deadLetters, 100)).length > before ? true : undefined));
     const again = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).filter((l) => l.headers['x-redriven-from'] === `dlq:${garbage.id}`);
     expect(again.map((l) => [l.value?.toString(), l.headers['x-error-code']])).toEqual([['garbage', 'not_json']]);
+  });
+
+  it('re-drives an invalid command as it was into the dead-letter topic again, and the ledger gets only the canary behind it', async () => {
+    const commandsBefore = (await db.pool.query('SELECT count(*)::int AS n FROM commands')).rows[0].n as number;
+    const invalid = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).find((l) => l.headers['x-error-code'] === 'invalid_command' && !l.headers['x-redriven-from'])!;
+    await redrive(kafka, config.topics.commands, [invalid]);
+    await publish(kafka, config.topics.commands, [{ id: 'dlq-canary', type: 'deposit', user_id: 77, amount: '0.01' }]);
+    await replies.waitFor(['dlq-canary'], 10_000);
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM commands')).rows[0].n).toBe(commandsBefore + 1);
+    expect(await balancesOf(db.pool, 77)).toEqual({ available: 501n, reserved: 0n, incoming: 0n });
   });
 });
