@@ -101,7 +101,7 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
 
 function benchConfig(url: string, brokers: string[], name: string): Config {
   const suffix = `${name}.${Date.now().toString(36)}`;
-  return withOverrides(loadConfig({ ...process.env, LOG_LEVEL: 'warn', BATCH_COMMANDS_MAX: String(settings.batchCommandsMax) }), {
+  return withOverrides(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env, LOG_LEVEL: 'warn', BATCH_COMMANDS_MAX: String(settings.batchCommandsMax) }), {
     db: { url },
     kafka: { brokers },
     topics: { commands: `bench.${suffix}.commands`, replies: `bench.${suffix}.replies`, deadLetters: `bench.${suffix}.dlq`, commandPartitions: settings.partitions },
@@ -124,7 +124,7 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
 /** The raw ceiling: one set-based INSERT of a batch of rows per transaction. */
 async function measureCeiling(serverUrl: string, rows: number, batch: number) {
   const url = await freshDatabase(serverUrl, 'balance_bench_ceiling');
-  const pool = createPool(url, loadConfig({}).db, 'bench-ceiling');
+  const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench-ceiling');
   await pool.query('CREATE TABLE ceiling (id text PRIMARY KEY, user_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
   const started = performance.now();
   for (let at = 0; at < rows; at += batch) {

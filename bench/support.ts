@@ -14,7 +14,7 @@ export async function freshDatabase(serverUrl: string, database: string): Promis
   const url = new URL(serverUrl);
   url.pathname = `/${database}`;
   await ensureDatabase(url.toString());
-  const pool = createPool(url.toString(), loadConfig({}).db, 'bench-migrate');
+  const pool = createPool(url.toString(), loadConfig({}, { secrets: 'unused' }).db, 'bench-migrate');
   await migrate(pool);
   await pool.end();
   return url.toString();

@@ -10,7 +10,7 @@ import { createCommandSchema, type CommandInput } from '../src/commands/schema.t
 import { createKafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 
-const config = loadConfig({ KAFKA_BROKERS: '127.0.0.1:19092', ...process.env });
+const config = loadConfig({ KAFKA_BROKERS: '127.0.0.1:19092', ALLOW_DEV_SECRETS: 'true', ...process.env });
 const log = createLogger({ level: 'warn', name: 'example' });
 const client = new CommandClient({
   kafka: createKafka({ brokers: config.kafka.brokers!, clientId: 'example', log }),

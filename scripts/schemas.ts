@@ -9,7 +9,7 @@ import { createCommandSchema } from '../src/commands/schema.ts';
 import { replySchema } from '../src/commands/reply-schema.ts';
 
 export function schemaFiles(): Record<string, string> {
-  const commands = createCommandSchema(loadConfig({}).limits);
+  const commands = createCommandSchema(loadConfig({}, { secrets: 'unused' }).limits);
   const render = (title: string, schema: z.ZodType, io: 'input' | 'output') =>
     `${JSON.stringify({ title, ...z.toJSONSchema(schema, { io, unrepresentable: 'any' }) }, null, 2)}\n`;
   return {

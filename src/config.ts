@@ -10,6 +10,18 @@ export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/balance'
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
 /** The same for the key that signs internal commands (settles); production refuses it. */
 const DEV_INTERNAL_COMMAND_SECRET = 'dev-only-internal-command-secret-0123456789';
+/**
+ * Secrets that are public: the built-in development ones and the placeholders that examples
+ * and an earlier docker-compose.yml shipped. A process refuses them unless ALLOW_DEV_SECRETS.
+ */
+export const PUBLIC_SECRETS: ReadonlySet<string> = new Set([
+  DEV_JWT_SECRET,
+  DEV_INTERNAL_COMMAND_SECRET,
+  'change-me-to-a-long-random-secret-of-32-chars-or-more',
+]);
+const CLIENT_COMMAND_NAMES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const;
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+const optionalFile = z.string().min(1).optional();
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
@@ -73,6 +85,41 @@ export const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default('balance-api'),
   JWT_ACCESS_TTL_S: int(10, 86_400).default(300),
   JWT_REFRESH_TTL_S: int(60, 30 * 86_400).default(86_400),
+  // Lets the built-in development secrets be used (npm start sets it); never in production.
+  ALLOW_DEV_SECRETS: bool.default(false),
+  // How stale a token's state (revoked, disabled, role) may be: revocation takes effect within this.
+  TOKEN_STATE_CACHE_MS: int(0, 60_000).default(5_000),
+
+  // What an end user (role `user`) may do on their own account, besides reading it.
+  USER_ACTIONS: z
+    .string()
+    .regex(/^[a-z]+(,[a-z]+)*$/, 'must be a comma-separated list')
+    .transform((text) => text.split(','))
+    .pipe(z.array(z.enum(CLIENT_COMMAND_NAMES)))
+    .default(['transfer']),
+  ALLOW_MISSING_IDEMPOTENCY_KEY: bool.default(false),
+  // Which proxies to believe about the client's address: false (none), true, a hop count, or addresses/CIDRs.
+  TRUST_PROXY: z.string().min(1).default('false'),
+  // /metrics on a separate listener (not beside the API) when set.
+  METRICS_HOST: z.string().min(1).optional(),
+  METRICS_PORT: int(0, 65535).optional(),
+
+  // Topic settings that setup applies and checks. -1 keeps commands forever: a rebuild needs the whole log.
+  TOPIC_COMMANDS_RETENTION_MS: z.coerce.number().int().min(-1).default(-1),
+  TOPIC_REPLIES_RETENTION_MS: int(60_000, 365 * 86_400_000).default(86_400_000),
+  TOPIC_DEAD_LETTERS_RETENTION_MS: int(60_000, 3_650 * 86_400_000).default(30 * 86_400_000),
+  TOPIC_REPLICATION_FACTOR: int(-1, 16).default(-1),
+  TOPIC_MIN_INSYNC_REPLICAS: int(1, 16).default(1),
+
+  // The broker connection: TLS and SASL, for every client (gateway, consumer, tools).
+  KAFKA_SSL: bool.default(false),
+  KAFKA_SSL_CA_FILE: optionalFile,
+  KAFKA_SSL_CERT_FILE: optionalFile,
+  KAFKA_SSL_KEY_FILE: optionalFile,
+  KAFKA_SSL_REJECT_UNAUTHORIZED: bool.default(true),
+  KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -80,7 +127,23 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config {
   readonly env: Env['NODE_ENV'];
   readonly logLevel: Env['LOG_LEVEL'];
-  readonly http: { readonly host: string; readonly port: number; readonly consumerPort: number; readonly bodyBytesMax: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly consumerPort: number;
+    readonly bodyBytesMax: number;
+    /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client address. */
+    readonly trustProxy: boolean | number | string;
+    /** A separate listener for /metrics; null serves it beside the API. */
+    readonly metrics: { readonly host: string; readonly port: number } | null;
+  };
+  readonly auth: {
+    /** What a `user` may do on its own account besides reading it. */
+    readonly userActions: readonly ('deposit' | 'withdraw' | 'reserve' | 'capture' | 'release' | 'transfer')[];
+    readonly allowMissingIdempotencyKey: boolean;
+    /** How long a token's state (version, disabled, role) is cached: the revocation delay. */
+    readonly tokenStateCacheMs: number;
+  };
   readonly db: {
     /** Null means "use the default local server and create the database if it is missing". */
     readonly url: string | null;
@@ -100,6 +163,8 @@ export interface Config {
       readonly heapMb: number;
     };
     readonly readyWaitMs: number;
+    readonly ssl: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null; readonly rejectUnauthorized: boolean } | null;
+    readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
   };
   readonly topics: {
     readonly commands: string;
@@ -107,6 +172,11 @@ export interface Config {
     readonly deadLetters: string;
     /** `reply_to` may name the reply topic or a topic starting with this. */
     readonly replyPrefix: string;
+    /** retention.ms of each topic setup creates; -1 keeps messages forever. */
+    readonly retentionMs: { readonly commands: number; readonly replies: number; readonly deadLetters: number };
+    /** -1 takes the broker's default. */
+    readonly replicationFactor: number;
+    readonly minInsyncReplicas: number;
     readonly commandPartitions: number;
     readonly replyPartitions: number;
   };
@@ -152,19 +222,21 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment once. Throws ConfigError naming every bad variable. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+/**
+ * Parses the environment once. Throws ConfigError naming every bad variable. A tool that signs
+ * and verifies nothing (migrations, users, verify) passes `secrets: 'unused'`, so it runs
+ * without the service's secrets.
+ */
+export function loadConfig(source: Record<string, string | undefined> = process.env, options: { secrets: 'required' | 'unused' } = { secrets: 'required' }): Config {
   const parsed = envSchema.safeParse(withoutEmptyValues(source));
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
   const env = parsed.data;
-  if (env.NODE_ENV === 'production' && env.JWT_SECRET === DEV_JWT_SECRET) {
-    throw new ConfigError(['JWT_SECRET: must be set in production (the built-in development secret is public)']);
-  }
-  if (env.NODE_ENV === 'production' && env.INTERNAL_COMMAND_SECRET === DEV_INTERNAL_COMMAND_SECRET) {
-    throw new ConfigError(['INTERNAL_COMMAND_SECRET: must be set in production (without it anyone who can publish to the command topic can forge settles)']);
-  }
+  const problems = options.secrets === 'required' ? secretProblems(env) : [];
+  if (env.KAFKA_SASL_MECHANISM && (!env.KAFKA_SASL_USERNAME || !env.KAFKA_SASL_PASSWORD)) problems.push('KAFKA_SASL_MECHANISM: needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD');
+  if ((env.METRICS_HOST === undefined) !== (env.METRICS_PORT === undefined)) problems.push('METRICS_HOST, METRICS_PORT: set both, or neither');
+  if (problems.length > 0) throw new ConfigError(problems);
   if (env.AMOUNT_MINOR_MAX > env.BALANCE_MINOR_MAX) {
     throw new ConfigError(['AMOUNT_MINOR_MAX: must not exceed BALANCE_MINOR_MAX']);
   }
@@ -178,7 +250,15 @@ function toConfig(env: Env): Config {
   return {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
-    http: { host: env.HOST, port: env.PORT, consumerPort: env.CONSUMER_HTTP_PORT, bodyBytesMax: env.BODY_BYTES_MAX },
+    http: {
+      host: env.HOST,
+      port: env.PORT,
+      consumerPort: env.CONSUMER_HTTP_PORT,
+      bodyBytesMax: env.BODY_BYTES_MAX,
+      trustProxy: parseTrustProxy(env.TRUST_PROXY),
+      metrics: env.METRICS_HOST !== undefined && env.METRICS_PORT !== undefined ? { host: env.METRICS_HOST, port: env.METRICS_PORT } : null,
+    },
+    auth: { userActions: env.USER_ACTIONS, allowMissingIdempotencyKey: env.ALLOW_MISSING_IDEMPOTENCY_KEY, tokenStateCacheMs: env.TOKEN_STATE_CACHE_MS },
     db: {
       url: env.DATABASE_URL ?? null,
       poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,
@@ -195,12 +275,19 @@ function toConfig(env: Env): Config {
         heapMb: env.KAFKA_LOCAL_HEAP_MB,
       },
       readyWaitMs: env.KAFKA_READY_WAIT_MS,
+      ssl: env.KAFKA_SSL
+        ? { caFile: env.KAFKA_SSL_CA_FILE ?? null, certFile: env.KAFKA_SSL_CERT_FILE ?? null, keyFile: env.KAFKA_SSL_KEY_FILE ?? null, rejectUnauthorized: env.KAFKA_SSL_REJECT_UNAUTHORIZED }
+        : null,
+      sasl: env.KAFKA_SASL_MECHANISM ? { mechanism: env.KAFKA_SASL_MECHANISM, username: env.KAFKA_SASL_USERNAME!, password: env.KAFKA_SASL_PASSWORD! } : null,
     },
     topics: {
       commands: env.TOPIC_COMMANDS,
       replies: env.TOPIC_REPLIES,
       deadLetters: env.TOPIC_DEAD_LETTERS,
       replyPrefix: env.REPLY_TOPIC_PREFIX,
+      retentionMs: { commands: env.TOPIC_COMMANDS_RETENTION_MS, replies: env.TOPIC_REPLIES_RETENTION_MS, deadLetters: env.TOPIC_DEAD_LETTERS_RETENTION_MS },
+      replicationFactor: env.TOPIC_REPLICATION_FACTOR,
+      minInsyncReplicas: env.TOPIC_MIN_INSYNC_REPLICAS,
       commandPartitions: env.COMMAND_PARTITIONS,
       replyPartitions: env.REPLY_PARTITIONS,
     },
@@ -232,6 +319,27 @@ function toConfig(env: Env): Config {
       refreshTtlS: env.JWT_REFRESH_TTL_S,
     },
   };
+}
+
+/**
+ * A public secret signs tokens anyone can forge, or settles anyone can fake: refused whatever
+ * NODE_ENV says, unless ALLOW_DEV_SECRETS is set, and that is refused in production.
+ */
+function secretProblems(env: Env): string[] {
+  if (env.NODE_ENV === 'production' && env.ALLOW_DEV_SECRETS) return ['ALLOW_DEV_SECRETS: must not be set in production'];
+  if (env.ALLOW_DEV_SECRETS) return [];
+  const problems: string[] = [];
+  if (PUBLIC_SECRETS.has(env.JWT_SECRET)) problems.push('JWT_SECRET: must be set to a secret of your own (the built-in one is public; ALLOW_DEV_SECRETS=true allows it for local use)');
+  if (PUBLIC_SECRETS.has(env.INTERNAL_COMMAND_SECRET)) {
+    problems.push('INTERNAL_COMMAND_SECRET: must be set to a secret of your own (with the public one anyone who can publish to the command topic can forge settles; ALLOW_DEV_SECRETS=true allows it for local use)');
+  }
+  return problems;
+}
+
+function parseTrustProxy(text: string): boolean | number | string {
+  if (text === 'true' || text === 'false') return text === 'true';
+  if (/^[0-9]{1,2}$/.test(text)) return Number(text);
+  return text;
 }
 
 /** `FOO=` in a shell means "unset" to most users; treat it so instead of failing on "". */

@@ -10,6 +10,7 @@ export interface ErrorSpec {
 export const API_ERRORS = {
   validation_failed: { status: 400, message: 'The request is not valid; see details for each field.' },
   malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
+  idempotency_key_required: { status: 400, message: 'Send an Idempotency-Key header with every request that moves money, so a retry can never apply it twice.' },
   unauthorized: { status: 401, message: 'Authentication is required: send a valid Bearer access token.' },
   invalid_credentials: { status: 401, message: 'The username or password is wrong.' },
   forbidden: { status: 403, message: 'This account may not perform this action.' },

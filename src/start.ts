@@ -8,17 +8,30 @@ import { runCli } from './cli.ts';
 import { loadConfig } from './config.ts';
 import { createCommandWorker } from './consumer/worker.ts';
 import { createPool } from './db/pool.ts';
-import { createKafka } from './kafka/client.ts';
+import { brokerSecurity, createKafka } from './kafka/client.ts';
 import { createLogger } from './log.ts';
 import { prepareInfrastructure } from './stack/infrastructure.ts';
 import { onShutdownSignal } from './stack/signals.ts';
 
+/**
+ * `npm start` is the local stack, so it may run on the public development secrets; it says so.
+ * Outside production, and unless the operator decided otherwise, it sets ALLOW_DEV_SECRETS for
+ * itself (only for this process). Returns the secrets left to their built-in values.
+ */
+function allowDevSecretsLocally(): string[] {
+  const unset = ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET'].filter((name) => !process.env[name]);
+  if (unset.length > 0 && process.env.NODE_ENV !== 'production' && process.env.ALLOW_DEV_SECRETS === undefined) process.env.ALLOW_DEV_SECRETS = 'true';
+  return process.env.ALLOW_DEV_SECRETS === 'true' ? unset : [];
+}
+
 await runCli(async () => {
+  const devSecrets = allowDevSecretsLocally();
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel });
+  if (devSecrets.length > 0) log.warn({ secrets: devSecrets }, 'npm start uses the built-in development secrets for these (ALLOW_DEV_SECRETS); set them for anything but local use');
   const infra = await prepareInfrastructure(config, log);
   const pool = createPool(infra.databaseUrl, config.db, 'balance-service');
-  const kafka = createKafka({ brokers: infra.brokers, clientId: config.kafka.clientId, log });
+  const kafka = createKafka({ brokers: infra.brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) });
   const worker = createCommandWorker({ config, kafka, pool, log: log.child({ component: 'consumer' }) });
   const gateway = buildGateway({ config, kafka, pool, log: log.child({ component: 'gateway' }), consumerStats: worker.stats });
   let stopping = false;

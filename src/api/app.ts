@@ -16,6 +16,8 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     bodyLimit: ctx.config.http.bodyBytesMax,
+    // Only the configured proxies may tell us the client's address (it keys the login throttle).
+    trustProxy: trustProxyOption(ctx.config.http.trustProxy),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     requestTimeout: ctx.config.limits.replyWaitMs + 5_000,
     // Request ids are ours, never taken from a header a client controls.
@@ -45,6 +47,11 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerReadRoutes(app, ctx);
   registerDocsRoutes(app, ctx);
   return app;
+}
+
+/** A hop count becomes the function fastify takes for it: trust the nearest `hops` proxies. */
+function trustProxyOption(setting: boolean | number | string): boolean | string | ((address: string, hop: number) => boolean) {
+  return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
 }
 
 /** Maps anything thrown in a handler to a status and a registry-coded body; never leaks internals. */

@@ -4,7 +4,10 @@ import type { Config } from '../config.ts';
 import type { CommandClient } from '../client/command-client.ts';
 import type { Logger } from '../log.ts';
 import type { ReadinessProbe } from '../health.ts';
+import type { PrincipalAttestation } from '../commands/principal-proof.ts';
 import type { TokenService } from './auth/tokens.ts';
+import type { TokenStates } from './auth/token-states.ts';
+import type { Permissions } from './permissions.ts';
 import type { LoginThrottle } from './auth/throttle.ts';
 import type { Metrics } from '../metrics.ts';
 import type { InFlightHandlers } from './in-flight.ts';
@@ -19,6 +22,10 @@ export interface ApiContext {
   readonly client: CommandClient | null;
   readonly readiness: ReadinessProbe;
   readonly tokens: TokenService;
+  readonly tokenStates: TokenStates;
+  readonly permissions: Permissions;
+  /** Signs who sent each command, for the consumer to record. */
+  readonly attestation: PrincipalAttestation;
   readonly throttle: LoginThrottle;
   readonly pending: PendingCommands;
   readonly metrics: Metrics;

@@ -2,7 +2,7 @@
  * Wires the gateway: the command client (publisher and reply listener), tokens, throttling,
  * metrics and the readiness probe, into the app factory.
  */
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { CommandClient } from '../client/command-client.ts';
@@ -15,6 +15,9 @@ import { InFlightHandlers } from './in-flight.ts';
 import { buildApp } from './app.ts';
 import { LoginThrottle } from './auth/throttle.ts';
 import { TokenService } from './auth/tokens.ts';
+import { TokenStates } from './auth/token-states.ts';
+import { Permissions } from './permissions.ts';
+import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { Metrics } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
@@ -30,8 +33,6 @@ export interface GatewayDeps {
 
 /** Probes give up after this long, so /readyz answers promptly even when a dependency hangs. */
 export const READINESS_PROBE_WAIT_MS = 2_000;
-export const LOGIN_FAILURES_MAX = 10;
-export const LOGIN_WINDOW_MS = 5 * 60_000;
 export const PENDING_COMMANDS_MAX = 100_000;
 export const PENDING_COMMAND_AGE_MS_MAX = 15 * 60_000;
 export const WAITING_REQUESTS_MAX = 10_000;
@@ -65,21 +66,27 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       pool: deps.pool,
       kafka: deps.kafka,
       probeWaitMs: READINESS_PROBE_WAIT_MS,
-      local: deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {},
+      local: { replies: () => (client.listening ? { ok: true, latencyMs: 0 } : { ok: false, latencyMs: 0, error: 'the reply listener has not joined its group yet' }), ...(deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {}) },
     }),
     tokens: new TokenService(config.jwt),
-    throttle: new LoginThrottle(LOGIN_FAILURES_MAX, LOGIN_WINDOW_MS),
+    tokenStates: new TokenStates(deps.pool, config.auth.tokenStateCacheMs),
+    permissions: new Permissions(config.auth.userActions),
+    attestation: new PrincipalAttestation(config.internalCommands),
+    throttle: new LoginThrottle(),
     pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
     metrics,
     schemas: createHttpSchemas(config.limits),
     inFlight,
   });
+  const metricsApp = config.http.metrics ? metricsServer(metrics, deps.log) : null;
   return {
     app,
     client,
     async start(listen) {
       await client.start();
-      return app.listen(listen);
+      const address = await app.listen(listen);
+      if (metricsApp && config.http.metrics) deps.log.info({ metrics: await metricsApp.listen(config.http.metrics) }, '/metrics is served on its own listener');
+      return address;
     },
     async stop() {
       await app.close();
@@ -89,8 +96,16 @@ export function buildGateway(deps: GatewayDeps): Gateway {
         deps.log.warn({ handlers: inFlight.count }, 'stopping with handlers still running');
       }
       await client.stop();
+      await metricsApp?.close();
     },
   };
+}
+
+/** /metrics on a listener of its own (METRICS_HOST, METRICS_PORT), away from the API's port. */
+function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
+  const server = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+  server.get('/metrics', async (_request, reply) => reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
+  return server;
 }
 
 function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined): Metrics {

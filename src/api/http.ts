@@ -1,9 +1,10 @@
-/** Request helpers shared by the routes: validation, authentication, authorization. */
+/** Request helpers shared by the routes: validation and authentication. */
 import type { FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
-import type { Role } from '../users/store.ts';
-import type { Principal, TokenService } from './auth/tokens.ts';
+import type { TokenService } from './auth/tokens.ts';
+import type { TokenStates } from './auth/token-states.ts';
+import type { Principal } from './permissions.ts';
 
 /** Parses `input` with `schema`, or throws a 400 that names every bad field. */
 export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -13,22 +14,17 @@ export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.ou
   throw new ApiError('validation_failed', `Invalid ${details.map((d) => d.field).join(', ')}.`, details);
 }
 
-export async function authenticate(request: FastifyRequest, tokens: TokenService): Promise<Principal> {
+/**
+ * The caller, from a valid access token whose version is still the user's current one (within
+ * TOKEN_STATE_CACHE_MS). Role and service bindings come from that current state, not the token.
+ */
+export async function authenticate(request: FastifyRequest, auth: { tokens: TokenService; tokenStates: TokenStates }): Promise<Principal> {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]{1,4096})$/.exec(header) : null;
   if (!match) throw new ApiError('unauthorized');
-  const principal = await tokens.verify(match[1]!, 'access');
-  if (!principal) throw new ApiError('unauthorized', 'The access token is invalid or expired.');
-  return principal;
-}
-
-/** A `user` acts only on its own account; `service` and `admin` act on any. */
-export function requireAccount(principal: Principal, userId: number): void {
-  if (principal.role === 'user' && principal.userId !== userId) {
-    throw new ApiError('forbidden', 'A user may act only on their own account.');
-  }
-}
-
-export function requireRole(principal: Principal, roles: readonly Role[]): void {
-  if (!roles.includes(principal.role)) throw new ApiError('forbidden', `Only ${roles.join(' or ')} accounts may do this.`);
+  const claims = await auth.tokens.verify(match[1]!, 'access');
+  if (!claims) throw new ApiError('unauthorized', 'The access token is invalid or expired.');
+  const state = await auth.tokenStates.get(claims.userId);
+  if (!state || state.disabled || state.version !== claims.version) throw new ApiError('unauthorized', 'The access token was revoked; sign in again.');
+  return { userId: claims.userId, role: state.role, services: state.services };
 }

@@ -3,7 +3,7 @@ import { runCli } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { resolveDatabaseUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka } from '../kafka/client.ts';
+import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { onShutdownSignal } from '../stack/signals.ts';
 import { buildGateway } from './gateway.ts';
@@ -13,7 +13,7 @@ await runCli(async () => {
   const log = createLogger({ level: config.logLevel, name: 'gateway' });
   if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone gateway (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-gateway');
-  const gateway = buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log }), pool, log });
+  const gateway = buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log, ...brokerSecurity(config.kafka) }), pool, log });
   await gateway.start({ host: config.http.host, port: config.http.port });
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   await gateway.stop();

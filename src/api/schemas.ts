@@ -3,7 +3,7 @@
  * (src/commands/schema.ts), so a field means the same thing on HTTP and on Kafka.
  */
 import { z } from 'zod';
-import { amountSchema, commandIdSchema, commentSchema, entityIdSchema } from '../commands/schema.ts';
+import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, httpKeySchema } from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
@@ -34,7 +34,7 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
     }),
     revenueQuery: z.object({ month: z.string().regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM') }),
     commandParams: z.object({ id: commandIdSchema }),
-    idempotencyKey: commandIdSchema,
+    idempotencyKey: httpKeySchema,
   };
 }
 

@@ -9,6 +9,7 @@ import type { Producer } from '../kafka/client.ts';
 export interface QueuedMessage {
   readonly key: string;
   readonly value: string;
+  readonly headers?: Record<string, string>;
 }
 
 interface Pending {

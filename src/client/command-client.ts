@@ -53,21 +53,27 @@ export class CommandClient {
     return this.replies.malformed;
   }
 
+  /** True once the reply listener holds its partitions: a reply published from now on reaches it. */
+  get listening(): boolean {
+    return this.replies.listening;
+  }
+
   get waiting(): number {
     return this.replies.pending;
   }
 
-  async publish(command: Command): Promise<void> {
-    await this.publisher.send({ key: commandKey(command), value: serializeCommand(command) });
+  /** `headers` go with the message (the gateway's attestation of who sent it, a producer's name). */
+  async publish(command: Command, headers?: Record<string, string>): Promise<void> {
+    await this.publisher.send({ key: commandKey(command), value: serializeCommand(command), ...(headers ? { headers } : {}) });
     this.published += 1;
   }
 
   /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
-  async request(command: Command, options: { timeoutMs: number }): Promise<CommandReply | null> {
+  async request(command: Command, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<CommandReply | null> {
     // Wait first, publish second: a reply can arrive before `send` returns.
     const waiting = this.replies.wait(command.id, commandFingerprint(command), options.timeoutMs);
     try {
-      await this.publish(command);
+      await this.publish(command, options.headers);
     } catch (error) {
       waiting.cancel();
       throw error;

@@ -71,6 +71,10 @@ export class ReplyListener {
     if (this.started) await this.consumer.disconnect();
   }
 
+  get listening(): boolean {
+    return this.started;
+  }
+
   get pending(): number {
     return this.waiterCount;
   }

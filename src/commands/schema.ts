@@ -12,22 +12,43 @@ export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'rele
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMENT_CHARS_MAX = 500;
+/** What a Kafka producer may use as a command id. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** An Idempotency-Key sent over HTTP. */
+export const HTTP_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
+/**
+ * The id the gateway gives a command sent over HTTP: the caller's user id and their key, so
+ * two callers' keys never meet. `~` is outside client ids, so no producer collides by accident.
+ */
+export const HTTP_SCOPED_ID_PATTERN = /^~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100}$/;
 /** Room for 500 Cyrillic characters (2 bytes each in UTF-8), or 250 emoji (4 bytes each). */
 export const COMMENT_BYTES_MAX = 1_000;
-export const COMMAND_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const COMMAND_ID_PATTERN = /^(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/;
 
 /**
  * A settle is published by the consumer, never by clients: it completes a transfer on the
  * recipient's partition. Its id is derived from the transfer's, with a '~' no client id can hold.
  */
 export const SETTLE_ID_PREFIX = '~settle:';
-export const SETTLE_ID_PATTERN = /^~settle:[A-Za-z0-9._:-]{1,128}$/;
+export const SETTLE_ID_PATTERN = /^~settle:(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/;
 export function settleIdOf(transferId: string): string {
   return `${SETTLE_ID_PREFIX}${transferId}`;
 }
 
-/** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-]. */
+/** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-], or an id the gateway scoped. */
 export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+export const httpKeySchema = z.string().regex(HTTP_KEY_PATTERN, 'must be 1-100 characters of A-Z a-z 0-9 . _ : -');
+
+export function httpScopedId(userId: number, key: string): string {
+  return `~http:${userId}:${key}`;
+}
+
+/** The user an HTTP-scoped id belongs to, and the key it carries; null for any other id. */
+export function parseHttpScopedId(id: string): { userId: number; key: string } | null {
+  if (!HTTP_SCOPED_ID_PATTERN.test(id)) return null;
+  const [, userId, ...key] = id.split(':');
+  return { userId: Number(userId), key: key.join(':') };
+}
 /** User, service and order ids: positive integers that a JSON number holds exactly. */
 export const entityIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const commentSchema = storableText({ charsMax: COMMENT_CHARS_MAX, bytesMax: COMMENT_BYTES_MAX });

@@ -7,7 +7,7 @@ import { loadConfig } from '../config.ts';
 import { runCli } from '../cli.ts';
 import { resolveDatabaseUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka } from '../kafka/client.ts';
+import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { onShutdownSignal } from '../stack/signals.ts';
 import { buildConsumerApp } from './http.ts';
@@ -18,7 +18,7 @@ await runCli(async () => {
   const log = createLogger({ level: config.logLevel, name: 'consumer' });
   if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone consumer (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-consumer');
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-consumer`, log });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-consumer`, log, ...brokerSecurity(config.kafka) });
   const worker = createCommandWorker({ config, kafka, pool, log });
   const app = buildConsumerApp({ pool, kafka, stats: worker.stats, log });
   const address = await app.listen({ host: config.http.host, port: config.http.consumerPort });

@@ -16,6 +16,7 @@
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner, isInternalCommand, sourceTransferId } from '../commands/internal-proof.ts';
+import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { replyTopicPolicyOf, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
 import { commandKey, createCommandSchema, type Command, type CommandSchema } from '../commands/schema.ts';
 import { pgErrorCode } from '../db/errors.ts';
@@ -90,6 +91,7 @@ export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
     schema: createCommandSchema(deps.config.limits, replyTopicPolicyOf(deps.config.topics)),
     replyTopics: replyTopicPolicyOf(deps.config.topics),
     signer: new InternalCommandSigner(deps.config.internalCommands),
+    attestation: new PrincipalAttestation(deps.config.internalCommands),
     apply: { consumer: deps.config.consumer, limits: deps.config.limits, log: deps.log, onRetry: () => onRetry(deps) },
   };
   return { process: (source, messages) => processChunk(context, source, messages) };
@@ -99,6 +101,7 @@ interface Context extends PipelineDeps {
   readonly schema: CommandSchema;
   readonly replyTopics: ReplyTopicPolicy;
   readonly signer: InternalCommandSigner;
+  readonly attestation: PrincipalAttestation;
   readonly apply: ApplyOptions;
 }
 
@@ -162,7 +165,8 @@ function screen(
       continue;
     }
     checkPartition(ctx, parsed.command, source, message.offset, counts);
-    candidates.push({ item: { command: parsed.command, fingerprint: parsed.fingerprint, partition: source.partition, offset: message.offset }, message });
+    const principal = isInternalCommand(parsed.command) ? 'consumer' : ctx.attestation.principalOf(parsed.command.id, headersOf(message));
+    candidates.push({ item: { command: parsed.command, fingerprint: parsed.fingerprint, partition: source.partition, offset: message.offset, principal }, message });
   }
   return candidates;
 }
@@ -176,6 +180,12 @@ function moveAside(ctx: Context, source: PartitionRef, message: KafkaMessage, ou
 function headerOf(message: KafkaMessage, name: string): string | Buffer | undefined {
   const value = message.headers?.[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+function headersOf(message: KafkaMessage): Record<string, string | Buffer | undefined> {
+  const out: Record<string, string | Buffer | undefined> = {};
+  for (const name of Object.keys(message.headers ?? {})) out[name] = headerOf(message, name);
+  return out;
 }
 
 /**

@@ -7,7 +7,7 @@ import { createPool } from './pool.ts';
 import { runCli } from '../cli.ts';
 
 await runCli(async () => {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   const log = createLogger({ level: config.logLevel, name: 'migrate' });
   const url = await resolveDatabaseUrl(config.db);
   const pool = createPool(url, config.db, 'balance-migrate');

@@ -2,6 +2,7 @@
  * The one place that knows kafkajs. The rest of the code asks this module for a client, topics
  * and readiness, so the library could be swapped (for @platformatic/kafka) behind it.
  */
+import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { Logger } from '../log.ts';
 
@@ -27,6 +28,14 @@ export interface KafkaClientOptions {
   readonly requestTimeoutMs?: number;
   /** How many times kafkajs retries a failed request, with its exponential backoff. */
   readonly retriesMax?: number;
+  /** TLS to the broker: files of the CA, and of a client certificate and key for mutual TLS. */
+  readonly ssl?: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null; readonly rejectUnauthorized: boolean } | null;
+  readonly sasl?: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
+}
+
+/** The TLS and SASL part of a configuration, for createKafka. */
+export function brokerSecurity(kafka: { ssl: KafkaClientOptions['ssl']; sasl: KafkaClientOptions['sasl'] }): Pick<KafkaClientOptions, 'ssl' | 'sasl'> {
+  return { ssl: kafka.ssl ?? null, sasl: kafka.sasl ?? null };
 }
 
 export function createKafka(options: KafkaClientOptions): Kafka {
@@ -38,7 +47,14 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     retry: { retries: options.retriesMax ?? 5, initialRetryTime: 100, maxRetryTime: 5_000 },
     logLevel: KafkaLogLevel.WARN,
     logCreator: pinoLogCreator(options.log.child({ component: 'kafkajs' })),
+    ...(options.ssl ? { ssl: tlsOptions(options.ssl) } : {}),
+    ...(options.sasl ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as kafkajs.SASLOptions } : {}),
   });
+}
+
+function tlsOptions(ssl: NonNullable<KafkaClientOptions['ssl']>): kafkajs.KafkaConfig['ssl'] {
+  const read = (file: string | null) => (file ? readFileSync(file, 'utf8') : undefined);
+  return { rejectUnauthorized: ssl.rejectUnauthorized, ca: read(ssl.caFile), cert: read(ssl.certFile), key: read(ssl.keyFile) };
 }
 
 /** The same kafkajs message is logged at most once per window; a dead broker otherwise floods the log. */
@@ -75,12 +91,16 @@ function pinoLogCreator(log: Logger): kafkajs.logCreator {
 export interface TopicSpec {
   readonly topic: string;
   readonly partitions: number;
+  /** -1 takes the broker's default. */
+  readonly replicationFactor?: number;
+  /** Topic-level settings (retention.ms, min.insync.replicas, ...), applied at creation and checked by `checkTopics`. */
+  readonly configs?: Readonly<Record<string, string>>;
 }
 
 /**
- * Creates the topics that are missing, with explicit partition counts (the broker never
- * auto-creates). A topic that exists with fewer partitions than asked is reported, not changed:
- * adding partitions moves keys and is an operator's decision.
+ * Creates the topics that are missing, with explicit partition counts and settings (the broker
+ * never auto-creates). A topic that exists with other settings is reported by `checkTopics`, not
+ * changed here: adding partitions moves keys and is an operator's decision.
  */
 export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): Promise<string[]> {
   const admin = kafka.admin();
@@ -91,10 +111,59 @@ export async function ensureTopics(kafka: Kafka, specs: readonly TopicSpec[]): P
     if (missing.length > 0) {
       await admin.createTopics({
         waitForLeaders: true,
-        topics: missing.map((spec) => ({ topic: spec.topic, numPartitions: spec.partitions, replicationFactor: -1 })),
+        topics: missing.map((spec) => ({
+          topic: spec.topic,
+          numPartitions: spec.partitions,
+          replicationFactor: spec.replicationFactor ?? -1,
+          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+        })),
       });
     }
     return missing.map((spec) => spec.topic);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface TopicDrift {
+  readonly topic: string;
+  readonly setting: string;
+  readonly expected: string;
+  readonly actual: string;
+}
+
+/**
+ * What differs between the topics and their specs: settings, partition counts, and a replication
+ * factor below the wanted one. With `fix`, the settings are altered to the specs (kafkajs sends
+ * the full set, so other dynamic settings of those topics are reset); partitions and replication
+ * are only reported.
+ */
+export async function checkTopics(kafka: Kafka, specs: readonly TopicSpec[], fix: boolean): Promise<TopicDrift[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const drift: TopicDrift[] = [];
+    const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: specs.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.topic })) });
+    for (const spec of specs) {
+      const partitions = metadata.topics.find((t) => t.name === spec.topic)?.partitions ?? [];
+      if (partitions.length !== spec.partitions) drift.push({ topic: spec.topic, setting: 'partitions', expected: String(spec.partitions), actual: String(partitions.length) });
+      const replicas = Math.min(...partitions.map((p) => p.replicas.length));
+      if ((spec.replicationFactor ?? -1) > 0 && replicas < spec.replicationFactor!) drift.push({ topic: spec.topic, setting: 'replication factor', expected: String(spec.replicationFactor), actual: String(replicas) });
+      const entries = described.resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+      for (const [name, value] of Object.entries(spec.configs ?? {})) {
+        const actual = entries.find((e) => e.configName === name)?.configValue ?? '(unset)';
+        if (actual !== value) drift.push({ topic: spec.topic, setting: name, expected: value, actual });
+      }
+    }
+    const toAlter = specs.filter((spec) => drift.some((d) => d.topic === spec.topic && d.setting in (spec.configs ?? {})));
+    if (fix && toAlter.length > 0) {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: toAlter.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })) })),
+      });
+    }
+    return drift;
   } finally {
     await admin.disconnect();
   }

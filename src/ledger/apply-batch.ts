@@ -51,6 +51,7 @@ export async function recordUnprocessable(pool: pg.Pool, item: BatchItem, messag
     message,
     partition: item.partition,
     offset: item.offset,
+    principal: item.principal,
   });
 }
 
@@ -124,6 +125,7 @@ async function writeOutcomes(
       message: decision.message === defaultMessage(decision.code) ? '' : decision.message,
       partition: item.partition,
       offset: item.offset,
+      principal: item.principal,
     });
     for (const p of decision.postings) {
       postingRows.push({ commandId: id, debitAccountId: accountId(accounts, p.debit), creditAccountId: accountId(accounts, p.credit), amount: p.amount });

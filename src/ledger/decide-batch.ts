@@ -13,6 +13,8 @@ export interface BatchItem {
   /** Where it came from in Kafka, recorded for operators; null for commands from elsewhere. */
   readonly partition: number | null;
   readonly offset: string | null;
+  /** Who sent it, as recorded in `commands.principal` (see commands/principal-proof.ts). */
+  readonly principal: string;
 }
 
 export interface PriorDecision {

@@ -36,17 +36,19 @@ export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBa
   return (await balancesOfUsers(db, [userId]))[String(userId)]!;
 }
 
-const SQL_COMMAND = 'SELECT id, fingerprint, type, user_id, status, code, message FROM commands WHERE id = $1';
+const SQL_COMMAND = 'SELECT id, fingerprint, type, user_id, status, code, message, principal FROM commands WHERE id = $1';
 
 export interface StoredOutcome {
   readonly fingerprint: string;
   readonly userId: number;
+  /** Who sent it (commands.principal). */
+  readonly principal: string;
   readonly reply: CommandReply;
 }
 
 /** The decided outcome of a command, as a reply with `duplicate: true`; null if not decided (yet). */
 export async function loadOutcome(db: pg.Pool, commandId: string): Promise<StoredOutcome | null> {
-  const { rows } = await db.query<{ id: string; fingerprint: string; user_id: string; status: 'applied' | 'rejected'; code: string; message: string }>(
+  const { rows } = await db.query<{ id: string; fingerprint: string; user_id: string; status: 'applied' | 'rejected'; code: string; message: string; principal: string }>(
     { name: 'q_command', text: SQL_COMMAND, values: [commandId] },
   );
   const row = rows[0];
@@ -56,6 +58,7 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
   return {
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
+    principal: row.principal,
     reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, fingerprint: row.fingerprint, transactions, balances: await replyBalances(db, Number(row.user_id)) },
   };
 }

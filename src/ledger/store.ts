@@ -168,11 +168,12 @@ export interface NewCommandRow {
   readonly message: string;
   readonly partition: number | null;
   readonly offset: string | null;
+  readonly principal: string;
 }
 
 const SQL_INSERT_COMMANDS = `
-  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[])`;
+  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset, principal)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[])`;
 
 export async function insertCommands(db: pg.PoolClient, rows: readonly NewCommandRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -189,13 +190,14 @@ export async function insertCommands(db: pg.PoolClient, rows: readonly NewComman
       rows.map((r) => r.message),
       rows.map((r) => r.partition),
       rows.map((r) => r.offset),
+      rows.map((r) => r.principal),
     ],
   });
 }
 
 const SQL_INSERT_COMMAND_IF_NEW = `
-  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+  INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset, principal)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
   ON CONFLICT (id) DO NOTHING`;
 
 /** Inserts one command row on its own (no postings); false if the id was already decided. */
@@ -203,7 +205,7 @@ export async function insertCommandIfNew(db: Queryable, row: NewCommandRow): Pro
   const result = await db.query({
     name: 'ledger_insert_command_if_new',
     text: SQL_INSERT_COMMAND_IF_NEW,
-    values: [row.id, row.fingerprint, row.type, row.userId, row.status, row.code, row.message, row.partition, row.offset],
+    values: [row.id, row.fingerprint, row.type, row.userId, row.status, row.code, row.message, row.partition, row.offset, row.principal],
   });
   return result.rowCount === 1;
 }

@@ -7,7 +7,7 @@ import { formatMinor } from '../commands/money.ts';
 import { CHECKS, unsettledTransfers, verifyLedger } from './verify.ts';
 
 await runCli(async () => {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   const url = process.argv[2] === '--db' && process.argv[3] ? process.argv[3] : await resolveDatabaseUrl(config.db);
   const pool = createPool(url, config.db, 'balance-verify');
   try {

@@ -7,7 +7,7 @@ import type { Config } from '../config.ts';
 import { redactUrl, resolveDatabaseUrl } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka, ensureTopics, type TopicSpec } from '../kafka/client.ts';
+import { brokerSecurity, checkTopics, createKafka, ensureTopics, type TopicDrift, type TopicSpec } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
 
@@ -18,12 +18,25 @@ export interface Infrastructure {
   readonly localKafka: LocalKafka | null;
 }
 
+/**
+ * The service's topics and their settings. The command topic keeps everything by default
+ * (retention.ms=-1): rebuilding the ledger from the log needs the whole log, and a finite
+ * retention is how far back a rebuild can go. Replies and dead letters are for the moment.
+ */
 export function topicSpecs(config: Config): TopicSpec[] {
+  const { topics } = config;
+  const common = { replicationFactor: topics.replicationFactor };
+  const isr = { 'min.insync.replicas': String(topics.minInsyncReplicas) };
   return [
-    { topic: config.topics.commands, partitions: config.topics.commandPartitions },
-    { topic: config.topics.replies, partitions: config.topics.replyPartitions },
-    { topic: config.topics.deadLetters, partitions: config.topics.commandPartitions },
+    { topic: topics.commands, partitions: topics.commandPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.commands), 'retention.bytes': '-1', 'cleanup.policy': 'delete' } },
+    { topic: topics.replies, partitions: topics.replyPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.replies) } },
+    { topic: topics.deadLetters, partitions: topics.commandPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.deadLetters) } },
   ];
+}
+
+/** Topics whose settings differ from the configuration; `fix` alters what can be altered. */
+export async function checkTopicSettings(config: Config, brokers: readonly string[], log: Logger, fix: boolean): Promise<TopicDrift[]> {
+  return checkTopics(createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }), topicSpecs(config), fix);
 }
 
 export async function prepareInfrastructure(config: Config, log: Logger): Promise<Infrastructure> {
@@ -38,7 +51,7 @@ export async function prepareInfrastructure(config: Config, log: Logger): Promis
     } finally {
       await pool.end();
     }
-    const created = await ensureTopics(createKafka({ brokers, clientId: config.kafka.clientId, log }), topicSpecs(config));
+    const created = await ensureTopics(createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }), topicSpecs(config));
     log.info({ brokers, created }, 'Kafka topics are ready');
     return { brokers, databaseUrl, localKafka };
   } catch (error) {

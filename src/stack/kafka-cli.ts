@@ -9,7 +9,7 @@ import { startLocalKafka, stopLocalKafka } from './local-kafka.ts';
 import { onShutdownSignal } from './signals.ts';
 
 await runCli(async () => {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   const log = createLogger({ level: config.logLevel, name: 'kafka' });
   const { dir, port, controllerPort, heapMb } = config.kafka.local;
   if (process.argv[2] === 'down') {

@@ -4,7 +4,7 @@
  */
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
-import { createKafka } from '../kafka/client.ts';
+import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { parseArgs } from './args.ts';
 import { DEAD_LETTERS_READ_MAX, readDeadLetters, redrive } from './dlq.ts';
@@ -14,9 +14,9 @@ const VALUE_CHARS_SHOWN = 120;
 await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['limit', 'id', 'value'], flags: ['all'] });
   const [action] = args.positional;
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   if (!config.kafka.brokers) throw new UsageError('KAFKA_BROKERS must be set');
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-dlq', log: createLogger({ level: 'warn', name: 'dlq' }) });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-dlq', log: createLogger({ level: 'warn', name: 'dlq' }), ...brokerSecurity(config.kafka) });
   if (action === 'list') {
     const limit = Number(args.values.get('limit') ?? 100);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');

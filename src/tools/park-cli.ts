@@ -12,7 +12,7 @@ import { loadConfig } from '../config.ts';
 import { park, listParked } from '../consumer/parking.ts';
 import { resolveDatabaseUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka } from '../kafka/client.ts';
+import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { parseArgs } from './args.ts';
 
@@ -21,7 +21,7 @@ const REASON_CHARS_MAX = 500;
 
 await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['partition', 'offset', 'reason', 'by', 'topic', 'limit'], flags: [] });
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-park');
   try {
     if (args.positional[0] === 'list') {
@@ -57,7 +57,7 @@ function wholeNumber(text: string, name: string): number {
 /** An offset the consumer group has already committed past is never read again: parking it does nothing. */
 async function warnIfAlreadyPast(config: ReturnType<typeof loadConfig>, target: { topic: string; partition: number; offset: string }): Promise<void> {
   if (!config.kafka.brokers) return;
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-park', log: createLogger({ level: 'warn', name: 'park' }) });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-park', log: createLogger({ level: 'warn', name: 'park' }), ...brokerSecurity(config.kafka) });
   const admin = kafka.admin();
   await admin.connect();
   try {

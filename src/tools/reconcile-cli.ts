@@ -10,7 +10,7 @@ await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['a', 'b'], flags: [] });
   const [urlA, urlB] = [args.values.get('a'), args.values.get('b')];
   if (!urlA || !urlB) throw new UsageError('usage: npm run reconcile -- --a <database url> --b <database url>');
-  const config = loadConfig();
+  const config = loadConfig(process.env, { secrets: 'unused' });
   const a = createPool(urlA, config.db, 'balance-reconcile');
   const b = createPool(urlB, config.db, 'balance-reconcile');
   try {

@@ -7,7 +7,7 @@ import { loadConfig } from '../config.ts';
 import { ensureDatabase, redactUrl, resolveDatabaseUrl } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
-import { createKafka } from '../kafka/client.ts';
+import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
 import { parseArgs } from './args.ts';
 import { parseFrom, parseTo, replay, type ReplayProgress } from './replay.ts';
@@ -30,7 +30,7 @@ await runCli(async () => {
     const group = args.values.get('group') ?? `balance-replay-${dryRun ? 'dry-' : ''}${Date.now()}`;
     console.error(`replaying ${config.topics.commands} into ${redactUrl(url)} as group ${group}${dryRun ? ' (dry run: nothing is written)' : ''}`);
     const report = await replay({
-      kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'balance-replay', log }),
+      kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'balance-replay', log, ...brokerSecurity(config.kafka) }),
       pool,
       config,
       log,

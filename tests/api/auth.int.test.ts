@@ -1,7 +1,10 @@
+import { randomUUID, scrypt } from 'node:crypto';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { setUserDisabled } from '../../src/users/store.ts';
+import { withOverrides } from '../../src/config.ts';
+import { hashPassword } from '../../src/users/passwords.ts';
+import { findUserById, insertUser, logoutEverywhere, setUserDisabled, setUserRole } from '../../src/users/store.ts';
 import { appWithoutKafka, createUser } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
@@ -28,11 +31,58 @@ describe('authentication', () => {
     expect(response.statusCode).toBe(200);
     const { access, refresh } = response.json();
     const claims = JSON.parse(Buffer.from(access.split('.')[1], 'base64url').toString());
-    expect(claims).toMatchObject({ sub: String(user.id), user_id: user.id, role: 'user', iss: config.jwt.issuer, aud: config.jwt.audience, typ: 'access' });
+    expect(claims).toMatchObject({ sub: String(user.id), user_id: user.id, role: 'user', ver: 0, iss: config.jwt.issuer, aud: config.jwt.audience, typ: 'access' });
+    expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
     expect(claims.exp - claims.iat).toBe(config.jwt.accessTtlS);
     const refreshed = await app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh } });
     expect(refreshed.statusCode).toBe(200);
-    expect(typeof refreshed.json().access).toBe('string');
+    expect(Object.keys(refreshed.json()).sort()).toEqual(['access', 'refresh']);
+  });
+
+  it('rotates refresh tokens: reusing one revokes its whole family', async () => {
+    const app = appWithoutKafka(config, db);
+    const user = await createUser(db, config, 'user', PASSWORD);
+    const first = (await login(app, user.username, PASSWORD, '10.4.0.1')).json().refresh;
+    const refresh = (token: string) => app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh: token } });
+    const second = (await refresh(first)).json().refresh;
+    expect(typeof second).toBe('string');
+    // Someone replays the first one (stolen): refused, and the family dies with it.
+    const replay = await refresh(first);
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json().message).toMatch(/already used/);
+    expect((await refresh(second)).statusCode).toBe(401);
+    // A new sign-in starts a new family, which works.
+    const fresh = (await login(app, user.username, PASSWORD, '10.4.0.1')).json().refresh;
+    expect((await refresh(fresh)).statusCode).toBe(200);
+  });
+
+  it.each([
+    ['disabling the user', (username: string) => setUserDisabled(db.pool, username, true)],
+    ['changing their role', (username: string) => setUserRole(db.pool, username, 'admin')],
+    ['signing them out everywhere', (username: string) => logoutEverywhere(db.pool, username)],
+  ])('stops access and refresh tokens within TOKEN_STATE_CACHE_MS after %s', async (_name, revoke) => {
+    const cached = withOverrides(config, { auth: { tokenStateCacheMs: 300 } });
+    const app = appWithoutKafka(cached, db);
+    const user = await createUser(db, cached, 'user', PASSWORD);
+    const { access, refresh } = (await login(app, user.username, PASSWORD, '10.5.0.1')).json();
+    const read = () => app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: { authorization: `Bearer ${access}` } });
+    expect((await read()).statusCode).toBe(200);
+    await revoke(user.username);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect((await read()).statusCode).toBe(401);
+    expect((await app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh } })).statusCode).toBe(401);
+  });
+
+  it('upgrades a password hash made with weaker parameters at the next sign-in', async () => {
+    const app = appWithoutKafka(config, db);
+    const weak = await weakHash(PASSWORD);
+    const id = await insertUser(db.pool, `weak-${Date.now()}`, weak, 'user');
+    const user = (await findUserById(db.pool, id))!;
+    expect((await login(app, user.username, PASSWORD, '10.6.0.1')).statusCode).toBe(200);
+    const upgraded = (await findUserById(db.pool, id))!.passwordHash;
+    expect(upgraded).not.toBe(weak);
+    expect(upgraded).toMatch(/^scrypt\$131072\$8\$1\$/);
+    expect((await login(app, user.username, PASSWORD, '10.6.0.1')).statusCode).toBe(200);
   });
 
   it('answers the same 401 for a wrong password and for an unknown user', async () => {
@@ -45,15 +95,25 @@ describe('authentication', () => {
     expect(wrong.json()).toEqual(unknown.json());
   });
 
-  it('throttles repeated failed logins for a username', async () => {
+  it('slows repeated failed logins from one address down, without locking the owner out elsewhere', async () => {
     const app = appWithoutKafka(config, db);
     const user = await createUser(db, config, 'user', PASSWORD);
     const statuses: number[] = [];
-    for (let i = 0; i < 12; i += 1) statuses.push((await login(app, user.username, 'bad', `10.1.0.${i}`)).statusCode);
-    expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
-    const blocked = await login(app, user.username, PASSWORD, '10.2.0.1');
+    for (let i = 0; i < 5; i += 1) statuses.push((await login(app, user.username, 'bad', '10.1.0.1')).statusCode);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    const blocked = await login(app, user.username, PASSWORD, '10.1.0.1');
     expect(blocked.statusCode).toBe(429);
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+    // The owner, from their own address, is not affected.
+    expect((await login(app, user.username, PASSWORD, '10.2.0.1')).statusCode).toBe(200);
+  });
+
+  it('counts parallel attempts before any of them is checked: they cannot all pass', async () => {
+    const app = appWithoutKafka(config, db);
+    const user = await createUser(db, config, 'user', PASSWORD);
+    const statuses = await Promise.all(Array.from({ length: 8 }, () => login(app, user.username, 'bad', '10.7.0.1').then((r) => r.statusCode)));
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
   });
 
   it('refuses a refresh for a disabled user, and a refresh token used as an access token', async () => {
@@ -84,6 +144,7 @@ describe('authentication', () => {
     const { privateKey } = await generateKeyPair('RS256');
     const claims = { user_id: 1, role: 'admin', typ: 'access' };
     const tokens = [
+      await new SignJWT({ ...claims, ver: 0 }).setProtectedHeader({ alg: 'RS256' }).setSubject('1').setJti(randomUUID()).setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(privateKey),
       await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(privateKey),
       await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setNotBefore('10m').setExpirationTime('20m').sign(new TextEncoder().encode(config.jwt.secret)),
       await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('someone-else').setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(config.jwt.secret)),
@@ -107,9 +168,10 @@ describe('authentication', () => {
   it('answers 401 for a token signed with another key, expired, or for another audience', async () => {
     const app = appWithoutKafka(config, db);
     const sign = (key: string, patch: { audience?: string; exp?: number } = {}) =>
-      new SignJWT({ user_id: 1, role: 'admin', typ: 'access' })
+      new SignJWT({ user_id: 1, role: 'admin', typ: 'access', ver: 0 })
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject('1')
+        .setJti(randomUUID())
         .setIssuer(config.jwt.issuer)
         .setAudience(patch.audience ?? config.jwt.audience)
         .setIssuedAt()
@@ -126,3 +188,11 @@ describe('authentication', () => {
     }
   });
 });
+
+/** A hash of the kind an earlier version stored: N = 2^14. */
+function weakHash(password: string): Promise<string> {
+  const salt = Buffer.from('0123456789abcdef');
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, 32, { N: 16_384, r: 8, p: 1 }, (error, key) => (error ? reject(error) : resolve(['scrypt', 16_384, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$')))),
+  );
+}

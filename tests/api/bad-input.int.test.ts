@@ -5,6 +5,7 @@
  * reached Kafka, it would be on the same partition ahead of the canary, so once the canary is
  * applied the ledger shows everything the request did.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
 import { balancesOf } from '../helpers/commands.ts';
@@ -31,10 +32,10 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
   });
 
   const post = (payload: unknown, headers: Record<string, string> = {}, url = '/api/add_funds/') =>
-    gateway.app.inject({ method: 'POST', url, headers: { ...shop.header, 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+    gateway.app.inject({ method: 'POST', url, headers: { ...shop.header, 'content-type': 'application/json', 'idempotency-key': randomUUID(), ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
 
   const ledger = async () => {
-    const { rows } = await stack.db.pool.query<{ commands: number; held: string }>("SELECT (SELECT count(*)::int FROM commands) AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held");
+    const { rows } = await stack.db.pool.query<{ commands: number; held: string }>("SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held");
     return { commands: rows[0]!.commands, held: BigInt(rows[0]!.held), alice: (await balancesOf(stack.db.pool, alice.id)).available };
   };
 
@@ -79,7 +80,13 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
     await refusedChangesNothing(() => post(`user_id=${alice.id}&amount=1`, { 'content-type': 'application/x-www-form-urlencoded' }), 415);
   });
 
-  it('400 for an Idempotency-Key outside the allowed characters', async () => {
+  it('400 for an Idempotency-Key outside the allowed characters, or none at all', async () => {
     await refusedChangesNothing(() => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'has spaces' }), 400);
+    await refusedChangesNothing(() => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(101) }), 400);
+    const missing = await refusedChangesNothing(
+      () => gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...shop.header, 'content-type': 'application/json' }, payload: JSON.stringify({ user_id: alice.id, amount: '1.00' }) }),
+      400,
+    );
+    expect(missing.json().code).toBe('idempotency_key_required');
   });
 });

@@ -1,10 +1,12 @@
 import fc from 'fast-check';
+import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
 import { createLogger } from '../../src/log.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
+import { httpScopedId } from '../../src/commands/schema.ts';
 import { createTestDatabase, eventually, startStack, testConfig, testKafka, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
 const ENDPOINTS = ['/api/add_funds/', '/api/withdraw_funds/', '/api/reserve_funds/', '/api/deduct_funds/', '/api/cancel_reservation/', '/api/transfer_funds/'];
@@ -50,9 +52,9 @@ describe('fuzzed HTTP input through the real stack', () => {
     await stack?.stop();
   });
 
-  const ledgerState = async () => (await db.pool.query("SELECT (SELECT count(*)::int FROM commands) AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held")).rows[0] as { commands: number; held: string };
+  const ledgerState = async () => (await db.pool.query("SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held")).rows[0] as { commands: number; held: string };
   const deposit = (userId: number) =>
-    gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...service.header, 'content-type': 'application/json' }, payload: { user_id: userId, amount: '0.01' } });
+    gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...service.header, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, payload: { user_id: userId, amount: '0.01' } });
   const decided = async (id: string) => (await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [id])).rowCount === 1;
 
   /**
@@ -63,20 +65,20 @@ describe('fuzzed HTTP input through the real stack', () => {
   it('never answers 5xx; every request is decided or refused without a change; canaries on every partition apply', async () => {
     const outcomes = { decided: 0, accepted: 0, refused: 0 };
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...ENDPOINTS), body, fc.option(fc.string({ maxLength: 200 })), async (url, payload, key) => {
+      fc.asyncProperty(fc.constantFrom(...ENDPOINTS), body, fc.oneof({ weight: 3, arbitrary: fc.uuid() }, { weight: 1, arbitrary: fc.option(fc.string({ maxLength: 200 })) }), async (url, payload, key) => {
         const before = await ledgerState();
         const raw = typeof payload === 'object' && payload !== null && 'raw' in payload;
         const response = await gateway.app.inject({
           method: 'POST',
           url,
-          headers: { ...service.header, 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }) },
+          headers: { ...service.header, 'content-type': 'application/json', ...(typeof key === 'string' ? { 'idempotency-key': key } : {}) },
           payload: raw ? (payload as { raw: string }).raw : JSON.stringify(payload),
         });
         expect(response.statusCode, response.body).toBeLessThan(500);
         expect(typeof response.json().code === 'string' || response.statusCode < 300).toBe(true);
         if (response.statusCode === 202) {
           // Accepted is not handled: the command must then be decided.
-          const id = response.json().command_id as string;
+          const id = httpScopedId(service.id, response.json().command_id as string);
           expect(await eventually(async () => ((await decided(id)) ? true : undefined), 10_000, `command ${id} decided`)).toBe(true);
           outcomes.accepted += 1;
         } else if (response.statusCode >= 400 && response.statusCode !== 409) {

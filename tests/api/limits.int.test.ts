@@ -23,9 +23,9 @@ describe('limits, each refused or bounded cleanly', () => {
   it('REPLY_WAIT_MS: with no consumer running, a synchronous request answers 202 and a Location after the wait', async () => {
     const gateway = await startGateway(config, db, kafka);
     try {
-      const user = await createUser(db, config);
+      const user = await createUser(db, config, 'service');
       const started = Date.now();
-      const response = await gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: user.header, payload: { user_id: user.id, amount: '1.00' } });
+      const response = await gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...user.header, 'idempotency-key': 'wait-1' }, payload: { user_id: user.id, amount: '1.00' } });
       expect(response.statusCode).toBe(202);
       expect(response.headers.location).toMatch(/^\/api\/commands\//);
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);

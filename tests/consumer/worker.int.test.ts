@@ -189,7 +189,7 @@ describe('the command consumer, against the real broker and database', () => {
     ];
     const items = wire.map((w) => {
       const command = schema.parse(w);
-      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null };
+      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
     });
     // A consumer committed these and died before publishing anything.
     await applyWithRetry(db.pool, items, { consumer: config.consumer, limits: config.limits, log: testLog });
@@ -199,6 +199,23 @@ describe('the command consumer, against the real broker and database', () => {
     await waitForSettles(db.pool);
     expect(await balancesOf(db.pool, 601)).toEqual({ available: 400n, reserved: 0n, incoming: 0n });
     expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('records who sent each command: an attested principal, a producer\'s claim, or unauthenticated', async () => {
+    run = uniqueSuffix();
+    const { PrincipalAttestation } = await import('../../src/commands/principal-proof.ts');
+    const attested = new PrincipalAttestation(config.internalCommands).headers(id('gw'), 'service:42');
+    const deposit = (name: string) => JSON.stringify({ id: id(name), type: 'deposit', user_id: 700, amount: '1.00' });
+    await publish(kafka, config.topics.commands, [
+      { raw: deposit('gw'), key: '700', headers: attested },
+      { raw: deposit('billing'), key: '700', headers: { 'x-producer': 'billing' } },
+      { raw: deposit('anon'), key: '700' },
+      // A claimed principal without a valid proof is not believed.
+      { raw: deposit('forged'), key: '700', headers: { 'x-balance-principal': 'admin:1', 'x-balance-principal-proof': attested['x-balance-principal-proof']! } },
+    ]);
+    await replies.waitFor([id('gw'), id('billing'), id('anon'), id('forged')]);
+    const { rows } = await db.pool.query('SELECT id, principal FROM commands WHERE id = ANY($1) ORDER BY id', [[id('gw'), id('billing'), id('anon'), id('forged')]]);
+    expect(Object.fromEntries(rows.map((r) => [r.id.slice(run.length + 1), r.principal]))).toEqual({ gw: 'service:42', billing: 'producer:billing', anon: 'unauthenticated', forged: 'unauthenticated' });
   });
 
   it('re-consuming the whole topic with a new group changes nothing', async () => {

@@ -136,7 +136,7 @@ function jsonBigInt(_key: string, value: unknown): unknown {
 
 async function serviceToken(db: TestDatabase, config: Config): Promise<string> {
   const id = await insertUser(db.pool, `faults-${randomUUID()}`, 'scrypt$1$1$1$x$x', 'service');
-  return new TokenService(config.jwt).issue({ userId: id, role: 'service' }, 'access');
+  return new TokenService(config.jwt).issueAccess({ userId: id, role: 'service', version: 0 });
 }
 
 /** The starting money: one deposit per user, straight to Kafka, recorded like any other operation. */

@@ -4,6 +4,9 @@ import type { ApiContext } from '../../src/api/context.ts';
 import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
 import { LoginThrottle } from '../../src/api/auth/throttle.ts';
 import { TokenService } from '../../src/api/auth/tokens.ts';
+import { TokenStates } from '../../src/api/auth/token-states.ts';
+import { Permissions } from '../../src/api/permissions.ts';
+import { PrincipalAttestation } from '../../src/commands/principal-proof.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { InFlightHandlers } from '../../src/api/in-flight.ts';
 import { PendingCommands } from '../../src/api/pending.ts';
@@ -23,7 +26,10 @@ export function contextWithoutKafka(config: Config, db: TestDatabase, patch: Par
     client: null,
     readiness: async () => ({ ready: true, checks: { postgres: { ok: true, latencyMs: 0 }, kafka: { ok: true, latencyMs: 0 } } }),
     tokens: new TokenService(config.jwt),
-    throttle: new LoginThrottle(10, 60_000),
+    tokenStates: new TokenStates(db.pool, config.auth.tokenStateCacheMs),
+    permissions: new Permissions(config.auth.userActions),
+    attestation: new PrincipalAttestation(config.internalCommands),
+    throttle: new LoginThrottle(),
     pending: new PendingCommands(1_000, 60_000),
     metrics: new Metrics(),
     schemas: createHttpSchemas(config.limits),
@@ -51,11 +57,14 @@ export interface TestUser {
 }
 
 let userSequence = 0;
+/** A real hash costs half a second: each password is hashed once per test process. */
+const hashes = new Map<string, Promise<string>>();
 
 /** Creates a user directly in the database and signs an access token for it. */
-export async function createUser(db: TestDatabase, config: Config, role: Role = 'user', password = 'correct horse battery'): Promise<TestUser> {
+export async function createUser(db: TestDatabase, config: Config, role: Role = 'user', password = 'correct horse battery', services: number[] | null = null): Promise<TestUser> {
   const username = `${role}-${++userSequence}-${Date.now().toString(36)}`;
-  const id = await insertUser(db.pool, username, await hashPassword(password), role);
-  const access = await new TokenService(config.jwt).issue({ userId: id, role }, 'access');
+  if (!hashes.has(password)) hashes.set(password, hashPassword(password));
+  const id = await insertUser(db.pool, username, await hashes.get(password)!, role, services);
+  const access = await new TokenService(config.jwt).issueAccess({ userId: id, role, version: 0 });
   return { id, username, access, header: { authorization: `Bearer ${access}` } };
 }

@@ -29,7 +29,25 @@ declare module 'vitest' {
 const TEST_KAFKA_PORT = 39092;
 const TEST_KAFKA_CONTROLLER_PORT = 39093;
 
+/**
+ * Tests create and drop databases and topics: they refuse a target that is not clearly for
+ * tests (a database whose name does not start with balance_test, a broker that is not local)
+ * unless TEST_ALLOW_ANY_TARGET=true.
+ */
+export function refuseNonTestTargets(env: Record<string, string | undefined>): void {
+  if (env.TEST_ALLOW_ANY_TARGET === 'true') return;
+  if (env.DATABASE_URL) {
+    const name = decodeURIComponent(new URL(env.DATABASE_URL).pathname.replace(/^\//, ''));
+    if (!name.startsWith('balance_test')) throw new Error(`DATABASE_URL names database "${name}"; tests only run against one whose name starts with balance_test (or set TEST_ALLOW_ANY_TARGET=true)`);
+  }
+  if (env.KAFKA_BROKERS) {
+    const hosts = env.KAFKA_BROKERS.split(',').map((b) => b.slice(0, b.lastIndexOf(':')));
+    if (hosts.some((h) => !['127.0.0.1', 'localhost', '::1', '[::1]'].includes(h))) throw new Error(`KAFKA_BROKERS=${env.KAFKA_BROKERS} is not a local broker; tests only run against one (or set TEST_ALLOW_ANY_TARGET=true)`);
+  }
+}
+
 export default async function setup(project: TestProject) {
+  refuseNonTestTargets(process.env);
   const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'warn', name: 'test-setup' });
   const runId = `${process.pid}_${Date.now().toString(36)}`;
   const stops: Array<() => Promise<void>> = [];
@@ -65,7 +83,7 @@ export default async function setup(project: TestProject) {
   const template = `balance_test_${runId}_tpl`;
   const templateUrl = databaseUrl(serverUrl, template);
   await ensureDatabase(templateUrl);
-  const pool = createPool(templateUrl, loadConfig({}).db, 'test-setup');
+  const pool = createPool(templateUrl, loadConfig({}, { secrets: 'unused' }).db, 'test-setup');
   await migrate(pool);
   await pool.end();
 

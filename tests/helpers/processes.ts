@@ -9,6 +9,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export function envFor(config: Config): Record<string, string> {
   return {
     NODE_ENV: 'test',
+    JWT_SECRET: config.jwt.secret,
+    INTERNAL_COMMAND_SECRET: config.internalCommands.secret,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     DATABASE_URL: config.db.url!,
     KAFKA_BROKERS: config.kafka.brokers!.join(','),

@@ -11,6 +11,7 @@ import { createPool, type Pool } from '../../src/db/pool.ts';
 import { createKafka, ensureTopics, type Kafka } from '../../src/kafka/client.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
+import { topicSpecs } from '../../src/stack/infrastructure.ts';
 import { databaseUrl } from './global-setup.ts';
 
 export const testLog: Logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', name: 'test' });
@@ -54,8 +55,12 @@ async function withAdminClient<T>(serverUrl: string, work: (client: pg.Client) =
   }
 }
 
+/** Secrets of the test runs only; processes the tests start get them through envFor. */
+export const TEST_JWT_SECRET = 'test-only-jwt-secret-0123456789abcdefghij';
+export const TEST_INTERNAL_COMMAND_SECRET = 'test-only-internal-command-secret-0123456789';
+
 function baseConfig(): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, INTERNAL_COMMAND_SECRET: TEST_INTERNAL_COMMAND_SECRET });
 }
 
 /** A config for one test: the provided broker, the given database, and topics of its own. */
@@ -81,12 +86,9 @@ export function testKafka(config: Config): Kafka {
   return createKafka({ brokers: config.kafka.brokers ?? [], clientId: 'test', log: testLog });
 }
 
+/** The topics setup creates for `config`, with the same settings. */
 export async function createTestTopics(kafka: Kafka, config: Config): Promise<void> {
-  await ensureTopics(kafka, [
-    { topic: config.topics.commands, partitions: config.topics.commandPartitions },
-    { topic: config.topics.replies, partitions: config.topics.replyPartitions },
-    { topic: config.topics.deadLetters, partitions: config.topics.commandPartitions },
-  ]);
+  await ensureTopics(kafka, topicSpecs(config));
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

@@ -58,3 +58,30 @@ describe('the Kafka adapter against the real broker', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
+
+describe('topic settings', () => {
+  it('creates the topics with the configured retention, reports settings that drifted, and fixes them', async () => {
+    const { checkTopics } = await import('../../src/kafka/client.ts');
+    const { topicSpecs } = await import('../../src/stack/infrastructure.ts');
+    const db = await createTestDatabase();
+    try {
+      const config = testConfig(db);
+      const kafka = testKafka(config);
+      const specs = topicSpecs(config);
+      await ensureTopics(kafka, specs);
+      expect(await checkTopics(kafka, specs, false)).toEqual([]);
+      const admin = kafka.admin();
+      await admin.connect();
+      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: config.topics.commands }] });
+      expect(described.resources[0]!.configEntries.find((e) => e.configName === 'retention.ms')?.configValue).toBe('-1');
+      // Someone shortens the command log's retention: rebuilds would quietly lose history.
+      await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: config.topics.commands, configEntries: [{ name: 'retention.ms', value: '604800000' }] }] });
+      await admin.disconnect();
+      expect(await checkTopics(kafka, specs, false)).toEqual([{ topic: config.topics.commands, setting: 'retention.ms', expected: '-1', actual: '604800000' }]);
+      expect(await checkTopics(kafka, specs, true)).toHaveLength(1);
+      expect(await checkTopics(kafka, specs, false)).toEqual([]);
+    } finally {
+      await db.drop();
+    }
+  });
+});

@@ -8,7 +8,7 @@ const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
 const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n };
 function item(input: Record<string, unknown>): BatchItem {
   const command = schema.parse(input);
-  return { command, fingerprint: commandFingerprint(command), partition: 0, offset: '0' };
+  return { command, fingerprint: commandFingerprint(command), partition: 0, offset: '0', principal: 'test' };
 }
 
 describe('decideBatch', () => {

@@ -23,7 +23,7 @@ async function seededLedger(): Promise<TestDatabase> {
   const transfer = commands.find((c) => c.id === 'tr');
   if (transfer?.type !== 'transfer') throw new Error('seed has no transfer');
   commands.push(settleOf(transfer));
-  const items = commands.map((command) => ({ command, fingerprint: commandFingerprint(command), partition: null, offset: null }));
+  const items = commands.map((command) => ({ command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' }));
   await inTransaction(db.pool, (client) => applyBatch(client, items, { balanceMinorMax: 1_000_000_000_000_000n }));
   return db;
 }

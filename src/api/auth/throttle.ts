@@ -1,36 +1,92 @@
 /**
- * Counts failed logins per key (a username, an address) in a sliding window and refuses more
- * than `failuresMax` of them. The table of keys is bounded: when full, the oldest key goes.
+ * Login throttling that cannot be bypassed by racing it, nor turned into a lockout.
+ *
+ * - The attempt is counted when it starts, before any await (`begin`), so parallel attempts
+ *   cannot all pass one check; a successful login clears it again.
+ * - Failures slow down the next attempts of the same (username, client address) progressively:
+ *   after n failures, the next is allowed `baseDelayMs * 2^(n - freeFailures)` later, capped at
+ *   `delayMsMax`. Nobody else is affected, so no one can lock an account for its owner.
+ * - An address is also bounded over all usernames (password spraying), more loosely.
+ * State is per gateway process, bounded in keys (the oldest go first); with G gateways, an
+ * attacker gets at most G times the attempts. docs/security.md gives the exact figures.
  */
+export interface ThrottleLimits {
+  /** Failures of one (username, address) before any delay. */
+  readonly freeFailures: number;
+  readonly baseDelayMs: number;
+  readonly delayMsMax: number;
+  /** Attempts of one address, over all usernames, per window. */
+  readonly addressAttemptsMax: number;
+  readonly addressWindowMs: number;
+  readonly keysMax: number;
+}
+
+export const DEFAULT_THROTTLE_LIMITS: ThrottleLimits = {
+  freeFailures: 3,
+  baseDelayMs: 1_000,
+  delayMsMax: 5 * 60_000,
+  addressAttemptsMax: 100,
+  addressWindowMs: 60_000,
+  keysMax: 100_000,
+};
+
+interface Failures {
+  count: number;
+  lastAt: number;
+}
+
 export class LoginThrottle {
-  private readonly failures = new Map<string, number[]>();
+  private readonly failures = new Map<string, Failures>();
+  private readonly addressAttempts = new Map<string, number[]>();
 
-  constructor(
-    private readonly failuresMax: number,
-    private readonly windowMs: number,
-    private readonly keysMax: number = 100_000,
-  ) {}
+  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE_LIMITS) {}
 
-  /** Milliseconds until `key` may try again, or 0 if it may try now. */
-  retryAfterMs(key: string, now = Date.now()): number {
-    const recent = this.recent(key, now);
-    if (recent.length < this.failuresMax) return 0;
-    return recent[0]! + this.windowMs - now;
+  /**
+   * Starts an attempt: 0 if it may go on (it then counts as a failure until `succeeded`), or
+   * the milliseconds to wait. Synchronous on purpose: nothing can run between check and count.
+   */
+  begin(username: string, address: string, now = Date.now()): number {
+    const key = pairKey(username, address);
+    const wait = Math.max(this.pairWaitMs(key, now), this.addressWaitMs(address, now));
+    if (wait > 0) return wait;
+    const failures = this.failures.get(key) ?? { count: 0, lastAt: now };
+    this.remember(key, { count: failures.count + 1, lastAt: now });
+    const attempts = this.recentAttempts(address, now);
+    attempts.push(now);
+    this.addressAttempts.set(address, attempts);
+    return 0;
   }
 
-  recordFailure(key: string, now = Date.now()): void {
-    const recent = this.recent(key, now);
-    recent.push(now);
+  succeeded(username: string, address: string): void {
+    this.failures.delete(pairKey(username, address));
+  }
+
+  private pairWaitMs(key: string, now: number): number {
+    const failures = this.failures.get(key);
+    if (!failures || failures.count < this.limits.freeFailures) return 0;
+    const delay = Math.min(this.limits.baseDelayMs * 2 ** (failures.count - this.limits.freeFailures), this.limits.delayMsMax);
+    return Math.max(0, failures.lastAt + delay - now);
+  }
+
+  private addressWaitMs(address: string, now: number): number {
+    const attempts = this.recentAttempts(address, now);
+    if (attempts.length < this.limits.addressAttemptsMax) return 0;
+    return attempts[0]! + this.limits.addressWindowMs - now;
+  }
+
+  private recentAttempts(address: string, now: number): number[] {
+    const kept = (this.addressAttempts.get(address) ?? []).filter((at) => now - at < this.limits.addressWindowMs);
+    if (this.addressAttempts.size >= this.limits.keysMax && !this.addressAttempts.has(address)) this.addressAttempts.delete(this.addressAttempts.keys().next().value!);
+    return kept.slice(-this.limits.addressAttemptsMax);
+  }
+
+  private remember(key: string, failures: Failures): void {
     this.failures.delete(key);
-    if (this.failures.size >= this.keysMax) this.failures.delete(this.failures.keys().next().value!);
-    this.failures.set(key, recent.slice(-this.failuresMax));
+    if (this.failures.size >= this.limits.keysMax) this.failures.delete(this.failures.keys().next().value!);
+    this.failures.set(key, failures);
   }
+}
 
-  reset(key: string): void {
-    this.failures.delete(key);
-  }
-
-  private recent(key: string, now: number): number[] {
-    return (this.failures.get(key) ?? []).filter((at) => now - at < this.windowMs);
-  }
+function pairKey(username: string, address: string): string {
+  return `${address}\u0000${username}`;
 }

@@ -1,42 +1,65 @@
 /**
  * POST /api/token/ and /api/token/refresh/. Wrong credentials answer the same 401 whether or
- * not the user exists, after the same scrypt work; failures are throttled per username and
- * per address.
+ * not the user exists, after the same scrypt work; attempts are throttled per (username, client
+ * address) and per address (auth/throttle.ts). Refresh tokens rotate: each refresh returns a new
+ * pair, and a refresh token used twice revokes its whole family.
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import { DUMMY_PASSWORD_HASH, verifyPassword } from '../../users/passwords.ts';
-import { findUserById, findUserByUsername } from '../../users/store.ts';
+import { DUMMY_PASSWORD_HASH, hashPassword, PasswordHashingBusyError, verifyPassword, type PasswordCheck } from '../../users/passwords.ts';
+import { pruneRefreshTokens, storeRefreshToken, useRefreshToken } from '../../users/refresh-tokens.ts';
+import { findUserById, findUserByUsername, setPasswordHash, type UserRecord } from '../../users/store.ts';
 import { parseOr400 } from '../http.ts';
 import type { ApiContext } from '../context.ts';
+
+/** One sign-in in this many also deletes refresh tokens long expired, keeping the table bounded. */
+const PRUNE_EVERY_SIGN_INS = 100;
 
 export function registerAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/api/token', async (request, reply) => {
     const { username, password } = parseOr400(ctx.schemas.login, request.body);
-    const keys = [`user:${username}`, `addr:${request.ip}`];
-    const waitMs = Math.max(...keys.map((key) => ctx.throttle.retryAfterMs(key)));
+    const waitMs = ctx.throttle.begin(username, request.ip);
     if (waitMs > 0) {
       void reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
       throw new ApiError('too_many_requests');
     }
     const user = await findUserByUsername(ctx.pool, username);
-    const passwordOk = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-    if (!user || !passwordOk || user.disabled) {
-      for (const key of keys) ctx.throttle.recordFailure(key);
-      throw new ApiError('invalid_credentials');
-    }
-    ctx.throttle.reset(keys[0]!);
-    const principal = { userId: user.id, role: user.role };
-    return { access: await ctx.tokens.issue(principal, 'access'), refresh: await ctx.tokens.issue(principal, 'refresh') };
+    const check = await checkPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+    if (!user || !check.ok || user.disabled) throw new ApiError('invalid_credentials');
+    ctx.throttle.succeeded(username, request.ip);
+    // A hash made with weaker parameters is replaced now that the password is known.
+    if (check.outdated) await setPasswordHash(ctx.pool, user.id, await hashPassword(password));
+    if (Math.random() < 1 / PRUNE_EVERY_SIGN_INS) await pruneRefreshTokens(ctx.pool);
+    return issuePair(ctx, user, randomUUID());
   });
 
   app.post('/api/token/refresh', async (request) => {
     const { refresh } = parseOr400(ctx.schemas.refresh, request.body);
-    const principal = await ctx.tokens.verify(refresh, 'refresh');
-    if (!principal) throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
-    // The role and the account's state are read again: a disabled user gets no new access token.
-    const user = await findUserById(ctx.pool, principal.userId);
-    if (!user || user.disabled) throw new ApiError('unauthorized', 'This account can no longer sign in.');
-    return { access: await ctx.tokens.issue({ userId: user.id, role: user.role }, 'access') };
+    const claims = await ctx.tokens.verify(refresh, 'refresh');
+    if (!claims) throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
+    // Read fresh, not from the cache: a refresh must see a revocation at once.
+    const user = await findUserById(ctx.pool, claims.userId);
+    if (!user || user.disabled || user.tokenVersion !== claims.version) throw new ApiError('unauthorized', 'This sign-in was revoked; sign in again.');
+    const use = await useRefreshToken(ctx.pool, claims.jti, user.id);
+    if (use === 'reused') throw new ApiError('unauthorized', 'This refresh token was already used, so every token of its sign-in is now revoked; sign in again.');
+    if (use !== 'ok') throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
+    return issuePair(ctx, user, claims.family!);
   });
+}
+
+async function checkPassword(password: string, hash: string): Promise<PasswordCheck> {
+  try {
+    return await verifyPassword(password, hash);
+  } catch (error) {
+    if (error instanceof PasswordHashingBusyError) throw new ApiError('service_unavailable', 'Too many sign-ins at once; try again in a moment.');
+    throw error;
+  }
+}
+
+async function issuePair(ctx: ApiContext, user: UserRecord, family: string): Promise<{ access: string; refresh: string }> {
+  const subject = { userId: user.id, role: user.role, version: user.tokenVersion };
+  const refresh = await ctx.tokens.issueRefresh(subject, family);
+  await storeRefreshToken(ctx.pool, { jti: refresh.jti, family, userId: user.id, expiresAt: refresh.expiresAt });
+  return { access: await ctx.tokens.issueAccess(subject), refresh: refresh.token };
 }

@@ -1,50 +1,47 @@
 /**
- * The money-moving endpoints of the original API. Each validates its body, checks who may act
- * on the account, turns the body into a command keyed by the Idempotency-Key, and then:
+ * The money-moving endpoints of the original API. Each validates its body, checks the permission
+ * table (permissions.ts), turns the body into a command whose id is the caller's
+ * Idempotency-Key scoped to the caller (`~http:<user id>:<key>`, so two callers' keys never
+ * meet), and then:
  *   - answers at once from the database if that key was already decided;
  *   - with `Prefer: respond-async`, answers 202 as soon as Kafka acknowledged the command;
  *   - otherwise waits up to REPLY_WAIT_MS for the reply: 201 applied, 409 rejected, or 202 with
  *     a Location to poll.
+ * Callers see their own key as `command_id`, never the scoped id.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { commandFingerprint, type Command } from '../../commands/schema.ts';
+import { commandFingerprint, httpScopedId, parseHttpScopedId, type Command } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
 import { loadOutcome } from '../../ledger/queries.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
-import { authenticate, parseOr400, requireAccount } from '../http.ts';
-import type { Principal } from '../auth/tokens.ts';
+import { authenticate, parseOr400 } from '../http.ts';
+import type { ClientCommand, Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';
 
 type CommandBody = Omit<Command, 'id' | 'reply_to'>;
 
 interface CommandRoute {
   readonly path: string;
+  readonly type: ClientCommand;
   readonly schema: keyof ApiContext['schemas'];
   /** The body as a command, without its id. */
   readonly toCommand: (body: never) => CommandBody;
-  /** The account the caller must be allowed to act on. */
-  readonly owner: (body: never) => number;
 }
 
 const ROUTES: readonly CommandRoute[] = [
-  route('/api/add_funds', 'addFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'deposit', ...b })),
-  route('/api/withdraw_funds', 'withdrawFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'withdraw', ...b })),
-  route('/api/reserve_funds', 'reserveFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'reserve', ...b })),
-  route('/api/deduct_funds', 'deductFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'capture', ...b })),
-  route('/api/cancel_reservation', 'cancelReservation', (b: OrderBody) => ({ type: 'release', ...b })),
-  {
-    path: '/api/transfer_funds',
-    schema: 'transferFunds',
-    toCommand: ((b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
-      type: 'transfer',
-      user_id: b.sender_id,
-      recipient_id: b.recipient_id,
-      amount: b.amount,
-      ...(b.comment === undefined ? {} : { comment: b.comment }),
-    })) as never,
-    owner: ((b: { sender_id: number }) => b.sender_id) as never,
-  },
+  route('/api/add_funds', 'deposit', 'addFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'deposit', ...b })),
+  route('/api/withdraw_funds', 'withdraw', 'withdrawFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'withdraw', ...b })),
+  route('/api/reserve_funds', 'reserve', 'reserveFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'reserve', ...b })),
+  route('/api/deduct_funds', 'capture', 'deductFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'capture', ...b })),
+  route('/api/cancel_reservation', 'release', 'cancelReservation', (b: OrderBody) => ({ type: 'release', ...b })),
+  route('/api/transfer_funds', 'transfer', 'transferFunds', (b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
+    type: 'transfer',
+    user_id: b.sender_id,
+    recipient_id: b.recipient_id,
+    amount: b.amount,
+    ...(b.comment === undefined ? {} : { comment: b.comment }),
+  })),
 ];
 
 interface OrderBody {
@@ -54,8 +51,8 @@ interface OrderBody {
   comment?: string;
 }
 
-function route<B extends { user_id: number }>(path: string, schema: CommandRoute['schema'], toCommand: (body: B) => CommandBody): CommandRoute {
-  return { path, schema, toCommand: toCommand as never, owner: ((b: B) => b.user_id) as never };
+function route<B>(path: string, type: ClientCommand, schema: CommandRoute['schema'], toCommand: (body: B) => CommandBody): CommandRoute {
+  return { path, type, schema, toCommand: toCommand as never };
 }
 
 export function registerCommandRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -65,34 +62,37 @@ export function registerCommandRoutes(app: FastifyInstance, ctx: ApiContext): vo
 }
 
 async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
-  const principal = await authenticate(request, ctx.tokens);
-  const body = parseOr400(ctx.schemas[spec.schema], request.body) as never;
-  requireAccount(principal, spec.owner(body));
-  const clientKey = idempotencyKey(request, ctx);
-  const command = { id: clientKey ?? randomUUID(), ...spec.toCommand(body) } as Command;
-  // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
-  const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
+  const principal = await authenticate(request, ctx);
+  const body = spec.toCommand(parseOr400(ctx.schemas[spec.schema], request.body) as never);
+  ctx.permissions.require(principal, spec.type, { userId: body.user_id, ...('service_id' in body ? { serviceId: body.service_id as number } : {}) });
+  const key = idempotencyKey(request, ctx) ?? randomUUID();
+  const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
+  const stored = await loadOutcome(ctx.pool, command.id);
   if (stored) {
-    // A reused key says nothing about the command it belongs to, which may be someone else's.
-    if (stored.fingerprint !== commandFingerprint(command)) throw keyReused(command.id);
-    return answer(reply, visibleTo(principal, stored.reply));
+    if (stored.fingerprint !== commandFingerprint(command)) throw keyReused(key);
+    return answer(reply, forCaller(principal, stored.reply));
   }
   const client = ctx.client;
-  if (!client) throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.');
+  if (!client) throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', { command_id: key });
   ctx.pending.add(command.id, command.user_id);
+  const headers = ctx.attestation.headers(command.id, `${principal.role}:${principal.userId}`);
   if (prefersAsync(request)) {
-    await publishOr503(() => client.publish(command));
-    return accepted(reply, command.id);
+    await publishOr503(key, () => client.publish(command, headers));
+    return accepted(reply, key);
   }
-  const replied = await publishOr503(() => client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs }));
+  const replied = await publishOr503(key, () => client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs, headers }));
   // A reply can be missed (this gateway restarted, a rebalance); the database has the truth.
   const outcome = replied ?? (await loadOutcome(ctx.pool, command.id))?.reply ?? null;
-  return outcome ? answer(reply, visibleTo(principal, outcome), replied !== null) : accepted(reply, command.id);
+  return outcome ? answer(reply, forCaller(principal, outcome), replied !== null) : accepted(reply, key);
 }
 
+/** The caller's Idempotency-Key; required unless ALLOW_MISSING_IDEMPOTENCY_KEY. */
 function idempotencyKey(request: FastifyRequest, ctx: ApiContext): string | null {
   const header = request.headers['idempotency-key'];
-  if (header === undefined) return null;
+  if (header === undefined) {
+    if (ctx.config.auth.allowMissingIdempotencyKey) return null;
+    throw new ApiError('idempotency_key_required');
+  }
   return parseOr400(ctx.schemas.idempotencyKey, Array.isArray(header) ? header[0] : header);
 }
 
@@ -101,22 +101,26 @@ function prefersAsync(request: FastifyRequest): boolean {
   return typeof prefer === 'string' && /(^|[,;\s])respond-async($|[,;\s])/i.test(prefer);
 }
 
-async function publishOr503<T>(publish: () => Promise<T>): Promise<T> {
+/**
+ * A failed publish means Kafka did not acknowledge the command; it may still have been written
+ * (an acknowledgement lost on the way back). The answer carries the key, so the caller can poll
+ * it, or retry with it: either way the command has at most one effect.
+ */
+async function publishOr503<T>(key: string, publish: () => Promise<T>): Promise<T> {
   try {
     return await publish();
   } catch (error) {
     if (error instanceof ApiError) throw error;
-    // The command was not acknowledged: the caller knows it may not exist, and a retry with
-    // the same Idempotency-Key is safe whether or not it does.
-    throw new ApiError('service_unavailable', `The command was not accepted by Kafka (${(error as Error).name}); retry with the same Idempotency-Key.`);
+    throw new ApiError(
+      'service_unavailable',
+      `Kafka did not acknowledge the command (${(error as Error).name}); it may or may not have been accepted. Poll /api/commands/${key} or retry with the same Idempotency-Key.`,
+      { command_id: key },
+    );
   }
 }
 
-function accepted(reply: FastifyReply, commandId: string) {
-  return reply
-    .code(202)
-    .header('location', `/api/commands/${encodeURIComponent(commandId)}`)
-    .send({ command_id: commandId, status: 'pending' });
+function accepted(reply: FastifyReply, key: string) {
+  return reply.code(202).header('location', `/api/commands/${encodeURIComponent(key)}`).send({ command_id: key, status: 'pending' });
 }
 
 /** 201 for a command applied by this request, 200 for an idempotent repeat, 409 for a rejection. */
@@ -125,18 +129,23 @@ function answer(reply: FastifyReply, outcome: CommandReply, firstTime = !outcome
   return reply.code(firstTime && !outcome.duplicate ? 201 : 200).send(transactionBody(outcome));
 }
 
-function keyReused(commandId: string): ApiError {
-  return new ApiError('conflict', 'This Idempotency-Key was already used for a different request.', { code: 'idempotency_key_reused', command_id: commandId }, 'idempotency_key_reused');
+function keyReused(key: string): ApiError {
+  return new ApiError('conflict', 'This Idempotency-Key was already used for a different request.', { code: 'idempotency_key_reused', command_id: key }, 'idempotency_key_reused');
 }
 
 /**
- * A `user` sees only their own balance in an answer: a transfer touches the recipient too,
- * and the recipient's balance is none of the sender's business. Services and admins see all.
+ * A command's outcome as `principal` may see it: its own key instead of the scoped id, and for
+ * a `user`, only its own balance (a transfer touches the recipient, whose balance is none of
+ * the sender's business). Services and admins see every balance.
  */
-export function visibleTo(principal: Principal, outcome: CommandReply): CommandReply {
-  if (principal.role !== 'user') return outcome;
+export function forCaller(principal: Principal, outcome: CommandReply): CommandReply {
+  const key = (id: string) => {
+    const scoped = parseHttpScopedId(id);
+    return scoped && scoped.userId === principal.userId ? scoped.key : id;
+  };
   const own = outcome.balances[String(principal.userId)];
-  return { ...outcome, balances: own ? { [String(principal.userId)]: own } : {} };
+  const balances = principal.role === 'user' ? (own ? { [String(principal.userId)]: own } : {}) : outcome.balances;
+  return { ...outcome, command_id: key(outcome.command_id), transactions: outcome.transactions.map((t) => ({ ...t, command_id: key(t.command_id) })), balances };
 }
 
 function conflict(outcome: CommandReply): ApiError {

@@ -8,6 +8,8 @@ export function registerOperationRoutes(app: FastifyInstance, ctx: ApiContext): 
     const report = await ctx.readiness();
     return reply.code(report.ready ? 200 : 503).send(report);
   });
+  // With METRICS_HOST/METRICS_PORT set, /metrics lives on its own listener, not beside the API.
+  if (ctx.config.http.metrics) return;
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(ctx.metrics.render()),
   );

@@ -1,44 +1,49 @@
 /** Reads answered from PostgreSQL: balance, history, the revenue report, and command polling. */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { formatMinor } from '../../commands/money.ts';
+import { httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
-import { balanceOfUser, decodeCursor, historyPage, loadOutcome, revenueReport } from '../../ledger/queries.ts';
-import { authenticate, parseOr400, requireAccount, requireRole } from '../http.ts';
+import { balanceOfUser, decodeCursor, historyPage, loadOutcome, revenueReport, type StoredOutcome } from '../../ledger/queries.ts';
+import { authenticate, parseOr400 } from '../http.ts';
+import type { Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';
-import { transactionBody, visibleTo } from './commands.ts';
+import { forCaller, transactionBody } from './commands.ts';
 
 export const DEFAULT_PAGE_ITEMS = 20;
+/** The `date_key` a history cursor carries: what historySql formats, and nothing else. */
+const CURSOR_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
+const BIGINT_MAX = 9_223_372_036_854_775_807n;
 
 export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/balances', async (request) => {
-    const principal = await authenticate(request, ctx.tokens);
+    const principal = await authenticate(request, ctx);
     const { user_id: userId } = parseOr400(ctx.schemas.balanceQuery, request.query);
-    requireAccount(principal, userId);
+    ctx.permissions.require(principal, 'read_account', { userId });
     const balance = await balanceOfUser(ctx.pool, userId);
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
     return { user_id: userId, amount: balance.available, reserved: balance.reserved, incoming: balance.incoming, currency: 'RUB' };
   });
 
   app.get('/api/transactions', async (request) => {
-    const principal = await authenticate(request, ctx.tokens);
+    const principal = await authenticate(request, ctx);
     const query = parseOr400(ctx.schemas.historyQuery, request.query);
-    requireAccount(principal, query.user_id);
-    const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
-    if (query.cursor !== undefined && (!after || (query.sort === 'amount' && !/^-?[0-9]{1,19}$/.test(after.value)) || (query.sort === 'date' && Number.isNaN(Date.parse(after.value))))) {
-      throw new ApiError('validation_failed', 'Invalid cursor.', [{ field: 'cursor', message: 'must be a next_cursor this endpoint returned, with the same sort' }]);
-    }
-    return historyPage(ctx.pool, { userId: query.user_id, sort: query.sort, order: query.order, limit: query.limit ?? DEFAULT_PAGE_ITEMS, after });
+    ctx.permissions.require(principal, 'read_account', { userId: query.user_id });
+    const after = query.cursor === undefined ? null : validCursor(query.cursor, query.sort);
+    const page = await historyPage(ctx.pool, { userId: query.user_id, sort: query.sort, order: query.order, limit: query.limit ?? DEFAULT_PAGE_ITEMS, after });
+    return { ...page, items: page.items.map((item) => ({ ...item, command_id: commandIdShownTo(principal, item.command_id) })) };
   });
 
   app.get('/api/reports/revenue', async (request, reply) => {
-    const principal = await authenticate(request, ctx.tokens);
-    requireRole(principal, ['service', 'admin']);
+    const principal = await authenticate(request, ctx);
+    ctx.permissions.require(principal, 'read_revenue');
     const { month } = parseOr400(ctx.schemas.revenueQuery, request.query);
-    const lines = await revenueReport(ctx.pool, month);
+    // A service account bound to services sees only theirs.
+    const lines = (await revenueReport(ctx.pool, month)).filter((l) => principal.role !== 'service' || ctx.permissions.servesFor(principal, l.service_id));
     if (/application\/json/.test(request.headers.accept ?? '')) {
       return { month, services: lines.map((l) => ({ service_id: l.service_id, service_name: l.service_name, revenue: formatMinor(l.revenueMinor) })) };
     }
-    const csv = ['service_id;service_name;revenue', ...lines.map((l) => `${l.service_id};${csvField(l.service_name)};${formatMinor(l.revenueMinor)}`)].join('\r\n');
+    const csv = ['service_id;service_name;revenue', ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)].map(csvField).join(';'))].join('\r\n');
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="revenue-${month}.csv"`)
@@ -46,21 +51,67 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
   });
 
   app.get('/api/commands/:id', async (request, reply) => {
-    const principal = await authenticate(request, ctx.tokens);
+    const principal = await authenticate(request, ctx);
     const { id } = parseOr400(ctx.schemas.commandParams, request.params);
-    const stored = await loadOutcome(ctx.pool, id);
-    if (stored) {
-      requireAccount(principal, stored.userId);
-      return { ...transactionBody(visibleTo(principal, stored.reply)), code: stored.reply.code, message: stored.reply.message };
+    for (const candidate of candidateIds(principal, id)) {
+      const stored = await loadOutcome(ctx.pool, candidate);
+      if (stored) return outcomeBody(principal, stored);
+      if (ctx.pending.owner(candidate) !== null) return reply.code(200).send({ command_id: id, status: 'pending' });
     }
-    const owner = ctx.pending.owner(id);
-    if (owner === null) throw new ApiError('not_found', 'No command with this id has been decided or is pending here.');
-    requireAccount(principal, owner);
-    return reply.code(200).send({ command_id: id, status: 'pending' });
+    throw new ApiError('not_found', 'No command with this id has been decided or is pending here.');
   });
 }
 
-/** Names are free text: quote a field that holds the separator, a quote or a line break. */
-function csvField(value: string): string {
-  return /[;"\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+/**
+ * The full ids a caller may mean by `id`, in the order to try them. A key is looked up in the
+ * caller's own namespace; a service may also poll ids producers used on Kafka; only an admin
+ * may name another caller's scoped id. Anything else is simply not found (never a 403, which
+ * would tell that the key exists).
+ */
+function candidateIds(principal: Principal, id: string): string[] {
+  const own = HTTP_KEY_PATTERN.test(id) ? [httpScopedId(principal.userId, id)] : [];
+  const scoped = parseHttpScopedId(id);
+  if (principal.role === 'admin') return [id, ...own];
+  if (scoped) return scoped.userId === principal.userId ? [id] : [];
+  return principal.role === 'service' ? [...own, id] : own;
+}
+
+function outcomeBody(principal: Principal, stored: StoredOutcome) {
+  const body = { ...transactionBody(forCaller(principal, stored.reply)), code: stored.reply.code, message: stored.reply.message };
+  return principal.role === 'admin' ? { ...body, principal: stored.principal } : body;
+}
+
+/**
+ * Another caller's Idempotency-Key is theirs alone: a user sees it in their history (the
+ * sender's key on a transfer they received) only as an opaque reference.
+ */
+function commandIdShownTo(principal: Principal, id: string): string {
+  const scoped = parseHttpScopedId(id);
+  if (!scoped) return id;
+  if (scoped.userId === principal.userId) return scoped.key;
+  if (principal.role !== 'user') return id;
+  return `~other:${createHash('sha256').update(id).digest('base64url').slice(0, 16)}`;
+}
+
+/** A cursor this endpoint issued for the same sort, or a 400: anything else could reach PostgreSQL as a bad literal. */
+function validCursor(cursor: string, sort: 'date' | 'amount'): { value: string; id: number } {
+  const after = decodeCursor(cursor);
+  const valid =
+    after !== null &&
+    (sort === 'amount'
+      ? /^-?[0-9]{1,19}$/.test(after.value) && BigInt(after.value) <= BIGINT_MAX && BigInt(after.value) >= -BIGINT_MAX
+      : CURSOR_DATE.test(after.value) && !Number.isNaN(Date.parse(after.value)));
+  if (!valid) throw new ApiError('validation_failed', 'Invalid cursor.', [{ field: 'cursor', message: 'must be a next_cursor this endpoint returned, with the same sort' }]);
+  return after;
+}
+
+/**
+ * One CSV cell, RFC 4180: quoted when it holds the separator, a quote or a line break. A cell a
+ * spreadsheet would run as a formula (=, +, -, @, tab, carriage return first) gets a leading
+ * apostrophe; the numbers the report itself writes never start that way except negatives,
+ * which are not text and keep their sign.
+ */
+export function csvField(value: string): string {
+  const safe = /^[=+\-@\t\r]/.test(value) && !/^-?[0-9]+(\.[0-9]+)?$/.test(value) ? `'${value}` : value;
+  return /[;"\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

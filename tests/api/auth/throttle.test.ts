@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { LoginThrottle, type ThrottleLimits } from '../../../src/api/auth/throttle.ts';
+
+const LIMITS: ThrottleLimits = { freeFailures: 2, baseDelayMs: 1_000, delayMsMax: 8_000, addressAttemptsMax: 50, addressWindowMs: 60_000, keysMax: 100 };
+
+describe('LoginThrottle', () => {
+  it('counts an attempt when it begins, so parallel attempts cannot all pass one check', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    // Three attempts at the same instant, none finished: the third must already wait.
+    expect([throttle.begin('alice', '10.0.0.1', 0), throttle.begin('alice', '10.0.0.1', 0), throttle.begin('alice', '10.0.0.1', 0)]).toEqual([0, 0, 1_000]);
+  });
+
+  it('slows the same (username, address) down progressively, up to the cap', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    let now = 0;
+    const waits: number[] = [];
+    for (let i = 0; i < 7; i += 1) {
+      const wait = throttle.begin('alice', '10.0.0.1', now);
+      waits.push(wait);
+      now += wait;
+      if (wait > 0) expect(throttle.begin('alice', '10.0.0.1', now)).toBe(0);
+    }
+    expect(waits).toEqual([0, 0, 1_000, 2_000, 4_000, 8_000, 8_000]);
+  });
+
+  it('never slows another address down for the same username: no lockout of the owner', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    for (let i = 0; i < 10; i += 1) throttle.begin('alice', '203.0.113.9', 0);
+    expect(throttle.begin('alice', '10.0.0.1', 0)).toBe(0);
+  });
+
+  it('clears the failures of a pair on success', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    for (let i = 0; i < 3; i += 1) throttle.begin('alice', '10.0.0.1', 0);
+    throttle.succeeded('alice', '10.0.0.1');
+    expect(throttle.begin('alice', '10.0.0.1', 0)).toBe(0);
+  });
+
+  it('bounds one address over all usernames (spraying)', () => {
+    const throttle = new LoginThrottle({ ...LIMITS, addressAttemptsMax: 5 });
+    for (let i = 0; i < 5; i += 1) expect(throttle.begin(`user-${i}`, '203.0.113.9', i)).toBe(0);
+    expect(throttle.begin('user-99', '203.0.113.9', 10)).toBe(60_000 - 10);
+  });
+
+  it('keeps at most keysMax pairs', () => {
+    const throttle = new LoginThrottle({ ...LIMITS, keysMax: 2, freeFailures: 1 });
+    throttle.begin('a', 'x', 0);
+    throttle.begin('b', 'x', 0);
+    throttle.begin('c', 'x', 0);
+    expect(throttle.begin('a', 'x', 1)).toBe(0);
+    expect(throttle.begin('c', 'x', 1)).toBeGreaterThan(0);
+  });
+});
