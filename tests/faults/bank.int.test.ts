@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../../src/api/auth/tokens.ts';
 import type { Config } from '../../src/config.ts';
 import { inTransaction } from '../../src/db/pool.ts';
+import { httpScopedId } from '../../src/commands/schema.ts';
 import { javaCompatiblePartitioner, type Kafka, type Producer } from '../../src/kafka/client.ts';
 import { verifyInTransaction, verifyLedger } from '../../src/ledger/verify.ts';
 import { startLocalKafka, type LocalKafka } from '../../src/stack/local-kafka.ts';
@@ -89,7 +90,8 @@ describe('the bank test with injected faults', () => {
     const started = Date.now();
     startConsumer();
     startGateway();
-    const token = await serviceToken(db, config);
+    const { token, userId: serviceId } = await serviceToken(db, config);
+    httpCaller = serviceId;
     const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner, retry: { retries: 2 } });
     await producer.connect();
     await fund(producer, config, recorder);
@@ -134,9 +136,12 @@ function jsonBigInt(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }
 
-async function serviceToken(db: TestDatabase, config: Config): Promise<string> {
+/** The service account the HTTP clients act as; the ids it sends are scoped to it. */
+let httpCaller = 0;
+
+async function serviceToken(db: TestDatabase, config: Config): Promise<{ token: string; userId: number }> {
   const id = await insertUser(db.pool, `faults-${randomUUID()}`, 'scrypt$1$1$1$x$x', 'service');
-  return new TokenService(config.jwt).issueAccess({ userId: id, role: 'service', version: 0 });
+  return { token: await new TokenService(config.jwt).issueAccess({ userId: id, role: 'service', version: 0 }), userId: id };
 }
 
 /** The starting money: one deposit per user, straight to Kafka, recorded like any other operation. */
@@ -147,9 +152,9 @@ async function fund(producer: Producer, config: Config, recorder: Recorder): Pro
   }
 }
 
-function record(recorder: Recorder, command: WireCommand): Recording {
+function record(recorder: Recorder, command: WireCommand, recordedId = command.id): Recording {
   const op: Recording = {
-    id: command.id,
+    id: recordedId,
     type: command.type,
     userId: command.user_id,
     ...(command.recipient_id === undefined ? {} : { recipientId: command.recipient_id }),
@@ -182,8 +187,10 @@ async function client(index: number, deadline: number, token: string, producer: 
       continue;
     }
     const command = randomCommand(random, index, () => ++order);
-    const op = record(recorder, command);
-    if (random() < 0.5) await viaHttp(command, token, op);
+    // Over HTTP the id is the caller's key; the service records it scoped to the caller.
+    const overHttp = random() < 0.5;
+    const op = record(recorder, command, overHttp ? httpScopedId(httpCaller, command.id) : command.id);
+    if (overHttp) await viaHttp(command, token, op);
     else await viaKafka(command, producer, config, op, random() < 0.2);
   }
 }
