@@ -109,7 +109,9 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const pipeline = createChunkPipeline({ ...deps, onRetry: () => (stats.retries += 1), keepAlive, partitionCount: () => partitionCount });
   const ctx: WorkerContext = { ...deps, consumer, sink: new KafkaOutboxSink(kafka, log), pipeline, stats, resumeTimers: new Set() };
   consumer.on(consumer.events.CRASH, (event) => {
-    log.error({ err: event.payload.error, restart: event.payload.restart }, 'command consumer crashed; kafkajs restarts it from the last committed offset');
+    // A retriable one (the group coordinator still loading after a broker start) is routine.
+    const level = event.payload.restart ? 'warn' : 'error';
+    log[level]({ err: event.payload.error, restart: event.payload.restart }, 'the command consumer stopped; kafkajs restarts it from the last committed offset');
   });
   consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []));
 
