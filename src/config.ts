@@ -2,6 +2,7 @@
  * The service's configuration: one zod schema over the environment, parsed once at start-up
  * into a frozen object. Every limit carries its unit at the end of its name.
  */
+import { OperatorError } from './cli.ts';
 import { z } from 'zod';
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/balance';
@@ -215,7 +216,7 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends OperatorError {
   override readonly name = 'ConfigError';
   constructor(readonly problems: readonly string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);

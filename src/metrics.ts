@@ -44,9 +44,11 @@ export class Metrics {
     const histogramLines = ['# HELP http_request_duration_seconds HTTP request latency.', '# TYPE http_request_duration_seconds histogram'];
     for (const [key, h] of this.requests) {
       const [method, route, status] = JSON.parse(key) as [string, string, string];
-      const labels = `method="${method}",route="${escape(route)}",status="${status}"`;
+      const labels = `method="${method}",route="${escapeLabel(route)}",status="${status}"`;
       lines.push(`http_requests_total{${labels}} ${h.count}`);
-      LATENCY_BUCKETS_S.forEach((bound, i) => histogramLines.push(`http_request_duration_seconds_bucket{${labels},le="${bound}"} ${h.counts[i]}`));
+      LATENCY_BUCKETS_S.forEach((bound, i) => {
+        histogramLines.push(`http_request_duration_seconds_bucket{${labels},le="${bound}"} ${h.counts[i]}`);
+      });
       histogramLines.push(`http_request_duration_seconds_bucket{${labels},le="+Inf"} ${h.count}`);
       histogramLines.push(`http_request_duration_seconds_sum{${labels}} ${h.sum}`);
       histogramLines.push(`http_request_duration_seconds_count{${labels}} ${h.count}`);
@@ -55,7 +57,7 @@ export class Metrics {
     for (const [name, gauge] of this.gauges) {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type}`);
       for (const { labels, value } of gauge.read()) {
-        const text = labels ? `{${Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}` : '';
+        const text = labels ? `{${Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : '';
         lines.push(`${name}${text} ${value}`);
       }
     }
@@ -63,6 +65,6 @@ export class Metrics {
   }
 }
 
-function escape(value: string): string {
+function escapeLabel(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
 }

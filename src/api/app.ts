@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
 import { isTransientDbError } from '../db/errors.ts';
-import { API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
+import { type API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
 import type { ApiContext } from './context.ts';
 import { registerDocsRoutes } from './openapi.ts';
 import { registerAuthRoutes } from './routes/auth.ts';

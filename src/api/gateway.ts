@@ -108,7 +108,8 @@ function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
   return server;
 }
 
-function gatewayMetrics(client: CommandClient, consumer: WorkerStats | undefined): Metrics {
+/** The gateway's figures, plus the consumer's when it runs in the same process (npm start). */
+export function gatewayMetrics(client: Pick<CommandClient, 'published' | 'repliesMatched' | 'timeouts' | 'waiting' | 'repliesMalformed'>, consumer: WorkerStats | undefined): Metrics {
   const metrics = new Metrics();
   metrics.register('balance_commands_published_total', 'Commands published to Kafka by this gateway.', 'counter', () => [{ value: client.published }]);
   metrics.register('balance_replies_matched_total', 'Replies matched to a waiting request.', 'counter', () => [{ value: client.repliesMatched }]);

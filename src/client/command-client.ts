@@ -32,7 +32,7 @@ export class CommandClient {
   repliesMatched = 0;
   timeouts = 0;
 
-  constructor(private readonly options: CommandClientOptions) {
+  constructor(options: CommandClientOptions) {
     this.producer = options.kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
     this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
     this.publisher = new BatchingPublisher(this.producer, options.commandTopic, PUBLISH_BATCH_MESSAGES_MAX, options.waitingRequestsMax);

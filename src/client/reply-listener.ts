@@ -39,7 +39,7 @@ export class ReplyListener {
     kafka: Kafka,
     private readonly topic: string,
     private readonly waitersMax: number,
-    private readonly log: Logger,
+    _log: Logger,
     groupPrefix = 'balance-replies',
   ) {
     this.consumer = kafka.consumer({ groupId: `${groupPrefix}-${randomUUID()}`, maxWaitTimeInMs: 50, sessionTimeout: 10_000, heartbeatInterval: 1_000 });

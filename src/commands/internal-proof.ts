@@ -46,7 +46,7 @@ export class InternalCommandSigner {
   verify(command: InternalCommand, proof: string | Buffer | undefined): boolean {
     const text = Buffer.isBuffer(proof) ? proof.toString('utf8') : proof;
     const parts = text?.split('.');
-    if (!parts || parts.length !== 3 || parts[0] !== VERSION) return false;
+    if (parts?.length !== 3 || parts[0] !== VERSION) return false;
     const key = this.accepted.get(parts[1]!);
     if (!key) return false;
     const given = Buffer.from(parts[2]!, 'base64url');

@@ -2,11 +2,12 @@
  * Finds the PostgreSQL database to use: DATABASE_URL when set, else the local default, which is
  * created when missing. A server that does not answer gets an error that says what to do.
  */
+import { OperatorError } from '../cli.ts';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL, type Config } from '../config.ts';
 import { PG_ERROR, isUnreachable, pgErrorCode } from './errors.ts';
 
-export class DatabaseUnavailableError extends Error {
+export class DatabaseUnavailableError extends OperatorError {
   override readonly name = 'DatabaseUnavailableError';
 }
 

@@ -3,6 +3,7 @@
  * on Maven Central, for machines without Docker. The jars are resolved once by Maven into a
  * git-ignored cache and reused; a pid file lets any later process stop the broker.
  */
+import { OperatorError } from '../cli.ts';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
@@ -26,7 +27,7 @@ const READY_POLL_MS = 250;
 const STOP_WAIT_MS = 20_000;
 const MAVEN_WAIT_MS = 10 * 60_000;
 
-export class KafkaUnavailableError extends Error {
+export class KafkaUnavailableError extends OperatorError {
   override readonly name = 'KafkaUnavailableError';
 }
 

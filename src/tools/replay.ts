@@ -132,7 +132,10 @@ async function consumeRange(options: ReplayOptions, topic: string, range: Range,
   const pipeline = createChunkPipeline({ config: options.config, pool: options.pool, log: options.log });
   let finish!: () => void;
   let fail!: (error: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => ((finish = resolve), (fail = reject)));
+  const done = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
   consumer.on(consumer.events.CRASH, (event) => {
     if (!event.payload.restart) fail(event.payload.error);
   });

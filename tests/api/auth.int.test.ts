@@ -3,7 +3,6 @@ import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { withOverrides } from '../../src/config.ts';
-import { hashPassword } from '../../src/users/passwords.ts';
 import { findUserById, insertUser, logoutEverywhere, setUserDisabled, setUserRole } from '../../src/users/store.ts';
 import { appWithoutKafka, createUser } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';

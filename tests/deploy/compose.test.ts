@@ -15,7 +15,6 @@ interface Service {
 const compose = parse(await readFile(new URL('../../docker-compose.yml', import.meta.url), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
 };
-const packageJson = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
 const ownServices = ['setup', 'consumer', 'gateway'];
 
 describe('docker-compose.yml', () => {
@@ -26,7 +25,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives Kafka, PostgreSQL and the gateway healthchecks', () => {
-    for (const name of ['kafka', 'postgres', 'gateway']) expect(compose.services[name]!.healthcheck?.test, name).toBeDefined();
+    for (const name of ['kafka', 'postgres', 'gateway', 'consumer']) expect(compose.services[name]!.healthcheck?.test, name).toBeDefined();
   });
 
   it.each(ownServices)('%s sets only variables the config schema knows, and a valid config', (name) => {
@@ -45,15 +44,37 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it.each(ownServices)('%s runs an npm script that exists', (name) => {
+  it.each(ownServices)('%s runs node on a compiled entry point the build makes (no npm or shell above it)', async (name) => {
     const command = compose.services[name]!.command!;
-    expect(command.slice(0, 2)).toEqual(['npm', 'run']);
-    expect(packageJson.scripts[command[2]!]).toBeDefined();
+    expect(command[0]).toBe('node');
+    expect(command[1]).toMatch(/^dist\/.+\.js$/);
+    const source = new URL(`../../${command[1]!.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')}`, import.meta.url);
+    await expect(readFile(source, 'utf8')).resolves.toContain('runCli');
+  });
+
+  it('gives the gateway and the consumer healthchecks on their own ports, and starts the gateway after the consumer is ready', () => {
+    expect(JSON.stringify(compose.services.gateway!.healthcheck?.test)).toContain('8000/readyz');
+    expect(JSON.stringify(compose.services.consumer!.healthcheck?.test)).toContain('8001/readyz');
+    expect(compose.services.gateway!.depends_on?.consumer?.condition).toBe('service_healthy');
   });
 
   it('starts the consumer and gateway only after setup succeeded', () => {
     for (const name of ['consumer', 'gateway']) {
       expect(compose.services[name]!.depends_on?.setup?.condition).toBe('service_completed_successfully');
     }
+  });
+});
+
+describe('Dockerfile', () => {
+  it('builds in one stage and runs the compiled code on a current LTS image, as a non-root user under an init, with a healthcheck', async () => {
+    const text = await readFile(new URL('../../Dockerfile', import.meta.url), 'utf8');
+    const stages = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+    expect(stages.length).toBe(2);
+    for (const image of stages) expect(image).toMatch(/^node:(22|24)[.-]/);
+    expect(text).toMatch(/npm run build && npm prune --omit=dev/);
+    expect(text).toMatch(/^USER node$/m);
+    expect(text).toMatch(/^HEALTHCHECK /m);
+    expect(text).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
+    expect(text).toMatch(/^CMD \["node", "dist\/api\/main\.js"\]$/m);
   });
 });

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import type { CommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { readDeadLetters, redrive } from '../../src/tools/dlq.ts';
 import { balancesOf, collectReplies, publish, type ReplyCollector } from '../helpers/commands.ts';
@@ -12,12 +11,11 @@ describe('dead letters: list and re-drive', () => {
   let db: TestDatabase;
   let config: Config;
   let kafka: Kafka;
-  let worker: CommandWorker;
   let replies: ReplyCollector;
 
   beforeAll(async () => {
     stack = await startStack();
-    ({ db, config, kafka, worker } = stack);
+    ({ db, config, kafka } = stack);
     replies = await collectReplies(kafka, config.topics.replies);
     await publish(kafka, config.topics.commands, [
       { raw: JSON.stringify({ id: 'fix-me', type: 'deposit', user_id: 77, amount: '5.000' }), key: '77' },
