@@ -36,11 +36,25 @@ async function main() {
   const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const broker = process.env.KAFKA_BROKERS
     ? null
-    : await startLocalKafka({ dir: '.local/kafka-bench', port: 49092, controllerPort: 49093, heapMb: 1024, readyWaitMs: 120_000, fresh: true, log });
+    : await startLocalKafka({
+        dir: '.local/kafka-bench',
+        port: 49092,
+        controllerPort: 49093,
+        heapMb: 1024,
+        readyWaitMs: 120_000,
+        fresh: true,
+        log,
+      });
   const brokers = process.env.KAFKA_BROKERS?.split(',') ?? broker!.brokers;
   try {
     const kafka = createKafka({ brokers, clientId: 'bench', log });
-    const mixed = await runPass('mixed', serverUrl, kafka, brokers, mixedCommands(settings.mixedCommands, settings.users));
+    const mixed = await runPass(
+      'mixed',
+      serverUrl,
+      kafka,
+      brokers,
+      mixedCommands(settings.mixedCommands, settings.users),
+    );
     const hot = await runPass('hot', serverUrl, kafka, brokers, hotAccountCommands(settings.hotCommands, 1));
     const ceiling = await measureCeiling(serverUrl, settings.mixedCommands, settings.batchCommandsMax);
     await report({ mixed, hot, ceiling });
@@ -61,7 +75,13 @@ interface PassResult {
   readonly ledgerVerified: boolean;
 }
 
-async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: string[], commands: ReadonlyArray<{ key: string; value: string }>): Promise<PassResult> {
+async function runPass(
+  name: string,
+  serverUrl: string,
+  kafka: Kafka,
+  brokers: string[],
+  commands: ReadonlyArray<{ key: string; value: string }>,
+): Promise<PassResult> {
   const database = `balance_bench_${name}`;
   const url = await freshDatabase(serverUrl, database);
   const config = benchConfig(url, brokers, name);
@@ -80,10 +100,12 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
   const decided = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
   while (!decided() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   // A transfer is finished when its settle is applied on the recipient's partition.
-  while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
   const finishedAt = worker.stats.lastAppliedAt ?? Date.now();
   await worker.stop();
-  if (!decided() || (await unsettledTransfers(pool)).minor !== 0n) throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
+  if (!decided() || (await unsettledTransfers(pool)).minor !== 0n)
+    throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
   const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
   const violations = await verifyLedger(pool);
   await pool.end();
@@ -101,12 +123,25 @@ async function runPass(name: string, serverUrl: string, kafka: Kafka, brokers: s
 
 function benchConfig(url: string, brokers: string[], name: string): Config {
   const suffix = `${name}.${Date.now().toString(36)}`;
-  return withOverrides(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env, LOG_LEVEL: 'warn', BATCH_COMMANDS_MAX: String(settings.batchCommandsMax) }), {
-    db: { url },
-    kafka: { brokers },
-    topics: { commands: `bench.${suffix}.commands`, replies: `bench.${suffix}.replies`, deadLetters: `bench.${suffix}.dlq`, commandPartitions: settings.partitions },
-    consumer: { group: `bench-${suffix}` },
-  });
+  return withOverrides(
+    loadConfig({
+      ALLOW_DEV_SECRETS: 'true',
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      BATCH_COMMANDS_MAX: String(settings.batchCommandsMax),
+    }),
+    {
+      db: { url },
+      kafka: { brokers },
+      topics: {
+        commands: `bench.${suffix}.commands`,
+        replies: `bench.${suffix}.replies`,
+        deadLetters: `bench.${suffix}.dlq`,
+        commandPartitions: settings.partitions,
+      },
+      consumer: { group: `bench-${suffix}` },
+    },
+  );
 }
 
 async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ key: string; value: string }>) {
@@ -125,32 +160,59 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
 async function measureCeiling(serverUrl: string, rows: number, batch: number) {
   const url = await freshDatabase(serverUrl, 'balance_bench_ceiling');
   const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench-ceiling');
-  await pool.query('CREATE TABLE ceiling (id text PRIMARY KEY, user_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
+  await pool.query(
+    'CREATE TABLE ceiling (id text PRIMARY KEY, user_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+  );
   const started = performance.now();
   for (let at = 0; at < rows; at += batch) {
     const n = Math.min(batch, rows - at);
     const ids = Array.from({ length: n }, (_, i) => `ceiling-${at + i}`);
     const users = Array.from({ length: n }, (_, i) => 1 + ((at + i) % settings.users));
     const amounts = Array.from({ length: n }, (_, i) => 100 + ((at + i) % 1000));
-    await pool.query('INSERT INTO ceiling (id, user_id, amount) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])', [ids, users, amounts]);
+    await pool.query(
+      'INSERT INTO ceiling (id, user_id, amount) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])',
+      [ids, users, amounts],
+    );
   }
   const seconds = (performance.now() - started) / 1000;
   await pool.end();
   return { rows, batchRows: batch, seconds, rowsPerSecond: Math.round(rows / seconds) };
 }
 
-async function report(results: { mixed: PassResult; hot: PassResult; ceiling: Awaited<ReturnType<typeof measureCeiling>> }) {
+async function report(results: {
+  mixed: PassResult;
+  hot: PassResult;
+  ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+}) {
   const ratio = results.mixed.commandsPerSecond / results.ceiling.rowsPerSecond;
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
-  const output = { at: new Date().toISOString(), machine, settings, ...results, ratioToCeiling: Number(ratio.toFixed(3)) };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
+  const output = {
+    at: new Date().toISOString(),
+    machine,
+    settings,
+    ...results,
+    ratioToCeiling: Number(ratio.toFixed(3)),
+  };
   console.log('\npass      commands   seconds   commands/s   applied   settled   rejected   retries   verify');
-  for (const [name, r] of [['mixed', results.mixed], ['hot', results.hot]] as const) {
+  for (const [name, r] of [
+    ['mixed', results.mixed],
+    ['hot', results.hot],
+  ] as const) {
     console.log(
       `${name.padEnd(9)} ${String(r.commands).padStart(8)} ${r.seconds.toFixed(2).padStart(9)} ${String(r.commandsPerSecond).padStart(12)} ${String(r.applied).padStart(9)} ${String(r.settled).padStart(9)} ${String(r.rejected).padStart(10)} ${String(r.retries).padStart(9)}   ${r.ledgerVerified ? 'ok' : 'FAILED'}`,
     );
   }
-  console.log(`ceiling   ${String(results.ceiling.rows).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.rowsPerSecond).padStart(12)}   (rows/s, one INSERT of ${results.ceiling.batchRows} rows per transaction)`);
-  console.log(`ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
+  console.log(
+    `ceiling   ${String(results.ceiling.rows).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.rowsPerSecond).padStart(12)}   (rows/s, one INSERT of ${results.ceiling.batchRows} rows per transaction)`,
+  );
+  console.log(
+    `ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`,
+  );
   await mkdir('bench/results', { recursive: true });
   const file = `bench/results/consumer-${output.at.replaceAll(':', '-')}.json`;
   await writeFile(file, JSON.stringify(output, null, 2));

@@ -40,7 +40,17 @@ const children: ChildProcess[] = [];
 
 async function main() {
   const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const broker = process.env.KAFKA_BROKERS ? null : await startLocalKafka({ dir: '.local/kafka-bench', port: 49092, controllerPort: 49093, heapMb: 1024, readyWaitMs: 120_000, fresh: true, log });
+  const broker = process.env.KAFKA_BROKERS
+    ? null
+    : await startLocalKafka({
+        dir: '.local/kafka-bench',
+        port: 49092,
+        controllerPort: 49093,
+        heapMb: 1024,
+        readyWaitMs: 120_000,
+        fresh: true,
+        log,
+      });
   const brokers = process.env.KAFKA_BROKERS ?? broker!.brokers.join(',');
   try {
     const url = await freshDatabase(serverUrl, 'balance_bench_http');
@@ -70,7 +80,11 @@ async function main() {
     await report({ asyncPass: { ...asyncPass, drainSeconds }, syncPass, fixedPass, stages });
   } finally {
     for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)))));
+    await Promise.all(
+      children.map(
+        (child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))),
+      ),
+    );
     await broker?.stop();
   }
 }
@@ -95,15 +109,23 @@ function serviceEnv(url: string, brokers: string, suffix: string) {
 
 function start(entry: string, env: Record<string, string>): ChildProcess {
   // BENCH_PROFILE_DIR=<dir> writes a CPU profile of each service process there.
-  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const profile = process.env.BENCH_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   return child;
 }
 
 async function waitForGateway(): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${settings.port}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${settings.port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
@@ -114,7 +136,11 @@ async function serviceToken(url: string): Promise<string> {
   const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench');
   const id = await insertUser(pool, `bench-${Date.now()}`, 'scrypt$1$1$1$x$x', 'service');
   await pool.end();
-  return new TokenService(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env }).jwt).issueAccess({ userId: id, role: 'service', version: 0 });
+  return new TokenService(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env }).jwt).issueAccess({
+    userId: id,
+    role: 'service',
+    version: 0,
+  });
 }
 
 interface PassResult {
@@ -165,7 +191,9 @@ async function waitUntilApplied(url: string, expected: number): Promise<number> 
   const started = Date.now();
   try {
     while (Date.now() - started < settings.drainWaitMs) {
-      const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE status = 'applied'");
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM commands WHERE status = 'applied'",
+      );
       if (rows[0]!.n >= expected) return (Date.now() - started) / 1000;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -175,16 +203,32 @@ async function waitUntilApplied(url: string, expected: number): Promise<number> 
   }
 }
 
-async function report(results: { asyncPass: PassResult & { drainSeconds: number }; syncPass: PassResult; fixedPass: PassResult; stages: StageMs }) {
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+async function report(results: {
+  asyncPass: PassResult & { drainSeconds: number };
+  syncPass: PassResult;
+  fixedPass: PassResult;
+  stages: StageMs;
+}) {
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
   const output = { at: new Date().toISOString(), machine, settings, ...results };
   console.log('\npass     requests   2xx/s   non-2xx  errors   p50 ms   p90 ms   p99 ms   max ms');
-  for (const [name, r] of [['async', results.asyncPass], ['sync', results.syncPass], [`fixed ${settings.fixedRate}/s`, results.fixedPass]] as const) {
+  for (const [name, r] of [
+    ['async', results.asyncPass],
+    ['sync', results.syncPass],
+    [`fixed ${settings.fixedRate}/s`, results.fixedPass],
+  ] as const) {
     console.log(
       `${name.padEnd(8)} ${String(r.requests).padStart(8)} ${String(r.perSecond).padStart(7)} ${String(r.non2xx).padStart(9)} ${String(r.errors).padStart(7)} ${String(r.latencyMs.p50).padStart(8)} ${String(r.latencyMs.p90).padStart(8)} ${String(r.latencyMs.p99).padStart(8)} ${String(r.latencyMs.max).padStart(8)}`,
     );
   }
-  console.log(`async: all ${results.asyncPass.accepted} accepted commands applied ${results.asyncPass.drainSeconds.toFixed(1)} s after the load ended`);
+  console.log(
+    `async: all ${results.asyncPass.accepted} accepted commands applied ${results.asyncPass.drainSeconds.toFixed(1)} s after the load ended`,
+  );
   console.log(`one synchronous request at a time (${settings.breakdownRequests}), ms p50/p90:`);
   for (const [name, s] of Object.entries(results.stages)) console.log(`  ${name.padEnd(20)} ${s.p50}/${s.p90}`);
   console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);

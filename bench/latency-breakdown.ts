@@ -24,7 +24,10 @@ export interface BreakdownOptions {
   readonly log: Logger;
 }
 
-export type StageMs = Record<'sentToPublished' | 'publishedToApplying' | 'applyingToReplied' | 'repliedToAnswered' | 'total', { p50: number; p90: number }>;
+export type StageMs = Record<
+  'sentToPublished' | 'publishedToApplying' | 'applyingToReplied' | 'repliedToAnswered' | 'total',
+  { p50: number; p90: number }
+>;
 
 /** How long the stamps may take to show up on the topics once the requests are done. */
 const STAMPS_WAIT_MS = 30_000;
@@ -45,7 +48,12 @@ export async function measureBreakdown(options: BreakdownOptions): Promise<Stage
   }
   const ids = [...sent.keys()];
   const applying = await transactionStarts(options.databaseUrl, ids);
-  const published = await messageTimes(options, options.topics.commands, ids, (value, _key) => (JSON.parse(value) as { id: string }).id);
+  const published = await messageTimes(
+    options,
+    options.topics.commands,
+    ids,
+    (value, _key) => (JSON.parse(value) as { id: string }).id,
+  );
   const replied = await messageTimes(options, options.topics.replies, ids, (_value, key) => key);
   return {
     sentToPublished: stage(ids, sent, published),
@@ -60,17 +68,27 @@ async function transactionStarts(url: string, ids: string[]): Promise<Map<string
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ id: string; created_at: Date }>('SELECT id, created_at FROM commands WHERE id = ANY($1::text[])', [ids]);
+    const { rows } = await client.query<{ id: string; created_at: Date }>(
+      'SELECT id, created_at FROM commands WHERE id = ANY($1::text[])',
+      [ids],
+    );
     return new Map(rows.map((row) => [row.id, row.created_at.getTime()]));
   } finally {
     await client.end();
   }
 }
 
-async function messageTimes(options: BreakdownOptions, topic: string, ids: string[], idOf: (value: string, key: string) => string): Promise<Map<string, number>> {
+async function messageTimes(
+  options: BreakdownOptions,
+  topic: string,
+  ids: string[],
+  idOf: (value: string, key: string) => string,
+): Promise<Map<string, number>> {
   const wanted = new Set(ids);
   const times = new Map<string, number>();
-  const consumer = createKafka({ brokers: options.brokers, clientId: 'bench-breakdown', log: options.log }).consumer({ groupId: `bench-breakdown-${randomUUID()}` });
+  const consumer = createKafka({ brokers: options.brokers, clientId: 'bench-breakdown', log: options.log }).consumer({
+    groupId: `bench-breakdown-${randomUUID()}`,
+  });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
@@ -89,7 +107,10 @@ async function messageTimes(options: BreakdownOptions, topic: string, ids: strin
 }
 
 function stage(ids: string[], from: Map<string, number>, to: Map<string, number>): { p50: number; p90: number } {
-  const spans = ids.filter((id) => from.has(id) && to.has(id)).map((id) => to.get(id)! - from.get(id)!).sort((a, b) => a - b);
+  const spans = ids
+    .filter((id) => from.has(id) && to.has(id))
+    .map((id) => to.get(id)! - from.get(id)!)
+    .sort((a, b) => a - b);
   if (spans.length === 0) return { p50: Number.NaN, p90: Number.NaN };
   return { p50: spans[Math.floor(spans.length / 2)]!, p90: spans[Math.floor(spans.length * 0.9)]! };
 }

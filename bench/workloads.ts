@@ -44,7 +44,13 @@ export function mixedCommands(count: number, users: number, seed = 42): Message[
     else if (roll < 0.9) command = orderCommand(id, user, random, open, () => ++order);
     else {
       const recipient = 1 + Math.floor(random() * users);
-      command = { id, type: 'transfer', user_id: user, recipient_id: recipient, amount: money(cents(random, 100, 3_000)) };
+      command = {
+        id,
+        type: 'transfer',
+        user_id: user,
+        recipient_id: recipient,
+        amount: money(cents(random, 100, 3_000)),
+      };
     }
     messages.push({ key: String(user), value: JSON.stringify(command) });
   }
@@ -60,15 +66,31 @@ function orderCommand(
 ): CommandInput {
   const orders = open.get(user) ?? [];
   if (orders.length === 0 || random() < 0.4) {
-    const reservation = { serviceId: 1 + Math.floor(random() * 20), orderId: nextOrder(), amount: cents(random, 100, 2_000) };
+    const reservation = {
+      serviceId: 1 + Math.floor(random() * 20),
+      orderId: nextOrder(),
+      amount: cents(random, 100, 2_000),
+    };
     orders.push(reservation);
     open.set(user, orders);
-    return { id, type: 'reserve', user_id: user, service_id: reservation.serviceId, order_id: reservation.orderId, amount: money(reservation.amount) };
+    return {
+      id,
+      type: 'reserve',
+      user_id: user,
+      service_id: reservation.serviceId,
+      order_id: reservation.orderId,
+      amount: money(reservation.amount),
+    };
   }
   const reservation = orders.shift()!;
   const ids = { user_id: user, service_id: reservation.serviceId, order_id: reservation.orderId };
   if (random() < 0.5) return { id, type: 'release', ...ids };
-  return { id, type: 'capture', ...ids, amount: money(Math.max(1, Math.floor(reservation.amount * (0.5 + random() / 2)))) };
+  return {
+    id,
+    type: 'capture',
+    ...ids,
+    amount: money(Math.max(1, Math.floor(reservation.amount * (0.5 + random() / 2)))),
+  };
 }
 
 /** Every command for one user: deposits, withdrawals and a few reservations. */
@@ -82,7 +104,8 @@ export function hotAccountCommands(count: number, user: number, seed = 7): Messa
     let command: CommandInput;
     if (roll < 0.5) command = { id, type: 'deposit', user_id: user, amount: money(cents(random, 1_000, 10_000)) };
     else if (roll < 0.9) command = { id, type: 'withdraw', user_id: user, amount: money(cents(random, 100, 5_000)) };
-    else if (roll < 0.95) command = { id, type: 'reserve', user_id: user, service_id: 1, order_id: ++order, amount: '1.00' };
+    else if (roll < 0.95)
+      command = { id, type: 'reserve', user_id: user, service_id: 1, order_id: ++order, amount: '1.00' };
     else command = { id, type: 'capture', user_id: user, service_id: 1, order_id: Math.max(1, order), amount: '1.00' };
     messages.push({ key: String(user), value: JSON.stringify(command) });
   }

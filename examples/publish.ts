@@ -34,7 +34,9 @@ await client.start();
 try {
   for (const input of commands) {
     const reply = await client.request(schema.parse(input), { timeoutMs: 10_000 });
-    console.log(`${input.type.padEnd(8)} ${input.id}: ${reply ? `${reply.status} ${reply.code}${reply.duplicate ? ' (duplicate)' : ''} ${JSON.stringify(reply.balances)}` : 'no reply within 10 s'}`);
+    console.log(
+      `${input.type.padEnd(8)} ${input.id}: ${reply ? `${reply.status} ${reply.code}${reply.duplicate ? ' (duplicate)' : ''} ${JSON.stringify(reply.balances)}` : 'no reply within 10 s'}`,
+    );
   }
 } finally {
   await client.stop();

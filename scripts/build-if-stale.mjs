@@ -27,7 +27,9 @@ let tsc;
 try {
   tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 } catch {
-  console.error('dist/ is older than src/, and the TypeScript compiler is not installed (npm ci --omit=dev?); running the existing build');
+  console.error(
+    'dist/ is older than src/, and the TypeScript compiler is not installed (npm ci --omit=dev?); running the existing build',
+  );
   process.exit(0);
 }
 const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });

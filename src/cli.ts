@@ -20,7 +20,10 @@ export class UsageError extends OperatorError {
  * Runs `main`. With `--help` (or `-h`) it prints `usage` instead, so `node dist/<entry>.js --help`
  * is a smoke test of a build that needs no services.
  */
-export async function runCli(main: () => Promise<void>, usage = 'Configuration comes from the environment: see the README.'): Promise<void> {
+export async function runCli(
+  main: () => Promise<void>,
+  usage = 'Configuration comes from the environment: see the README.',
+): Promise<void> {
   if (process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) {
     console.log(usage);
     return;
@@ -29,7 +32,8 @@ export async function runCli(main: () => Promise<void>, usage = 'Configuration c
     await main();
   } catch (error) {
     process.exitCode = 1;
-    if (error instanceof OperatorError) console.error(error.name === 'ConfigError' ? error.message : `error: ${error.message}`);
+    if (error instanceof OperatorError)
+      console.error(error.name === 'ConfigError' ? error.message : `error: ${error.message}`);
     else console.error(error);
   }
 }

@@ -42,7 +42,10 @@ export const envSchema = z.object({
   PG_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(30_000),
   PG_CONNECT_WAIT_MS: int(50, 120_000).default(10_000),
 
-  KAFKA_BROKERS: z.string().regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, 'must be host:port[,host:port...]').optional(),
+  KAFKA_BROKERS: z
+    .string()
+    .regex(/^[^\s,]+:\d+(,[^\s,]+:\d+)*$/, 'must be host:port[,host:port...]')
+    .optional(),
   KAFKA_CLIENT_ID: z.string().min(1).default('balance-service'),
   KAFKA_LOCAL_DIR: z.string().min(1).default('.local/kafka'),
   KAFKA_LOCAL_PORT: int(1, 65535).default(19092),
@@ -164,8 +167,17 @@ export interface Config {
       readonly heapMb: number;
     };
     readonly readyWaitMs: number;
-    readonly ssl: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null; readonly rejectUnauthorized: boolean } | null;
-    readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
+    readonly ssl: {
+      readonly caFile: string | null;
+      readonly certFile: string | null;
+      readonly keyFile: string | null;
+      readonly rejectUnauthorized: boolean;
+    } | null;
+    readonly sasl: {
+      readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+      readonly username: string;
+      readonly password: string;
+    } | null;
   };
   readonly topics: {
     readonly commands: string;
@@ -228,15 +240,20 @@ export class ConfigError extends OperatorError {
  * and verifies nothing (migrations, users, verify) passes `secrets: 'unused'`, so it runs
  * without the service's secrets.
  */
-export function loadConfig(source: Record<string, string | undefined> = process.env, options: { secrets: 'required' | 'unused' } = { secrets: 'required' }): Config {
+export function loadConfig(
+  source: Record<string, string | undefined> = process.env,
+  options: { secrets: 'required' | 'unused' } = { secrets: 'required' },
+): Config {
   const parsed = envSchema.safeParse(withoutEmptyValues(source));
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
   }
   const env = parsed.data;
   const problems = options.secrets === 'required' ? secretProblems(env) : [];
-  if (env.KAFKA_SASL_MECHANISM && (!env.KAFKA_SASL_USERNAME || !env.KAFKA_SASL_PASSWORD)) problems.push('KAFKA_SASL_MECHANISM: needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD');
-  if ((env.METRICS_HOST === undefined) !== (env.METRICS_PORT === undefined)) problems.push('METRICS_HOST, METRICS_PORT: set both, or neither');
+  if (env.KAFKA_SASL_MECHANISM && (!env.KAFKA_SASL_USERNAME || !env.KAFKA_SASL_PASSWORD))
+    problems.push('KAFKA_SASL_MECHANISM: needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD');
+  if ((env.METRICS_HOST === undefined) !== (env.METRICS_PORT === undefined))
+    problems.push('METRICS_HOST, METRICS_PORT: set both, or neither');
   if (problems.length > 0) throw new ConfigError(problems);
   if (env.AMOUNT_MINOR_MAX > env.BALANCE_MINOR_MAX) {
     throw new ConfigError(['AMOUNT_MINOR_MAX: must not exceed BALANCE_MINOR_MAX']);
@@ -257,9 +274,16 @@ function toConfig(env: Env): Config {
       consumerPort: env.CONSUMER_HTTP_PORT,
       bodyBytesMax: env.BODY_BYTES_MAX,
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
-      metrics: env.METRICS_HOST !== undefined && env.METRICS_PORT !== undefined ? { host: env.METRICS_HOST, port: env.METRICS_PORT } : null,
+      metrics:
+        env.METRICS_HOST !== undefined && env.METRICS_PORT !== undefined
+          ? { host: env.METRICS_HOST, port: env.METRICS_PORT }
+          : null,
     },
-    auth: { userActions: env.USER_ACTIONS, allowMissingIdempotencyKey: env.ALLOW_MISSING_IDEMPOTENCY_KEY, tokenStateCacheMs: env.TOKEN_STATE_CACHE_MS },
+    auth: {
+      userActions: env.USER_ACTIONS,
+      allowMissingIdempotencyKey: env.ALLOW_MISSING_IDEMPOTENCY_KEY,
+      tokenStateCacheMs: env.TOKEN_STATE_CACHE_MS,
+    },
     db: {
       url: env.DATABASE_URL ?? null,
       poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,
@@ -277,16 +301,31 @@ function toConfig(env: Env): Config {
       },
       readyWaitMs: env.KAFKA_READY_WAIT_MS,
       ssl: env.KAFKA_SSL
-        ? { caFile: env.KAFKA_SSL_CA_FILE ?? null, certFile: env.KAFKA_SSL_CERT_FILE ?? null, keyFile: env.KAFKA_SSL_KEY_FILE ?? null, rejectUnauthorized: env.KAFKA_SSL_REJECT_UNAUTHORIZED }
+        ? {
+            caFile: env.KAFKA_SSL_CA_FILE ?? null,
+            certFile: env.KAFKA_SSL_CERT_FILE ?? null,
+            keyFile: env.KAFKA_SSL_KEY_FILE ?? null,
+            rejectUnauthorized: env.KAFKA_SSL_REJECT_UNAUTHORIZED,
+          }
         : null,
-      sasl: env.KAFKA_SASL_MECHANISM ? { mechanism: env.KAFKA_SASL_MECHANISM, username: env.KAFKA_SASL_USERNAME!, password: env.KAFKA_SASL_PASSWORD! } : null,
+      sasl: env.KAFKA_SASL_MECHANISM
+        ? {
+            mechanism: env.KAFKA_SASL_MECHANISM,
+            username: env.KAFKA_SASL_USERNAME!,
+            password: env.KAFKA_SASL_PASSWORD!,
+          }
+        : null,
     },
     topics: {
       commands: env.TOPIC_COMMANDS,
       replies: env.TOPIC_REPLIES,
       deadLetters: env.TOPIC_DEAD_LETTERS,
       replyPrefix: env.REPLY_TOPIC_PREFIX,
-      retentionMs: { commands: env.TOPIC_COMMANDS_RETENTION_MS, replies: env.TOPIC_REPLIES_RETENTION_MS, deadLetters: env.TOPIC_DEAD_LETTERS_RETENTION_MS },
+      retentionMs: {
+        commands: env.TOPIC_COMMANDS_RETENTION_MS,
+        replies: env.TOPIC_REPLIES_RETENTION_MS,
+        deadLetters: env.TOPIC_DEAD_LETTERS_RETENTION_MS,
+      },
       replicationFactor: env.TOPIC_REPLICATION_FACTOR,
       minInsyncReplicas: env.TOPIC_MIN_INSYNC_REPLICAS,
       commandPartitions: env.COMMAND_PARTITIONS,
@@ -327,12 +366,18 @@ function toConfig(env: Env): Config {
  * NODE_ENV says, unless ALLOW_DEV_SECRETS is set, and that is refused in production.
  */
 function secretProblems(env: Env): string[] {
-  if (env.NODE_ENV === 'production' && env.ALLOW_DEV_SECRETS) return ['ALLOW_DEV_SECRETS: must not be set in production'];
+  if (env.NODE_ENV === 'production' && env.ALLOW_DEV_SECRETS)
+    return ['ALLOW_DEV_SECRETS: must not be set in production'];
   if (env.ALLOW_DEV_SECRETS) return [];
   const problems: string[] = [];
-  if (PUBLIC_SECRETS.has(env.JWT_SECRET)) problems.push('JWT_SECRET: must be set to a secret of your own (the built-in one is public; ALLOW_DEV_SECRETS=true allows it for local use)');
+  if (PUBLIC_SECRETS.has(env.JWT_SECRET))
+    problems.push(
+      'JWT_SECRET: must be set to a secret of your own (the built-in one is public; ALLOW_DEV_SECRETS=true allows it for local use)',
+    );
   if (PUBLIC_SECRETS.has(env.INTERNAL_COMMAND_SECRET)) {
-    problems.push('INTERNAL_COMMAND_SECRET: must be set to a secret of your own (with the public one anyone who can publish to the command topic can forge settles; ALLOW_DEV_SECRETS=true allows it for local use)');
+    problems.push(
+      'INTERNAL_COMMAND_SECRET: must be set to a secret of your own (with the public one anyone who can publish to the command topic can forge settles; ALLOW_DEV_SECRETS=true allows it for local use)',
+    );
   }
   return problems;
 }
@@ -365,7 +410,9 @@ export function withOverrides(config: Config, patch: DeepPartial<Config>): Confi
   return deepFreeze(merge(structuredClone(config), patch));
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends readonly unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends readonly unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 
 function merge<T>(target: T, patch: unknown): T {
   if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return patch as T;

@@ -10,7 +10,10 @@ export interface ErrorSpec {
 export const API_ERRORS = {
   validation_failed: { status: 400, message: 'The request is not valid; see details for each field.' },
   malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
-  idempotency_key_required: { status: 400, message: 'Send an Idempotency-Key header with every request that moves money, so a retry can never apply it twice.' },
+  idempotency_key_required: {
+    status: 400,
+    message: 'Send an Idempotency-Key header with every request that moves money, so a retry can never apply it twice.',
+  },
   unauthorized: { status: 401, message: 'Authentication is required: send a valid Bearer access token.' },
   invalid_credentials: { status: 401, message: 'The username or password is wrong.' },
   forbidden: { status: 403, message: 'This account may not perform this action.' },
@@ -20,7 +23,10 @@ export const API_ERRORS = {
   body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },
-  service_unavailable: { status: 503, message: 'A dependency is unavailable; retrying with the same Idempotency-Key is safe.' },
+  service_unavailable: {
+    status: 503,
+    message: 'A dependency is unavailable; retrying with the same Idempotency-Key is safe.',
+  },
   internal_error: { status: 500, message: 'An unexpected error occurred.' },
 } as const satisfies Record<string, ErrorSpec>;
 

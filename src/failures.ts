@@ -11,7 +11,12 @@ import { isDeterministicDbError } from './db/errors.ts';
 export type FailureKind = 'transient' | 'deterministic';
 
 export function failureKind(error: unknown): FailureKind {
-  if (error && typeof error === 'object' && 'failureKind' in error && (error.failureKind === 'deterministic' || error.failureKind === 'transient')) {
+  if (
+    error &&
+    typeof error === 'object' &&
+    'failureKind' in error &&
+    (error.failureKind === 'deterministic' || error.failureKind === 'transient')
+  ) {
     return error.failureKind;
   }
   return isDeterministicDbError(error) ? 'deterministic' : 'transient';

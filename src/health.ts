@@ -20,7 +20,12 @@ export type ReadinessProbe = () => Promise<ReadinessReport>;
 /** A check of the process's own state: synchronous, no I/O. */
 export type LocalCheck = () => CheckResult;
 
-export function createReadinessProbe(deps: { pool: pg.Pool; kafka: Kafka; probeWaitMs: number; local?: Readonly<Record<string, LocalCheck>> }): ReadinessProbe {
+export function createReadinessProbe(deps: {
+  pool: pg.Pool;
+  kafka: Kafka;
+  probeWaitMs: number;
+  local?: Readonly<Record<string, LocalCheck>>;
+}): ReadinessProbe {
   return async () => {
     const [postgres, kafka] = await Promise.all([
       timed(() => withTimeout(deps.pool.query('SELECT 1'), deps.probeWaitMs, 'PostgreSQL did not answer')),

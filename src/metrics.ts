@@ -41,7 +41,10 @@ export class Metrics {
       '# HELP http_requests_total HTTP requests by route and status.',
       '# TYPE http_requests_total counter',
     ];
-    const histogramLines = ['# HELP http_request_duration_seconds HTTP request latency.', '# TYPE http_request_duration_seconds histogram'];
+    const histogramLines = [
+      '# HELP http_request_duration_seconds HTTP request latency.',
+      '# TYPE http_request_duration_seconds histogram',
+    ];
     for (const [key, h] of this.requests) {
       const [method, route, status] = JSON.parse(key) as [string, string, string];
       const labels = `method="${method}",route="${escapeLabel(route)}",status="${status}"`;
@@ -57,7 +60,11 @@ export class Metrics {
     for (const [name, gauge] of this.gauges) {
       lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} ${gauge.type}`);
       for (const { labels, value } of gauge.read()) {
-        const text = labels ? `{${Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : '';
+        const text = labels
+          ? `{${Object.entries(labels)
+              .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+              .join(',')}}`
+          : '';
         lines.push(`${name}${text} ${value}`);
       }
     }

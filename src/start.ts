@@ -20,7 +20,8 @@ import { onShutdownSignal } from './stack/signals.ts';
  */
 function allowDevSecretsLocally(): string[] {
   const unset = ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET'].filter((name) => !process.env[name]);
-  if (unset.length > 0 && process.env.NODE_ENV !== 'production' && process.env.ALLOW_DEV_SECRETS === undefined) process.env.ALLOW_DEV_SECRETS = 'true';
+  if (unset.length > 0 && process.env.NODE_ENV !== 'production' && process.env.ALLOW_DEV_SECRETS === undefined)
+    process.env.ALLOW_DEV_SECRETS = 'true';
   return process.env.ALLOW_DEV_SECRETS === 'true' ? unset : [];
 }
 
@@ -28,19 +29,41 @@ await runCli(async () => {
   const devSecrets = allowDevSecretsLocally();
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel });
-  if (devSecrets.length > 0) log.warn({ secrets: devSecrets }, 'npm start uses the built-in development secrets for these (ALLOW_DEV_SECRETS); set them for anything but local use');
+  if (devSecrets.length > 0)
+    log.warn(
+      { secrets: devSecrets },
+      'npm start uses the built-in development secrets for these (ALLOW_DEV_SECRETS); set them for anything but local use',
+    );
   const infra = await prepareInfrastructure(config, log);
   const pool = createPool(infra.databaseUrl, config.db, 'balance-service');
-  const kafka = createKafka({ brokers: infra.brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) });
+  const kafka = createKafka({
+    brokers: infra.brokers,
+    clientId: config.kafka.clientId,
+    log,
+    ...brokerSecurity(config.kafka),
+  });
   const worker = createCommandWorker({ config, kafka, pool, log: log.child({ component: 'consumer' }) });
-  const gateway = buildGateway({ config, kafka, pool, log: log.child({ component: 'gateway' }), consumerStats: worker.stats });
+  const gateway = buildGateway({
+    config,
+    kafka,
+    pool,
+    log: log.child({ component: 'gateway' }),
+    consumerStats: worker.stats,
+  });
   let stopping = false;
   void infra.localKafka?.exited.then((code) => {
-    if (!stopping) log.error({ code, log: infra.localKafka?.logFile }, 'the local Kafka broker exited; /readyz reports not ready and clients retry until a broker is back');
+    if (!stopping)
+      log.error(
+        { code, log: infra.localKafka?.logFile },
+        'the local Kafka broker exited; /readyz reports not ready and clients retry until a broker is back',
+      );
   });
   await worker.start();
   const address = await gateway.start({ host: config.http.host, port: config.http.port });
-  log.info({ gateway: address, kafka: infra.brokers.join(','), commands: config.topics.commands }, 'balance service is running; Ctrl-C stops it');
+  log.info(
+    { gateway: address, kafka: infra.brokers.join(','), commands: config.topics.commands },
+    'balance service is running; Ctrl-C stops it',
+  );
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   stopping = true;
   await gateway.stop();

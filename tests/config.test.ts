@@ -8,8 +8,19 @@ const loadConfig = (source: Record<string, string>) => load({ ...SECRETS, ...sou
 describe('loadConfig', () => {
   it('gives working defaults for an empty environment', () => {
     const config = loadConfig({});
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 8000, consumerPort: 8001, bodyBytesMax: 16_384, trustProxy: false, metrics: null });
-    expect(config.auth).toEqual({ userActions: ['transfer'], allowMissingIdempotencyKey: false, tokenStateCacheMs: 5_000 });
+    expect(config.http).toEqual({
+      host: '127.0.0.1',
+      port: 8000,
+      consumerPort: 8001,
+      bodyBytesMax: 16_384,
+      trustProxy: false,
+      metrics: null,
+    });
+    expect(config.auth).toEqual({
+      userActions: ['transfer'],
+      allowMissingIdempotencyKey: false,
+      tokenStateCacheMs: 5_000,
+    });
     expect(config.topics.retentionMs).toEqual({ commands: -1, replies: 86_400_000, deadLetters: 2_592_000_000 });
     expect(config.db.url).toBeNull();
     expect(config.kafka.brokers).toBeNull();
@@ -61,10 +72,16 @@ describe('loadConfig', () => {
 
   it('refuses the public secrets whatever NODE_ENV says, unless ALLOW_DEV_SECRETS, which production refuses', () => {
     for (const env of [{}, { NODE_ENV: 'development' }, { NODE_ENV: 'production' }]) {
-      expect(() => load({ ...env, INTERNAL_COMMAND_SECRET: 'i'.repeat(40) }), JSON.stringify(env)).toThrow(/JWT_SECRET/);
-      expect(() => load({ ...env, JWT_SECRET: 'j'.repeat(40) }), JSON.stringify(env)).toThrow(/INTERNAL_COMMAND_SECRET/);
+      expect(() => load({ ...env, INTERNAL_COMMAND_SECRET: 'i'.repeat(40) }), JSON.stringify(env)).toThrow(
+        /JWT_SECRET/,
+      );
+      expect(() => load({ ...env, JWT_SECRET: 'j'.repeat(40) }), JSON.stringify(env)).toThrow(
+        /INTERNAL_COMMAND_SECRET/,
+      );
       // The placeholder an earlier docker-compose.yml fell back to is public too.
-      expect(() => load({ ...env, ...SECRETS, JWT_SECRET: 'change-me-to-a-long-random-secret-of-32-chars-or-more' })).toThrow(/JWT_SECRET/);
+      expect(() =>
+        load({ ...env, ...SECRETS, JWT_SECRET: 'change-me-to-a-long-random-secret-of-32-chars-or-more' }),
+      ).toThrow(/JWT_SECRET/);
     }
     expect(load({ ALLOW_DEV_SECRETS: 'true' }).jwt.secret).toMatch(/^dev-only/);
     expect(() => load({ ALLOW_DEV_SECRETS: 'true', NODE_ENV: 'production' })).toThrow(/ALLOW_DEV_SECRETS/);
@@ -76,17 +93,28 @@ describe('loadConfig', () => {
   });
 
   it('reads USER_ACTIONS, TRUST_PROXY and a separate metrics listener', () => {
-    expect(loadConfig({ USER_ACTIONS: 'deposit,withdraw,reserve,transfer' }).auth.userActions).toEqual(['deposit', 'withdraw', 'reserve', 'transfer']);
+    expect(loadConfig({ USER_ACTIONS: 'deposit,withdraw,reserve,transfer' }).auth.userActions).toEqual([
+      'deposit',
+      'withdraw',
+      'reserve',
+      'transfer',
+    ]);
     expect(() => loadConfig({ USER_ACTIONS: 'transfer,mint' })).toThrow(/USER_ACTIONS/);
     expect(loadConfig({ TRUST_PROXY: '1' }).http.trustProxy).toBe(1);
     expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8' }).http.trustProxy).toBe('10.0.0.0/8');
-    expect(loadConfig({ METRICS_HOST: '127.0.0.1', METRICS_PORT: '9100' }).http.metrics).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(loadConfig({ METRICS_HOST: '127.0.0.1', METRICS_PORT: '9100' }).http.metrics).toEqual({
+      host: '127.0.0.1',
+      port: 9100,
+    });
     expect(() => loadConfig({ METRICS_PORT: '9100' })).toThrow(/METRICS_HOST/);
   });
 
   it('refuses to run without a secret for internal commands, and accepts a previous one during a rotation', () => {
     expect(() => loadConfig({ INTERNAL_COMMAND_SECRET: 'short' })).toThrow(/INTERNAL_COMMAND_SECRET/);
-    const rotating = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_SECRET_PREVIOUS: 'o'.repeat(40) });
+    const rotating = loadConfig({
+      INTERNAL_COMMAND_SECRET: 'n'.repeat(40),
+      INTERNAL_COMMAND_SECRET_PREVIOUS: 'o'.repeat(40),
+    });
     expect(rotating.internalCommands).toEqual({ secret: 'n'.repeat(40), previousSecret: 'o'.repeat(40) });
   });
 

@@ -18,20 +18,26 @@ describe('withRetry', () => {
 
   it('gives up after retriesMax retries with the last error', async () => {
     let calls = 0;
-    const failing = withRetry(async () => {
-      calls += 1;
-      throw new Error(`attempt ${calls}`);
-    }, { retriesMax: 2, backoffMs: 1, isTransient: () => true });
+    const failing = withRetry(
+      async () => {
+        calls += 1;
+        throw new Error(`attempt ${calls}`);
+      },
+      { retriesMax: 2, backoffMs: 1, isTransient: () => true },
+    );
     await expect(failing).rejects.toThrow('attempt 3');
     expect(calls).toBe(3);
   });
 
   it('does not retry an error that is not transient', async () => {
     let calls = 0;
-    const failing = withRetry(async () => {
-      calls += 1;
-      throw new Error('bug');
-    }, { retriesMax: 5, backoffMs: 1, isTransient: () => false });
+    const failing = withRetry(
+      async () => {
+        calls += 1;
+        throw new Error('bug');
+      },
+      { retriesMax: 5, backoffMs: 1, isTransient: () => false },
+    );
     await expect(failing).rejects.toThrow('bug');
     expect(calls).toBe(1);
   });

@@ -39,7 +39,12 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
     };
   });
   app.addHook('onResponse', async (request, reply) => {
-    ctx.metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    ctx.metrics.observeRequest(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
   registerOperationRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
@@ -50,7 +55,9 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
 }
 
 /** A hop count becomes the function fastify takes for it: trust the nearest `hops` proxies. */
-function trustProxyOption(setting: boolean | number | string): boolean | string | ((address: string, hop: number) => boolean) {
+function trustProxyOption(
+  setting: boolean | number | string,
+): boolean | string | ((address: string, hop: number) => boolean) {
   return typeof setting === 'number' ? (_address, hop) => hop < setting : setting;
 }
 

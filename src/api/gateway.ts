@@ -66,7 +66,13 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       pool: deps.pool,
       kafka: deps.kafka,
       probeWaitMs: READINESS_PROBE_WAIT_MS,
-      local: { replies: () => (client.listening ? { ok: true, latencyMs: 0 } : { ok: false, latencyMs: 0, error: 'the reply listener has not joined its group yet' }), ...(deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {}) },
+      local: {
+        replies: () =>
+          client.listening
+            ? { ok: true, latencyMs: 0 }
+            : { ok: false, latencyMs: 0, error: 'the reply listener has not joined its group yet' },
+        ...(deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {}),
+      },
     }),
     tokens: new TokenService(config.jwt),
     tokenStates: new TokenStates(deps.pool, config.auth.tokenStateCacheMs),
@@ -85,7 +91,11 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     async start(listen) {
       await client.start();
       const address = await app.listen(listen);
-      if (metricsApp && config.http.metrics) deps.log.info({ metrics: await metricsApp.listen(config.http.metrics) }, '/metrics is served on its own listener');
+      if (metricsApp && config.http.metrics)
+        deps.log.info(
+          { metrics: await metricsApp.listen(config.http.metrics) },
+          '/metrics is served on its own listener',
+        );
       return address;
     },
     async stop() {
@@ -104,18 +114,39 @@ export function buildGateway(deps: GatewayDeps): Gateway {
 /** /metrics on a listener of its own (METRICS_HOST, METRICS_PORT), away from the API's port. */
 function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
   const server = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
-  server.get('/metrics', async (_request, reply) => reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
+  server.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()),
+  );
   return server;
 }
 
 /** The gateway's figures, plus the consumer's when it runs in the same process (npm start). */
-export function gatewayMetrics(client: Pick<CommandClient, 'published' | 'repliesMatched' | 'timeouts' | 'waiting' | 'repliesMalformed'>, consumer: WorkerStats | undefined): Metrics {
+export function gatewayMetrics(
+  client: Pick<CommandClient, 'published' | 'repliesMatched' | 'timeouts' | 'waiting' | 'repliesMalformed'>,
+  consumer: WorkerStats | undefined,
+): Metrics {
   const metrics = new Metrics();
-  metrics.register('balance_commands_published_total', 'Commands published to Kafka by this gateway.', 'counter', () => [{ value: client.published }]);
-  metrics.register('balance_replies_matched_total', 'Replies matched to a waiting request.', 'counter', () => [{ value: client.repliesMatched }]);
-  metrics.register('balance_reply_timeouts_total', 'Requests that stopped waiting for a reply.', 'counter', () => [{ value: client.timeouts }]);
-  metrics.register('balance_requests_waiting', 'Requests waiting for a reply now.', 'gauge', () => [{ value: client.waiting }]);
-  metrics.register('balance_replies_malformed_total', 'Messages on the reply topic that are not valid replies: ignored.', 'counter', () => [{ value: client.repliesMalformed }]);
+  metrics.register(
+    'balance_commands_published_total',
+    'Commands published to Kafka by this gateway.',
+    'counter',
+    () => [{ value: client.published }],
+  );
+  metrics.register('balance_replies_matched_total', 'Replies matched to a waiting request.', 'counter', () => [
+    { value: client.repliesMatched },
+  ]);
+  metrics.register('balance_reply_timeouts_total', 'Requests that stopped waiting for a reply.', 'counter', () => [
+    { value: client.timeouts },
+  ]);
+  metrics.register('balance_requests_waiting', 'Requests waiting for a reply now.', 'gauge', () => [
+    { value: client.waiting },
+  ]);
+  metrics.register(
+    'balance_replies_malformed_total',
+    'Messages on the reply topic that are not valid replies: ignored.',
+    'counter',
+    () => [{ value: client.repliesMalformed }],
+  );
   if (consumer) registerConsumerMetrics(metrics, consumer);
   return metrics;
 }

@@ -10,7 +10,9 @@ import type { Principal } from './permissions.ts';
 export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  const details = result.error.issues.slice(0, 20).map((issue) => ({ field: issue.path.join('.') || '(body)', message: issue.message }));
+  const details = result.error.issues
+    .slice(0, 20)
+    .map((issue) => ({ field: issue.path.join('.') || '(body)', message: issue.message }));
   throw new ApiError('validation_failed', `Invalid ${details.map((d) => d.field).join(', ')}.`, details);
 }
 
@@ -18,13 +20,17 @@ export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.ou
  * The caller, from a valid access token whose version is still the user's current one (within
  * TOKEN_STATE_CACHE_MS). Role and service bindings come from that current state, not the token.
  */
-export async function authenticate(request: FastifyRequest, auth: { tokens: TokenService; tokenStates: TokenStates }): Promise<Principal> {
+export async function authenticate(
+  request: FastifyRequest,
+  auth: { tokens: TokenService; tokenStates: TokenStates },
+): Promise<Principal> {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]{1,4096})$/.exec(header) : null;
   if (!match) throw new ApiError('unauthorized');
   const claims = await auth.tokens.verify(match[1]!, 'access');
   if (!claims) throw new ApiError('unauthorized', 'The access token is invalid or expired.');
   const state = await auth.tokenStates.get(claims.userId);
-  if (!state || state.disabled || state.version !== claims.version) throw new ApiError('unauthorized', 'The access token was revoked; sign in again.');
+  if (!state || state.disabled || state.version !== claims.version)
+    throw new ApiError('unauthorized', 'The access token was revoked; sign in again.');
   return { userId: claims.userId, role: state.role, services: state.services };
 }

@@ -11,9 +11,20 @@ import { buildGateway } from './gateway.ts';
 await runCli(async () => {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'gateway' });
-  if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone gateway (npm start runs a local broker)');
+  if (!config.kafka.brokers)
+    throw new Error('KAFKA_BROKERS must be set for a stand-alone gateway (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-gateway');
-  const gateway = buildGateway({ config, kafka: createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-gateway`, log, ...brokerSecurity(config.kafka) }), pool, log });
+  const gateway = buildGateway({
+    config,
+    kafka: createKafka({
+      brokers: config.kafka.brokers,
+      clientId: `${config.kafka.clientId}-gateway`,
+      log,
+      ...brokerSecurity(config.kafka),
+    }),
+    pool,
+    log,
+  });
   await gateway.start({ host: config.http.host, port: config.http.port });
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   await gateway.stop();

@@ -35,21 +35,136 @@ const COMMAND_RESPONSES = {
 };
 
 export const OPERATIONS: readonly Operation[] = [
-  { method: 'post', path: '/api/token/', summary: 'Log in: get access and refresh tokens', tag: 'auth', body: 'login', responses: { '200': '{access, refresh}', '401': 'Wrong credentials.', '429': 'Too many failed attempts.' } },
-  { method: 'post', path: '/api/token/refresh/', summary: 'Get a new access token', tag: 'auth', body: 'refresh', responses: { '200': '{access}', '401': 'Invalid refresh token.' } },
-  { method: 'post', path: '/api/add_funds/', summary: 'Deposit', tag: 'commands', body: 'addFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'post', path: '/api/withdraw_funds/', summary: 'Withdraw', tag: 'commands', body: 'withdrawFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'post', path: '/api/reserve_funds/', summary: 'Reserve funds for an order', tag: 'commands', body: 'reserveFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'post', path: '/api/deduct_funds/', summary: 'Revenue recognition: capture a reservation', tag: 'commands', body: 'deductFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'post', path: '/api/cancel_reservation/', summary: 'Cancel a reservation', tag: 'commands', body: 'cancelReservation', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'post', path: '/api/transfer_funds/', summary: 'Transfer between users', tag: 'commands', body: 'transferFunds', auth: true, responses: COMMAND_RESPONSES },
-  { method: 'get', path: '/api/balances/', summary: 'A user\'s balance', tag: 'reads', query: 'balanceQuery', auth: true, responses: { '200': '{user_id, amount, reserved, incoming, currency}: amount is spendable; incoming holds received transfers until they settle (milliseconds)', '404': 'Unknown user.' } },
-  { method: 'get', path: '/api/transactions/', summary: 'A user\'s history, keyset-paginated', tag: 'reads', query: 'historyQuery', auth: true, responses: { '200': '{items, next_cursor}' } },
-  { method: 'get', path: '/api/reports/revenue/', summary: 'Monthly revenue by service (CSV, or JSON with Accept: application/json)', tag: 'reads', query: 'revenueQuery', auth: true, responses: { '200': 'CSV service_id;service_name;revenue', '403': 'Only service and admin.' } },
-  { method: 'get', path: '/api/commands/{id}', summary: 'Poll a command', tag: 'reads', auth: true, responses: { '200': '{status: pending|applied|rejected, ...}', '404': 'Unknown command.' } },
-  { method: 'get', path: '/healthz', summary: 'The process is up', tag: 'operations', responses: { '200': '{status: "ok"}' } },
-  { method: 'get', path: '/readyz', summary: 'PostgreSQL and Kafka answer', tag: 'operations', responses: { '200': 'Ready.', '503': 'Not ready.' } },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', tag: 'operations', responses: { '200': 'text/plain' } },
+  {
+    method: 'post',
+    path: '/api/token/',
+    summary: 'Log in: get access and refresh tokens',
+    tag: 'auth',
+    body: 'login',
+    responses: { '200': '{access, refresh}', '401': 'Wrong credentials.', '429': 'Too many failed attempts.' },
+  },
+  {
+    method: 'post',
+    path: '/api/token/refresh/',
+    summary: 'Get a new access token',
+    tag: 'auth',
+    body: 'refresh',
+    responses: { '200': '{access}', '401': 'Invalid refresh token.' },
+  },
+  {
+    method: 'post',
+    path: '/api/add_funds/',
+    summary: 'Deposit',
+    tag: 'commands',
+    body: 'addFunds',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'post',
+    path: '/api/withdraw_funds/',
+    summary: 'Withdraw',
+    tag: 'commands',
+    body: 'withdrawFunds',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'post',
+    path: '/api/reserve_funds/',
+    summary: 'Reserve funds for an order',
+    tag: 'commands',
+    body: 'reserveFunds',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'post',
+    path: '/api/deduct_funds/',
+    summary: 'Revenue recognition: capture a reservation',
+    tag: 'commands',
+    body: 'deductFunds',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'post',
+    path: '/api/cancel_reservation/',
+    summary: 'Cancel a reservation',
+    tag: 'commands',
+    body: 'cancelReservation',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'post',
+    path: '/api/transfer_funds/',
+    summary: 'Transfer between users',
+    tag: 'commands',
+    body: 'transferFunds',
+    auth: true,
+    responses: COMMAND_RESPONSES,
+  },
+  {
+    method: 'get',
+    path: '/api/balances/',
+    summary: "A user's balance",
+    tag: 'reads',
+    query: 'balanceQuery',
+    auth: true,
+    responses: {
+      '200':
+        '{user_id, amount, reserved, incoming, currency}: amount is spendable; incoming holds received transfers until they settle (milliseconds)',
+      '404': 'Unknown user.',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/transactions/',
+    summary: "A user's history, keyset-paginated",
+    tag: 'reads',
+    query: 'historyQuery',
+    auth: true,
+    responses: { '200': '{items, next_cursor}' },
+  },
+  {
+    method: 'get',
+    path: '/api/reports/revenue/',
+    summary: 'Monthly revenue by service (CSV, or JSON with Accept: application/json)',
+    tag: 'reads',
+    query: 'revenueQuery',
+    auth: true,
+    responses: { '200': 'CSV service_id;service_name;revenue', '403': 'Only service and admin.' },
+  },
+  {
+    method: 'get',
+    path: '/api/commands/{id}',
+    summary: 'Poll a command',
+    tag: 'reads',
+    auth: true,
+    responses: { '200': '{status: pending|applied|rejected, ...}', '404': 'Unknown command.' },
+  },
+  {
+    method: 'get',
+    path: '/healthz',
+    summary: 'The process is up',
+    tag: 'operations',
+    responses: { '200': '{status: "ok"}' },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    summary: 'PostgreSQL and Kafka answer',
+    tag: 'operations',
+    responses: { '200': 'Ready.', '503': 'Not ready.' },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    tag: 'operations',
+    responses: { '200': 'text/plain' },
+  },
 ];
 
 export function openApiDocument(schemas: HttpSchemas): Record<string, unknown> {
@@ -61,34 +176,63 @@ export function openApiDocument(schemas: HttpSchemas): Record<string, unknown> {
       tags: [op.tag],
       ...(op.auth ? { security: [{ bearer: [] }] } : {}),
       parameters: [...queryParameters(op, schemas), ...headerParameters(op), ...pathParameters(op)],
-      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(schemas[op.body]) } } } } : {}),
-      responses: Object.fromEntries(Object.entries(op.responses).map(([status, description]) => [status, { description }])),
+      ...(op.body
+        ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(schemas[op.body]) } } } }
+        : {}),
+      responses: Object.fromEntries(
+        Object.entries(op.responses).map(([status, description]) => [status, { description }]),
+      ),
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'balance-service', version: '0.1.0', description: 'User balances: deposits, reservations, revenue recognition, transfers. Amounts are decimal strings.' },
+    info: {
+      title: 'balance-service',
+      version: '0.1.0',
+      description:
+        'User balances: deposits, reservations, revenue recognition, transfers. Amounts are decimal strings.',
+    },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     paths,
   };
 }
 
 function jsonSchema(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 
 function queryParameters(op: Operation, schemas: HttpSchemas) {
   if (!op.query) return [];
   const schema = jsonSchema(schemas[op.query]) as { properties?: Record<string, unknown>; required?: string[] };
-  return Object.entries(schema.properties ?? {}).map(([name, property]) => ({ name, in: 'query', required: schema.required?.includes(name) ?? false, schema: property }));
+  return Object.entries(schema.properties ?? {}).map(([name, property]) => ({
+    name,
+    in: 'query',
+    required: schema.required?.includes(name) ?? false,
+    schema: property,
+  }));
 }
 
 function headerParameters(op: Operation) {
   if (op.tag !== 'commands') return [];
   return [
-    { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' }, description: 'Makes retries safe: the same key and body give the same answer.' },
-    { name: 'Prefer', in: 'header', required: false, schema: { type: 'string', enum: ['respond-async'] }, description: 'Answer 202 as soon as Kafka accepted the command.' },
+    {
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+      description: 'Makes retries safe: the same key and body give the same answer.',
+    },
+    {
+      name: 'Prefer',
+      in: 'header',
+      required: false,
+      schema: { type: 'string', enum: ['respond-async'] },
+      description: 'Answer 202 as soon as Kafka accepted the command.',
+    },
   ];
 }
 
@@ -118,6 +262,9 @@ export function registerDocsRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const file = (request.params as { file: string }).file;
     const type = SWAGGER_FILES.get(file);
     if (!type) return reply.code(404).send({ code: 'not_found', message: 'Nothing exists at this address.' });
-    return reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(await readFile(path.join(SWAGGER_UI_DIR, file)));
+    return reply
+      .header('content-type', type)
+      .header('cache-control', 'public, max-age=86400')
+      .send(await readFile(path.join(SWAGGER_UI_DIR, file)));
   });
 }

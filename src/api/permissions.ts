@@ -9,7 +9,14 @@ import { ApiError } from '../errors.ts';
 import type { Role } from '../users/store.ts';
 
 /** The commands clients may send; settles are the consumer's own. */
-export const CLIENT_COMMANDS = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const satisfies readonly CommandType[];
+export const CLIENT_COMMANDS = [
+  'deposit',
+  'withdraw',
+  'reserve',
+  'capture',
+  'release',
+  'transfer',
+] as const satisfies readonly CommandType[];
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
 
 export type Action = ClientCommand | 'read_account' | 'read_revenue';
@@ -38,7 +45,9 @@ export function permissionTable(userActions: readonly ClientCommand[]): Record<R
   const user = Object.fromEntries(ACTIONS.map((action) => [action, 'none'])) as Record<Action, Reach>;
   for (const action of userActions) user[action] = 'own';
   user.read_account = 'own';
-  const service = Object.fromEntries(ACTIONS.map((action) => [action, ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any'])) as Record<Action, Reach>;
+  const service = Object.fromEntries(
+    ACTIONS.map((action) => [action, ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any']),
+  ) as Record<Action, Reach>;
   const admin = Object.fromEntries(ACTIONS.map((action) => [action, 'any'])) as Record<Action, Reach>;
   return { user, service, admin };
 }
@@ -92,6 +101,9 @@ const REACH_TEXT: Record<Reach, string> = {
 /** The table as Markdown, for docs/security.md. */
 export function permissionTableMarkdown(userActions: readonly ClientCommand[]): string {
   const table = permissionTable(userActions);
-  const rows = ACTIONS.map((action) => `| ${DESCRIPTIONS[action]} (\`${action}\`) | ${REACH_TEXT[table.user[action]]} | ${REACH_TEXT[table.service[action]]} | ${REACH_TEXT[table.admin[action]]} |`);
+  const rows = ACTIONS.map(
+    (action) =>
+      `| ${DESCRIPTIONS[action]} (\`${action}\`) | ${REACH_TEXT[table.user[action]]} | ${REACH_TEXT[table.service[action]]} | ${REACH_TEXT[table.admin[action]]} |`,
+  );
   return ['| action | `user` | `service` | `admin` |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

@@ -12,7 +12,11 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
   const comment = commentSchema.optional();
   const order = { user_id: entityIdSchema, service_id: entityIdSchema, order_id: entityIdSchema };
   /** Query strings carry ids as text; only plain positive decimal integers are ids. */
-  const idInQuery = z.string().regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer').transform(Number).pipe(entityIdSchema);
+  const idInQuery = z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer')
+    .transform(Number)
+    .pipe(entityIdSchema);
   return {
     login: z.object({ username: usernameSchema, password: z.string().min(1).max(PASSWORD_CHARS_MAX) }),
     refresh: z.object({ refresh: z.string().min(1).max(4_096) }),
@@ -23,13 +27,21 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
     cancelReservation: z.object({ ...order, comment }),
     transferFunds: z
       .object({ sender_id: entityIdSchema, recipient_id: entityIdSchema, amount, comment })
-      .refine((body) => body.sender_id !== body.recipient_id, { path: ['recipient_id'], message: 'must differ from sender_id' }),
+      .refine((body) => body.sender_id !== body.recipient_id, {
+        path: ['recipient_id'],
+        message: 'must differ from sender_id',
+      }),
     balanceQuery: z.object({ user_id: idInQuery }),
     historyQuery: z.object({
       user_id: idInQuery,
       sort: z.enum(['date', 'amount']).default('date'),
       order: z.enum(['asc', 'desc']).default('desc'),
-      limit: z.string().regex(/^[0-9]{1,6}$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(1).max(limits.pageItemsMax)).optional(),
+      limit: z
+        .string()
+        .regex(/^[0-9]{1,6}$/, 'must be a whole number')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(limits.pageItemsMax))
+        .optional(),
       cursor: z.string().max(512).optional(),
     }),
     revenueQuery: z.object({ month: z.string().regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM') }),

@@ -33,9 +33,18 @@ export class CommandClient {
   timeouts = 0;
 
   constructor(options: CommandClientOptions) {
-    this.producer = options.kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
+    this.producer = options.kafka.producer({
+      idempotent: true,
+      allowAutoTopicCreation: false,
+      createPartitioner: javaCompatiblePartitioner,
+    });
     this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
-    this.publisher = new BatchingPublisher(this.producer, options.commandTopic, PUBLISH_BATCH_MESSAGES_MAX, options.waitingRequestsMax);
+    this.publisher = new BatchingPublisher(
+      this.producer,
+      options.commandTopic,
+      PUBLISH_BATCH_MESSAGES_MAX,
+      options.waitingRequestsMax,
+    );
   }
 
   async start(): Promise<void> {
@@ -64,12 +73,19 @@ export class CommandClient {
 
   /** `headers` go with the message (the gateway's attestation of who sent it, a producer's name). */
   async publish(command: Command, headers?: Record<string, string>): Promise<void> {
-    await this.publisher.send({ key: commandKey(command), value: serializeCommand(command), ...(headers ? { headers } : {}) });
+    await this.publisher.send({
+      key: commandKey(command),
+      value: serializeCommand(command),
+      ...(headers ? { headers } : {}),
+    });
     this.published += 1;
   }
 
   /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
-  async request(command: Command, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<CommandReply | null> {
+  async request(
+    command: Command,
+    options: { timeoutMs: number; headers?: Record<string, string> },
+  ): Promise<CommandReply | null> {
     // Wait first, publish second: a reply can arrive before `send` returns.
     const waiting = this.replies.wait(command.id, commandFingerprint(command), options.timeoutMs);
     try {

@@ -42,7 +42,12 @@ export class ReplyListener {
     _log: Logger,
     groupPrefix = 'balance-replies',
   ) {
-    this.consumer = kafka.consumer({ groupId: `${groupPrefix}-${randomUUID()}`, maxWaitTimeInMs: 50, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.consumer = kafka.consumer({
+      groupId: `${groupPrefix}-${randomUUID()}`,
+      maxWaitTimeInMs: 50,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
   }
 
   /** Resolves once the listener is assigned its partitions, so no reply published after it is missed. */
@@ -83,8 +88,13 @@ export class ReplyListener {
    * Registers interest in `commandId` before its command is published. `reply` resolves with
    * the reply, or null after `timeoutMs` or on `cancel()` (for a command that was never sent).
    */
-  wait(commandId: string, fingerprint: string, timeoutMs: number): { reply: Promise<CommandReply | null>; cancel: () => void } {
-    if (this.waiterCount >= this.waitersMax) throw new TooManyWaitersError(`more than ${this.waitersMax} requests are waiting for replies`);
+  wait(
+    commandId: string,
+    fingerprint: string,
+    timeoutMs: number,
+  ): { reply: Promise<CommandReply | null>; cancel: () => void } {
+    if (this.waiterCount >= this.waitersMax)
+      throw new TooManyWaitersError(`more than ${this.waitersMax} requests are waiting for replies`);
     let waiter!: Waiter;
     const reply = new Promise<CommandReply | null>((resolve) => {
       waiter = { fingerprint, resolve, timer: setTimeout(() => this.expire(commandId, waiter), timeoutMs) };

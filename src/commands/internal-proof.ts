@@ -61,6 +61,13 @@ function keyId(secret: string): string {
 
 /** Every field that decides what the command does, separated by a byte no field can contain. */
 function mac(key: Buffer, command: InternalCommand): Buffer {
-  const fields = [VERSION, command.id, command.type, String(command.user_id), String(command.amount), sourceTransferId(command)];
+  const fields = [
+    VERSION,
+    command.id,
+    command.type,
+    String(command.user_id),
+    String(command.amount),
+    sourceTransferId(command),
+  ];
   return createHmac('sha256', key).update(fields.join('\u001f')).digest();
 }

@@ -15,12 +15,17 @@ const PRINCIPAL = /^(user|service|admin):[0-9]{1,16}$/;
 export class PrincipalAttestation {
   private readonly keys: Buffer[];
   constructor(secrets: { secret: string; previousSecret: string | null }) {
-    this.keys = [secrets.secret, ...(secrets.previousSecret ? [secrets.previousSecret] : [])].map((secret) => Buffer.from(secret, 'utf8'));
+    this.keys = [secrets.secret, ...(secrets.previousSecret ? [secrets.previousSecret] : [])].map((secret) =>
+      Buffer.from(secret, 'utf8'),
+    );
   }
 
   /** The headers the gateway sends with a command of `principal` (`role:userId`). */
   headers(commandId: string, principal: string): Record<string, string> {
-    return { [PRINCIPAL_HEADER]: principal, [PRINCIPAL_PROOF_HEADER]: mac(this.keys[0]!, commandId, principal).toString('base64url') };
+    return {
+      [PRINCIPAL_HEADER]: principal,
+      [PRINCIPAL_PROOF_HEADER]: mac(this.keys[0]!, commandId, principal).toString('base64url'),
+    };
   }
 
   /** What to record for a message: the attested principal, a producer's claim, or `unauthenticated`. */

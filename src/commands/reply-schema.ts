@@ -6,13 +6,16 @@
 import { z } from 'zod';
 import { RESULT_CODES, TRANSACTION_TYPES } from '../ledger/core.ts';
 
-const money = z.string().regex(/^-?[0-9]+\.[0-9]{2}$/).meta({ description: 'An exact amount with two decimals.', examples: ['10.00'] });
+const money = z
+  .string()
+  .regex(/^-?[0-9]+\.[0-9]{2}$/)
+  .meta({ description: 'An exact amount with two decimals.', examples: ['10.00'] });
 const id = z.number().int().min(1);
 
 export const transactionSchema = z.object({
   id,
   user_id: id,
-  amount: money.meta({ description: 'Signed from the user\'s side: negative when money leaves them.' }),
+  amount: money.meta({ description: "Signed from the user's side: negative when money leaves them." }),
   transaction_type: z.enum(TRANSACTION_TYPES),
   created_at: z.string().meta({ description: 'ISO 8601 time of the transaction.' }),
   service_id: id.nullable(),
@@ -27,8 +30,15 @@ export const replySchema = z.object({
   status: z.enum(['applied', 'rejected']),
   code: z.enum(Object.keys(RESULT_CODES) as [keyof typeof RESULT_CODES, ...Array<keyof typeof RESULT_CODES>]),
   message: z.string(),
-  duplicate: z.boolean().meta({ description: 'True when the command id was already decided: nothing was applied this time.' }),
-  fingerprint: z.string().max(64).nullable().meta({ description: 'A hash of what the answered command does (null for a message that was not a valid command): a waiter accepts only the reply to the command it sent.' }),
+  duplicate: z
+    .boolean()
+    .meta({ description: 'True when the command id was already decided: nothing was applied this time.' }),
+  fingerprint: z.string().max(64).nullable().meta({
+    description:
+      'A hash of what the answered command does (null for a message that was not a valid command): a waiter accepts only the reply to the command it sent.',
+  }),
   transactions: z.array(transactionSchema),
-  balances: z.record(z.string().regex(/^[0-9]+$/), z.object({ available: money, reserved: money })).meta({ description: 'Balances after the command, of every user it touched, keyed by user id.' }),
+  balances: z
+    .record(z.string().regex(/^[0-9]+$/), z.object({ available: money, reserved: money }))
+    .meta({ description: 'Balances after the command, of every user it touched, keyed by user id.' }),
 });

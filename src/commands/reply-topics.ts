@@ -20,11 +20,17 @@ export function replyTopicProblem(topic: string, policy: ReplyTopicPolicy): stri
   if (!KAFKA_TOPIC_PATTERN.test(topic)) return 'must be a Kafka topic name';
   if (topic.startsWith('__')) return 'must not be an internal topic';
   if (policy.forbidden.includes(topic)) return 'must not be the command or dead-letter topic';
-  if (topic === policy.defaultTopic || (topic.startsWith(policy.prefix) && topic.length > policy.prefix.length)) return null;
+  if (topic === policy.defaultTopic || (topic.startsWith(policy.prefix) && topic.length > policy.prefix.length))
+    return null;
   return `must be ${policy.defaultTopic} or start with ${policy.prefix}`;
 }
 
-export function replyTopicPolicyOf(topics: { commands: string; replies: string; deadLetters: string; replyPrefix: string }): ReplyTopicPolicy {
+export function replyTopicPolicyOf(topics: {
+  commands: string;
+  replies: string;
+  deadLetters: string;
+  replyPrefix: string;
+}): ReplyTopicPolicy {
   return { defaultTopic: topics.replies, prefix: topics.replyPrefix, forbidden: [topics.commands, topics.deadLetters] };
 }
 

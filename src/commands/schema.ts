@@ -66,16 +66,22 @@ export function amountSchema(amountMinorMax: number) {
   const max = BigInt(amountMinorMax);
   return z
     .union([z.string(), z.number()])
-    .meta({ description: 'A positive amount with at most 2 decimals, as a decimal string (preferred) or a number.', examples: ['10.00'] })
+    .meta({
+      description: 'A positive amount with at most 2 decimals, as a decimal string (preferred) or a number.',
+      examples: ['10.00'],
+    })
     .transform((input, ctx) => {
-    const parsed = parseAmount(input, max);
-    if (parsed.ok) return parsed.minor;
-    ctx.addIssue({ code: 'custom', message: parsed.message });
-    return z.NEVER;
-  });
+      const parsed = parseAmount(input, max);
+      if (parsed.ok) return parsed.minor;
+      ctx.addIssue({ code: 'custom', message: parsed.message });
+      return z.NEVER;
+    });
 }
 
-export function createCommandSchema(limits: { amountMinorMax: number }, replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY) {
+export function createCommandSchema(
+  limits: { amountMinorMax: number },
+  replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY,
+) {
   const amount = amountSchema(limits.amountMinorMax);
   const base = { id: commandIdSchema, user_id: entityIdSchema, reply_to: replyToSchema(replyTopics).optional() };
   const order = { service_id: entityIdSchema, order_id: entityIdSchema };
@@ -85,12 +91,26 @@ export function createCommandSchema(limits: { amountMinorMax: number }, replyTop
     z.object({ ...base, type: z.literal('reserve'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
-    z.object({ ...base, type: z.literal('transfer'), recipient_id: entityIdSchema, amount, comment: commentSchema.optional() }),
+    z.object({
+      ...base,
+      type: z.literal('transfer'),
+      recipient_id: entityIdSchema,
+      amount,
+      comment: commentSchema.optional(),
+    }),
     z
       // Not bounded by AMOUNT_MINOR_MAX: the transfer was, and a limit lowered between the two
       // must not strand the money in incoming.
-      .object({ id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'), type: z.literal('settle'), user_id: entityIdSchema, amount: amountSchema(Number.MAX_SAFE_INTEGER) })
-      .meta({ description: "Published by the consumer after a transfer: moves the amount from the recipient's incoming to their available balance." }),
+      .object({
+        id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'),
+        type: z.literal('settle'),
+        user_id: entityIdSchema,
+        amount: amountSchema(Number.MAX_SAFE_INTEGER),
+      })
+      .meta({
+        description:
+          "Published by the consumer after a transfer: moves the amount from the recipient's incoming to their available balance.",
+      }),
   ]);
 }
 
@@ -108,7 +128,10 @@ export type CommandInput = z.input<CommandSchema>;
 export function commandFingerprint(command: Command): string {
   const c = command as Partial<Record<string, unknown>> & Command;
   const parts = [c.type, c.user_id, c.amount, c.service_id, c.order_id, c.recipient_id, c.comment ?? ''];
-  return createHash('sha256').update(parts.map((part) => String(part ?? '')).join('\u001f')).digest('base64url').slice(0, 32);
+  return createHash('sha256')
+    .update(parts.map((part) => String(part ?? '')).join('\u001f'))
+    .digest('base64url')
+    .slice(0, 32);
 }
 
 /** The partition key of a command: the user whose order matters (the sender of a transfer). */
@@ -118,5 +141,7 @@ export function commandKey(command: { user_id: number }): string {
 
 /** The JSON a validated command is published as: the amount back as an exact decimal string. */
 export function serializeCommand(command: Command): string {
-  return JSON.stringify(command, (key, value: unknown) => (key === 'amount' && typeof value === 'bigint' ? formatMinor(value) : value));
+  return JSON.stringify(command, (key, value: unknown) =>
+    key === 'amount' && typeof value === 'bigint' ? formatMinor(value) : value,
+  );
 }

@@ -30,7 +30,8 @@ function countCodePoints(text: string, stopAfter: number): number {
 }
 
 const MESSAGES: Record<TextProblem, (limits: { charsMax: number; bytesMax: number }) => string> = {
-  control_character: () => 'must not contain control characters (NUL, escape and the like; tab and newline are allowed)',
+  control_character: () =>
+    'must not contain control characters (NUL, escape and the like; tab and newline are allowed)',
   malformed_unicode: () => 'must be well-formed Unicode (no lone surrogates)',
   too_long: (l) => `must be at most ${l.charsMax} characters`,
   too_many_bytes: (l) => `must be at most ${l.bytesMax} bytes in UTF-8`,

@@ -18,8 +18,16 @@ export interface ApplyOptions {
   readonly onRetry?: () => void;
 }
 
-export function applyWithRetry(pool: pg.Pool, items: readonly BatchItem[], options: ApplyOptions): Promise<BatchResult> {
-  return retrying(() => applyCommands(pool, items, { balanceMinorMax: BigInt(options.limits.balanceMinorMax) }), items.length, options);
+export function applyWithRetry(
+  pool: pg.Pool,
+  items: readonly BatchItem[],
+  options: ApplyOptions,
+): Promise<BatchResult> {
+  return retrying(
+    () => applyCommands(pool, items, { balanceMinorMax: BigInt(options.limits.balanceMinorMax) }),
+    items.length,
+    options,
+  );
 }
 
 /** Runs `work` under the consumer's retry policy. */

@@ -42,7 +42,11 @@ export interface OutgoingMessage {
 }
 
 /** The dead letter of a message: its original key, value and headers (bounded), plus why and where from. */
-export function deadLetterOf(message: KafkaMessage, source: { topic: string; partition: number }, reason: DeadLetterReason): OutgoingMessage {
+export function deadLetterOf(
+  message: KafkaMessage,
+  source: { topic: string; partition: number },
+  reason: DeadLetterReason,
+): OutgoingMessage {
   const { copied, dropped } = copyHeaders(message.headers ?? {});
   const headers: Record<string, string | Buffer> = {
     ...copied,
@@ -69,9 +73,18 @@ export function deadLetterOf(message: KafkaMessage, source: { topic: string; par
 }
 
 /** Headers this module writes; a producer's own copies of them are dropped, not trusted. */
-const OWN_HEADERS = new Set(['x-sqlstate', 'x-headers-dropped', 'x-original-bytes', 'x-original-key-bytes', 'x-dead-lettered-at']);
+const OWN_HEADERS = new Set([
+  'x-sqlstate',
+  'x-headers-dropped',
+  'x-original-bytes',
+  'x-original-key-bytes',
+  'x-dead-lettered-at',
+]);
 
-function copyHeaders(headers: KafkaMessage['headers'] & object): { copied: Record<string, string | Buffer>; dropped: number } {
+function copyHeaders(headers: KafkaMessage['headers'] & object): {
+  copied: Record<string, string | Buffer>;
+  dropped: number;
+} {
   const copied: Record<string, string | Buffer> = {};
   let bytes = 0;
   let dropped = 0;
@@ -92,7 +105,8 @@ function copyHeaders(headers: KafkaMessage['headers'] & object): { copied: Recor
 
 /** What a message costs in a produce request, near enough to keep batches under the broker's limit. */
 export function messageBytes(message: OutgoingMessage): number {
-  const size = (part: string | Buffer | null | undefined) => (part == null ? 0 : typeof part === 'string' ? Buffer.byteLength(part) : part.length);
+  const size = (part: string | Buffer | null | undefined) =>
+    part == null ? 0 : typeof part === 'string' ? Buffer.byteLength(part) : part.length;
   let bytes = 64 + size(message.key) + size(message.value);
   for (const [name, value] of Object.entries(message.headers ?? {})) bytes += 8 + Buffer.byteLength(name) + size(value);
   return bytes;

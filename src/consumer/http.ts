@@ -15,16 +15,28 @@ import type { WorkerStats } from './worker.ts';
 /** Probes give up after this long, so /readyz answers promptly even when a dependency hangs. */
 const READINESS_PROBE_WAIT_MS = 2_000;
 
-export function buildConsumerApp(deps: { pool: pg.Pool; kafka: Kafka; stats: WorkerStats; log: Logger }): FastifyInstance {
+export function buildConsumerApp(deps: {
+  pool: pg.Pool;
+  kafka: Kafka;
+  stats: WorkerStats;
+  log: Logger;
+}): FastifyInstance {
   const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, disableRequestLogging: true });
   const metrics = new Metrics();
   registerConsumerMetrics(metrics, deps.stats);
-  const readiness = createReadinessProbe({ pool: deps.pool, kafka: deps.kafka, probeWaitMs: READINESS_PROBE_WAIT_MS, local: { consumer: consumerReadiness(deps.stats) } });
+  const readiness = createReadinessProbe({
+    pool: deps.pool,
+    kafka: deps.kafka,
+    probeWaitMs: READINESS_PROBE_WAIT_MS,
+    local: { consumer: consumerReadiness(deps.stats) },
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const report = await readiness();
     return reply.code(report.ready ? 200 : 503).send(report);
   });
-  app.get('/metrics', async (_request, reply) => reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()),
+  );
   return app;
 }

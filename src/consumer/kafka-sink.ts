@@ -20,7 +20,11 @@ export class KafkaOutboxSink implements OutboxSink {
     private readonly kafka: Kafka,
     private readonly log: Logger,
   ) {
-    this.core = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
+    this.core = kafka.producer({
+      idempotent: true,
+      allowAutoTopicCreation: false,
+      createPartitioner: javaCompatiblePartitioner,
+    });
     this.directory = new TopicDirectory(kafka);
   }
 
@@ -35,20 +39,28 @@ export class KafkaOutboxSink implements OutboxSink {
   }
 
   async sendCore(batch: readonly TopicMessages[]): Promise<void> {
-    const topicMessages = batch.filter((t) => t.messages.length > 0).map((t) => ({ topic: t.topic, messages: [...t.messages] }));
+    const topicMessages = batch
+      .filter((t) => t.messages.length > 0)
+      .map((t) => ({ topic: t.topic, messages: [...t.messages] }));
     if (topicMessages.length > 0) await this.core.sendBatch({ acks: -1, topicMessages });
   }
 
   async sendToReplyTarget(topic: string, messages: readonly OutgoingMessage[]): Promise<'sent' | 'missing' | 'failed'> {
     if (!(await this.directory.exists(topic))) {
-      this.log.warn({ topic, replies: messages.length }, 'reply_to names a topic that does not exist; replies skipped (poll the command instead)');
+      this.log.warn(
+        { topic, replies: messages.length },
+        'reply_to names a topic that does not exist; replies skipped (poll the command instead)',
+      );
       return 'missing';
     }
     try {
       await (await this.targetProducer()).send({ topic, acks: -1, messages: [...messages] });
       return 'sent';
     } catch (error) {
-      this.log.warn({ err: error, topic, replies: messages.length }, 'replies to a reply_to topic could not be delivered; skipped');
+      this.log.warn(
+        { err: error, topic, replies: messages.length },
+        'replies to a reply_to topic could not be delivered; skipped',
+      );
       this.directory.forget();
       await this.discardTargetProducer();
       return 'failed';
@@ -58,7 +70,10 @@ export class KafkaOutboxSink implements OutboxSink {
   private targetProducer(): Promise<Producer> {
     this.targets ??= (async () => {
       // Few retries: a topic that refuses us is skipped, not waited for.
-      const producer = this.kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 } });
+      const producer = this.kafka.producer({
+        allowAutoTopicCreation: false,
+        retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
+      });
       await producer.connect();
       return producer;
     })();

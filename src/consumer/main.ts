@@ -16,9 +16,15 @@ import { createCommandWorker } from './worker.ts';
 await runCli(async () => {
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'consumer' });
-  if (!config.kafka.brokers) throw new Error('KAFKA_BROKERS must be set for a stand-alone consumer (npm start runs a local broker)');
+  if (!config.kafka.brokers)
+    throw new Error('KAFKA_BROKERS must be set for a stand-alone consumer (npm start runs a local broker)');
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-consumer');
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-consumer`, log, ...brokerSecurity(config.kafka) });
+  const kafka = createKafka({
+    brokers: config.kafka.brokers,
+    clientId: `${config.kafka.clientId}-consumer`,
+    log,
+    ...brokerSecurity(config.kafka),
+  });
   const worker = createCommandWorker({ config, kafka, pool, log });
   const app = buildConsumerApp({ pool, kafka, stats: worker.stats, log });
   const address = await app.listen({ host: config.http.host, port: config.http.consumerPort });

@@ -58,7 +58,11 @@ export class Outbox {
    * recipient lands behind the settle on the recipient's partition.
    */
   derive(command: InternalCommand, proof: string): void {
-    this.derived.push({ key: commandKey(command), value: serializeCommand(command), headers: { [INTERNAL_PROOF_HEADER]: proof } });
+    this.derived.push({
+      key: commandKey(command),
+      value: serializeCommand(command),
+      headers: { [INTERNAL_PROOF_HEADER]: proof },
+    });
   }
 
   /** A reply, to the default reply topic or to the allowed topic the command named. */

@@ -30,7 +30,12 @@ const SQL_LIST = `
   FROM parked_offsets ORDER BY parked_at DESC LIMIT $1`;
 
 /** Parked offsets between `first` and `last` (inclusive), by offset. */
-export async function parkedInRange(db: pg.Pool, at: PartitionRef, first: string, last: string): Promise<Map<string, ParkedOffset>> {
+export async function parkedInRange(
+  db: pg.Pool,
+  at: PartitionRef,
+  first: string,
+  last: string,
+): Promise<Map<string, ParkedOffset>> {
   const { rows } = await db.query<{ source_offset: string; reason: string; parked_by: string }>({
     name: 'consumer_parked_in_range',
     text: SQL_PARKED_IN_RANGE,
@@ -40,11 +45,19 @@ export async function parkedInRange(db: pg.Pool, at: PartitionRef, first: string
 }
 
 export async function markSkipped(db: pg.Pool, at: PartitionRef, offsets: readonly string[]): Promise<void> {
-  if (offsets.length > 0) await db.query({ name: 'consumer_mark_skipped', text: SQL_MARK_SKIPPED, values: [at.topic, at.partition, offsets] });
+  if (offsets.length > 0)
+    await db.query({
+      name: 'consumer_mark_skipped',
+      text: SQL_MARK_SKIPPED,
+      values: [at.topic, at.partition, offsets],
+    });
 }
 
 /** Parks one offset; false if it was already parked (the first reason stands). */
-export async function park(db: pg.Pool, at: PartitionRef & { offset: string; reason: string; parkedBy: string }): Promise<boolean> {
+export async function park(
+  db: pg.Pool,
+  at: PartitionRef & { offset: string; reason: string; parkedBy: string },
+): Promise<boolean> {
   const { rowCount } = await db.query(SQL_PARK, [at.topic, at.partition, at.offset, at.reason, at.parkedBy]);
   return rowCount === 1;
 }

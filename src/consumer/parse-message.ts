@@ -24,9 +24,14 @@ export type ParsedMessage =
       readonly replyTo: string | null;
     };
 
-export function parseCommandMessage(value: Buffer | null, schema: CommandSchema, replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY): ParsedMessage {
+export function parseCommandMessage(
+  value: Buffer | null,
+  schema: CommandSchema,
+  replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY,
+): ParsedMessage {
   if (!value || value.length === 0) return invalid('empty_message', 'The message has no value.', null, replyTopics);
-  if (value.length > MESSAGE_BYTES_MAX) return invalid('invalid_command', `The message is larger than ${MESSAGE_BYTES_MAX} bytes.`, null, replyTopics);
+  if (value.length > MESSAGE_BYTES_MAX)
+    return invalid('invalid_command', `The message is larger than ${MESSAGE_BYTES_MAX} bytes.`, null, replyTopics);
   let json: unknown;
   try {
     json = JSON.parse(value.toString('utf8'));
@@ -36,14 +41,24 @@ export function parseCommandMessage(value: Buffer | null, schema: CommandSchema,
   const result = schema.safeParse(json);
   if (result.success) return { ok: true, command: result.data, fingerprint: commandFingerprint(result.data) };
   const issues = result.error.issues;
-  const problems = issues.slice(0, PROBLEMS_LISTED_MAX).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  const problems = issues
+    .slice(0, PROBLEMS_LISTED_MAX)
+    .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
   const more = issues.length > PROBLEMS_LISTED_MAX ? ` (and ${issues.length - PROBLEMS_LISTED_MAX} more)` : '';
-  return invalid('invalid_command', `The message does not match the command schema. ${problems.join('; ')}${more}`, json, replyTopics);
+  return invalid(
+    'invalid_command',
+    `The message does not match the command schema. ${problems.join('; ')}${more}`,
+    json,
+    replyTopics,
+  );
 }
 
 function invalid(code: ParseFailureCode, message: string, json: unknown, replyTopics: ReplyTopicPolicy): ParsedMessage {
   const record = json && typeof json === 'object' && !Array.isArray(json) ? (json as Record<string, unknown>) : {};
   const commandId = typeof record.id === 'string' && COMMAND_ID_PATTERN.test(record.id) ? record.id : null;
-  const replyTo = typeof record.reply_to === 'string' && replyTopicProblem(record.reply_to, replyTopics) === null ? record.reply_to : null;
+  const replyTo =
+    typeof record.reply_to === 'string' && replyTopicProblem(record.reply_to, replyTopics) === null
+      ? record.reply_to
+      : null;
   return { ok: false, code, message, commandId, replyTo };
 }

@@ -15,7 +15,12 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import { INTERNAL_PROOF_HEADER, InternalCommandSigner, isInternalCommand, sourceTransferId } from '../commands/internal-proof.ts';
+import {
+  INTERNAL_PROOF_HEADER,
+  InternalCommandSigner,
+  isInternalCommand,
+  sourceTransferId,
+} from '../commands/internal-proof.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { replyTopicPolicyOf, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
 import { commandKey, createCommandSchema, type Command, type CommandSchema } from '../commands/schema.ts';
@@ -64,7 +69,18 @@ export interface ChunkCounts {
 }
 
 export function emptyCounts(): ChunkCounts {
-  return { applied: 0, settled: 0, rejected: 0, duplicates: 0, deadLettered: 0, unprocessable: 0, unrecorded: 0, parked: 0, forged: 0, misrouted: 0 };
+  return {
+    applied: 0,
+    settled: 0,
+    rejected: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    unprocessable: 0,
+    unrecorded: 0,
+    parked: 0,
+    forged: 0,
+    misrouted: 0,
+  };
 }
 
 const COUNT_KEYS = Object.keys(emptyCounts()) as Array<keyof ChunkCounts>;
@@ -123,11 +139,19 @@ interface ItemResult {
   readonly deadLetter?: DeadLetterReason;
 }
 
-async function processChunk(ctx: Context, source: PartitionRef, messages: readonly KafkaMessage[]): Promise<ProcessedChunk> {
+async function processChunk(
+  ctx: Context,
+  source: PartitionRef,
+  messages: readonly KafkaMessage[],
+): Promise<ProcessedChunk> {
   const outbox = new Outbox(ctx.config.topics, ctx.config.consumer.kafkaBatchBytesMax);
   const counts = emptyCounts();
   if (messages.length === 0) return { outbox, counts, appliedAny: false };
-  const parked = await retrying(() => parkedInRange(ctx.pool, source, messages[0]!.offset, messages.at(-1)!.offset), messages.length, ctx.apply);
+  const parked = await retrying(
+    () => parkedInRange(ctx.pool, source, messages[0]!.offset, messages.at(-1)!.offset),
+    messages.length,
+    ctx.apply,
+  );
   const screened = screen(ctx, source, messages, parked, outbox, counts);
   const candidates = await dropMismatchedSettles(ctx, source, screened, outbox, counts);
   const results = await applyIsolating(ctx, candidates);
@@ -149,7 +173,10 @@ function screen(
   for (const message of messages) {
     const parking = parked.get(message.offset);
     if (parking) {
-      moveAside(ctx, source, message, outbox, counts, { code: 'parked', message: `Parked by ${parking.parkedBy}: ${parking.reason}` });
+      moveAside(ctx, source, message, outbox, counts, {
+        code: 'parked',
+        message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
+      });
       counts.parked += 1;
       continue;
     }
@@ -159,22 +186,49 @@ function screen(
       if (parsed.commandId) outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo);
       continue;
     }
-    if (isInternalCommand(parsed.command) && !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER))) {
-      moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: 'An internal command without a valid proof: only the consumer may publish settles.' });
+    if (
+      isInternalCommand(parsed.command) &&
+      !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER))
+    ) {
+      moveAside(ctx, source, message, outbox, counts, {
+        code: 'invalid_command',
+        message: 'An internal command without a valid proof: only the consumer may publish settles.',
+      });
       counts.forged += 1;
       continue;
     }
     checkPartition(ctx, parsed.command, source, message.offset, counts);
-    const principal = isInternalCommand(parsed.command) ? 'consumer' : ctx.attestation.principalOf(parsed.command.id, headersOf(message));
-    candidates.push({ item: { command: parsed.command, fingerprint: parsed.fingerprint, partition: source.partition, offset: message.offset, principal }, message });
+    const principal = isInternalCommand(parsed.command)
+      ? 'consumer'
+      : ctx.attestation.principalOf(parsed.command.id, headersOf(message));
+    candidates.push({
+      item: {
+        command: parsed.command,
+        fingerprint: parsed.fingerprint,
+        partition: source.partition,
+        offset: message.offset,
+        principal,
+      },
+      message,
+    });
   }
   return candidates;
 }
 
-function moveAside(ctx: Context, source: PartitionRef, message: KafkaMessage, outbox: Outbox, counts: ChunkCounts, reason: DeadLetterReason): void {
+function moveAside(
+  ctx: Context,
+  source: PartitionRef,
+  message: KafkaMessage,
+  outbox: Outbox,
+  counts: ChunkCounts,
+  reason: DeadLetterReason,
+): void {
   outbox.deadLetter(message, source, reason);
   counts.deadLettered += 1;
-  ctx.log.warn({ topic: source.topic, partition: source.partition, offset: message.offset, code: reason.code }, 'dead-lettered a message');
+  ctx.log.warn(
+    { topic: source.topic, partition: source.partition, offset: message.offset, code: reason.code },
+    'dead-lettered a message',
+  );
 }
 
 function headerOf(message: KafkaMessage, name: string): string | Buffer | undefined {
@@ -192,7 +246,13 @@ function headersOf(message: KafkaMessage): Record<string, string | Buffer | unde
  * A settle with a valid proof must still settle what its transfer moved. Live, the transfer is
  * always in the database first; in a replay it may not be yet, and then the proof alone decides.
  */
-async function dropMismatchedSettles(ctx: Context, source: PartitionRef, candidates: Candidate[], outbox: Outbox, counts: ChunkCounts): Promise<Candidate[]> {
+async function dropMismatchedSettles(
+  ctx: Context,
+  source: PartitionRef,
+  candidates: Candidate[],
+  outbox: Outbox,
+  counts: ChunkCounts,
+): Promise<Candidate[]> {
   const settles = candidates.filter((c) => c.item.command.type === 'settle');
   if (settles.length === 0) return candidates;
   const transferIds = settles.map((c) => sourceTransferId(c.item.command as Extract<Command, { type: 'settle' }>));
@@ -202,7 +262,10 @@ async function dropMismatchedSettles(ctx: Context, source: PartitionRef, candida
     if (command.type !== 'settle') return true;
     const credit = credits.get(sourceTransferId(command));
     if (!credit || (credit.userId === command.user_id && credit.amount === command.amount)) return true;
-    moveAside(ctx, source, candidate.message, outbox, counts, { code: 'invalid_command', message: 'The settle does not match the transfer it settles (recipient or amount).' });
+    moveAside(ctx, source, candidate.message, outbox, counts, {
+      code: 'invalid_command',
+      message: 'The settle does not match the transfer it settles (recipient or amount).',
+    });
     counts.forged += 1;
     return false;
   });
@@ -216,7 +279,11 @@ async function dropMismatchedSettles(ctx: Context, source: PartitionRef, candida
 async function applyIsolating(ctx: Context, candidates: readonly Candidate[]): Promise<ItemResult[]> {
   if (candidates.length === 0) return [];
   try {
-    const result = await applyWithRetry(ctx.pool, candidates.map((c) => c.item), ctx.apply);
+    const result = await applyWithRetry(
+      ctx.pool,
+      candidates.map((c) => c.item),
+      ctx.apply,
+    );
     return candidates.map((candidate, i) => ({ candidate, reply: result.replies[i]! }));
   } catch (error) {
     if (failureKind(error) !== 'deterministic') throw error;
@@ -233,7 +300,10 @@ async function isolate(ctx: Context, candidate: Candidate, error: unknown): Prom
   const { command } = candidate.item;
   const sqlState = pgErrorCode(error);
   const message = unprocessableMessage(error);
-  ctx.log.error({ err: error, commandId: command.id, offset: candidate.item.offset, sqlState }, 'the database refused a command; recording it as unprocessable');
+  ctx.log.error(
+    { err: error, commandId: command.id, offset: candidate.item.offset, sqlState },
+    'the database refused a command; recording it as unprocessable',
+  );
   try {
     if (!(await retrying(() => recordUnprocessable(ctx.pool, candidate.item, message), 1, ctx.apply))) {
       // Decided meanwhile by another consumer: answer from what it stored (a read, no writes).
@@ -243,12 +313,31 @@ async function isolate(ctx: Context, candidate: Candidate, error: unknown): Prom
   } catch (recordError) {
     if (failureKind(recordError) !== 'deterministic') throw recordError;
     ctx.log.fatal(
-      { alert: 'unrecorded_command', err: recordError, commandId: command.id, partition: candidate.item.partition, offset: candidate.item.offset },
+      {
+        alert: 'unrecorded_command',
+        err: recordError,
+        commandId: command.id,
+        partition: candidate.item.partition,
+        offset: candidate.item.offset,
+      },
       'OPERATOR ACTION NEEDED: the database refused a command and also its rejection; the command was dead-lettered and skipped without any record',
     );
-    return { candidate, reply: null, deadLetter: { code: 'unrecorded', message, sqlState: pgErrorCode(recordError) ?? sqlState } };
+    return {
+      candidate,
+      reply: null,
+      deadLetter: { code: 'unrecorded', message, sqlState: pgErrorCode(recordError) ?? sqlState },
+    };
   }
-  const reply: CommandReply = { command_id: command.id, status: 'rejected', code: 'unprocessable', message, duplicate: false, fingerprint: candidate.item.fingerprint, transactions: [], balances: {} };
+  const reply: CommandReply = {
+    command_id: command.id,
+    status: 'rejected',
+    code: 'unprocessable',
+    message,
+    duplicate: false,
+    fingerprint: candidate.item.fingerprint,
+    transactions: [],
+    balances: {},
+  };
   return { candidate, reply, deadLetter: { code: 'unprocessable', message, sqlState } };
 }
 
@@ -261,12 +350,20 @@ const SQLSTATE_CLASS_CAUSES: Record<string, string> = {
 /** Names the cause for the caller, without the database's own message (which may quote data). */
 export function unprocessableMessage(error: unknown): string {
   const sqlState = pgErrorCode(error);
-  const cause = sqlState ? `the database refused it (SQLSTATE ${sqlState}: ${SQLSTATE_CLASS_CAUSES[sqlState.slice(0, 2)] ?? 'an error'})` : 'it would break a ledger invariant';
+  const cause = sqlState
+    ? `the database refused it (SQLSTATE ${sqlState}: ${SQLSTATE_CLASS_CAUSES[sqlState.slice(0, 2)] ?? 'an error'})`
+    : 'it would break a ledger invariant';
   return `${RESULT_CODES.unprocessable} Cause: ${cause}.`;
 }
 
 /** Step 3: settles for applied transfers, replies for everything but settles, dead letters. */
-function queueResults(ctx: Context, source: PartitionRef, results: readonly ItemResult[], outbox: Outbox, counts: ChunkCounts): void {
+function queueResults(
+  ctx: Context,
+  source: PartitionRef,
+  results: readonly ItemResult[],
+  outbox: Outbox,
+  counts: ChunkCounts,
+): void {
   for (const { candidate, reply, deadLetter } of results) {
     const { command } = candidate.item;
     if (deadLetter) moveAside(ctx, source, candidate.message, outbox, counts, deadLetter);
@@ -298,16 +395,37 @@ function count(counts: ChunkCounts, command: Command, reply: CommandReply | null
  * A command on the wrong one is still applied correctly (locks serialize it), but its order
  * relative to the user's other commands is no longer guaranteed, so it is counted and logged.
  */
-function checkPartition(ctx: Context, command: Command, source: PartitionRef, offset: string, counts: ChunkCounts): void {
+function checkPartition(
+  ctx: Context,
+  command: Command,
+  source: PartitionRef,
+  offset: string,
+  counts: ChunkCounts,
+): void {
   const partitions = ctx.partitionCount?.() ?? 0;
   if (partitions === 0 || partitionOfKey(commandKey(command), partitions) === source.partition) return;
   counts.misrouted += 1;
   ctx.log.warn(
-    { commandId: command.id, userId: command.user_id, partition: source.partition, offset, expected: partitionOfKey(commandKey(command), partitions) },
+    {
+      commandId: command.id,
+      userId: command.user_id,
+      partition: source.partition,
+      offset,
+      expected: partitionOfKey(commandKey(command), partitions),
+    },
     "a command arrived on a partition other than its user's murmur2 partition: check the producer's key and partitioner",
   );
 }
 
 function invalidReply(commandId: string, message: string): CommandReply {
-  return { command_id: commandId, status: 'rejected', code: 'invalid_command', message, duplicate: false, fingerprint: null, transactions: [], balances: {} };
+  return {
+    command_id: commandId,
+    status: 'rejected',
+    code: 'invalid_command',
+    message,
+    duplicate: false,
+    fingerprint: null,
+    transactions: [],
+    balances: {},
+  };
 }

@@ -17,7 +17,14 @@ import type { Config } from '../config.ts';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
-import { addCounts, createChunkPipeline, emptyCounts, type ChunkCounts, type ChunkPipeline, type ProcessedChunk } from './pipeline.ts';
+import {
+  addCounts,
+  createChunkPipeline,
+  emptyCounts,
+  type ChunkCounts,
+  type ChunkPipeline,
+  type ProcessedChunk,
+} from './pipeline.ts';
 
 export interface WorkerDeps {
   readonly config: Config;
@@ -106,14 +113,31 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   // this between retries and bisection steps, so a long chunk never outlasts the session.
   let heartbeat: (() => Promise<void>) | null = null;
   const keepAlive = () => void heartbeat?.().catch(() => {});
-  const pipeline = createChunkPipeline({ ...deps, onRetry: () => (stats.retries += 1), keepAlive, partitionCount: () => partitionCount });
-  const ctx: WorkerContext = { ...deps, consumer, sink: new KafkaOutboxSink(kafka, log), pipeline, stats, resumeTimers: new Set() };
+  const pipeline = createChunkPipeline({
+    ...deps,
+    onRetry: () => (stats.retries += 1),
+    keepAlive,
+    partitionCount: () => partitionCount,
+  });
+  const ctx: WorkerContext = {
+    ...deps,
+    consumer,
+    sink: new KafkaOutboxSink(kafka, log),
+    pipeline,
+    stats,
+    resumeTimers: new Set(),
+  };
   consumer.on(consumer.events.CRASH, (event) => {
     // A retriable one (the group coordinator still loading after a broker start) is routine.
     const level = event.payload.restart ? 'warn' : 'error';
-    log[level]({ err: event.payload.error, restart: event.payload.restart }, 'the command consumer stopped; kafkajs restarts it from the last committed offset');
+    log[level](
+      { err: event.payload.error, restart: event.payload.restart },
+      'the command consumer stopped; kafkajs restarts it from the last committed offset',
+    );
   });
-  consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []));
+  consumer.on(consumer.events.GROUP_JOIN, (event) =>
+    onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []),
+  );
 
   return {
     stats,
@@ -181,7 +205,8 @@ async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Prom
       if (!payload.isRunning() || payload.isStale()) break;
       const chunk = batch.messages.slice(start, start + chunkSize);
       ctx.stats.firstChunkAt ??= Date.now();
-      if (!ctx.stats.oldestUnappliedAt.has(batch.partition)) ctx.stats.oldestUnappliedAt.set(batch.partition, Number(chunk[0]!.timestamp));
+      if (!ctx.stats.oldestUnappliedAt.has(batch.partition))
+        ctx.stats.oldestUnappliedAt.set(batch.partition, Number(chunk[0]!.timestamp));
       const processing = ctx.pipeline.process(source, chunk);
       // If the previous chunk's publish fails we stop here; this chunk's transaction may still
       // commit, which is safe: redelivery turns it into duplicates.
@@ -199,12 +224,20 @@ async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Prom
   }
 }
 
-async function publishAndCommit(payload: EachBatchPayload, ctx: WorkerContext, processed: ProcessedChunk, chunk: readonly KafkaMessage[], next: KafkaMessage | undefined): Promise<void> {
+async function publishAndCommit(
+  payload: EachBatchPayload,
+  ctx: WorkerContext,
+  processed: ProcessedChunk,
+  chunk: readonly KafkaMessage[],
+  next: KafkaMessage | undefined,
+): Promise<void> {
   const { batch } = payload;
   const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat());
   const last = chunk.at(-1)!.offset;
   payload.resolveOffset(last);
-  await ctx.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+  await ctx.consumer.commitOffsets([
+    { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+  ]);
   const { stats } = ctx;
   addCounts(stats, processed.counts);
   stats.repliesUndeliverable += report.undeliverable;
@@ -216,12 +249,19 @@ async function publishAndCommit(payload: EachBatchPayload, ctx: WorkerContext, p
   // timestamp is a bound from above until the next batch arrives.
   if (lag === 0) stats.oldestUnappliedAt.delete(batch.partition);
   else stats.oldestUnappliedAt.set(batch.partition, Number((next ?? chunk.at(-1)!).timestamp));
-  if (stats.paused.delete(batch.partition)) ctx.log.info({ partition: batch.partition }, 'partition resumed: its commands apply again');
+  if (stats.paused.delete(batch.partition))
+    ctx.log.info({ partition: batch.partition }, 'partition resumed: its commands apply again');
   await payload.heartbeat();
 }
 
 /** Group-membership errors are kafkajs's to handle: it rejoins, and the new owner resumes. */
-const GROUP_MEMBERSHIP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+const GROUP_MEMBERSHIP_ERRORS = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'FENCED_INSTANCE_ID',
+]);
 
 function isGroupMembershipError(error: unknown): boolean {
   const type = (error as { type?: unknown })?.type;

@@ -51,7 +51,9 @@ export async function migrate(pool: pg.Pool, dir: string = MIGRATIONS_DIR): Prom
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     try {
       await client.query(SQL_CREATE_MIGRATIONS_TABLE);
-      const applied = new Set((await client.query<{ version: number }>(SQL_APPLIED_VERSIONS)).rows.map((r) => r.version));
+      const applied = new Set(
+        (await client.query<{ version: number }>(SQL_APPLIED_VERSIONS)).rows.map((r) => r.version),
+      );
       const done: string[] = [];
       for (const migration of migrations) {
         if (applied.has(migration.version)) continue;

@@ -35,7 +35,10 @@ export function createPool(url: string, db: Config['db'], applicationName: strin
  * only marks the client broken, so it is destroyed instead of returned to the pool, and the
  * query in flight (or the next one) fails as usual.
  */
-export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient, markBroken: () => void) => Promise<T>): Promise<T> {
+export async function withClient<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient, markBroken: () => void) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   const markBroken = () => {

@@ -29,12 +29,24 @@ export interface KafkaClientOptions {
   /** How many times kafkajs retries a failed request, with its exponential backoff. */
   readonly retriesMax?: number;
   /** TLS to the broker: files of the CA, and of a client certificate and key for mutual TLS. */
-  readonly ssl?: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null; readonly rejectUnauthorized: boolean } | null;
-  readonly sasl?: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | null;
+  readonly ssl?: {
+    readonly caFile: string | null;
+    readonly certFile: string | null;
+    readonly keyFile: string | null;
+    readonly rejectUnauthorized: boolean;
+  } | null;
+  readonly sasl?: {
+    readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+    readonly username: string;
+    readonly password: string;
+  } | null;
 }
 
 /** The TLS and SASL part of a configuration, for createKafka. */
-export function brokerSecurity(kafka: { ssl: KafkaClientOptions['ssl']; sasl: KafkaClientOptions['sasl'] }): Pick<KafkaClientOptions, 'ssl' | 'sasl'> {
+export function brokerSecurity(kafka: {
+  ssl: KafkaClientOptions['ssl'];
+  sasl: KafkaClientOptions['sasl'];
+}): Pick<KafkaClientOptions, 'ssl' | 'sasl'> {
   return { ssl: kafka.ssl ?? null, sasl: kafka.sasl ?? null };
 }
 
@@ -48,13 +60,26 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     logLevel: KafkaLogLevel.WARN,
     logCreator: pinoLogCreator(options.log.child({ component: 'kafkajs' })),
     ...(options.ssl ? { ssl: tlsOptions(options.ssl) } : {}),
-    ...(options.sasl ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as kafkajs.SASLOptions } : {}),
+    ...(options.sasl
+      ? {
+          sasl: {
+            mechanism: options.sasl.mechanism,
+            username: options.sasl.username,
+            password: options.sasl.password,
+          } as kafkajs.SASLOptions,
+        }
+      : {}),
   });
 }
 
 function tlsOptions(ssl: NonNullable<KafkaClientOptions['ssl']>): kafkajs.KafkaConfig['ssl'] {
   const read = (file: string | null) => (file ? readFileSync(file, 'utf8') : undefined);
-  return { rejectUnauthorized: ssl.rejectUnauthorized, ca: read(ssl.caFile), cert: read(ssl.certFile), key: read(ssl.keyFile) };
+  return {
+    rejectUnauthorized: ssl.rejectUnauthorized,
+    ca: read(ssl.caFile),
+    cert: read(ssl.certFile),
+    key: read(ssl.keyFile),
+  };
 }
 
 /** The same kafkajs message is logged at most once per window; a dead broker otherwise floods the log. */
@@ -144,23 +169,44 @@ export async function checkTopics(kafka: Kafka, specs: readonly TopicSpec[], fix
   try {
     const drift: TopicDrift[] = [];
     const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
-    const described = await admin.describeConfigs({ includeSynonyms: false, resources: specs.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.topic })) });
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: specs.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.topic })),
+    });
     for (const spec of specs) {
       const partitions = metadata.topics.find((t) => t.name === spec.topic)?.partitions ?? [];
-      if (partitions.length !== spec.partitions) drift.push({ topic: spec.topic, setting: 'partitions', expected: String(spec.partitions), actual: String(partitions.length) });
+      if (partitions.length !== spec.partitions)
+        drift.push({
+          topic: spec.topic,
+          setting: 'partitions',
+          expected: String(spec.partitions),
+          actual: String(partitions.length),
+        });
       const replicas = Math.min(...partitions.map((p) => p.replicas.length));
-      if ((spec.replicationFactor ?? -1) > 0 && replicas < spec.replicationFactor!) drift.push({ topic: spec.topic, setting: 'replication factor', expected: String(spec.replicationFactor), actual: String(replicas) });
+      if ((spec.replicationFactor ?? -1) > 0 && replicas < spec.replicationFactor!)
+        drift.push({
+          topic: spec.topic,
+          setting: 'replication factor',
+          expected: String(spec.replicationFactor),
+          actual: String(replicas),
+        });
       const entries = described.resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
       for (const [name, value] of Object.entries(spec.configs ?? {})) {
         const actual = entries.find((e) => e.configName === name)?.configValue ?? '(unset)';
         if (actual !== value) drift.push({ topic: spec.topic, setting: name, expected: value, actual });
       }
     }
-    const toAlter = specs.filter((spec) => drift.some((d) => d.topic === spec.topic && d.setting in (spec.configs ?? {})));
+    const toAlter = specs.filter((spec) =>
+      drift.some((d) => d.topic === spec.topic && d.setting in (spec.configs ?? {})),
+    );
     if (fix && toAlter.length > 0) {
       await admin.alterConfigs({
         validateOnly: false,
-        resources: toAlter.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })) })),
+        resources: toAlter.map((spec) => ({
+          type: kafkajs.ConfigResourceTypes.TOPIC,
+          name: spec.topic,
+          configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+        })),
       });
     }
     return drift;
@@ -170,7 +216,10 @@ export async function checkTopics(kafka: Kafka, specs: readonly TopicSpec[], fix
 }
 
 /** Readiness: the admin client can describe the cluster within `timeoutMs`. */
-export async function describeCluster(kafka: Kafka, timeoutMs: number): Promise<{ brokers: number; controller: number | null }> {
+export async function describeCluster(
+  kafka: Kafka,
+  timeoutMs: number,
+): Promise<{ brokers: number; controller: number | null }> {
   const admin = kafka.admin({ retry: { retries: 0 } });
   try {
     return await withTimeout(

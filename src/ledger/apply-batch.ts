@@ -7,7 +7,17 @@
 import type pg from 'pg';
 import type { Command } from '../commands/schema.ts';
 import { inTransaction } from '../db/pool.ts';
-import { accountsOf, available, EXTERNAL_ACCOUNT, isBoundedAccount, reserved, usersOf, type AccountKey, type LedgerLimits, type ResultCode } from './core.ts';
+import {
+  accountsOf,
+  available,
+  EXTERNAL_ACCOUNT,
+  isBoundedAccount,
+  reserved,
+  usersOf,
+  type AccountKey,
+  type LedgerLimits,
+  type ResultCode,
+} from './core.ts';
 import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
 import { balanceView, transactionView, type CommandReply, type TransactionView } from './outcome.ts';
 import { LedgerState } from './state.ts';
@@ -29,7 +39,11 @@ export interface BatchResult {
  * then applies the batch in one transaction. Throws what PostgreSQL throws; the caller decides
  * what to retry.
  */
-export async function applyCommands(pool: pg.Pool, items: readonly BatchItem[], limits: LedgerLimits): Promise<BatchResult> {
+export async function applyCommands(
+  pool: pg.Pool,
+  items: readonly BatchItem[],
+  limits: LedgerLimits,
+): Promise<BatchResult> {
   const shared = sharedAccountsOf(items);
   if (shared.length > 0) await store.createMissingAccounts(pool, shared);
   return inTransaction(pool, (db) => applyBatch(db, items, limits));
@@ -61,10 +75,16 @@ export async function recordUnprocessable(pool: pg.Pool, item: BatchItem, messag
  * and the external account exists from the start). See `createMissingAccounts`.
  */
 function sharedAccountsOf(items: readonly BatchItem[]): AccountKey[] {
-  return [...new Set(items.flatMap((item) => accountsToLoad(item.command)))].filter((key) => !isBoundedAccount(key) && key !== EXTERNAL_ACCOUNT);
+  return [...new Set(items.flatMap((item) => accountsToLoad(item.command)))].filter(
+    (key) => !isBoundedAccount(key) && key !== EXTERNAL_ACCOUNT,
+  );
 }
 
-export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[], limits: LedgerLimits): Promise<BatchResult> {
+export async function applyBatch(
+  db: pg.PoolClient,
+  items: readonly BatchItem[],
+  limits: LedgerLimits,
+): Promise<BatchResult> {
   const commands = items.map((item) => item.command);
   const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
   const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
@@ -76,7 +96,10 @@ export async function applyBatch(db: pg.PoolClient, items: readonly BatchItem[],
   const outcomes = decideBatch(state, items, stored, limits);
   const created = await writeOutcomes(db, outcomes, accounts);
   await store.writeReservations(db, state.changedReservations);
-  await store.writeBalances(db, state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })));
+  await store.writeBalances(
+    db,
+    state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })),
+  );
   return buildResult(db, outcomes, created);
 }
 
@@ -89,7 +112,11 @@ function ordersOf(commands: readonly Command[]): store.OrderKey[] {
   const orders = new Map<string, store.OrderKey>();
   for (const c of commands) {
     if (c.type === 'reserve' || c.type === 'capture' || c.type === 'release') {
-      orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, { userId: c.user_id, serviceId: c.service_id, orderId: c.order_id });
+      orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, {
+        userId: c.user_id,
+        serviceId: c.service_id,
+        orderId: c.order_id,
+      });
     }
   }
   return [...orders.values()];
@@ -128,7 +155,12 @@ async function writeOutcomes(
       principal: item.principal,
     });
     for (const p of decision.postings) {
-      postingRows.push({ commandId: id, debitAccountId: accountId(accounts, p.debit), creditAccountId: accountId(accounts, p.credit), amount: p.amount });
+      postingRows.push({
+        commandId: id,
+        debitAccountId: accountId(accounts, p.debit),
+        creditAccountId: accountId(accounts, p.credit),
+        amount: p.amount,
+      });
     }
     for (const e of decision.entries) {
       transactionRows.push({ id: ids[transactionRows.length]!, commandId: id, ...e });
@@ -165,10 +197,18 @@ function groupByCommand(views: readonly TransactionView[]): Map<string, Transact
   return byCommand;
 }
 
-async function buildResult(db: pg.PoolClient, outcomes: readonly ItemOutcome[], created: Map<string, TransactionView[]>): Promise<BatchResult> {
+async function buildResult(
+  db: pg.PoolClient,
+  outcomes: readonly ItemOutcome[],
+  created: Map<string, TransactionView[]>,
+): Promise<BatchResult> {
   // Repeats of commands decided in an earlier batch answer with their stored transactions.
-  const storedIds = outcomes.filter((o) => o.kind === 'repeat' && !created.has(o.item.command.id)).map((o) => o.item.command.id);
-  const previous = groupByCommand((await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView));
+  const storedIds = outcomes
+    .filter((o) => o.kind === 'repeat' && !created.has(o.item.command.id))
+    .map((o) => o.item.command.id);
+  const previous = groupByCommand(
+    (await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView),
+  );
   const counts = { applied: 0, settled: 0, rejected: 0, duplicates: 0 };
   const replies = outcomes.map((outcome) => {
     const reply = replyFor(outcome, created, previous);
@@ -181,21 +221,52 @@ async function buildResult(db: pg.PoolClient, outcomes: readonly ItemOutcome[], 
   return { replies, ...counts };
 }
 
-function replyFor(outcome: ItemOutcome, created: Map<string, TransactionView[]>, previous: Map<string, TransactionView[]>): CommandReply {
+function replyFor(
+  outcome: ItemOutcome,
+  created: Map<string, TransactionView[]>,
+  previous: Map<string, TransactionView[]>,
+): CommandReply {
   const id = outcome.item.command.id;
   const fingerprint = outcome.item.fingerprint;
   const balances = balancesView(outcome.balances);
   switch (outcome.kind) {
     case 'new':
-      return { command_id: id, status: outcome.decision.status, code: outcome.decision.code, message: outcome.decision.message, duplicate: false, fingerprint, transactions: created.get(id) ?? [], balances };
+      return {
+        command_id: id,
+        status: outcome.decision.status,
+        code: outcome.decision.code,
+        message: outcome.decision.message,
+        duplicate: false,
+        fingerprint,
+        transactions: created.get(id) ?? [],
+        balances,
+      };
     case 'repeat': {
       const code = outcome.prior.code as ResultCode;
       const message = outcome.prior.message || defaultMessage(code);
       const transactions = created.get(id) ?? previous.get(id) ?? [];
-      return { command_id: id, status: outcome.prior.status, code, message, duplicate: true, fingerprint, transactions, balances };
+      return {
+        command_id: id,
+        status: outcome.prior.status,
+        code,
+        message,
+        duplicate: true,
+        fingerprint,
+        transactions,
+        balances,
+      };
     }
     case 'reused':
-      return { command_id: id, status: 'rejected', code: 'idempotency_key_reused', message: defaultMessage('idempotency_key_reused'), duplicate: false, fingerprint, transactions: [], balances };
+      return {
+        command_id: id,
+        status: 'rejected',
+        code: 'idempotency_key_reused',
+        message: defaultMessage('idempotency_key_reused'),
+        duplicate: false,
+        fingerprint,
+        transactions: [],
+        balances,
+      };
   }
 }
 

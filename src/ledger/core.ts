@@ -51,7 +51,15 @@ export const RESULT_CODES = {
 } as const;
 export type ResultCode = keyof typeof RESULT_CODES;
 
-export const TRANSACTION_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer_out', 'transfer_in'] as const;
+export const TRANSACTION_TYPES = [
+  'deposit',
+  'withdraw',
+  'reserve',
+  'capture',
+  'release',
+  'transfer_out',
+  'transfer_in',
+] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
 /** Money moving from one account to another: balanced by construction. */
@@ -133,15 +141,18 @@ export function usersOf(command: Command): number[] {
 export function decide(view: LedgerView, command: Command, limits: LedgerLimits): Decision {
   switch (command.type) {
     case 'deposit':
-      if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax) return rejected('balance_limit_exceeded');
-      return applied([{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }], [
-        entry(command.user_id, command.amount, 'deposit', { comment: command.comment }),
-      ]);
+      if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax)
+        return rejected('balance_limit_exceeded');
+      return applied(
+        [{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }],
+        [entry(command.user_id, command.amount, 'deposit', { comment: command.comment })],
+      );
     case 'withdraw':
       if (view.balance(available(command.user_id)) < command.amount) return rejected('insufficient_funds');
-      return applied([{ debit: available(command.user_id), credit: EXTERNAL_ACCOUNT, amount: command.amount }], [
-        entry(command.user_id, -command.amount, 'withdraw', { comment: command.comment }),
-      ]);
+      return applied(
+        [{ debit: available(command.user_id), credit: EXTERNAL_ACCOUNT, amount: command.amount }],
+        [entry(command.user_id, -command.amount, 'withdraw', { comment: command.comment })],
+      );
     case 'reserve':
       return decideReserve(view, command);
     case 'capture':
@@ -153,7 +164,10 @@ export function decide(view: LedgerView, command: Command, limits: LedgerLimits)
     case 'settle':
       // Unconditional by design: whether the transfer is already applied depends on how the
       // partitions interleave, and decisions must not (see sql/0003_incoming.sql).
-      return applied([{ debit: incoming(command.user_id), credit: available(command.user_id), amount: command.amount }], []);
+      return applied(
+        [{ debit: incoming(command.user_id), credit: available(command.user_id), amount: command.amount }],
+        [],
+      );
   }
 }
 
@@ -195,7 +209,14 @@ function decideCapture(view: LedgerView, command: CommandOf<'capture'>): Decisio
     postings.push({ debit: reserved(userId), credit: available(userId), amount: remainder });
     entries.push(entry(userId, remainder, 'release', { serviceId, orderId, comment: command.comment }));
   }
-  return applied(postings, entries, { kind: 'close', status: 'captured', capturedAmount: amount, userId, serviceId, orderId });
+  return applied(postings, entries, {
+    kind: 'close',
+    status: 'captured',
+    capturedAmount: amount,
+    userId,
+    serviceId,
+    orderId,
+  });
 }
 
 function decideRelease(view: LedgerView, command: CommandOf<'release'>): Decision {

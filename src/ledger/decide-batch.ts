@@ -4,7 +4,16 @@
  * earlier in this batch), or a reuse of an id for different content.
  */
 import type { Command } from '../commands/schema.ts';
-import { available, decide, reserved, RESULT_CODES, usersOf, type Decision, type LedgerLimits, type ResultCode } from './core.ts';
+import {
+  available,
+  decide,
+  reserved,
+  RESULT_CODES,
+  usersOf,
+  type Decision,
+  type LedgerLimits,
+  type ResultCode,
+} from './core.ts';
 import type { LedgerState } from './state.ts';
 
 export interface BatchItem {
@@ -49,14 +58,22 @@ export function decideBatch(
     }
     const decision = decide(state, item.command, limits);
     state.apply(id, decision);
-    decidedHere.set(id, { fingerprint: item.fingerprint, status: decision.status, code: decision.code, message: decision.message });
+    decidedHere.set(id, {
+      fingerprint: item.fingerprint,
+      status: decision.status,
+      code: decision.code,
+      message: decision.message,
+    });
     return { kind: 'new', item, decision, balances: balancesOf(state, item.command) };
   });
 }
 
 function balancesOf(state: LedgerState, command: Command): Balances {
   return new Map(
-    usersOf(command).map((userId) => [userId, { available: state.balance(available(userId)), reserved: state.balance(reserved(userId)) }]),
+    usersOf(command).map((userId) => [
+      userId,
+      { available: state.balance(available(userId)), reserved: state.balance(reserved(userId)) },
+    ]),
   );
 }
 

@@ -14,17 +14,26 @@ const SQL_BALANCES_OF_USERS = `
   WHERE kind IN ('user_available', 'user_reserved', 'user_incoming') AND owner_id = ANY($1::bigint[])`;
 // Known: registered, or with history. Not "has an account": accounts are created for every id a
 // command names, even a command that is then rejected, and that must not make an id known.
-const SQL_USER_EXISTS = 'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM transactions WHERE user_id = $1) AS known';
+const SQL_USER_EXISTS =
+  'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM transactions WHERE user_id = $1) AS known';
 
 /** A user's balances as the balance endpoint shows them: the reply's view plus unsettled transfers. */
 export type UserBalances = BalanceView & { readonly incoming: string };
 
 export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, UserBalances>> {
-  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({ name: 'q_balances', text: SQL_BALANCES_OF_USERS, values: [userIds] });
+  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({
+    name: 'q_balances',
+    text: SQL_BALANCES_OF_USERS,
+    values: [userIds],
+  });
   const out: Record<string, UserBalances> = {};
   for (const userId of userIds) {
-    const of = (kind: string) => BigInt(rows.find((r) => Number(r.owner_id) === userId && r.kind === kind)?.balance ?? '0');
-    out[String(userId)] = { ...balanceView(of('user_available'), of('user_reserved')), incoming: formatMinor(of('user_incoming')) };
+    const of = (kind: string) =>
+      BigInt(rows.find((r) => Number(r.owner_id) === userId && r.kind === kind)?.balance ?? '0');
+    out[String(userId)] = {
+      ...balanceView(of('user_available'), of('user_reserved')),
+      incoming: formatMinor(of('user_incoming')),
+    };
   }
   return out;
 }
@@ -36,7 +45,8 @@ export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBa
   return (await balancesOfUsers(db, [userId]))[String(userId)]!;
 }
 
-const SQL_COMMAND = 'SELECT id, fingerprint, type, user_id, status, code, message, principal FROM commands WHERE id = $1';
+const SQL_COMMAND =
+  'SELECT id, fingerprint, type, user_id, status, code, message, principal FROM commands WHERE id = $1';
 
 export interface StoredOutcome {
   readonly fingerprint: string;
@@ -48,9 +58,15 @@ export interface StoredOutcome {
 
 /** The decided outcome of a command, as a reply with `duplicate: true`; null if not decided (yet). */
 export async function loadOutcome(db: pg.Pool, commandId: string): Promise<StoredOutcome | null> {
-  const { rows } = await db.query<{ id: string; fingerprint: string; user_id: string; status: 'applied' | 'rejected'; code: string; message: string; principal: string }>(
-    { name: 'q_command', text: SQL_COMMAND, values: [commandId] },
-  );
+  const { rows } = await db.query<{
+    id: string;
+    fingerprint: string;
+    user_id: string;
+    status: 'applied' | 'rejected';
+    code: string;
+    message: string;
+    principal: string;
+  }>({ name: 'q_command', text: SQL_COMMAND, values: [commandId] });
   const row = rows[0];
   if (!row) return null;
   const transactions = (await transactionsOfCommands(db, [commandId])).map(transactionView);
@@ -59,7 +75,16 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
     principal: row.principal,
-    reply: { command_id: row.id, status: row.status, code, message: row.message || defaultMessage(code), duplicate: true, fingerprint: row.fingerprint, transactions, balances: await replyBalances(db, Number(row.user_id)) },
+    reply: {
+      command_id: row.id,
+      status: row.status,
+      code,
+      message: row.message || defaultMessage(code),
+      duplicate: true,
+      fingerprint: row.fingerprint,
+      transactions,
+      balances: await replyBalances(db, Number(row.user_id)),
+    },
   };
 }
 
@@ -84,7 +109,12 @@ export function encodeCursor(value: string, id: number): string {
 export function decodeCursor(cursor: string): { value: string; id: number } | null {
   try {
     const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(parsed) && parsed.length === 2 && typeof parsed[0] === 'string' && Number.isSafeInteger(parsed[1])) {
+    if (
+      Array.isArray(parsed) &&
+      parsed.length === 2 &&
+      typeof parsed[0] === 'string' &&
+      Number.isSafeInteger(parsed[1])
+    ) {
       return { value: parsed[0], id: parsed[1] as number };
     }
   } catch {
@@ -108,14 +138,23 @@ function historySql(sort: HistorySort, order: 'asc' | 'desc', after: boolean): s
 
 export async function historyPage(
   db: pg.Pool,
-  query: { userId: number; sort: HistorySort; order: 'asc' | 'desc'; limit: number; after: { value: string; id: number } | null },
+  query: {
+    userId: number;
+    sort: HistorySort;
+    order: 'asc' | 'desc';
+    limit: number;
+    after: { value: string; id: number } | null;
+  },
 ): Promise<HistoryPage> {
   const values: unknown[] = [query.userId, query.limit + 1];
   if (query.after) values.push(query.after.value, query.after.id);
   const { rows } = await db.query(historySql(query.sort, query.order, query.after !== null), values);
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
-  const nextCursor = rows.length > query.limit && last ? encodeCursor(query.sort === 'date' ? last.date_key : String(last.amount), Number(last.id)) : null;
+  const nextCursor =
+    rows.length > query.limit && last
+      ? encodeCursor(query.sort === 'date' ? last.date_key : String(last.amount), Number(last.id))
+      : null;
   return { items: page.map(transactionView), next_cursor: nextCursor };
 }
 
@@ -137,6 +176,13 @@ export async function revenueReport(db: pg.Pool, month: string): Promise<Revenue
   const [year, monthNumber] = month.split('-').map(Number) as [number, number];
   const from = new Date(Date.UTC(year, monthNumber - 1, 1)).toISOString();
   const to = new Date(Date.UTC(year, monthNumber, 1)).toISOString();
-  const { rows } = await db.query<{ service_id: string; service_name: string; revenue: string }>(SQL_REVENUE_REPORT, [from, to]);
-  return rows.map((r) => ({ service_id: Number(r.service_id), service_name: r.service_name, revenueMinor: BigInt(r.revenue) }));
+  const { rows } = await db.query<{ service_id: string; service_name: string; revenue: string }>(SQL_REVENUE_REPORT, [
+    from,
+    to,
+  ]);
+  return rows.map((r) => ({
+    service_id: Number(r.service_id),
+    service_name: r.service_name,
+    revenueMinor: BigInt(r.revenue),
+  }));
 }

@@ -38,7 +38,8 @@ export class LedgerState implements LedgerView {
   constructor(balances: Iterable<readonly [AccountKey, bigint]>, openReservations: Iterable<ReservationRecord>) {
     this.balances = new Map(balances);
     this.initial = new Map(this.balances);
-    for (const record of openReservations) this.open.set(reservationKey(record.userId, record.serviceId, record.orderId), record);
+    for (const record of openReservations)
+      this.open.set(reservationKey(record.userId, record.serviceId, record.orderId), record);
   }
 
   balance(key: AccountKey): bigint {

@@ -30,7 +30,11 @@ const SQL_FIND_COMMANDS = `
 
 export async function findCommands(db: Queryable, ids: readonly string[]): Promise<Map<string, StoredCommand>> {
   if (ids.length === 0) return new Map();
-  const { rows } = await db.query<StoredCommand>({ name: 'ledger_find_commands', text: SQL_FIND_COMMANDS, values: [ids] });
+  const { rows } = await db.query<StoredCommand>({
+    name: 'ledger_find_commands',
+    text: SQL_FIND_COMMANDS,
+    values: [ids],
+  });
   return new Map(rows.map((row) => [row.id, row]));
 }
 
@@ -74,7 +78,11 @@ const SQL_CREATE_MISSING_ACCOUNTS = `
 export async function createMissingAccounts(db: Queryable, keys: Iterable<AccountKey>): Promise<void> {
   const parsed = [...new Set(keys)].map(parseAccountKey);
   if (parsed.length === 0) return;
-  await db.query({ name: 'ledger_create_missing_accounts', text: SQL_CREATE_MISSING_ACCOUNTS, values: [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)] });
+  await db.query({
+    name: 'ledger_create_missing_accounts',
+    text: SQL_CREATE_MISSING_ACCOUNTS,
+    values: [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)],
+  });
 }
 
 interface AccountRow {
@@ -88,7 +96,10 @@ interface AccountRow {
  * Loads (and, for users, locks) every account in `keys`, creating the missing ones. Returns
  * them by key.
  */
-export async function loadAccounts(db: pg.PoolClient, keys: Iterable<AccountKey>): Promise<Map<AccountKey, LoadedAccount>> {
+export async function loadAccounts(
+  db: pg.PoolClient,
+  keys: Iterable<AccountKey>,
+): Promise<Map<AccountKey, LoadedAccount>> {
   const all = [...new Set(keys)];
   const userKeys = all.filter(isBoundedAccount);
   const otherKeys = all.filter((key) => !isBoundedAccount(key));
@@ -101,11 +112,23 @@ export async function loadAccounts(db: pg.PoolClient, keys: Iterable<AccountKey>
   // Another consumer may have created some of them between our read and our insert.
   const raced = missing.filter((key) => !found.has(key));
   await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isBoundedAccount), found);
-  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, raced.filter((key) => !isBoundedAccount(key)), found);
+  await queryAccounts(
+    db,
+    'ledger_find_accounts',
+    SQL_FIND_ACCOUNTS,
+    raced.filter((key) => !isBoundedAccount(key)),
+    found,
+  );
   return found;
 }
 
-async function queryAccounts(db: pg.PoolClient, name: string, text: string, keys: AccountKey[], into: Map<AccountKey, LoadedAccount>) {
+async function queryAccounts(
+  db: pg.PoolClient,
+  name: string,
+  text: string,
+  keys: AccountKey[],
+  into: Map<AccountKey, LoadedAccount>,
+) {
   if (keys.length === 0) return;
   const parsed = keys.map(parseAccountKey);
   const values = [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)];
@@ -129,12 +152,20 @@ export interface OrderKey {
   readonly orderId: number;
 }
 
-export async function loadOpenReservations(db: pg.PoolClient, orders: readonly OrderKey[]): Promise<ReservationRecord[]> {
+export async function loadOpenReservations(
+  db: pg.PoolClient,
+  orders: readonly OrderKey[],
+): Promise<ReservationRecord[]> {
   if (orders.length === 0) return [];
   const values = [orders.map((o) => o.userId), orders.map((o) => o.serviceId), orders.map((o) => o.orderId)];
-  const { rows } = await db.query<{ id: string; user_id: string; service_id: string; order_id: string; amount: string; reserve_command_id: string }>(
-    { name: 'ledger_open_reservations', text: SQL_OPEN_RESERVATIONS, values },
-  );
+  const { rows } = await db.query<{
+    id: string;
+    user_id: string;
+    service_id: string;
+    order_id: string;
+    amount: string;
+    reserve_command_id: string;
+  }>({ name: 'ledger_open_reservations', text: SQL_OPEN_RESERVATIONS, values });
   return rows.map((row) => ({
     id: Number(row.id),
     userId: Number(row.user_id),
@@ -153,7 +184,11 @@ const SQL_ALLOCATE_TRANSACTION_IDS = `
 
 /** The transaction's timestamp and `count` transaction ids, in one round trip. */
 export async function allocateTransactionIds(db: pg.PoolClient, count: number): Promise<{ now: Date; ids: number[] }> {
-  const { rows } = await db.query<{ now: Date; ids: string[] }>({ name: 'ledger_allocate_ids', text: SQL_ALLOCATE_TRANSACTION_IDS, values: [count] });
+  const { rows } = await db.query<{ now: Date; ids: string[] }>({
+    name: 'ledger_allocate_ids',
+    text: SQL_ALLOCATE_TRANSACTION_IDS,
+    values: [count],
+  });
   const row = rows[0]!;
   return { now: row.now, ids: row.ids.map(Number) };
 }
@@ -205,7 +240,18 @@ export async function insertCommandIfNew(db: Queryable, row: NewCommandRow): Pro
   const result = await db.query({
     name: 'ledger_insert_command_if_new',
     text: SQL_INSERT_COMMAND_IF_NEW,
-    values: [row.id, row.fingerprint, row.type, row.userId, row.status, row.code, row.message, row.partition, row.offset, row.principal],
+    values: [
+      row.id,
+      row.fingerprint,
+      row.type,
+      row.userId,
+      row.status,
+      row.code,
+      row.message,
+      row.partition,
+      row.offset,
+      row.principal,
+    ],
   });
   return result.rowCount === 1;
 }
@@ -226,7 +272,12 @@ export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRo
   await db.query({
     name: 'ledger_insert_postings',
     text: SQL_INSERT_POSTINGS,
-    values: [rows.map((r) => r.commandId), rows.map((r) => r.debitAccountId), rows.map((r) => r.creditAccountId), rows.map((r) => String(r.amount))],
+    values: [
+      rows.map((r) => r.commandId),
+      rows.map((r) => r.debitAccountId),
+      rows.map((r) => r.creditAccountId),
+      rows.map((r) => String(r.amount)),
+    ],
   });
 }
 
@@ -301,9 +352,15 @@ export async function writeReservations(db: pg.PoolClient, changed: readonly Res
     const result = await db.query({
       name: 'ledger_close_reservations',
       text: SQL_CLOSE_RESERVATIONS,
-      values: [closed.map((r) => r.id), closed.map((r) => r.status), closed.map((r) => String(r.capturedAmount)), closed.map((r) => r.closeCommandId)],
+      values: [
+        closed.map((r) => r.id),
+        closed.map((r) => r.status),
+        closed.map((r) => String(r.capturedAmount)),
+        closed.map((r) => r.closeCommandId),
+      ],
     });
-    if (result.rowCount !== closed.length) throw new Error(`closed ${result.rowCount} of ${closed.length} reservations`);
+    if (result.rowCount !== closed.length)
+      throw new Error(`closed ${result.rowCount} of ${closed.length} reservations`);
   }
 }
 
@@ -328,12 +385,20 @@ export async function writeBalances(
   const users = changes.filter((c) => isBoundedAccount(c.key));
   const others = changes.filter((c) => !isBoundedAccount(c.key)).sort((a, b) => a.id - b.id);
   if (users.length > 0) {
-    await db.query({ name: 'ledger_set_balances', text: SQL_SET_BALANCES, values: [users.map((c) => c.id), users.map((c) => String(c.balance))] });
+    await db.query({
+      name: 'ledger_set_balances',
+      text: SQL_SET_BALANCES,
+      values: [users.map((c) => c.id), users.map((c) => String(c.balance))],
+    });
   }
   if (others.length > 0) {
     const ids = others.map((c) => c.id);
     await db.query({ name: 'ledger_lock_by_id', text: SQL_LOCK_BY_ID, values: [ids] });
-    await db.query({ name: 'ledger_add_to_balances', text: SQL_ADD_TO_BALANCES, values: [ids, others.map((c) => String(c.delta))] });
+    await db.query({
+      name: 'ledger_add_to_balances',
+      text: SQL_ADD_TO_BALANCES,
+      values: [ids, others.map((c) => String(c.delta))],
+    });
   }
 }
 
@@ -342,9 +407,16 @@ const SQL_TRANSFER_CREDITS = `
   WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in'`;
 
 /** What each of these transfers credited, and to whom, for those in the database. */
-export async function transferCredits(db: Queryable, transferIds: readonly string[]): Promise<Map<string, { userId: number; amount: bigint }>> {
+export async function transferCredits(
+  db: Queryable,
+  transferIds: readonly string[],
+): Promise<Map<string, { userId: number; amount: bigint }>> {
   if (transferIds.length === 0) return new Map();
-  const { rows } = await db.query<{ command_id: string; user_id: string; amount: string }>({ name: 'ledger_transfer_credits', text: SQL_TRANSFER_CREDITS, values: [transferIds] });
+  const { rows } = await db.query<{ command_id: string; user_id: string; amount: string }>({
+    name: 'ledger_transfer_credits',
+    text: SQL_TRANSFER_CREDITS,
+    values: [transferIds],
+  });
   return new Map(rows.map((row) => [row.command_id, { userId: Number(row.user_id), amount: BigInt(row.amount) }]));
 }
 
@@ -365,8 +437,15 @@ export interface StoredTransaction {
   readonly created_at: Date;
 }
 
-export async function transactionsOfCommands(db: Queryable, commandIds: readonly string[]): Promise<StoredTransaction[]> {
+export async function transactionsOfCommands(
+  db: Queryable,
+  commandIds: readonly string[],
+): Promise<StoredTransaction[]> {
   if (commandIds.length === 0) return [];
-  const { rows } = await db.query<StoredTransaction>({ name: 'ledger_transactions_of_commands', text: SQL_TRANSACTIONS_OF_COMMANDS, values: [commandIds] });
+  const { rows } = await db.query<StoredTransaction>({
+    name: 'ledger_transactions_of_commands',
+    text: SQL_TRANSACTIONS_OF_COMMANDS,
+    values: [commandIds],
+  });
   return rows;
 }

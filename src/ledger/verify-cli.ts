@@ -20,8 +20,12 @@ await runCli(async () => {
       for (const row of failed?.rows ?? []) console.log(`       ${JSON.stringify(row)}`);
     }
     const unsettled = await unsettledTransfers(pool);
-    console.log(`in flight: ${formatMinor(unsettled.minor)} transferred to ${unsettled.users} user(s) waits for its settle`);
-    console.log(`${violations.length === 0 ? 'ledger verified' : `${violations.length} check(s) failed`} (${redactUrl(url)}, ${seconds} s)`);
+    console.log(
+      `in flight: ${formatMinor(unsettled.minor)} transferred to ${unsettled.users} user(s) waits for its settle`,
+    );
+    console.log(
+      `${violations.length === 0 ? 'ledger verified' : `${violations.length} check(s) failed`} (${redactUrl(url)}, ${seconds} s)`,
+    );
     if (violations.length > 0) process.exitCode = 1;
   } finally {
     await pool.end();

@@ -62,12 +62,14 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'no_negative_incoming',
-    description: 'no unsettled-transfer (incoming) balance is negative; it briefly can be only in a database a replay is still rebuilding',
+    description:
+      'no unsettled-transfer (incoming) balance is negative; it briefly can be only in a database a replay is still rebuilding',
     sql: `SELECT id, owner_id, balance FROM accounts WHERE kind = 'user_incoming' AND balance < 0`,
   },
   {
     name: 'settles_match_transfers',
-    description: "every settle completes an applied transfer: the same recipient, the same amount, out of the recipient's incoming",
+    description:
+      "every settle completes an applied transfer: the same recipient, the same amount, out of the recipient's incoming",
     sql: `
       SELECT s.id, s.user_id, sp.amount AS settled, t.id AS transfer_id, tp.amount AS transferred
       FROM commands s
@@ -117,7 +119,8 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'closed_reservations_accounted',
-    description: 'every closed reservation moved exactly its amount out of reserved: the captured part to revenue, the rest back',
+    description:
+      'every closed reservation moved exactly its amount out of reserved: the captured part to revenue, the rest back',
     sql: `
       WITH moved AS (
         SELECT p.command_id, sum(p.amount) AS total, coalesce(sum(p.amount) FILTER (WHERE a.kind = 'revenue'), 0) AS to_revenue

@@ -7,7 +7,14 @@ import type { Config } from '../config.ts';
 import { redactUrl, resolveDatabaseUrl } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
-import { brokerSecurity, checkTopics, createKafka, ensureTopics, type TopicDrift, type TopicSpec } from '../kafka/client.ts';
+import {
+  brokerSecurity,
+  checkTopics,
+  createKafka,
+  ensureTopics,
+  type TopicDrift,
+  type TopicSpec,
+} from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
 
@@ -28,19 +35,50 @@ export function topicSpecs(config: Config): TopicSpec[] {
   const common = { replicationFactor: topics.replicationFactor };
   const isr = { 'min.insync.replicas': String(topics.minInsyncReplicas) };
   return [
-    { topic: topics.commands, partitions: topics.commandPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.commands), 'retention.bytes': '-1', 'cleanup.policy': 'delete' } },
-    { topic: topics.replies, partitions: topics.replyPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.replies) } },
-    { topic: topics.deadLetters, partitions: topics.commandPartitions, ...common, configs: { ...isr, 'retention.ms': String(topics.retentionMs.deadLetters) } },
+    {
+      topic: topics.commands,
+      partitions: topics.commandPartitions,
+      ...common,
+      configs: {
+        ...isr,
+        'retention.ms': String(topics.retentionMs.commands),
+        'retention.bytes': '-1',
+        'cleanup.policy': 'delete',
+      },
+    },
+    {
+      topic: topics.replies,
+      partitions: topics.replyPartitions,
+      ...common,
+      configs: { ...isr, 'retention.ms': String(topics.retentionMs.replies) },
+    },
+    {
+      topic: topics.deadLetters,
+      partitions: topics.commandPartitions,
+      ...common,
+      configs: { ...isr, 'retention.ms': String(topics.retentionMs.deadLetters) },
+    },
   ];
 }
 
 /** Topics whose settings differ from the configuration; `fix` alters what can be altered. */
-export async function checkTopicSettings(config: Config, brokers: readonly string[], log: Logger, fix: boolean): Promise<TopicDrift[]> {
-  return checkTopics(createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }), topicSpecs(config), fix);
+export async function checkTopicSettings(
+  config: Config,
+  brokers: readonly string[],
+  log: Logger,
+  fix: boolean,
+): Promise<TopicDrift[]> {
+  return checkTopics(
+    createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }),
+    topicSpecs(config),
+    fix,
+  );
 }
 
 export async function prepareInfrastructure(config: Config, log: Logger): Promise<Infrastructure> {
-  const localKafka = config.kafka.brokers ? null : await startLocalKafka({ ...config.kafka.local, readyWaitMs: config.kafka.readyWaitMs, log });
+  const localKafka = config.kafka.brokers
+    ? null
+    : await startLocalKafka({ ...config.kafka.local, readyWaitMs: config.kafka.readyWaitMs, log });
   try {
     const brokers = config.kafka.brokers ?? localKafka!.brokers;
     const databaseUrl = await resolveDatabaseUrl(config.db);
@@ -51,7 +89,10 @@ export async function prepareInfrastructure(config: Config, log: Logger): Promis
     } finally {
       await pool.end();
     }
-    const created = await ensureTopics(createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }), topicSpecs(config));
+    const created = await ensureTopics(
+      createKafka({ brokers, clientId: config.kafka.clientId, log, ...brokerSecurity(config.kafka) }),
+      topicSpecs(config),
+    );
     log.info({ brokers, created }, 'Kafka topics are ready');
     return { brokers, databaseUrl, localKafka };
   } catch (error) {

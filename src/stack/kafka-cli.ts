@@ -17,7 +17,14 @@ await runCli(async () => {
     log.info(stopped ? 'local Kafka broker stopped' : 'no local Kafka broker was running');
     return;
   }
-  const broker = await startLocalKafka({ dir, port, controllerPort, heapMb, readyWaitMs: config.kafka.readyWaitMs, log });
+  const broker = await startLocalKafka({
+    dir,
+    port,
+    controllerPort,
+    heapMb,
+    readyWaitMs: config.kafka.readyWaitMs,
+    log,
+  });
   log.info({ brokers: broker.brokers.join(',') }, 'set KAFKA_BROKERS to this to use it from other processes');
   await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
   await broker.stop();

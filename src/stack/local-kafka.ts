@@ -128,7 +128,11 @@ export function serverProperties(options: Pick<LocalKafkaOptions, 'port' | 'cont
     'log.retention.hours': '168',
     'log.segment.bytes': String(64 * 1024 * 1024),
   };
-  return Object.entries(lines).map(([key, value]) => `${key}=${value}`).join('\n') + '\n';
+  return (
+    Object.entries(lines)
+      .map(([key, value]) => `${key}=${value}`)
+      .join('\n') + '\n'
+  );
 }
 
 /**
@@ -148,13 +152,22 @@ export async function ensureKafkaJars(log: Logger): Promise<string> {
   await rm(staging, { recursive: true, force: true });
   await run(
     'mvn',
-    ['-q', '-B', '-f', POM_FILE, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`],
+    [
+      '-q',
+      '-B',
+      '-f',
+      POM_FILE,
+      'dependency:copy-dependencies',
+      '-DincludeScope=runtime',
+      `-DoutputDirectory=${staging}`,
+    ],
     { timeout: MAVEN_WAIT_MS, maxBuffer: 16 * 1024 * 1024 },
   ).catch((error: Error & { stdout?: string }) => {
     throw new KafkaUnavailableError(`Maven could not resolve the Kafka jars: ${error.stdout ?? error.message}`);
   });
   const jars = (await readdir(staging)).filter((file) => file.endsWith('.jar'));
-  if (!jars.some((jar) => jar.startsWith('kafka_2.13-'))) throw new KafkaUnavailableError('Maven resolved no kafka_2.13 jar');
+  if (!jars.some((jar) => jar.startsWith('kafka_2.13-')))
+    throw new KafkaUnavailableError('Maven resolved no kafka_2.13 jar');
   await writeFile(path.join(staging, '.complete'), `${jars.length} jars\n`);
   await rm(libs, { recursive: true, force: true });
   await rename(staging, libs);
@@ -181,10 +194,18 @@ export function newClusterId(): string {
  * Formats a broker's storage. The id may start with '-' (one in 64 do), so it is passed as
  * --cluster-id=<id>: as a separate argument the tool would read it as an option and fail.
  */
-export async function formatStorage(libs: string, properties: string, clusterId: string = newClusterId()): Promise<void> {
-  await run('java', ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', properties, '-g'], {
-    timeout: 60_000,
-  });
+export async function formatStorage(
+  libs: string,
+  properties: string,
+  clusterId: string = newClusterId(),
+): Promise<void> {
+  await run(
+    'java',
+    ['-cp', `${libs}/*`, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', properties, '-g'],
+    {
+      timeout: 60_000,
+    },
+  );
 }
 
 function spawnBroker(libs: string, files: ReturnType<typeof brokerFiles>, heapMb: number): ChildProcess {
@@ -214,7 +235,12 @@ function spawnBroker(libs: string, files: ReturnType<typeof brokerFiles>, heapMb
 async function waitUntilReady(child: ChildProcess, brokers: string[], options: LocalKafkaOptions, logFile: string) {
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? -1));
-  const kafka = createKafka({ brokers, clientId: 'local-kafka-probe', log: options.log.child({}, { level: 'silent' }), retriesMax: 0 });
+  const kafka = createKafka({
+    brokers,
+    clientId: 'local-kafka-probe',
+    log: options.log.child({}, { level: 'silent' }),
+    retriesMax: 0,
+  });
   const deadline = Date.now() + options.readyWaitMs;
   while (Date.now() < deadline) {
     if (exited !== null) throw new KafkaUnavailableError(`the Kafka broker exited with code ${exited}; see ${logFile}`);

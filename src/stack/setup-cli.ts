@@ -18,7 +18,10 @@ await runCli(async () => {
   await prepareInfrastructure(config, log);
   const fix = args.flags.has('fix');
   const drift = await checkTopicSettings(config, config.kafka.brokers, log, fix);
-  for (const d of drift) console.log(`${d.topic}: ${d.setting} is ${d.actual}, configured ${d.expected}${fix && !['partitions', 'replication factor'].includes(d.setting) ? ' (fixed)' : ''}`);
+  for (const d of drift)
+    console.log(
+      `${d.topic}: ${d.setting} is ${d.actual}, configured ${d.expected}${fix && !['partitions', 'replication factor'].includes(d.setting) ? ' (fixed)' : ''}`,
+    );
   const left = fix ? drift.filter((d) => ['partitions', 'replication factor'].includes(d.setting)) : drift;
   if (left.length > 0) {
     process.exitCode = 1;

@@ -1,7 +1,10 @@
 /** A small `--name value` parser for the operator tools; unknown flags are an error. */
 import { UsageError } from '../cli.ts';
 
-export function parseArgs(argv: readonly string[], known: { values: readonly string[]; flags: readonly string[] }): { values: Map<string, string>; flags: Set<string>; positional: string[] } {
+export function parseArgs(
+  argv: readonly string[],
+  known: { values: readonly string[]; flags: readonly string[] },
+): { values: Map<string, string>; flags: Set<string>; positional: string[] } {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   const positional: string[] = [];

@@ -16,19 +16,28 @@ await runCli(async () => {
   const [action] = args.positional;
   const config = loadConfig(process.env, { secrets: 'unused' });
   if (!config.kafka.brokers) throw new UsageError('KAFKA_BROKERS must be set');
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'balance-dlq', log: createLogger({ level: 'warn', name: 'dlq' }), ...brokerSecurity(config.kafka) });
+  const kafka = createKafka({
+    brokers: config.kafka.brokers,
+    clientId: 'balance-dlq',
+    log: createLogger({ level: 'warn', name: 'dlq' }),
+    ...brokerSecurity(config.kafka),
+  });
   if (action === 'list') {
     const limit = Number(args.values.get('limit') ?? 100);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive whole number');
     for (const letter of await readDeadLetters(kafka, config.topics.deadLetters, limit)) {
       const h = letter.headers;
       const value = (letter.value?.toString('utf8') ?? '').slice(0, VALUE_CHARS_SHOWN);
-      console.log(`${letter.id}\t${h['x-error-code'] ?? '?'}\tfrom ${h['x-source-topic']}/${h['x-source-partition']}/${h['x-source-offset']}\tkey=${letter.key}\t${h['x-error-message'] ?? ''}\t${value}`);
+      console.log(
+        `${letter.id}\t${h['x-error-code'] ?? '?'}\tfrom ${h['x-source-topic']}/${h['x-source-partition']}/${h['x-source-offset']}\tkey=${letter.key}\t${h['x-error-message'] ?? ''}\t${value}`,
+      );
     }
     return;
   }
   if (action !== 'redrive' || (!args.values.has('id') && !args.flags.has('all'))) {
-    throw new UsageError("usage: npm run dlq -- list [--limit N] | redrive --id <partition:offset>[,...] [--value '<json>'] | redrive --all");
+    throw new UsageError(
+      "usage: npm run dlq -- list [--limit N] | redrive --id <partition:offset>[,...] [--value '<json>'] | redrive --all",
+    );
   }
   const all = await readDeadLetters(kafka, config.topics.deadLetters, DEAD_LETTERS_READ_MAX);
   const ids = args.flags.has('all') ? null : new Set(args.values.get('id')!.split(','));

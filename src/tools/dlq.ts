@@ -24,7 +24,9 @@ export async function readDeadLetters(kafka: Kafka, topic: string, limit: number
   const wanted = Math.min(limit, DEAD_LETTERS_READ_MAX);
   const admin = kafka.admin();
   await admin.connect();
-  const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, { low: BigInt(p.low), high: BigInt(p.high) }]));
+  const ends = new Map(
+    (await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, { low: BigInt(p.low), high: BigInt(p.high) }]),
+  );
   await admin.disconnect();
   const pending = new Set([...ends].filter(([, r]) => r.high > r.low).map(([p]) => p));
   const letters: DeadLetter[] = [];
@@ -46,9 +48,13 @@ export async function readDeadLetters(kafka: Kafka, topic: string, limit: number
   return letters.sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
 }
 
-function toDeadLetter(partition: number, message: { offset: string; key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown> }): DeadLetter {
+function toDeadLetter(
+  partition: number,
+  message: { offset: string; key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown> },
+): DeadLetter {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) if (value !== undefined) headers[name] = String(value);
+  for (const [name, value] of Object.entries(message.headers ?? {}))
+    if (value !== undefined) headers[name] = String(value);
   return { id: `${partition}:${message.offset}`, key: message.key?.toString() ?? null, value: message.value, headers };
 }
 
@@ -56,9 +62,19 @@ function toDeadLetter(partition: number, message: { offset: string; key: Buffer 
  * Publishes dead letters back to the command topic, keyed as before. `replacement` replaces the
  * value of a single message, for a corrected command.
  */
-export async function redrive(kafka: Kafka, commandTopic: string, letters: readonly DeadLetter[], replacement?: string): Promise<number> {
-  if (replacement !== undefined && letters.length !== 1) throw new UsageError('a corrected --value goes with exactly one --id');
-  const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: javaCompatiblePartitioner });
+export async function redrive(
+  kafka: Kafka,
+  commandTopic: string,
+  letters: readonly DeadLetter[],
+  replacement?: string,
+): Promise<number> {
+  if (replacement !== undefined && letters.length !== 1)
+    throw new UsageError('a corrected --value goes with exactly one --id');
+  const producer = kafka.producer({
+    idempotent: true,
+    allowAutoTopicCreation: false,
+    createPartitioner: javaCompatiblePartitioner,
+  });
   await producer.connect();
   try {
     await producer.send({

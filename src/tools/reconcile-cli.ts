@@ -16,8 +16,13 @@ await runCli(async () => {
   try {
     const differences = await reconcile(a, b);
     for (const d of differences.slice(0, DIFFERENCES_SHOWN_MAX)) console.log(`${d.what} ${d.key}: a=${d.a} b=${d.b}`);
-    if (differences.length > DIFFERENCES_SHOWN_MAX) console.log(`... and ${differences.length - DIFFERENCES_SHOWN_MAX} more`);
-    console.log(differences.length === 0 ? `identical: ${redactUrl(urlA)} and ${redactUrl(urlB)}` : `${differences.length} difference(s)`);
+    if (differences.length > DIFFERENCES_SHOWN_MAX)
+      console.log(`... and ${differences.length - DIFFERENCES_SHOWN_MAX} more`);
+    console.log(
+      differences.length === 0
+        ? `identical: ${redactUrl(urlA)} and ${redactUrl(urlB)}`
+        : `${differences.length} difference(s)`,
+    );
     if (differences.length > 0) process.exitCode = 1;
   } finally {
     await a.end();

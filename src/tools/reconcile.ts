@@ -26,14 +26,54 @@ export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
       if (x !== y) differences.push({ what, key, a: x, b: y });
     }
   };
-  compare('account balance', await keyed(a, SQL_ACCOUNTS, (r) => `${r.kind}:${r.owner_id}`, (r) => r.balance), await keyed(b, SQL_ACCOUNTS, (r) => `${r.kind}:${r.owner_id}`, (r) => r.balance), '0');
-  compare('commands with outcome', await keyed(a, SQL_OUTCOMES, (r) => `${r.status}/${r.code}`, (r) => r.n), await keyed(b, SQL_OUTCOMES, (r) => `${r.status}/${r.code}`, (r) => r.n), '0');
+  compare(
+    'account balance',
+    await keyed(
+      a,
+      SQL_ACCOUNTS,
+      (r) => `${r.kind}:${r.owner_id}`,
+      (r) => r.balance,
+    ),
+    await keyed(
+      b,
+      SQL_ACCOUNTS,
+      (r) => `${r.kind}:${r.owner_id}`,
+      (r) => r.balance,
+    ),
+    '0',
+  );
+  compare(
+    'commands with outcome',
+    await keyed(
+      a,
+      SQL_OUTCOMES,
+      (r) => `${r.status}/${r.code}`,
+      (r) => r.n,
+    ),
+    await keyed(
+      b,
+      SQL_OUTCOMES,
+      (r) => `${r.status}/${r.code}`,
+      (r) => r.n,
+    ),
+    '0',
+  );
   const order = (r: Record<string, string>) => `${r.user_id}/${r.service_id}/${r.order_id}`;
-  compare('open reservation', await keyed(a, SQL_OPEN_RESERVATIONS, order, (r) => r.amount), await keyed(b, SQL_OPEN_RESERVATIONS, order, (r) => r.amount), 'none');
+  compare(
+    'open reservation',
+    await keyed(a, SQL_OPEN_RESERVATIONS, order, (r) => r.amount),
+    await keyed(b, SQL_OPEN_RESERVATIONS, order, (r) => r.amount),
+    'none',
+  );
   return differences;
 }
 
-async function keyed(db: pg.Pool, sql: string, key: (row: Record<string, string>) => string, value: (row: Record<string, string>) => string | undefined): Promise<Map<string, string>> {
+async function keyed(
+  db: pg.Pool,
+  sql: string,
+  key: (row: Record<string, string>) => string,
+  value: (row: Record<string, string>) => string | undefined,
+): Promise<Map<string, string>> {
   const { rows } = await db.query<Record<string, string>>(sql);
   return new Map(rows.map((row) => [key(row), String(value(row))]));
 }

@@ -19,7 +19,8 @@ await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: ['from', 'to', 'group', 'into'], flags: ['dry-run'] });
   const config = loadConfig();
   const log = createLogger({ level: config.logLevel, name: 'replay' });
-  if (!config.kafka.brokers) throw new UsageError('KAFKA_BROKERS must be set (the broker that holds the command topic)');
+  if (!config.kafka.brokers)
+    throw new UsageError('KAFKA_BROKERS must be set (the broker that holds the command topic)');
   const into = args.values.get('into');
   const url = into ?? (await resolveDatabaseUrl(config.db));
   if (into) await ensureDatabase(into);
@@ -28,9 +29,16 @@ await runCli(async () => {
     await migrate(pool);
     const dryRun = args.flags.has('dry-run');
     const group = args.values.get('group') ?? `balance-replay-${dryRun ? 'dry-' : ''}${Date.now()}`;
-    console.error(`replaying ${config.topics.commands} into ${redactUrl(url)} as group ${group}${dryRun ? ' (dry run: nothing is written)' : ''}`);
+    console.error(
+      `replaying ${config.topics.commands} into ${redactUrl(url)} as group ${group}${dryRun ? ' (dry run: nothing is written)' : ''}`,
+    );
     const report = await replay({
-      kafka: createKafka({ brokers: config.kafka.brokers, clientId: 'balance-replay', log, ...brokerSecurity(config.kafka) }),
+      kafka: createKafka({
+        brokers: config.kafka.brokers,
+        clientId: 'balance-replay',
+        log,
+        ...brokerSecurity(config.kafka),
+      }),
       pool,
       config,
       log,

@@ -19,16 +19,28 @@ import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
 import { findCommands } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 
-export type ReplayFrom = { kind: 'earliest' } | { kind: 'time'; at: Date } | { kind: 'offsets'; offsets: Map<number, bigint> };
+export type ReplayFrom =
+  | { kind: 'earliest' }
+  | { kind: 'time'; at: Date }
+  | { kind: 'offsets'; offsets: Map<number, bigint> };
 export type ReplayTo = { kind: 'latest' } | { kind: 'time'; at: Date };
 
 export function parseFrom(text: string): ReplayFrom {
   if (text === 'earliest') return { kind: 'earliest' };
   if (/^\d+:\d+(,\d+:\d+)*$/.test(text)) {
-    return { kind: 'offsets', offsets: new Map(text.split(',').map((pair) => pair.split(':')).map(([p, o]) => [Number(p), BigInt(o!)])) };
+    return {
+      kind: 'offsets',
+      offsets: new Map(
+        text
+          .split(',')
+          .map((pair) => pair.split(':'))
+          .map(([p, o]) => [Number(p), BigInt(o!)]),
+      ),
+    };
   }
   const at = new Date(text);
-  if (Number.isNaN(at.getTime())) throw new UsageError(`--from must be earliest, an ISO time, or partition:offset[,...]; got ${text}`);
+  if (Number.isNaN(at.getTime()))
+    throw new UsageError(`--from must be earliest, an ISO time, or partition:offset[,...]; got ${text}`);
   return { kind: 'time', at };
 }
 
@@ -72,7 +84,17 @@ type Range = Map<number, { start: bigint; end: bigint }>;
 export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const topic = options.config.topics.commands;
   const { range, resumed } = await prepareGroup(options, topic);
-  const progress = { processed: 0, total: 0, applied: 0, settled: 0, duplicates: 0, rejected: 0, deadLettered: 0, unprocessable: 0, elapsedMs: 0 };
+  const progress = {
+    processed: 0,
+    total: 0,
+    applied: 0,
+    settled: 0,
+    duplicates: 0,
+    rejected: 0,
+    deadLettered: 0,
+    unprocessable: 0,
+    elapsedMs: 0,
+  };
   for (const { start, end } of range.values()) progress.total += Number(end > start ? end - start : 0n);
   const started = Date.now();
   const pending = new Set([...range].filter(([, r]) => r.end > r.start).map(([p]) => p));
@@ -93,13 +115,23 @@ async function prepareGroup(options: ReplayOptions, topic: string): Promise<{ ra
     const committed = (await admin.fetchOffsets({ groupId: options.group, topics: [topic] }))[0]?.partitions ?? [];
     const resumed = committed.some((p) => BigInt(p.offset) >= 0n);
     const starts = resumed
-      ? new Map(committed.map((p) => [p.partition, BigInt(p.offset) >= 0n ? BigInt(p.offset) : BigInt(low(watermarks, p.partition))]))
+      ? new Map(
+          committed.map((p) => [
+            p.partition,
+            BigInt(p.offset) >= 0n ? BigInt(p.offset) : BigInt(low(watermarks, p.partition)),
+          ]),
+        )
       : await startOffsets(admin, topic, options.from, watermarks);
     if (!resumed && !options.dryRun) {
-      await admin.setOffsets({ groupId: options.group, topic, partitions: [...starts].map(([partition, offset]) => ({ partition, offset: String(offset) })) });
+      await admin.setOffsets({
+        groupId: options.group,
+        topic,
+        partitions: [...starts].map(([partition, offset]) => ({ partition, offset: String(offset) })),
+      });
     }
     const range: Range = new Map();
-    for (const { partition } of watermarks) range.set(partition, { start: starts.get(partition) ?? ends.get(partition)!, end: ends.get(partition)! });
+    for (const { partition } of watermarks)
+      range.set(partition, { start: starts.get(partition) ?? ends.get(partition)!, end: ends.get(partition)! });
     return { range, resumed };
   } finally {
     await admin.disconnect();
@@ -112,23 +144,56 @@ function low(watermarks: Watermarks, partition: number): string {
   return watermarks.find((w) => w.partition === partition)?.low ?? '0';
 }
 
-async function endOffsets(admin: ReturnType<Kafka['admin']>, topic: string, to: ReplayTo, watermarks: Watermarks): Promise<Map<number, bigint>> {
+async function endOffsets(
+  admin: ReturnType<Kafka['admin']>,
+  topic: string,
+  to: ReplayTo,
+  watermarks: Watermarks,
+): Promise<Map<number, bigint>> {
   if (to.kind === 'latest') return new Map(watermarks.map((w) => [w.partition, BigInt(w.high)]));
   const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, to.at.getTime());
   // -1 means no message at or after that time: everything up to the high watermark is before it.
-  return new Map(byTime.map((p) => [p.partition, BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset)]));
+  return new Map(
+    byTime.map((p) => [
+      p.partition,
+      BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset),
+    ]),
+  );
 }
 
-async function startOffsets(admin: ReturnType<Kafka['admin']>, topic: string, from: ReplayFrom, watermarks: Watermarks): Promise<Map<number, bigint>> {
+async function startOffsets(
+  admin: ReturnType<Kafka['admin']>,
+  topic: string,
+  from: ReplayFrom,
+  watermarks: Watermarks,
+): Promise<Map<number, bigint>> {
   if (from.kind === 'earliest') return new Map(watermarks.map((w) => [w.partition, BigInt(w.low)]));
-  if (from.kind === 'offsets') return new Map([...from.offsets].filter(([p]) => watermarks.some((w) => w.partition === p)));
+  if (from.kind === 'offsets')
+    return new Map([...from.offsets].filter(([p]) => watermarks.some((w) => w.partition === p)));
   const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, from.at.getTime());
-  return new Map(byTime.map((p) => [p.partition, BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset)]));
+  return new Map(
+    byTime.map((p) => [
+      p.partition,
+      BigInt(p.offset) < 0n ? BigInt(watermarks.find((w) => w.partition === p.partition)!.high) : BigInt(p.offset),
+    ]),
+  );
 }
 
-async function consumeRange(options: ReplayOptions, topic: string, range: Range, pending: Set<number>, progress: Omit<ReplayProgress, 'elapsedMs'> & { elapsedMs: number }, started: number) {
+async function consumeRange(
+  options: ReplayOptions,
+  topic: string,
+  range: Range,
+  pending: Set<number>,
+  progress: Omit<ReplayProgress, 'elapsedMs'> & { elapsedMs: number },
+  started: number,
+) {
   // A dry run must not move the group's offsets, so it reads without committing.
-  const consumer = options.kafka.consumer({ groupId: options.group, maxBytesPerPartition: 4 * 1024 * 1024, maxWaitTimeInMs: 250, allowAutoTopicCreation: false });
+  const consumer = options.kafka.consumer({
+    groupId: options.group,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    maxWaitTimeInMs: 250,
+    allowAutoTopicCreation: false,
+  });
   const pipeline = createChunkPipeline({ config: options.config, pool: options.pool, log: options.log });
   let finish!: () => void;
   let fail!: (error: unknown) => void;
@@ -178,7 +243,15 @@ async function consumeRange(options: ReplayOptions, topic: string, range: Range,
   }
 }
 
-type Counted = { processed: number; applied: number; settled: number; duplicates: number; rejected: number; deadLettered: number; unprocessable: number };
+type Counted = {
+  processed: number;
+  applied: number;
+  settled: number;
+  duplicates: number;
+  rejected: number;
+  deadLettered: number;
+  unprocessable: number;
+};
 
 /**
  * Replies are not published and dead letters are only counted: the live consumer already sent
@@ -203,7 +276,11 @@ async function replayChunk(
 }
 
 /** What a replay would do, read-only: valid commands are new or known; the rest would be dead letters. */
-async function countDryRun(options: ReplayOptions, chunk: EachBatchPayload['batch']['messages'], progress: Counted): Promise<void> {
+async function countDryRun(
+  options: ReplayOptions,
+  chunk: EachBatchPayload['batch']['messages'],
+  progress: Counted,
+): Promise<void> {
   const schema = createCommandSchema(options.config.limits, replyTopicPolicyOf(options.config.topics));
   const ids: string[] = [];
   const types = new Map<string, string>();

@@ -16,7 +16,16 @@ import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { createPool } from '../db/pool.ts';
 import { parseArgs } from '../tools/args.ts';
 import { hashPassword, passwordProblem, readPasswordFromStdin } from './passwords.ts';
-import { insertUser, logoutEverywhere, ROLES, setUserDisabled, setUserRole, setUserServices, usernameSchema, type Role } from './store.ts';
+import {
+  insertUser,
+  logoutEverywhere,
+  ROLES,
+  setUserDisabled,
+  setUserRole,
+  setUserServices,
+  usernameSchema,
+  type Role,
+} from './store.ts';
 
 const USAGE =
   'usage: npm run users -- add <username> [--role user|service|admin] [--services 101,102]  (password on standard input)\n' +
@@ -36,7 +45,13 @@ await runCli(async () => {
   }
 });
 
-async function run(pool: import('pg').Pool, action: string, username: string, value: string | undefined, options: Map<string, string>): Promise<string> {
+async function run(
+  pool: import('pg').Pool,
+  action: string,
+  username: string,
+  value: string | undefined,
+  options: Map<string, string>,
+): Promise<string> {
   const found = (done: boolean, text: string) => {
     if (!done) throw new UsageError(`no user named ${username}`);
     return text;
@@ -46,13 +61,22 @@ async function run(pool: import('pg').Pool, action: string, username: string, va
       return String(await addUser(pool, username, options));
     case 'disable':
     case 'enable':
-      return found(await setUserDisabled(pool, username, action === 'disable'), `${username} ${action}d; earlier tokens no longer work`);
+      return found(
+        await setUserDisabled(pool, username, action === 'disable'),
+        `${username} ${action}d; earlier tokens no longer work`,
+      );
     case 'logout':
       return found(await logoutEverywhere(pool, username), `${username} signed out everywhere`);
     case 'role':
-      return found(await setUserRole(pool, username, role(value)), `${username} is now ${value}; earlier tokens no longer work`);
+      return found(
+        await setUserRole(pool, username, role(value)),
+        `${username} is now ${value}; earlier tokens no longer work`,
+      );
     case 'services':
-      return found(await setUserServices(pool, username, services(value)), `${username} acts for ${value === 'all' ? 'every service' : `services ${value}`}`);
+      return found(
+        await setUserServices(pool, username, services(value)),
+        `${username} acts for ${value === 'all' ? 'every service' : `services ${value}`}`,
+      );
     default:
       throw new UsageError(USAGE);
   }
@@ -63,12 +87,16 @@ async function addUser(pool: import('pg').Pool, username: string, options: Map<s
   if (!name.success) throw new UsageError(`the username ${name.error.issues[0]!.message}`);
   const password = await readPasswordFromStdin();
   const problem = passwordProblem(password);
-  if (problem) throw new UsageError(`${problem} (give it on standard input: printf '%s\\n' "$PASSWORD" | npm run users -- add ${username})`);
+  if (problem)
+    throw new UsageError(
+      `${problem} (give it on standard input: printf '%s\\n' "$PASSWORD" | npm run users -- add ${username})`,
+    );
   const bound = options.has('services') ? services(options.get('services')) : null;
   try {
     return await insertUser(pool, username, await hashPassword(password), role(options.get('role') ?? 'user'), bound);
   } catch (error) {
-    if (pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION) throw new UsageError(`a user named ${username} already exists`);
+    if (pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION)
+      throw new UsageError(`a user named ${username} already exists`);
     throw error;
   }
 }
@@ -81,6 +109,7 @@ function role(text: string | undefined): Role {
 /** `all` unbinds; otherwise a comma-separated list of service ids. */
 function services(text: string | undefined): number[] | null {
   if (text === 'all') return null;
-  if (!text || !/^[1-9][0-9]{0,15}(,[1-9][0-9]{0,15})*$/.test(text)) throw new UsageError('services must be a comma-separated list of service ids, or all');
+  if (!text || !/^[1-9][0-9]{0,15}(,[1-9][0-9]{0,15})*$/.test(text))
+    throw new UsageError('services must be a comma-separated list of service ids, or all');
   return [...new Set(text.split(',').map(Number))];
 }

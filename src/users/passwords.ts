@@ -26,14 +26,17 @@ const waiting: Array<() => void> = [];
 
 async function scrypt(password: string, salt: Buffer, keyLength: number, options: ScryptOptions): Promise<Buffer> {
   if (running >= PASSWORD_HASHES_CONCURRENT_MAX) {
-    if (waiting.length >= PASSWORD_HASHES_QUEUED_MAX) throw new PasswordHashingBusyError('too many password checks are waiting');
+    if (waiting.length >= PASSWORD_HASHES_QUEUED_MAX)
+      throw new PasswordHashingBusyError('too many password checks are waiting');
     await new Promise<void>((resolve) => waiting.push(resolve));
   }
   running += 1;
   try {
     // maxmem: 128 * N * r bytes plus headroom; node's default (32 MiB) refuses N = 2^17.
     return await new Promise<Buffer>((resolve, reject) =>
-      scryptCallback(password, salt, keyLength, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) => (error ? reject(error) : resolve(key))),
+      scryptCallback(password, salt, keyLength, { ...options, maxmem: 256 * 1024 * 1024 }, (error, key) =>
+        error ? reject(error) : resolve(key),
+      ),
     );
   } finally {
     running -= 1;
@@ -44,7 +47,14 @@ async function scrypt(password: string, salt: Buffer, keyLength: number, options
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
   const key = await scrypt(password, salt, KEY_BYTES, PASSWORD_PARAMS);
-  return ['scrypt', PASSWORD_PARAMS.N, PASSWORD_PARAMS.r, PASSWORD_PARAMS.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+  return [
+    'scrypt',
+    PASSWORD_PARAMS.N,
+    PASSWORD_PARAMS.r,
+    PASSWORD_PARAMS.p,
+    salt.toString('base64url'),
+    key.toString('base64url'),
+  ].join('$');
 }
 
 export interface PasswordCheck {
@@ -80,7 +90,7 @@ export async function readPasswordFromStdin(): Promise<string> {
 }
 
 export function passwordProblem(password: string): string | null {
-  if (password.length < PASSWORD_CHARS_MIN || password.length > PASSWORD_CHARS_MAX) return `the password must be ${PASSWORD_CHARS_MIN} to ${PASSWORD_CHARS_MAX} characters`;
+  if (password.length < PASSWORD_CHARS_MIN || password.length > PASSWORD_CHARS_MAX)
+    return `the password must be ${PASSWORD_CHARS_MIN} to ${PASSWORD_CHARS_MAX} characters`;
   return null;
 }
-

@@ -15,7 +15,10 @@ const SQL_REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = now() WHERE fa
 /** Rows of tokens expired a day ago are of no more use, even as evidence of reuse. */
 const SQL_PRUNE = "DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'";
 
-export async function storeRefreshToken(db: pg.Pool, token: { jti: string; family: string; userId: number; expiresAt: Date }): Promise<void> {
+export async function storeRefreshToken(
+  db: pg.Pool,
+  token: { jti: string; family: string; userId: number; expiresAt: Date },
+): Promise<void> {
   await db.query(SQL_INSERT, [token.jti, token.family, token.userId, token.expiresAt]);
 }
 

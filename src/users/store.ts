@@ -23,7 +23,8 @@ export interface UserRecord {
 const COLUMNS = 'id, username, password_hash, role, disabled, token_version, services';
 const SQL_FIND_BY_USERNAME = `SELECT ${COLUMNS} FROM users WHERE username = $1`;
 const SQL_FIND_BY_ID = `SELECT ${COLUMNS} FROM users WHERE id = $1`;
-const SQL_INSERT_USER = 'INSERT INTO users (username, password_hash, role, services) VALUES ($1, $2, $3, $4) RETURNING id';
+const SQL_INSERT_USER =
+  'INSERT INTO users (username, password_hash, role, services) VALUES ($1, $2, $3, $4) RETURNING id';
 // Every change that must end earlier tokens bumps the version in the same statement.
 const SQL_SET_DISABLED = 'UPDATE users SET disabled = $2, token_version = token_version + 1 WHERE username = $1';
 const SQL_SET_ROLE = 'UPDATE users SET role = $2, token_version = token_version + 1 WHERE username = $1';
@@ -55,14 +56,22 @@ function toRecord(row: UserRow | undefined): UserRecord | null {
 }
 
 export async function findUserByUsername(db: pg.Pool, username: string): Promise<UserRecord | null> {
-  return toRecord((await db.query<UserRow>({ name: 'users_by_name', text: SQL_FIND_BY_USERNAME, values: [username] })).rows[0]);
+  return toRecord(
+    (await db.query<UserRow>({ name: 'users_by_name', text: SQL_FIND_BY_USERNAME, values: [username] })).rows[0],
+  );
 }
 
 export async function findUserById(db: pg.Pool, id: number): Promise<UserRecord | null> {
   return toRecord((await db.query<UserRow>({ name: 'users_by_id', text: SQL_FIND_BY_ID, values: [id] })).rows[0]);
 }
 
-export async function insertUser(db: pg.Pool, username: string, passwordHash: string, role: Role, services: readonly number[] | null = null): Promise<number> {
+export async function insertUser(
+  db: pg.Pool,
+  username: string,
+  passwordHash: string,
+  role: Role,
+  services: readonly number[] | null = null,
+): Promise<number> {
   const { rows } = await db.query<{ id: string }>(SQL_INSERT_USER, [username, passwordHash, role, services]);
   return Number(rows[0]!.id);
 }
@@ -71,9 +80,12 @@ async function changed(db: pg.Pool, sql: string, values: unknown[]): Promise<boo
   return ((await db.query(sql, values)).rowCount ?? 0) > 0;
 }
 
-export const setUserDisabled = (db: pg.Pool, username: string, disabled: boolean) => changed(db, SQL_SET_DISABLED, [username, disabled]);
+export const setUserDisabled = (db: pg.Pool, username: string, disabled: boolean) =>
+  changed(db, SQL_SET_DISABLED, [username, disabled]);
 export const setUserRole = (db: pg.Pool, username: string, role: Role) => changed(db, SQL_SET_ROLE, [username, role]);
-export const setUserServices = (db: pg.Pool, username: string, services: readonly number[] | null) => changed(db, SQL_SET_SERVICES, [username, services]);
+export const setUserServices = (db: pg.Pool, username: string, services: readonly number[] | null) =>
+  changed(db, SQL_SET_SERVICES, [username, services]);
 /** Ends every token issued to the user so far. */
 export const logoutEverywhere = (db: pg.Pool, username: string) => changed(db, SQL_LOGOUT, [username]);
-export const setPasswordHash = (db: pg.Pool, id: number, hash: string) => changed(db, SQL_SET_PASSWORD_HASH, [id, hash]);
+export const setPasswordHash = (db: pg.Pool, id: number, hash: string) =>
+  changed(db, SQL_SET_PASSWORD_HASH, [id, hash]);

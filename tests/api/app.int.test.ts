@@ -15,7 +15,9 @@ describe('gateway health endpoints', () => {
 
   it('answers /healthz while the process is up', async () => {
     const config = testConfig(db);
-    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
+    const app = appWithoutKafka(config, db, {
+      readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }),
+    });
     const response = await app.inject({ method: 'GET', url: '/healthz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ok' });
@@ -24,7 +26,9 @@ describe('gateway health endpoints', () => {
 
   it('is ready when PostgreSQL and Kafka both answer', async () => {
     const config = testConfig(db);
-    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }) });
+    const app = appWithoutKafka(config, db, {
+      readiness: createReadinessProbe({ pool: db.pool, kafka: testKafka(config), probeWaitMs: 5_000 }),
+    });
     const response = await app.inject({ method: 'GET', url: '/readyz/' });
     expect(response.statusCode).toBe(200);
     expect(response.json().checks.kafka.ok).toBe(true);
@@ -35,7 +39,9 @@ describe('gateway health endpoints', () => {
   it('is not ready, quickly, when Kafka does not answer', async () => {
     const config = testConfig(db);
     const kafka = createKafka({ brokers: ['127.0.0.1:1'], clientId: 'nobody', log: testLog, retriesMax: 0 });
-    const app = appWithoutKafka(config, db, { readiness: createReadinessProbe({ pool: db.pool, kafka, probeWaitMs: 1_000 }) });
+    const app = appWithoutKafka(config, db, {
+      readiness: createReadinessProbe({ pool: db.pool, kafka, probeWaitMs: 1_000 }),
+    });
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
     expect(response.json().checks).toMatchObject({ kafka: { ok: false }, postgres: { ok: true } });

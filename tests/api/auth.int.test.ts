@@ -30,7 +30,15 @@ describe('authentication', () => {
     expect(response.statusCode).toBe(200);
     const { access, refresh } = response.json();
     const claims = JSON.parse(Buffer.from(access.split('.')[1], 'base64url').toString());
-    expect(claims).toMatchObject({ sub: String(user.id), user_id: user.id, role: 'user', ver: 0, iss: config.jwt.issuer, aud: config.jwt.audience, typ: 'access' });
+    expect(claims).toMatchObject({
+      sub: String(user.id),
+      user_id: user.id,
+      role: 'user',
+      ver: 0,
+      iss: config.jwt.issuer,
+      aud: config.jwt.audience,
+      typ: 'access',
+    });
     expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
     expect(claims.exp - claims.iat).toBe(config.jwt.accessTtlS);
     const refreshed = await app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh } });
@@ -42,7 +50,8 @@ describe('authentication', () => {
     const app = appWithoutKafka(config, db);
     const user = await createUser(db, config, 'user', PASSWORD);
     const first = (await login(app, user.username, PASSWORD, '10.4.0.1')).json().refresh;
-    const refresh = (token: string) => app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh: token } });
+    const refresh = (token: string) =>
+      app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh: token } });
     const second = (await refresh(first)).json().refresh;
     expect(typeof second).toBe('string');
     // Someone replays the first one (stolen): refused, and the family dies with it.
@@ -64,12 +73,19 @@ describe('authentication', () => {
     const app = appWithoutKafka(cached, db);
     const user = await createUser(db, cached, 'user', PASSWORD);
     const { access, refresh } = (await login(app, user.username, PASSWORD, '10.5.0.1')).json();
-    const read = () => app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: { authorization: `Bearer ${access}` } });
+    const read = () =>
+      app.inject({
+        method: 'GET',
+        url: `/api/balances/?user_id=${user.id}`,
+        headers: { authorization: `Bearer ${access}` },
+      });
     expect((await read()).statusCode).toBe(200);
     await revoke(user.username);
     await new Promise((resolve) => setTimeout(resolve, 350));
     expect((await read()).statusCode).toBe(401);
-    expect((await app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh } })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh } })).statusCode).toBe(
+      401,
+    );
   });
 
   it('upgrades a password hash made with weaker parameters at the next sign-in', async () => {
@@ -110,7 +126,9 @@ describe('authentication', () => {
   it('counts parallel attempts before any of them is checked: they cannot all pass', async () => {
     const app = appWithoutKafka(config, db);
     const user = await createUser(db, config, 'user', PASSWORD);
-    const statuses = await Promise.all(Array.from({ length: 8 }, () => login(app, user.username, 'bad', '10.7.0.1').then((r) => r.statusCode)));
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, () => login(app, user.username, 'bad', '10.7.0.1').then((r) => r.statusCode)),
+    );
     expect(statuses.filter((s) => s === 401)).toHaveLength(3);
     expect(statuses.filter((s) => s === 429)).toHaveLength(5);
   });
@@ -119,7 +137,11 @@ describe('authentication', () => {
     const app = appWithoutKafka(config, db);
     const user = await createUser(db, config, 'user', PASSWORD);
     const { refresh } = (await login(app, user.username, PASSWORD, '10.3.0.1')).json();
-    const asAccess = await app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: { authorization: `Bearer ${refresh}` } });
+    const asAccess = await app.inject({
+      method: 'GET',
+      url: `/api/balances/?user_id=${user.id}`,
+      headers: { authorization: `Bearer ${refresh}` },
+    });
     expect(asAccess.statusCode).toBe(401);
     await setUserDisabled(db.pool, user.username, true);
     const refreshed = await app.inject({ method: 'POST', url: '/api/token/refresh/', payload: { refresh } });
@@ -129,7 +151,10 @@ describe('authentication', () => {
   it.each([
     ['no header', undefined],
     ['a malformed header', 'Token abc'],
-    ['alg none', `Bearer ${new UnsecuredJWT({ user_id: 1, role: 'admin', typ: 'access' }).setSubject('1').setIssuedAt().setExpirationTime('5m').encode()}`],
+    [
+      'alg none',
+      `Bearer ${new UnsecuredJWT({ user_id: 1, role: 'admin', typ: 'access' }).setSubject('1').setIssuedAt().setExpirationTime('5m').encode()}`,
+    ],
   ])('answers 401 for %s', async (_name, authorization) => {
     const app = appWithoutKafka(config, db);
     const headers = authorization ? { authorization } : {};
@@ -143,13 +168,47 @@ describe('authentication', () => {
     const { privateKey } = await generateKeyPair('RS256');
     const claims = { user_id: 1, role: 'admin', typ: 'access' };
     const tokens = [
-      await new SignJWT({ ...claims, ver: 0 }).setProtectedHeader({ alg: 'RS256' }).setSubject('1').setJti(randomUUID()).setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(privateKey),
-      await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(privateKey),
-      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer(config.jwt.issuer).setAudience(config.jwt.audience).setIssuedAt().setNotBefore('10m').setExpirationTime('20m').sign(new TextEncoder().encode(config.jwt.secret)),
-      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setIssuer('someone-else').setAudience(config.jwt.audience).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(config.jwt.secret)),
+      await new SignJWT({ ...claims, ver: 0 })
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject('1')
+        .setJti(randomUUID())
+        .setIssuer(config.jwt.issuer)
+        .setAudience(config.jwt.audience)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey),
+      await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256' })
+        .setSubject('1')
+        .setIssuer(config.jwt.issuer)
+        .setAudience(config.jwt.audience)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey),
+      await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('1')
+        .setIssuer(config.jwt.issuer)
+        .setAudience(config.jwt.audience)
+        .setIssuedAt()
+        .setNotBefore('10m')
+        .setExpirationTime('20m')
+        .sign(new TextEncoder().encode(config.jwt.secret)),
+      await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('1')
+        .setIssuer('someone-else')
+        .setAudience(config.jwt.audience)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(config.jwt.secret)),
     ];
     for (const token of tokens) {
-      const response = await app.inject({ method: 'GET', url: '/api/balances/?user_id=1', headers: { authorization: `Bearer ${token}` } });
+      const response = await app.inject({
+        method: 'GET',
+        url: '/api/balances/?user_id=1',
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(response.statusCode).toBe(401);
     }
   });
@@ -182,7 +241,11 @@ describe('authentication', () => {
       await sign(config.jwt.secret, { audience: 'someone-else' }),
     ];
     for (const token of tokens) {
-      const response = await app.inject({ method: 'GET', url: '/api/balances/?user_id=1', headers: { authorization: `Bearer ${token}` } });
+      const response = await app.inject({
+        method: 'GET',
+        url: '/api/balances/?user_id=1',
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(response.statusCode).toBe(401);
     }
   });
@@ -192,6 +255,10 @@ describe('authentication', () => {
 function weakHash(password: string): Promise<string> {
   const salt = Buffer.from('0123456789abcdef');
   return new Promise((resolve, reject) =>
-    scrypt(password, salt, 32, { N: 16_384, r: 8, p: 1 }, (error, key) => (error ? reject(error) : resolve(['scrypt', 16_384, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$')))),
+    scrypt(password, salt, 32, { N: 16_384, r: 8, p: 1 }, (error, key) =>
+      error
+        ? reject(error)
+        : resolve(['scrypt', 16_384, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$')),
+    ),
   );
 }

@@ -32,11 +32,22 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
   });
 
   const post = (payload: unknown, headers: Record<string, string> = {}, url = '/api/add_funds/') =>
-    gateway.app.inject({ method: 'POST', url, headers: { ...shop.header, 'content-type': 'application/json', 'idempotency-key': randomUUID(), ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+    gateway.app.inject({
+      method: 'POST',
+      url,
+      headers: { ...shop.header, 'content-type': 'application/json', 'idempotency-key': randomUUID(), ...headers },
+      payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+    });
 
   const ledger = async () => {
-    const { rows } = await stack.db.pool.query<{ commands: number; held: string }>("SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held");
-    return { commands: rows[0]!.commands, held: BigInt(rows[0]!.held), alice: (await balancesOf(stack.db.pool, alice.id)).available };
+    const { rows } = await stack.db.pool.query<{ commands: number; held: string }>(
+      "SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held",
+    );
+    return {
+      commands: rows[0]!.commands,
+      held: BigInt(rows[0]!.held),
+      alice: (await balancesOf(stack.db.pool, alice.id)).available,
+    };
   };
 
   /** Sends the refused request, then a 0.01 canary behind it; the ledger must differ by the canary alone. */
@@ -69,22 +80,45 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
   });
 
   it('400 for a transfer to oneself', async () => {
-    const response = await refusedChangesNothing(() => post({ sender_id: alice.id, recipient_id: alice.id, amount: '1.00' }, {}, '/api/transfer_funds'), 400);
+    const response = await refusedChangesNothing(
+      () => post({ sender_id: alice.id, recipient_id: alice.id, amount: '1.00' }, {}, '/api/transfer_funds'),
+      400,
+    );
     expect(response.json().details[0].field).toBe('recipient_id');
   });
 
   it('400 for malformed JSON, 413 for a body over the limit, 415 for another content type', async () => {
-    expect((await refusedChangesNothing(() => post('{"user_id": 1,'), 400)).json()).toMatchObject({ code: 'malformed_json' });
-    const big = await refusedChangesNothing(() => post({ user_id: alice.id, amount: '1.00', comment: 'x'.repeat(stack.config.http.bodyBytesMax) }), 413);
+    expect((await refusedChangesNothing(() => post('{"user_id": 1,'), 400)).json()).toMatchObject({
+      code: 'malformed_json',
+    });
+    const big = await refusedChangesNothing(
+      () => post({ user_id: alice.id, amount: '1.00', comment: 'x'.repeat(stack.config.http.bodyBytesMax) }),
+      413,
+    );
     expect(big.json().code).toBe('body_too_large');
-    await refusedChangesNothing(() => post(`user_id=${alice.id}&amount=1`, { 'content-type': 'application/x-www-form-urlencoded' }), 415);
+    await refusedChangesNothing(
+      () => post(`user_id=${alice.id}&amount=1`, { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+    );
   });
 
   it('400 for an Idempotency-Key outside the allowed characters, or none at all', async () => {
-    await refusedChangesNothing(() => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'has spaces' }), 400);
-    await refusedChangesNothing(() => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(101) }), 400);
+    await refusedChangesNothing(
+      () => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'has spaces' }),
+      400,
+    );
+    await refusedChangesNothing(
+      () => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(101) }),
+      400,
+    );
     const missing = await refusedChangesNothing(
-      () => gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...shop.header, 'content-type': 'application/json' }, payload: JSON.stringify({ user_id: alice.id, amount: '1.00' }) }),
+      () =>
+        gateway.app.inject({
+          method: 'POST',
+          url: '/api/add_funds/',
+          headers: { ...shop.header, 'content-type': 'application/json' },
+          payload: JSON.stringify({ user_id: alice.id, amount: '1.00' }),
+        }),
       400,
     );
     expect(missing.json().code).toBe('idempotency_key_required');

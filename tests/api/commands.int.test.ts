@@ -27,7 +27,12 @@ describe('command endpoints through the real stack', () => {
 
   /** Every money-moving request carries a fresh Idempotency-Key unless the test gives one. */
   const post = (url: string, caller: TestUser, payload: unknown, headers: Record<string, string> = {}) =>
-    gateway.app.inject({ method: 'POST', url, headers: { ...caller.header, 'idempotency-key': randomUUID(), ...headers }, payload: payload as object });
+    gateway.app.inject({
+      method: 'POST',
+      url,
+      headers: { ...caller.header, 'idempotency-key': randomUUID(), ...headers },
+      payload: payload as object,
+    });
 
   it('deposits and answers 201 with the seed transaction JSON', async () => {
     const user = await createUser(db, config);
@@ -53,13 +58,21 @@ describe('command endpoints through the real stack', () => {
       expect(response.statusCode, JSON.stringify(comment)).toBe(400);
       expect(response.json()).toMatchObject({ code: 'validation_failed', details: [{ field: 'comment' }] });
     }
-    const next = await post('/api/add_funds/', service, { user_id: user.id, amount: '2.00', comment: 'tab\tand\nnewline are fine' });
+    const next = await post('/api/add_funds/', service, {
+      user_id: user.id,
+      amount: '2.00',
+      comment: 'tab\tand\nnewline are fine',
+    });
     expect(next.statusCode).toBe(201);
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 200n, reserved: 0n, incoming: 0n });
   });
 
   it('answers a login with a NUL in the username with 400, not 500', async () => {
-    const response = await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: 'ad\u0000min', password: 'whatever-password' } });
+    const response = await gateway.app.inject({
+      method: 'POST',
+      url: '/api/token/',
+      payload: { username: 'ad\u0000min', password: 'whatever-password' },
+    });
     expect(response.statusCode).toBe(400);
   });
 
@@ -84,7 +97,12 @@ describe('command endpoints through the real stack', () => {
   it('refuses a deduct for an order never reserved, and changes nothing', async () => {
     const user = await createUser(db, config);
     await post('/api/add_funds', service, { user_id: user.id, amount: '5.00' });
-    const response = await post('/api/deduct_funds', service, { user_id: user.id, service_id: 1, order_id: 404, amount: '1.00' });
+    const response = await post('/api/deduct_funds', service, {
+      user_id: user.id,
+      service_id: 1,
+      order_id: 404,
+      amount: '1.00',
+    });
     expect(response.statusCode).toBe(409);
     expect(response.json()).toMatchObject({ code: 'reservation_not_found' });
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
@@ -94,7 +112,11 @@ describe('command endpoints through the real stack', () => {
     const sender = await createUser(db, config);
     const recipient = await createUser(db, config);
     await post('/api/add_funds', service, { user_id: sender.id, amount: '10.00' });
-    const response = await post('/api/transfer_funds', sender, { sender_id: sender.id, recipient_id: recipient.id, amount: '4.00' });
+    const response = await post('/api/transfer_funds', sender, {
+      sender_id: sender.id,
+      recipient_id: recipient.id,
+      amount: '4.00',
+    });
     expect(response.statusCode).toBe(201);
     expect(response.json()).toMatchObject({
       sender_transaction: { user: sender.id, amount: '-4.00', transaction_type: 'transfer_out' },
@@ -108,40 +130,81 @@ describe('command endpoints through the real stack', () => {
     // spend the money in the very next request.
     const spend = await post('/api/withdraw_funds', service, { user_id: recipient.id, amount: '3.00' });
     expect(spend.statusCode).toBe(201);
-    const seen = await gateway.app.inject({ method: 'GET', url: `/api/balances/?user_id=${recipient.id}`, headers: recipient.header });
-    expect(seen.json()).toEqual({ user_id: recipient.id, amount: '1.00', reserved: '0.00', incoming: '0.00', currency: 'RUB' });
+    const seen = await gateway.app.inject({
+      method: 'GET',
+      url: `/api/balances/?user_id=${recipient.id}`,
+      headers: recipient.header,
+    });
+    expect(seen.json()).toEqual({
+      user_id: recipient.id,
+      amount: '1.00',
+      reserved: '0.00',
+      incoming: '0.00',
+      currency: 'RUB',
+    });
   });
 
   it('keeps Idempotency-Keys apart per caller: the same key from two users is two independent commands', async () => {
-    const [alice, bob, carol] = [await createUser(db, config), await createUser(db, config), await createUser(db, config)];
+    const [alice, bob, carol] = [
+      await createUser(db, config),
+      await createUser(db, config),
+      await createUser(db, config),
+    ];
     await post('/api/add_funds', service, { user_id: alice.id, amount: '50.00' });
     await post('/api/add_funds', service, { user_id: bob.id, amount: '50.00' });
     const key = `rent-${randomUUID()}`;
-    const fromAlice = await post('/api/transfer_funds', alice, { sender_id: alice.id, recipient_id: carol.id, amount: '10.00' }, { 'idempotency-key': key });
-    const fromBob = await post('/api/transfer_funds', bob, { sender_id: bob.id, recipient_id: carol.id, amount: '7.00' }, { 'idempotency-key': key });
+    const fromAlice = await post(
+      '/api/transfer_funds',
+      alice,
+      { sender_id: alice.id, recipient_id: carol.id, amount: '10.00' },
+      { 'idempotency-key': key },
+    );
+    const fromBob = await post(
+      '/api/transfer_funds',
+      bob,
+      { sender_id: bob.id, recipient_id: carol.id, amount: '7.00' },
+      { 'idempotency-key': key },
+    );
     expect([fromAlice.statusCode, fromBob.statusCode]).toEqual([201, 201]);
     expect([fromAlice.json().command_id, fromBob.json().command_id]).toEqual([key, key]);
     expect(fromBob.json().balances).toEqual({ [String(bob.id)]: { available: '43.00', reserved: '0.00' } });
     // Each polls their own command under the key, and sees only their own.
-    const poll = async (caller: TestUser) => (await gateway.app.inject({ method: 'GET', url: `/api/commands/${key}`, headers: caller.header })).json();
+    const poll = async (caller: TestUser) =>
+      (await gateway.app.inject({ method: 'GET', url: `/api/commands/${key}`, headers: caller.header })).json();
     expect((await poll(alice)).sender_transaction).toMatchObject({ user: alice.id, amount: '-10.00' });
     expect((await poll(bob)).sender_transaction).toMatchObject({ user: bob.id, amount: '-7.00' });
-    expect((await gateway.app.inject({ method: 'GET', url: `/api/commands/${key}`, headers: carol.header })).statusCode).toBe(404);
+    expect(
+      (await gateway.app.inject({ method: 'GET', url: `/api/commands/${key}`, headers: carol.header })).statusCode,
+    ).toBe(404);
     // The recipient's history names neither sender's key.
     await waitForSettles(db.pool);
-    const history = (await gateway.app.inject({ method: 'GET', url: `/api/transactions/?user_id=${carol.id}`, headers: carol.header })).json();
-    expect(history.items.map((t: { command_id: string }) => t.command_id).filter((id: string) => id.includes(key))).toEqual([]);
+    const history = (
+      await gateway.app.inject({ method: 'GET', url: `/api/transactions/?user_id=${carol.id}`, headers: carol.header })
+    ).json();
+    expect(
+      history.items.map((t: { command_id: string }) => t.command_id).filter((id: string) => id.includes(key)),
+    ).toEqual([]);
   });
 
   it('answers the same Idempotency-Key and body with the same result and no second effect', async () => {
     const user = await createUser(db, config);
     const key = randomUUID();
-    const first = await post('/api/add_funds', service, { user_id: user.id, amount: '3.00' }, { 'idempotency-key': key });
+    const first = await post(
+      '/api/add_funds',
+      service,
+      { user_id: user.id, amount: '3.00' },
+      { 'idempotency-key': key },
+    );
     const second = await post('/api/add_funds', service, { user_id: user.id, amount: 3 }, { 'idempotency-key': key });
     expect(first.statusCode).toBe(201);
     expect(second.statusCode).toBe(200);
     expect(second.json().id).toBe(first.json().id);
-    const reused = await post('/api/add_funds', service, { user_id: user.id, amount: '4.00' }, { 'idempotency-key': key });
+    const reused = await post(
+      '/api/add_funds',
+      service,
+      { user_id: user.id, amount: '4.00' },
+      { 'idempotency-key': key },
+    );
     expect(reused.statusCode).toBe(409);
     expect(reused.json().code).toBe('idempotency_key_reused');
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 300n, reserved: 0n, incoming: 0n });
@@ -149,7 +212,12 @@ describe('command endpoints through the real stack', () => {
 
   it('answers 202 with a Location at once when asked to, and only its sender can poll it', async () => {
     const user = await createUser(db, config);
-    const response = await post('/api/add_funds', service, { user_id: user.id, amount: '2.00' }, { prefer: 'respond-async' });
+    const response = await post(
+      '/api/add_funds',
+      service,
+      { user_id: user.id, amount: '2.00' },
+      { prefer: 'respond-async' },
+    );
     expect(response.statusCode).toBe(202);
     const location = response.headers.location as string;
     expect(location).toBe(`/api/commands/${response.json().command_id}`);
@@ -160,13 +228,17 @@ describe('command endpoints through the real stack', () => {
     expect(polled).toMatchObject({ status: 'applied', code: 'ok', amount: '2.00' });
     // Another service, or the user whose account it is, did not send it: not found under that key.
     const otherService = await createUser(db, config, 'service');
-    expect((await gateway.app.inject({ method: 'GET', url: location, headers: otherService.header })).statusCode).toBe(404);
+    expect((await gateway.app.inject({ method: 'GET', url: location, headers: otherService.header })).statusCode).toBe(
+      404,
+    );
     expect((await gateway.app.inject({ method: 'GET', url: location, headers: user.header })).statusCode).toBe(404);
   });
 
   it('loses none of 200 concurrent deposits to one user', async () => {
     const user = await createUser(db, config);
-    const responses = await Promise.all(Array.from({ length: 200 }, () => post('/api/add_funds', service, { user_id: user.id, amount: '1.00' })));
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, () => post('/api/add_funds', service, { user_id: user.id, amount: '1.00' })),
+    );
     expect(responses.map((r) => r.statusCode).filter((s) => s !== 201)).toEqual([]);
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 20_000n, reserved: 0n, incoming: 0n });
   });
@@ -175,7 +247,9 @@ describe('command endpoints through the real stack', () => {
     const user = await createUser(db, config);
     await post('/api/add_funds', service, { user_id: user.id, amount: '10.00' });
     const responses = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => post('/api/reserve_funds', service, { user_id: user.id, service_id: 9, order_id: 1_000 + i, amount: '1.00' })),
+      Array.from({ length: 60 }, (_, i) =>
+        post('/api/reserve_funds', service, { user_id: user.id, service_id: 9, order_id: 1_000 + i, amount: '1.00' }),
+      ),
     );
     const codes = responses.map((r) => r.json().code ?? r.json().status);
     expect(codes.filter((c) => c === 'applied')).toHaveLength(10);

@@ -12,11 +12,20 @@ describe('the /docs page in a real browser', () => {
   let db: TestDatabase;
   let browser: Browser;
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
     db = await createTestDatabase();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -31,8 +40,14 @@ describe('the /docs page in a real browser', () => {
       const page = await browser.newPage();
       await page.goto(`${address}/docs`);
       await page.waitForSelector('.opblock-summary-path', { timeout: 30_000 });
-      const paths = await page.$$eval('.opblock-summary-path', (nodes) => nodes.map((node) => node.getAttribute('data-path') ?? node.textContent ?? ''));
-      for (const op of OPERATIONS) expect(paths.map((p) => p.replace(/\u200b/g, '')), op.path).toContain(op.path);
+      const paths = await page.$$eval('.opblock-summary-path', (nodes) =>
+        nodes.map((node) => node.getAttribute('data-path') ?? node.textContent ?? ''),
+      );
+      for (const op of OPERATIONS)
+        expect(
+          paths.map((p) => p.replace(/\u200b/g, '')),
+          op.path,
+        ).toContain(op.path);
       expect(await page.title()).toBe('balance-service API');
     } finally {
       await app.close();

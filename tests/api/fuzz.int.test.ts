@@ -7,9 +7,24 @@ import { createLogger } from '../../src/log.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
 import { httpScopedId } from '../../src/commands/schema.ts';
-import { createTestDatabase, eventually, startStack, testConfig, testKafka, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
+import {
+  createTestDatabase,
+  eventually,
+  startStack,
+  testConfig,
+  testKafka,
+  type RunningStack,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
-const ENDPOINTS = ['/api/add_funds/', '/api/withdraw_funds/', '/api/reserve_funds/', '/api/deduct_funds/', '/api/cancel_reservation/', '/api/transfer_funds/'];
+const ENDPOINTS = [
+  '/api/add_funds/',
+  '/api/withdraw_funds/',
+  '/api/reserve_funds/',
+  '/api/deduct_funds/',
+  '/api/cancel_reservation/',
+  '/api/transfer_funds/',
+];
 
 /** JSON values of the kinds clients get wrong: wrong types, huge and tiny numbers, unicode, nesting, injection. */
 const nasty = fc.oneof(
@@ -23,7 +38,18 @@ const nasty = fc.oneof(
 );
 
 const body = fc.oneof(
-  fc.record({ user_id: fc.oneof(fc.constant(1), nasty), amount: fc.oneof(fc.constantFrom('1.00', '0.01', 5), nasty), service_id: fc.oneof(fc.constant(3), nasty), order_id: fc.oneof(fc.nat(), nasty), sender_id: fc.oneof(fc.constant(1), nasty), recipient_id: fc.oneof(fc.constant(2), nasty), comment: fc.oneof(fc.string(), nasty) }, { requiredKeys: [] }),
+  fc.record(
+    {
+      user_id: fc.oneof(fc.constant(1), nasty),
+      amount: fc.oneof(fc.constantFrom('1.00', '0.01', 5), nasty),
+      service_id: fc.oneof(fc.constant(3), nasty),
+      order_id: fc.oneof(fc.nat(), nasty),
+      sender_id: fc.oneof(fc.constant(1), nasty),
+      recipient_id: fc.oneof(fc.constant(2), nasty),
+      comment: fc.oneof(fc.string(), nasty),
+    },
+    { requiredKeys: [] },
+  ),
   nasty,
   fc.string().map((text) => ({ raw: text })),
   // Duplicated keys (JSON.parse keeps the last), deep nesting, and a body that is all whitespace.
@@ -52,10 +78,21 @@ describe('fuzzed HTTP input through the real stack', () => {
     await stack?.stop();
   });
 
-  const ledgerState = async () => (await db.pool.query("SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held")).rows[0] as { commands: number; held: string };
+  const ledgerState = async () =>
+    (
+      await db.pool.query(
+        "SELECT (SELECT count(*)::int FROM commands WHERE type <> 'settle') AS commands, (SELECT coalesce(sum(balance), 0)::text FROM accounts WHERE kind <> 'external') AS held",
+      )
+    ).rows[0] as { commands: number; held: string };
   const deposit = (userId: number) =>
-    gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...service.header, 'content-type': 'application/json', 'idempotency-key': randomUUID() }, payload: { user_id: userId, amount: '0.01' } });
-  const decided = async (id: string) => (await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [id])).rowCount === 1;
+    gateway.app.inject({
+      method: 'POST',
+      url: '/api/add_funds/',
+      headers: { ...service.header, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      payload: { user_id: userId, amount: '0.01' },
+    });
+  const decided = async (id: string) =>
+    (await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [id])).rowCount === 1;
 
   /**
    * A fuzzed request counts as handled only if its command is decided (201, 200 or 409, or a 202
@@ -65,30 +102,44 @@ describe('fuzzed HTTP input through the real stack', () => {
   it('never answers 5xx; every request is decided or refused without a change; canaries on every partition apply', async () => {
     const outcomes = { decided: 0, accepted: 0, refused: 0 };
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...ENDPOINTS), body, fc.oneof({ weight: 3, arbitrary: fc.uuid() }, { weight: 1, arbitrary: fc.option(fc.string({ maxLength: 200 })) }), async (url, payload, key) => {
-        const before = await ledgerState();
-        const raw = typeof payload === 'object' && payload !== null && 'raw' in payload;
-        const response = await gateway.app.inject({
-          method: 'POST',
-          url,
-          headers: { ...service.header, 'content-type': 'application/json', ...(typeof key === 'string' ? { 'idempotency-key': key } : {}) },
-          payload: raw ? (payload as { raw: string }).raw : JSON.stringify(payload),
-        });
-        expect(response.statusCode, response.body).toBeLessThan(500);
-        expect(typeof response.json().code === 'string' || response.statusCode < 300).toBe(true);
-        if (response.statusCode === 202) {
-          // Accepted is not handled: the command must then be decided.
-          const id = httpScopedId(service.id, response.json().command_id as string);
-          expect(await eventually(async () => ((await decided(id)) ? true : undefined), 10_000, `command ${id} decided`)).toBe(true);
-          outcomes.accepted += 1;
-        } else if (response.statusCode >= 400 && response.statusCode !== 409) {
-          // The fuzzed user is 1 or garbage (refused before Kafka): a canary for user 1 lands behind it.
-          expect((await deposit(1)).statusCode).toBe(201);
-          const after = await ledgerState();
-          expect(after).toEqual({ commands: before.commands + 1, held: String(BigInt(before.held) + 1n) });
-          outcomes.refused += 1;
-        } else outcomes.decided += 1;
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...ENDPOINTS),
+        body,
+        fc.oneof(
+          { weight: 3, arbitrary: fc.uuid() },
+          { weight: 1, arbitrary: fc.option(fc.string({ maxLength: 200 })) },
+        ),
+        async (url, payload, key) => {
+          const before = await ledgerState();
+          const raw = typeof payload === 'object' && payload !== null && 'raw' in payload;
+          const response = await gateway.app.inject({
+            method: 'POST',
+            url,
+            headers: {
+              ...service.header,
+              'content-type': 'application/json',
+              ...(typeof key === 'string' ? { 'idempotency-key': key } : {}),
+            },
+            payload: raw ? (payload as { raw: string }).raw : JSON.stringify(payload),
+          });
+          expect(response.statusCode, response.body).toBeLessThan(500);
+          expect(typeof response.json().code === 'string' || response.statusCode < 300).toBe(true);
+          if (response.statusCode === 202) {
+            // Accepted is not handled: the command must then be decided.
+            const id = httpScopedId(service.id, response.json().command_id as string);
+            expect(
+              await eventually(async () => ((await decided(id)) ? true : undefined), 10_000, `command ${id} decided`),
+            ).toBe(true);
+            outcomes.accepted += 1;
+          } else if (response.statusCode >= 400 && response.statusCode !== 409) {
+            // The fuzzed user is 1 or garbage (refused before Kafka): a canary for user 1 lands behind it.
+            expect((await deposit(1)).statusCode).toBe(201);
+            const after = await ledgerState();
+            expect(after).toEqual({ commands: before.commands + 1, held: String(BigInt(before.held) + 1n) });
+            outcomes.refused += 1;
+          } else outcomes.decided += 1;
+        },
+      ),
       { numRuns: 150 },
     );
     expect(outcomes.refused).toBeGreaterThan(0);
@@ -110,11 +161,15 @@ describe('fuzzed HTTP input through the real stack', () => {
 
   it('never answers 5xx to fuzzed query strings and paths', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('/api/balances/', '/api/transactions/', '/api/reports/revenue/', '/api/commands/'), fc.string({ maxLength: 300 }), async (path, tail) => {
-        const url = path.endsWith('commands/') ? `${path}${encodeURIComponent(tail)}` : `${path}?${tail}`;
-        const response = await gateway.app.inject({ method: 'GET', url, headers: service.header });
-        expect(response.statusCode, `${url} -> ${response.body}`).toBeLessThan(500);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom('/api/balances/', '/api/transactions/', '/api/reports/revenue/', '/api/commands/'),
+        fc.string({ maxLength: 300 }),
+        async (path, tail) => {
+          const url = path.endsWith('commands/') ? `${path}${encodeURIComponent(tail)}` : `${path}?${tail}`;
+          const response = await gateway.app.inject({ method: 'GET', url, headers: service.header });
+          expect(response.statusCode, `${url} -> ${response.body}`).toBeLessThan(500);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -131,16 +186,32 @@ describe('secrets in logs', () => {
       const log = createLogger({ level: 'trace', name: 'capture' }, stream);
       const gateway = buildGateway({ config, kafka: testKafka(config), pool: db.pool, log });
       const user = await createUser(db, config, 'user', 'a-very-secret-password');
-      const login = await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: user.username, password: 'a-very-secret-password' } });
+      const login = await gateway.app.inject({
+        method: 'POST',
+        url: '/api/token/',
+        payload: { username: user.username, password: 'a-very-secret-password' },
+      });
       const { access, refresh } = login.json();
-      await gateway.app.inject({ method: 'POST', url: '/api/token/', payload: { username: user.username, password: 'wrong-secret-password' } });
-      await gateway.app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: { authorization: `Bearer ${access}` } });
+      await gateway.app.inject({
+        method: 'POST',
+        url: '/api/token/',
+        payload: { username: user.username, password: 'wrong-secret-password' },
+      });
+      await gateway.app.inject({
+        method: 'GET',
+        url: `/api/balances/?user_id=${user.id}`,
+        headers: { authorization: `Bearer ${access}` },
+      });
       await gateway.app.inject({ method: 'POST', url: '/api/token/refresh/', payload: { refresh } });
-      log.info({ password: 'a-very-secret-password', token: access, req: { headers: { authorization: `Bearer ${access}` } } }, 'a careless log call');
+      log.info(
+        { password: 'a-very-secret-password', token: access, req: { headers: { authorization: `Bearer ${access}` } } },
+        'a careless log call',
+      );
       await gateway.app.close();
       const text = captured.join('');
       expect(text.length).toBeGreaterThan(0);
-      for (const secret of ['a-very-secret-password', 'wrong-secret-password', access, refresh]) expect(text).not.toContain(secret);
+      for (const secret of ['a-very-secret-password', 'wrong-secret-password', access, refresh])
+        expect(text).not.toContain(secret);
       expect(text).toContain('[redacted]');
     } finally {
       await db.drop();

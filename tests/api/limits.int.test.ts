@@ -4,7 +4,16 @@ import { createCommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { publish } from '../helpers/commands.ts';
 import { createUser, startGateway } from '../helpers/gateway.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  testLog,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 describe('limits, each refused or bounded cleanly', () => {
   let db: TestDatabase;
@@ -25,11 +34,20 @@ describe('limits, each refused or bounded cleanly', () => {
     try {
       const user = await createUser(db, config, 'service');
       const started = Date.now();
-      const response = await gateway.app.inject({ method: 'POST', url: '/api/add_funds/', headers: { ...user.header, 'idempotency-key': 'wait-1' }, payload: { user_id: user.id, amount: '1.00' } });
+      const response = await gateway.app.inject({
+        method: 'POST',
+        url: '/api/add_funds/',
+        headers: { ...user.header, 'idempotency-key': 'wait-1' },
+        payload: { user_id: user.id, amount: '1.00' },
+      });
       expect(response.statusCode).toBe(202);
       expect(response.headers.location).toMatch(/^\/api\/commands\//);
       expect(Date.now() - started).toBeGreaterThanOrEqual(300);
-      const poll = await gateway.app.inject({ method: 'GET', url: response.headers.location as string, headers: user.header });
+      const poll = await gateway.app.inject({
+        method: 'GET',
+        url: response.headers.location as string,
+        headers: user.header,
+      });
       expect(poll.json()).toEqual({ command_id: response.json().command_id, status: 'pending' });
     } finally {
       await gateway.stop();
@@ -45,7 +63,11 @@ describe('limits, each refused or bounded cleanly', () => {
     try {
       const user = await createUser(db, config);
       const app = appWithoutKafka(small, { ...db, pool });
-      const response = await app.inject({ method: 'GET', url: `/api/balances/?user_id=${user.id}`, headers: user.header });
+      const response = await app.inject({
+        method: 'GET',
+        url: `/api/balances/?user_id=${user.id}`,
+        headers: user.header,
+      });
       expect(response.statusCode).toBe(503);
       expect(response.json().code).toBe('service_unavailable');
     } finally {
@@ -56,15 +78,31 @@ describe('limits, each refused or bounded cleanly', () => {
 
   it('BATCH_COMMANDS_MAX: the consumer applies at most that many commands per transaction', async () => {
     const run = uniqueSuffix();
-    await publish(kafka, config.topics.commands, Array.from({ length: 10 }, (_, i) => ({ id: `${run}-${i}`, type: 'deposit' as const, user_id: 31, amount: '1.00' })));
+    await publish(
+      kafka,
+      config.topics.commands,
+      Array.from({ length: 10 }, (_, i) => ({
+        id: `${run}-${i}`,
+        type: 'deposit' as const,
+        user_id: 31,
+        amount: '1.00',
+      })),
+    );
     const worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
     await worker.start();
     try {
-      const count = async () => (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id LIKE $1', [`${run}-%`])).rows[0]!.n;
-      await eventually(async () => ((await count()) === 10 ? true : undefined), 30_000, 'ten deposits').catch(async () => expect(await count()).toBe(10));
+      const count = async () =>
+        (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id LIKE $1', [`${run}-%`]))
+          .rows[0]!.n;
+      await eventually(async () => ((await count()) === 10 ? true : undefined), 30_000, 'ten deposits').catch(
+        async () => expect(await count()).toBe(10),
+      );
       // Rows inserted by one PostgreSQL transaction share its xmin: the sizes of the groups are
       // the sizes of the transactions the consumer really ran, whatever it counted itself.
-      const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id LIKE $1 GROUP BY xmin::text', [`${run}-%`]);
+      const { rows } = await db.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM commands WHERE id LIKE $1 GROUP BY xmin::text',
+        [`${run}-%`],
+      );
       expect(Math.max(...rows.map((r) => r.n))).toBeLessThanOrEqual(3);
       expect(rows.length).toBeGreaterThanOrEqual(4);
     } finally {

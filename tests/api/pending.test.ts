@@ -11,4 +11,3 @@ describe('PendingCommands', () => {
     expect(pending.owner('b', 2_000)).toBeNull();
   });
 });
-

@@ -11,8 +11,21 @@ import { withOverrides } from '../../src/config.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
-type Endpoint = 'add_funds' | 'withdraw_funds' | 'reserve_funds' | 'deduct_funds' | 'cancel_reservation' | 'transfer_funds';
-const ENDPOINTS: readonly Endpoint[] = ['add_funds', 'withdraw_funds', 'reserve_funds', 'deduct_funds', 'cancel_reservation', 'transfer_funds'];
+type Endpoint =
+  | 'add_funds'
+  | 'withdraw_funds'
+  | 'reserve_funds'
+  | 'deduct_funds'
+  | 'cancel_reservation'
+  | 'transfer_funds';
+const ENDPOINTS: readonly Endpoint[] = [
+  'add_funds',
+  'withdraw_funds',
+  'reserve_funds',
+  'deduct_funds',
+  'cancel_reservation',
+  'transfer_funds',
+];
 const ORDERS: ReadonlySet<Endpoint> = new Set(['reserve_funds', 'deduct_funds', 'cancel_reservation']);
 
 function body(endpoint: Endpoint, account: number, other: number, serviceId: number) {
@@ -49,10 +62,21 @@ describe('the authorization matrix', () => {
     await db?.drop();
   });
 
-  async function status(cfg: Config, caller: TestUser, endpoint: Endpoint, account: number, serviceId = 101): Promise<number> {
+  async function status(
+    cfg: Config,
+    caller: TestUser,
+    endpoint: Endpoint,
+    account: number,
+    serviceId = 101,
+  ): Promise<number> {
     const app = appWithoutKafka(cfg, db);
     const other = account === alice.id ? bob.id : alice.id;
-    const response = await app.inject({ method: 'POST', url: `/api/${endpoint}/`, headers: { ...caller.header, 'idempotency-key': randomUUID() }, payload: body(endpoint, account, other, serviceId) });
+    const response = await app.inject({
+      method: 'POST',
+      url: `/api/${endpoint}/`,
+      headers: { ...caller.header, 'idempotency-key': randomUUID() },
+      payload: body(endpoint, account, other, serviceId),
+    });
     return response.statusCode;
   }
 
@@ -61,22 +85,28 @@ describe('the authorization matrix', () => {
     expect(await status(config, alice, endpoint, bob.id)).toBe(REFUSED);
   });
 
-  it.each(ENDPOINTS)('%s: USER_ACTIONS=deposit,withdraw,reserve,transfer widens a user to those, on their own account only', async (endpoint) => {
-    const wide = withOverrides(config, { auth: { userActions: ['deposit', 'withdraw', 'reserve', 'transfer'] } });
-    const widened = ['add_funds', 'withdraw_funds', 'reserve_funds', 'transfer_funds'].includes(endpoint);
-    expect(await status(wide, alice, endpoint, alice.id)).toBe(widened ? ALLOWED : REFUSED);
-    expect(await status(wide, alice, endpoint, bob.id)).toBe(REFUSED);
-  });
+  it.each(ENDPOINTS)(
+    '%s: USER_ACTIONS=deposit,withdraw,reserve,transfer widens a user to those, on their own account only',
+    async (endpoint) => {
+      const wide = withOverrides(config, { auth: { userActions: ['deposit', 'withdraw', 'reserve', 'transfer'] } });
+      const widened = ['add_funds', 'withdraw_funds', 'reserve_funds', 'transfer_funds'].includes(endpoint);
+      expect(await status(wide, alice, endpoint, alice.id)).toBe(widened ? ALLOWED : REFUSED);
+      expect(await status(wide, alice, endpoint, bob.id)).toBe(REFUSED);
+    },
+  );
 
   it.each(ENDPOINTS)('%s: an unbound service acts on any account, for any service', async (endpoint) => {
     expect(await status(config, shop, endpoint, alice.id, 101)).toBe(ALLOWED);
     expect(await status(config, shop, endpoint, bob.id, 999)).toBe(ALLOWED);
   });
 
-  it.each(ENDPOINTS)('%s: a service bound to 101,102 acts on any account, but on orders of its services only', async (endpoint) => {
-    expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(ALLOWED);
-    expect(await status(config, boundShop, endpoint, bob.id, 999)).toBe(ORDERS.has(endpoint) ? REFUSED : ALLOWED);
-  });
+  it.each(ENDPOINTS)(
+    '%s: a service bound to 101,102 acts on any account, but on orders of its services only',
+    async (endpoint) => {
+      expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(ALLOWED);
+      expect(await status(config, boundShop, endpoint, bob.id, 999)).toBe(ORDERS.has(endpoint) ? REFUSED : ALLOWED);
+    },
+  );
 
   it.each(ENDPOINTS)('%s: an admin does everything', async (endpoint) => {
     expect(await status(config, admin, endpoint, bob.id, 999)).toBe(ALLOWED);
@@ -84,22 +114,37 @@ describe('the authorization matrix', () => {
 
   it('lets a user read only their own balance and history; services and admins any', async () => {
     const app = appWithoutKafka(config, db);
-    const get = async (caller: TestUser, url: string) => (await app.inject({ method: 'GET', url, headers: caller.header })).statusCode;
+    const get = async (caller: TestUser, url: string) =>
+      (await app.inject({ method: 'GET', url, headers: caller.header })).statusCode;
     for (const path of ['/api/balances/?user_id=', '/api/transactions/?user_id=']) {
-      expect([await get(alice, `${path}${alice.id}`), await get(bob, `${path}${alice.id}`), await get(shop, `${path}${alice.id}`), await get(boundShop, `${path}${alice.id}`), await get(admin, `${path}${alice.id}`)]).toEqual([
-        200, 403, 200, 200, 200,
-      ]);
+      expect([
+        await get(alice, `${path}${alice.id}`),
+        await get(bob, `${path}${alice.id}`),
+        await get(shop, `${path}${alice.id}`),
+        await get(boundShop, `${path}${alice.id}`),
+        await get(admin, `${path}${alice.id}`),
+      ]).toEqual([200, 403, 200, 200, 200]);
     }
   });
 
   it('shows the revenue report to services (a bound one only its services) and admins, never to users', async () => {
-    await db.pool.query("INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('rev-a', 'f', 'capture', 1, 'applied', 'ok'), ('rev-b', 'f', 'capture', 1, 'applied', 'ok')");
-    await db.pool.query("INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id) VALUES (900001, 'rev-a', 1, -500, 'capture', 101, 1), (900002, 'rev-b', 1, -700, 'capture', 555, 1)");
+    await db.pool.query(
+      "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('rev-a', 'f', 'capture', 1, 'applied', 'ok'), ('rev-b', 'f', 'capture', 1, 'applied', 'ok')",
+    );
+    await db.pool.query(
+      "INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id) VALUES (900001, 'rev-a', 1, -500, 'capture', 101, 1), (900002, 'rev-b', 1, -700, 'capture', 555, 1)",
+    );
     const app = appWithoutKafka(config, db);
     const month = new Date().toISOString().slice(0, 7);
     const report = async (caller: TestUser) => {
-      const response = await app.inject({ method: 'GET', url: `/api/reports/revenue/?month=${month}`, headers: { ...caller.header, accept: 'application/json' } });
-      return response.statusCode === 200 ? response.json().services.map((s: { service_id: number }) => s.service_id) : response.statusCode;
+      const response = await app.inject({
+        method: 'GET',
+        url: `/api/reports/revenue/?month=${month}`,
+        headers: { ...caller.header, accept: 'application/json' },
+      });
+      return response.statusCode === 200
+        ? response.json().services.map((s: { service_id: number }) => s.service_id)
+        : response.statusCode;
     };
     expect(await report(alice)).toBe(REFUSED);
     expect(await report(shop)).toEqual([101, 555]);

@@ -22,16 +22,32 @@ describe('reads, authorization and bad input', () => {
       const command = schema.parse(input);
       return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
     });
-    return inTransaction(db.pool, (client) => applyBatch(client, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) }));
+    return inTransaction(db.pool, (client) =>
+      applyBatch(client, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) }),
+    );
   }
 
   beforeAll(async () => {
     db = await createTestDatabase();
     config = testConfig(db, { limits: { pageItemsMax: 50 } });
     app = appWithoutKafka(config, db);
-    [alice, bob, service, admin] = await Promise.all([createUser(db, config), createUser(db, config), createUser(db, config, 'service'), createUser(db, config, 'admin')]);
+    [alice, bob, service, admin] = await Promise.all([
+      createUser(db, config),
+      createUser(db, config),
+      createUser(db, config, 'service'),
+      createUser(db, config, 'admin'),
+    ]);
     await db.pool.query("INSERT INTO services (id, name) VALUES (1, 'Delivery; fast'), (2, 'Music')");
-    const deposits = Array.from({ length: 25 }, (_, i): CommandInput => ({ id: `a-dep-${i}`, type: 'deposit', user_id: alice.id, amount: `${i + 1}.00`, comment: `deposit ${i}` }));
+    const deposits = Array.from(
+      { length: 25 },
+      (_, i): CommandInput => ({
+        id: `a-dep-${i}`,
+        type: 'deposit',
+        user_id: alice.id,
+        amount: `${i + 1}.00`,
+        comment: `deposit ${i}`,
+      }),
+    );
     await apply(
       ...deposits,
       { id: 'a-res', type: 'reserve', user_id: alice.id, service_id: 1, order_id: 1, amount: '10.00' },
@@ -44,12 +60,22 @@ describe('reads, authorization and bad input', () => {
     await db?.drop();
   });
 
-  const get = (url: string, user: TestUser, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers: { ...user.header, ...headers } });
+  const get = (url: string, user: TestUser, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'GET', url, headers: { ...user.header, ...headers } });
 
   it('reads a balance; a registered user never credited has 0.00; an unknown id is 404', async () => {
     const own = await get(`/api/balances/?user_id=${alice.id}`, alice);
-    expect(own.json()).toEqual({ user_id: alice.id, amount: '314.50', reserved: '0.00', incoming: '0.00', currency: 'RUB' });
-    expect((await get(`/api/balances?user_id=${bob.id}`, bob)).json()).toMatchObject({ amount: '0.00', reserved: '0.00' });
+    expect(own.json()).toEqual({
+      user_id: alice.id,
+      amount: '314.50',
+      reserved: '0.00',
+      incoming: '0.00',
+      currency: 'RUB',
+    });
+    expect((await get(`/api/balances?user_id=${bob.id}`, bob)).json()).toMatchObject({
+      amount: '0.00',
+      reserved: '0.00',
+    });
     expect((await get('/api/balances/?user_id=987654321', admin)).statusCode).toBe(404);
   });
 
@@ -61,17 +87,30 @@ describe('reads, authorization and bad input', () => {
     );
     expect((await get('/api/balances/?user_id=987654322', admin)).statusCode).toBe(404);
     // Applied straight through the ledger, so no consumer published the settle: still incoming.
-    expect((await get('/api/balances/?user_id=987654323', admin)).json()).toEqual({ user_id: 987_654_323, amount: '0.00', reserved: '0.00', incoming: '2.00', currency: 'RUB' });
+    expect((await get('/api/balances/?user_id=987654323', admin)).json()).toEqual({
+      user_id: 987_654_323,
+      amount: '0.00',
+      reserved: '0.00',
+      incoming: '2.00',
+      currency: 'RUB',
+    });
   });
 
   it('pages through history by date and by amount with keyset cursors, without gaps or repeats', async () => {
-    for (const [sort, order] of [['date', 'desc'], ['date', 'asc'], ['amount', 'asc'], ['amount', 'desc']] as const) {
+    for (const [sort, order] of [
+      ['date', 'desc'],
+      ['date', 'asc'],
+      ['amount', 'asc'],
+      ['amount', 'desc'],
+    ] as const) {
       const seen: Array<{ id: number; amount: string }> = [];
       let cursor: string | null = null;
       let pages = 0;
       do {
         const url: string = `/api/transactions/?user_id=${alice.id}&sort=${sort}&order=${order}&limit=7${cursor ? `&cursor=${cursor}` : ''}`;
-        const page: { items: Array<{ id: number; amount: string }>; next_cursor: string | null } = (await get(url, alice)).json();
+        const page: { items: Array<{ id: number; amount: string }>; next_cursor: string | null } = (
+          await get(url, alice)
+        ).json();
         seen.push(...page.items);
         cursor = page.next_cursor;
         pages += 1;
@@ -99,10 +138,14 @@ describe('reads, authorization and bad input', () => {
     expect(csv.headers['content-disposition']).toBe(`attachment; filename="revenue-${month}.csv"`);
     expect(csv.body).toBe(`service_id;service_name;revenue\r\n1;"Delivery; fast";7.50\r\n2;Music;3.00\r\n`);
     const json = await get(`/api/reports/revenue/?month=${month}`, admin, { accept: 'application/json' });
-    expect(json.json()).toEqual({ month, services: [{ service_id: 1, service_name: 'Delivery; fast', revenue: '7.50' }, { service_id: 2, service_name: 'Music', revenue: '3.00' }] });
+    expect(json.json()).toEqual({
+      month,
+      services: [
+        { service_id: 1, service_name: 'Delivery; fast', revenue: '7.50' },
+        { service_id: 2, service_name: 'Music', revenue: '3.00' },
+      ],
+    });
     expect((await get('/api/reports/revenue/?month=1999-01', admin)).body).toBe('service_id;service_name;revenue\r\n');
     expect((await get(`/api/reports/revenue/?month=2026-13`, admin)).statusCode).toBe(400);
   });
-
-
 });

@@ -5,7 +5,18 @@ import { ReplyListener, TooManyWaitersError } from '../../src/client/reply-liste
 const kafka = { consumer: () => ({ on: () => {}, events: {} }) } as never;
 const log = { warn: () => {} } as never;
 const reply = (id: string, fingerprint: string | null) =>
-  Buffer.from(JSON.stringify({ command_id: id, status: 'applied', code: 'ok', message: 'm', duplicate: false, fingerprint, transactions: [], balances: {} }));
+  Buffer.from(
+    JSON.stringify({
+      command_id: id,
+      status: 'applied',
+      code: 'ok',
+      message: 'm',
+      duplicate: false,
+      fingerprint,
+      transactions: [],
+      balances: {},
+    }),
+  );
 
 describe('ReplyListener waiting', () => {
   it('resolves null after the timeout and forgets the waiter', async () => {
@@ -38,7 +49,13 @@ describe('ReplyListener trusting replies', () => {
   it('ignores and counts malformed messages for a waited-for id, without throwing, and still takes the real reply', async () => {
     const listener = new ReplyListener(kafka, 'replies', 10, log);
     const waiting = listener.wait('c', 'f', 60_000);
-    for (const value of [Buffer.from('{not json'), Buffer.from('{"command_id":"c"}'), Buffer.from('null'), null, Buffer.from('[1,2]')]) {
+    for (const value of [
+      Buffer.from('{not json'),
+      Buffer.from('{"command_id":"c"}'),
+      Buffer.from('null'),
+      null,
+      Buffer.from('[1,2]'),
+    ]) {
       expect(() => listener.deliver(Buffer.from('c'), value)).not.toThrow();
     }
     listener.deliver(Buffer.from('c'), reply('other', 'f'));

@@ -24,8 +24,19 @@ describe('InternalCommandSigner', () => {
 
   it('refuses a missing, malformed or foreign proof', () => {
     const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
-    const foreign = new InternalCommandSigner({ secret: 'someone-elses-secret-of-32-characters!!', previousSecret: null });
-    for (const proof of [undefined, '', 'v1', 'v1..', 'v2.x.y', `v1.${signer.sign(settle).split('.')[1]}.AAAA`, foreign.sign(settle)]) {
+    const foreign = new InternalCommandSigner({
+      secret: 'someone-elses-secret-of-32-characters!!',
+      previousSecret: null,
+    });
+    for (const proof of [
+      undefined,
+      '',
+      'v1',
+      'v1..',
+      'v2.x.y',
+      `v1.${signer.sign(settle).split('.')[1]}.AAAA`,
+      foreign.sign(settle),
+    ]) {
       expect(signer.verify(settle, proof), String(proof)).toBe(false);
     }
   });

@@ -15,7 +15,14 @@ const schema = createCommandSchema({ amountMinorMax: Number(MAX) });
 function referenceMinor(input: unknown): bigint | null {
   let text: string;
   if (typeof input === 'string') text = input;
-  else if (typeof input === 'number' && Number.isFinite(input) && Math.abs(input) < 1e21 && Number(input.toFixed(2)) === input && !/e/i.test(String(input))) text = input.toFixed(2);
+  else if (
+    typeof input === 'number' &&
+    Number.isFinite(input) &&
+    Math.abs(input) < 1e21 &&
+    Number(input.toFixed(2)) === input &&
+    !/e/i.test(String(input))
+  )
+    text = input.toFixed(2);
   else return null;
   const match = /^(\d+)(?:\.(\d{1,2}))?$/.exec(text);
   if (!match || [...text].some((c) => c !== '.' && (c < '0' || c > '9'))) return null;
@@ -90,7 +97,10 @@ describe('command-topic messages, for any bytes', () => {
   it('turns every valid deposit into exactly the command it describes', () => {
     fc.assert(
       fc.property(validDeposit, ({ id, user_id, minor, comment }) => {
-        const parsed = parseCommandMessage(Buffer.from(JSON.stringify({ id, type: 'deposit', user_id, amount: formatMinor(minor), comment })), schema);
+        const parsed = parseCommandMessage(
+          Buffer.from(JSON.stringify({ id, type: 'deposit', user_id, amount: formatMinor(minor), comment })),
+          schema,
+        );
         expect(parsed.ok && parsed.command).toEqual({ id, type: 'deposit', user_id, amount: minor, comment });
       }),
       { numRuns: 1_000 },
@@ -100,9 +110,13 @@ describe('command-topic messages, for any bytes', () => {
   it('refuses a deposit with any one field broken, keeping its id when the id is fine', () => {
     fc.assert(
       fc.property(validDeposit, broken, ({ id, user_id, minor }, change) => {
-        const parsed = parseCommandMessage(Buffer.from(JSON.stringify({ id, type: 'deposit', user_id, amount: formatMinor(minor), ...change })), schema);
+        const parsed = parseCommandMessage(
+          Buffer.from(JSON.stringify({ id, type: 'deposit', user_id, amount: formatMinor(minor), ...change })),
+          schema,
+        );
         expect(parsed.ok).toBe(false);
-        if (!parsed.ok) expect(parsed).toMatchObject({ code: 'invalid_command', commandId: 'id' in change ? null : id });
+        if (!parsed.ok)
+          expect(parsed).toMatchObject({ code: 'invalid_command', commandId: 'id' in change ? null : id });
       }),
       { numRuns: 1_000 },
     );
@@ -110,10 +124,16 @@ describe('command-topic messages, for any bytes', () => {
 
   it('never throws on arbitrary bytes, and names a dead-letter code for what is not a command', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)), fc.json().map((text) => Buffer.from(text))), (bytes) => {
-        const parsed = parseCommandMessage(bytes, schema);
-        if (!parsed.ok) expect(['not_json', 'invalid_command', 'empty_message']).toContain(parsed.code);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+          fc.json().map((text) => Buffer.from(text)),
+        ),
+        (bytes) => {
+          const parsed = parseCommandMessage(bytes, schema);
+          if (!parsed.ok) expect(['not_json', 'invalid_command', 'empty_message']).toContain(parsed.code);
+        },
+      ),
       { numRuns: 2_000 },
     );
   });

@@ -18,7 +18,9 @@ describe('the command schema', () => {
   });
 
   it('accepts a UUID as the id', () => {
-    expect(schema.safeParse({ id: '3b241101-e2bb-4255-8caf-4136c566a962', type: 'deposit', user_id: 1, amount: 1 }).success).toBe(true);
+    expect(
+      schema.safeParse({ id: '3b241101-e2bb-4255-8caf-4136c566a962', type: 'deposit', user_id: 1, amount: 1 }).success,
+    ).toBe(true);
   });
 
   it.each([
@@ -47,7 +49,13 @@ describe('the command schema', () => {
 describe('commandFingerprint', () => {
   it('is the same however the amount was spelled, and ignores reply_to', () => {
     const a = schema.parse({ id: 'k', type: 'deposit', user_id: 2, amount: '10.50' });
-    const b = schema.parse({ id: 'k', type: 'deposit', user_id: 2, amount: 10.5, reply_to: 'balance.replies.elsewhere' });
+    const b = schema.parse({
+      id: 'k',
+      type: 'deposit',
+      user_id: 2,
+      amount: 10.5,
+      reply_to: 'balance.replies.elsewhere',
+    });
     expect(commandFingerprint(a)).toBe(commandFingerprint(b));
   });
 

@@ -2,9 +2,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { effectsOutOfShape, missingAfter, publish, settlesPerTransfer, waitForSettles, type WireCommand } from '../helpers/commands.ts';
+import {
+  effectsOutOfShape,
+  missingAfter,
+  publish,
+  settlesPerTransfer,
+  waitForSettles,
+  type WireCommand,
+} from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  countCommands,
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 const COMMANDS = 12_000;
 const USERS = 300;
@@ -17,7 +33,8 @@ function commandStream(run: string): WireCommand[] {
     const user = 1 + (Math.floor(i / 3) % USERS);
     const id = `${run}-${i}`;
     if (i % 3 === 0) commands.push({ id, type: 'deposit', user_id: user, amount: '10.00' });
-    else if (i % 3 === 1) commands.push({ id, type: 'transfer', user_id: user, recipient_id: 1 + ((i * 7) % USERS), amount: '3.00' });
+    else if (i % 3 === 1)
+      commands.push({ id, type: 'transfer', user_id: user, recipient_id: 1 + ((i * 7) % USERS), amount: '3.00' });
     else commands.push({ id, type: 'withdraw', user_id: user, amount: '2.00' });
   }
   return commands;
@@ -47,14 +64,25 @@ describe('a consumer killed with SIGKILL mid-stream', () => {
 
     const first = spawnService('src/consumer/main.ts', envFor(config));
     processes.push(first);
-    await eventually(async () => ((await countCommands(db)) >= 2_000 ? true : undefined), 90_000, 'the first consumer to apply 2,000 commands');
+    await eventually(
+      async () => ((await countCommands(db)) >= 2_000 ? true : undefined),
+      90_000,
+      'the first consumer to apply 2,000 commands',
+    );
     await first.kill('SIGKILL');
     const appliedAtKill = await countCommands(db);
     expect(appliedAtKill).toBeLessThan(COMMANDS);
 
     const second = spawnService('src/consumer/main.ts', envFor(config));
     processes.push(second);
-    expect(await missingAfter(db.pool, commands.map((c) => c.id), 120_000), 'commands never decided').toEqual([]);
+    expect(
+      await missingAfter(
+        db.pool,
+        commands.map((c) => c.id),
+        120_000,
+      ),
+      'commands never decided',
+    ).toEqual([]);
     await waitForSettles(db.pool);
     // The kill can fall between a transfer's commit and its settle's publish: the redelivered
     // transfer publishes the settle again, and the settle still takes effect exactly once.

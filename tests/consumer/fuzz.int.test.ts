@@ -50,7 +50,10 @@ describe('fuzzed command-topic messages against the real consumer', () => {
   it('dead-letters every bad message, keeps running, and applies every good command after a bad one', async () => {
     const schema = createCommandSchema(config.limits);
     const run = uniqueSuffix();
-    const values = fc.sample(rawValue, { numRuns: BAD_MESSAGES * 2, seed: 20261126 }).filter((v) => !parseCommandMessage(v, schema).ok).slice(0, BAD_MESSAGES);
+    const values = fc
+      .sample(rawValue, { numRuns: BAD_MESSAGES * 2, seed: 20261126 })
+      .filter((v) => !parseCommandMessage(v, schema).ok)
+      .slice(0, BAD_MESSAGES);
     expect(values.length).toBe(BAD_MESSAGES);
     // Each bad message is followed, on the same partition, by a good deposit of 0.01.
     const messages = values.flatMap((value, i) => [
@@ -58,7 +61,14 @@ describe('fuzzed command-topic messages against the real consumer', () => {
       { raw: JSON.stringify({ id: `${run}-${i}`, type: 'deposit', user_id: 9, amount: '0.01' }), key: '9' },
     ]);
     await publish(kafka, config.topics.commands, messages);
-    await eventually(async () => (worker.stats.deadLettered >= BAD_MESSAGES && (await balancesOf(db.pool, 9)).available >= BigInt(BAD_MESSAGES) ? true : undefined), 60_000, 'all messages');
+    await eventually(
+      async () =>
+        worker.stats.deadLettered >= BAD_MESSAGES && (await balancesOf(db.pool, 9)).available >= BigInt(BAD_MESSAGES)
+          ? true
+          : undefined,
+      60_000,
+      'all messages',
+    );
     expect(worker.stats.deadLettered).toBe(BAD_MESSAGES);
     expect((await balancesOf(db.pool, 9)).available).toBe(BigInt(BAD_MESSAGES));
     expect(await readDeadLetters(kafka, config.topics.deadLetters, 1_000)).toHaveLength(BAD_MESSAGES);
@@ -68,7 +78,10 @@ describe('fuzzed command-topic messages against the real consumer', () => {
 
 /** Text with what breaks storage and logs: NUL, escape, lone surrogates, and ordinary text. */
 const nastyText = fc.string({
-  unit: fc.oneof(fc.constantFrom('\u0000', '\u001b', '\u0007', '\t', '\n', '\ud800', '\udfff', 'ж', '💰', '"', '\\', "'"), fc.string({ minLength: 1, maxLength: 1 })),
+  unit: fc.oneof(
+    fc.constantFrom('\u0000', '\u001b', '\u0007', '\t', '\n', '\ud800', '\udfff', 'ж', '💰', '"', '\\', "'"),
+    fc.string({ minLength: 1, maxLength: 1 }),
+  ),
   maxLength: 40,
 });
 
@@ -86,24 +99,43 @@ describe('arbitrary command JSON against the real consumer', () => {
     const { db, config, kafka, worker } = stack;
     const schema = createCommandSchema(config.limits, replyTopicPolicyOf(config.topics));
     const oddTopic = fc.oneof(
-      fc.constantFrom('__consumer_offsets', config.topics.commands, config.topics.deadLetters, config.topics.replies, '', 'a'.repeat(300), 'has space'),
+      fc.constantFrom(
+        '__consumer_offsets',
+        config.topics.commands,
+        config.topics.deadLetters,
+        config.topics.replies,
+        '',
+        'a'.repeat(300),
+        'has space',
+      ),
       fc.string({ maxLength: 20 }).map((s) => `${config.topics.replyPrefix}${s}`),
       nastyText,
     );
     let sequence = 0;
     // Each field is usually valid and sometimes hostile, so many messages reach the ledger with
     // one hostile part (a NUL in the comment, an odd reply_to) rather than failing on several.
-    const mostly = <T, U>(valid: fc.Arbitrary<T>, hostile: fc.Arbitrary<U>) => fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: hostile });
+    const mostly = <T, U>(valid: fc.Arbitrary<T>, hostile: fc.Arbitrary<U>) =>
+      fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: hostile });
     const command = fc
       .record(
         {
           id: mostly(fc.constant(null), fc.oneof(nastyText, fc.integer())),
-          type: mostly(fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'), fc.oneof(fc.constant('settle'), nastyText)),
+          type: mostly(
+            fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'),
+            fc.oneof(fc.constant('settle'), nastyText),
+          ),
           user_id: mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, -1, 1.5, 2 ** 53, 1e20, '3', Number.NaN)),
           recipient_id: fc.integer({ min: 1, max: 12 }),
           service_id: mostly(fc.integer({ min: 1, max: 3 }), fc.constant(2 ** 63)),
           order_id: fc.integer({ min: 1, max: 3 }),
-          amount: mostly(fc.constantFrom('0.01', '1.00', '10.50', 5), fc.oneof(fc.constantFrom('1e3', '-1.00', '0.001', '99999999999999999999.99', '1000000000.01', 'NaN'), nastyText, fc.double())),
+          amount: mostly(
+            fc.constantFrom('0.01', '1.00', '10.50', 5),
+            fc.oneof(
+              fc.constantFrom('1e3', '-1.00', '0.001', '99999999999999999999.99', '1000000000.01', 'NaN'),
+              nastyText,
+              fc.double(),
+            ),
+          ),
           comment: mostly(fc.constantFrom('ok', 'line\nbreak', 'ж'), nastyText),
           reply_to: oddTopic,
         },
@@ -119,16 +151,28 @@ describe('arbitrary command JSON against the real consumer', () => {
         const decided = new Set(parsed.flatMap((p) => (p.ok && p.command.type !== 'settle' ? [p.command.id] : [])));
         const moved = parsed.filter((p) => !p.ok || p.command.type === 'settle').length;
         const before = { moved: worker.stats.deadLettered - worker.stats.unprocessable };
-        await publish(kafka, config.topics.commands, values.map((value, i) => ({ raw: value, key: String(i % 12) })));
+        await publish(
+          kafka,
+          config.topics.commands,
+          values.map((value, i) => ({ raw: value, key: String(i % 12) })),
+        );
         const settled = async () => {
-          const found = (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1)', [[...decided]])).rows[0]!.n;
+          const found = (
+            await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1)', [
+              [...decided],
+            ])
+          ).rows[0]!.n;
           const deadLettered = worker.stats.deadLettered - worker.stats.unprocessable - before.moved;
           return { found, deadLettered };
         };
-        const outcome = await eventually(async () => {
-          const now = await settled();
-          return now.found === decided.size && now.deadLettered >= moved ? now : undefined;
-        }, 30_000, 'every message decided').catch(async () => settled());
+        const outcome = await eventually(
+          async () => {
+            const now = await settled();
+            return now.found === decided.size && now.deadLettered >= moved ? now : undefined;
+          },
+          30_000,
+          'every message decided',
+        ).catch(async () => settled());
         expect(outcome).toEqual({ found: decided.size, deadLettered: moved });
         await canaries(stack);
       }),
@@ -146,9 +190,24 @@ async function canaries(stack: RunningStack): Promise<void> {
     const partition = partitionOfKey(String(user), config.topics.commandPartitions);
     if (!users.has(partition)) users.set(partition, user);
   }
-  const ids = [...users.values()].map((user) => ({ id: `canary-${uniqueSuffix()}`, type: 'deposit' as const, user_id: user, amount: '0.01' }));
+  const ids = [...users.values()].map((user) => ({
+    id: `canary-${uniqueSuffix()}`,
+    type: 'deposit' as const,
+    user_id: user,
+    amount: '0.01',
+  }));
   await publish(kafka, config.topics.commands, ids);
-  const applied = async () => (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE id = ANY($1) AND status = 'applied'", [ids.map((c) => c.id)])).rows[0]!.n;
-  const count = await eventually(async () => ((await applied()) === ids.length ? ids.length : undefined), 10_000, 'canaries').catch(applied);
+  const applied = async () =>
+    (
+      await db.pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM commands WHERE id = ANY($1) AND status = 'applied'",
+        [ids.map((c) => c.id)],
+      )
+    ).rows[0]!.n;
+  const count = await eventually(
+    async () => ((await applied()) === ids.length ? ids.length : undefined),
+    10_000,
+    'canaries',
+  ).catch(applied);
   expect(count, 'canaries applied within 10 s, one per partition').toBe(ids.length);
 }

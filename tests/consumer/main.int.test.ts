@@ -5,7 +5,15 @@ import type { Config } from '../../src/config.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { publish } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -37,18 +45,29 @@ describe('npm run start:consumer', () => {
   });
 
   it('serves /healthz, /readyz once it joined its group, and its own metrics', async () => {
-    const ready = await eventually(async () => {
-      const response = await fetch(`${base}/readyz`).catch(() => null);
-      return response?.status === 200 ? response.json() : undefined;
-    }, 60_000, `the consumer ready (output: ${consumer.output().slice(-500)})`);
-    expect(ready).toMatchObject({ ready: true, checks: { postgres: { ok: true }, kafka: { ok: true }, consumer: { ok: true } } });
+    const ready = await eventually(
+      async () => {
+        const response = await fetch(`${base}/readyz`).catch(() => null);
+        return response?.status === 200 ? response.json() : undefined;
+      },
+      60_000,
+      `the consumer ready (output: ${consumer.output().slice(-500)})`,
+    );
+    expect(ready).toMatchObject({
+      ready: true,
+      checks: { postgres: { ok: true }, kafka: { ok: true }, consumer: { ok: true } },
+    });
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     const id = `standalone-${uniqueSuffix()}`;
     await publish(kafka, config.topics.commands, [{ id, type: 'deposit', user_id: 5, amount: '1.00' }]);
-    const metrics = await eventually(async () => {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      return text.includes('balance_consumer_commands_total{outcome="applied"} 1') ? text : undefined;
-    }, 30_000, 'the applied deposit in /metrics');
+    const metrics = await eventually(
+      async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return text.includes('balance_consumer_commands_total{outcome="applied"} 1') ? text : undefined;
+      },
+      30_000,
+      'the applied deposit in /metrics',
+    );
     expect(metrics).toMatch(/balance_consumer_lag\{partition="\d+"\} 0/);
     expect(metrics).toContain('balance_consumer_partition_paused{partition=');
     expect(metrics).toContain('balance_consumer_unprocessable_total 0');

@@ -14,7 +14,16 @@ import { verifyLedger } from '../../src/ledger/verify.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { balancesOf, publish } from '../helpers/commands.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  testLog,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 const OUTAGE_MS = Number(process.env.PG_OUTAGE_MS ?? 60_000);
 const USERS = 30;
@@ -54,17 +63,36 @@ describe('PostgreSQL unreachable for the consumer', () => {
 
   it('pauses its partitions and fails readiness while it lasts, skips nothing, and applies everything after', async () => {
     const run = uniqueSuffix();
-    const deposit = (user: number, i: number) => ({ id: `${run}-${user}-${i}`, type: 'deposit' as const, user_id: user, amount: '1.00' });
+    const deposit = (user: number, i: number) => ({
+      id: `${run}-${user}-${i}`,
+      type: 'deposit' as const,
+      user_id: user,
+      amount: '1.00',
+    });
     const users = Array.from({ length: USERS }, (_, i) => 2_000 + i);
-    const readiness = createReadinessProbe({ pool, kafka, probeWaitMs: 1_000, local: { consumer: consumerReadiness(worker.stats) } });
+    const readiness = createReadinessProbe({
+      pool,
+      kafka,
+      probeWaitMs: 1_000,
+      local: { consumer: consumerReadiness(worker.stats) },
+    });
     const metrics = new Metrics();
     registerConsumerMetrics(metrics, worker.stats);
-    await publish(kafka, config.topics.commands, users.map((u) => deposit(u, 0)));
+    await publish(
+      kafka,
+      config.topics.commands,
+      users.map((u) => deposit(u, 0)),
+    );
     await eventually(async () => (await readiness()).ready || undefined, 30_000, 'ready before the outage');
 
     await proxy.cut();
     const outageStarted = Date.now();
-    for (let i = 1; i < DEPOSITS_PER_USER; i += 1) await publish(kafka, config.topics.commands, users.map((u) => deposit(u, i)));
+    for (let i = 1; i < DEPOSITS_PER_USER; i += 1)
+      await publish(
+        kafka,
+        config.topics.commands,
+        users.map((u) => deposit(u, i)),
+      );
     await eventually(async () => (worker.stats.paused.size > 0 ? true : undefined), 30_000, 'a paused partition');
     const during = await readiness();
     expect(during.ready).toBe(false);
@@ -77,8 +105,14 @@ describe('PostgreSQL unreachable for the consumer', () => {
 
     await proxy.restore();
     const expected = USERS * DEPOSITS_PER_USER;
-    const applied = async () => (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id LIKE $1', [`${run}-%`])).rows[0]!.n;
-    await eventually(async () => ((await applied()) === expected ? true : undefined), 60_000, `all ${expected} commands`).catch(async () => {
+    const applied = async () =>
+      (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id LIKE $1', [`${run}-%`]))
+        .rows[0]!.n;
+    await eventually(
+      async () => ((await applied()) === expected ? true : undefined),
+      60_000,
+      `all ${expected} commands`,
+    ).catch(async () => {
       throw new Error(`after the outage ${await applied()} of ${expected} commands were applied`);
     });
     expect(await applied()).toBe(expected);

@@ -1,10 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { DEAD_LETTER_COPIED_HEADER_BYTES_MAX, DEAD_LETTER_VALUE_BYTES_MAX, deadLetterOf, messageBytes } from '../../src/consumer/dead-letter.ts';
-import { byteBounded, Outbox, type OutboxSink, type OutgoingMessage, type TopicMessages } from '../../src/consumer/outbox.ts';
+import {
+  DEAD_LETTER_COPIED_HEADER_BYTES_MAX,
+  DEAD_LETTER_VALUE_BYTES_MAX,
+  deadLetterOf,
+  messageBytes,
+} from '../../src/consumer/dead-letter.ts';
+import {
+  byteBounded,
+  Outbox,
+  type OutboxSink,
+  type OutgoingMessage,
+  type TopicMessages,
+} from '../../src/consumer/outbox.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
 
 const TOPICS = { commands: 'commands', replies: 'replies', deadLetters: 'dlq' };
-const reply = (id: string): CommandReply => ({ command_id: id, status: 'applied', code: 'ok', message: '', duplicate: false, fingerprint: 'f', transactions: [], balances: {} });
+const reply = (id: string): CommandReply => ({
+  command_id: id,
+  status: 'applied',
+  code: 'ok',
+  message: '',
+  duplicate: false,
+  fingerprint: 'f',
+  transactions: [],
+  balances: {},
+});
 const message = (offset: string, value: Buffer | null, headers: Record<string, Buffer> = {}) =>
   ({ key: Buffer.from('7'), value, offset, headers, timestamp: '0', attributes: 0 }) as never;
 
@@ -27,7 +47,11 @@ function recordingSink(targets: Record<string, 'sent' | 'missing' | 'failed'> = 
 
 describe('deadLetterOf', () => {
   it('keeps the original key, bytes and headers, and adds why and where from', () => {
-    const dead = deadLetterOf(message('12', Buffer.from('{oops'), { trace: Buffer.from('abc') }), { topic: 'commands', partition: 3 }, { code: 'not_json', message: 'not JSON' });
+    const dead = deadLetterOf(
+      message('12', Buffer.from('{oops'), { trace: Buffer.from('abc') }),
+      { topic: 'commands', partition: 3 },
+      { code: 'not_json', message: 'not JSON' },
+    );
     expect(dead.key).toEqual(Buffer.from('7'));
     expect(dead.value).toEqual(Buffer.from('{oops'));
     expect(dead.headers).toMatchObject({
@@ -42,15 +66,23 @@ describe('deadLetterOf', () => {
 
   it('truncates a value too large to ever be a command, and records its size', () => {
     const huge = Buffer.alloc(DEAD_LETTER_VALUE_BYTES_MAX * 3, 'x');
-    const dead = deadLetterOf(message('1', huge), { topic: 'commands', partition: 0 }, { code: 'invalid_command', message: 'too big' });
+    const dead = deadLetterOf(
+      message('1', huge),
+      { topic: 'commands', partition: 0 },
+      { code: 'invalid_command', message: 'too big' },
+    );
     expect((dead.value as Buffer).length).toBe(DEAD_LETTER_VALUE_BYTES_MAX);
     expect(dead.headers!['x-original-bytes']).toBe(String(huge.length));
   });
 
-  it('bounds the copied headers and never copies a producer\'s fake error headers', () => {
+  it("bounds the copied headers and never copies a producer's fake error headers", () => {
     const headers: Record<string, Buffer> = { 'x-error-code': Buffer.from('fake'), 'x-sqlstate': Buffer.from('fake') };
     for (let i = 0; i < 10; i += 1) headers[`h${i}`] = Buffer.alloc(DEAD_LETTER_COPIED_HEADER_BYTES_MAX / 4, 'y');
-    const dead = deadLetterOf(message('1', Buffer.from('x'), headers), { topic: 'commands', partition: 0 }, { code: 'not_json', message: 'm' });
+    const dead = deadLetterOf(
+      message('1', Buffer.from('x'), headers),
+      { topic: 'commands', partition: 0 },
+      { code: 'not_json', message: 'm' },
+    );
     expect(dead.headers!['x-error-code']).toBe('not_json');
     expect(dead.headers!['x-sqlstate']).toBeUndefined();
     expect(Number(dead.headers!['x-headers-dropped'])).toBeGreaterThan(0);
@@ -63,7 +95,8 @@ describe('byteBounded', () => {
     const messages = Array.from({ length: 20 }, (_, i) => ({ key: String(i), value: Buffer.alloc(60_000) }));
     const sends = byteBounded([{ topic: 'dlq', messages }], 200_000);
     expect(sends.length).toBeGreaterThan(1);
-    for (const send of sends) expect(send.flatMap((t) => t.messages).reduce((n, m) => n + messageBytes(m), 0)).toBeLessThanOrEqual(200_000);
+    for (const send of sends)
+      expect(send.flatMap((t) => t.messages).reduce((n, m) => n + messageBytes(m), 0)).toBeLessThanOrEqual(200_000);
     expect(sends.flatMap((s) => s.flatMap((t) => t.messages.map((m) => m.key)))).toEqual(messages.map((m) => m.key));
   });
 });
@@ -87,7 +120,9 @@ describe('Outbox', () => {
     const custom = new Outbox(TOPICS, 900_000);
     custom.reply(reply('a'), 'missing.topic');
     custom.reply(reply('b'), 'refusing.topic');
-    expect(await custom.flush(recordingSink({ 'missing.topic': 'missing', 'refusing.topic': 'failed' }).sink)).toEqual({ undeliverable: 2 });
+    expect(await custom.flush(recordingSink({ 'missing.topic': 'missing', 'refusing.topic': 'failed' }).sink)).toEqual({
+      undeliverable: 2,
+    });
     const core = new Outbox(TOPICS, 900_000);
     core.reply(reply('c'), undefined);
     await expect(core.flush(recordingSink({}, new Error('broker down')).sink)).rejects.toThrow('broker down');
@@ -125,11 +160,20 @@ describe('Outbox', () => {
 
   it('keeps every send of twenty 60 kB dead letters under the byte limit, and heartbeats between sends', async () => {
     const outbox = new Outbox(TOPICS, 300_000);
-    for (let i = 0; i < 20; i += 1) outbox.deadLetter(message(String(i), Buffer.alloc(60_000, 'z')), { topic: 'commands', partition: 0 }, { code: 'invalid_command', message: 'bad' });
+    for (let i = 0; i < 20; i += 1)
+      outbox.deadLetter(
+        message(String(i), Buffer.alloc(60_000, 'z')),
+        { topic: 'commands', partition: 0 },
+        { code: 'invalid_command', message: 'bad' },
+      );
     const sizes: number[] = [];
     let heartbeats = 0;
     await outbox.flush(
-      { sendCore: async (batch) => void sizes.push(batch.flatMap((t) => t.messages).reduce((n, m) => n + messageBytes(m), 0)), sendToReplyTarget: async () => 'sent' },
+      {
+        sendCore: async (batch) =>
+          void sizes.push(batch.flatMap((t) => t.messages).reduce((n, m) => n + messageBytes(m), 0)),
+        sendToReplyTarget: async () => 'sent',
+      },
       async () => void (heartbeats += 1),
     );
     expect(sizes.length).toBeGreaterThanOrEqual(4);

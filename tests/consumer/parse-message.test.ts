@@ -25,8 +25,15 @@ describe('parseCommandMessage', () => {
   });
 
   it('keeps a usable id and reply_to of an invalid command, so it can be answered', () => {
-    const parsed = parse(JSON.stringify({ id: 'ok-id', type: 'deposit', user_id: 1, amount: '-1', reply_to: 'balance.replies.mine' }));
-    expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'ok-id', replyTo: 'balance.replies.mine' });
+    const parsed = parse(
+      JSON.stringify({ id: 'ok-id', type: 'deposit', user_id: 1, amount: '-1', reply_to: 'balance.replies.mine' }),
+    );
+    expect(parsed).toMatchObject({
+      ok: false,
+      code: 'invalid_command',
+      commandId: 'ok-id',
+      replyTo: 'balance.replies.mine',
+    });
     if (!parsed.ok) expect(parsed.message).toContain('amount');
   });
 
@@ -35,18 +42,24 @@ describe('parseCommandMessage', () => {
     expect(parsed).toMatchObject({ ok: false, commandId: null, replyTo: null });
   });
 
-  it.each(['__consumer_offsets', 'balance.commands', 'balance.commands.dlq', 'someone.elses.topic', 'balance.replies.', 'bad topic!'])(
-    'rejects a command whose reply_to is %s, and answers it on the default reply topic',
-    (topic) => {
-      const parsed = parse(JSON.stringify({ id: 'r1', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic }));
-      expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'r1', replyTo: null });
-      if (!parsed.ok) expect(parsed.message).toContain('reply_to');
-    },
-  );
+  it.each([
+    '__consumer_offsets',
+    'balance.commands',
+    'balance.commands.dlq',
+    'someone.elses.topic',
+    'balance.replies.',
+    'bad topic!',
+  ])('rejects a command whose reply_to is %s, and answers it on the default reply topic', (topic) => {
+    const parsed = parse(JSON.stringify({ id: 'r1', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic }));
+    expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: 'r1', replyTo: null });
+    if (!parsed.ok) expect(parsed.message).toContain('reply_to');
+  });
 
   it('accepts reply_to on the reply topic or under its prefix', () => {
     for (const topic of ['balance.replies', 'balance.replies.shop-1']) {
-      expect(parse(JSON.stringify({ id: 'r2', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic }))).toMatchObject({ ok: true });
+      expect(
+        parse(JSON.stringify({ id: 'r2', type: 'deposit', user_id: 1, amount: '1.00', reply_to: topic })),
+      ).toMatchObject({ ok: true });
     }
   });
 
@@ -61,15 +74,21 @@ describe('parseCommandMessage', () => {
   });
 
   it('keeps tabs and newlines in a comment', () => {
-    expect(parse(JSON.stringify({ id: 'n2', type: 'deposit', user_id: 1, amount: '1.00', comment: 'line 1\n\tline 2' }))).toMatchObject({ ok: true });
+    expect(
+      parse(JSON.stringify({ id: 'n2', type: 'deposit', user_id: 1, amount: '1.00', comment: 'line 1\n\tline 2' })),
+    ).toMatchObject({ ok: true });
   });
 
   it('bounds a comment in characters and in bytes', () => {
-    const comment = (text: string) => parse(JSON.stringify({ id: 'n3', type: 'deposit', user_id: 1, amount: '1.00', comment: text }));
+    const comment = (text: string) =>
+      parse(JSON.stringify({ id: 'n3', type: 'deposit', user_id: 1, amount: '1.00', comment: text }));
     expect(comment('ж'.repeat(500))).toMatchObject({ ok: true });
     expect(comment('x'.repeat(501))).toMatchObject({ ok: false, message: expect.stringContaining('500 characters') });
     expect(comment('\u{1F4B0}'.repeat(250))).toMatchObject({ ok: true });
-    expect(comment('\u{1F4B0}'.repeat(251))).toMatchObject({ ok: false, message: expect.stringContaining('1000 bytes') });
+    expect(comment('\u{1F4B0}'.repeat(251))).toMatchObject({
+      ok: false,
+      message: expect.stringContaining('1000 bytes'),
+    });
   });
 
   it.each(['[]', '42', '"text"', 'null', 'true'])('refuses the JSON value %s as invalid_command', (value) => {

@@ -12,7 +12,15 @@ import { verifyLedger } from '../../src/ledger/verify.ts';
 import { readDeadLetters, type DeadLetter } from '../../src/tools/dlq.ts';
 import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
 import { balancesOf, collectReplies, publish, waitForSettles, type ReplyCollector } from '../helpers/commands.ts';
-import { createTestDatabase, eventually, startStack, testLog, uniqueSuffix, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
+import {
+  createTestDatabase,
+  eventually,
+  startStack,
+  testLog,
+  uniqueSuffix,
+  type RunningStack,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 const CANARY_WAIT_MS = 10_000;
 
@@ -36,7 +44,10 @@ describe('poison commands never halt a partition', () => {
     for (const other of cleanup) await other.drop();
   });
 
-  const raw = (user: number, value: object | string) => ({ raw: typeof value === 'string' ? value : JSON.stringify(value), key: String(user) });
+  const raw = (user: number, value: object | string) => ({
+    raw: typeof value === 'string' ? value : JSON.stringify(value),
+    key: String(user),
+  });
 
   /** A normal deposit on `user`'s partition, applied within CANARY_WAIT_MS. */
   async function canary(user: number): Promise<void> {
@@ -49,21 +60,28 @@ describe('poison commands never halt a partition', () => {
   /** Another user id whose commands land on the same partition as `user`'s. */
   function neighbourOf(user: number): number {
     const partition = partitionOfKey(String(user), config.topics.commandPartitions);
-    for (let other = user + 1; ; other += 1) if (partitionOfKey(String(other), config.topics.commandPartitions) === partition) return other;
+    for (let other = user + 1; ; other += 1)
+      if (partitionOfKey(String(other), config.topics.commandPartitions) === partition) return other;
   }
 
   async function deadLettersWhere(predicate: (letter: DeadLetter) => boolean, count: number): Promise<DeadLetter[]> {
-    return eventually(async () => {
-      const found = (await readDeadLetters(kafka, config.topics.deadLetters, 10_000)).filter(predicate);
-      return found.length >= count ? found : undefined;
-    }, 30_000, `${count} dead letters`);
+    return eventually(
+      async () => {
+        const found = (await readDeadLetters(kafka, config.topics.deadLetters, 10_000)).filter(predicate);
+        return found.length >= count ? found : undefined;
+      },
+      30_000,
+      `${count} dead letters`,
+    );
   }
 
   it('answers a NUL in a comment with invalid_command, and the partition goes on', async () => {
     const user = 1_001;
     const id = `nul-${uniqueSuffix()}`;
     // JSON's own escape: the value reaches the consumer as a string holding U+0000.
-    await publish(kafka, config.topics.commands, [raw(user, `{"id":"${id}","type":"deposit","user_id":${user},"amount":"1.00","comment":"a\\u0000b"}`)]);
+    await publish(kafka, config.topics.commands, [
+      raw(user, `{"id":"${id}","type":"deposit","user_id":${user},"amount":"1.00","comment":"a\\u0000b"}`),
+    ]);
     expect((await replies.waitFor([id])).get(id)).toMatchObject({ status: 'rejected', code: 'invalid_command' });
     expect(replies.replies.get(id)![0]!.message).toContain('comment');
     await canary(user);
@@ -71,7 +89,9 @@ describe('poison commands never halt a partition', () => {
   });
 
   it('isolates a command PostgreSQL refuses: recorded unprocessable, dead-lettered, its chunk applied, and a replay decides the same', async () => {
-    await db.pool.query("ALTER TABLE transactions ADD CONSTRAINT test_refuses_poison CHECK (comment IS DISTINCT FROM 'poison')");
+    await db.pool.query(
+      "ALTER TABLE transactions ADD CONSTRAINT test_refuses_poison CHECK (comment IS DISTINCT FROM 'poison')",
+    );
     const user = 1_002;
     const run = uniqueSuffix();
     const ids = ['a', 'b', 'c', 'd'].map((name) => `${run}-${name}`);
@@ -99,16 +119,33 @@ describe('poison commands never halt a partition', () => {
     expect(worker.stats.unprocessable).toBe(1);
 
     // Redelivered: answered from the record, never tried again.
-    await publish(kafka, config.topics.commands, [{ id: ids[1]!, type: 'deposit', user_id: user, amount: '1.00', comment: 'poison' }]);
+    await publish(kafka, config.topics.commands, [
+      { id: ids[1]!, type: 'deposit', user_id: user, amount: '1.00', comment: 'poison' },
+    ]);
     await eventually(async () => ((replies.replies.get(ids[1]!)?.length ?? 0) >= 2 ? true : undefined));
-    expect(replies.replies.get(ids[1]!)![1]).toMatchObject({ status: 'rejected', code: 'unprocessable', duplicate: true });
+    expect(replies.replies.get(ids[1]!)![1]).toMatchObject({
+      status: 'rejected',
+      code: 'unprocessable',
+      duplicate: true,
+    });
     await canary(user);
 
     // Replayed into an empty database with the same constraint: the same outcomes.
     const rebuilt = await createTestDatabase();
     cleanup.push(rebuilt);
-    await rebuilt.pool.query("ALTER TABLE transactions ADD CONSTRAINT test_refuses_poison CHECK (comment IS DISTINCT FROM 'poison')");
-    await replay({ kafka, pool: rebuilt.pool, config, log: testLog, from: parseFrom('earliest'), to: parseTo('latest'), group: `replay-${run}`, dryRun: false });
+    await rebuilt.pool.query(
+      "ALTER TABLE transactions ADD CONSTRAINT test_refuses_poison CHECK (comment IS DISTINCT FROM 'poison')",
+    );
+    await replay({
+      kafka,
+      pool: rebuilt.pool,
+      config,
+      log: testLog,
+      from: parseFrom('earliest'),
+      to: parseTo('latest'),
+      group: `replay-${run}`,
+      dryRun: false,
+    });
     const outcomes = 'SELECT id, status, code, message FROM commands WHERE id = ANY($1) ORDER BY id';
     expect((await rebuilt.pool.query(outcomes, [ids])).rows).toEqual((await db.pool.query(outcomes, [ids])).rows);
     expect(await balancesOf(rebuilt.pool, user)).toEqual(await balancesOf(db.pool, user));
@@ -136,20 +173,44 @@ describe('poison commands never halt a partition', () => {
     const run = uniqueSuffix();
     const joins = worker.stats.groupJoins;
     const undeliverable = worker.stats.repliesUndeliverable;
-    const refused = ['__consumer_offsets', config.topics.deadLetters, config.topics.commands, ...Array.from({ length: 10 }, (_, i) => `missing.${run}.${i}`)];
+    const refused = [
+      '__consumer_offsets',
+      config.topics.deadLetters,
+      config.topics.commands,
+      ...Array.from({ length: 10 }, (_, i) => `missing.${run}.${i}`),
+    ];
     const missingAllowed = Array.from({ length: 10 }, (_, i) => `${config.topics.replyPrefix}missing-${run}-${i}`);
     const started = Date.now();
     await publish(kafka, config.topics.commands, [
-      ...refused.map((topic, i) => ({ id: `${run}-refused-${i}`, type: 'deposit' as const, user_id: user, amount: '1.00', reply_to: topic })),
-      ...missingAllowed.map((topic, i) => ({ id: `${run}-missing-${i}`, type: 'deposit' as const, user_id: user, amount: '1.00', reply_to: topic })),
+      ...refused.map((topic, i) => ({
+        id: `${run}-refused-${i}`,
+        type: 'deposit' as const,
+        user_id: user,
+        amount: '1.00',
+        reply_to: topic,
+      })),
+      ...missingAllowed.map((topic, i) => ({
+        id: `${run}-missing-${i}`,
+        type: 'deposit' as const,
+        user_id: user,
+        amount: '1.00',
+        reply_to: topic,
+      })),
     ]);
     const answered = await replies.waitFor(refused.map((_, i) => `${run}-refused-${i}`));
     for (const reply of answered.values()) {
       expect(reply).toMatchObject({ status: 'rejected', code: 'invalid_command' });
       expect(reply.message).toContain('reply_to');
     }
-    await eventually(async () => (worker.stats.repliesUndeliverable >= undeliverable + 10 ? true : undefined), 30_000, 'skipped replies');
-    const applied = await db.pool.query("SELECT count(*)::int AS n FROM commands WHERE id LIKE $1 AND status = 'applied'", [`${run}-missing-%`]);
+    await eventually(
+      async () => (worker.stats.repliesUndeliverable >= undeliverable + 10 ? true : undefined),
+      30_000,
+      'skipped replies',
+    );
+    const applied = await db.pool.query(
+      "SELECT count(*)::int AS n FROM commands WHERE id LIKE $1 AND status = 'applied'",
+      [`${run}-missing-%`],
+    );
     expect(applied.rows[0].n).toBe(10);
     await canary(user);
     expect(Date.now() - started).toBeLessThan(config.consumer.sessionTimeoutMs);
@@ -164,12 +225,20 @@ describe('poison commands never halt a partition', () => {
     try {
       await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: -1 }] });
       const first = `before-delete-${uniqueSuffix()}`;
-      await publish(kafka, config.topics.commands, [{ id: first, type: 'deposit', user_id: user, amount: '1.00', reply_to: topic }]);
-      await eventually(async () => ((await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [first])).rowCount === 1 ? true : undefined));
+      await publish(kafka, config.topics.commands, [
+        { id: first, type: 'deposit', user_id: user, amount: '1.00', reply_to: topic },
+      ]);
+      await eventually(async () =>
+        (await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [first])).rowCount === 1 ? true : undefined,
+      );
       await admin.deleteTopics({ topics: [topic] });
       const second = `after-delete-${uniqueSuffix()}`;
-      await publish(kafka, config.topics.commands, [{ id: second, type: 'deposit', user_id: user, amount: '1.00', reply_to: topic }]);
-      await eventually(async () => ((await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [second])).rowCount === 1 ? true : undefined));
+      await publish(kafka, config.topics.commands, [
+        { id: second, type: 'deposit', user_id: user, amount: '1.00', reply_to: topic },
+      ]);
+      await eventually(async () =>
+        (await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [second])).rowCount === 1 ? true : undefined,
+      );
       await canary(user);
       await canary(neighbourOf(user));
     } finally {
@@ -185,18 +254,42 @@ describe('poison commands never halt a partition', () => {
     try {
       const user = 1_005;
       const run = uniqueSuffix();
-      const big = (i: number) => raw(user, { id: `${run}-big-${i}`, type: 'deposit', user_id: user, amount: '1.00', comment: 'x'.repeat(60_000) });
+      const big = (i: number) =>
+        raw(user, {
+          id: `${run}-big-${i}`,
+          type: 'deposit',
+          user_id: user,
+          amount: '1.00',
+          comment: 'x'.repeat(60_000),
+        });
       // Two sends: one record batch of the producer must stay under the limit too.
-      await publish(own.kafka, own.config.topics.commands, Array.from({ length: 10 }, (_, i) => big(i)));
-      await publish(own.kafka, own.config.topics.commands, Array.from({ length: 10 }, (_, i) => big(i + 10)));
+      await publish(
+        own.kafka,
+        own.config.topics.commands,
+        Array.from({ length: 10 }, (_, i) => big(i)),
+      );
+      await publish(
+        own.kafka,
+        own.config.topics.commands,
+        Array.from({ length: 10 }, (_, i) => big(i + 10)),
+      );
       await own.worker.start();
-      const answered = await ownReplies.waitFor(Array.from({ length: 20 }, (_, i) => `${run}-big-${i}`), CANARY_WAIT_MS);
+      const answered = await ownReplies.waitFor(
+        Array.from({ length: 20 }, (_, i) => `${run}-big-${i}`),
+        CANARY_WAIT_MS,
+      );
       for (const reply of answered.values()) expect(reply.code).toBe('invalid_command');
       // Replies go out before the offset commit that counts the chunk: wait for the count.
-      await eventually(async () => (own.worker.stats.chunks >= 1 ? true : undefined), CANARY_WAIT_MS, 'the chunk committed');
+      await eventually(
+        async () => (own.worker.stats.chunks >= 1 ? true : undefined),
+        CANARY_WAIT_MS,
+        'the chunk committed',
+      );
       expect(own.worker.stats.chunks).toBe(1);
       const letters = await readDeadLetters(own.kafka, own.config.topics.deadLetters, 100);
-      expect(letters.filter((l) => l.key === String(user) && l.headers['x-error-code'] === 'invalid_command')).toHaveLength(20);
+      expect(
+        letters.filter((l) => l.key === String(user) && l.headers['x-error-code'] === 'invalid_command'),
+      ).toHaveLength(20);
       for (const letter of letters) expect(letter.value!.length).toBeGreaterThan(60_000);
       const id = `canary-${uniqueSuffix()}`;
       await publish(own.kafka, own.config.topics.commands, [{ id, type: 'deposit', user_id: user, amount: '0.01' }]);
@@ -211,12 +304,24 @@ describe('poison commands never halt a partition', () => {
     const [sender, recipient] = [1_006, 1_007];
     const run = uniqueSuffix();
     const forgedBefore = worker.stats.forged;
-    const otherKey = new InternalCommandSigner({ secret: 'not-the-consumers-secret-0123456789abcdef', previousSecret: null });
-    const settle = (transferId: string, amount: string) => ({ id: `~settle:${transferId}`, type: 'settle' as const, user_id: recipient, amount });
+    const otherKey = new InternalCommandSigner({
+      secret: 'not-the-consumers-secret-0123456789abcdef',
+      previousSecret: null,
+    });
+    const settle = (transferId: string, amount: string) => ({
+      id: `~settle:${transferId}`,
+      type: 'settle' as const,
+      user_id: recipient,
+      amount,
+    });
     // Published before its transfer: if it were recorded, the real settle would become a duplicate.
     await publish(kafka, config.topics.commands, [
       raw(recipient, settle(`${run}-t1`, '1000000.00')),
-      { raw: JSON.stringify(settle(`${run}-x`, '500.00')), key: String(recipient), headers: { [INTERNAL_PROOF_HEADER]: otherKey.sign({ ...settle(`${run}-x`, '500.00'), amount: 50_000n }) } },
+      {
+        raw: JSON.stringify(settle(`${run}-x`, '500.00')),
+        key: String(recipient),
+        headers: { [INTERNAL_PROOF_HEADER]: otherKey.sign({ ...settle(`${run}-x`, '500.00'), amount: 50_000n }) },
+      },
     ]);
     await publish(kafka, config.topics.commands, [
       { id: `${run}-dep`, type: 'deposit', user_id: sender, amount: '30.00' },
@@ -227,12 +332,27 @@ describe('poison commands never halt a partition', () => {
     // A correctly signed settle that does not match its transfer (a leaked key, say) is refused too.
     const signer = new InternalCommandSigner(config.internalCommands);
     const altered = { ...settle(`${run}-t1`, '999.00'), amount: 99_900n };
-    await publish(kafka, config.topics.commands, [{ raw: JSON.stringify(settle(`${run}-t1`, '999.00')), key: String(recipient), headers: { [INTERNAL_PROOF_HEADER]: signer.sign(altered) } }]);
-    await eventually(async () => (worker.stats.forged >= forgedBefore + 3 ? true : undefined), 30_000, 'three forged settles');
+    await publish(kafka, config.topics.commands, [
+      {
+        raw: JSON.stringify(settle(`${run}-t1`, '999.00')),
+        key: String(recipient),
+        headers: { [INTERNAL_PROOF_HEADER]: signer.sign(altered) },
+      },
+    ]);
+    await eventually(
+      async () => (worker.stats.forged >= forgedBefore + 3 ? true : undefined),
+      30_000,
+      'three forged settles',
+    );
     await canary(recipient);
     expect(await balancesOf(db.pool, recipient)).toEqual({ available: 2_001n, reserved: 0n, incoming: 0n });
-    const letters = await deadLettersWhere((l) => l.key === String(recipient) && l.headers['x-error-code'] === 'invalid_command', 3);
-    expect(letters.map((l) => l.headers['x-error-message'])).toEqual(expect.arrayContaining([expect.stringContaining('proof'), expect.stringContaining('does not match')]));
+    const letters = await deadLettersWhere(
+      (l) => l.key === String(recipient) && l.headers['x-error-code'] === 'invalid_command',
+      3,
+    );
+    expect(letters.map((l) => l.headers['x-error-message'])).toEqual(
+      expect.arrayContaining([expect.stringContaining('proof'), expect.stringContaining('does not match')]),
+    );
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 });

@@ -5,7 +5,16 @@ import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { effectsOutOfShape, missingAfter, publish, settlesPerTransfer, waitForSettles } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  countCommands,
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 const COMMANDS = 50_000;
 const USERS = 2_000;
@@ -21,7 +30,8 @@ function stream(run: string): CommandInput[] {
     seq.set(user, n);
     const base = { id: `${run}-${i}`, user_id: user, comment: `seq:${n}` };
     if (n === 1 || i % 4 === 0) commands.push({ ...base, type: 'deposit', amount: '20.00' });
-    else if (i % 4 === 1) commands.push({ ...base, type: 'transfer', recipient_id: 1 + ((user + 997) % USERS), amount: '3.00' });
+    else if (i % 4 === 1)
+      commands.push({ ...base, type: 'transfer', recipient_id: 1 + ((user + 997) % USERS), amount: '3.00' });
     else commands.push({ ...base, type: 'withdraw', amount: '2.00' });
   }
   return commands;
@@ -49,10 +59,21 @@ describe('a consumer group of several processes', () => {
     const env = envFor(config);
     processes.push(spawnService('src/consumer/main.ts', env), spawnService('src/consumer/main.ts', env));
     await publish(kafka, config.topics.commands, commands);
-    await eventually(async () => ((await countCommands(db)) >= COMMANDS / 4 ? true : undefined), 120_000, 'a quarter of the commands');
+    await eventually(
+      async () => ((await countCommands(db)) >= COMMANDS / 4 ? true : undefined),
+      120_000,
+      'a quarter of the commands',
+    );
     await processes[0]!.kill('SIGKILL');
     processes.push(spawnService('src/consumer/main.ts', env));
-    expect(await missingAfter(db.pool, commands.map((c) => c.id), 240_000), 'commands never decided').toEqual([]);
+    expect(
+      await missingAfter(
+        db.pool,
+        commands.map((c) => c.id),
+        240_000,
+      ),
+      'commands never decided',
+    ).toEqual([]);
     await waitForSettles(db.pool);
     const settles = await settlesPerTransfer(db.pool);
     expect(settles.transfers).toBeGreaterThan(0);
@@ -65,7 +86,9 @@ describe('a consumer group of several processes', () => {
       "SELECT (SELECT count(*)::int FROM commands WHERE type = 'deposit' AND status = 'applied') AS deposits, (SELECT count(*)::int FROM commands WHERE type = 'withdraw' AND status = 'applied') AS withdrawals, (SELECT balance FROM accounts WHERE kind = 'external') AS external",
     );
     expect(rows[0]!.deposits).toBe(deposits);
-    expect(-BigInt(rows[0]!.external)).toBe(BigInt(deposits) * 2_000n - BigInt(rows[0]!.withdrawals) * WITHDRAWAL_MINOR);
+    expect(-BigInt(rows[0]!.external)).toBe(
+      BigInt(deposits) * 2_000n - BigInt(rows[0]!.withdrawals) * WITHDRAWAL_MINOR,
+    );
     expect(await verifyLedger(db.pool)).toEqual([]);
 
     // Per-user order: each user's own commands took effect in the order they were published.

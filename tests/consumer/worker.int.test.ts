@@ -6,8 +6,24 @@ import { verifyLedger } from '../../src/ledger/verify.ts';
 import { replySchema } from '../../src/commands/reply-schema.ts';
 import { commandFingerprint, createCommandSchema } from '../../src/commands/schema.ts';
 import { applyWithRetry } from '../../src/consumer/apply.ts';
-import { balancesOf, waitForSettles, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
-import { createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  balancesOf,
+  waitForSettles,
+  collectReplies,
+  publish,
+  type ReplyCollector,
+  type WireCommand,
+} from '../helpers/commands.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  testLog,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 describe('the command consumer, against the real broker and database', () => {
   let db: TestDatabase;
@@ -83,7 +99,9 @@ describe('the command consumer, against the real broker and database', () => {
     expect(await balancesOf(db.pool, 101)).toEqual({ available: 2000n, reserved: 0n, incoming: 0n });
     const transfer = result.get(id('tr'))!;
     expect(transfer.balances).toEqual({ '100': { available: '45.00', reserved: '0.00' } });
-    const settle = await db.pool.query("SELECT type, user_id, status FROM commands WHERE id = '~settle:' || $1", [id('tr')]);
+    const settle = await db.pool.query("SELECT type, user_id, status FROM commands WHERE id = '~settle:' || $1", [
+      id('tr'),
+    ]);
     expect(settle.rows).toEqual([{ type: 'settle', user_id: '101', status: 'applied' }]);
     expect(transfer.transactions.map((t) => [t.user_id, t.amount, t.transaction_type, t.counterparty_id])).toEqual([
       [100, '-20.00', 'transfer_out', 101],
@@ -94,8 +112,15 @@ describe('the command consumer, against the real broker and database', () => {
       ['-25.00', 'capture', 7, 70],
       ['5.00', 'release', 7, 70],
     ]);
-    expect(result.get(id('dep'))!.transactions[0]).toMatchObject({ comment: 'salary', command_id: id('dep'), amount: '100.00' });
-    const revenue = await db.pool.query('SELECT service_id, order_id, user_id, amount FROM revenue_entries WHERE command_id = $1', [id('cap')]);
+    expect(result.get(id('dep'))!.transactions[0]).toMatchObject({
+      comment: 'salary',
+      command_id: id('dep'),
+      amount: '100.00',
+    });
+    const revenue = await db.pool.query(
+      'SELECT service_id, order_id, user_id, amount FROM revenue_entries WHERE command_id = $1',
+      [id('cap')],
+    );
     expect(revenue.rows).toEqual([{ service_id: '7', order_id: '70', user_id: '100', amount: '2500' }]);
     for (const reply of result.values()) expect(replySchema.safeParse(reply).error).toBeUndefined();
     expect(await verifyLedger(db.pool)).toEqual([]);
@@ -108,7 +133,9 @@ describe('the command consumer, against the real broker and database', () => {
     const wrong = (partitionOfKey(String(user), config.topics.commandPartitions) + 1) % config.topics.commandPartitions;
     const before = worker.stats.misrouted;
     const command = { id: id('misrouted'), type: 'deposit', user_id: user, amount: '1.00' };
-    await publish(kafka, config.topics.commands, [{ raw: JSON.stringify(command), key: String(user), partition: wrong }]);
+    await publish(kafka, config.topics.commands, [
+      { raw: JSON.stringify(command), key: String(user), partition: wrong },
+    ]);
     const result = await replies.waitFor([id('misrouted')]);
     expect(result.get(id('misrouted'))).toMatchObject({ status: 'applied' });
     expect(worker.stats.misrouted).toBe(before + 1);
@@ -132,7 +159,11 @@ describe('the command consumer, against the real broker and database', () => {
     await send([{ id: id('key'), type: 'deposit', user_id: 201, amount: '5.00' }]);
     await publish(kafka, config.topics.commands, [{ id: id('key'), type: 'deposit', user_id: 201, amount: '6.00' }]);
     await eventually(async () => ((replies.replies.get(id('key'))?.length ?? 0) >= 2 ? true : undefined));
-    expect(replies.replies.get(id('key'))![1]).toMatchObject({ status: 'rejected', code: 'idempotency_key_reused', duplicate: false });
+    expect(replies.replies.get(id('key'))![1]).toMatchObject({
+      status: 'rejected',
+      code: 'idempotency_key_reused',
+      duplicate: false,
+    });
     expect(await balancesOf(db.pool, 201)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
     const stored = await db.pool.query('SELECT status, code FROM commands WHERE id = $1', [id('key')]);
     expect(stored.rows).toEqual([{ status: 'applied', code: 'ok' }]);
@@ -195,13 +226,16 @@ describe('the command consumer, against the real broker and database', () => {
     await applyWithRetry(db.pool, items, { consumer: config.consumer, limits: config.limits, log: testLog });
     expect(await balancesOf(db.pool, 601)).toEqual({ available: 0n, reserved: 0n, incoming: 400n });
     const result = await send(wire);
-    expect([...result.values()].map((reply) => [reply.status, reply.duplicate])).toEqual([['applied', true], ['applied', true]]);
+    expect([...result.values()].map((reply) => [reply.status, reply.duplicate])).toEqual([
+      ['applied', true],
+      ['applied', true],
+    ]);
     await waitForSettles(db.pool);
     expect(await balancesOf(db.pool, 601)).toEqual({ available: 400n, reserved: 0n, incoming: 0n });
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 
-  it('records who sent each command: an attested principal, a producer\'s claim, or unauthenticated', async () => {
+  it("records who sent each command: an attested principal, a producer's claim, or unauthenticated", async () => {
     run = uniqueSuffix();
     const { PrincipalAttestation } = await import('../../src/commands/principal-proof.ts');
     const attested = new PrincipalAttestation(config.internalCommands).headers(id('gw'), 'service:42');
@@ -211,25 +245,50 @@ describe('the command consumer, against the real broker and database', () => {
       { raw: deposit('billing'), key: '700', headers: { 'x-producer': 'billing' } },
       { raw: deposit('anon'), key: '700' },
       // A claimed principal without a valid proof is not believed.
-      { raw: deposit('forged'), key: '700', headers: { 'x-balance-principal': 'admin:1', 'x-balance-principal-proof': attested['x-balance-principal-proof']! } },
+      {
+        raw: deposit('forged'),
+        key: '700',
+        headers: {
+          'x-balance-principal': 'admin:1',
+          'x-balance-principal-proof': attested['x-balance-principal-proof']!,
+        },
+      },
     ]);
     await replies.waitFor([id('gw'), id('billing'), id('anon'), id('forged')]);
-    const { rows } = await db.pool.query('SELECT id, principal FROM commands WHERE id = ANY($1) ORDER BY id', [[id('gw'), id('billing'), id('anon'), id('forged')]]);
-    expect(Object.fromEntries(rows.map((r) => [r.id.slice(run.length + 1), r.principal]))).toEqual({ gw: 'service:42', billing: 'producer:billing', anon: 'unauthenticated', forged: 'unauthenticated' });
+    const { rows } = await db.pool.query('SELECT id, principal FROM commands WHERE id = ANY($1) ORDER BY id', [
+      [id('gw'), id('billing'), id('anon'), id('forged')],
+    ]);
+    expect(Object.fromEntries(rows.map((r) => [r.id.slice(run.length + 1), r.principal]))).toEqual({
+      gw: 'service:42',
+      billing: 'producer:billing',
+      anon: 'unauthenticated',
+      forged: 'unauthenticated',
+    });
   });
 
   it('re-consuming the whole topic with a new group changes nothing', async () => {
     const snapshot = async () => ({
       accounts: (await db.pool.query('SELECT id, balance FROM accounts ORDER BY id')).rows,
-      counts: (await db.pool.query('SELECT (SELECT count(*)::int FROM commands) AS commands, (SELECT count(*)::int FROM postings) AS postings, (SELECT count(*)::int FROM transactions) AS history, (SELECT max(id) FROM transactions) AS last_history')).rows[0],
+      counts: (
+        await db.pool.query(
+          'SELECT (SELECT count(*)::int FROM commands) AS commands, (SELECT count(*)::int FROM postings) AS postings, (SELECT count(*)::int FROM transactions) AS history, (SELECT max(id) FROM transactions) AS last_history',
+        )
+      ).rows[0],
     });
     const before = await snapshot();
     const group = `${config.consumer.group}-replay`;
-    const replay = createCommandWorker({ config: { ...config, consumer: { ...config.consumer, group } }, kafka, pool: db.pool, log: testLog });
+    const replay = createCommandWorker({
+      config: { ...config, consumer: { ...config.consumer, group } },
+      kafka,
+      pool: db.pool,
+      log: testLog,
+    });
     await replay.start();
     try {
       // Done when the new group has committed the end of every partition, not when a counter says so.
-      expect(await behindEnd(kafka, group, config.topics.commands, 60_000), 'messages the replay did not reach').toBe(0);
+      expect(await behindEnd(kafka, group, config.topics.commands, 60_000), 'messages the replay did not reach').toBe(
+        0,
+      );
     } finally {
       await replay.stop();
     }

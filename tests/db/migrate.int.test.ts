@@ -16,7 +16,9 @@ describe('migrate', () => {
 
   it('has applied every file of sql/ to the template, in order', async () => {
     const files = await readMigrations();
-    const { rows } = await db.pool.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version');
+    const { rows } = await db.pool.query<{ version: number; name: string }>(
+      'SELECT version, name FROM schema_migrations ORDER BY version',
+    );
     expect(rows.map((row) => row.name)).toEqual(files.map((file) => file.name));
     expect(await migrate(db.pool)).toEqual([]);
   });

@@ -12,7 +12,9 @@ interface Service {
   depends_on?: Record<string, { condition: string }>;
 }
 
-const compose = parse(await readFile(new URL('../../docker-compose.yml', import.meta.url), 'utf8'), { merge: true }) as {
+const compose = parse(await readFile(new URL('../../docker-compose.yml', import.meta.url), 'utf8'), {
+  merge: true,
+}) as {
   services: Record<string, Service>;
 };
 const ownServices = ['setup', 'consumer', 'gateway'];
@@ -25,7 +27,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives Kafka, PostgreSQL and the gateway healthchecks', () => {
-    for (const name of ['kafka', 'postgres', 'gateway', 'consumer']) expect(compose.services[name]!.healthcheck?.test, name).toBeDefined();
+    for (const name of ['kafka', 'postgres', 'gateway', 'consumer'])
+      expect(compose.services[name]!.healthcheck?.test, name).toBeDefined();
   });
 
   it.each(ownServices)('%s sets only variables the config schema knows, and a valid config', (name) => {
@@ -33,24 +36,38 @@ describe('docker-compose.yml', () => {
     const known = new Set(Object.keys(envSchema.shape));
     for (const variable of Object.keys(environment)) expect(known.has(variable), variable).toBe(true);
     // `${X:?message}` makes compose refuse to start without X; stand in a value an operator would set.
-    const values = Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/, '$1').replace(/^\$\{[A-Z_]+:\?[^}]*\}$/, `operator-set-${k}-`.padEnd(40, 'x'))]));
+    const values = Object.fromEntries(
+      Object.entries(environment).map(([k, v]) => [
+        k,
+        String(v)
+          .replace(/\$\{[A-Z_]+:-([^}]*)\}/, '$1')
+          .replace(/^\$\{[A-Z_]+:\?[^}]*\}$/, `operator-set-${k}-`.padEnd(40, 'x')),
+      ]),
+    );
     expect(() => loadConfig(values)).not.toThrow();
   });
 
   it('requires both secrets from the environment instead of falling back to a public one', () => {
     for (const name of ownServices) {
       const environment = compose.services[name]!.environment ?? {};
-      for (const secret of ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET']) expect(String(environment[secret]), `${name} ${secret}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
+      for (const secret of ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET'])
+        expect(String(environment[secret]), `${name} ${secret}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
     }
   });
 
-  it.each(ownServices)('%s runs node on a compiled entry point the build makes (no npm or shell above it)', async (name) => {
-    const command = compose.services[name]!.command!;
-    expect(command[0]).toBe('node');
-    expect(command[1]).toMatch(/^dist\/.+\.js$/);
-    const source = new URL(`../../${command[1]!.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')}`, import.meta.url);
-    await expect(readFile(source, 'utf8')).resolves.toContain('runCli');
-  });
+  it.each(ownServices)(
+    '%s runs node on a compiled entry point the build makes (no npm or shell above it)',
+    async (name) => {
+      const command = compose.services[name]!.command!;
+      expect(command[0]).toBe('node');
+      expect(command[1]).toMatch(/^dist\/.+\.js$/);
+      const source = new URL(
+        `../../${command[1]!.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts')}`,
+        import.meta.url,
+      );
+      await expect(readFile(source, 'utf8')).resolves.toContain('runCli');
+    },
+  );
 
   it('gives the gateway and the consumer healthchecks on their own ports, and starts the gateway after the consumer is ready', () => {
     expect(JSON.stringify(compose.services.gateway!.healthcheck?.test)).toContain('8000/readyz');

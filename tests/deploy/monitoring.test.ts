@@ -14,23 +14,39 @@ function exported(): Set<string> {
 
 /** Metric names in PromQL, histogram series folded into their family. */
 function named(text: string): string[] {
-  const names = [...text.matchAll(/\b((?:balance|http)_[a-z_]+)\b/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''));
+  const names = [...text.matchAll(/\b((?:balance|http)_[a-z_]+)\b/g)].map((m) =>
+    m[1]!.replace(/_(bucket|sum|count)$/, ''),
+  );
   return [...new Set(names)];
 }
 
 describe('the monitoring in deploy/', () => {
   it('alerts only on metrics that are exported, and covers the stuck partition, lag, dead letters and errors', async () => {
-    const rules = parse(await readFile(new URL('../../deploy/prometheus/alerts.yml', import.meta.url), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
+    const rules = parse(await readFile(new URL('../../deploy/prometheus/alerts.yml', import.meta.url), 'utf8')) as {
+      groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+    };
     const all = rules.groups.flatMap((g) => g.rules);
     const metrics = exported();
-    for (const rule of all) for (const name of named(rule.expr)) expect(metrics.has(name), `${rule.alert}: ${name}`).toBe(true);
-    expect(all.map((r) => r.alert)).toEqual(expect.arrayContaining(['BalancePartitionStuck', 'BalanceConsumerLagGrowing', 'BalanceDeadLetters', 'BalanceHttpErrors']));
+    for (const rule of all)
+      for (const name of named(rule.expr)) expect(metrics.has(name), `${rule.alert}: ${name}`).toBe(true);
+    expect(all.map((r) => r.alert)).toEqual(
+      expect.arrayContaining([
+        'BalancePartitionStuck',
+        'BalanceConsumerLagGrowing',
+        'BalanceDeadLetters',
+        'BalanceHttpErrors',
+      ]),
+    );
   });
 
   it('charts only metrics that are exported', async () => {
-    const dashboard = JSON.parse(await readFile(new URL('../../deploy/grafana/balance-service.json', import.meta.url), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(
+      await readFile(new URL('../../deploy/grafana/balance-service.json', import.meta.url), 'utf8'),
+    ) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
     const metrics = exported();
-    const charted = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => named(t.expr).map((name) => [p.title, name] as const)));
+    const charted = dashboard.panels.flatMap((p) =>
+      p.targets.flatMap((t) => named(t.expr).map((name) => [p.title, name] as const)),
+    );
     expect(charted.length).toBeGreaterThan(10);
     for (const [title, name] of charted) expect(metrics.has(name), `${title}: ${name}`).toBe(true);
   });

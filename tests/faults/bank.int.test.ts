@@ -30,8 +30,22 @@ import { insertUser } from '../../src/users/store.ts';
 import { seededRandom } from '../../bench/workloads.ts';
 import { settlesPerTransfer, unsettledMinor } from '../helpers/commands.ts';
 import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
-import { createTestDatabase, createTestTopics, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
-import { checkHistory, type BalanceRead, type CheckReport, type Copy, type Operation, type OperationType } from './checker.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  testConfig,
+  testKafka,
+  testLog,
+  type TestDatabase,
+} from '../helpers/stack.ts';
+import {
+  checkHistory,
+  type BalanceRead,
+  type CheckReport,
+  type Copy,
+  type Operation,
+  type OperationType,
+} from './checker.ts';
 import { readFinalState, sabotage, SABOTAGE_KINDS, type Sabotage, type SabotageKind } from './sabotage.ts';
 
 const settings = {
@@ -65,13 +79,23 @@ describe('the bank test with injected faults', () => {
   let consumer: ServiceProcess;
   let gateway: ServiceProcess;
   const recorder: Recorder = { operations: new Map(), reads: [] };
-  const faults: Record<string, number> = { consumer_sigkill: 0, gateway_sigkill: 0, broker_restart: 0, pg_terminate: 0 };
+  const faults: Record<string, number> = {
+    consumer_sigkill: 0,
+    gateway_sigkill: 0,
+    broker_restart: 0,
+    pg_terminate: 0,
+  };
 
   beforeAll(async () => {
-    if (settings.sabotage && !SABOTAGE_KINDS.includes(settings.sabotage)) throw new Error(`FAULTS_SABOTAGE must be one of ${SABOTAGE_KINDS.join(', ')}`);
+    if (settings.sabotage && !SABOTAGE_KINDS.includes(settings.sabotage))
+      throw new Error(`FAULTS_SABOTAGE must be one of ${SABOTAGE_KINDS.join(', ')}`);
     broker = await startLocalKafka({ ...BROKER, heapMb: 512, readyWaitMs: 120_000, fresh: true, log: testLog });
     db = await createTestDatabase();
-    config = testConfig(db, { kafka: { brokers: broker.brokers }, http: { port: GATEWAY_PORT }, limits: { replyWaitMs: 5_000 } });
+    config = testConfig(db, {
+      kafka: { brokers: broker.brokers },
+      http: { port: GATEWAY_PORT },
+      limits: { replyWaitMs: 5_000 },
+    });
     kafka = testKafka(config);
     await createTestTopics(kafka, config);
   });
@@ -86,50 +110,77 @@ describe('the bank test with injected faults', () => {
   const startConsumer = () => (consumer = spawnService('src/consumer/main.ts', env()));
   const startGateway = () => (gateway = spawnService('src/api/main.ts', env()));
 
-  it('keeps every promise while processes, the broker and connections fail, judged by the clients\' history', async () => {
-    const started = Date.now();
-    startConsumer();
-    startGateway();
-    const { token, userId: serviceId } = await serviceToken(db, config);
-    httpCaller = serviceId;
-    const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner, retry: { retries: 2 } });
-    await producer.connect();
-    await fund(producer, config, recorder);
-    await waitUntilDecided(db, [...recorder.operations.keys()], 120_000);
+  it(
+    "keeps every promise while processes, the broker and connections fail, judged by the clients' history",
+    async () => {
+      const started = Date.now();
+      startConsumer();
+      startGateway();
+      const { token, userId: serviceId } = await serviceToken(db, config);
+      httpCaller = serviceId;
+      const producer = kafka.producer({
+        idempotent: true,
+        createPartitioner: javaCompatiblePartitioner,
+        retry: { retries: 2 },
+      });
+      await producer.connect();
+      await fund(producer, config, recorder);
+      await waitUntilDecided(db, [...recorder.operations.keys()], 120_000);
 
-    const deadline = Date.now() + settings.seconds * 1_000;
-    const load = Array.from({ length: settings.clients }, (_, i) => client(i, deadline, token, producer, config, recorder));
-    const chaos = injectFaults(deadline, { faults, db, broker: () => broker, consumer: () => consumer, gateway: () => gateway, startConsumer, startGateway });
-    await Promise.all([...load, chaos]);
-    await producer.disconnect();
+      const deadline = Date.now() + settings.seconds * 1_000;
+      const load = Array.from({ length: settings.clients }, (_, i) =>
+        client(i, deadline, token, producer, config, recorder),
+      );
+      const chaos = injectFaults(deadline, {
+        faults,
+        db,
+        broker: () => broker,
+        consumer: () => consumer,
+        gateway: () => gateway,
+        startConsumer,
+        startGateway,
+      });
+      await Promise.all([...load, chaos]);
+      await producer.disconnect();
 
-    // Make sure the service is whole again, then let it catch up, for a bounded time only.
-    if (consumer.child.exitCode !== null || consumer.child.signalCode !== null) startConsumer();
-    const drained = await drain(db, recorder);
-    const planted = settings.sabotage ? await inTransaction(db.pool, (client) => sabotage(client, settings.sabotage!, acknowledgedDeposits(recorder))) : null;
+      // Make sure the service is whole again, then let it catch up, for a bounded time only.
+      if (consumer.child.exitCode !== null || consumer.child.signalCode !== null) startConsumer();
+      const drained = await drain(db, recorder);
+      const planted = settings.sabotage
+        ? await inTransaction(db.pool, (client) => sabotage(client, settings.sabotage!, acknowledgedDeposits(recorder)))
+        : null;
 
-    const history = { operations: [...recorder.operations.values()], reads: recorder.reads };
-    const checked = checkHistory(history, await readFinalState(db.pool));
-    // With a fault planted for real, the run itself is the proof; otherwise plant each one and roll it back.
-    const proofs = planted ? [] : await proveTheChecker(db, history);
-    const report = await summarize(db, { checked, drained, faults, started, planted, history, proofs });
-    console.log(`bank test with faults: ${JSON.stringify(report, jsonBigInt, 2)}`);
-    await mkdir('bench/results', { recursive: true });
-    await writeFile(`bench/results/faults-${new Date().toISOString().replaceAll(':', '-')}.json`, JSON.stringify(report, jsonBigInt, 2));
+      const history = { operations: [...recorder.operations.values()], reads: recorder.reads };
+      const checked = checkHistory(history, await readFinalState(db.pool));
+      // With a fault planted for real, the run itself is the proof; otherwise plant each one and roll it back.
+      const proofs = planted ? [] : await proveTheChecker(db, history);
+      const report = await summarize(db, { checked, drained, faults, started, planted, history, proofs });
+      console.log(`bank test with faults: ${JSON.stringify(report, jsonBigInt, 2)}`);
+      await mkdir('bench/results', { recursive: true });
+      await writeFile(
+        `bench/results/faults-${new Date().toISOString().replaceAll(':', '-')}.json`,
+        JSON.stringify(report, jsonBigInt, 2),
+      );
 
-    expect(checked.lost, 'lost').toEqual([]);
-    expect(checked.doubleApplied, 'applied twice').toEqual([]);
-    expect(checked.phantom, 'phantom effects').toEqual([]);
-    expect(checked.outcomeMismatch, 'outcomes differing from what a client saw').toEqual([]);
-    expect(checked.balanceMismatch, 'balances differing from the model').toEqual([]);
-    expect(checked.negative, 'negative balances').toEqual([]);
-    expect(checked.droppedFirstCopies, 'first copies dropped').toEqual([]);
-    expect(checked.conservation.holds, 'money conserved').toBe(true);
-    expect(report.transfersWithoutExactlyOneSettle).toBe(0);
-    expect(report.verifyViolations).toEqual([]);
-    for (const proof of proofs) expect(proof, `the checker catches ${proof.kind}`).toMatchObject({ caughtByChecker: true, verifyViolations: [] });
-    expect(Object.values(faults).every((n) => n > 0)).toBe(true);
-  }, (settings.seconds + settings.drainSeconds + 300) * 1_000);
+      expect(checked.lost, 'lost').toEqual([]);
+      expect(checked.doubleApplied, 'applied twice').toEqual([]);
+      expect(checked.phantom, 'phantom effects').toEqual([]);
+      expect(checked.outcomeMismatch, 'outcomes differing from what a client saw').toEqual([]);
+      expect(checked.balanceMismatch, 'balances differing from the model').toEqual([]);
+      expect(checked.negative, 'negative balances').toEqual([]);
+      expect(checked.droppedFirstCopies, 'first copies dropped').toEqual([]);
+      expect(checked.conservation.holds, 'money conserved').toBe(true);
+      expect(report.transfersWithoutExactlyOneSettle).toBe(0);
+      expect(report.verifyViolations).toEqual([]);
+      for (const proof of proofs)
+        expect(proof, `the checker catches ${proof.kind}`).toMatchObject({
+          caughtByChecker: true,
+          verifyViolations: [],
+        });
+      expect(Object.values(faults).every((n) => n > 0)).toBe(true);
+    },
+    (settings.seconds + settings.drainSeconds + 300) * 1_000,
+  );
 });
 
 function jsonBigInt(_key: string, value: unknown): unknown {
@@ -141,7 +192,10 @@ let httpCaller = 0;
 
 async function serviceToken(db: TestDatabase, config: Config): Promise<{ token: string; userId: number }> {
   const id = await insertUser(db.pool, `faults-${randomUUID()}`, 'scrypt$1$1$1$x$x', 'service');
-  return { token: await new TokenService(config.jwt).issueAccess({ userId: id, role: 'service', version: 0 }), userId: id };
+  return {
+    token: await new TokenService(config.jwt).issueAccess({ userId: id, role: 'service', version: 0 }),
+    userId: id,
+  };
 }
 
 /** The starting money: one deposit per user, straight to Kafka, recorded like any other operation. */
@@ -178,7 +232,14 @@ interface WireCommand {
 }
 
 /** One client: random commands, half over HTTP and half straight to Kafka, some sent twice, and reads. */
-async function client(index: number, deadline: number, token: string, producer: Producer, config: Config, recorder: Recorder): Promise<void> {
+async function client(
+  index: number,
+  deadline: number,
+  token: string,
+  producer: Producer,
+  config: Config,
+  recorder: Recorder,
+): Promise<void> {
   const random = seededRandom(1_000 + index);
   let order = 0;
   while (Date.now() < deadline) {
@@ -200,8 +261,18 @@ function randomCommand(random: () => number, clientIndex: number, nextOrder: () 
   const id = `c${clientIndex}-${randomUUID()}`;
   const amount = ((1 + Math.floor(random() * 5_000)) / 100).toFixed(2);
   const roll = random();
-  const order = { service_id: 1 + (clientIndex % 3), order_id: clientIndex * 1_000_000 + Math.max(1, nextOrder() - (roll < 0.7 ? 1 : 0)) };
-  if (roll < 0.35) return { id, type: 'transfer', user_id: user, recipient_id: 1 + ((user + Math.floor(random() * (settings.users - 1))) % settings.users), amount };
+  const order = {
+    service_id: 1 + (clientIndex % 3),
+    order_id: clientIndex * 1_000_000 + Math.max(1, nextOrder() - (roll < 0.7 ? 1 : 0)),
+  };
+  if (roll < 0.35)
+    return {
+      id,
+      type: 'transfer',
+      user_id: user,
+      recipient_id: 1 + ((user + Math.floor(random() * (settings.users - 1))) % settings.users),
+      amount,
+    };
   if (roll < 0.5) return { id, type: 'deposit', user_id: user, amount };
   if (roll < 0.65) return { id, type: 'withdraw', user_id: user, amount };
   if (roll < 0.8) return { id, type: 'reserve', user_id: user, ...order, amount };
@@ -209,7 +280,14 @@ function randomCommand(random: () => number, clientIndex: number, nextOrder: () 
   return { id, type: 'release', user_id: user, ...order };
 }
 
-const HTTP_PATHS: Record<OperationType, string> = { deposit: 'add_funds', withdraw: 'withdraw_funds', reserve: 'reserve_funds', capture: 'deduct_funds', release: 'cancel_reservation', transfer: 'transfer_funds' };
+const HTTP_PATHS: Record<OperationType, string> = {
+  deposit: 'add_funds',
+  withdraw: 'withdraw_funds',
+  reserve: 'reserve_funds',
+  capture: 'deduct_funds',
+  release: 'cancel_reservation',
+  transfer: 'transfer_funds',
+};
 
 /**
  * Sends over HTTP with the operation's id as Idempotency-Key. A send that was not acknowledged
@@ -218,7 +296,8 @@ const HTTP_PATHS: Record<OperationType, string> = { deposit: 'add_funds', withdr
  */
 async function viaHttp(command: WireCommand, token: string, op: Recording): Promise<void> {
   const { id, type, ...rest } = command;
-  const body = type === 'transfer' ? { sender_id: rest.user_id, recipient_id: rest.recipient_id, amount: rest.amount } : rest;
+  const body =
+    type === 'transfer' ? { sender_id: rest.user_id, recipient_id: rest.recipient_id, amount: rest.amount } : rest;
   for (let attempt = 0; attempt <= settings.retriesMax; attempt += 1) {
     const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/${HTTP_PATHS[type]}/`, {
       method: 'POST',
@@ -227,8 +306,13 @@ async function viaHttp(command: WireCommand, token: string, op: Recording): Prom
       signal: AbortSignal.timeout(10_000),
     }).catch(() => null);
     const status = response?.status ?? 0;
-    const answer = status === 201 || status === 200 || status === 409 ? ((await response!.json()) as { duplicate?: boolean }) : null;
-    op.copies.push({ via: 'http', acked: status === 201 || status === 200 || status === 202 || status === 409, answeredDuplicate: answer?.duplicate === true });
+    const answer =
+      status === 201 || status === 200 || status === 409 ? ((await response!.json()) as { duplicate?: boolean }) : null;
+    op.copies.push({
+      via: 'http',
+      acked: status === 201 || status === 200 || status === 202 || status === 409,
+      answeredDuplicate: answer?.duplicate === true,
+    });
     if (status === 201 || status === 200) return void (op.completion = { type: 'ok', outcome: 'applied' });
     if (status === 409) return void (op.completion = { type: 'ok', outcome: 'rejected' });
     if (status === 202) return poll(id, token, op);
@@ -243,20 +327,34 @@ async function poll(id: string, token: string, op: Recording): Promise<void> {
   op.completion = { type: 'ok', outcome: 'published' };
   const deadline = Date.now() + settings.pollWaitMs;
   while (Date.now() < deadline) {
-    const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/commands/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).catch(() => null);
+    const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/commands/${encodeURIComponent(id)}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    }).catch(() => null);
     const body = response?.status === 200 ? ((await response.json()) as { status?: string }) : null;
-    if (body?.status === 'applied' || body?.status === 'rejected') return void (op.completion = { type: 'ok', outcome: body.status });
+    if (body?.status === 'applied' || body?.status === 'rejected')
+      return void (op.completion = { type: 'ok', outcome: body.status });
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
 /** Sends straight to Kafka, recording where each copy landed; `duplicate` sends a second copy after the first was acknowledged. */
-async function viaKafka(command: WireCommand, producer: Producer, config: Config, op: Recording, duplicate: boolean): Promise<void> {
+async function viaKafka(
+  command: WireCommand,
+  producer: Producer,
+  config: Config,
+  op: Recording,
+  duplicate: boolean,
+): Promise<void> {
   const message = { key: String(command.user_id), value: JSON.stringify(command) };
   for (let copy = 0; copy < (duplicate ? 2 : 1); copy += 1) {
     try {
       const [placed] = await producer.send({ topic: config.topics.commands, acks: -1, messages: [message] });
-      op.copies.push({ via: 'kafka', acked: true, at: { partition: placed!.partition, offset: String(placed!.baseOffset) } });
+      op.copies.push({
+        via: 'kafka',
+        acked: true,
+        at: { partition: placed!.partition, offset: String(placed!.baseOffset) },
+      });
       op.completion = { type: 'ok', outcome: 'published' };
     } catch {
       // Not acknowledged: this copy may or may not be in the log.
@@ -267,11 +365,19 @@ async function viaKafka(command: WireCommand, producer: Producer, config: Config
 }
 
 async function readBalance(userId: number, token: string, recorder: Recorder): Promise<void> {
-  const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/balances/?user_id=${userId}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) }).catch(() => null);
+  const response = await fetch(`http://127.0.0.1:${GATEWAY_PORT}/api/balances/?user_id=${userId}`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(5_000),
+  }).catch(() => null);
   if (response?.status !== 200) return;
   const body = (await response.json()) as { amount: string; reserved: string; incoming: string };
   const minor = (text: string) => BigInt(text.replace('.', ''));
-  recorder.reads.push({ userId, availableMinor: minor(body.amount), reservedMinor: minor(body.reserved), incomingMinor: minor(body.incoming) });
+  recorder.reads.push({
+    userId,
+    availableMinor: minor(body.amount),
+    reservedMinor: minor(body.reserved),
+    incomingMinor: minor(body.incoming),
+  });
 }
 
 interface FaultTargets {
@@ -298,7 +404,9 @@ async function injectFaults(deadline: number, t: FaultTargets): Promise<void> {
       await t.gateway().kill('SIGKILL');
       t.startGateway();
     } else if (kind === 'pg_terminate') {
-      await t.db.pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('balance-consumer', 'balance-gateway') AND datname = current_database()");
+      await t.db.pool.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('balance-consumer', 'balance-gateway') AND datname = current_database()",
+      );
     } else {
       await restartBroker(t.broker());
     }
@@ -318,11 +426,16 @@ async function restartBroker(broker: LocalKafka): Promise<void> {
  */
 async function drain(db: TestDatabase, recorder: Recorder): Promise<{ seconds: number; complete: boolean }> {
   const started = Date.now();
-  const acked = [...recorder.operations.values()].filter((op) => op.completion.type === 'ok' || op.copies.some((c) => c.acked)).map((op) => op.id);
+  const acked = [...recorder.operations.values()]
+    .filter((op) => op.completion.type === 'ok' || op.copies.some((c) => c.acked))
+    .map((op) => op.id);
   const deadline = started + settings.drainSeconds * 1_000;
   let complete = false;
   while (Date.now() < deadline && !complete) {
-    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])', [acked]);
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])',
+      [acked],
+    );
     complete = rows[0]!.n === acked.length && (await unsettledMinor(db.pool)) === 0n;
     if (!complete) await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -333,14 +446,19 @@ async function drain(db: TestDatabase, recorder: Recorder): Promise<{ seconds: n
 async function waitUntilDecided(db: TestDatabase, ids: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])', [ids]);
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM commands WHERE id = ANY($1::text[])',
+      [ids],
+    );
     if (rows[0]!.n === ids.length) return;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
 function acknowledgedDeposits(recorder: Recorder): string[] {
-  return [...recorder.operations.values()].filter((op) => op.type === 'deposit' && (op.completion.type === 'ok' || op.copies.some((c) => c.acked))).map((op) => op.id);
+  return [...recorder.operations.values()]
+    .filter((op) => op.type === 'deposit' && (op.completion.type === 'ok' || op.copies.some((c) => c.acked)))
+    .map((op) => op.id);
 }
 
 /**
@@ -353,11 +471,24 @@ async function proveTheChecker(db: TestDatabase, history: { operations: Operatio
     const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
-      const planted: Sabotage = await sabotage(client, kind, acknowledgedDeposits({ operations: new Map(history.operations.map((op) => [op.id, op as Recording])), reads: [] }));
+      const planted: Sabotage = await sabotage(
+        client,
+        kind,
+        acknowledgedDeposits({
+          operations: new Map(history.operations.map((op) => [op.id, op as Recording])),
+          reads: [],
+        }),
+      );
       const report = checkHistory(history, await readFinalState(client));
       const named = [...report.lost, ...report.phantom, ...report.balanceMismatch.map((m) => m.id)];
       const verifyViolations = (await verifyInTransaction(client)).map((v) => v.check);
-      proofs.push({ kind, planted: planted.names, named, caughtByChecker: !report.valid && planted.names.every((name) => named.includes(name)), verifyViolations });
+      proofs.push({
+        kind,
+        planted: planted.names,
+        named,
+        caughtByChecker: !report.valid && planted.names.every((name) => named.includes(name)),
+        verifyViolations,
+      });
     } finally {
       await client.query('ROLLBACK');
       client.release();
@@ -368,7 +499,15 @@ async function proveTheChecker(db: TestDatabase, history: { operations: Operatio
 
 async function summarize(
   db: TestDatabase,
-  run: { checked: CheckReport; drained: { seconds: number; complete: boolean }; faults: Record<string, number>; started: number; planted: Sabotage | null; history: { operations: Operation[]; reads: BalanceRead[] }; proofs: unknown[] },
+  run: {
+    checked: CheckReport;
+    drained: { seconds: number; complete: boolean };
+    faults: Record<string, number>;
+    started: number;
+    planted: Sabotage | null;
+    history: { operations: Operation[]; reads: BalanceRead[] };
+    proofs: unknown[];
+  },
 ) {
   const ops = run.history.operations;
   const { checked } = run;
@@ -385,7 +524,8 @@ async function summarize(
       deliberateDuplicates: ops.filter((op) => op.copies.filter((c) => c.via === 'kafka' && c.acked).length > 1).length,
       seenApplied: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'applied').length,
       seenRejected: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'rejected').length,
-      publishedOutcomeUnseen: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'published').length,
+      publishedOutcomeUnseen: ops.filter((op) => op.completion.type === 'ok' && op.completion.outcome === 'published')
+        .length,
     },
     drain: run.drained,
     checker: {
@@ -398,7 +538,15 @@ async function summarize(
       negative: checked.negative.length,
       droppedFirstCopies: checked.droppedFirstCopies.length,
       conservation: checked.conservation,
-      found: { lost: checked.lost, doubleApplied: checked.doubleApplied, phantom: checked.phantom, outcomeMismatch: checked.outcomeMismatch, balanceMismatch: checked.balanceMismatch, negative: checked.negative, droppedFirstCopies: checked.droppedFirstCopies },
+      found: {
+        lost: checked.lost,
+        doubleApplied: checked.doubleApplied,
+        phantom: checked.phantom,
+        outcomeMismatch: checked.outcomeMismatch,
+        balanceMismatch: checked.balanceMismatch,
+        negative: checked.negative,
+        droppedFirstCopies: checked.droppedFirstCopies,
+      },
     },
     plantedFaultsCaught: run.proofs,
     transfersWithoutExactlyOneSettle: (await settlesPerTransfer(db.pool)).unmatched,

@@ -11,13 +11,67 @@ const http = { via: 'http' as const, acked: true };
 /** A small clean run: two deposits, a transfer (seen), a capture (unknown outcome), a rejection. */
 function cleanRun(): { history: History; final: FinalState; commands: Map<string, DecidedCommand> } {
   const operations: Operation[] = [
-    { id: 'dep-1', type: 'deposit', userId: 1, amountMinor: 10_000n, completion: { type: 'ok', outcome: 'published' }, copies: [kafka('0'), kafka('1')] },
-    { id: 'dep-2', type: 'deposit', userId: 2, amountMinor: 5_000n, completion: { type: 'ok', outcome: 'applied' }, copies: [http] },
-    { id: 'tr-1', type: 'transfer', userId: 1, recipientId: 2, amountMinor: 2_500n, completion: { type: 'ok', outcome: 'applied' }, copies: [http] },
-    { id: 'res-1', type: 'reserve', userId: 2, serviceId: 9, orderId: 1, amountMinor: 1_000n, completion: { type: 'ok', outcome: 'applied' }, copies: [http] },
-    { id: 'cap-1', type: 'capture', userId: 2, serviceId: 9, orderId: 1, amountMinor: 600n, completion: { type: 'info' }, copies: [{ via: 'http', acked: false }] },
-    { id: 'wd-big', type: 'withdraw', userId: 1, amountMinor: 1_000_000n, completion: { type: 'ok', outcome: 'rejected' }, copies: [http] },
-    { id: 'never', type: 'deposit', userId: 3, amountMinor: 700n, completion: { type: 'info' }, copies: [{ via: 'kafka', acked: false }] },
+    {
+      id: 'dep-1',
+      type: 'deposit',
+      userId: 1,
+      amountMinor: 10_000n,
+      completion: { type: 'ok', outcome: 'published' },
+      copies: [kafka('0'), kafka('1')],
+    },
+    {
+      id: 'dep-2',
+      type: 'deposit',
+      userId: 2,
+      amountMinor: 5_000n,
+      completion: { type: 'ok', outcome: 'applied' },
+      copies: [http],
+    },
+    {
+      id: 'tr-1',
+      type: 'transfer',
+      userId: 1,
+      recipientId: 2,
+      amountMinor: 2_500n,
+      completion: { type: 'ok', outcome: 'applied' },
+      copies: [http],
+    },
+    {
+      id: 'res-1',
+      type: 'reserve',
+      userId: 2,
+      serviceId: 9,
+      orderId: 1,
+      amountMinor: 1_000n,
+      completion: { type: 'ok', outcome: 'applied' },
+      copies: [http],
+    },
+    {
+      id: 'cap-1',
+      type: 'capture',
+      userId: 2,
+      serviceId: 9,
+      orderId: 1,
+      amountMinor: 600n,
+      completion: { type: 'info' },
+      copies: [{ via: 'http', acked: false }],
+    },
+    {
+      id: 'wd-big',
+      type: 'withdraw',
+      userId: 1,
+      amountMinor: 1_000_000n,
+      completion: { type: 'ok', outcome: 'rejected' },
+      copies: [http],
+    },
+    {
+      id: 'never',
+      type: 'deposit',
+      userId: 3,
+      amountMinor: 700n,
+      completion: { type: 'info' },
+      copies: [{ via: 'kafka', acked: false }],
+    },
   ];
   const commands = new Map<string, DecidedCommand>([
     ['dep-1', { status: 'applied', postings: 1, source: { partition: 0, offset: '0' } }],
@@ -36,7 +90,11 @@ function cleanRun(): { history: History; final: FinalState; commands: Map<string
     ]),
     revenue: new Map([[9, 600n]]),
   };
-  return { history: { operations, reads: [{ userId: 1, availableMinor: 10_000n, reservedMinor: 0n, incomingMinor: 0n }] }, final, commands };
+  return {
+    history: { operations, reads: [{ userId: 1, availableMinor: 10_000n, reservedMinor: 0n, incomingMinor: 0n }] },
+    final,
+    commands,
+  };
 }
 
 describe('checkHistory', () => {
@@ -71,19 +129,33 @@ describe('checkHistory', () => {
   it('reports a command the client saw rejected that the database applied', () => {
     const { history, final, commands } = cleanRun();
     commands.set('wd-big', { status: 'applied', postings: 1, source: null });
-    expect(checkHistory(history, final).outcomeMismatch).toEqual([{ id: 'wd-big', expected: 'rejected', actual: 'applied' }]);
+    expect(checkHistory(history, final).outcomeMismatch).toEqual([
+      { id: 'wd-big', expected: 'rejected', actual: 'applied' },
+    ]);
   });
 
   it('reports a command that certainly never reached the service but has an effect', () => {
     const { history, final, commands } = cleanRun();
-    const failed: Operation = { id: 'refused', type: 'deposit', userId: 1, amountMinor: 1n, completion: { type: 'fail' }, copies: [] };
+    const failed: Operation = {
+      id: 'refused',
+      type: 'deposit',
+      userId: 1,
+      amountMinor: 1n,
+      completion: { type: 'fail' },
+      copies: [],
+    };
     commands.set('refused', { status: 'applied', postings: 1, source: null });
-    expect(checkHistory({ ...history, operations: [...history.operations, failed] }, final).outcomeMismatch).toEqual([{ id: 'refused', expected: 'never sent', actual: 'applied' }]);
+    expect(checkHistory({ ...history, operations: [...history.operations, failed] }, final).outcomeMismatch).toEqual([
+      { id: 'refused', expected: 'never sent', actual: 'applied' },
+    ]);
   });
 
   it('reports a 1-kopeck skew between two users, naming both, though money is conserved', () => {
     const { history, final } = cleanRun();
-    const balances = final.balances as Map<number, { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }>;
+    const balances = final.balances as Map<
+      number,
+      { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }
+    >;
     balances.set(1, { ...balances.get(1)!, availableMinor: 7_501n });
     balances.set(2, { ...balances.get(2)!, availableMinor: 6_899n });
     const report = checkHistory(history, final);
@@ -117,7 +189,10 @@ describe('checkHistory', () => {
   it('does not trust the database for outcomes the client saw: an applied deposit missing its effect skews the balance', () => {
     const { history, final, commands } = cleanRun();
     commands.set('dep-2', { status: 'applied', postings: 0, source: null });
-    const balances = final.balances as Map<number, { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }>;
+    const balances = final.balances as Map<
+      number,
+      { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }
+    >;
     balances.set(2, { ...balances.get(2)!, availableMinor: 1_900n });
     expect(checkHistory(history, final).balanceMismatch.map((m) => m.id)).toEqual(['user 2']);
   });

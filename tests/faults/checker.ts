@@ -34,7 +34,10 @@ export interface Operation {
   readonly orderId?: number;
   /** 0 for a release, which moves whatever the hold was. */
   readonly amountMinor: bigint;
-  readonly completion: { readonly type: 'ok'; readonly outcome: 'applied' | 'rejected' | 'published' } | { readonly type: 'fail' } | { readonly type: 'info' };
+  readonly completion:
+    | { readonly type: 'ok'; readonly outcome: 'applied' | 'rejected' | 'published' }
+    | { readonly type: 'fail' }
+    | { readonly type: 'info' };
   /** Every copy sent, in order. Retries and deliberate duplicates are copies of one operation. */
   readonly copies: readonly Copy[];
 }
@@ -64,7 +67,10 @@ export interface FinalState {
   readonly commands: ReadonlyMap<string, DecidedCommand>;
   /** Applied settles, by the transfer they settle, with their amount. */
   readonly settles: ReadonlyMap<string, bigint>;
-  readonly balances: ReadonlyMap<number, { readonly availableMinor: bigint; readonly reservedMinor: bigint; readonly incomingMinor: bigint }>;
+  readonly balances: ReadonlyMap<
+    number,
+    { readonly availableMinor: bigint; readonly reservedMinor: bigint; readonly incomingMinor: bigint }
+  >;
   readonly revenue: ReadonlyMap<number, bigint>;
 }
 
@@ -96,7 +102,14 @@ export interface CheckReport {
 }
 
 /** The most postings a command of each type writes. */
-const POSTINGS_MAX: Record<OperationType, number> = { deposit: 1, withdraw: 1, reserve: 1, capture: 2, release: 1, transfer: 1 };
+const POSTINGS_MAX: Record<OperationType, number> = {
+  deposit: 1,
+  withdraw: 1,
+  reserve: 1,
+  capture: 2,
+  release: 1,
+  transfer: 1,
+};
 
 export function checkHistory(history: History, final: FinalState): CheckReport {
   const byId = new Map(history.operations.map((op) => [op.id, op]));
@@ -109,12 +122,15 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
     const stored = final.commands.get(op.id);
     if (isAcknowledged(op) && !stored) lost.push(op.id);
     const seen = op.completion.type === 'ok' ? op.completion.outcome : null;
-    if ((seen === 'applied' || seen === 'rejected') && stored && stored.status !== seen) outcomeMismatch.push({ id: op.id, expected: seen, actual: stored.status });
-    if (op.completion.type === 'fail' && stored) outcomeMismatch.push({ id: op.id, expected: 'never sent', actual: stored.status });
+    if ((seen === 'applied' || seen === 'rejected') && stored && stored.status !== seen)
+      outcomeMismatch.push({ id: op.id, expected: seen, actual: stored.status });
+    if (op.completion.type === 'fail' && stored)
+      outcomeMismatch.push({ id: op.id, expected: 'never sent', actual: stored.status });
     if (stored && stored.postings > POSTINGS_MAX[op.type]) doubleApplied.push(op.id);
     if (firstCopyDropped(op, stored)) droppedFirstCopies.push(op.id);
     // ok outcomes are taken as the client saw them; only unknown ones are looked up.
-    const applied = seen === 'applied' || ((seen === 'published' || op.completion.type === 'info') && stored?.status === 'applied');
+    const applied =
+      seen === 'applied' || ((seen === 'published' || op.completion.type === 'info') && stored?.status === 'applied');
     if (applied) model.apply(op);
   }
   const phantom = [...final.commands].filter(([id, c]) => c.postings > 0 && !byId.has(id)).map(([id]) => id);
@@ -122,7 +138,9 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
     if (byId.get(transferId)?.type !== 'transfer') phantom.push(`~settle:${transferId}`);
   }
   const balanceMismatch = model.compare(final);
-  const actualHeld = sum([...final.balances.values()].map((b) => b.availableMinor + b.reservedMinor + b.incomingMinor)) + sum([...final.revenue.values()]);
+  const actualHeld =
+    sum([...final.balances.values()].map((b) => b.availableMinor + b.reservedMinor + b.incomingMinor)) +
+    sum([...final.revenue.values()]);
   const conservation = { expected: model.netDeposits, actual: actualHeld, holds: model.netDeposits === actualHeld };
   const negative = negatives(history.reads, final);
   const report = {
@@ -137,7 +155,10 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
     negative,
     droppedFirstCopies,
   };
-  const valid = [lost, doubleApplied, phantom, outcomeMismatch, balanceMismatch, negative, droppedFirstCopies].every((list) => list.length === 0) && conservation.holds;
+  const valid =
+    [lost, doubleApplied, phantom, outcomeMismatch, balanceMismatch, negative, droppedFirstCopies].every(
+      (list) => list.length === 0,
+    ) && conservation.holds;
   return { ...report, valid };
 }
 
@@ -160,10 +181,12 @@ function firstCopyDropped(op: Operation, stored: DecidedCommand | undefined): bo
 function negatives(reads: readonly BalanceRead[], final: FinalState): string[] {
   const found: string[] = [];
   for (const read of reads) {
-    if (read.availableMinor < 0n || read.reservedMinor < 0n || read.incomingMinor < 0n) found.push(`user ${read.userId} read ${read.availableMinor}/${read.reservedMinor}/${read.incomingMinor}`);
+    if (read.availableMinor < 0n || read.reservedMinor < 0n || read.incomingMinor < 0n)
+      found.push(`user ${read.userId} read ${read.availableMinor}/${read.reservedMinor}/${read.incomingMinor}`);
   }
   for (const [userId, b] of final.balances) {
-    if (b.availableMinor < 0n || b.reservedMinor < 0n || b.incomingMinor < 0n) found.push(`user ${userId} final ${b.availableMinor}/${b.reservedMinor}/${b.incomingMinor}`);
+    if (b.availableMinor < 0n || b.reservedMinor < 0n || b.incomingMinor < 0n)
+      found.push(`user ${userId} final ${b.availableMinor}/${b.reservedMinor}/${b.incomingMinor}`);
   }
   return found;
 }
@@ -215,12 +238,14 @@ class Model {
       const b = final.balances.get(userId);
       const actual = b ? b.availableMinor + b.reservedMinor + b.incomingMinor : 0n;
       const expected = this.held.get(userId) ?? 0n;
-      if (actual !== expected) mismatches.push({ id: `user ${userId}`, expected: String(expected), actual: String(actual) });
+      if (actual !== expected)
+        mismatches.push({ id: `user ${userId}`, expected: String(expected), actual: String(actual) });
     }
     for (const serviceId of new Set([...this.earned.keys(), ...final.revenue.keys()])) {
       const expected = this.earned.get(serviceId) ?? 0n;
       const actual = final.revenue.get(serviceId) ?? 0n;
-      if (actual !== expected) mismatches.push({ id: `service ${serviceId}`, expected: String(expected), actual: String(actual) });
+      if (actual !== expected)
+        mismatches.push({ id: `service ${serviceId}`, expected: String(expected), actual: String(actual) });
     }
     return mismatches;
   }

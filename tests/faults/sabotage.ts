@@ -52,8 +52,14 @@ export async function sabotage(db: pg.PoolClient, kind: SabotageKind, deposits: 
     const original = rows[0];
     if (!original) throw new Error('no deposit to double');
     const copy = `${original.id}~double`;
-    await db.query("INSERT INTO commands (id, fingerprint, type, user_id, status, code) SELECT $2, fingerprint, type, user_id, status, code FROM commands WHERE id = $1", [original.id, copy]);
-    await db.query('INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT $2, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = $1', [original.id, copy]);
+    await db.query(
+      'INSERT INTO commands (id, fingerprint, type, user_id, status, code) SELECT $2, fingerprint, type, user_id, status, code FROM commands WHERE id = $1',
+      [original.id, copy],
+    );
+    await db.query(
+      'INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT $2, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = $1',
+      [original.id, copy],
+    );
     await db.query(
       `INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, comment)
        SELECT nextval('transactions_id_seq'), $2, user_id, amount, transaction_type, comment FROM transactions WHERE command_id = $1`,
@@ -65,7 +71,10 @@ export async function sabotage(db: pg.PoolClient, kind: SabotageKind, deposits: 
   const gainer = rows[0];
   const loser = rows.find((d) => d.user_id !== gainer?.user_id && BigInt(d.amount) >= 2n && BigInt(d.available) >= 1n);
   if (!gainer || !loser) throw new Error('no two deposits of different users to skew');
-  for (const [deposit, delta] of [[gainer, 1n], [loser, -1n]] as const) {
+  for (const [deposit, delta] of [
+    [gainer, 1n],
+    [loser, -1n],
+  ] as const) {
     await db.query('UPDATE postings SET amount = amount + $2 WHERE command_id = $1', [deposit.id, String(delta)]);
     await db.query('UPDATE transactions SET amount = amount + $2 WHERE command_id = $1', [deposit.id, String(delta)]);
     await move(db, deposit, delta);
@@ -81,14 +90,22 @@ async function move(db: pg.PoolClient, deposit: Deposit, delta: bigint): Promise
 
 /** The final state as the checker sees it: decided client commands, settles, balances, revenue. */
 export async function readFinalState(db: pg.PoolClient | pg.Pool): Promise<FinalState> {
-  const commands = await db.query<{ id: string; status: 'applied' | 'rejected'; postings: number; source_partition: number | null; source_offset: string | null }>(
+  const commands = await db.query<{
+    id: string;
+    status: 'applied' | 'rejected';
+    postings: number;
+    source_partition: number | null;
+    source_offset: string | null;
+  }>(
     `SELECT c.id, c.status, (SELECT count(*)::int FROM postings p WHERE p.command_id = c.id) AS postings, c.source_partition, c.source_offset
      FROM commands c WHERE c.type <> 'settle'`,
   );
   const settles = await db.query<{ transfer_id: string; amount: string }>(
     "SELECT substr(c.id, 9) AS transfer_id, p.amount FROM commands c JOIN postings p ON p.command_id = c.id WHERE c.type = 'settle' AND c.status = 'applied'",
   );
-  const accounts = await db.query<{ kind: string; owner_id: string; balance: string }>("SELECT kind, owner_id, balance FROM accounts WHERE kind <> 'external'");
+  const accounts = await db.query<{ kind: string; owner_id: string; balance: string }>(
+    "SELECT kind, owner_id, balance FROM accounts WHERE kind <> 'external'",
+  );
   const balances = new Map<number, { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }>();
   const revenue = new Map<number, bigint>();
   for (const row of accounts.rows) {
@@ -104,7 +121,19 @@ export async function readFinalState(db: pg.PoolClient | pg.Pool): Promise<Final
     balances.set(owner, b);
   }
   const decided = new Map<string, DecidedCommand>(
-    commands.rows.map((r) => [r.id, { status: r.status, postings: r.postings, source: r.source_partition === null ? null : { partition: r.source_partition, offset: String(r.source_offset) } }]),
+    commands.rows.map((r) => [
+      r.id,
+      {
+        status: r.status,
+        postings: r.postings,
+        source: r.source_partition === null ? null : { partition: r.source_partition, offset: String(r.source_offset) },
+      },
+    ]),
   );
-  return { commands: decided, settles: new Map(settles.rows.map((r) => [r.transfer_id, BigInt(r.amount)])), balances, revenue };
+  return {
+    commands: decided,
+    settles: new Map(settles.rows.map((r) => [r.transfer_id, BigInt(r.amount)])),
+    balances,
+    revenue,
+  };
 }

@@ -10,14 +10,21 @@ export type WireCommand = CommandInput;
 export async function publish(
   kafka: Kafka,
   topic: string,
-  commands: ReadonlyArray<WireCommand | { raw: string | Buffer | null; key: string; partition?: number; headers?: Record<string, string> }>,
+  commands: ReadonlyArray<
+    WireCommand | { raw: string | Buffer | null; key: string; partition?: number; headers?: Record<string, string> }
+  >,
 ): Promise<void> {
   const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner });
   await producer.connect();
   try {
     const messages = commands.map((c) =>
       'raw' in c
-        ? { key: c.key, value: c.raw, ...(c.partition === undefined ? {} : { partition: c.partition }), ...(c.headers ? { headers: c.headers } : {}) }
+        ? {
+            key: c.key,
+            value: c.raw,
+            ...(c.partition === undefined ? {} : { partition: c.partition }),
+            ...(c.headers ? { headers: c.headers } : {}),
+          }
         : { key: String(c.user_id), value: JSON.stringify(c) },
     );
     for (let i = 0; i < messages.length; i += 5_000) {
@@ -55,7 +62,9 @@ export async function collectReplies(kafka: Kafka, topic: string): Promise<Reply
       while (ids.some((id) => !replies.has(id))) {
         if (Date.now() > deadline) {
           const missing = ids.filter((id) => !replies.has(id));
-          throw new Error(`no reply after ${timeoutMs} ms for ${missing.length} command(s), e.g. ${missing.slice(0, 3).join(', ')}`);
+          throw new Error(
+            `no reply after ${timeoutMs} ms for ${missing.length} command(s), e.g. ${missing.slice(0, 3).join(', ')}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -66,7 +75,10 @@ export async function collectReplies(kafka: Kafka, topic: string): Promise<Reply
 }
 
 /** The current balance of a user, straight from the database, in minor units. */
-export async function balancesOf(pool: import('pg').Pool, userId: number): Promise<{ available: bigint; reserved: bigint; incoming: bigint }> {
+export async function balancesOf(
+  pool: import('pg').Pool,
+  userId: number,
+): Promise<{ available: bigint; reserved: bigint; incoming: bigint }> {
   const { rows } = await pool.query<{ kind: string; balance: string }>(
     "SELECT kind, balance FROM accounts WHERE owner_id = $1 AND kind IN ('user_available', 'user_reserved', 'user_incoming')",
     [userId],
@@ -84,13 +96,16 @@ export async function unsettledMinor(pool: import('pg').Pool): Promise<bigint> {
 export async function waitForSettles(pool: import('pg').Pool, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while ((await unsettledMinor(pool)) !== 0n) {
-    if (Date.now() > deadline) throw new Error(`transfers still unsettled after ${timeoutMs} ms: ${await unsettledMinor(pool)} minor units`);
+    if (Date.now() > deadline)
+      throw new Error(`transfers still unsettled after ${timeoutMs} ms: ${await unsettledMinor(pool)} minor units`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
 /** Applied transfers, applied settles, and transfers without exactly one settle (must be 0). */
-export async function settlesPerTransfer(pool: import('pg').Pool): Promise<{ transfers: number; settles: number; unmatched: number }> {
+export async function settlesPerTransfer(
+  pool: import('pg').Pool,
+): Promise<{ transfers: number; settles: number; unmatched: number }> {
   const { rows } = await pool.query<{ transfers: number; settles: number; unmatched: number }>(`
     SELECT (SELECT count(*)::int FROM commands WHERE type = 'transfer' AND status = 'applied') AS transfers,
            (SELECT count(*)::int FROM commands WHERE type = 'settle' AND status = 'applied') AS settles,
@@ -104,7 +119,11 @@ export async function settlesPerTransfer(pool: import('pg').Pool): Promise<{ tra
  * Waits, at most `timeoutMs`, until every id is decided; returns the ids still missing (none,
  * normally). A loss then fails an assertion that names the commands, not a timeout.
  */
-export async function missingAfter(pool: import('pg').Pool, ids: readonly string[], timeoutMs: number): Promise<string[]> {
+export async function missingAfter(
+  pool: import('pg').Pool,
+  ids: readonly string[],
+  timeoutMs: number,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let missing: string[] = [...ids];
   while (missing.length > 0) {
@@ -121,7 +140,9 @@ export async function missingAfter(pool: import('pg').Pool, ids: readonly string
  * Commands whose effect is not the one their type makes exactly once: postings and history rows
  * are counted per command id, which the commands table cannot show (its key is that id).
  */
-export async function effectsOutOfShape(pool: import('pg').Pool): Promise<Array<{ id: string; type: string; status: string; postings: number; history: number }>> {
+export async function effectsOutOfShape(
+  pool: import('pg').Pool,
+): Promise<Array<{ id: string; type: string; status: string; postings: number; history: number }>> {
   const { rows } = await pool.query(`
     SELECT c.id, c.type, c.status, coalesce(p.n, 0) AS postings, coalesce(t.n, 0) AS history
     FROM commands c

@@ -7,7 +7,10 @@ import { access } from 'node:fs/promises';
 export async function containerEngineAvailable(): Promise<boolean> {
   if (process.env.TESTCONTAINERS_DISABLED === 'true') return false;
   if (!process.env.DOCKER_HOST) {
-    const socket = await access('/var/run/docker.sock').then(() => true, () => false);
+    const socket = await access('/var/run/docker.sock').then(
+      () => true,
+      () => false,
+    );
     if (!socket) return false;
   }
   try {

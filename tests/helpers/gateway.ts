@@ -24,7 +24,10 @@ export function contextWithoutKafka(config: Config, db: TestDatabase, patch: Par
     log: testLog,
     pool: db.pool,
     client: null,
-    readiness: async () => ({ ready: true, checks: { postgres: { ok: true, latencyMs: 0 }, kafka: { ok: true, latencyMs: 0 } } }),
+    readiness: async () => ({
+      ready: true,
+      checks: { postgres: { ok: true, latencyMs: 0 }, kafka: { ok: true, latencyMs: 0 } },
+    }),
     tokens: new TokenService(config.jwt),
     tokenStates: new TokenStates(db.pool, config.auth.tokenStateCacheMs),
     permissions: new Permissions(config.auth.userActions),
@@ -61,7 +64,13 @@ let userSequence = 0;
 const hashes = new Map<string, Promise<string>>();
 
 /** Creates a user directly in the database and signs an access token for it. */
-export async function createUser(db: TestDatabase, config: Config, role: Role = 'user', password = 'correct horse battery', services: number[] | null = null): Promise<TestUser> {
+export async function createUser(
+  db: TestDatabase,
+  config: Config,
+  role: Role = 'user',
+  password = 'correct horse battery',
+  services: number[] | null = null,
+): Promise<TestUser> {
   const username = `${role}-${++userSequence}-${Date.now().toString(36)}`;
   if (!hashes.has(password)) hashes.set(password, hashPassword(password));
   const id = await insertUser(db.pool, username, await hashes.get(password)!, role, services);

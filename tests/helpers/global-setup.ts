@@ -38,11 +38,17 @@ export function refuseNonTestTargets(env: Record<string, string | undefined>): v
   if (env.TEST_ALLOW_ANY_TARGET === 'true') return;
   if (env.DATABASE_URL) {
     const name = decodeURIComponent(new URL(env.DATABASE_URL).pathname.replace(/^\//, ''));
-    if (!name.startsWith('balance_test')) throw new Error(`DATABASE_URL names database "${name}"; tests only run against one whose name starts with balance_test (or set TEST_ALLOW_ANY_TARGET=true)`);
+    if (!name.startsWith('balance_test'))
+      throw new Error(
+        `DATABASE_URL names database "${name}"; tests only run against one whose name starts with balance_test (or set TEST_ALLOW_ANY_TARGET=true)`,
+      );
   }
   if (env.KAFKA_BROKERS) {
     const hosts = env.KAFKA_BROKERS.split(',').map((b) => b.slice(0, b.lastIndexOf(':')));
-    if (hosts.some((h) => !['127.0.0.1', 'localhost', '::1', '[::1]'].includes(h))) throw new Error(`KAFKA_BROKERS=${env.KAFKA_BROKERS} is not a local broker; tests only run against one (or set TEST_ALLOW_ANY_TARGET=true)`);
+    if (hosts.some((h) => !['127.0.0.1', 'localhost', '::1', '[::1]'].includes(h)))
+      throw new Error(
+        `KAFKA_BROKERS=${env.KAFKA_BROKERS} is not a local broker; tests only run against one (or set TEST_ALLOW_ANY_TARGET=true)`,
+      );
   }
 }
 
@@ -108,10 +114,9 @@ async function dropDatabasesOfRun(serverUrl: string, runId: string): Promise<voi
   const client = new pg.Client({ connectionString: databaseUrl(serverUrl, 'postgres') });
   await client.connect();
   try {
-    const { rows } = await client.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datname LIKE $1',
-      [`balance_test_${runId}_%`],
-    );
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
+      `balance_test_${runId}_%`,
+    ]);
     for (const { datname } of rows) {
       await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(datname)} WITH (FORCE)`);
     }

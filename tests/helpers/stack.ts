@@ -40,7 +40,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     pool,
     drop: async () => {
       await pool.end();
-      await withAdminClient(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`));
+      await withAdminClient(serverUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
+      );
     },
   };
 }
@@ -60,7 +62,12 @@ export const TEST_JWT_SECRET = 'test-only-jwt-secret-0123456789abcdefghij';
 export const TEST_INTERNAL_COMMAND_SECRET = 'test-only-internal-command-secret-0123456789';
 
 function baseConfig(): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET: TEST_JWT_SECRET, INTERNAL_COMMAND_SECRET: TEST_INTERNAL_COMMAND_SECRET });
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: TEST_JWT_SECRET,
+    INTERNAL_COMMAND_SECRET: TEST_INTERNAL_COMMAND_SECRET,
+  });
 }
 
 /** A config for one test: the provided broker, the given database, and topics of its own. */
@@ -92,7 +99,11 @@ export async function createTestTopics(kafka: Kafka, config: Config): Promise<vo
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -116,7 +127,10 @@ export interface RunningStack {
 }
 
 /** A database, topics and a running consumer (or one not started yet): what most integration tests start from. */
-export async function startStack(patch: Parameters<typeof withOverrides>[1] = {}, options: { startWorker?: boolean } = {}): Promise<RunningStack> {
+export async function startStack(
+  patch: Parameters<typeof withOverrides>[1] = {},
+  options: { startWorker?: boolean } = {},
+): Promise<RunningStack> {
   const db = await createTestDatabase();
   const config = testConfig(db, patch);
   const kafka = testKafka(config);
@@ -138,5 +152,6 @@ export async function startStack(patch: Parameters<typeof withOverrides>[1] = {}
 /** How many commands the database has decided, applied or rejected. */
 /** Commands decided, not counting the settles the consumer derives from transfers. */
 export async function countCommands(db: TestDatabase): Promise<number> {
-  return (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE type <> 'settle'")).rows[0]!.n;
+  return (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE type <> 'settle'")).rows[0]!
+    .n;
 }

@@ -72,12 +72,24 @@ describe('topic settings', () => {
       expect(await checkTopics(kafka, specs, false)).toEqual([]);
       const admin = kafka.admin();
       await admin.connect();
-      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: config.topics.commands }] });
-      expect(described.resources[0]!.configEntries.find((e) => e.configName === 'retention.ms')?.configValue).toBe('-1');
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: 2, name: config.topics.commands }],
+      });
+      expect(described.resources[0]!.configEntries.find((e) => e.configName === 'retention.ms')?.configValue).toBe(
+        '-1',
+      );
       // Someone shortens the command log's retention: rebuilds would quietly lose history.
-      await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: config.topics.commands, configEntries: [{ name: 'retention.ms', value: '604800000' }] }] });
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          { type: 2, name: config.topics.commands, configEntries: [{ name: 'retention.ms', value: '604800000' }] },
+        ],
+      });
       await admin.disconnect();
-      expect(await checkTopics(kafka, specs, false)).toEqual([{ topic: config.topics.commands, setting: 'retention.ms', expected: '-1', actual: '604800000' }]);
+      expect(await checkTopics(kafka, specs, false)).toEqual([
+        { topic: config.topics.commands, setting: 'retention.ms', expected: '-1', actual: '604800000' },
+      ]);
       expect(await checkTopics(kafka, specs, true)).toHaveLength(1);
       expect(await checkTopics(kafka, specs, false)).toEqual([]);
     } finally {

@@ -3,10 +3,16 @@ import { javaCompatiblePartitioner } from '../../src/kafka/client.ts';
 import { murmur2, partitionOfKey } from '../../src/kafka/partition.ts';
 
 describe('partitionOfKey', () => {
-  it('matches the partition kafkajs\'s default (Java-compatible) partitioner picks', () => {
+  it("matches the partition kafkajs's default (Java-compatible) partitioner picks", () => {
     const partitioner = javaCompatiblePartitioner();
     for (const partitions of [1, 3, 6, 12, 64]) {
-      const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({ partitionId, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+      const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+        partitionId,
+        leader: 1,
+        replicas: [1],
+        isr: [1],
+        partitionErrorCode: 0,
+      }));
       for (let user = 1; user < 2_000; user += 13) {
         const key = String(user);
         const expected = partitioner({ topic: 't', partitionMetadata, message: { key, value: null } });
@@ -15,7 +21,7 @@ describe('partitionOfKey', () => {
     }
   });
 
-  it('matches the golden vectors of Kafka\'s own UtilsTest.testMurmur2', () => {
+  it("matches the golden vectors of Kafka's own UtilsTest.testMurmur2", () => {
     const vectors: Array<[string, number]> = [
       ['21', -973932308],
       ['foobar', -790332482],

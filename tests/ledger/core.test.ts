@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createCommandSchema, type Command } from '../../src/commands/schema.ts';
 import fc from 'fast-check';
-import { available, decide, EXTERNAL_ACCOUNT, incoming, reserved, revenue, settleOf, type AccountKey } from '../../src/ledger/core.ts';
+import {
+  available,
+  decide,
+  EXTERNAL_ACCOUNT,
+  incoming,
+  reserved,
+  revenue,
+  settleOf,
+  type AccountKey,
+} from '../../src/ledger/core.ts';
 import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
@@ -33,15 +42,20 @@ describe('the balance limit', () => {
   const small = { balanceMinorMax: 1_000n };
 
   it('rejects a deposit that would take available plus reserved past BALANCE_MINOR_MAX, and changes nothing', () => {
-    const state = stateWith([[available(1), 600n], [reserved(1), 300n]]);
+    const state = stateWith([
+      [available(1), 600n],
+      [reserved(1), 300n],
+    ]);
     const over = decide(state, command({ type: 'deposit', amount: '1.01' }), small);
     expect(over).toMatchObject({ status: 'rejected', code: 'balance_limit_exceeded', postings: [] });
     expect(decide(state, command({ type: 'deposit', amount: '1.00' }), small)).toMatchObject({ status: 'applied' });
   });
 
-  it('never refuses a settle: the transfer was decided on the sender\'s partition', () => {
+  it("never refuses a settle: the transfer was decided on the sender's partition", () => {
     const state = stateWith([[available(1), 1_000n]]);
-    expect(decide(state, { id: '~settle:t', type: 'settle', user_id: 1, amount: 500n }, small)).toMatchObject({ status: 'applied' });
+    expect(decide(state, { id: '~settle:t', type: 'settle', user_id: 1, amount: 500n }, small)).toMatchObject({
+      status: 'applied',
+    });
   });
 });
 
@@ -89,7 +103,12 @@ describe('reservations', () => {
   });
 
   it('refuses a reserve larger than the available balance', () => {
-    const [decision] = run(stateWith([[available(1), 100n]]), { type: 'reserve', service_id: 5, order_id: 9, amount: '1.01' });
+    const [decision] = run(stateWith([[available(1), 100n]]), {
+      type: 'reserve',
+      service_id: 5,
+      order_id: 9,
+      amount: '1.01',
+    });
     expect(decision!.code).toBe('insufficient_funds');
   });
 
@@ -152,12 +171,27 @@ describe('reservations', () => {
   });
 
   it('closes a reservation loaded from the database and lists it as changed', () => {
-    const state = new LedgerState([[reserved(1), 500n]], [
-      { id: 42, userId: 1, serviceId: 5, orderId: 9, amount: 500n, status: 'open', capturedAmount: 0n, reserveCommandId: 'old', closeCommandId: null },
-    ]);
+    const state = new LedgerState(
+      [[reserved(1), 500n]],
+      [
+        {
+          id: 42,
+          userId: 1,
+          serviceId: 5,
+          orderId: 9,
+          amount: 500n,
+          status: 'open',
+          capturedAmount: 0n,
+          reserveCommandId: 'old',
+          closeCommandId: null,
+        },
+      ],
+    );
     const [capture] = run(state, { type: 'capture', service_id: 5, order_id: 9, amount: '5.00' });
     expect(capture!.code).toBe('ok');
-    expect(state.changedReservations).toEqual([expect.objectContaining({ id: 42, status: 'captured', capturedAmount: 500n })]);
+    expect(state.changedReservations).toEqual([
+      expect.objectContaining({ id: 42, status: 'captured', capturedAmount: 500n }),
+    ]);
   });
 });
 
@@ -206,7 +240,11 @@ describe('settle', () => {
     expect(state.balance(incoming(2))).toBe(-100n);
     const [transfer] = run(state, { type: 'transfer', user_id: 1, recipient_id: 2, amount: '1.00' });
     expect(transfer!.status).toBe('applied');
-    expect([state.balance(incoming(2)), state.balance(available(2)), state.balance(available(1))]).toEqual([0n, 100n, 0n]);
+    expect([state.balance(incoming(2)), state.balance(available(2)), state.balance(available(1))]).toEqual([
+      0n,
+      100n,
+      0n,
+    ]);
   });
 
   it('accepts an amount over AMOUNT_MINOR_MAX, which may have been lowered after the transfer', () => {
@@ -271,7 +309,15 @@ describe('partition independence', () => {
 describe('conservation', () => {
   it('keeps the sum of all balances at zero through any run of commands', () => {
     const state = stateWith();
-    const keys: AccountKey[] = [EXTERNAL_ACCOUNT, available(1), available(2), incoming(2), reserved(1), reserved(2), revenue(5)];
+    const keys: AccountKey[] = [
+      EXTERNAL_ACCOUNT,
+      available(1),
+      available(2),
+      incoming(2),
+      reserved(1),
+      reserved(2),
+      revenue(5),
+    ];
     run(
       state,
       { type: 'deposit', amount: '100.00' },

@@ -23,7 +23,12 @@ describe('decideBatch', () => {
   it('answers a command already stored as a repeat, without deciding it again', () => {
     const state = new LedgerState([], []);
     const withdraw = item({ id: 'w', type: 'withdraw', user_id: 1, amount: '5.00' });
-    const stored = new Map([['w', { fingerprint: withdraw.fingerprint, status: 'rejected' as const, code: 'insufficient_funds', message: '' }]]);
+    const stored = new Map([
+      [
+        'w',
+        { fingerprint: withdraw.fingerprint, status: 'rejected' as const, code: 'insufficient_funds', message: '' },
+      ],
+    ]);
     const [outcome] = decideBatch(state, [withdraw], stored, LIMITS);
     expect(outcome).toMatchObject({ kind: 'repeat', prior: { status: 'rejected', code: 'insufficient_funds' } });
   });
@@ -39,10 +44,15 @@ describe('decideBatch', () => {
 
   it('reports the balances each command left, in order', () => {
     const state = new LedgerState([], []);
-    const outcomes = decideBatch(state, [
-      item({ id: 'a', type: 'deposit', user_id: 1, amount: '5.00' }),
-      item({ id: 'b', type: 'deposit', user_id: 1, amount: '1.00' }),
-    ], new Map(), LIMITS);
+    const outcomes = decideBatch(
+      state,
+      [
+        item({ id: 'a', type: 'deposit', user_id: 1, amount: '5.00' }),
+        item({ id: 'b', type: 'deposit', user_id: 1, amount: '1.00' }),
+      ],
+      new Map(),
+      LIMITS,
+    );
     expect(outcomes.map((o) => o.balances.get(1)?.available)).toEqual([500n, 600n]);
   });
 });

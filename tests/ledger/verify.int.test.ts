@@ -23,24 +23,46 @@ async function seededLedger(): Promise<TestDatabase> {
   const transfer = commands.find((c) => c.id === 'tr');
   if (transfer?.type !== 'transfer') throw new Error('seed has no transfer');
   commands.push(settleOf(transfer));
-  const items = commands.map((command) => ({ command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' }));
+  const items = commands.map((command) => ({
+    command,
+    fingerprint: commandFingerprint(command),
+    partition: null,
+    offset: null,
+    principal: 'test',
+  }));
   await inTransaction(db.pool, (client) => applyBatch(client, items, { balanceMinorMax: 1_000_000_000_000_000n }));
   return db;
 }
 
-const ACCOUNT = (kind: string, owner: number) => `(SELECT id FROM accounts WHERE kind = '${kind}' AND owner_id = ${owner})`;
+const ACCOUNT = (kind: string, owner: number) =>
+  `(SELECT id FROM accounts WHERE kind = '${kind}' AND owner_id = ${owner})`;
 
 /** Each corruption and the check that must name it. */
 const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
-  { check: 'postings_match_command', sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'dep'`] },
-  { check: 'postings_match_command', sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'tr'`] },
+  {
+    check: 'postings_match_command',
+    sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'dep'`],
+  },
+  {
+    check: 'postings_match_command',
+    sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'tr'`],
+  },
   { check: 'balances_sum_to_zero', sql: [`UPDATE accounts SET balance = balance + 1 WHERE kind = 'revenue'`] },
-  { check: 'balance_equals_postings', sql: [`UPDATE accounts SET balance = balance - 1 WHERE kind = 'user_available' AND owner_id = 1`] },
+  {
+    check: 'balance_equals_postings',
+    sql: [`UPDATE accounts SET balance = balance - 1 WHERE kind = 'user_available' AND owner_id = 1`],
+  },
   {
     check: 'no_negative_user_balance',
-    sql: ['ALTER TABLE accounts DROP CONSTRAINT user_balance_not_negative', `UPDATE accounts SET balance = -1 WHERE kind = 'user_available' AND owner_id = 1`],
+    sql: [
+      'ALTER TABLE accounts DROP CONSTRAINT user_balance_not_negative',
+      `UPDATE accounts SET balance = -1 WHERE kind = 'user_available' AND owner_id = 1`,
+    ],
   },
-  { check: 'no_negative_incoming', sql: [`UPDATE accounts SET balance = -100 WHERE kind = 'user_incoming' AND owner_id = 2`] },
+  {
+    check: 'no_negative_incoming',
+    sql: [`UPDATE accounts SET balance = -100 WHERE kind = 'user_incoming' AND owner_id = 2`],
+  },
   {
     check: 'settles_match_transfers',
     sql: [
@@ -48,11 +70,28 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
       `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) VALUES ('~settle:nothing', ${ACCOUNT('user_incoming', 2)}, ${ACCOUNT('user_available', 2)}, 500)`,
     ],
   },
-  { check: 'command_applied_once', sql: [`INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT command_id, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = 'dep'`] },
-  { check: 'postings_reference_existing_rows', sql: [`UPDATE postings SET command_id = 'ghost' WHERE command_id = 'dep'`] },
-  { check: 'transactions_link_to_applied_commands', sql: [`UPDATE transactions SET command_id = 'ghost' WHERE command_id = 'dep'`] },
-  { check: 'reserved_equals_open_reservations', sql: [`UPDATE reservations SET amount = amount + 1 WHERE status = 'open'`] },
-  { check: 'closed_reservations_accounted', sql: [`UPDATE reservations SET captured_amount = captured_amount - 1 WHERE status = 'captured'`] },
+  {
+    check: 'command_applied_once',
+    sql: [
+      `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT command_id, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = 'dep'`,
+    ],
+  },
+  {
+    check: 'postings_reference_existing_rows',
+    sql: [`UPDATE postings SET command_id = 'ghost' WHERE command_id = 'dep'`],
+  },
+  {
+    check: 'transactions_link_to_applied_commands',
+    sql: [`UPDATE transactions SET command_id = 'ghost' WHERE command_id = 'dep'`],
+  },
+  {
+    check: 'reserved_equals_open_reservations',
+    sql: [`UPDATE reservations SET amount = amount + 1 WHERE status = 'open'`],
+  },
+  {
+    check: 'closed_reservations_accounted',
+    sql: [`UPDATE reservations SET captured_amount = captured_amount - 1 WHERE status = 'captured'`],
+  },
 ];
 
 describe('verify', () => {

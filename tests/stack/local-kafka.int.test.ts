@@ -11,7 +11,9 @@ describe('formatting the local broker storage', () => {
     const properties = path.join(dir, 'server.properties');
     await writeFile(properties, serverProperties({ port: 1, controllerPort: 2 }, path.join(dir, 'data')));
     await formatStorage(await ensureKafkaJars(testLog), properties, '-AbCdEfGhIjKlMnOpQrStU');
-    expect(await readFile(path.join(dir, 'data', 'meta.properties'), 'utf8')).toContain('cluster.id=-AbCdEfGhIjKlMnOpQrStU');
+    expect(await readFile(path.join(dir, 'data', 'meta.properties'), 'utf8')).toContain(
+      'cluster.id=-AbCdEfGhIjKlMnOpQrStU',
+    );
   });
 
   it('makes 22-character URL-safe ids', () => {

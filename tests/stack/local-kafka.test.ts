@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { serverProperties } from '../../src/stack/local-kafka.ts';
 
 function parse(text: string): Map<string, string> {
-  return new Map(text.trim().split('\n').map((line) => line.split('=', 2) as [string, string]));
+  return new Map(
+    text
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=', 2) as [string, string]),
+  );
 }
 
 describe('serverProperties', () => {
@@ -20,7 +25,14 @@ describe('serverProperties', () => {
 
   it('sets every replication factor and min ISR to 1 for a single broker', () => {
     // Named one by one: a key that went missing would fall back to the broker's default of 3.
-    for (const key of ['default.replication.factor', 'offsets.topic.replication.factor', 'transaction.state.log.replication.factor', 'transaction.state.log.min.isr', 'share.coordinator.state.topic.replication.factor', 'share.coordinator.state.topic.min.isr']) {
+    for (const key of [
+      'default.replication.factor',
+      'offsets.topic.replication.factor',
+      'transaction.state.log.replication.factor',
+      'transaction.state.log.min.isr',
+      'share.coordinator.state.topic.replication.factor',
+      'share.coordinator.state.topic.min.isr',
+    ]) {
       expect(props.get(key), key).toBe('1');
     }
     expect(props.get('offsets.topic.num.partitions')).toBeDefined();

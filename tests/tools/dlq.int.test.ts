@@ -22,7 +22,9 @@ describe('dead letters: list and re-drive', () => {
       { raw: 'garbage', key: '78' },
     ]);
     // Counted once Kafka acknowledged the dead letters; read them to be sure they are there.
-    await eventually(async () => ((await readDeadLetters(kafka, config.topics.deadLetters, 10)).length >= 2 ? true : undefined));
+    await eventually(async () =>
+      (await readDeadLetters(kafka, config.topics.deadLetters, 10)).length >= 2 ? true : undefined,
+    );
   });
   afterAll(async () => {
     await replies?.stop();
@@ -39,11 +41,15 @@ describe('dead letters: list and re-drive', () => {
   });
 
   it('re-drives a corrected command once in effect, however often it is re-driven', async () => {
-    const letter = (await readDeadLetters(kafka, config.topics.deadLetters, 10)).find((l) => l.headers['x-error-code'] === 'invalid_command')!;
+    const letter = (await readDeadLetters(kafka, config.topics.deadLetters, 10)).find(
+      (l) => l.headers['x-error-code'] === 'invalid_command',
+    )!;
     const corrected = JSON.stringify({ id: 'fix-me', type: 'deposit', user_id: 77, amount: '5.00' });
     await redrive(kafka, config.topics.commands, [letter], corrected);
     await redrive(kafka, config.topics.commands, [letter], corrected);
-    await eventually(async () => (replies.replies.get('fix-me')?.filter((r) => r.status === 'applied').length === 2 ? true : undefined));
+    await eventually(async () =>
+      replies.replies.get('fix-me')?.filter((r) => r.status === 'applied').length === 2 ? true : undefined,
+    );
     const applied = replies.replies.get('fix-me')!.filter((r) => r.status === 'applied');
     expect(applied.map((r) => r.duplicate)).toEqual([false, true]);
     expect(await balancesOf(db.pool, 77)).toEqual({ available: 500n, reserved: 0n, incoming: 0n });
@@ -51,16 +57,24 @@ describe('dead letters: list and re-drive', () => {
 
   it('sends a message that is still bad back to the dead-letter topic, not into the ledger', async () => {
     const before = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).length;
-    const garbage = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).find((l) => l.headers['x-error-code'] === 'not_json')!;
+    const garbage = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).find(
+      (l) => l.headers['x-error-code'] === 'not_json',
+    )!;
     await redrive(kafka, config.topics.commands, [garbage]);
-    await eventually(async () => ((await readDeadLetters(kafka, config.topics.deadLetters, 100)).length > before ? true : undefined));
-    const again = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).filter((l) => l.headers['x-redriven-from'] === `dlq:${garbage.id}`);
+    await eventually(async () =>
+      (await readDeadLetters(kafka, config.topics.deadLetters, 100)).length > before ? true : undefined,
+    );
+    const again = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).filter(
+      (l) => l.headers['x-redriven-from'] === `dlq:${garbage.id}`,
+    );
     expect(again.map((l) => [l.value?.toString(), l.headers['x-error-code']])).toEqual([['garbage', 'not_json']]);
   });
 
   it('re-drives an invalid command as it was into the dead-letter topic again, and the ledger gets only the canary behind it', async () => {
     const commandsBefore = (await db.pool.query('SELECT count(*)::int AS n FROM commands')).rows[0].n as number;
-    const invalid = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).find((l) => l.headers['x-error-code'] === 'invalid_command' && !l.headers['x-redriven-from'])!;
+    const invalid = (await readDeadLetters(kafka, config.topics.deadLetters, 100)).find(
+      (l) => l.headers['x-error-code'] === 'invalid_command' && !l.headers['x-redriven-from'],
+    )!;
     await redrive(kafka, config.topics.commands, [invalid]);
     await publish(kafka, config.topics.commands, [{ id: 'dlq-canary', type: 'deposit', user_id: 77, amount: '0.01' }]);
     await replies.waitFor(['dlq-canary'], 10_000);

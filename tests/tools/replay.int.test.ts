@@ -8,7 +8,17 @@ import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
 import { mixedCommands } from '../../bench/workloads.ts';
 import { publish, waitForSettles } from '../helpers/commands.ts';
 import { envFor, spawnService } from '../helpers/processes.ts';
-import { countCommands, createTestDatabase, createTestTopics, eventually, testConfig, testKafka, testLog, uniqueSuffix, type TestDatabase } from '../helpers/stack.ts';
+import {
+  countCommands,
+  createTestDatabase,
+  createTestTopics,
+  eventually,
+  testConfig,
+  testKafka,
+  testLog,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
 
 const COMMANDS = 15_000;
 
@@ -28,12 +38,21 @@ describe('replay and reconcile', () => {
     // Few users, so most recipients also spend: their decisions must not depend on how the
     // live consumer happened to interleave partitions, or the rebuild below would differ.
     const messages = mixedCommands(COMMANDS, 300, Number.parseInt(uniqueSuffix(), 16));
-    await publish(kafka, config.topics.commands, [...messages.map((m) => ({ raw: m.value, key: m.key })), { raw: 'not json', key: '1' }]);
+    await publish(kafka, config.topics.commands, [
+      ...messages.map((m) => ({ raw: m.value, key: m.key })),
+      { raw: 'not json', key: '1' },
+    ]);
     const worker = createCommandWorker({ config, kafka, pool: live.pool, log: testLog });
     await worker.start();
-    await eventually(async () => ((await countCommands(live)) >= COMMANDS ? true : undefined), 120_000, 'the live consumer');
+    await eventually(
+      async () => ((await countCommands(live)) >= COMMANDS ? true : undefined),
+      120_000,
+      'the live consumer',
+    );
     await waitForSettles(live.pool);
-    transfersApplied = (await live.pool.query("SELECT count(*)::int AS n FROM commands WHERE type = 'transfer' AND status = 'applied'")).rows[0].n;
+    transfersApplied = (
+      await live.pool.query("SELECT count(*)::int AS n FROM commands WHERE type = 'transfer' AND status = 'applied'")
+    ).rows[0].n;
     expect(transfersApplied).toBeGreaterThan(COMMANDS / 20);
     await worker.stop();
     // Everything the log now holds: the commands, the bad message, and one settle per applied transfer.
@@ -52,8 +71,24 @@ describe('replay and reconcile', () => {
 
   it('rebuilds from the log alone a ledger identical to the live one', async () => {
     const rebuilt = await freshDatabase();
-    const report = await replay({ kafka, pool: rebuilt.pool, config, log: testLog, from: parseFrom('earliest'), to: parseTo('latest'), group: `replay-${uniqueSuffix()}`, dryRun: false });
-    expect(report).toMatchObject({ processed: logged, total: logged, duplicates: 0, deadLettered: 1, settled: transfersApplied, resumed: false });
+    const report = await replay({
+      kafka,
+      pool: rebuilt.pool,
+      config,
+      log: testLog,
+      from: parseFrom('earliest'),
+      to: parseTo('latest'),
+      group: `replay-${uniqueSuffix()}`,
+      dryRun: false,
+    });
+    expect(report).toMatchObject({
+      processed: logged,
+      total: logged,
+      duplicates: 0,
+      deadLettered: 1,
+      settled: transfersApplied,
+      resumed: false,
+    });
     expect(report.applied + report.rejected).toBe(COMMANDS);
     const rejections = `SELECT id, code FROM commands WHERE status = 'rejected' ORDER BY id`;
     expect((await rebuilt.pool.query(rejections)).rows).toEqual((await live.pool.query(rejections)).rows);
@@ -63,15 +98,45 @@ describe('replay and reconcile', () => {
 
   it('changes nothing when replayed into the live database', async () => {
     const before = (await live.pool.query('SELECT id, balance FROM accounts ORDER BY id')).rows;
-    const report = await replay({ kafka, pool: live.pool, config, log: testLog, from: parseFrom('earliest'), to: parseTo('latest'), group: `replay-${uniqueSuffix()}`, dryRun: false });
-    expect(report).toMatchObject({ applied: 0, settled: 0, rejected: 0, duplicates: COMMANDS + transfersApplied, deadLettered: 1 });
+    const report = await replay({
+      kafka,
+      pool: live.pool,
+      config,
+      log: testLog,
+      from: parseFrom('earliest'),
+      to: parseTo('latest'),
+      group: `replay-${uniqueSuffix()}`,
+      dryRun: false,
+    });
+    expect(report).toMatchObject({
+      applied: 0,
+      settled: 0,
+      rejected: 0,
+      duplicates: COMMANDS + transfersApplied,
+      deadLettered: 1,
+    });
     expect((await live.pool.query('SELECT id, balance FROM accounts ORDER BY id')).rows).toEqual(before);
   });
 
   it('reports without writing in a dry run', async () => {
     const empty = await freshDatabase();
-    const report = await replay({ kafka, pool: empty.pool, config, log: testLog, from: parseFrom('earliest'), to: parseTo('latest'), group: `dry-${uniqueSuffix()}`, dryRun: true });
-    expect(report).toMatchObject({ applied: COMMANDS, settled: transfersApplied, duplicates: 0, deadLettered: 1, dryRun: true });
+    const report = await replay({
+      kafka,
+      pool: empty.pool,
+      config,
+      log: testLog,
+      from: parseFrom('earliest'),
+      to: parseTo('latest'),
+      group: `dry-${uniqueSuffix()}`,
+      dryRun: true,
+    });
+    expect(report).toMatchObject({
+      applied: COMMANDS,
+      settled: transfersApplied,
+      duplicates: 0,
+      deadLettered: 1,
+      dryRun: true,
+    });
     expect((await empty.pool.query('SELECT count(*)::int AS n FROM commands')).rows[0].n).toBe(0);
   });
 
@@ -81,7 +146,11 @@ describe('replay and reconcile', () => {
     const env = { ...envFor(config), BATCH_COMMANDS_MAX: '250' };
     const args = ['--into', target.url, '--group', group];
     const first = spawnService('src/tools/replay-cli.ts', env, args);
-    await eventually(async () => ((await countCommands(target)) >= COMMANDS / 3 ? true : undefined), 120_000, 'a third of the replay');
+    await eventually(
+      async () => ((await countCommands(target)) >= COMMANDS / 3 ? true : undefined),
+      120_000,
+      'a third of the replay',
+    );
     await first.kill('SIGKILL');
     expect(await countCommands(target)).toBeLessThan(COMMANDS);
     const second = spawnService('src/tools/replay-cli.ts', env, args);

@@ -64,7 +64,10 @@ export class LoginThrottle {
   private pairWaitMs(key: string, now: number): number {
     const failures = this.failures.get(key);
     if (!failures || failures.count < this.limits.freeFailures) return 0;
-    const delay = Math.min(this.limits.baseDelayMs * 2 ** (failures.count - this.limits.freeFailures), this.limits.delayMsMax);
+    const delay = Math.min(
+      this.limits.baseDelayMs * 2 ** (failures.count - this.limits.freeFailures),
+      this.limits.delayMsMax,
+    );
     return Math.max(0, failures.lastAt + delay - now);
   }
 
@@ -76,7 +79,8 @@ export class LoginThrottle {
 
   private recentAttempts(address: string, now: number): number[] {
     const kept = (this.addressAttempts.get(address) ?? []).filter((at) => now - at < this.limits.addressWindowMs);
-    if (this.addressAttempts.size >= this.limits.keysMax && !this.addressAttempts.has(address)) this.addressAttempts.delete(this.addressAttempts.keys().next().value!);
+    if (this.addressAttempts.size >= this.limits.keysMax && !this.addressAttempts.has(address))
+      this.addressAttempts.delete(this.addressAttempts.keys().next().value!);
     return kept.slice(-this.limits.addressAttemptsMax);
   }
 

@@ -29,7 +29,9 @@ export class TokenStates {
     const hit = this.cached.get(userId);
     if (hit && now - hit.at < this.cacheMs) return hit.state;
     const user = await findUserById(this.pool, userId);
-    const state = user ? { role: user.role, version: user.tokenVersion, disabled: user.disabled, services: user.services } : null;
+    const state = user
+      ? { role: user.role, version: user.tokenVersion, disabled: user.disabled, services: user.services }
+      : null;
     this.cached.delete(userId);
     if (this.cached.size >= TOKEN_STATES_CACHED_MAX) this.cached.delete(this.cached.keys().next().value!);
     if (this.cacheMs > 0) this.cached.set(userId, { state, at: now });

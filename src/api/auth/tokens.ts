@@ -37,13 +37,24 @@ export class TokenService {
   }
 
   async issueAccess(subject: { userId: number; role: Role; version: number }): Promise<string> {
-    return this.sign({ user_id: subject.userId, role: subject.role, ver: subject.version, typ: 'access' }, randomUUID(), this.jwt.accessTtlS);
+    return this.sign(
+      { user_id: subject.userId, role: subject.role, ver: subject.version, typ: 'access' },
+      randomUUID(),
+      this.jwt.accessTtlS,
+    );
   }
 
   /** A refresh token of `family` (a new family at login); returns it with its id and expiry, to store. */
-  async issueRefresh(subject: { userId: number; role: Role; version: number }, family: string): Promise<{ token: string; jti: string; expiresAt: Date }> {
+  async issueRefresh(
+    subject: { userId: number; role: Role; version: number },
+    family: string,
+  ): Promise<{ token: string; jti: string; expiresAt: Date }> {
     const jti = randomUUID();
-    const token = await this.sign({ user_id: subject.userId, role: subject.role, ver: subject.version, typ: 'refresh', fam: family }, jti, this.jwt.refreshTtlS);
+    const token = await this.sign(
+      { user_id: subject.userId, role: subject.role, ver: subject.version, typ: 'refresh', fam: family },
+      jti,
+      this.jwt.refreshTtlS,
+    );
     return { token, jti, expiresAt: new Date(Date.now() + this.jwt.refreshTtlS * 1_000) };
   }
 
@@ -85,10 +96,30 @@ export class TokenService {
         requiredClaims: ['sub', 'exp', 'iat', 'jti'],
       });
       const { user_id: userId, role, ver: version, jti, fam: family } = payload as Record<string, unknown>;
-      if (payload.typ !== kind || typeof userId !== 'number' || !Number.isSafeInteger(userId) || String(userId) !== payload.sub) return null;
-      if (!ROLES.includes(role as Role) || typeof version !== 'number' || !Number.isSafeInteger(version) || typeof jti !== 'string' || !UUID.test(jti)) return null;
+      if (
+        payload.typ !== kind ||
+        typeof userId !== 'number' ||
+        !Number.isSafeInteger(userId) ||
+        String(userId) !== payload.sub
+      )
+        return null;
+      if (
+        !ROLES.includes(role as Role) ||
+        typeof version !== 'number' ||
+        !Number.isSafeInteger(version) ||
+        typeof jti !== 'string' ||
+        !UUID.test(jti)
+      )
+        return null;
       if (kind === 'refresh' && (typeof family !== 'string' || !UUID.test(family))) return null;
-      return { userId, role: role as Role, version, jti, family: kind === 'refresh' ? (family as string) : null, expiresAtMs: (payload.exp ?? 0) * 1000 };
+      return {
+        userId,
+        role: role as Role,
+        version,
+        jti,
+        family: kind === 'refresh' ? (family as string) : null,
+        expiresAtMs: (payload.exp ?? 0) * 1000,
+      };
     } catch (error) {
       if (error instanceof joseErrors.JOSEError) return null;
       throw error;

@@ -7,7 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../../errors.ts';
-import { DUMMY_PASSWORD_HASH, hashPassword, PasswordHashingBusyError, verifyPassword, type PasswordCheck } from '../../users/passwords.ts';
+import {
+  DUMMY_PASSWORD_HASH,
+  hashPassword,
+  PasswordHashingBusyError,
+  verifyPassword,
+  type PasswordCheck,
+} from '../../users/passwords.ts';
 import { pruneRefreshTokens, storeRefreshToken, useRefreshToken } from '../../users/refresh-tokens.ts';
 import { findUserById, findUserByUsername, setPasswordHash, type UserRecord } from '../../users/store.ts';
 import { parseOr400 } from '../http.ts';
@@ -40,9 +46,14 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ApiContext): void 
     if (!claims) throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
     // Read fresh, not from the cache: a refresh must see a revocation at once.
     const user = await findUserById(ctx.pool, claims.userId);
-    if (!user || user.disabled || user.tokenVersion !== claims.version) throw new ApiError('unauthorized', 'This sign-in was revoked; sign in again.');
+    if (!user || user.disabled || user.tokenVersion !== claims.version)
+      throw new ApiError('unauthorized', 'This sign-in was revoked; sign in again.');
     const use = await useRefreshToken(ctx.pool, claims.jti, user.id);
-    if (use === 'reused') throw new ApiError('unauthorized', 'This refresh token was already used, so every token of its sign-in is now revoked; sign in again.');
+    if (use === 'reused')
+      throw new ApiError(
+        'unauthorized',
+        'This refresh token was already used, so every token of its sign-in is now revoked; sign in again.',
+      );
     if (use !== 'ok') throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
     return issuePair(ctx, user, claims.family!);
   });
@@ -52,12 +63,17 @@ async function checkPassword(password: string, hash: string): Promise<PasswordCh
   try {
     return await verifyPassword(password, hash);
   } catch (error) {
-    if (error instanceof PasswordHashingBusyError) throw new ApiError('service_unavailable', 'Too many sign-ins at once; try again in a moment.');
+    if (error instanceof PasswordHashingBusyError)
+      throw new ApiError('service_unavailable', 'Too many sign-ins at once; try again in a moment.');
     throw error;
   }
 }
 
-async function issuePair(ctx: ApiContext, user: UserRecord, family: string): Promise<{ access: string; refresh: string }> {
+async function issuePair(
+  ctx: ApiContext,
+  user: UserRecord,
+  family: string,
+): Promise<{ access: string; refresh: string }> {
   const subject = { userId: user.id, role: user.role, version: user.tokenVersion };
   const refresh = await ctx.tokens.issueRefresh(subject, family);
   await storeRefreshToken(ctx.pool, { jti: refresh.jti, family, userId: user.id, expiresAt: refresh.expiresAt });

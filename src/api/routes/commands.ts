@@ -30,18 +30,37 @@ interface CommandRoute {
 }
 
 const ROUTES: readonly CommandRoute[] = [
-  route('/api/add_funds', 'deposit', 'addFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'deposit', ...b })),
-  route('/api/withdraw_funds', 'withdraw', 'withdrawFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'withdraw', ...b })),
-  route('/api/reserve_funds', 'reserve', 'reserveFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'reserve', ...b })),
-  route('/api/deduct_funds', 'capture', 'deductFunds', (b: OrderBody & { amount: bigint }) => ({ type: 'capture', ...b })),
-  route('/api/cancel_reservation', 'release', 'cancelReservation', (b: OrderBody) => ({ type: 'release', ...b })),
-  route('/api/transfer_funds', 'transfer', 'transferFunds', (b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
-    type: 'transfer',
-    user_id: b.sender_id,
-    recipient_id: b.recipient_id,
-    amount: b.amount,
-    ...(b.comment === undefined ? {} : { comment: b.comment }),
+  route('/api/add_funds', 'deposit', 'addFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({
+    type: 'deposit',
+    ...b,
   })),
+  route(
+    '/api/withdraw_funds',
+    'withdraw',
+    'withdrawFunds',
+    (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'withdraw', ...b }),
+  ),
+  route('/api/reserve_funds', 'reserve', 'reserveFunds', (b: OrderBody & { amount: bigint }) => ({
+    type: 'reserve',
+    ...b,
+  })),
+  route('/api/deduct_funds', 'capture', 'deductFunds', (b: OrderBody & { amount: bigint }) => ({
+    type: 'capture',
+    ...b,
+  })),
+  route('/api/cancel_reservation', 'release', 'cancelReservation', (b: OrderBody) => ({ type: 'release', ...b })),
+  route(
+    '/api/transfer_funds',
+    'transfer',
+    'transferFunds',
+    (b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
+      type: 'transfer',
+      user_id: b.sender_id,
+      recipient_id: b.recipient_id,
+      amount: b.amount,
+      ...(b.comment === undefined ? {} : { comment: b.comment }),
+    }),
+  ),
 ];
 
 interface OrderBody {
@@ -51,7 +70,12 @@ interface OrderBody {
   comment?: string;
 }
 
-function route<B>(path: string, type: ClientCommand, schema: CommandRoute['schema'], toCommand: (body: B) => CommandBody): CommandRoute {
+function route<B>(
+  path: string,
+  type: ClientCommand,
+  schema: CommandRoute['schema'],
+  toCommand: (body: B) => CommandBody,
+): CommandRoute {
   return { path, type, schema, toCommand: toCommand as never };
 }
 
@@ -64,7 +88,10 @@ export function registerCommandRoutes(app: FastifyInstance, ctx: ApiContext): vo
 async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
   const principal = await authenticate(request, ctx);
   const body = spec.toCommand(parseOr400(ctx.schemas[spec.schema], request.body) as never);
-  ctx.permissions.require(principal, spec.type, { userId: body.user_id, ...('service_id' in body ? { serviceId: body.service_id as number } : {}) });
+  ctx.permissions.require(principal, spec.type, {
+    userId: body.user_id,
+    ...('service_id' in body ? { serviceId: body.service_id as number } : {}),
+  });
   const key = idempotencyKey(request, ctx) ?? randomUUID();
   const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
   const stored = await loadOutcome(ctx.pool, command.id);
@@ -73,14 +100,19 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
     return answer(reply, forCaller(principal, stored.reply));
   }
   const client = ctx.client;
-  if (!client) throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', { command_id: key });
+  if (!client)
+    throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', {
+      command_id: key,
+    });
   ctx.pending.add(command.id, command.user_id);
   const headers = ctx.attestation.headers(command.id, `${principal.role}:${principal.userId}`);
   if (prefersAsync(request)) {
     await publishOr503(key, () => client.publish(command, headers));
     return accepted(reply, key);
   }
-  const replied = await publishOr503(key, () => client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs, headers }));
+  const replied = await publishOr503(key, () =>
+    client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs, headers }),
+  );
   // A reply can be missed (this gateway restarted, a rebalance); the database has the truth.
   const outcome = replied ?? (await loadOutcome(ctx.pool, command.id))?.reply ?? null;
   return outcome ? answer(reply, forCaller(principal, outcome), replied !== null) : accepted(reply, key);
@@ -120,7 +152,10 @@ async function publishOr503<T>(key: string, publish: () => Promise<T>): Promise<
 }
 
 function accepted(reply: FastifyReply, key: string) {
-  return reply.code(202).header('location', `/api/commands/${encodeURIComponent(key)}`).send({ command_id: key, status: 'pending' });
+  return reply
+    .code(202)
+    .header('location', `/api/commands/${encodeURIComponent(key)}`)
+    .send({ command_id: key, status: 'pending' });
 }
 
 /** 201 for a command applied by this request, 200 for an idempotent repeat, 409 for a rejection. */
@@ -130,7 +165,12 @@ function answer(reply: FastifyReply, outcome: CommandReply, firstTime = !outcome
 }
 
 function keyReused(key: string): ApiError {
-  return new ApiError('conflict', 'This Idempotency-Key was already used for a different request.', { code: 'idempotency_key_reused', command_id: key }, 'idempotency_key_reused');
+  return new ApiError(
+    'conflict',
+    'This Idempotency-Key was already used for a different request.',
+    { code: 'idempotency_key_reused', command_id: key },
+    'idempotency_key_reused',
+  );
 }
 
 /**
@@ -145,17 +185,32 @@ export function forCaller(principal: Principal, outcome: CommandReply): CommandR
   };
   const own = outcome.balances[String(principal.userId)];
   const balances = principal.role === 'user' ? (own ? { [String(principal.userId)]: own } : {}) : outcome.balances;
-  return { ...outcome, command_id: key(outcome.command_id), transactions: outcome.transactions.map((t) => ({ ...t, command_id: key(t.command_id) })), balances };
+  return {
+    ...outcome,
+    command_id: key(outcome.command_id),
+    transactions: outcome.transactions.map((t) => ({ ...t, command_id: key(t.command_id) })),
+    balances,
+  };
 }
 
 function conflict(outcome: CommandReply): ApiError {
-  return new ApiError('conflict', outcome.message, { code: outcome.code, command_id: outcome.command_id, balances: outcome.balances }, outcome.code);
+  return new ApiError(
+    'conflict',
+    outcome.message,
+    { code: outcome.code, command_id: outcome.command_id, balances: outcome.balances },
+    outcome.code,
+  );
 }
 
 /** The seed API's transaction JSON (`user` is the user id), plus the ledger's fields. */
 export function transactionBody(outcome: CommandReply) {
   const seed = (t: TransactionView) => ({ ...t, user: t.user_id });
-  const common = { command_id: outcome.command_id, status: outcome.status, duplicate: outcome.duplicate, balances: outcome.balances };
+  const common = {
+    command_id: outcome.command_id,
+    status: outcome.status,
+    duplicate: outcome.duplicate,
+    balances: outcome.balances,
+  };
   const [first, second] = outcome.transactions;
   if (first?.transaction_type === 'transfer_out' && second) {
     return { sender_transaction: seed(first), recipient_transaction: seed(second), ...common };

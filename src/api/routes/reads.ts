@@ -4,7 +4,14 @@ import type { FastifyInstance } from 'fastify';
 import { formatMinor } from '../../commands/money.ts';
 import { httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
-import { balanceOfUser, decodeCursor, historyPage, loadOutcome, revenueReport, type StoredOutcome } from '../../ledger/queries.ts';
+import {
+  balanceOfUser,
+  decodeCursor,
+  historyPage,
+  loadOutcome,
+  revenueReport,
+  type StoredOutcome,
+} from '../../ledger/queries.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';
@@ -22,7 +29,13 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     ctx.permissions.require(principal, 'read_account', { userId });
     const balance = await balanceOfUser(ctx.pool, userId);
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
-    return { user_id: userId, amount: balance.available, reserved: balance.reserved, incoming: balance.incoming, currency: 'RUB' };
+    return {
+      user_id: userId,
+      amount: balance.available,
+      reserved: balance.reserved,
+      incoming: balance.incoming,
+      currency: 'RUB',
+    };
   });
 
   app.get('/api/transactions', async (request) => {
@@ -30,8 +43,17 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const query = parseOr400(ctx.schemas.historyQuery, request.query);
     ctx.permissions.require(principal, 'read_account', { userId: query.user_id });
     const after = query.cursor === undefined ? null : validCursor(query.cursor, query.sort);
-    const page = await historyPage(ctx.pool, { userId: query.user_id, sort: query.sort, order: query.order, limit: query.limit ?? DEFAULT_PAGE_ITEMS, after });
-    return { ...page, items: page.items.map((item) => ({ ...item, command_id: commandIdShownTo(principal, item.command_id) })) };
+    const page = await historyPage(ctx.pool, {
+      userId: query.user_id,
+      sort: query.sort,
+      order: query.order,
+      limit: query.limit ?? DEFAULT_PAGE_ITEMS,
+      after,
+    });
+    return {
+      ...page,
+      items: page.items.map((item) => ({ ...item, command_id: commandIdShownTo(principal, item.command_id) })),
+    };
   });
 
   app.get('/api/reports/revenue', async (request, reply) => {
@@ -39,11 +61,23 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     ctx.permissions.require(principal, 'read_revenue');
     const { month } = parseOr400(ctx.schemas.revenueQuery, request.query);
     // A service account bound to services sees only theirs.
-    const lines = (await revenueReport(ctx.pool, month)).filter((l) => principal.role !== 'service' || ctx.permissions.servesFor(principal, l.service_id));
+    const lines = (await revenueReport(ctx.pool, month)).filter(
+      (l) => principal.role !== 'service' || ctx.permissions.servesFor(principal, l.service_id),
+    );
     if (/application\/json/.test(request.headers.accept ?? '')) {
-      return { month, services: lines.map((l) => ({ service_id: l.service_id, service_name: l.service_name, revenue: formatMinor(l.revenueMinor) })) };
+      return {
+        month,
+        services: lines.map((l) => ({
+          service_id: l.service_id,
+          service_name: l.service_name,
+          revenue: formatMinor(l.revenueMinor),
+        })),
+      };
     }
-    const csv = ['service_id;service_name;revenue', ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)].map(csvField).join(';'))].join('\r\n');
+    const csv = [
+      'service_id;service_name;revenue',
+      ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)].map(csvField).join(';')),
+    ].join('\r\n');
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="revenue-${month}.csv"`)
@@ -77,7 +111,11 @@ function candidateIds(principal: Principal, id: string): string[] {
 }
 
 function outcomeBody(principal: Principal, stored: StoredOutcome) {
-  const body = { ...transactionBody(forCaller(principal, stored.reply)), code: stored.reply.code, message: stored.reply.message };
+  const body = {
+    ...transactionBody(forCaller(principal, stored.reply)),
+    code: stored.reply.code,
+    message: stored.reply.message,
+  };
   return principal.role === 'admin' ? { ...body, principal: stored.principal } : body;
 }
 
@@ -101,7 +139,10 @@ function validCursor(cursor: string, sort: 'date' | 'amount'): { value: string; 
     (sort === 'amount'
       ? /^-?[0-9]{1,19}$/.test(after.value) && BigInt(after.value) <= BIGINT_MAX && BigInt(after.value) >= -BIGINT_MAX
       : CURSOR_DATE.test(after.value) && !Number.isNaN(Date.parse(after.value)));
-  if (!valid) throw new ApiError('validation_failed', 'Invalid cursor.', [{ field: 'cursor', message: 'must be a next_cursor this endpoint returned, with the same sort' }]);
+  if (!valid)
+    throw new ApiError('validation_failed', 'Invalid cursor.', [
+      { field: 'cursor', message: 'must be a next_cursor this endpoint returned, with the same sort' },
+    ]);
   return after;
 }
 

@@ -1,13 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { LoginThrottle, type ThrottleLimits } from '../../../src/api/auth/throttle.ts';
 
-const LIMITS: ThrottleLimits = { freeFailures: 2, baseDelayMs: 1_000, delayMsMax: 8_000, addressAttemptsMax: 50, addressWindowMs: 60_000, keysMax: 100 };
+const LIMITS: ThrottleLimits = {
+  freeFailures: 2,
+  baseDelayMs: 1_000,
+  delayMsMax: 8_000,
+  addressAttemptsMax: 50,
+  addressWindowMs: 60_000,
+  keysMax: 100,
+};
 
 describe('LoginThrottle', () => {
   it('counts an attempt when it begins, so parallel attempts cannot all pass one check', () => {
     const throttle = new LoginThrottle(LIMITS);
     // Three attempts at the same instant, none finished: the third must already wait.
-    expect([throttle.begin('alice', '10.0.0.1', 0), throttle.begin('alice', '10.0.0.1', 0), throttle.begin('alice', '10.0.0.1', 0)]).toEqual([0, 0, 1_000]);
+    expect([
+      throttle.begin('alice', '10.0.0.1', 0),
+      throttle.begin('alice', '10.0.0.1', 0),
+      throttle.begin('alice', '10.0.0.1', 0),
+    ]).toEqual([0, 0, 1_000]);
   });
 
   it('slows the same (username, address) down progressively, up to the cap', () => {
