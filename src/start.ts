@@ -70,5 +70,6 @@ await runCli(async () => {
   await worker.stop();
   await pool.end();
   await infra.localKafka?.stop();
+  await infra.localPostgres?.stop();
   log.info('stopped');
 });

@@ -1,10 +1,12 @@
 /**
- * Finds the PostgreSQL database to use: DATABASE_URL when set, else the local default, which is
- * created when missing. A server that does not answer gets an error that says what to do.
+ * Finds the PostgreSQL database to use: DATABASE_URL when set, else the `balance` database on
+ * the local server `npm start` runs (stack/local-postgres.ts). Either is created when missing. A
+ * server that does not answer gets an error that says what to do.
  */
 import { OperatorError } from '../cli.ts';
 import pg from 'pg';
-import { DEFAULT_DATABASE_URL, type Config } from '../config.ts';
+import { LOCAL_DATABASE_NAME, type Config } from '../config.ts';
+import { localPostgresServerUrl } from '../stack/local-postgres.ts';
 import { PG_ERROR, isUnreachable, pgErrorCode } from './errors.ts';
 
 export class DatabaseUnavailableError extends OperatorError {
@@ -12,9 +14,27 @@ export class DatabaseUnavailableError extends OperatorError {
 }
 
 export async function resolveDatabaseUrl(db: Config['db']): Promise<string> {
-  const url = db.url ?? DEFAULT_DATABASE_URL;
+  const url = db.url ?? (await localDatabaseUrl(db.local));
   await ensureDatabase(url);
   return url;
+}
+
+/** The service's database on the local server; it exists once `npm start` has started that server. */
+async function localDatabaseUrl(local: Config['db']['local']): Promise<string> {
+  const server = await localPostgresServerUrl(local);
+  if (!server) {
+    throw new DatabaseUnavailableError(
+      `DATABASE_URL is unset and no local PostgreSQL was ever started in ${local.dir}: run npm start (it starts one), or set DATABASE_URL`,
+    );
+  }
+  return databaseOn(server, LOCAL_DATABASE_NAME);
+}
+
+/** The URL of database `name` on the server of `serverUrl`. */
+export function databaseOn(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  return url.toString();
 }
 
 /** Creates the database named in `url` if it does not exist. Safe to race with another process. */
@@ -57,9 +77,8 @@ function explain(error: unknown, url: string): Error {
   if (!isUnreachable(error)) return error as Error;
   const where = redactUrl(url);
   return new DatabaseUnavailableError(
-    `no PostgreSQL server answers at ${where}. Start one (for example ` +
-      `'pg_ctlcluster 15 main start', or 'docker compose up postgres'), or set DATABASE_URL ` +
-      `to a server you can reach.`,
+    `no PostgreSQL server answers at ${where}. Start it (npm start runs the local one when ` +
+      `DATABASE_URL is unset; or 'docker compose up postgres'), or set DATABASE_URL to a server you can reach.`,
     { cause: error },
   );
 }

@@ -17,12 +17,15 @@ import {
 } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
+import { startLocalPostgres, type LocalPostgres } from './local-postgres.ts';
 
 export interface Infrastructure {
   readonly brokers: readonly string[];
   readonly databaseUrl: string;
   /** The broker this process started, if it started one. */
   readonly localKafka: LocalKafka | null;
+  /** The PostgreSQL server this process started, if it started one. */
+  readonly localPostgres: LocalPostgres | null;
 }
 
 /**
@@ -76,9 +79,13 @@ export async function checkTopicSettings(
 }
 
 export async function prepareInfrastructure(config: Config, log: Logger): Promise<Infrastructure> {
-  const localKafka = config.kafka.brokers
-    ? null
-    : await startLocalKafka({ ...config.kafka.local, readyWaitMs: config.kafka.readyWaitMs, log });
+  // Both at once: the broker takes seconds to start, the database about one.
+  const [localKafka, localPostgres] = await Promise.all([
+    config.kafka.brokers
+      ? null
+      : startLocalKafka({ ...config.kafka.local, readyWaitMs: config.kafka.readyWaitMs, log }),
+    config.db.url ? null : startLocalPostgres({ ...config.db.local, log }),
+  ]);
   try {
     const brokers = config.kafka.brokers ?? localKafka!.brokers;
     const databaseUrl = await resolveDatabaseUrl(config.db);
@@ -94,9 +101,10 @@ export async function prepareInfrastructure(config: Config, log: Logger): Promis
       topicSpecs(config),
     );
     log.info({ brokers, created }, 'Kafka topics are ready');
-    return { brokers, databaseUrl, localKafka };
+    return { brokers, databaseUrl, localKafka, localPostgres };
   } catch (error) {
     await localKafka?.stop();
+    await localPostgres?.stop();
     throw error;
   }
 }

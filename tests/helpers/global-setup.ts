@@ -10,7 +10,10 @@ import type { TestProject } from 'vitest/node';
 import type {} from 'vitest';
 import pg from 'pg';
 import { createLogger } from '../../src/log.ts';
-import { startLocalKafka } from '../../src/stack/local-kafka.ts';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { REPO_ROOT, startLocalKafka } from '../../src/stack/local-kafka.ts';
+import { startLocalPostgres } from '../../src/stack/local-postgres.ts';
 import { ensureDatabase, quoteIdentifier } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
@@ -27,6 +30,21 @@ declare module 'vitest' {
 }
 
 const TEST_KAFKA_PORT = 39092;
+const MACHINE_SERVER_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const TEST_POSTGRES = { dir: '.local/postgres-test', port: 39_432 };
+
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
 const TEST_KAFKA_CONTROLLER_PORT = 39093;
 
 /**
@@ -84,7 +102,17 @@ export default async function setup(project: TestProject) {
     serverUrl = container.url;
     stops.push(container.stop);
   }
-  serverUrl ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+  // The machine's own server is the faster default where one answers; otherwise the same
+  // embedded server as npm start, in a fresh directory of its own.
+  // TEST_POSTGRES=embedded skips the machine's server, to run the suite as on a machine without one.
+  if (!serverUrl && process.env.TEST_POSTGRES !== 'embedded' && (await answers(MACHINE_SERVER_URL)))
+    serverUrl = MACHINE_SERVER_URL;
+  if (!serverUrl) {
+    await rm(path.join(REPO_ROOT, TEST_POSTGRES.dir), { recursive: true, force: true });
+    const local = await startLocalPostgres({ ...TEST_POSTGRES, log });
+    serverUrl = local.serverUrl;
+    stops.push(local.stop);
+  }
 
   const template = `balance_test_${runId}_tpl`;
   const templateUrl = databaseUrl(serverUrl, template);
