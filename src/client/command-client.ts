@@ -7,7 +7,7 @@
  */
 import { commandFingerprint, commandKey, serializeCommand, type Command } from '../commands/schema.ts';
 import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
-import type { CommandReply } from '../ledger/outcome.ts';
+import type { CommandReply } from '../commands/reply-schema.ts';
 import type { Logger } from '../log.ts';
 import { BatchingPublisher } from './batching-publisher.ts';
 import { ReplyListener } from './reply-listener.ts';

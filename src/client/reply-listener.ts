@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { replySchema } from '../commands/reply-schema.ts';
 import type { Kafka } from '../kafka/client.ts';
-import type { CommandReply } from '../ledger/outcome.ts';
+import type { CommandReply } from '../commands/reply-schema.ts';
 import type { Logger } from '../log.ts';
 
 export class TooManyWaitersError extends Error {
@@ -148,7 +148,7 @@ export function parseReply(value: Buffer | null): CommandReply | null {
   if (!value) return null;
   try {
     const result = replySchema.safeParse(JSON.parse(value.toString('utf8')));
-    return result.success ? (result.data as CommandReply) : null;
+    return result.success ? result.data : null;
   } catch {
     return null;
   }

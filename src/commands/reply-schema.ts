@@ -1,10 +1,10 @@
 /**
- * The reply contract as a zod schema, for the JSON Schema that producers in other languages
- * read (`npm run schemas`). The consumer builds replies with the CommandReply type; a test
- * checks real replies against this schema.
+ * The reply contract, written once: the zod schema the gateway validates replies with, the
+ * JSON Schema producers in other languages read (`npm run schemas`), and the TypeScript types
+ * the consumer builds replies with (derived from the schema below).
  */
 import { z } from 'zod';
-import { RESULT_CODES, TRANSACTION_TYPES } from '../ledger/core.ts';
+import { RESULT_CODES, TRANSACTION_TYPES } from './result-codes.ts';
 
 const money = z
   .string()
@@ -42,3 +42,11 @@ export const replySchema = z.object({
     .record(z.string().regex(/^[0-9]+$/), z.object({ available: money, reserved: money }))
     .meta({ description: 'Balances after the command, of every user it touched, keyed by user id.' }),
 });
+
+/** A row of a user's history as callers see it; amounts are exact 2-decimal strings. */
+export type TransactionView = Readonly<z.output<typeof transactionSchema>>;
+export type BalanceView = Readonly<{ available: string; reserved: string }>;
+/** The outcome of a command as callers see it: on the reply topic, from polling, and (reshaped) over HTTP. */
+export type CommandReply = Readonly<Omit<z.output<typeof replySchema>, 'transactions'>> & {
+  readonly transactions: readonly TransactionView[];
+};

@@ -19,7 +19,8 @@ import {
   type ResultCode,
 } from './core.ts';
 import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
-import { balanceView, transactionView, type CommandReply, type TransactionView } from './outcome.ts';
+import { transactionView, type CommandReply, type TransactionView } from './outcome.ts';
+import { replyFor } from './replies.ts';
 import { LedgerState } from './state.ts';
 import * as store from './store.ts';
 
@@ -219,59 +220,4 @@ async function buildResult(
     return reply;
   });
   return { replies, ...counts };
-}
-
-function replyFor(
-  outcome: ItemOutcome,
-  created: Map<string, TransactionView[]>,
-  previous: Map<string, TransactionView[]>,
-): CommandReply {
-  const id = outcome.item.command.id;
-  const fingerprint = outcome.item.fingerprint;
-  const balances = balancesView(outcome.balances);
-  switch (outcome.kind) {
-    case 'new':
-      return {
-        command_id: id,
-        status: outcome.decision.status,
-        code: outcome.decision.code,
-        message: outcome.decision.message,
-        duplicate: false,
-        fingerprint,
-        transactions: created.get(id) ?? [],
-        balances,
-      };
-    case 'repeat': {
-      const code = outcome.prior.code as ResultCode;
-      const message = outcome.prior.message || defaultMessage(code);
-      const transactions = created.get(id) ?? previous.get(id) ?? [];
-      return {
-        command_id: id,
-        status: outcome.prior.status,
-        code,
-        message,
-        duplicate: true,
-        fingerprint,
-        transactions,
-        balances,
-      };
-    }
-    case 'reused':
-      return {
-        command_id: id,
-        status: 'rejected',
-        code: 'idempotency_key_reused',
-        message: defaultMessage('idempotency_key_reused'),
-        duplicate: false,
-        fingerprint,
-        transactions: [],
-        balances,
-      };
-  }
-}
-
-function balancesView(balances: Balances): Record<string, ReturnType<typeof balanceView>> {
-  const out: Record<string, ReturnType<typeof balanceView>> = {};
-  for (const [userId, b] of balances) out[String(userId)] = balanceView(b.available, b.reserved);
-  return out;
 }

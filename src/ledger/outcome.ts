@@ -3,42 +3,10 @@
  * in HTTP answers. Amounts are exact 2-decimal strings.
  */
 import { formatMinor } from '../commands/money.ts';
-import type { ResultCode } from './core.ts';
 
-export interface TransactionView {
-  readonly id: number;
-  readonly user_id: number;
-  readonly amount: string;
-  readonly transaction_type: string;
-  readonly created_at: string;
-  readonly service_id: number | null;
-  readonly order_id: number | null;
-  readonly counterparty_id: number | null;
-  readonly comment: string | null;
-  readonly command_id: string;
-}
-
-export interface BalanceView {
-  readonly available: string;
-  readonly reserved: string;
-}
-
-export interface CommandReply {
-  readonly command_id: string;
-  readonly status: 'applied' | 'rejected';
-  readonly code: ResultCode;
-  readonly message: string;
-  /** True when this command id had already been decided; nothing was applied this time. */
-  readonly duplicate: boolean;
-  /**
-   * The fingerprint of the command this reply answers (null when the message was not a valid
-   * command), so a waiter accepts only the reply to the command it sent.
-   */
-  readonly fingerprint: string | null;
-  readonly transactions: readonly TransactionView[];
-  /** Balances of every user the command touched, keyed by user id. */
-  readonly balances: Readonly<Record<string, BalanceView>>;
-}
+export type { BalanceView, CommandReply, TransactionView } from '../commands/reply-schema.ts';
+import type { BalanceView, TransactionView } from '../commands/reply-schema.ts';
+import type { TransactionType } from '../commands/result-codes.ts';
 
 export function balanceView(availableMinor: bigint, reservedMinor: bigint): BalanceView {
   return { available: formatMinor(availableMinor), reserved: formatMinor(reservedMinor) };
@@ -61,7 +29,8 @@ export function transactionView(row: {
     id: Number(row.id),
     user_id: Number(row.user_id),
     amount: formatMinor(BigInt(row.amount)),
-    transaction_type: row.transaction_type,
+    // The database's CHECK allows only the contract's types.
+    transaction_type: row.transaction_type as TransactionType,
     created_at: row.created_at.toISOString(),
     service_id: nullableNumber(row.service_id),
     order_id: nullableNumber(row.order_id),

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { commandFingerprint, httpScopedId, parseHttpScopedId, type Command } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
-import { loadOutcome } from '../../ledger/queries.ts';
+import { loadOutcome } from '../read-model.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { ClientCommand, Principal } from '../permissions.ts';

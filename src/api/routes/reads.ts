@@ -11,7 +11,7 @@ import {
   loadOutcome,
   revenueReport,
   type StoredOutcome,
-} from '../../ledger/queries.ts';
+} from '../read-model.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';

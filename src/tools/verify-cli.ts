@@ -4,7 +4,7 @@ import { runCli } from '../cli.ts';
 import { resolveDatabaseUrl, redactUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
 import { formatMinor } from '../commands/money.ts';
-import { CHECKS, unsettledTransfers, verifyLedger } from './verify.ts';
+import { CHECKS, unsettledTransfers, verifyLedger } from '../ledger/verify.ts';
 
 await runCli(async () => {
   const config = loadConfig(process.env, { secrets: 'unused' });

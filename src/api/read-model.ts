@@ -1,12 +1,17 @@
 /**
- * Read queries of the ledger for the API: balances, history pages, command outcomes and the
- * monthly revenue report. Writes happen only in the consumer.
+ * The HTTP read model: balances, history pages, command outcomes and the monthly revenue report,
+ * read from the ledger's tables. Writes happen only in the consumer, through the ledger.
  */
 import type pg from 'pg';
-import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
-import { defaultMessage } from './decide-batch.ts';
-import type { ResultCode } from './core.ts';
-import { transactionsOfCommands } from './store.ts';
+import {
+  balanceView,
+  transactionView,
+  type BalanceView,
+  type CommandReply,
+  type TransactionView,
+} from '../ledger/outcome.ts';
+import { storedReply } from '../ledger/replies.ts';
+import { transactionsOfCommands } from '../ledger/store.ts';
 import { formatMinor } from '../commands/money.ts';
 
 const SQL_BALANCES_OF_USERS = `
@@ -70,21 +75,11 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
   const row = rows[0];
   if (!row) return null;
   const transactions = (await transactionsOfCommands(db, [commandId])).map(transactionView);
-  const code = row.code as ResultCode;
   return {
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
     principal: row.principal,
-    reply: {
-      command_id: row.id,
-      status: row.status,
-      code,
-      message: row.message || defaultMessage(code),
-      duplicate: true,
-      fingerprint: row.fingerprint,
-      transactions,
-      balances: await replyBalances(db, Number(row.user_id)),
-    },
+    reply: storedReply(row, transactions, await replyBalances(db, Number(row.user_id))),
   };
 }
 

@@ -1,0 +1,32 @@
+/**
+ * The closed sets of the command contract that replies carry: every result code a command can
+ * be answered with (with its default message), and every kind of history row.
+ */
+/**
+ * Every outcome a command can have, with its default message. Within one command type the
+ * checks run in a fixed order, so the first that applies is the one reported.
+ */
+export const RESULT_CODES = {
+  ok: 'The command was applied.',
+  insufficient_funds: 'The available balance is lower than the amount.',
+  reservation_exists: 'An open reservation already exists for this user, service and order.',
+  reservation_not_found: 'No open reservation exists for this user, service and order.',
+  amount_exceeds_reservation: 'The amount is larger than the reserved amount.',
+  same_account: 'The sender and the recipient are the same user.',
+  balance_limit_exceeded: 'The deposit would take the balance past the largest balance allowed.',
+  idempotency_key_reused: 'This command id was already used for a different command.',
+  invalid_command: 'The command is not valid.',
+  unprocessable: 'The command is valid but could not be stored; it will not be retried.',
+} as const;
+export type ResultCode = keyof typeof RESULT_CODES;
+
+export const TRANSACTION_TYPES = [
+  'deposit',
+  'withdraw',
+  'reserve',
+  'capture',
+  'release',
+  'transfer_out',
+  'transfer_in',
+] as const;
+export type TransactionType = (typeof TRANSACTION_TYPES)[number];
