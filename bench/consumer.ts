@@ -12,7 +12,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { loadConfig, withOverrides, type Config } from '../src/config.ts';
 import { createCommandWorker } from '../src/consumer/worker.ts';
-import { createPool } from '../src/db/pool.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createPool, inTransaction, type Pool } from '../src/db/pool.ts';
 import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
@@ -156,27 +157,78 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
   await producer.disconnect();
 }
 
-/** The raw ceiling: one set-based INSERT of a batch of rows per transaction. */
-async function measureCeiling(serverUrl: string, rows: number, batch: number) {
+/**
+ * The fair ceiling: the least this data model asks of PostgreSQL per command, set-based, in the
+ * consumer's batch size, from CEILING_CLIENTS connections at once, on the project's own schema
+ * (migrated into a fresh database). Per command: one `commands` row, one `postings` row, one
+ * `transactions` row, and one balance update of a user account, spread over the same number of
+ * users as the mixed pass. No Kafka, no decisions, no reads: whatever the consumer does beyond
+ * this is its own cost.
+ */
+async function measureCeiling(serverUrl: string, commands: number, batch: number) {
   const url = await freshDatabase(serverUrl, 'balance_bench_ceiling');
   const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench-ceiling');
+  await migrate(pool);
+  // One available account per user, as the mixed pass has them.
   await pool.query(
-    'CREATE TABLE ceiling (id text PRIMARY KEY, user_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+    "INSERT INTO accounts (kind, owner_id) SELECT 'user_available', u FROM generate_series(1, $1::int) AS u",
+    [settings.users],
   );
+  const accountIds = (
+    await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'user_available' ORDER BY owner_id")
+  ).rows.map((r) => r.id);
+  const external = (await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'external'")).rows[0]!.id;
+  const batches = Array.from({ length: Math.ceil(commands / batch) }, (_, b) => b);
   const started = performance.now();
-  for (let at = 0; at < rows; at += batch) {
-    const n = Math.min(batch, rows - at);
-    const ids = Array.from({ length: n }, (_, i) => `ceiling-${at + i}`);
-    const users = Array.from({ length: n }, (_, i) => 1 + ((at + i) % settings.users));
-    const amounts = Array.from({ length: n }, (_, i) => 100 + ((at + i) % 1000));
-    await pool.query(
-      'INSERT INTO ceiling (id, user_id, amount) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])',
-      [ids, users, amounts],
-    );
-  }
+  let next = 0;
+  const client = async () => {
+    for (let b = next++; b < batches.length; b = next++)
+      await ceilingBatch(pool, b, Math.min(batch, commands - b * batch), batch, accountIds, external);
+  };
+  await Promise.all(Array.from({ length: CEILING_CLIENTS }, () => client()));
   const seconds = (performance.now() - started) / 1000;
   await pool.end();
-  return { rows, batchRows: batch, seconds, rowsPerSecond: Math.round(rows / seconds) };
+  return {
+    commands,
+    batchCommands: batch,
+    clients: CEILING_CLIENTS,
+    seconds,
+    commandsPerSecond: Math.round(commands / seconds),
+  };
+}
+
+const CEILING_CLIENTS = 2;
+
+async function ceilingBatch(
+  pool: Pool,
+  b: number,
+  n: number,
+  batch: number,
+  accountIds: readonly string[],
+  external: string,
+) {
+  const ids = Array.from({ length: n }, (_, i) => `ceiling-${b * batch + i}`);
+  const users = ids.map((_, i) => 1 + ((b * batch + i) % settings.users));
+  const accounts = users.map((u) => accountIds[u - 1]!);
+  await inTransaction(pool, async (db) => {
+    await db.query(
+      "INSERT INTO commands (id, fingerprint, type, user_id, status, code, principal) SELECT id, 'f', 'deposit', u, 'applied', 'ok', 'bench' FROM unnest($1::text[], $2::bigint[]) AS k(id, u)",
+      [ids, users],
+    );
+    await db.query(
+      'INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT id, $3::bigint, a, 100 FROM unnest($1::text[], $2::bigint[]) AS k(id, a)',
+      [ids, accounts, external],
+    );
+    await db.query(
+      "INSERT INTO transactions (id, command_id, user_id, amount, transaction_type) SELECT nextval('transactions_id_seq'), id, u, 100, 'deposit' FROM unnest($1::text[], $2::bigint[]) AS k(id, u)",
+      [ids, users],
+    );
+    // One update per command's user account (several commands of one user add up), in id order.
+    await db.query(
+      'UPDATE accounts a SET balance = a.balance + k.delta FROM (SELECT a AS id, count(*) * 100 AS delta FROM unnest($1::bigint[]) AS a GROUP BY a) k WHERE a.id = k.id',
+      [accounts],
+    );
+  });
 }
 
 async function report(results: {
@@ -184,7 +236,7 @@ async function report(results: {
   hot: PassResult;
   ceiling: Awaited<ReturnType<typeof measureCeiling>>;
 }) {
-  const ratio = results.mixed.commandsPerSecond / results.ceiling.rowsPerSecond;
+  const ratio = results.mixed.commandsPerSecond / results.ceiling.commandsPerSecond;
   const machine = {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -208,7 +260,7 @@ async function report(results: {
     );
   }
   console.log(
-    `ceiling   ${String(results.ceiling.rows).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.rowsPerSecond).padStart(12)}   (rows/s, one INSERT of ${results.ceiling.batchRows} rows per transaction)`,
+    `ceiling   ${String(results.ceiling.commands).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.commandsPerSecond).padStart(12)}   (per command: a commands, postings and transactions row and a balance update; ${results.ceiling.batchCommands} per transaction, ${results.ceiling.clients} clients)`,
   );
   console.log(
     `ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`,

@@ -28,6 +28,7 @@ import { insertUser } from '../src/users/store.ts';
 const settings = {
   seconds: Number(process.env.BENCH_SECONDS ?? 10),
   connections: Number(process.env.BENCH_CONNECTIONS ?? 100),
+  hotConnections: Number(process.env.BENCH_HOT_CONNECTIONS ?? 64),
   fixedRate: Number(process.env.BENCH_FIXED_RATE ?? 1_000),
   breakdownRequests: Number(process.env.BENCH_BREAKDOWN_REQUESTS ?? 200),
   users: Number(process.env.BENCH_USERS ?? 1_000),
@@ -68,6 +69,9 @@ async function main() {
     const drainSeconds = await waitUntilApplied(url, asyncPass.accepted);
     const syncPass = await load({ token, async: false });
     const fixedPass = await load({ token, async: false, rate: settings.fixedRate });
+    // One hot account: every request waits on the same partition and the same row.
+    const hotPass = await load({ token, async: false, connections: settings.hotConnections, account: HOT_ACCOUNT });
+    const hotCheck = await checkHotAccount(url, hotPass.accepted);
     const stages = await measureBreakdown({
       baseUrl: `http://127.0.0.1:${settings.port}`,
       token,
@@ -77,7 +81,13 @@ async function main() {
       requests: settings.breakdownRequests,
       log,
     });
-    await report({ asyncPass: { ...asyncPass, drainSeconds }, syncPass, fixedPass, stages });
+    await report({
+      asyncPass: { ...asyncPass, drainSeconds },
+      syncPass,
+      fixedPass,
+      hotPass: { ...hotPass, ...hotCheck },
+      stages,
+    });
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(
@@ -152,12 +162,18 @@ interface PassResult {
   readonly latencyMs: { p50: number; p90: number; p99: number; max: number };
 }
 
-async function load(options: { token: string; async: boolean; rate?: number }): Promise<PassResult> {
+async function load(options: {
+  token: string;
+  async: boolean;
+  rate?: number;
+  connections?: number;
+  account?: number;
+}): Promise<PassResult> {
   let sequence = 0;
   const result = await autocannon({
     url: `http://127.0.0.1:${settings.port}/api/add_funds/`,
     method: 'POST',
-    connections: settings.connections,
+    connections: options.connections ?? settings.connections,
     duration: settings.seconds,
     ...(options.rate ? { overallRate: options.rate } : {}),
     headers: {
@@ -169,7 +185,10 @@ async function load(options: { token: string; async: boolean; rate?: number }): 
       {
         setupRequest: (request: autocannon.Request) => {
           sequence += 1;
-          return { ...request, body: JSON.stringify({ user_id: 1 + (sequence % settings.users), amount: '1.00' }) };
+          return {
+            ...request,
+            body: JSON.stringify({ user_id: options.account ?? 1 + (sequence % settings.users), amount: '1.00' }),
+          };
         },
       },
     ],
@@ -183,6 +202,36 @@ async function load(options: { token: string; async: boolean; rate?: number }): 
     errors: result.errors + result.timeouts,
     latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
   };
+}
+
+const HOT_ACCOUNT = 900_001;
+
+/**
+ * Every deposit the hot pass got a 2xx for (201 applied, 202 accepted) must be in the account's
+ * balance once the consumer caught up: 1.00 each, nothing lost, nothing twice.
+ */
+async function checkHotAccount(
+  url: string,
+  acknowledged: number,
+): Promise<{ balanceMinor: string; everyAcknowledgedDepositApplied: boolean }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const deadline = Date.now() + settings.drainWaitMs;
+    let balance = 0n;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ balance: string }>(
+        "SELECT balance FROM accounts WHERE kind = 'user_available' AND owner_id = $1",
+        [HOT_ACCOUNT],
+      );
+      balance = BigInt(rows[0]?.balance ?? '0');
+      if (balance >= BigInt(acknowledged) * 100n) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return { balanceMinor: String(balance), everyAcknowledgedDepositApplied: balance === BigInt(acknowledged) * 100n };
+  } finally {
+    await client.end();
+  }
 }
 
 async function waitUntilApplied(url: string, expected: number): Promise<number> {
@@ -207,6 +256,7 @@ async function report(results: {
   asyncPass: PassResult & { drainSeconds: number };
   syncPass: PassResult;
   fixedPass: PassResult;
+  hotPass: PassResult & { balanceMinor: string; everyAcknowledgedDepositApplied: boolean };
   stages: StageMs;
 }) {
   const machine = {
@@ -221,6 +271,7 @@ async function report(results: {
     ['async', results.asyncPass],
     ['sync', results.syncPass],
     [`fixed ${settings.fixedRate}/s`, results.fixedPass],
+    [`hot ${settings.hotConnections}c`, results.hotPass],
   ] as const) {
     console.log(
       `${name.padEnd(8)} ${String(r.requests).padStart(8)} ${String(r.perSecond).padStart(7)} ${String(r.non2xx).padStart(9)} ${String(r.errors).padStart(7)} ${String(r.latencyMs.p50).padStart(8)} ${String(r.latencyMs.p90).padStart(8)} ${String(r.latencyMs.p99).padStart(8)} ${String(r.latencyMs.max).padStart(8)}`,
@@ -229,6 +280,9 @@ async function report(results: {
   console.log(
     `async: all ${results.asyncPass.accepted} accepted commands applied ${results.asyncPass.drainSeconds.toFixed(1)} s after the load ended`,
   );
+  console.log(
+    `hot account: ${results.hotPass.accepted} deposits acknowledged, balance ${results.hotPass.balanceMinor} minor units: ${results.hotPass.everyAcknowledgedDepositApplied ? 'every acknowledged deposit applied once' : 'MISMATCH'}`,
+  );
   console.log(`one synchronous request at a time (${settings.breakdownRequests}), ms p50/p90:`);
   for (const [name, s] of Object.entries(results.stages)) console.log(`  ${name.padEnd(20)} ${s.p50}/${s.p90}`);
   console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`);
@@ -236,6 +290,7 @@ async function report(results: {
   const file = `bench/results/http-${output.at.replaceAll(':', '-')}.json`;
   await writeFile(file, JSON.stringify(output, null, 2));
   console.log(`written: ${file}`);
+  if (!results.hotPass.everyAcknowledgedDepositApplied) process.exitCode = 1;
 }
 
 await main();

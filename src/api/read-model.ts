@@ -23,7 +23,13 @@ const SQL_USER_EXISTS =
   'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM transactions WHERE user_id = $1) AS known';
 
 /** A user's balances as the balance endpoint shows them: the reply's view plus unsettled transfers. */
-export type UserBalances = BalanceView & { readonly incoming: string };
+/**
+ * A user's balances as the balance endpoint shows them. `spendable` is available plus incoming:
+ * money transferred to the user is spendable by every command sent after the transfer was
+ * answered (its settle is ahead of them on the user's partition), so a read right after a
+ * transfer shows it (read-your-writes). `incoming` says how much of it is still settling.
+ */
+export type UserBalances = BalanceView & { readonly incoming: string; readonly spendable: string };
 
 export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, UserBalances>> {
   const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({
@@ -38,6 +44,7 @@ export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): 
     out[String(userId)] = {
       ...balanceView(of('user_available'), of('user_reserved')),
       incoming: formatMinor(of('user_incoming')),
+      spendable: formatMinor(of('user_available') + of('user_incoming')),
     };
   }
   return out;

@@ -25,6 +25,17 @@ export const transactionSchema = z.object({
   command_id: z.string(),
 });
 
+const balanceSchema = z.object({
+  available: money,
+  reserved: money,
+  incoming: money
+    .optional()
+    .meta({
+      description:
+        "A transfer recipient's money received and not yet settled: spendable by any command sent after this reply.",
+    }),
+});
+
 export const replySchema = z.object({
   command_id: z.string(),
   status: z.enum(['applied', 'rejected']),
@@ -38,14 +49,15 @@ export const replySchema = z.object({
       'A hash of what the answered command does (null for a message that was not a valid command): a waiter accepts only the reply to the command it sent.',
   }),
   transactions: z.array(transactionSchema),
-  balances: z
-    .record(z.string().regex(/^[0-9]+$/), z.object({ available: money, reserved: money }))
-    .meta({ description: 'Balances after the command, of every user it touched, keyed by user id.' }),
+  balances: z.record(z.string().regex(/^[0-9]+$/), balanceSchema).meta({
+    description:
+      "Balances after the command, keyed by user id: the user it acted for, and a transfer's recipient (with `incoming`, the credit not yet settled).",
+  }),
 });
 
 /** A row of a user's history as callers see it; amounts are exact 2-decimal strings. */
 export type TransactionView = Readonly<z.output<typeof transactionSchema>>;
-export type BalanceView = Readonly<{ available: string; reserved: string }>;
+export type BalanceView = Readonly<z.output<typeof balanceSchema>>;
 /** The outcome of a command as callers see it: on the reply topic, from polling, and (reshaped) over HTTP. */
 export type CommandReply = Readonly<Omit<z.output<typeof replySchema>, 'transactions'>> & {
   readonly transactions: readonly TransactionView[];

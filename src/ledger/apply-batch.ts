@@ -19,7 +19,8 @@ import {
   type ResultCode,
 } from './core.ts';
 import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
-import { transactionView, type CommandReply, type TransactionView } from './outcome.ts';
+import { formatMinor } from '../commands/money.ts';
+import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
 import { replyFor } from './replies.ts';
 import { LedgerState } from './state.ts';
 import * as store from './store.ts';
@@ -198,6 +199,53 @@ function groupByCommand(views: readonly TransactionView[]): Map<string, Transact
   return byCommand;
 }
 
+/**
+ * The balances of the recipients of applied transfers, as this transaction leaves them: the
+ * credit is in `incoming` until the settle on the recipient's partition makes it `available`.
+ * Read without locking the recipients' rows (this batch does not decide on them, and locking
+ * them would make partitions wait on each other), so their available money may move on at once.
+ */
+async function recipientBalances(
+  db: pg.PoolClient,
+  outcomes: readonly ItemOutcome[],
+): Promise<Map<number, BalanceView>> {
+  const ids = new Set<number>();
+  for (const outcome of outcomes) {
+    const { command } = outcome.item;
+    const applied =
+      outcome.kind === 'new'
+        ? outcome.decision.status === 'applied'
+        : outcome.kind === 'repeat' && outcome.prior.status === 'applied';
+    if (command.type === 'transfer' && applied) ids.add(command.recipient_id);
+  }
+  if (ids.size === 0) return new Map();
+  const rows = await store.userBalances(db, [...ids]);
+  return new Map(
+    [...ids].map((id) => {
+      const of = (kind: string) => rows.find((r) => r.userId === id && r.kind === kind)?.balance ?? 0n;
+      return [
+        id,
+        { ...balanceView(of('user_available'), of('user_reserved')), incoming: formatMinor(of('user_incoming')) },
+      ];
+    }),
+  );
+}
+
+function withRecipient(
+  reply: CommandReply,
+  outcome: ItemOutcome,
+  recipients: ReadonlyMap<number, BalanceView>,
+): CommandReply {
+  const { command } = outcome.item;
+  const recipient = command.type === 'transfer' ? recipients.get(command.recipient_id) : undefined;
+  return recipient
+    ? {
+        ...reply,
+        balances: { ...reply.balances, [String((command as { recipient_id: number }).recipient_id)]: recipient },
+      }
+    : reply;
+}
+
 async function buildResult(
   db: pg.PoolClient,
   outcomes: readonly ItemOutcome[],
@@ -210,9 +258,10 @@ async function buildResult(
   const previous = groupByCommand(
     (await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView),
   );
+  const recipients = await recipientBalances(db, outcomes);
   const counts = { applied: 0, settled: 0, rejected: 0, duplicates: 0 };
   const replies = outcomes.map((outcome) => {
-    const reply = replyFor(outcome, created, previous);
+    const reply = withRecipient(replyFor(outcome, created, previous), outcome, recipients);
     if (reply.duplicate) counts.duplicates += 1;
     else if (reply.status === 'applied' && outcome.item.command.type === 'settle') counts.settled += 1;
     else if (reply.status === 'applied') counts.applied += 1;

@@ -402,6 +402,23 @@ export async function writeBalances(
   }
 }
 
+const SQL_USER_BALANCES = `
+  SELECT owner_id, kind, balance FROM accounts
+  WHERE owner_id = ANY($1::bigint[]) AND kind IN ('user_available', 'user_reserved', 'user_incoming')`;
+
+/** Users' available, reserved and incoming balances, unlocked, as the caller's transaction sees them. */
+export async function userBalances(
+  db: Queryable,
+  userIds: readonly number[],
+): Promise<Array<{ userId: number; kind: string; balance: bigint }>> {
+  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({
+    name: 'ledger_user_balances',
+    text: SQL_USER_BALANCES,
+    values: [userIds],
+  });
+  return rows.map((r) => ({ userId: Number(r.owner_id), kind: r.kind, balance: BigInt(r.balance) }));
+}
+
 const SQL_TRANSFER_CREDITS = `
   SELECT command_id, user_id, amount FROM transactions
   WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in'`;

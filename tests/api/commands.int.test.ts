@@ -144,6 +144,39 @@ describe('command endpoints through the real stack', () => {
     });
   });
 
+  it("reads a transfer back at once: the recipient's balance includes the credit, and a service sees it in the answer", async () => {
+    const [sender, recipient] = [await createUser(db, config), await createUser(db, config)];
+    await post('/api/add_funds', service, { user_id: sender.id, amount: '10.00' });
+    await post('/api/add_funds', service, { user_id: recipient.id, amount: '1.00' });
+    // Transfers by the service, which may see both balances in the answer.
+    const byService = await post('/api/transfer_funds', service, {
+      sender_id: sender.id,
+      recipient_id: recipient.id,
+      amount: '4.00',
+    });
+    expect(byService.statusCode).toBe(201);
+    expect(byService.json().balances[String(recipient.id)]).toMatchObject({
+      reserved: '0.00',
+      incoming: expect.any(String),
+    });
+    const seen = byService.json().balances[String(recipient.id)];
+    expect(BigInt(seen.available.replace('.', '')) + BigInt(seen.incoming.replace('.', ''))).toBe(500n);
+    // The very next read, by the recipient: the credit is in amount, settled or not.
+    const read = await gateway.app.inject({
+      method: 'GET',
+      url: `/api/balances/?user_id=${recipient.id}`,
+      headers: recipient.header,
+    });
+    expect(read.json()).toMatchObject({ amount: '5.00', reserved: '0.00' });
+    // A user sending a transfer does not see the recipient's balance.
+    const byUser = await post('/api/transfer_funds', sender, {
+      sender_id: sender.id,
+      recipient_id: recipient.id,
+      amount: '1.00',
+    });
+    expect(Object.keys(byUser.json().balances)).toEqual([String(sender.id)]);
+  });
+
   it('keeps Idempotency-Keys apart per caller: the same key from two users is two independent commands', async () => {
     const [alice, bob, carol] = [
       await createUser(db, config),

@@ -86,10 +86,11 @@ describe('reads, authorization and bad input', () => {
       { id: 'payer-transfer', type: 'transfer', user_id: 555_000, recipient_id: 987_654_323, amount: '2.00' },
     );
     expect((await get('/api/balances/?user_id=987654322', admin)).statusCode).toBe(404);
-    // Applied straight through the ledger, so no consumer published the settle: still incoming.
+    // Applied straight through the ledger, so no consumer published the settle: still incoming,
+    // and already counted in amount (what the next command of the recipient may spend).
     expect((await get('/api/balances/?user_id=987654323', admin)).json()).toEqual({
       user_id: 987_654_323,
-      amount: '0.00',
+      amount: '2.00',
       reserved: '0.00',
       incoming: '2.00',
       currency: 'RUB',

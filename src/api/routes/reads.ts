@@ -31,7 +31,8 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
     return {
       user_id: userId,
-      amount: balance.available,
+      // Read-your-writes after a transfer: see UserBalances.
+      amount: balance.spendable,
       reserved: balance.reserved,
       incoming: balance.incoming,
       currency: 'RUB',
