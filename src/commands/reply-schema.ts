@@ -28,12 +28,10 @@ export const transactionSchema = z.object({
 const balanceSchema = z.object({
   available: money,
   reserved: money,
-  incoming: money
-    .optional()
-    .meta({
-      description:
-        "A transfer recipient's money received and not yet settled: spendable by any command sent after this reply.",
-    }),
+  incoming: money.optional().meta({
+    description:
+      "A transfer recipient's money received and not yet settled: spendable by any command sent after this reply.",
+  }),
 });
 
 export const replySchema = z.object({

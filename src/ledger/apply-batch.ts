@@ -16,9 +16,8 @@ import {
   usersOf,
   type AccountKey,
   type LedgerLimits,
-  type ResultCode,
 } from './core.ts';
-import { decideBatch, defaultMessage, type Balances, type BatchItem, type ItemOutcome } from './decide-batch.ts';
+import { decideBatch, defaultMessage, type BatchItem, type ItemOutcome } from './decide-batch.ts';
 import { formatMinor } from '../commands/money.ts';
 import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
 import { replyFor } from './replies.ts';
