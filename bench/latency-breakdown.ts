@@ -9,6 +9,7 @@
  *   replied       the reply message's Kafka timestamp (set by the consumer's producer);
  *   answered      when this process had the HTTP answer.
  */
+import { httpScopedId, parseHttpScopedId } from '../src/commands/schema.ts';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createKafka } from '../src/kafka/client.ts';
@@ -20,6 +21,8 @@ export interface BreakdownOptions {
   readonly databaseUrl: string;
   readonly brokers: string[];
   readonly topics: { readonly commands: string; readonly replies: string };
+  /** The user id of the token's account: the gateway scopes keys to it. */
+  readonly callerId: number;
   readonly requests: number;
   readonly log: Logger;
 }
@@ -47,14 +50,16 @@ export async function measureBreakdown(options: BreakdownOptions): Promise<Stage
     answered.set(id, Date.now());
   }
   const ids = [...sent.keys()];
-  const applying = await transactionStarts(options.databaseUrl, ids);
+  // The gateway scopes each key to its caller: the command's id is ~http:<caller>:<key>.
+  const scoped = (id: string) => httpScopedId(options.callerId, id);
+  const applying = unscope(await transactionStarts(options.databaseUrl, ids.map(scoped)));
   const published = await messageTimes(
     options,
     options.topics.commands,
     ids,
-    (value, _key) => (JSON.parse(value) as { id: string }).id,
+    (value, _key) => unscopedId((JSON.parse(value) as { id: string }).id),
   );
-  const replied = await messageTimes(options, options.topics.replies, ids, (_value, key) => key);
+  const replied = await messageTimes(options, options.topics.replies, ids, (_value, key) => unscopedId(key));
   return {
     sentToPublished: stage(ids, sent, published),
     publishedToApplying: stage(ids, published, applying),
@@ -62,6 +67,14 @@ export async function measureBreakdown(options: BreakdownOptions): Promise<Stage
     repliedToAnswered: stage(ids, replied, answered),
     total: stage(ids, sent, answered),
   };
+}
+
+function unscopedId(id: string): string {
+  return parseHttpScopedId(id)?.key ?? id;
+}
+
+function unscope(times: Map<string, number>): Map<string, number> {
+  return new Map([...times].map(([id, at]) => [unscopedId(id), at]));
 }
 
 async function transactionStarts(url: string, ids: string[]): Promise<Map<string, number>> {

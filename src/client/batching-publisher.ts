@@ -20,7 +20,6 @@ interface Pending {
 
 export class BatchingPublisher {
   private queue: Pending[] = [];
-  private flushing = false;
 
   constructor(
     private readonly producer: Producer,
@@ -29,7 +28,11 @@ export class BatchingPublisher {
     private readonly batchMessagesMax: number,
     /** The most messages waiting to be sent; past it, `send` refuses at once. */
     private readonly queuedMessagesMax: number,
+    /** Produce requests in flight at once; each takes the messages queued when it starts. */
+    private readonly sendsConcurrentMax = 1,
   ) {}
+
+  private sending = 0;
 
   send(message: QueuedMessage): Promise<void> {
     if (this.queue.length >= this.queuedMessagesMax) {
@@ -37,12 +40,13 @@ export class BatchingPublisher {
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
-      if (!this.flushing) void this.flush();
+      if (this.sending < this.sendsConcurrentMax) void this.flush();
     });
   }
 
+  /** One sender: takes what is queued, sends it, and goes on while anything waits. */
   private async flush(): Promise<void> {
-    this.flushing = true;
+    this.sending += 1;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.batchMessagesMax);
@@ -54,7 +58,7 @@ export class BatchingPublisher {
         }
       }
     } finally {
-      this.flushing = false;
+      this.sending -= 1;
     }
   }
 }

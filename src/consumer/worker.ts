@@ -93,6 +93,12 @@ interface WorkerContext extends WorkerDeps {
   readonly pipeline: ChunkPipeline;
   readonly stats: WorkerStats;
   readonly resumeTimers: Set<NodeJS.Timeout>;
+  /** The publishing lane of each partition this consumer handles. */
+  readonly lanes: Map<number, Lane>;
+  /** False once stopping: handlers take no new chunk, and a failing lane does not rewind. */
+  running: boolean;
+  /** Batch handlers running now. */
+  handlers: number;
 }
 
 export function createCommandWorker(deps: WorkerDeps): CommandWorker {
@@ -126,6 +132,9 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     pipeline,
     stats,
     resumeTimers: new Set(),
+    lanes: new Map(),
+    running: true,
+    handlers: 0,
   };
   consumer.on(consumer.events.CRASH, (event) => {
     // A retriable one (the group coordinator still loading after a broker start) is routine.
@@ -135,9 +144,11 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       'the command consumer stopped; kafkajs restarts it from the last committed offset',
     );
   });
-  consumer.on(consumer.events.GROUP_JOIN, (event) =>
-    onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []),
-  );
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    // After a rebalance kafkajs fetches from the committed offsets: lanes start afresh.
+    for (const lane of ctx.lanes.values()) lane.failed = false;
+    onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []);
+  });
 
   return {
     stats,
@@ -159,13 +170,30 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     },
     async stop() {
       for (const timer of ctx.resumeTimers) clearTimeout(timer);
-      // disconnect() lets the chunk in flight finish and leaves the group, so the next owner of
-      // each partition starts right after our last committed offset.
+      // Stop fetching, let the handlers in flight finish, publish and commit what they applied,
+      // then leave the group: the next owner of each partition starts right after our last
+      // committed offset.
+      const held = [...(stats.assigned ?? [])];
+      if (held.length > 0) consumer.pause([{ topic: config.topics.commands, partitions: held }]);
+      ctx.running = false;
+      await drainLanes(ctx, STOP_DRAIN_MS);
       await consumer.disconnect();
       await ctx.sink.disconnect();
       log.info(summary(stats), 'command consumer stopped');
     },
   };
+}
+
+/** The longest a stopping consumer waits for its lanes to publish and commit. */
+const STOP_DRAIN_MS = 15_000;
+
+async function drainLanes(ctx: WorkerContext, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  // A handler in flight may still queue a flush: wait for handlers and lanes alike.
+  while (Date.now() < deadline) {
+    if (ctx.handlers === 0 && [...ctx.lanes.values()].every((l) => l.queued === 0)) return;
+    await Promise.race([Promise.all([...ctx.lanes.values()].map((l) => l.tail)), new Promise((r) => setTimeout(r, 20))]);
+  }
 }
 
 async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
@@ -190,38 +218,81 @@ function onAssignment(stats: WorkerStats, partitions: readonly number[]): void {
 }
 
 /**
- * Chunks of one partition are applied strictly one after another, but the Kafka side of chunk
- * N (publishing its outbox, then committing its offset) overlaps the database side of chunk
- * N+1. An offset is still committed only after its chunk is both in PostgreSQL and
- * acknowledged by Kafka, and in order.
+ * The publishing lane of a partition: the outbox flushes and offset commits of its chunks, one
+ * after another, in offset order, behind the database work. kafkajs fetches a broker's
+ * partitions again only once every batch of the last fetch was handled, so a batch handler that
+ * waited for its flushes would hold every partition to the slowest flush; instead it returns as
+ * soon as its chunks are committed in PostgreSQL, and the lane publishes them.
+ *
+ * An offset is still committed only after its chunk is in PostgreSQL and its outbox was
+ * acknowledged by Kafka, and in order. When a flush fails, the lane drops the flushes behind
+ * it, and the partition is sent back (seek) to the failed chunk's first offset and paused:
+ * those chunks are processed again later, as duplicates, and published then.
  */
+interface Lane {
+  tail: Promise<void>;
+  queued: number;
+  failed: boolean;
+}
+
+/** Flushes a lane may hold before the batch handler waits for it: bounds memory and lag. */
+const LANE_FLUSHES_QUEUED_MAX = 4;
+
+function laneOf(ctx: WorkerContext, partition: number): Lane {
+  let lane = ctx.lanes.get(partition);
+  if (!lane) ctx.lanes.set(partition, (lane = { tail: Promise.resolve(), queued: 0, failed: false }));
+  return lane;
+}
+
 async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Promise<void> {
   const { batch } = payload;
   const source = { topic: batch.topic, partition: batch.partition };
   const chunkSize = ctx.config.consumer.batchCommandsMax;
-  let previous: Promise<void> = Promise.resolve();
+  const lane = laneOf(ctx, batch.partition);
+  ctx.handlers += 1;
   try {
     for (let start = 0; start < batch.messages.length; start += chunkSize) {
-      if (!payload.isRunning() || payload.isStale()) break;
+      if (!payload.isRunning() || payload.isStale() || lane.failed || !ctx.running) break;
       const chunk = batch.messages.slice(start, start + chunkSize);
       ctx.stats.firstChunkAt ??= Date.now();
       if (!ctx.stats.oldestUnappliedAt.has(batch.partition))
         ctx.stats.oldestUnappliedAt.set(batch.partition, Number(chunk[0]!.timestamp));
-      const processing = ctx.pipeline.process(source, chunk);
-      // If the previous chunk's publish fails we stop here; this chunk's transaction may still
-      // commit, which is safe: redelivery turns it into duplicates.
-      processing.catch(() => {});
-      await previous;
-      const processed = await processing;
-      const next = batch.messages[start + chunkSize];
-      previous = publishAndCommit(payload, ctx, processed, chunk, next);
-      previous.catch(() => {});
+      const processed = await ctx.pipeline.process(source, chunk);
+      // The next fetch goes on after this chunk; its offset is committed by the lane.
+      payload.resolveOffset(chunk.at(-1)!.offset);
+      enqueue(ctx, lane, payload, () => publishAndCommit(payload, ctx, processed, chunk, batch.messages[start + chunkSize]), chunk[0]!.offset);
+      if (lane.queued > LANE_FLUSHES_QUEUED_MAX) await lane.tail;
     }
-    await previous;
   } catch (error) {
     if (isGroupMembershipError(error) || !payload.isRunning()) throw error;
     pausePartition(payload, ctx, error);
+  } finally {
+    ctx.handlers -= 1;
   }
+}
+
+function enqueue(ctx: WorkerContext, lane: Lane, payload: EachBatchPayload, flush: () => Promise<void>, firstOffset: string): void {
+  lane.queued += 1;
+  lane.tail = lane.tail.then(async () => {
+    try {
+      if (!lane.failed) await flush();
+    } catch (error) {
+      lane.failed = true;
+      if (!isGroupMembershipError(error) && ctx.running) rewind(ctx, payload, firstOffset, error);
+    } finally {
+      lane.queued -= 1;
+    }
+  });
+}
+
+/** A flush failed: process the partition again from that chunk, after a pause. */
+function rewind(ctx: WorkerContext, payload: EachBatchPayload, offset: string, error: unknown): void {
+  const { topic, partition } = payload.batch;
+  ctx.consumer.seek({ topic, partition, offset });
+  pausePartition(payload, ctx, error, () => {
+    const lane = ctx.lanes.get(partition);
+    if (lane) lane.failed = false;
+  });
 }
 
 async function publishAndCommit(
@@ -234,7 +305,6 @@ async function publishAndCommit(
   const { batch } = payload;
   const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat());
   const last = chunk.at(-1)!.offset;
-  payload.resolveOffset(last);
   await ctx.consumer.commitOffsets([
     { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
   ]);
@@ -273,9 +343,14 @@ function isGroupMembershipError(error: unknown): boolean {
  * committed) and resumes it after PARTITION_PAUSE_MS. It stays reported as paused until a chunk
  * of it commits again.
  */
-function pausePartition(payload: EachBatchPayload, ctx: WorkerContext, error: unknown): void {
-  const { partition } = payload.batch;
-  const resume = payload.pause();
+function pausePartition(payload: EachBatchPayload, ctx: WorkerContext, error: unknown, beforeResume?: () => void): void {
+  const { partition, topic } = payload.batch;
+  // Through the consumer, not the payload: a lane may pause after its batch handler returned.
+  ctx.consumer.pause([{ topic, partitions: [partition] }]);
+  const resume = () => {
+    beforeResume?.();
+    ctx.consumer.resume([{ topic, partitions: [partition] }]);
+  };
   const reason = error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : String(error);
   if (!ctx.stats.paused.has(partition)) ctx.stats.paused.set(partition, { since: Date.now(), reason });
   ctx.stats.pauses += 1;

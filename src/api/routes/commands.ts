@@ -92,9 +92,11 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
     userId: body.user_id,
     ...('service_id' in body ? { serviceId: body.service_id as number } : {}),
   });
-  const key = idempotencyKey(request, ctx) ?? randomUUID();
+  const clientKey = idempotencyKey(request, ctx);
+  const key = clientKey ?? randomUUID();
   const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
-  const stored = await loadOutcome(ctx.pool, command.id);
+  // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
+  const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
   if (stored) {
     if (stored.fingerprint !== commandFingerprint(command)) throw keyReused(key);
     return answer(reply, forCaller(principal, stored.reply));
