@@ -147,7 +147,11 @@ async function serviceToken(url: string): Promise<{ token: string; userId: numbe
   const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench');
   const id = await insertUser(pool, `bench-${Date.now()}`, 'scrypt$1$1$1$x$x', 'service');
   await pool.end();
-  const token = await new TokenService(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env }).jwt).issueAccess({ userId: id, role: 'service', version: 0 });
+  const token = await new TokenService(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env }).jwt).issueAccess({
+    userId: id,
+    role: 'service',
+    version: 0,
+  });
   return { token, userId: id };
 }
 
@@ -211,7 +215,10 @@ const HOT_ACCOUNT = 900_001;
  * balance is 1.00 per applied deposit command (nothing twice), and there are at least as many
  * applied deposits as acknowledged ones (nothing lost).
  */
-async function checkHotAccount(url: string, acknowledged: number): Promise<{ balanceMinor: string; appliedDeposits: number; everyAcknowledgedDepositApplied: boolean }> {
+async function checkHotAccount(
+  url: string,
+  acknowledged: number,
+): Promise<{ balanceMinor: string; appliedDeposits: number; everyAcknowledgedDepositApplied: boolean }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -224,7 +231,12 @@ async function checkHotAccount(url: string, acknowledged: number): Promise<{ bal
       const balance = BigInt(rows[0]?.balance ?? '0');
       const applied = rows[0]?.applied ?? 0;
       const done = applied >= acknowledged || Date.now() > deadline;
-      if (done) return { balanceMinor: String(balance), appliedDeposits: applied, everyAcknowledgedDepositApplied: applied >= acknowledged && balance === BigInt(applied) * 100n };
+      if (done)
+        return {
+          balanceMinor: String(balance),
+          appliedDeposits: applied,
+          everyAcknowledgedDepositApplied: applied >= acknowledged && balance === BigInt(applied) * 100n,
+        };
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   } finally {

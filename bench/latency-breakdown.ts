@@ -53,11 +53,8 @@ export async function measureBreakdown(options: BreakdownOptions): Promise<Stage
   // The gateway scopes each key to its caller: the command's id is ~http:<caller>:<key>.
   const scoped = (id: string) => httpScopedId(options.callerId, id);
   const applying = unscope(await transactionStarts(options.databaseUrl, ids.map(scoped)));
-  const published = await messageTimes(
-    options,
-    options.topics.commands,
-    ids,
-    (value, _key) => unscopedId((JSON.parse(value) as { id: string }).id),
+  const published = await messageTimes(options, options.topics.commands, ids, (value, _key) =>
+    unscopedId((JSON.parse(value) as { id: string }).id),
   );
   const replied = await messageTimes(options, options.topics.replies, ids, (_value, key) => unscopedId(key));
   return {

@@ -192,7 +192,10 @@ async function drainLanes(ctx: WorkerContext, waitMs: number): Promise<void> {
   // A handler in flight may still queue a flush: wait for handlers and lanes alike.
   while (Date.now() < deadline) {
     if (ctx.handlers === 0 && [...ctx.lanes.values()].every((l) => l.queued === 0)) return;
-    await Promise.race([Promise.all([...ctx.lanes.values()].map((l) => l.tail)), new Promise((r) => setTimeout(r, 20))]);
+    await Promise.race([
+      Promise.all([...ctx.lanes.values()].map((l) => l.tail)),
+      new Promise((r) => setTimeout(r, 20)),
+    ]);
   }
 }
 
@@ -260,7 +263,13 @@ async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Prom
       const processed = await ctx.pipeline.process(source, chunk);
       // The next fetch goes on after this chunk; its offset is committed by the lane.
       payload.resolveOffset(chunk.at(-1)!.offset);
-      enqueue(ctx, lane, payload, () => publishAndCommit(payload, ctx, processed, chunk, batch.messages[start + chunkSize]), chunk[0]!.offset);
+      enqueue(
+        ctx,
+        lane,
+        payload,
+        () => publishAndCommit(payload, ctx, processed, chunk, batch.messages[start + chunkSize]),
+        chunk[0]!.offset,
+      );
       if (lane.queued > LANE_FLUSHES_QUEUED_MAX) await lane.tail;
     }
   } catch (error) {
@@ -271,7 +280,13 @@ async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Prom
   }
 }
 
-function enqueue(ctx: WorkerContext, lane: Lane, payload: EachBatchPayload, flush: () => Promise<void>, firstOffset: string): void {
+function enqueue(
+  ctx: WorkerContext,
+  lane: Lane,
+  payload: EachBatchPayload,
+  flush: () => Promise<void>,
+  firstOffset: string,
+): void {
   lane.queued += 1;
   lane.tail = lane.tail.then(async () => {
     try {
@@ -343,7 +358,12 @@ function isGroupMembershipError(error: unknown): boolean {
  * committed) and resumes it after PARTITION_PAUSE_MS. It stays reported as paused until a chunk
  * of it commits again.
  */
-function pausePartition(payload: EachBatchPayload, ctx: WorkerContext, error: unknown, beforeResume?: () => void): void {
+function pausePartition(
+  payload: EachBatchPayload,
+  ctx: WorkerContext,
+  error: unknown,
+  beforeResume?: () => void,
+): void {
   const { partition, topic } = payload.batch;
   // Through the consumer, not the payload: a lane may pause after its batch handler returned.
   ctx.consumer.pause([{ topic, partitions: [partition] }]);

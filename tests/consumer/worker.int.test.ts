@@ -99,7 +99,10 @@ describe('the command consumer, against the real broker and database', () => {
     expect(await balancesOf(db.pool, 101)).toEqual({ available: 2000n, reserved: 0n, incoming: 0n });
     const transfer = result.get(id('tr'))!;
     // The sender's balances, and the recipient's as the transfer left them: the credit in incoming.
-    expect(transfer.balances).toEqual({ '100': { available: '45.00', reserved: '0.00' }, '101': { available: '0.00', reserved: '0.00', incoming: '20.00' } });
+    expect(transfer.balances).toEqual({
+      '100': { available: '45.00', reserved: '0.00' },
+      '101': { available: '0.00', reserved: '0.00', incoming: '20.00' },
+    });
     const settle = await db.pool.query("SELECT type, user_id, status FROM commands WHERE id = '~settle:' || $1", [
       id('tr'),
     ]);
