@@ -4,8 +4,10 @@
  *   mixed   preloads BENCH_MIXED_COMMANDS (200,000) commands over BENCH_USERS (10,000) users,
  *           then times the consumer from its first chunk to the last applied command;
  *   hot     BENCH_HOT_COMMANDS (100,000) commands, all for ONE user;
- *   ceiling the same number of rows, in the same batch sizes, with one set-based INSERT per
- *           batch and a commit each: what PostgreSQL alone manages here.
+ *   ceiling the same writes per command as the mixed pass's minimum, set-based, in the same
+ *           batch sizes, from 2 clients: what PostgreSQL alone manages here;
+ *   plain   what a service without Kafka would do: one PostgreSQL transaction per deposit on
+ *           ONE account, from 1, 4 and 64 clients, for BENCH_PLAIN_SECONDS each.
  * Prints a table and writes bench/results/consumer-<time>.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -29,6 +31,7 @@ const settings = {
   batchCommandsMax: Number(process.env.BATCH_COMMANDS_MAX ?? 2_000),
   /** A pass that has not finished after this long is reported as failed. */
   passWaitMs: Number(process.env.BENCH_PASS_WAIT_MS ?? 600_000),
+  plainSeconds: Number(process.env.BENCH_PLAIN_SECONDS ?? 10),
 };
 
 const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'bench' });
@@ -58,7 +61,9 @@ async function main() {
     );
     const hot = await runPass('hot', serverUrl, kafka, brokers, hotAccountCommands(settings.hotCommands, 1));
     const ceiling = await measureCeiling(serverUrl, settings.mixedCommands, settings.batchCommandsMax);
-    await report({ mixed, hot, ceiling });
+    const plain = [];
+    for (const clients of PLAIN_CLIENTS) plain.push(await measurePlainTransactions(serverUrl, clients));
+    await report({ mixed, hot, ceiling, plain });
   } finally {
     await broker?.stop();
   }
@@ -166,24 +171,19 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
  * this is its own cost.
  */
 async function measureCeiling(serverUrl: string, commands: number, batch: number) {
-  const url = await freshDatabase(serverUrl, 'balance_bench_ceiling');
-  const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench-ceiling');
-  await migrate(pool);
-  // One available account per user, as the mixed pass has them.
-  await pool.query(
-    "INSERT INTO accounts (kind, owner_id) SELECT 'user_available', u FROM generate_series(1, $1::int) AS u",
-    [settings.users],
-  );
-  const accountIds = (
-    await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'user_available' ORDER BY owner_id")
-  ).rows.map((r) => r.id);
-  const external = (await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'external'")).rows[0]!.id;
-  const batches = Array.from({ length: Math.ceil(commands / batch) }, (_, b) => b);
+  const { pool, accountIds, external } = await ceilingDatabase(serverUrl, 'balance_bench_ceiling', CEILING_CLIENTS);
+  const batchCount = Math.ceil(commands / batch);
   const started = performance.now();
   let next = 0;
   const client = async () => {
-    for (let b = next++; b < batches.length; b = next++)
-      await ceilingBatch(pool, b, Math.min(batch, commands - b * batch), batch, accountIds, external);
+    for (let b = next++; b < batchCount; b = next++) {
+      const first = b * batch;
+      const users = Array.from(
+        { length: Math.min(batch, commands - first) },
+        (_, i) => 1 + ((first + i) % settings.users),
+      );
+      await writeMinimum(pool, `ceiling-${b}`, users, accountIds, external);
+    }
   };
   await Promise.all(Array.from({ length: CEILING_CLIENTS }, () => client()));
   const seconds = (performance.now() - started) / 1000;
@@ -198,17 +198,72 @@ async function measureCeiling(serverUrl: string, commands: number, batch: number
 }
 
 const CEILING_CLIENTS = 2;
+const PLAIN_CLIENTS = [1, 4, 64] as const;
 
-async function ceilingBatch(
+/**
+ * The design a user would pick instead of this service: every deposit its own PostgreSQL
+ * transaction, with the same writes as the ceiling, all on ONE account (so they queue on its row
+ * lock), from `clients` connections for BENCH_PLAIN_SECONDS.
+ */
+async function measurePlainTransactions(serverUrl: string, clients: number) {
+  const { pool, accountIds, external } = await ceilingDatabase(serverUrl, 'balance_bench_plain', clients);
+  const endAt = performance.now() + settings.plainSeconds * 1000;
+  let committed = 0;
+  const latenciesMs: number[] = [];
+  const client = async (c: number) => {
+    for (let i = 0; performance.now() < endAt; i++) {
+      const sent = performance.now();
+      await writeMinimum(pool, `plain-${clients}-${c}-${i}`, [1], accountIds, external);
+      latenciesMs.push(performance.now() - sent);
+      committed++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+  const seconds = (performance.now() - started) / 1000;
+  const balance = (await pool.query<{ balance: string }>('SELECT balance FROM accounts WHERE id = $1', [accountIds[0]]))
+    .rows[0]!.balance;
+  await pool.end();
+  latenciesMs.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Number(latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(q * latenciesMs.length))]!.toFixed(1));
+  return {
+    clients,
+    commands: committed,
+    seconds,
+    commandsPerSecond: Math.round(committed / seconds),
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    balanceMatches: BigInt(balance) === BigInt(committed) * 100n,
+  };
+}
+
+/** A fresh migrated database with one available account per user, as the mixed pass has them. */
+async function ceilingDatabase(serverUrl: string, name: string, clients: number) {
+  const url = await freshDatabase(serverUrl, name);
+  const db = { ...loadConfig({}, { secrets: 'unused' }).db };
+  const pool = createPool(url, { ...db, poolConnectionsMax: Math.max(db.poolConnectionsMax, clients) }, name);
+  await migrate(pool);
+  await pool.query(
+    "INSERT INTO accounts (kind, owner_id) SELECT 'user_available', u FROM generate_series(1, $1::int) AS u",
+    [settings.users],
+  );
+  const accountIds = (
+    await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'user_available' ORDER BY owner_id")
+  ).rows.map((r) => r.id);
+  const external = (await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'external'")).rows[0]!.id;
+  return { pool, accountIds, external };
+}
+
+/** One transaction: per user in `users` (1-based), a deposit of 1.00 with the minimum writes. */
+async function writeMinimum(
   pool: Pool,
-  b: number,
-  n: number,
-  batch: number,
+  idPrefix: string,
+  users: readonly number[],
   accountIds: readonly string[],
   external: string,
 ) {
-  const ids = Array.from({ length: n }, (_, i) => `ceiling-${b * batch + i}`);
-  const users = ids.map((_, i) => 1 + ((b * batch + i) % settings.users));
+  const ids = users.map((_, i) => `${idPrefix}-${i}`);
   const accounts = users.map((u) => accountIds[u - 1]!);
   await inTransaction(pool, async (db) => {
     await db.query(
@@ -235,6 +290,7 @@ async function report(results: {
   mixed: PassResult;
   hot: PassResult;
   ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+  plain: Awaited<ReturnType<typeof measurePlainTransactions>>[];
 }) {
   const ratio = results.mixed.commandsPerSecond / results.ceiling.commandsPerSecond;
   const machine = {
@@ -265,11 +321,18 @@ async function report(results: {
   console.log(
     `ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`,
   );
+  console.log('\nplain PostgreSQL, one transaction per deposit, one account:');
+  console.log('clients   commands   seconds   commands/s   p50 ms   p99 ms   balance');
+  for (const p of results.plain)
+    console.log(
+      `${String(p.clients).padStart(7)} ${String(p.commands).padStart(10)} ${p.seconds.toFixed(2).padStart(9)} ${String(p.commandsPerSecond).padStart(12)} ${String(p.p50Ms).padStart(8)} ${String(p.p99Ms).padStart(8)}   ${p.balanceMatches ? 'ok' : 'WRONG'}`,
+    );
   await mkdir('bench/results', { recursive: true });
   const file = `bench/results/consumer-${output.at.replaceAll(':', '-')}.json`;
   await writeFile(file, JSON.stringify(output, null, 2));
   console.log(`written: ${file}`);
-  if (!results.mixed.ledgerVerified || !results.hot.ledgerVerified) process.exitCode = 1;
+  if (!results.mixed.ledgerVerified || !results.hot.ledgerVerified || results.plain.some((p) => !p.balanceMatches))
+    process.exitCode = 1;
 }
 
 await main();
