@@ -2,7 +2,7 @@
  * Wires the gateway: the command client (publisher and reply listener), tokens, throttling,
  * metrics and the readiness probe, into the app factory.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { CommandClient } from '../client/command-client.ts';
@@ -113,7 +113,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
 
 /** /metrics on a listener of its own (METRICS_HOST, METRICS_PORT), away from the API's port. */
 function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
-  const server = Fastify({ loggerInstance: log as FastifyBaseLogger, disableRequestLogging: true });
+  const server = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   server.get('/metrics', async (_request, reply) =>
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()),
   );

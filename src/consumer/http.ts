@@ -3,7 +3,7 @@
  * (PostgreSQL and Kafka answer, the group is joined, no partition is paused) and /metrics. In
  * `npm start` the gateway serves the same figures instead, so this is not started there.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type pg from 'pg';
 import { createReadinessProbe } from '../health.ts';
 import type { Kafka } from '../kafka/client.ts';
@@ -21,7 +21,7 @@ export function buildConsumerApp(deps: {
   stats: WorkerStats;
   log: Logger;
 }): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, disableRequestLogging: true });
+  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
   const metrics = new Metrics();
   registerConsumerMetrics(metrics, deps.stats);
   const readiness = createReadinessProbe({
