@@ -113,7 +113,10 @@ export function buildGateway(deps: GatewayDeps): Gateway {
 
 /** /metrics on a listener of its own (METRICS_HOST, METRICS_PORT), away from the API's port. */
 function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
-  const server = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  const server = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   server.get('/metrics', async (_request, reply) =>
     reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(metrics.render()),
   );

@@ -21,7 +21,10 @@ export function buildConsumerApp(deps: {
   stats: WorkerStats;
   log: Logger;
 }): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   const metrics = new Metrics();
   registerConsumerMetrics(metrics, deps.stats);
   const readiness = createReadinessProbe({
