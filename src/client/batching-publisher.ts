@@ -20,6 +20,7 @@ interface Pending {
 
 export class BatchingPublisher {
   private queue: Pending[] = [];
+  private flushing = false;
 
   constructor(
     private readonly producer: Producer,
@@ -28,11 +29,7 @@ export class BatchingPublisher {
     private readonly batchMessagesMax: number,
     /** The most messages waiting to be sent; past it, `send` refuses at once. */
     private readonly queuedMessagesMax: number,
-    /** Produce requests in flight at once; each takes the messages queued when it starts. */
-    private readonly sendsConcurrentMax = 1,
   ) {}
-
-  private sending = 0;
 
   send(message: QueuedMessage): Promise<void> {
     if (this.queue.length >= this.queuedMessagesMax) {
@@ -40,13 +37,12 @@ export class BatchingPublisher {
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
-      if (this.sending < this.sendsConcurrentMax) void this.flush();
+      if (!this.flushing) void this.flush();
     });
   }
 
-  /** One sender: takes what is queued, sends it, and goes on while anything waits. */
   private async flush(): Promise<void> {
-    this.sending += 1;
+    this.flushing = true;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.batchMessagesMax);
@@ -58,7 +54,7 @@ export class BatchingPublisher {
         }
       }
     } finally {
-      this.sending -= 1;
+      this.flushing = false;
     }
   }
 }

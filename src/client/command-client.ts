@@ -14,8 +14,6 @@ import { ReplyListener } from './reply-listener.ts';
 
 /** The most commands in one produce request. */
 export const PUBLISH_BATCH_MESSAGES_MAX = 500;
-/** Produce requests in flight at once. */
-export const PUBLISH_SENDS_CONCURRENT = 4;
 
 export interface CommandClientOptions {
   readonly kafka: Kafka;

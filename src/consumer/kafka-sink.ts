@@ -10,9 +10,6 @@ import { TopicDirectory } from '../kafka/topic-directory.ts';
 import type { Logger } from '../log.ts';
 import type { OutboxSink, OutgoingMessage, TopicMessages } from './outbox.ts';
 
-/** Produce requests the consumer's producer may have in flight at once. */
-export const PRODUCE_REQUESTS_IN_FLIGHT_MAX = 5;
-
 export class KafkaOutboxSink implements OutboxSink {
   private readonly core: Producer;
   /** Connecting or connected; shared by the partitions flushing at once. */

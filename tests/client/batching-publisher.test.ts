@@ -38,30 +38,3 @@ describe('BatchingPublisher', () => {
     for (const send of sends) await expect(send).rejects.toThrow('broker down');
   });
 });
-
-describe('BatchingPublisher with several sends in flight', () => {
-  it('starts a second produce request while the first waits for its acknowledgement, never more than the limit', async () => {
-    const { BatchingPublisher } = await import('../../src/client/batching-publisher.ts');
-    let inFlight = 0;
-    let most = 0;
-    const releases: Array<() => void> = [];
-    const producer = {
-      send: async () => {
-        inFlight += 1;
-        most = Math.max(most, inFlight);
-        await new Promise<void>((resolve) => releases.push(resolve));
-        inFlight -= 1;
-      },
-    };
-    const publisher = new BatchingPublisher(producer as never, 't', 1, 100, 2);
-    const sent = Array.from({ length: 5 }, (_, i) => publisher.send({ key: String(i), value: 'v' }));
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(inFlight).toBe(2);
-    while (releases.length > 0 || inFlight > 0) {
-      releases.shift()?.();
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    await Promise.all(sent);
-    expect(most).toBe(2);
-  });
-});
