@@ -108,13 +108,14 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: 'get',
     path: '/api/balances/',
-    summary: "A user's balance",
+    summary: "A user's balance, now or at a past instant (`at`)",
     tag: 'reads',
     query: 'balanceQuery',
     auth: true,
     responses: {
       '200':
-        '{user_id, amount, reserved, incoming, currency}: amount is spendable; incoming holds received transfers until they settle (milliseconds)',
+        '{user_id, amount, reserved, incoming, currency}: amount is spendable; incoming holds received transfers until they settle (milliseconds). With `at`: {user_id, at, amount, reserved, incoming, currency} as of that instant, `at` in UTC',
+      '400': '`at` is malformed or in the future.',
       '404': 'Unknown user.',
     },
   },

@@ -22,7 +22,6 @@ const SQL_BALANCES_OF_USERS = `
 const SQL_USER_EXISTS =
   'SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) OR EXISTS (SELECT 1 FROM transactions WHERE user_id = $1) AS known';
 
-/** A user's balances as the balance endpoint shows them: the reply's view plus unsettled transfers. */
 /**
  * A user's balances as the balance endpoint shows them. `spendable` is available plus incoming:
  * money transferred to the user is spendable by every command sent after the transfer was
@@ -55,6 +54,63 @@ export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBa
   const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
   if (!known.rows[0]?.known) return null;
   return (await balancesOfUsers(db, [userId]))[String(userId)]!;
+}
+
+// The balances of a user's three accounts at $2 (sql/0006_balances_at.sql): available and
+// reserved from the balance recorded with their last posting at or before $2 (one probe of each
+// side's index), incoming from the sum of its postings up to $2. `future` compares with the
+// database's clock, the one that stamps postings.
+const SQL_BALANCES_AT = `
+  SELECT $2::timestamptz > clock_timestamp() AS future,
+         to_char($2::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+         coalesce((SELECT b.balance_after FROM accounts a, LATERAL (
+             (SELECT created_at, id, debit_balance_after AS balance_after FROM postings
+              WHERE debit_account_id = a.id AND created_at <= $2::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+             UNION ALL
+             (SELECT created_at, id, credit_balance_after FROM postings
+              WHERE credit_account_id = a.id AND created_at <= $2::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+             ORDER BY created_at DESC, id DESC LIMIT 1) b
+           WHERE a.kind = 'user_available' AND a.owner_id = $1), 0) AS available,
+         coalesce((SELECT b.balance_after FROM accounts a, LATERAL (
+             (SELECT created_at, id, debit_balance_after AS balance_after FROM postings
+              WHERE debit_account_id = a.id AND created_at <= $2::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+             UNION ALL
+             (SELECT created_at, id, credit_balance_after FROM postings
+              WHERE credit_account_id = a.id AND created_at <= $2::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+             ORDER BY created_at DESC, id DESC LIMIT 1) b
+           WHERE a.kind = 'user_reserved' AND a.owner_id = $1), 0) AS reserved,
+         coalesce((SELECT
+             coalesce((SELECT sum(amount) FROM postings WHERE credit_account_id = a.id AND created_at <= $2::timestamptz), 0)
+           - coalesce((SELECT sum(amount) FROM postings WHERE debit_account_id = a.id AND created_at <= $2::timestamptz), 0)
+           FROM accounts a WHERE a.kind = 'user_incoming' AND a.owner_id = $1), 0) AS incoming`;
+
+/** A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC. */
+export type UserBalancesAt = UserBalances & { readonly at: string };
+
+/**
+ * The balances of a known user as of `at` (an ISO 8601 instant with an offset): every posting
+ * stamped at or before it counts. 'unknown' for an unknown id, 'future' for an instant later
+ * than the database's clock (its answer could still change).
+ */
+export async function balanceOfUserAt(
+  db: pg.Pool,
+  userId: number,
+  at: string,
+): Promise<UserBalancesAt | 'unknown' | 'future'> {
+  const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
+  if (!known.rows[0]?.known) return 'unknown';
+  const { rows } = await db.query<{ future: boolean; at: string; available: string; reserved: string; incoming: string }>(
+    { name: 'q_balances_at', text: SQL_BALANCES_AT, values: [userId, at] },
+  );
+  const row = rows[0]!;
+  if (row.future) return 'future';
+  const [available, reserved, incoming] = [BigInt(row.available), BigInt(row.reserved), BigInt(row.incoming)];
+  return {
+    ...balanceView(available, reserved),
+    incoming: formatMinor(incoming),
+    spendable: formatMinor(available + incoming),
+    at: row.at,
+  };
 }
 
 const SQL_COMMAND =

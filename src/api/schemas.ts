@@ -7,6 +7,17 @@ import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, httpKeySc
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
+/**
+ * An instant: ISO 8601 date and time with seconds and an offset (`Z` or `+03:00`), at most six
+ * fraction digits (PostgreSQL keeps microseconds). Impossible dates (February 30) are refused.
+ */
+export const instantSchema = z
+  .string()
+  .max(40)
+  .pipe(z.iso.datetime({ offset: true }))
+  .refine((value) => !/\.[0-9]{7,}/.test(value), 'at most six fraction digits')
+  .refine((value) => Number.isFinite(Date.parse(value)), 'must be a valid instant');
+
 export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number }) {
   const amount = amountSchema(limits.amountMinorMax);
   const comment = commentSchema.optional();
@@ -31,7 +42,7 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
         path: ['recipient_id'],
         message: 'must differ from sender_id',
       }),
-    balanceQuery: z.object({ user_id: idInQuery }),
+    balanceQuery: z.object({ user_id: idInQuery, at: instantSchema.optional() }),
     historyQuery: z.object({
       user_id: idInQuery,
       sort: z.enum(['date', 'amount']).default('date'),

@@ -95,7 +95,7 @@ export async function applyBatch(
     reservations,
   );
   const outcomes = decideBatch(state, items, stored, limits);
-  const created = await writeOutcomes(db, outcomes, accounts);
+  const created = await writeOutcomes(db, outcomes, accounts, state);
   await store.writeReservations(db, state.changedReservations);
   await store.writeBalances(
     db,
@@ -134,6 +134,7 @@ async function writeOutcomes(
   db: pg.PoolClient,
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+  state: LedgerState,
 ): Promise<Map<string, TransactionView[]>> {
   const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
   const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
@@ -155,12 +156,15 @@ async function writeOutcomes(
       offset: item.offset,
       principal: item.principal,
     });
-    for (const p of decision.postings) {
+    const after = decision.postings.length > 0 ? state.postingBalances(decision) : [];
+    for (const [i, p] of decision.postings.entries()) {
       postingRows.push({
         commandId: id,
         debitAccountId: accountId(accounts, p.debit),
         creditAccountId: accountId(accounts, p.credit),
         amount: p.amount,
+        debitBalanceAfter: after[i]!.debit,
+        creditBalanceAfter: after[i]!.credit,
       });
     }
     for (const e of decision.entries) {
@@ -168,8 +172,8 @@ async function writeOutcomes(
     }
   }
   await store.insertCommands(db, commandRows);
-  await store.insertPostings(db, postingRows);
-  await store.insertTransactions(db, transactionRows);
+  await store.insertPostings(db, postingRows, now);
+  await store.insertTransactions(db, transactionRows, now);
   return groupByCommand(transactionRows.map((row) => rowView(row, now)));
 }
 

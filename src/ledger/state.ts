@@ -28,12 +28,24 @@ export function reservationKey(userId: number, serviceId: number, orderId: numbe
   return `${userId}:${serviceId}:${orderId}`;
 }
 
+/**
+ * A posting's sides' balances right after it, for the sides that are a user's available or
+ * reserved account (null otherwise). Only those accounts are locked while a chunk is decided, so
+ * only their balances are known exactly; they give balances at a point in time (sql/0006).
+ */
+export interface PostingBalances {
+  readonly debit: bigint | null;
+  readonly credit: bigint | null;
+}
+
 export class LedgerState implements LedgerView {
   private readonly balances: Map<AccountKey, bigint>;
   private readonly initial: ReadonlyMap<AccountKey, bigint>;
   private readonly open = new Map<string, ReservationRecord>();
   /** Reservations opened or closed by this batch, in the order it touched them. */
   readonly changedReservations: ReservationRecord[] = [];
+  /** Per applied decision, per posting: the balances right after it (see PostingBalances). */
+  private readonly balancesAfter = new Map<Decision, PostingBalances[]>();
 
   constructor(balances: Iterable<readonly [AccountKey, bigint]>, openReservations: Iterable<ReservationRecord>) {
     this.balances = new Map(balances);
@@ -53,6 +65,7 @@ export class LedgerState implements LedgerView {
   /** Applies an applied decision. Throws LedgerInvariantError if a user balance would go negative. */
   apply(commandId: string, decision: Decision): void {
     if (decision.status !== 'applied') return;
+    const after: PostingBalances[] = [];
     for (const posting of decision.postings) {
       if (posting.amount <= 0n) throw new LedgerInvariantError(`posting of ${posting.amount} in ${commandId}`);
       this.balances.set(posting.debit, this.balance(posting.debit) - posting.amount);
@@ -60,8 +73,20 @@ export class LedgerState implements LedgerView {
       if (isBoundedAccount(posting.debit) && this.balance(posting.debit) < 0n) {
         throw new LedgerInvariantError(`${commandId} would make ${posting.debit} negative`);
       }
+      after.push({
+        debit: isBoundedAccount(posting.debit) ? this.balance(posting.debit) : null,
+        credit: isBoundedAccount(posting.credit) ? this.balance(posting.credit) : null,
+      });
     }
+    this.balancesAfter.set(decision, after);
     if (decision.reservation) this.applyReservation(commandId, decision.reservation);
+  }
+
+  /** The balances after each posting of a decision this state applied, in posting order. */
+  postingBalances(decision: Decision): readonly PostingBalances[] {
+    const after = this.balancesAfter.get(decision);
+    if (!after) throw new LedgerInvariantError('balances asked for a decision this batch did not apply');
+    return after;
   }
 
   private applyReservation(commandId: string, change: ReservationChange): void {

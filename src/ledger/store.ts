@@ -180,9 +180,14 @@ export async function loadOpenReservations(
 }
 
 const SQL_ALLOCATE_TRANSACTION_IDS = `
-  SELECT now() AS now, ARRAY(SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int)) AS ids`;
+  SELECT clock_timestamp() AS now, ARRAY(SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int)) AS ids`;
 
-/** The transaction's timestamp and `count` transaction ids, in one round trip. */
+/**
+ * The chunk's timestamp and `count` transaction ids, in one round trip. The timestamp is taken
+ * now, after the chunk holds its user accounts' locks, not at the transaction's start: a later
+ * chunk of the same account then never gets an earlier time (sql/0006_balances_at.sql), and
+ * every posting and history row of the chunk gets this one time.
+ */
 export async function allocateTransactionIds(db: pg.PoolClient, count: number): Promise<{ now: Date; ids: number[] }> {
   const { rows } = await db.query<{ now: Date; ids: string[] }>({
     name: 'ledger_allocate_ids',
@@ -261,13 +266,17 @@ export interface PostingRow {
   readonly debitAccountId: number;
   readonly creditAccountId: number;
   readonly amount: bigint;
+  /** The debit side's balance right after this posting, for a user's available or reserved account. */
+  readonly debitBalanceAfter: bigint | null;
+  readonly creditBalanceAfter: bigint | null;
 }
 
 const SQL_INSERT_POSTINGS = `
-  INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount)
-  SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])`;
+  INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount, debit_balance_after, credit_balance_after, created_at)
+  SELECT k.*, $7::timestamptz FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS k`;
 
-export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[]): Promise<void> {
+/** `writtenAt`: the chunk's one timestamp (see allocateTransactionIds). */
+export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[], writtenAt: Date): Promise<void> {
   if (rows.length === 0) return;
   await db.query({
     name: 'ledger_insert_postings',
@@ -277,6 +286,9 @@ export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRo
       rows.map((r) => r.debitAccountId),
       rows.map((r) => r.creditAccountId),
       rows.map((r) => String(r.amount)),
+      rows.map((r) => (r.debitBalanceAfter === null ? null : String(r.debitBalanceAfter))),
+      rows.map((r) => (r.creditBalanceAfter === null ? null : String(r.creditBalanceAfter))),
+      writtenAt,
     ],
   });
 }
@@ -294,10 +306,15 @@ export interface TransactionRow {
 }
 
 const SQL_INSERT_TRANSACTIONS = `
-  INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment)
-  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])`;
+  INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at)
+  SELECT k.*, $10::timestamptz FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) AS k`;
 
-export async function insertTransactions(db: pg.PoolClient, rows: readonly TransactionRow[]): Promise<void> {
+/** `writtenAt`: the chunk's one timestamp (see allocateTransactionIds). */
+export async function insertTransactions(
+  db: pg.PoolClient,
+  rows: readonly TransactionRow[],
+  writtenAt: Date,
+): Promise<void> {
   if (rows.length === 0) return;
   await db.query({
     name: 'ledger_insert_transactions',
@@ -312,6 +329,7 @@ export async function insertTransactions(db: pg.PoolClient, rows: readonly Trans
       rows.map((r) => r.orderId),
       rows.map((r) => r.counterpartyId),
       rows.map((r) => r.comment),
+      writtenAt,
     ],
   });
 }

@@ -56,6 +56,24 @@ export const CHECKS: readonly Check[] = [
       WHERE a.balance <> coalesce(m.total, 0)`,
   },
   {
+    name: 'balances_after_match_postings',
+    description:
+      "every posting's recorded balance of a user's available or reserved account equals that account's running sum up to it",
+    // The balances at a point in time read these columns (sql/0006_balances_at.sql).
+    sql: `
+      SELECT account_id, posting_id, recorded, running FROM (
+        SELECT l.account_id, l.posting_id, l.recorded,
+               sum(l.delta) OVER (PARTITION BY l.account_id ORDER BY l.created_at, l.posting_id) AS running
+        FROM (
+          SELECT credit_account_id AS account_id, id AS posting_id, created_at, amount AS delta, credit_balance_after AS recorded FROM postings
+          UNION ALL
+          SELECT debit_account_id, id, created_at, -amount, debit_balance_after FROM postings
+        ) l
+        JOIN accounts a ON a.id = l.account_id AND a.kind IN ('user_available', 'user_reserved')
+      ) x
+      WHERE recorded IS DISTINCT FROM running`,
+  },
+  {
     name: 'no_negative_user_balance',
     description: 'no user balance is negative',
     sql: `SELECT id, kind, owner_id, balance FROM accounts WHERE kind IN ('user_available', 'user_reserved') AND balance < 0`,

@@ -47,6 +47,14 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
     check: 'postings_match_command',
     sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'tr'`],
   },
+  {
+    check: 'balances_after_match_postings',
+    sql: [`UPDATE postings SET credit_balance_after = credit_balance_after + 1 WHERE command_id = 'dep'`],
+  },
+  {
+    check: 'balances_after_match_postings',
+    sql: [`UPDATE postings SET debit_balance_after = NULL WHERE command_id = 'tr'`],
+  },
   { check: 'balances_sum_to_zero', sql: [`UPDATE accounts SET balance = balance + 1 WHERE kind = 'revenue'`] },
   {
     check: 'balance_equals_postings',

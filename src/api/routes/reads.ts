@@ -6,6 +6,7 @@ import { httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../command
 import { ApiError } from '../../errors.ts';
 import {
   balanceOfUser,
+  balanceOfUserAt,
   decodeCursor,
   historyPage,
   loadOutcome,
@@ -22,11 +23,29 @@ export const DEFAULT_PAGE_ITEMS = 20;
 const CURSOR_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
 const BIGINT_MAX = 9_223_372_036_854_775_807n;
 
+/** GET /api/balances/?user_id=N&at=<instant>: the balances as of a past instant. */
+async function balanceAt(ctx: ApiContext, userId: number, at: string) {
+  const balance = await balanceOfUserAt(ctx.pool, userId, at);
+  if (balance === 'unknown') throw new ApiError('not_found', `No user ${userId}.`);
+  if (balance === 'future') {
+    throw new ApiError('validation_failed', 'Invalid at.', [{ field: 'at', message: 'must not be in the future' }]);
+  }
+  return {
+    user_id: userId,
+    at: balance.at,
+    amount: balance.spendable,
+    reserved: balance.reserved,
+    incoming: balance.incoming,
+    currency: 'RUB',
+  };
+}
+
 export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/balances', async (request) => {
     const principal = await authenticate(request, ctx);
-    const { user_id: userId } = parseOr400(ctx.schemas.balanceQuery, request.query);
+    const { user_id: userId, at } = parseOr400(ctx.schemas.balanceQuery, request.query);
     ctx.permissions.require(principal, 'read_account', { userId });
+    if (at !== undefined) return balanceAt(ctx, userId, at);
     const balance = await balanceOfUser(ctx.pool, userId);
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
     return {
