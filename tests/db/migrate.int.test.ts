@@ -3,7 +3,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate, readMigrations } from '../../src/db/migrate.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/stack.ts';
+import { applyCommands } from '../../src/ledger/apply-batch.ts';
+import { verifyLedger } from '../../src/ledger/verify.ts';
+import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
+import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 describe('migrate', () => {
   let db: TestDatabase;
@@ -21,6 +24,48 @@ describe('migrate', () => {
     );
     expect(rows.map((row) => row.name)).toEqual(files.map((file) => file.name));
     expect(await migrate(db.pool)).toEqual([]);
+  });
+
+  it('0006 gives the postings of an existing ledger their balances after them', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const limits = testConfig(fresh).limits;
+      const schema = createCommandSchema(limits);
+      const inputs: CommandInput[] = [
+        { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
+        { id: 'd2', type: 'deposit', user_id: 2, amount: '7.00' },
+        { id: 'r1', type: 'reserve', user_id: 1, service_id: 1, order_id: 1, amount: '30.00' },
+        { id: 'w1', type: 'withdraw', user_id: 1, amount: '5.00' },
+        { id: 'c1', type: 'capture', user_id: 1, service_id: 1, order_id: 1, amount: '20.00' },
+        { id: 't1', type: 'transfer', user_id: 1, recipient_id: 2, amount: '15.00' },
+        { id: '~settle:t1', type: 'settle', user_id: 2, amount: '15.00' },
+        { id: 'w2', type: 'withdraw', user_id: 2, amount: '20.00' },
+      ];
+      // One command per chunk, so postings of one account span several chunks.
+      for (const input of inputs) {
+        const command = schema.parse(input);
+        const item = {
+          command,
+          fingerprint: commandFingerprint(command),
+          partition: null,
+          offset: null,
+          principal: 't',
+        };
+        await applyCommands(fresh.pool, [item], { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+      }
+      // Back to the schema before 0006, data kept.
+      await fresh.pool.query(
+        'ALTER TABLE postings DROP COLUMN debit_balance_after, DROP COLUMN credit_balance_after; DELETE FROM schema_migrations WHERE version = 6',
+      );
+      expect(await migrate(fresh.pool)).toEqual(['0006_balances_at.sql']);
+      expect(await verifyLedger(fresh.pool)).toEqual([]);
+      const { rows } = await fresh.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM postings WHERE debit_balance_after IS NOT NULL OR credit_balance_after IS NOT NULL',
+      );
+      expect(rows[0]!.n).toBe(9); // every posting here has a user side; the capture has two
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('applies new files once, even when two runners race', async () => {
