@@ -13,7 +13,8 @@ export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const details = result.error.issues
     .slice(0, 20)
     .map((issue) => ({ field: issue.path.join('.') || '(body)', message: issue.message }));
-  throw new ApiError('validation_failed', `Invalid ${details.map((d) => d.field).join(', ')}.`, details);
+  const fields = [...new Set(details.map((d) => d.field))];
+  throw new ApiError('validation_failed', `Invalid ${fields.join(', ')}.`, details);
 }
 
 /**

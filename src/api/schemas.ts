@@ -7,6 +7,11 @@ import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, httpKeySc
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
+const isoInstant = z.iso.datetime({ offset: true });
+function isInstant(value: string): boolean {
+  return isoInstant.safeParse(value).success && !/\.[0-9]{7,}/.test(value) && Number.isFinite(Date.parse(value));
+}
+
 /**
  * An instant: ISO 8601 date and time with seconds and an offset (`Z` or `+03:00`), at most six
  * fraction digits (PostgreSQL keeps microseconds). Impossible dates (February 30) are refused.
@@ -14,9 +19,7 @@ import { usernameSchema } from '../users/store.ts';
 export const instantSchema = z
   .string()
   .max(40)
-  .pipe(z.iso.datetime({ offset: true }))
-  .refine((value) => !/\.[0-9]{7,}/.test(value), 'at most six fraction digits')
-  .refine((value) => Number.isFinite(Date.parse(value)), 'must be a valid instant');
+  .refine(isInstant, 'must be an ISO 8601 instant with seconds and an offset, like 2026-11-28T10:00:00Z');
 
 export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number }) {
   const amount = amountSchema(limits.amountMinorMax);

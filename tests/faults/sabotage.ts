@@ -1,7 +1,8 @@
 /**
  * Planted faults for the bank test: each tampers with the ledger after the load in a way that
- * keeps every invariant `npm run verify` checks (balances equal postings, all sum to zero), so
- * only a checker that judges by what clients saw can catch it.
+ * keeps every invariant `npm run verify` checks (balances equal postings, all sum to zero, the
+ * balances recorded with postings equal their running sums), so only a checker that judges by
+ * what clients saw can catch it.
  *   erase-one   removes one acknowledged deposit: its command row, posting, history row and
  *               balance change;
  *   double-one  repeats one applied deposit under a new id (`<id>~double`);
@@ -37,6 +38,12 @@ const SQL_DEPOSITS = `
 
 /** Tampers inside the caller's transaction; `deposits` are ids of acknowledged deposits. */
 export async function sabotage(db: pg.PoolClient, kind: SabotageKind, deposits: readonly string[]): Promise<Sabotage> {
+  const planted = await tamper(db, kind, deposits);
+  await recordBalancesAfterAgain(db);
+  return planted;
+}
+
+async function tamper(db: pg.PoolClient, kind: SabotageKind, deposits: readonly string[]): Promise<Sabotage> {
   const rows = (await db.query<Deposit>(SQL_DEPOSITS, [deposits])).rows;
   if (kind === 'erase-one') {
     // One whose money is still there, so no balance goes negative (verify would see that).
@@ -80,6 +87,31 @@ export async function sabotage(db: pg.PoolClient, kind: SabotageKind, deposits: 
     await move(db, deposit, delta);
   }
   return { kind, names: [`user ${gainer.user_id}`, `user ${loser.user_id}`] };
+}
+
+/**
+ * Rewrites every posting's recorded balance after it from the running sums, in the order verify
+ * reads them, as a careful forger would: otherwise verify's `balances_after_match_postings`
+ * notices the tampering and the checker's part goes unproven.
+ */
+async function recordBalancesAfterAgain(db: pg.PoolClient): Promise<void> {
+  await db.query(`
+    WITH legs AS (
+      SELECT l.posting_id, l.debit,
+             sum(l.delta) OVER (PARTITION BY l.account_id ORDER BY l.created_at, l.posting_id) AS balance_after
+      FROM (
+        SELECT id AS posting_id, created_at, true AS debit, debit_account_id AS account_id, -amount AS delta FROM postings
+        UNION ALL
+        SELECT id, created_at, false, credit_account_id, amount FROM postings
+      ) l
+      JOIN accounts a ON a.id = l.account_id AND a.kind IN ('user_available', 'user_reserved')
+    ), by_posting AS (
+      SELECT posting_id, max(balance_after) FILTER (WHERE debit) AS debit_after,
+             max(balance_after) FILTER (WHERE NOT debit) AS credit_after
+      FROM legs GROUP BY posting_id
+    )
+    UPDATE postings p SET debit_balance_after = b.debit_after, credit_balance_after = b.credit_after
+    FROM by_posting b WHERE b.posting_id = p.id`);
 }
 
 /** Changes a deposit's effect by `delta`: the user's available account gains, the external account pays. */
