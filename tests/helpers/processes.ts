@@ -1,5 +1,6 @@
 /** Service processes run as real child processes, so tests can SIGKILL them. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../../src/config.ts';
 
@@ -56,4 +57,23 @@ export function spawnService(entry: string, env: Record<string, string>, args: r
       return exited;
     },
   };
+}
+
+/** A TCP port nothing listens on right now, for a child process to take. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** True while a process with this pid exists. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
