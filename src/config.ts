@@ -26,6 +26,15 @@ const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const optionalFile = z.string().min(1).optional();
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A time zone name this process knows; PostgreSQL's list comes from the same IANA database. */
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name });
+    return /^[A-Za-z0-9_+\-/]+$/.test(name);
+  } catch {
+    return false;
+  }
+}
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'must be a Kafka topic name');
 
 /** Environment variable -> schema. The keys are the variable names users set. */
@@ -80,6 +89,14 @@ export const envSchema = z.object({
   APPLY_RETRIES_MAX: int(0, 100).default(5),
   APPLY_RETRY_BACKOFF_MS: int(1, 60_000).default(50),
   PAGE_ITEMS_MAX: int(1, 10_000).default(100),
+  // The most history rows one page of a monthly statement holds.
+  STATEMENT_ROWS_MAX: int(1, 100_000).default(1_000),
+  // Months of the revenue report and of statements begin at midnight in this IANA time zone.
+  REPORT_TIME_ZONE: z
+    .string()
+    .max(64)
+    .refine(isTimeZone, 'must be an IANA time zone name, like Europe/Moscow')
+    .default('Europe/Moscow'),
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
@@ -212,9 +229,14 @@ export interface Config {
     /** The most bytes of messages in one send to Kafka (replies, dead letters, settles). */
     readonly kafkaBatchBytesMax: number;
   };
+  readonly reports: {
+    /** Where months begin (REPORT_TIME_ZONE). */
+    readonly timeZone: string;
+  };
   readonly limits: {
     readonly replyWaitMs: number;
     readonly pageItemsMax: number;
+    readonly statementRowsMax: number;
     readonly amountMinorMax: number;
     /** The most any user balance may hold after a deposit, in minor units. */
     readonly balanceMinorMax: number;
@@ -347,9 +369,11 @@ function toConfig(env: Env): Config {
       partitionPauseMs: env.PARTITION_PAUSE_MS,
       kafkaBatchBytesMax: env.KAFKA_BATCH_BYTES_MAX,
     },
+    reports: { timeZone: env.REPORT_TIME_ZONE },
     limits: {
       replyWaitMs: env.REPLY_WAIT_MS,
       pageItemsMax: env.PAGE_ITEMS_MAX,
+      statementRowsMax: env.STATEMENT_ROWS_MAX,
       amountMinorMax: env.AMOUNT_MINOR_MAX,
       balanceMinorMax: env.BALANCE_MINOR_MAX,
     },

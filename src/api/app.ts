@@ -11,6 +11,7 @@ import { registerAuthRoutes } from './routes/auth.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerReadRoutes } from './routes/reads.ts';
+import { registerStatementRoutes } from './routes/statements.ts';
 
 export function buildApp(ctx: ApiContext): FastifyInstance {
   const app = Fastify({
@@ -50,6 +51,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerAuthRoutes(app, ctx);
   registerCommandRoutes(app, ctx);
   registerReadRoutes(app, ctx);
+  registerStatementRoutes(app, ctx);
   registerDocsRoutes(app, ctx);
   return app;
 }

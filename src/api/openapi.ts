@@ -130,6 +130,20 @@ export const OPERATIONS: readonly Operation[] = [
   },
   {
     method: 'get',
+    path: '/api/statements/',
+    summary: "A user's monthly statement: opening balance, rows with running balances, closing balance (JSON, or CSV)",
+    tag: 'reads',
+    query: 'statementQuery',
+    auth: true,
+    responses: {
+      '200': '{user_id, month, time_zone, from, to, complete, opening, rows, closing, next_cursor}, or CSV',
+      '400': 'A malformed or future month, limit, cursor or format.',
+      '403': "Another user's account.",
+      '404': 'Unknown user.',
+    },
+  },
+  {
+    method: 'get',
     path: '/api/reports/revenue/',
     summary: 'Monthly revenue by service (CSV, or JSON with Accept: application/json)',
     tag: 'reads',

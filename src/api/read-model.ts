@@ -13,6 +13,7 @@ import {
 import { storedReply } from '../ledger/replies.ts';
 import { transactionsOfCommands } from '../ledger/store.ts';
 import { formatMinor } from '../commands/money.ts';
+import { monthBounds } from '../ledger/statement.ts';
 
 const SQL_BALANCES_OF_USERS = `
   SELECT owner_id, kind, balance FROM accounts
@@ -49,10 +50,15 @@ export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): 
   return out;
 }
 
-/** The balances of a known user (registered, or with history); null for an unknown id. */
-export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBalances | null> {
+/** Registered, or with history. */
+export async function isKnownUser(db: pg.Pool, userId: number): Promise<boolean> {
   const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
-  if (!known.rows[0]?.known) return null;
+  return known.rows[0]?.known === true;
+}
+
+/** The balances of a known user; null for an unknown id. */
+export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBalances | null> {
+  if (!(await isKnownUser(db, userId))) return null;
   return (await balancesOfUsers(db, [userId]))[String(userId)]!;
 }
 
@@ -67,22 +73,50 @@ const SQL_ACCOUNTS_AT = `
          (SELECT id FROM accounts WHERE kind = 'user_available' AND owner_id = $1) AS available_id,
          (SELECT id FROM accounts WHERE kind = 'user_reserved' AND owner_id = $1) AS reserved_id,
          (SELECT id FROM accounts WHERE kind = 'user_incoming' AND owner_id = $1) AS incoming_id`;
-// Available and reserved: the balance recorded with the account's last posting at or before the
-// instant (one probe of each side's index). Incoming: the sum of its postings up to then.
-const LAST_BALANCE = (account: string) => `
+// Available and reserved: the balance recorded with the account's last posting at (or before)
+// the instant: one probe of each side's index. Incoming: the sum of its postings up to then.
+// `upTo` is '<=' for "at the instant" and '<' for "before it" (a statement's opening balance).
+function balancesSql(upTo: '<=' | '<'): string {
+  const lastBalance = (account: string) => `
   coalesce((SELECT balance_after FROM (
     (SELECT created_at, id, debit_balance_after AS balance_after FROM postings
-     WHERE debit_account_id = ${account} AND created_at <= $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+     WHERE debit_account_id = ${account} AND created_at ${upTo} $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
     UNION ALL
     (SELECT created_at, id, credit_balance_after FROM postings
-     WHERE credit_account_id = ${account} AND created_at <= $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
+     WHERE credit_account_id = ${account} AND created_at ${upTo} $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
     ORDER BY created_at DESC, id DESC LIMIT 1) last), 0)`;
-const SQL_BALANCES_AT = `
-  SELECT ${LAST_BALANCE('$1::bigint')} AS available,
-         ${LAST_BALANCE('$2::bigint')} AS reserved,
-         coalesce((SELECT sum(amount) FROM postings WHERE credit_account_id = $3::bigint AND created_at <= $4::timestamptz), 0)
-       - coalesce((SELECT sum(amount) FROM postings WHERE debit_account_id = $3::bigint AND created_at <= $4::timestamptz), 0)
+  return `
+  SELECT ${lastBalance('$1::bigint')} AS available,
+         ${lastBalance('$2::bigint')} AS reserved,
+         coalesce((SELECT sum(amount) FROM postings WHERE credit_account_id = $3::bigint AND created_at ${upTo} $4::timestamptz), 0)
+       - coalesce((SELECT sum(amount) FROM postings WHERE debit_account_id = $3::bigint AND created_at ${upTo} $4::timestamptz), 0)
          AS incoming`;
+}
+const SQL_BALANCES_AT = balancesSql('<=');
+const SQL_BALANCES_BEFORE = balancesSql('<');
+
+/** The ids of a user's three accounts; null for one not created yet. */
+export interface UserAccountIds {
+  readonly available_id: string | null;
+  readonly reserved_id: string | null;
+  readonly incoming_id: string | null;
+}
+
+/** A user's balances, in minor units, at `instant` (inclusive) or just before it. */
+export async function accountBalancesAt(
+  db: pg.Pool,
+  accounts: UserAccountIds,
+  instant: string,
+  inclusive: boolean,
+): Promise<{ available: bigint; reserved: bigint; incoming: bigint }> {
+  const { rows } = await db.query<{ available: string; reserved: string; incoming: string }>({
+    name: inclusive ? 'q_balances_at' : 'q_balances_before',
+    text: inclusive ? SQL_BALANCES_AT : SQL_BALANCES_BEFORE,
+    values: [accounts.available_id, accounts.reserved_id, accounts.incoming_id, instant],
+  });
+  const row = rows[0]!;
+  return { available: BigInt(row.available), reserved: BigInt(row.reserved), incoming: BigInt(row.incoming) };
+}
 
 /** A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC. */
 export type UserBalancesAt = UserBalances & { readonly at: string };
@@ -97,25 +131,16 @@ export async function balanceOfUserAt(
   userId: number,
   at: string,
 ): Promise<UserBalancesAt | 'unknown' | 'future'> {
-  const known = await db.query<{ known: boolean }>({ name: 'q_user_known', text: SQL_USER_EXISTS, values: [userId] });
-  if (!known.rows[0]?.known) return 'unknown';
+  if (!(await isKnownUser(db, userId))) return 'unknown';
   const accounts = (
-    await db.query<{
-      future: boolean;
-      at: string;
-      available_id: string | null;
-      reserved_id: string | null;
-      incoming_id: string | null;
-    }>({ name: 'q_accounts_at', text: SQL_ACCOUNTS_AT, values: [userId, at] })
+    await db.query<UserAccountIds & { future: boolean; at: string }>({
+      name: 'q_accounts_at',
+      text: SQL_ACCOUNTS_AT,
+      values: [userId, at],
+    })
   ).rows[0]!;
   if (accounts.future) return 'future';
-  const { rows } = await db.query<{ available: string; reserved: string; incoming: string }>({
-    name: 'q_balances_at',
-    text: SQL_BALANCES_AT,
-    values: [accounts.available_id, accounts.reserved_id, accounts.incoming_id, at],
-  });
-  const row = rows[0]!;
-  const [available, reserved, incoming] = [BigInt(row.available), BigInt(row.reserved), BigInt(row.incoming)];
+  const { available, reserved, incoming } = await accountBalancesAt(db, accounts, at, true);
   return {
     ...balanceView(available, reserved),
     incoming: formatMinor(incoming),
@@ -192,7 +217,7 @@ export function decodeCursor(cursor: string): { value: string; id: number } | nu
   return null;
 }
 
-const HISTORY_COLUMNS = `id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at,
+export const HISTORY_COLUMNS = `id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS date_key`;
 
 /** Keyset pagination over one of two indexes: (user_id, created_at, id) or (user_id, amount, id). */
@@ -230,7 +255,7 @@ export async function historyPage(
 const SQL_REVENUE_REPORT = `
   SELECT r.service_id, coalesce(s.name, 'service ' || r.service_id) AS service_name, sum(r.amount) AS revenue
   FROM revenue_entries r LEFT JOIN services s ON s.id = r.service_id
-  WHERE r.created_at >= $1::timestamptz AND r.created_at < $2::timestamptz
+  WHERE r.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, $5) AND r.created_at < make_timestamptz($3, $4, 1, 0, 0, 0, $5)
   GROUP BY r.service_id, s.name
   ORDER BY r.service_id`;
 
@@ -240,14 +265,16 @@ export interface RevenueLine {
   readonly revenueMinor: bigint;
 }
 
-/** Revenue recognized per service in a calendar month (UTC). `month` is YYYY-MM. */
-export async function revenueReport(db: pg.Pool, month: string): Promise<RevenueLine[]> {
-  const [year, monthNumber] = month.split('-').map(Number) as [number, number];
-  const from = new Date(Date.UTC(year, monthNumber - 1, 1)).toISOString();
-  const to = new Date(Date.UTC(year, monthNumber, 1)).toISOString();
+/**
+ * Revenue recognized per service in a calendar month (YYYY-MM) that begins at midnight in
+ * `timeZone` (REPORT_TIME_ZONE); PostgreSQL computes the boundaries, daylight saving included.
+ */
+export async function revenueReport(db: pg.Pool, month: string, timeZone: string): Promise<RevenueLine[]> {
+  const { from, to } = monthBounds(month);
   const { rows } = await db.query<{ service_id: string; service_name: string; revenue: string }>(SQL_REVENUE_REPORT, [
-    from,
-    to,
+    ...from,
+    ...to,
+    timeZone,
   ]);
   return rows.map((r) => ({
     service_id: Number(r.service_id),

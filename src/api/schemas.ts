@@ -21,7 +21,10 @@ export const instantSchema = z
   .max(40)
   .refine(isInstant, 'must be an ISO 8601 instant with seconds and an offset, like 2026-11-28T10:00:00Z');
 
-export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number }) {
+/** A calendar month, YYYY-MM. */
+const month = z.string().regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
+
+export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number; statementRowsMax: number }) {
   const amount = amountSchema(limits.amountMinorMax);
   const comment = commentSchema.optional();
   const order = { user_id: entityIdSchema, service_id: entityIdSchema, order_id: entityIdSchema };
@@ -58,7 +61,19 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
         .optional(),
       cursor: z.string().max(512).optional(),
     }),
-    revenueQuery: z.object({ month: z.string().regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM') }),
+    revenueQuery: z.object({ month }),
+    statementQuery: z.object({
+      user_id: idInQuery,
+      month,
+      limit: z
+        .string()
+        .regex(/^[0-9]{1,6}$/, 'must be a whole number')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(limits.statementRowsMax))
+        .optional(),
+      cursor: z.string().max(512).optional(),
+      format: z.enum(['json', 'csv']).optional(),
+    }),
     commandParams: z.object({ id: commandIdSchema }),
     idempotencyKey: httpKeySchema,
   };

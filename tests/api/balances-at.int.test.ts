@@ -5,13 +5,11 @@
  * afterwards for each recorded instant, the endpoint must answer exactly what was recorded.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import fc from 'fast-check';
 import type { Config } from '../../src/config.ts';
-import { applyCommands } from '../../src/ledger/apply-batch.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { formatMinor } from '../../src/commands/money.ts';
-import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
+import { chunkApplier, runRandomStream } from '../helpers/random-stream.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 interface Sample {
@@ -26,11 +24,13 @@ describe('balances at a point in time', () => {
   let admin: TestUser;
   let alice: TestUser;
   let bob: TestUser;
+  let applyChunk: ReturnType<typeof chunkApplier>;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     config = testConfig(db);
     app = appWithoutKafka(config, db);
+    applyChunk = chunkApplier(db, config);
     [admin, alice, bob] = await Promise.all([
       createUser(db, config, 'admin'),
       createUser(db, config),
@@ -42,17 +42,6 @@ describe('balances at a point in time', () => {
   });
 
   const get = (url: string, user: TestUser) => app.inject({ method: 'GET', url, headers: user.header });
-
-  /** Applies one chunk through the ledger's write path; returns the ids it applied. */
-  async function applyChunk(inputs: readonly CommandInput[]): Promise<Set<string>> {
-    const schema = createCommandSchema(config.limits);
-    const items = inputs.map((input) => {
-      const command = schema.parse(input);
-      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
-    });
-    const result = await applyCommands(db.pool, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) });
-    return new Set(result.replies.filter((r) => r.status === 'applied').map((r) => r.command_id));
-  }
 
   /** The database's clock now (the one that stamps postings) and every user's balances. */
   async function sample(users: readonly number[]): Promise<Sample> {
@@ -74,63 +63,17 @@ describe('balances at a point in time', () => {
 
   it('answers, for every instant recorded during a random stream, the balances recorded then', async () => {
     const users = [alice.id, bob.id, (await createUser(db, config)).id];
-    const stepArb = fc.record({
-      kind: fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'),
-      user: fc.integer({ min: 0, max: users.length - 1 }),
-      other: fc.integer({ min: 1, max: users.length - 1 }),
-      minor: fc.integer({ min: 1, max: 20_000 }),
-      pick: fc.nat(),
-      endsChunk: fc.boolean(),
-      sampleAfter: fc.boolean(),
-    });
-    const [steps] = fc.sample(fc.array(stepArb, { minLength: 120, maxLength: 120 }), { numRuns: 1, seed: 20261128 });
     const samples: Sample[] = [await sample(users)];
-    const openOrders: Array<{ user: number; order: number }> = [];
-    const unsettled: Array<{ id: string; user: number; minor: number }> = [];
-    let chunk: CommandInput[] = [];
-    let transfersThisChunk: Array<{ id: string; user: number; minor: number }> = [];
-    let order = 0;
-    for (const [i, step] of steps!.entries()) {
-      const user = users[step.user]!;
-      const id = `pit-${i}`;
-      const amount = formatMinor(BigInt(step.minor));
-      if (step.kind === 'deposit') chunk.push({ id, type: 'deposit', user_id: user, amount });
-      if (step.kind === 'withdraw') chunk.push({ id, type: 'withdraw', user_id: user, amount });
-      if (step.kind === 'reserve') {
-        order += 1;
-        chunk.push({ id, type: 'reserve', user_id: user, service_id: 1, order_id: order, amount });
-        openOrders.push({ user, order });
-      }
-      if ((step.kind === 'capture' || step.kind === 'release') && openOrders.length > 0) {
-        const [open] = openOrders.splice(step.pick % openOrders.length, 1);
-        chunk.push(
-          step.kind === 'capture'
-            ? { id, type: 'capture', user_id: open!.user, service_id: 1, order_id: open!.order, amount: '0.01' }
-            : { id, type: 'release', user_id: open!.user, service_id: 1, order_id: open!.order },
-        );
-      }
-      if (step.kind === 'transfer') {
-        const recipient = users[(step.user + step.other) % users.length]!;
-        chunk.push({ id, type: 'transfer', user_id: user, recipient_id: recipient, amount });
-        transfersThisChunk.push({ id, user: recipient, minor: step.minor });
-      }
-      if (step.kind === 'settle' && unsettled.length > 0) {
-        const [transfer] = unsettled.splice(step.pick % unsettled.length, 1);
-        chunk.push({
-          id: `~settle:${transfer!.id}`,
-          type: 'settle',
-          user_id: transfer!.user,
-          amount: formatMinor(BigInt(transfer!.minor)),
-        });
-      }
-      if (step.endsChunk || i === steps!.length - 1) {
-        const applied = await applyChunk(chunk);
-        unsettled.push(...transfersThisChunk.filter((t) => applied.has(t.id)));
-        chunk = [];
-        transfersThisChunk = [];
-        if (step.sampleAfter) samples.push(await sample(users));
-      }
-    }
+    await runRandomStream({
+      users,
+      steps: 120,
+      seed: 20261128,
+      prefix: 'pit',
+      applyChunk,
+      afterChunk: async (hint) => {
+        if (hint) samples.push(await sample(users));
+      },
+    });
     expect(samples.length).toBeGreaterThan(20);
     // Some recorded instants must have had money in flight, or incoming was never tested.
     expect(samples.some((s) => [...s.balances.values()].some((b) => b.incoming !== '0.00'))).toBe(true);

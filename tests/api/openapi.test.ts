@@ -4,7 +4,7 @@ import { createHttpSchemas } from '../../src/api/schemas.ts';
 import { appWithoutKafka } from '../helpers/gateway.ts';
 import { loadConfig } from '../../src/config.ts';
 
-const schemas = createHttpSchemas({ amountMinorMax: 100_000_000_000, pageItemsMax: 100 });
+const schemas = createHttpSchemas({ amountMinorMax: 100_000_000_000, pageItemsMax: 100, statementRowsMax: 1_000 });
 
 describe('the OpenAPI document', () => {
   const document = openApiDocument(schemas) as {

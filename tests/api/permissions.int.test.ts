@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { withOverrides } from '../../src/config.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
-import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
+import { createTestDatabase, reportMonth, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 type Endpoint =
   | 'add_funds'
@@ -135,7 +135,7 @@ describe('the authorization matrix', () => {
       "INSERT INTO transactions (id, command_id, user_id, amount, transaction_type, service_id, order_id) VALUES (900001, 'rev-a', 1, -500, 'capture', 101, 1), (900002, 'rev-b', 1, -700, 'capture', 555, 1)",
     );
     const app = appWithoutKafka(config, db);
-    const month = new Date().toISOString().slice(0, 7);
+    const month = reportMonth(config);
     const report = async (caller: TestUser) => {
       const response = await app.inject({
         method: 'GET',

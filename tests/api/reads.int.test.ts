@@ -4,7 +4,7 @@ import { applyBatch } from '../../src/ledger/apply-batch.ts';
 import { inTransaction } from '../../src/db/pool.ts';
 import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
-import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
+import { createTestDatabase, reportMonth, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 describe('reads, authorization and bad input', () => {
   let db: TestDatabase;
@@ -133,7 +133,7 @@ describe('reads, authorization and bad input', () => {
   });
 
   it('gives the monthly revenue report as CSV with a filename, or as JSON', async () => {
-    const month = new Date().toISOString().slice(0, 7);
+    const month = reportMonth(config);
     const csv = await get(`/api/reports/revenue/?month=${month}`, service);
     expect(csv.statusCode).toBe(200);
     expect(csv.headers['content-disposition']).toBe(`attachment; filename="revenue-${month}.csv"`);
@@ -148,5 +148,27 @@ describe('reads, authorization and bad input', () => {
     });
     expect((await get('/api/reports/revenue/?month=1999-01', admin)).body).toBe('service_id;service_name;revenue\r\n');
     expect((await get(`/api/reports/revenue/?month=2026-13`, admin)).statusCode).toBe(400);
+  });
+
+  it("counts revenue in the month of REPORT_TIME_ZONE, whose midnight is not UTC's", async () => {
+    await apply(
+      { id: 'tz-dep', type: 'deposit', user_id: bob.id, amount: '5.00' },
+      { id: 'tz-res', type: 'reserve', user_id: bob.id, service_id: 2, order_id: 77, amount: '1.00' },
+      { id: 'tz-cap', type: 'capture', user_id: bob.id, service_id: 2, order_id: 77, amount: '1.00' },
+    );
+    // 00:30 on the 1st of March in Moscow is still February in UTC.
+    await db.pool.query("UPDATE transactions SET created_at = '2026-02-28T21:30:00Z' WHERE command_id = 'tz-cap'");
+    const report = async (appOf: typeof app, month: string) =>
+      (
+        await appOf.inject({
+          method: 'GET',
+          url: `/api/reports/revenue/?month=${month}`,
+          headers: { ...admin.header, accept: 'application/json' },
+        })
+      ).json().services;
+    const music = [{ service_id: 2, service_name: 'Music', revenue: '1.00' }];
+    expect([await report(app, '2026-02'), await report(app, '2026-03')]).toEqual([[], music]);
+    const utc = appWithoutKafka(testConfig(db, { reports: { timeZone: 'UTC' } }), db);
+    expect([await report(utc, '2026-02'), await report(utc, '2026-03')]).toEqual([music, []]);
   });
 });

@@ -155,3 +155,10 @@ export async function countCommands(db: TestDatabase): Promise<number> {
   return (await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE type <> 'settle'")).rows[0]!
     .n;
 }
+
+/** The month (YYYY-MM) an instant falls in, in the reports' time zone (REPORT_TIME_ZONE). */
+export function reportMonth(config: Config, at = new Date()): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone: config.reports.timeZone, year: 'numeric', month: '2-digit' })
+    .format(at)
+    .slice(0, 7);
+}

@@ -81,7 +81,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     ctx.permissions.require(principal, 'read_revenue');
     const { month } = parseOr400(ctx.schemas.revenueQuery, request.query);
     // A service account bound to services sees only theirs.
-    const lines = (await revenueReport(ctx.pool, month)).filter(
+    const lines = (await revenueReport(ctx.pool, month, ctx.config.reports.timeZone)).filter(
       (l) => principal.role !== 'service' || ctx.permissions.servesFor(principal, l.service_id),
     );
     if (/application\/json/.test(request.headers.accept ?? '')) {
@@ -152,7 +152,7 @@ function commandIdShownTo(principal: Principal, id: string): string {
 }
 
 /** A cursor this endpoint issued for the same sort, or a 400: anything else could reach PostgreSQL as a bad literal. */
-function validCursor(cursor: string, sort: 'date' | 'amount'): { value: string; id: number } {
+export function validCursor(cursor: string, sort: 'date' | 'amount'): { value: string; id: number } {
   const after = decodeCursor(cursor);
   const valid =
     after !== null &&
