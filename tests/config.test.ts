@@ -127,7 +127,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AMOUNT_MINOR_MAX: '1000', BALANCE_MINOR_MAX: '999' })).toThrow(/AMOUNT_MINOR_MAX/);
   });
 
-  it('takes the reports\' time zone as an IANA name, and refuses anything else', () => {
+  it("takes the reports' time zone as an IANA name, and refuses anything else", () => {
     expect(loadConfig({}).reports.timeZone).toBe('Europe/Moscow');
     expect(loadConfig({ REPORT_TIME_ZONE: 'America/New_York' }).reports.timeZone).toBe('America/New_York');
     for (const bad of ['Mars/Olympus', "Europe/Moscow'; DROP TABLE users; --", 'x'.repeat(100)])

@@ -12,6 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { formatMinor } from '../../src/commands/money.ts';
+import { httpScopedId } from '../../src/commands/schema.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { chunkApplier, runRandomStream } from '../helpers/random-stream.ts';
@@ -246,6 +247,21 @@ describe('monthly statements', () => {
         ].join('\r\n'),
       );
     }
+  });
+
+  it("shows another caller's Idempotency-Key only as an opaque reference, as the history does", async () => {
+    const erin = await createUser(db, config);
+    const shop = await createUser(db, config, 'service');
+    const key = httpScopedId(shop.id, 'order-4711-topup');
+    await applyChunk([{ id: key, type: 'deposit', user_id: erin.id, amount: '3.00' }]);
+    const month = reportMonth(config);
+    const asErin = await get(`/api/statements/?user_id=${erin.id}&month=${month}`, erin);
+    expect(asErin.body).not.toContain('order-4711');
+    expect(asErin.json().rows[0].command_id).toMatch(/^~other:[A-Za-z0-9_-]{16}$/);
+    const history = await get(`/api/transactions/?user_id=${erin.id}`, erin);
+    expect(asErin.json().rows[0].command_id).toBe(history.json().items[0].command_id);
+    const asShop = await get(`/api/statements/?user_id=${erin.id}&month=${month}`, shop);
+    expect(asShop.json().rows[0].command_id, 'its own key, as it sent it').toBe('order-4711-topup');
   });
 
   it('keeps the ownership rules and refuses bad input with a 400 naming the field', async () => {

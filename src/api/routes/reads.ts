@@ -143,7 +143,7 @@ function outcomeBody(principal: Principal, stored: StoredOutcome) {
  * Another caller's Idempotency-Key is theirs alone: a user sees it in their history (the
  * sender's key on a transfer they received) only as an opaque reference.
  */
-function commandIdShownTo(principal: Principal, id: string): string {
+export function commandIdShownTo(principal: Principal, id: string): string {
   const scoped = parseHttpScopedId(id);
   if (!scoped) return id;
   if (scoped.userId === principal.userId) return scoped.key;

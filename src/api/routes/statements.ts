@@ -4,7 +4,7 @@ import { ApiError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import { statementOfUser, type Statement } from '../statements.ts';
-import { csvField, validCursor } from './reads.ts';
+import { commandIdShownTo, csvField, validCursor } from './reads.ts';
 
 export function registerStatementRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/statements', async (request, reply) => {
@@ -32,7 +32,8 @@ export function registerStatementRoutes(app: FastifyInstance, ctx: ApiContext): 
       complete: statement.complete,
       currency: 'RUB',
       opening: statement.opening,
-      rows: statement.rows,
+      // Another caller's Idempotency-Key shows only as an opaque reference, as in the history.
+      rows: statement.rows.map((row) => ({ ...row, command_id: commandIdShownTo(principal, row.command_id) })),
       closing: statement.closing,
       next_cursor: statement.nextCursor,
     };
