@@ -79,6 +79,8 @@ export const envSchema = z.object({
   CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(6),
   CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   // How long a partition stays paused after a dependency failed APPLY_RETRIES_MAX times in a row.
+  HOLD_EXPIRY_SWEEP_MS: int(100, 3_600_000).default(1_000),
+  HOLD_EXPIRY_BATCH_MAX: int(1, 100_000).default(1_000),
   PARTITION_PAUSE_MS: int(100, 600_000).default(10_000),
   // Below the broker's message.max.bytes (1 MiB by default), so one send never exceeds it.
   KAFKA_BATCH_BYTES_MAX: int(131_072, 16_777_216).default(900_000),
@@ -228,6 +230,9 @@ export interface Config {
     readonly partitionPauseMs: number;
     /** The most bytes of messages in one send to Kafka (replies, dead letters, settles). */
     readonly kafkaBatchBytesMax: number;
+    /** How often the consumer looks for holds past their expiry, and the most it expires per look. */
+    readonly holdExpirySweepMs: number;
+    readonly holdExpiryBatchMax: number;
   };
   readonly reports: {
     /** Where months begin (REPORT_TIME_ZONE). */
@@ -368,6 +373,8 @@ function toConfig(env: Env): Config {
       applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,
       partitionPauseMs: env.PARTITION_PAUSE_MS,
       kafkaBatchBytesMax: env.KAFKA_BATCH_BYTES_MAX,
+      holdExpirySweepMs: env.HOLD_EXPIRY_SWEEP_MS,
+      holdExpiryBatchMax: env.HOLD_EXPIRY_BATCH_MAX,
     },
     reports: { timeZone: env.REPORT_TIME_ZONE },
     limits: {

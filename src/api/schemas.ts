@@ -3,7 +3,14 @@
  * (src/commands/schema.ts), so a field means the same thing on HTTP and on Kafka.
  */
 import { z } from 'zod';
-import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, httpKeySchema } from '../commands/schema.ts';
+import {
+  amountSchema,
+  commandIdSchema,
+  commentSchema,
+  entityIdSchema,
+  expiresInSchema,
+  httpKeySchema,
+} from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
@@ -39,7 +46,7 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
     refresh: z.object({ refresh: z.string().min(1).max(4_096) }),
     addFunds: z.object({ user_id: entityIdSchema, amount, comment }),
     withdrawFunds: z.object({ user_id: entityIdSchema, amount, comment }),
-    reserveFunds: z.object({ ...order, amount, comment }),
+    reserveFunds: z.object({ ...order, amount, comment, expires_in_s: expiresInSchema.optional() }),
     deductFunds: z.object({ ...order, amount, comment }),
     cancelReservation: z.object({ ...order, comment }),
     transferFunds: z

@@ -9,20 +9,25 @@
  * the verifier knows which key to try and a log line never shows the key itself.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { SETTLE_ID_PREFIX, type Command } from './schema.ts';
+import { EXPIRE_ID_PREFIX, SETTLE_ID_PREFIX, type Command } from './schema.ts';
 
 export const INTERNAL_PROOF_HEADER = 'x-internal-proof';
 const VERSION = 'v1';
 
-export type InternalCommand = Extract<Command, { type: 'settle' }>;
+export type InternalCommand = Extract<Command, { type: 'settle' | 'expire' }>;
 
 export function isInternalCommand(command: Command): command is InternalCommand {
-  return command.type === 'settle';
+  return command.type === 'settle' || command.type === 'expire';
 }
 
 /** The transfer a settle completes: its id without the `~settle:` prefix. */
-export function sourceTransferId(command: InternalCommand): string {
+export function sourceTransferId(command: Extract<Command, { type: 'settle' }>): string {
   return command.id.slice(SETTLE_ID_PREFIX.length);
+}
+
+/** The reserve command whose hold an expire returns: its id without the `~expire:` prefix. */
+export function sourceReserveId(command: Extract<Command, { type: 'expire' }>): string {
+  return command.id.slice(EXPIRE_ID_PREFIX.length);
 }
 
 export class InternalCommandSigner {
@@ -61,13 +66,17 @@ function keyId(secret: string): string {
 
 /** Every field that decides what the command does, separated by a byte no field can contain. */
 function mac(key: Buffer, command: InternalCommand): Buffer {
-  const fields = [
-    VERSION,
-    command.id,
-    command.type,
-    String(command.user_id),
-    String(command.amount),
-    sourceTransferId(command),
-  ];
+  const fields =
+    command.type === 'settle'
+      ? [VERSION, command.id, command.type, String(command.user_id), String(command.amount), sourceTransferId(command)]
+      : [
+          VERSION,
+          command.id,
+          command.type,
+          String(command.user_id),
+          String(command.service_id),
+          String(command.order_id),
+          sourceReserveId(command),
+        ];
   return createHmac('sha256', key).update(fields.join('\u001f')).digest();
 }

@@ -12,6 +12,7 @@ export const RESULT_CODES = {
   reservation_exists: 'An open reservation already exists for this user, service and order.',
   reservation_not_found: 'No open reservation exists for this user, service and order.',
   amount_exceeds_reservation: 'The amount is larger than the reserved amount.',
+  reservation_expired: 'The reservation expired: its money is back in the available balance.',
   same_account: 'The sender and the recipient are the same user.',
   balance_limit_exceeded: 'The deposit would take the balance past the largest balance allowed.',
   idempotency_key_reused: 'This command id was already used for a different command.',
@@ -28,5 +29,6 @@ export const TRANSACTION_TYPES = [
   'release',
   'transfer_out',
   'transfer_in',
+  'expire',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];

@@ -8,7 +8,16 @@ import { formatMinor, parseAmount } from './money.ts';
 import { DEFAULT_REPLY_TOPIC_POLICY, replyTopicProblem, type ReplyTopicPolicy } from './reply-topics.ts';
 import { storableText } from './text.ts';
 
-export const COMMAND_TYPES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'] as const;
+export const COMMAND_TYPES = [
+  'deposit',
+  'withdraw',
+  'reserve',
+  'capture',
+  'release',
+  'transfer',
+  'settle',
+  'expire',
+] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 export const COMMENT_CHARS_MAX = 500;
@@ -34,6 +43,25 @@ export const SETTLE_ID_PATTERN = /^~settle:(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]
 export function settleIdOf(transferId: string): string {
   return `${SETTLE_ID_PREFIX}${transferId}`;
 }
+
+/**
+ * An expire is published by the consumer's hold-expiry sweeper, never by clients: it returns an
+ * expired hold to the user. Its id is derived from the reserve command's, so every copy of it
+ * (two sweeps, two consumers) is one command.
+ */
+export const EXPIRE_ID_PREFIX = '~expire:';
+export const EXPIRE_ID_PATTERN = /^~expire:(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/;
+export function expireIdOf(reserveCommandId: string): string {
+  return `${EXPIRE_ID_PREFIX}${reserveCommandId}`;
+}
+/** The longest hold a reserve may ask for: 31 days. */
+export const HOLD_EXPIRES_IN_S_MAX = 2_678_400;
+export const expiresInSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(HOLD_EXPIRES_IN_S_MAX)
+  .meta({ description: 'Seconds after the reserve is applied when the hold returns to available by itself.' });
 
 /** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-], or an id the gateway scoped. */
 export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
@@ -88,7 +116,14 @@ export function createCommandSchema(
   return z.discriminatedUnion('type', [
     z.object({ ...base, type: z.literal('deposit'), amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('withdraw'), amount, comment: commentSchema.optional() }),
-    z.object({ ...base, type: z.literal('reserve'), ...order, amount, comment: commentSchema.optional() }),
+    z.object({
+      ...base,
+      type: z.literal('reserve'),
+      ...order,
+      amount,
+      comment: commentSchema.optional(),
+      expires_in_s: expiresInSchema.optional(),
+    }),
     z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
     z.object({
@@ -111,6 +146,17 @@ export function createCommandSchema(
         description:
           "Published by the consumer after a transfer: moves the amount from the recipient's incoming to their available balance.",
       }),
+    z
+      .object({
+        id: z.string().regex(EXPIRE_ID_PATTERN, 'must be ~expire: followed by the reserve command id'),
+        type: z.literal('expire'),
+        user_id: entityIdSchema,
+        ...order,
+      })
+      .meta({
+        description:
+          'Published by the consumer once a hold passed its expires_in_s: returns the hold the reserve command (named by the id) opened, if it is still open.',
+      }),
   ]);
 }
 
@@ -128,6 +174,8 @@ export type CommandInput = z.input<CommandSchema>;
 export function commandFingerprint(command: Command): string {
   const c = command as Partial<Record<string, unknown>> & Command;
   const parts = [c.type, c.user_id, c.amount, c.service_id, c.order_id, c.recipient_id, c.comment ?? ''];
+  // Appended only when present, so the fingerprints of commands without it stay as they were.
+  if (c.expires_in_s !== undefined) parts.push(`expires_in_s=${c.expires_in_s}`);
   return createHash('sha256')
     .update(parts.map((part) => String(part ?? '')).join('\u001f'))
     .digest('base64url')

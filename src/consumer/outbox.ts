@@ -16,6 +16,11 @@ import { deadLetterOf, messageBytes, type DeadLetterReason, type OutgoingMessage
 
 export type { OutgoingMessage } from './dead-letter.ts';
 
+/** An internal command as published to the command topic: keyed by its user, with its proof. */
+export function internalCommandMessage(command: InternalCommand, proof: string): OutgoingMessage {
+  return { key: commandKey(command), value: serializeCommand(command), headers: { [INTERNAL_PROOF_HEADER]: proof } };
+}
+
 export interface OutboxTopics {
   readonly commands: string;
   readonly replies: string;
@@ -58,11 +63,7 @@ export class Outbox {
    * recipient lands behind the settle on the recipient's partition.
    */
   derive(command: InternalCommand, proof: string): void {
-    this.derived.push({
-      key: commandKey(command),
-      value: serializeCommand(command),
-      headers: { [INTERNAL_PROOF_HEADER]: proof },
-    });
+    this.derived.push(internalCommandMessage(command, proof));
   }
 
   /** A reply, to the default reply topic or to the allowed topic the command named. */

@@ -192,7 +192,7 @@ function screen(
     ) {
       moveAside(ctx, source, message, outbox, counts, {
         code: 'invalid_command',
-        message: 'An internal command without a valid proof: only the consumer may publish settles.',
+        message: 'An internal command without a valid proof: only the consumer may publish settles and expires.',
       });
       counts.forged += 1;
       continue;
@@ -375,7 +375,8 @@ function queueResults(
       const settle = settleOf(command);
       outbox.derive(settle, ctx.signer.sign(settle));
     }
-    if (command.type !== 'settle') outbox.reply(reply, 'reply_to' in command ? command.reply_to : undefined);
+    // Internal commands (settles, expires) have no caller waiting for a reply.
+    if (!isInternalCommand(command)) outbox.reply(reply, 'reply_to' in command ? command.reply_to : undefined);
   }
 }
 

@@ -16,6 +16,8 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
+import { InternalCommandSigner } from '../commands/internal-proof.ts';
+import { HoldExpirySweeper } from './hold-expiry.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
 import {
   addCounts,
@@ -125,10 +127,20 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     keepAlive,
     partitionCount: () => partitionCount,
   });
+  const sink = new KafkaOutboxSink(kafka, log);
+  const sweeper = new HoldExpirySweeper({
+    pool: deps.pool,
+    sink,
+    signer: new InternalCommandSigner(config.internalCommands),
+    commandTopic: config.topics.commands,
+    sweepMs: config.consumer.holdExpirySweepMs,
+    batchMax: config.consumer.holdExpiryBatchMax,
+    log,
+  });
   const ctx: WorkerContext = {
     ...deps,
     consumer,
-    sink: new KafkaOutboxSink(kafka, log),
+    sink,
     pipeline,
     stats,
     resumeTimers: new Set(),
@@ -166,10 +178,12 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
           return consumeBatch(payload, ctx);
         },
       });
+      sweeper.start();
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
     async stop() {
       for (const timer of ctx.resumeTimers) clearTimeout(timer);
+      await sweeper.stop();
       // Stop fetching, let the handlers in flight finish, publish and commit what they applied,
       // then leave the group: the next owner of each partition starts right after our last
       // committed offset.

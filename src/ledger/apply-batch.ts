@@ -89,10 +89,12 @@ export async function applyBatch(
   const commands = items.map((item) => item.command);
   const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
   const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
-  const reservations = await store.loadOpenReservations(db, ordersOf(commands));
+  const orders = ordersOf(commands);
+  const reservations = await store.loadOpenReservations(db, orders);
   const state = new LedgerState(
     [...accounts.values()].map((a) => [a.key, a.balance] as const),
     reservations,
+    await store.loadExpiredOrders(db, orders),
   );
   const outcomes = decideBatch(state, items, stored, limits);
   const created = await writeOutcomes(db, outcomes, accounts, state);
@@ -112,7 +114,7 @@ function accountsToLoad(command: Command): AccountKey[] {
 function ordersOf(commands: readonly Command[]): store.OrderKey[] {
   const orders = new Map<string, store.OrderKey>();
   for (const c of commands) {
-    if (c.type === 'reserve' || c.type === 'capture' || c.type === 'release') {
+    if (c.type === 'reserve' || c.type === 'capture' || c.type === 'release' || c.type === 'expire') {
       orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, {
         userId: c.user_id,
         serviceId: c.service_id,

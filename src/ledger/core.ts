@@ -3,7 +3,7 @@
  * postings. No Kafka, HTTP or SQL here; the consumer loads state, calls `decide`, and writes.
  * (TigerBeetle's split: prefetch does the I/O, commit is deterministic.)
  */
-import { settleIdOf, type Command } from '../commands/schema.ts';
+import { expireIdOf, settleIdOf, type Command } from '../commands/schema.ts';
 
 export type AccountKind = 'user_available' | 'user_reserved' | 'user_incoming' | 'revenue' | 'external';
 /** `${kind}:${ownerId}`, the natural key of an account. */
@@ -63,8 +63,12 @@ export interface OrderRef {
 }
 
 export type ReservationChange =
-  | ({ readonly kind: 'open'; readonly amount: bigint } & OrderRef)
-  | ({ readonly kind: 'close'; readonly status: 'captured' | 'released'; readonly capturedAmount: bigint } & OrderRef);
+  | ({ readonly kind: 'open'; readonly amount: bigint; readonly expiresInS: number | null } & OrderRef)
+  | ({
+      readonly kind: 'close';
+      readonly status: 'captured' | 'released' | 'expired';
+      readonly capturedAmount: bigint;
+    } & OrderRef);
 
 export interface Decision {
   readonly status: 'applied' | 'rejected';
@@ -84,7 +88,13 @@ export interface LedgerLimits {
 /** What `decide` may read. */
 export interface LedgerView {
   balance(key: AccountKey): bigint;
-  openReservation(userId: number, serviceId: number, orderId: number): { readonly amount: bigint } | undefined;
+  openReservation(
+    userId: number,
+    serviceId: number,
+    orderId: number,
+  ): { readonly amount: bigint; readonly reserveCommandId: string } | undefined;
+  /** True when the order's latest reservation was closed by an expire. */
+  reservationExpired(userId: number, serviceId: number, orderId: number): boolean;
 }
 
 /** The accounts a command reads or writes; the consumer loads (and locks) these. */
@@ -95,6 +105,7 @@ export function accountsOf(command: Command): AccountKey[] {
       return [available(command.user_id), EXTERNAL_ACCOUNT];
     case 'reserve':
     case 'release':
+    case 'expire':
       return [available(command.user_id), reserved(command.user_id)];
     case 'capture':
       return [available(command.user_id), reserved(command.user_id), revenue(command.service_id)];
@@ -137,6 +148,8 @@ export function decide(view: LedgerView, command: Command, limits: LedgerLimits)
       return decideRelease(view, command);
     case 'transfer':
       return decideTransfer(view, command);
+    case 'expire':
+      return decideExpire(view, command);
     case 'settle':
       // Unconditional by design: whether the transfer is already applied depends on how the
       // partitions interleave, and decisions must not (see sql/0003_incoming.sql).
@@ -165,7 +178,7 @@ function decideReserve(view: LedgerView, command: CommandOf<'reserve'>): Decisio
   return applied(
     [{ debit: available(userId), credit: reserved(userId), amount }],
     [entry(userId, -amount, 'reserve', { serviceId, orderId, comment: command.comment })],
-    { kind: 'open', amount, userId, serviceId, orderId },
+    { kind: 'open', amount, userId, serviceId, orderId, expiresInS: command.expires_in_s ?? null },
   );
 }
 
@@ -176,7 +189,7 @@ function decideReserve(view: LedgerView, command: CommandOf<'reserve'>): Decisio
 function decideCapture(view: LedgerView, command: CommandOf<'capture'>): Decision {
   const { user_id: userId, service_id: serviceId, order_id: orderId, amount } = command;
   const hold = view.openReservation(userId, serviceId, orderId);
-  if (!hold) return rejected('reservation_not_found');
+  if (!hold) return noOpenReservation(view, command);
   if (amount > hold.amount) return rejected('amount_exceeds_reservation');
   const postings: Posting[] = [{ debit: reserved(userId), credit: revenue(serviceId), amount }];
   const entries: Entry[] = [entry(userId, -amount, 'capture', { serviceId, orderId, comment: command.comment })];
@@ -198,11 +211,34 @@ function decideCapture(view: LedgerView, command: CommandOf<'capture'>): Decisio
 function decideRelease(view: LedgerView, command: CommandOf<'release'>): Decision {
   const { user_id: userId, service_id: serviceId, order_id: orderId } = command;
   const hold = view.openReservation(userId, serviceId, orderId);
-  if (!hold) return rejected('reservation_not_found');
+  if (!hold) return noOpenReservation(view, command);
   return applied(
     [{ debit: reserved(userId), credit: available(userId), amount: hold.amount }],
     [entry(userId, hold.amount, 'release', { serviceId, orderId, comment: command.comment })],
     { kind: 'close', status: 'released', capturedAmount: 0n, userId, serviceId, orderId },
+  );
+}
+
+/** A capture or release that finds no open hold: expired, or never there (or already closed). */
+function noOpenReservation(view: LedgerView, command: CommandOf<'capture' | 'release'>): Decision {
+  const expired = view.reservationExpired(command.user_id, command.service_id, command.order_id);
+  return rejected(expired ? 'reservation_expired' : 'reservation_not_found');
+}
+
+/**
+ * Returns an expired hold, if the reserve that opened it is the open one. Whether the hold
+ * expired is decided by where the expire lands in the user's partition, not by the clock: a
+ * capture or release ordered before it wins, and then the expire finds nothing to return, so a
+ * replay of the log decides the same.
+ */
+function decideExpire(view: LedgerView, command: CommandOf<'expire'>): Decision {
+  const { user_id: userId, service_id: serviceId, order_id: orderId } = command;
+  const hold = view.openReservation(userId, serviceId, orderId);
+  if (!hold || expireIdOf(hold.reserveCommandId) !== command.id) return rejected('reservation_not_found');
+  return applied(
+    [{ debit: reserved(userId), credit: available(userId), amount: hold.amount }],
+    [entry(userId, hold.amount, 'expire', { serviceId, orderId })],
+    { kind: 'close', status: 'expired', capturedAmount: 0n, userId, serviceId, orderId },
   );
 }
 

@@ -12,7 +12,9 @@ export interface ReservationRecord {
   readonly serviceId: number;
   readonly orderId: number;
   readonly amount: bigint;
-  status: 'open' | 'captured' | 'released';
+  /** Seconds after the reserve was applied when the hold expires; null for a hold that never does. */
+  readonly expiresInS: number | null;
+  status: 'open' | 'captured' | 'released' | 'expired';
   capturedAmount: bigint;
   readonly reserveCommandId: string;
   closeCommandId: string | null;
@@ -47,11 +49,23 @@ export class LedgerState implements LedgerView {
   /** Per applied decision, per posting: the balances right after it (see PostingBalances). */
   private readonly balancesAfter = new Map<Decision, PostingBalances[]>();
 
-  constructor(balances: Iterable<readonly [AccountKey, bigint]>, openReservations: Iterable<ReservationRecord>) {
+  /** Orders whose latest reservation was closed by an expire (reservationKey). */
+  private readonly expired: Set<string>;
+
+  constructor(
+    balances: Iterable<readonly [AccountKey, bigint]>,
+    openReservations: Iterable<ReservationRecord>,
+    expiredOrders: Iterable<string> = [],
+  ) {
     this.balances = new Map(balances);
     this.initial = new Map(this.balances);
+    this.expired = new Set(expiredOrders);
     for (const record of openReservations)
       this.open.set(reservationKey(record.userId, record.serviceId, record.orderId), record);
+  }
+
+  reservationExpired(userId: number, serviceId: number, orderId: number): boolean {
+    return this.expired.has(reservationKey(userId, serviceId, orderId));
   }
 
   balance(key: AccountKey): bigint {
@@ -98,12 +112,14 @@ export class LedgerState implements LedgerView {
         serviceId: change.serviceId,
         orderId: change.orderId,
         amount: change.amount,
+        expiresInS: change.expiresInS,
         status: 'open',
         capturedAmount: 0n,
         reserveCommandId: commandId,
         closeCommandId: null,
       };
       this.open.set(key, record);
+      this.expired.delete(key);
       this.changedReservations.push(record);
       return;
     }
@@ -113,6 +129,7 @@ export class LedgerState implements LedgerView {
     record.capturedAmount = change.capturedAmount;
     record.closeCommandId = commandId;
     this.open.delete(key);
+    if (change.status === 'expired') this.expired.add(key);
     // A reservation opened in this batch is already listed; one loaded from the database is not.
     if (record.id !== null) this.changedReservations.push(record);
   }

@@ -31,6 +31,7 @@ export function rowEffect(type: TransactionType, amount: bigint): StatementBalan
       return { spendable: amount, reserved: 0n };
     case 'reserve': // amount < 0: out of available, into reserved
     case 'release': // amount > 0: out of reserved, back into available
+    case 'expire': // amount > 0: an expired hold, back into available
       return { spendable: amount, reserved: -amount };
     case 'capture': // amount < 0: out of reserved, into the service's revenue
       return { spendable: 0n, reserved: amount };

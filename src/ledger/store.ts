@@ -146,6 +146,27 @@ const SQL_OPEN_RESERVATIONS = `
     ON r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
   WHERE r.status = 'open'`;
 
+// The orders whose latest reservation an expire closed: a capture or release of them is then
+// answered reservation_expired rather than reservation_not_found.
+const SQL_EXPIRED_ORDERS = `
+  SELECT DISTINCT ON (r.user_id, r.service_id, r.order_id) r.user_id, r.service_id, r.order_id, r.status
+  FROM reservations r
+  JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(user_id, service_id, order_id)
+    ON r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
+  ORDER BY r.user_id, r.service_id, r.order_id, r.id DESC`;
+
+/** reservationKey()s of the given orders whose latest reservation expired. */
+export async function loadExpiredOrders(db: pg.PoolClient, orders: readonly OrderKey[]): Promise<string[]> {
+  if (orders.length === 0) return [];
+  const values = [orders.map((o) => o.userId), orders.map((o) => o.serviceId), orders.map((o) => o.orderId)];
+  const { rows } = await db.query<{ user_id: string; service_id: string; order_id: string; status: string }>({
+    name: 'ledger_expired_orders',
+    text: SQL_EXPIRED_ORDERS,
+    values,
+  });
+  return rows.filter((r) => r.status === 'expired').map((r) => `${r.user_id}:${r.service_id}:${r.order_id}`);
+}
+
 export interface OrderKey {
   readonly userId: number;
   readonly serviceId: number;
@@ -172,6 +193,8 @@ export async function loadOpenReservations(
     serviceId: Number(row.service_id),
     orderId: Number(row.order_id),
     amount: BigInt(row.amount),
+    // Stored as expires_at when it was opened; deciding never needs it again.
+    expiresInS: null,
     status: 'open',
     capturedAmount: 0n,
     reserveCommandId: row.reserve_command_id,
@@ -335,11 +358,12 @@ export async function insertTransactions(
 }
 
 const SQL_INSERT_RESERVATIONS = `
-  INSERT INTO reservations (user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id, closed_at)
+  INSERT INTO reservations (user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id, closed_at, expires_at)
   SELECT k.user_id, k.service_id, k.order_id, k.amount, k.status, k.captured_amount, k.reserve_command_id, k.close_command_id,
-         CASE WHEN k.status = 'open' THEN NULL ELSE now() END
-  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[])
-    AS k(user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id)`;
+         CASE WHEN k.status = 'open' THEN NULL ELSE now() END,
+         now() + make_interval(secs => k.expires_in_s)
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::integer[])
+    AS k(user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id, expires_in_s)`;
 const SQL_CLOSE_RESERVATIONS = `
   UPDATE reservations r
   SET status = k.status, captured_amount = k.captured_amount, close_command_id = k.close_command_id, closed_at = now()
@@ -363,6 +387,7 @@ export async function writeReservations(db: pg.PoolClient, changed: readonly Res
         created.map((r) => String(r.capturedAmount)),
         created.map((r) => r.reserveCommandId),
         created.map((r) => r.closeCommandId),
+        created.map((r) => r.expiresInS),
       ],
     });
   }

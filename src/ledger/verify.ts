@@ -37,7 +37,7 @@ export const CHECKS: readonly Check[] = [
         OR (c.type = 'reserve' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_reserved' AND cr.owner_id = c.user_id)
         OR (c.type = 'capture' AND d.kind = 'user_reserved' AND d.owner_id = c.user_id
             AND (cr.kind = 'revenue' OR (cr.kind = 'user_available' AND cr.owner_id = c.user_id)))
-        OR (c.type = 'release' AND d.kind = 'user_reserved' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
+        OR (c.type IN ('release', 'expire') AND d.kind = 'user_reserved' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
         OR (c.type = 'transfer' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_incoming' AND cr.owner_id <> c.user_id)
         OR (c.type = 'settle' AND d.kind = 'user_incoming' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id))`,
   },

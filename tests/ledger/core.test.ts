@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createCommandSchema, type Command } from '../../src/commands/schema.ts';
+import { createCommandSchema, expireIdOf, type Command } from '../../src/commands/schema.ts';
 import fc from 'fast-check';
 import {
   available,
@@ -180,6 +180,7 @@ describe('reservations', () => {
           serviceId: 5,
           orderId: 9,
           amount: 500n,
+          expiresInS: null,
           status: 'open',
           capturedAmount: 0n,
           reserveCommandId: 'old',
@@ -192,6 +193,74 @@ describe('reservations', () => {
     expect(state.changedReservations).toEqual([
       expect.objectContaining({ id: 42, status: 'captured', capturedAmount: 500n }),
     ]);
+  });
+});
+
+describe('holds that expire', () => {
+  /** Reserves 3.00 of 10.00 for order 9 with an expiry; returns the state and the expire command. */
+  function heldWithExpiry() {
+    const state = stateWith([[available(1), 1_000n]]);
+    const reserve = command({ type: 'reserve', service_id: 5, order_id: 9, amount: '3.00', expires_in_s: 60 });
+    const decision = decide(state, reserve, LIMITS);
+    state.apply(reserve.id, decision);
+    const expire = schema.parse({ id: expireIdOf(reserve.id), type: 'expire', user_id: 1, service_id: 5, order_id: 9 });
+    return { state, decision, expire };
+  }
+
+  it('records the expiry with the hold, and the expire returns it to available with an expire row', () => {
+    const { state, decision, expire } = heldWithExpiry();
+    expect(decision.reservation).toMatchObject({ kind: 'open', expiresInS: 60 });
+    const expired = decide(state, expire, LIMITS);
+    state.apply(expire.id, expired);
+    expect(expired).toMatchObject({ status: 'applied', entries: [{ type: 'expire', amount: 300n }] });
+    expect([state.balance(available(1)), state.balance(reserved(1))]).toEqual([1_000n, 0n]);
+    expect(state.changedReservations.map((r) => r.status)).toEqual(['expired']);
+  });
+
+  it('rejects a capture or a release after the expire with reservation_expired', () => {
+    const { state, expire } = heldWithExpiry();
+    state.apply(expire.id, decide(state, expire, LIMITS));
+    const [capture, release] = run(
+      state,
+      { type: 'capture', service_id: 5, order_id: 9, amount: '1.00' },
+      { type: 'release', service_id: 5, order_id: 9 },
+    );
+    expect([capture!.code, release!.code]).toEqual(['reservation_expired', 'reservation_expired']);
+    expect(run(state, { type: 'capture', service_id: 5, order_id: 8, amount: '1.00' })[0]!.code).toBe(
+      'reservation_not_found',
+    );
+  });
+
+  it('lets a capture ordered before the expire win; the expire then finds nothing', () => {
+    const { state, expire } = heldWithExpiry();
+    expect(run(state, { type: 'capture', service_id: 5, order_id: 9, amount: '1.00' })[0]!.code).toBe('ok');
+    const late = decide(state, expire, LIMITS);
+    expect(late.code).toBe('reservation_not_found');
+    expect(state.balance(available(1))).toBe(900n);
+  });
+
+  it('never returns a newer hold of the same order: the expire names the reserve that opened its hold', () => {
+    const { state, expire } = heldWithExpiry();
+    run(
+      state,
+      { type: 'release', service_id: 5, order_id: 9 },
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '2.00' },
+    );
+    expect(decide(state, expire, LIMITS).code).toBe('reservation_not_found');
+    expect(state.balance(reserved(1))).toBe(200n);
+  });
+
+  it('knows an order whose hold expired in an earlier batch, from what the database loaded', () => {
+    const state = new LedgerState([[available(1), 1_000n]], [], ['1:5:9']);
+    expect(run(state, { type: 'release', service_id: 5, order_id: 9 })[0]!.code).toBe('reservation_expired');
+    expect(run(state, { type: 'reserve', service_id: 5, order_id: 9, amount: '1.00' })[0]!.code).toBe('ok');
+    expect(run(state, { type: 'release', service_id: 5, order_id: 9 })[0]!.code).toBe('ok');
+  });
+
+  it('refuses an expiry beyond 31 days or below a second, and an expire id a client could make', () => {
+    for (const expires_in_s of [0, 2_678_401, 1.5, '60'])
+      expect(() => command({ type: 'reserve', service_id: 5, order_id: 9, amount: '1.00', expires_in_s })).toThrow();
+    expect(() => schema.parse({ id: 'plain', type: 'expire', user_id: 1, service_id: 5, order_id: 9 })).toThrow();
   });
 });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatMinor } from '../../src/commands/money.ts';
-import { createCommandSchema } from '../../src/commands/schema.ts';
+import { createCommandSchema, expireIdOf } from '../../src/commands/schema.ts';
 import { available, decide, incoming, reserved, settleOf, type CommandOf, type Entry } from '../../src/ledger/core.ts';
 import { LedgerState } from '../../src/ledger/state.ts';
 import { monthBounds, NO_BALANCES, rowEffect, runningBalances } from '../../src/ledger/statement.ts';
@@ -19,6 +19,7 @@ describe('rowEffect', () => {
     expect(rowEffect('reserve', -300n)).toEqual({ spendable: -300n, reserved: 300n });
     expect(rowEffect('release', 100n)).toEqual({ spendable: 100n, reserved: -100n });
     expect(rowEffect('capture', -200n)).toEqual({ spendable: 0n, reserved: -200n });
+    expect(rowEffect('expire', 300n)).toEqual({ spendable: 300n, reserved: -300n });
   });
 
   /**
@@ -28,13 +29,14 @@ describe('rowEffect', () => {
    */
   it("ends, through each user's rows, at the balances the ledger's postings left", () => {
     const step = fc.record({
-      kind: fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'),
+      kind: fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle', 'expire'),
       user: fc.constantFrom(...USERS),
       other: fc.constantFrom(...USERS),
       minor: fc.integer({ min: 1, max: 5_000 }),
       order: fc.integer({ min: 1, max: 2 }),
     });
     const applied: number[] = [];
+    const expired: number[] = [];
     fc.assert(
       fc.property(fc.array(step, { minLength: 60, maxLength: 120 }), (steps) => {
         const state = new LedgerState([], []);
@@ -46,19 +48,23 @@ describe('rowEffect', () => {
           const order = { user_id: s.user, service_id: 7, order_id: s.order };
           if (s.kind === 'transfer' && s.user === s.other) continue;
           if (s.kind === 'settle' && unsettled.length === 0) continue;
+          const hold = state.openReservation(s.user, 7, s.order);
+          if (s.kind === 'expire' && !hold) continue;
           const command =
             s.kind === 'settle'
               ? settleOf(transfers.get(unsettled.shift()!)!)
-              : schema.parse(
-                  {
-                    deposit: { id: `${i}`, type: 'deposit', user_id: s.user, amount },
-                    withdraw: { id: `${i}`, type: 'withdraw', user_id: s.user, amount },
-                    reserve: { id: `${i}`, type: 'reserve', ...order, amount },
-                    capture: { id: `${i}`, type: 'capture', ...order, amount },
-                    release: { id: `${i}`, type: 'release', ...order },
-                    transfer: { id: `${i}`, type: 'transfer', user_id: s.user, recipient_id: s.other, amount },
-                  }[s.kind],
-                );
+              : s.kind === 'expire'
+                ? schema.parse({ id: expireIdOf(hold!.reserveCommandId), type: 'expire', ...order })
+                : schema.parse(
+                    {
+                      deposit: { id: `${i}`, type: 'deposit', user_id: s.user, amount },
+                      withdraw: { id: `${i}`, type: 'withdraw', user_id: s.user, amount },
+                      reserve: { id: `${i}`, type: 'reserve', ...order, amount },
+                      capture: { id: `${i}`, type: 'capture', ...order, amount },
+                      release: { id: `${i}`, type: 'release', ...order },
+                      transfer: { id: `${i}`, type: 'transfer', user_id: s.user, recipient_id: s.other, amount },
+                    }[s.kind],
+                  );
           const decision = decide(state, command, LIMITS);
           state.apply(command.id, decision);
           if (decision.status !== 'applied') continue;
@@ -69,6 +75,7 @@ describe('rowEffect', () => {
           }
         }
         applied.push(rows.filter((r) => r.type === 'capture').length);
+        expired.push(rows.filter((r) => r.type === 'expire').length);
         for (const user of USERS) {
           const own = rows.filter((r) => r.userId === user);
           expect(runningBalances(NO_BALANCES, own).at(-1) ?? NO_BALANCES).toEqual({
@@ -81,6 +88,7 @@ describe('rowEffect', () => {
     );
     // Most runs must have captured something, or the hardest row type went untested.
     expect(applied.filter((n) => n > 0).length).toBeGreaterThan(100);
+    expect(expired.filter((n) => n > 0).length).toBeGreaterThan(100);
   });
 });
 

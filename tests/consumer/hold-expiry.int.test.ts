@@ -1,0 +1,183 @@
+/**
+ * Holds that expire, against the real broker and database: the consumer's sweeper publishes a
+ * signed `expire` for each hold past its `expires_in_s`, and the command, in the partition's
+ * order, decides. A replay of the log decides the same.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config.ts';
+import { InternalCommandSigner } from '../../src/commands/internal-proof.ts';
+import { expireIdOf, type Command } from '../../src/commands/schema.ts';
+import { internalCommandMessage } from '../../src/consumer/outbox.ts';
+import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
+import type { Kafka } from '../../src/kafka/client.ts';
+import { verifyLedger } from '../../src/ledger/verify.ts';
+import { reconcile } from '../../src/tools/reconcile.ts';
+import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
+import { balancesOf, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
+import {
+  createTestDatabase,
+  createTestTopics,
+  testConfig,
+  testKafka,
+  testLog,
+  uniqueSuffix,
+  type TestDatabase,
+} from '../helpers/stack.ts';
+
+/** The issue's bound: a 2-second hold is back in available within 4 s of its reserve's reply. */
+const EXPIRED_WITHIN_MS = 4_000;
+
+describe('holds that expire', () => {
+  let db: TestDatabase;
+  let config: Config;
+  let kafka: Kafka;
+  let worker: CommandWorker;
+  let replies: ReplyCollector;
+  const run = uniqueSuffix();
+  const id = (name: string) => `${run}-${name}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    config = testConfig(db, { consumer: { holdExpirySweepMs: 200 } });
+    kafka = testKafka(config);
+    await createTestTopics(kafka, config);
+    worker = createCommandWorker({ config, kafka, pool: db.pool, log: testLog });
+    await worker.start();
+    replies = await collectReplies(kafka, config.topics.replies);
+  });
+  afterAll(async () => {
+    await replies?.stop();
+    await worker?.stop();
+    await db?.drop();
+  });
+
+  async function send(commands: WireCommand[]) {
+    await publish(kafka, config.topics.commands, commands);
+    return replies.waitFor(commands.map((c) => c.id));
+  }
+
+  /** Publishes an expire as the sweeper would: signed with the consumer's key. */
+  async function publishSignedExpire(command: Extract<Command, { type: 'expire' }>) {
+    const message = internalCommandMessage(command, new InternalCommandSigner(config.internalCommands).sign(command));
+    const proof = String(message.headers?.['x-internal-proof']);
+    await publish(kafka, config.topics.commands, [
+      { raw: message.value, key: String(command.user_id), headers: { 'x-internal-proof': proof } },
+    ]);
+  }
+
+  const commandRow = async (commandId: string) =>
+    (await db.pool.query('SELECT status, code FROM commands WHERE id = $1', [commandId])).rows;
+
+  it('returns a 2-second hold to available within 4 s, once, and refuses a capture after it', async () => {
+    const user = 9_001;
+    await send([{ id: id('dep'), type: 'deposit', user_id: user, amount: '10.00' }]);
+    const reserved = await send([
+      { id: id('res'), type: 'reserve', user_id: user, service_id: 3, order_id: 30, amount: '3.00', expires_in_s: 2 },
+    ]);
+    const repliedAt = Date.now();
+    expect(reserved.get(id('res'))).toMatchObject({ status: 'applied' });
+    expect((await balancesOf(db.pool, user)).available).toBe(700n);
+
+    // Watched for longer than the bound, so a hold that never comes back shows as balances.
+    let backAt: number | null = null;
+    while (backAt === null && Date.now() - repliedAt < 3 * EXPIRED_WITHIN_MS) {
+      if ((await balancesOf(db.pool, user)).available === 1_000n) backAt = Date.now();
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await balancesOf(db.pool, user)).toMatchObject({ available: 1_000n, reserved: 0n });
+    const elapsedMs = (backAt ?? Date.now()) - repliedAt;
+    expect(elapsedMs, `back in available after ${elapsedMs} ms`).toBeLessThanOrEqual(EXPIRED_WITHIN_MS);
+    const history = await db.pool.query(
+      'SELECT transaction_type, amount, command_id FROM transactions WHERE user_id = $1 ORDER BY id',
+      [user],
+    );
+    expect(history.rows.at(-1)).toEqual({
+      transaction_type: 'expire',
+      amount: '300',
+      command_id: expireIdOf(id('res')),
+    });
+    const status = await db.pool.query(
+      'SELECT status, expires_at IS NOT NULL AS has_expiry FROM reservations WHERE reserve_command_id = $1',
+      [id('res')],
+    );
+    expect(status.rows).toEqual([{ status: 'expired', has_expiry: true }]);
+
+    // Another copy (a second consumer's sweep) is the same command: nothing happens twice.
+    await publishSignedExpire({
+      id: expireIdOf(id('res')),
+      type: 'expire',
+      user_id: user,
+      service_id: 3,
+      order_id: 30,
+    });
+    const capture = await send([
+      { id: id('cap'), type: 'capture', user_id: user, service_id: 3, order_id: 30, amount: '1.00' },
+    ]);
+    expect(capture.get(id('cap'))).toMatchObject({ status: 'rejected', code: 'reservation_expired' });
+    expect(await commandRow(expireIdOf(id('res')))).toEqual([{ status: 'applied', code: 'ok' }]);
+    expect(await balancesOf(db.pool, user)).toMatchObject({ available: 1_000n, reserved: 0n });
+  });
+
+  it('lets a capture applied before the expire win; the expire then finds nothing to return', async () => {
+    const user = 9_002;
+    const result = await send([
+      { id: id('dep2'), type: 'deposit', user_id: user, amount: '10.00' },
+      { id: id('res2'), type: 'reserve', user_id: user, service_id: 3, order_id: 31, amount: '4.00', expires_in_s: 1 },
+      { id: id('cap2'), type: 'capture', user_id: user, service_id: 3, order_id: 31, amount: '4.00' },
+    ]);
+    expect(result.get(id('cap2'))).toMatchObject({ status: 'applied' });
+    await publishSignedExpire({
+      id: expireIdOf(id('res2')),
+      type: 'expire',
+      user_id: user,
+      service_id: 3,
+      order_id: 31,
+    });
+    const canary = await send([{ id: id('canary2'), type: 'deposit', user_id: user, amount: '0.01' }]);
+    expect(canary.get(id('canary2'))).toMatchObject({ status: 'applied' });
+    expect(await commandRow(expireIdOf(id('res2')))).toEqual([{ status: 'rejected', code: 'reservation_not_found' }]);
+    expect(await balancesOf(db.pool, user)).toMatchObject({ available: 601n, reserved: 0n });
+  });
+
+  it("refuses an expire without the consumer's proof, and keeps the partition going", async () => {
+    const user = 9_003;
+    await send([
+      { id: id('dep3'), type: 'deposit', user_id: user, amount: '10.00' },
+      { id: id('res3'), type: 'reserve', user_id: user, service_id: 3, order_id: 32, amount: '5.00' },
+    ]);
+    const forgedBefore = worker.stats.forged;
+    const forged = { id: expireIdOf(id('res3')), type: 'expire', user_id: user, service_id: 3, order_id: 32 };
+    await publish(kafka, config.topics.commands, [
+      { raw: JSON.stringify(forged), key: String(user), headers: { 'x-internal-proof': 'v1.AAAAAAAA.AAAA' } },
+    ]);
+    const canary = await send([{ id: id('canary3'), type: 'deposit', user_id: user, amount: '0.01' }]);
+    expect(canary.get(id('canary3'))).toMatchObject({ status: 'applied' });
+    expect(worker.stats.forged - forgedBefore).toBe(1);
+    expect(await commandRow(forged.id)).toEqual([]);
+    expect(await balancesOf(db.pool, user)).toMatchObject({ available: 501n, reserved: 500n });
+  });
+
+  it('is reproduced exactly by a replay of the log into an empty database', async () => {
+    const rebuilt = await createTestDatabase();
+    try {
+      await replay({
+        kafka,
+        pool: rebuilt.pool,
+        config,
+        log: testLog,
+        from: parseFrom('earliest'),
+        to: parseTo('latest'),
+        group: `replay-${uniqueSuffix()}`,
+        dryRun: false,
+      });
+      const outcomes = `SELECT id, status, code FROM commands ORDER BY id`;
+      expect((await rebuilt.pool.query(outcomes)).rows).toEqual((await db.pool.query(outcomes)).rows);
+      const holds = 'SELECT reserve_command_id, status, close_command_id FROM reservations ORDER BY reserve_command_id';
+      expect((await rebuilt.pool.query(holds)).rows).toEqual((await db.pool.query(holds)).rows);
+      expect(await reconcile(db.pool, rebuilt.pool)).toEqual([]);
+      expect(await verifyLedger(rebuilt.pool)).toEqual([]);
+    } finally {
+      await rebuilt.drop();
+    }
+  });
+});
