@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { InternalCommandSigner } from '../../src/commands/internal-proof.ts';
-import { expireIdOf, type Command } from '../../src/commands/schema.ts';
+import { createCommandSchema, expireIdOf, type Command } from '../../src/commands/schema.ts';
+import { HoldExpirySweeper, RESEND_AFTER_MS } from '../../src/consumer/hold-expiry.ts';
 import { internalCommandMessage } from '../../src/consumer/outbox.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -178,6 +179,66 @@ describe('holds that expire', () => {
       expect(await verifyLedger(rebuilt.pool)).toEqual([]);
     } finally {
       await rebuilt.drop();
+    }
+  });
+});
+
+describe('the hold-expiry sweeper', () => {
+  it('sends one signed expire per due hold, at most HOLD_EXPIRY_BATCH_MAX a look, and not again for RESEND_AFTER_MS', async () => {
+    const db = await createTestDatabase();
+    try {
+      const holds = [
+        { reserve: 'due-1', order: 1, expires: "now() - interval '3 seconds'", status: 'open' },
+        { reserve: 'due-2', order: 2, expires: "now() - interval '2 seconds'", status: 'open' },
+        { reserve: 'due-3', order: 3, expires: "now() - interval '1 second'", status: 'open' },
+        { reserve: 'later', order: 4, expires: "now() + interval '1 hour'", status: 'open' },
+        { reserve: 'never', order: 5, expires: 'NULL', status: 'open' },
+        { reserve: 'closed', order: 6, expires: "now() - interval '1 hour'", status: 'released' },
+      ];
+      for (const hold of holds) {
+        await db.pool.query(
+          "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ($1, 'f', 'reserve', 77, 'applied', 'ok')",
+          [hold.reserve],
+        );
+        await db.pool.query(
+          `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, close_command_id, expires_at)
+           VALUES (77, 3, $1, 100, $2, $3, $4, ${hold.expires})`,
+          [hold.order, hold.status, hold.reserve, hold.status === 'open' ? null : hold.reserve],
+        );
+      }
+      const config = testConfig(db);
+      const signer = new InternalCommandSigner(config.internalCommands);
+      const sent: Array<{ key: unknown; value: unknown; headers?: Record<string, unknown> }> = [];
+      const sweeper = new HoldExpirySweeper({
+        pool: db.pool,
+        sink: { sendCore: async (batch) => void sent.push(...batch.flatMap((t) => t.messages)) },
+        signer,
+        commandTopic: config.topics.commands,
+        sweepMs: 1_000,
+        batchMax: 2,
+        log: testLog,
+      });
+      const now = Date.now();
+      const counts = [
+        await sweeper.sweepOnce(now),
+        await sweeper.sweepOnce(now + 1),
+        await sweeper.sweepOnce(now + 2),
+        await sweeper.sweepOnce(now + RESEND_AFTER_MS),
+      ];
+      expect(counts).toEqual([2, 1, 0, 2]);
+      const schema = createCommandSchema(config.limits);
+      const commands = sent.map((m) => schema.parse(JSON.parse(String(m.value))));
+      expect(commands.map((c) => c.id)).toEqual(
+        ['due-1', 'due-2', 'due-3', 'due-1', 'due-2'].map((reserve) => expireIdOf(reserve)),
+      );
+      expect(commands[0]).toEqual({ id: '~expire:due-1', type: 'expire', user_id: 77, service_id: 3, order_id: 1 });
+      for (const [i, message] of sent.entries()) {
+        expect(message.key).toBe('77');
+        const proof = message.headers?.['x-internal-proof'] as string;
+        expect(signer.verify(commands[i] as Extract<Command, { type: 'expire' }>, proof)).toBe(true);
+      }
+    } finally {
+      await db.drop();
     }
   });
 });
