@@ -94,6 +94,32 @@ describe('command endpoints through the real stack', () => {
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 8000n, reserved: 0n, incoming: 0n });
   });
 
+  it('takes expires_in_s on a reserve: the hold returns by itself, and a deduct after it is 409 reservation_expired', async () => {
+    const user = await createUser(db, config);
+    await post('/api/add_funds', service, { user_id: user.id, amount: '10.00' });
+    const order = { user_id: user.id, service_id: 5, order_id: 56 };
+    for (const expires_in_s of [0, 2_678_401, 1.5, '1', null]) {
+      const refused = await post('/api/reserve_funds', service, { ...order, amount: '1.00', expires_in_s });
+      expect(refused.statusCode, JSON.stringify(expires_in_s)).toBe(400);
+      expect(refused.json().details.map((d: { field: string }) => d.field)).toContain('expires_in_s');
+    }
+    const held = await post('/api/reserve_funds', service, { ...order, amount: '4.00', expires_in_s: 1 });
+    expect(held.statusCode, held.body).toBe(201);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && (await balancesOf(db.pool, user.id)).available !== 1_000n)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 1_000n, reserved: 0n, incoming: 0n });
+    const late = await post('/api/deduct_funds', service, { ...order, amount: '4.00' });
+    expect(late.statusCode).toBe(409);
+    expect(late.json().code).toBe('reservation_expired');
+    const history = await gateway.app.inject({
+      method: 'GET',
+      url: `/api/transactions/?user_id=${user.id}`,
+      headers: service.header,
+    });
+    expect(history.json().items[0]).toMatchObject({ transaction_type: 'expire', amount: '4.00', order_id: 56 });
+  });
+
   it('refuses a deduct for an order never reserved, and changes nothing', async () => {
     const user = await createUser(db, config);
     await post('/api/add_funds', service, { user_id: user.id, amount: '5.00' });
