@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { formatMinor } from '../../src/commands/money.ts';
-import { httpScopedId } from '../../src/commands/schema.ts';
+import { expireIdOf, httpScopedId } from '../../src/commands/schema.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { chunkApplier, runRandomStream } from '../helpers/random-stream.ts';
@@ -262,6 +262,31 @@ describe('monthly statements', () => {
     expect(asErin.json().rows[0].command_id).toBe(history.json().items[0].command_id);
     const asShop = await get(`/api/statements/?user_id=${erin.id}&month=${month}`, shop);
     expect(asShop.json().rows[0].command_id, 'its own key, as it sent it').toBe('order-4711-topup');
+  });
+
+  it("masks the merchant's key inside the id of an expired hold, too", async () => {
+    const frank = await createUser(db, config);
+    const shop = await createUser(db, config, 'service');
+    const reserveId = httpScopedId(shop.id, 'order-4712-r');
+    await applyChunk([
+      { id: `frank-dep`, type: 'deposit', user_id: frank.id, amount: '3.00' },
+      { id: reserveId, type: 'reserve', user_id: frank.id, service_id: 1, order_id: 4712, amount: '1.00' },
+    ]);
+    await applyChunk([{ id: expireIdOf(reserveId), type: 'expire', user_id: frank.id, service_id: 1, order_id: 4712 }]);
+    const month = reportMonth(config);
+    for (const url of [
+      `/api/statements/?user_id=${frank.id}&month=${month}`,
+      `/api/transactions/?user_id=${frank.id}`,
+    ]) {
+      const asFrank = await get(url, frank);
+      expect(asFrank.body, url).not.toContain('order-4712');
+      const ids = (asFrank.json().rows ?? asFrank.json().items).map((r: { command_id: string }) => r.command_id);
+      expect(ids, url).toContainEqual(expect.stringMatching(/^~expire:~other:[A-Za-z0-9_-]{16}$/));
+      const asShop = (await get(url, shop)).json();
+      expect((asShop.rows ?? asShop.items).map((r: { command_id: string }) => r.command_id)).toContain(
+        '~expire:order-4712-r',
+      );
+    }
   });
 
   it('keeps the ownership rules and refuses bad input with a 400 naming the field', async () => {

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { formatMinor } from '../../commands/money.ts';
-import { httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
+import { EXPIRE_ID_PREFIX, httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
 import {
   balanceOfUser,
@@ -141,9 +141,12 @@ function outcomeBody(principal: Principal, stored: StoredOutcome) {
 
 /**
  * Another caller's Idempotency-Key is theirs alone: a user sees it in their history (the
- * sender's key on a transfer they received) only as an opaque reference.
+ * sender's key on a transfer they received, the merchant's on a hold that expired) only as an
+ * opaque reference. An expire's id carries the reserve's id, which is masked the same way.
  */
 export function commandIdShownTo(principal: Principal, id: string): string {
+  if (id.startsWith(EXPIRE_ID_PREFIX))
+    return `${EXPIRE_ID_PREFIX}${commandIdShownTo(principal, id.slice(EXPIRE_ID_PREFIX.length))}`;
   const scoped = parseHttpScopedId(id);
   if (!scoped) return id;
   if (scoped.userId === principal.userId) return scoped.key;
