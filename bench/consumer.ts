@@ -95,6 +95,7 @@ async function runPass(
     { topic: config.topics.commands, partitions: settings.partitions },
     { topic: config.topics.replies, partitions: settings.partitions },
     { topic: config.topics.deadLetters, partitions: settings.partitions },
+    { topic: config.topics.events, partitions: settings.partitions },
   ]);
   console.log(`[${name}] preloading ${commands.length} commands`);
   await preload(kafka, config.topics.commands, commands);
@@ -143,6 +144,7 @@ function benchConfig(url: string, brokers: string[], name: string): Config {
         commands: `bench.${suffix}.commands`,
         replies: `bench.${suffix}.replies`,
         deadLetters: `bench.${suffix}.dlq`,
+        events: `bench.${suffix}.events`,
         commandPartitions: settings.partitions,
       },
       consumer: { group: `bench-${suffix}` },

@@ -61,6 +61,7 @@ async function main() {
       { topic: env.TOPIC_COMMANDS, partitions: 6 },
       { topic: env.TOPIC_REPLIES, partitions: 6 },
       { topic: env.TOPIC_DEAD_LETTERS, partitions: 6 },
+      { topic: env.TOPIC_EVENTS, partitions: 6 },
     ]);
     const { token, userId: callerId } = await serviceToken(url);
     children.push(start('src/consumer/main.ts', env), start('src/api/main.ts', env));
@@ -107,6 +108,7 @@ function serviceEnv(url: string, brokers: string, suffix: string) {
     TOPIC_COMMANDS: `bench.http.${suffix}.commands`,
     TOPIC_REPLIES: `bench.http.${suffix}.replies`,
     TOPIC_DEAD_LETTERS: `bench.http.${suffix}.dlq`,
+    TOPIC_EVENTS: `bench.http.${suffix}.events`,
     CONSUMER_GROUP: `bench-http-${suffix}`,
     PORT: String(settings.port),
     LOG_LEVEL: 'warn',

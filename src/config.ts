@@ -69,6 +69,7 @@ export const envSchema = z.object({
   TOPIC_COMMANDS: topicName.default('balance.commands'),
   TOPIC_REPLIES: topicName.default('balance.replies'),
   TOPIC_DEAD_LETTERS: topicName.default('balance.commands.dlq'),
+  TOPIC_EVENTS: topicName.default('balance.events'),
   // Commands may ask for replies on the reply topic or on topics under this prefix, nowhere else.
   REPLY_TOPIC_PREFIX: topicName.default('balance.replies.'),
   COMMAND_PARTITIONS: int(1, 1000).default(6),
@@ -135,6 +136,7 @@ export const envSchema = z.object({
   TOPIC_COMMANDS_RETENTION_MS: z.coerce.number().int().min(-1).default(-1),
   TOPIC_REPLIES_RETENTION_MS: int(60_000, 365 * 86_400_000).default(86_400_000),
   TOPIC_DEAD_LETTERS_RETENTION_MS: int(60_000, 3_650 * 86_400_000).default(30 * 86_400_000),
+  TOPIC_EVENTS_RETENTION_MS: int(60_000, 3_650 * 86_400_000).default(7 * 86_400_000),
   TOPIC_REPLICATION_FACTOR: int(-1, 16).default(-1),
   TOPIC_MIN_INSYNC_REPLICAS: int(1, 16).default(1),
 
@@ -207,10 +209,17 @@ export interface Config {
     readonly commands: string;
     readonly replies: string;
     readonly deadLetters: string;
+    /** Balance events for downstream systems (docs/events.md). */
+    readonly events: string;
     /** `reply_to` may name the reply topic or a topic starting with this. */
     readonly replyPrefix: string;
     /** retention.ms of each topic setup creates; -1 keeps messages forever. */
-    readonly retentionMs: { readonly commands: number; readonly replies: number; readonly deadLetters: number };
+    readonly retentionMs: {
+      readonly commands: number;
+      readonly replies: number;
+      readonly deadLetters: number;
+      readonly events: number;
+    };
     /** -1 takes the broker's default. */
     readonly replicationFactor: number;
     readonly minInsyncReplicas: number;
@@ -353,11 +362,13 @@ function toConfig(env: Env): Config {
       commands: env.TOPIC_COMMANDS,
       replies: env.TOPIC_REPLIES,
       deadLetters: env.TOPIC_DEAD_LETTERS,
+      events: env.TOPIC_EVENTS,
       replyPrefix: env.REPLY_TOPIC_PREFIX,
       retentionMs: {
         commands: env.TOPIC_COMMANDS_RETENTION_MS,
         replies: env.TOPIC_REPLIES_RETENTION_MS,
         deadLetters: env.TOPIC_DEAD_LETTERS_RETENTION_MS,
+        events: env.TOPIC_EVENTS_RETENTION_MS,
       },
       replicationFactor: env.TOPIC_REPLICATION_FACTOR,
       minInsyncReplicas: env.TOPIC_MIN_INSYNC_REPLICAS,

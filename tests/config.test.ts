@@ -21,7 +21,12 @@ describe('loadConfig', () => {
       allowMissingIdempotencyKey: false,
       tokenStateCacheMs: 5_000,
     });
-    expect(config.topics.retentionMs).toEqual({ commands: -1, replies: 86_400_000, deadLetters: 2_592_000_000 });
+    expect(config.topics.retentionMs).toEqual({
+      commands: -1,
+      replies: 86_400_000,
+      deadLetters: 2_592_000_000,
+      events: 604_800_000,
+    });
     expect(config.db.url).toBeNull();
     expect(config.kafka.brokers).toBeNull();
     expect(config.topics.commands).toBe('balance.commands');

@@ -16,7 +16,7 @@ import { formatMinor } from '../commands/money.ts';
 import { monthBounds } from '../ledger/statement.ts';
 
 const SQL_BALANCES_OF_USERS = `
-  SELECT owner_id, kind, balance FROM accounts
+  SELECT owner_id, kind, balance, version FROM accounts
   WHERE kind IN ('user_available', 'user_reserved', 'user_incoming') AND owner_id = ANY($1::bigint[])`;
 // Known: registered, or with history. Not "has an account": accounts are created for every id a
 // command names, even a command that is then rejected, and that must not make an id known.
@@ -29,19 +29,25 @@ const SQL_USER_EXISTS =
  * answered (its settle is ahead of them on the user's partition), so a read right after a
  * transfer shows it (read-your-writes). `incoming` says how much of it is still settling.
  */
-export type UserBalances = BalanceView & { readonly incoming: string; readonly spendable: string };
+export type UserBalances = BalanceView & {
+  readonly incoming: string;
+  readonly spendable: string;
+  /** The user's balance version: the sequence of their last balance event (docs/events.md). */
+  readonly version: number;
+};
 
 export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, UserBalances>> {
-  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string }>({
+  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string; version: string }>({
     name: 'q_balances',
     text: SQL_BALANCES_OF_USERS,
     values: [userIds],
   });
   const out: Record<string, UserBalances> = {};
   for (const userId of userIds) {
-    const of = (kind: string) =>
-      BigInt(rows.find((r) => Number(r.owner_id) === userId && r.kind === kind)?.balance ?? '0');
+    const row = (kind: string) => rows.find((r) => Number(r.owner_id) === userId && r.kind === kind);
+    const of = (kind: string) => BigInt(row(kind)?.balance ?? '0');
     out[String(userId)] = {
+      version: Number(row('user_available')?.version ?? '0'),
       ...balanceView(of('user_available'), of('user_reserved')),
       incoming: formatMinor(of('user_incoming')),
       spendable: formatMinor(of('user_available') + of('user_incoming')),
@@ -119,7 +125,7 @@ export async function accountBalancesAt(
 }
 
 /** A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC. */
-export type UserBalancesAt = UserBalances & { readonly at: string };
+export type UserBalancesAt = Omit<UserBalances, 'version'> & { readonly at: string };
 
 /**
  * The balances of a known user as of `at` (an ISO 8601 instant with an offset): every posting

@@ -19,7 +19,7 @@ export const KAFKA_TOPIC_PATTERN = /^[A-Za-z0-9._-]{1,249}$/;
 export function replyTopicProblem(topic: string, policy: ReplyTopicPolicy): string | null {
   if (!KAFKA_TOPIC_PATTERN.test(topic)) return 'must be a Kafka topic name';
   if (topic.startsWith('__')) return 'must not be an internal topic';
-  if (policy.forbidden.includes(topic)) return 'must not be the command or dead-letter topic';
+  if (policy.forbidden.includes(topic)) return 'must not be the command, dead-letter or events topic';
   if (topic === policy.defaultTopic || (topic.startsWith(policy.prefix) && topic.length > policy.prefix.length))
     return null;
   return `must be ${policy.defaultTopic} or start with ${policy.prefix}`;
@@ -29,14 +29,19 @@ export function replyTopicPolicyOf(topics: {
   commands: string;
   replies: string;
   deadLetters: string;
+  events: string;
   replyPrefix: string;
 }): ReplyTopicPolicy {
-  return { defaultTopic: topics.replies, prefix: topics.replyPrefix, forbidden: [topics.commands, topics.deadLetters] };
+  return {
+    defaultTopic: topics.replies,
+    prefix: topics.replyPrefix,
+    forbidden: [topics.commands, topics.deadLetters, topics.events],
+  };
 }
 
 /** The policy of the default configuration (a config test keeps the two in step). */
 export const DEFAULT_REPLY_TOPIC_POLICY: ReplyTopicPolicy = {
   defaultTopic: 'balance.replies',
   prefix: 'balance.replies.',
-  forbidden: ['balance.commands', 'balance.commands.dlq'],
+  forbidden: ['balance.commands', 'balance.commands.dlq', 'balance.events'],
 };

@@ -25,6 +25,7 @@ export interface OutboxTopics {
   readonly commands: string;
   readonly replies: string;
   readonly deadLetters: string;
+  readonly events: string;
 }
 
 export interface TopicMessages {
@@ -49,6 +50,7 @@ export class Outbox {
   private readonly derived: OutgoingMessage[] = [];
   private readonly replies: OutgoingMessage[] = [];
   private readonly deadLetters: OutgoingMessage[] = [];
+  private readonly events: OutgoingMessage[] = [];
   private readonly toTargets = new Map<string, OutgoingMessage[]>();
 
   constructor(
@@ -78,12 +80,17 @@ export class Outbox {
     else this.toTargets.set(replyTo, [message]);
   }
 
+  /** A balance event, keyed by its user; sent with the replies, before the offsets are committed. */
+  event(userId: number, payload: string): void {
+    this.events.push({ key: String(userId), value: payload });
+  }
+
   deadLetter(message: KafkaMessage, source: { topic: string; partition: number }, reason: DeadLetterReason): void {
     this.deadLetters.push(deadLetterOf(message, source, reason));
   }
 
   get size(): number {
-    let n = this.derived.length + this.replies.length + this.deadLetters.length;
+    let n = this.derived.length + this.replies.length + this.deadLetters.length + this.events.length;
     for (const list of this.toTargets.values()) n += list.length;
     return n;
   }
@@ -101,6 +108,7 @@ export class Outbox {
     const core = [
       { topic: this.topics.replies, messages: this.replies },
       { topic: this.topics.deadLetters, messages: this.deadLetters },
+      { topic: this.topics.events, messages: this.events },
     ];
     for (const batch of byteBounded(core, this.batchBytesMax)) {
       await sink.sendCore(batch);

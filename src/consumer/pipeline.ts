@@ -31,7 +31,7 @@ import { partitionOfKey } from '../kafka/partition.ts';
 import { recordUnprocessable, type BatchItem } from '../ledger/apply-batch.ts';
 import { RESULT_CODES, settleOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
-import { transferCredits } from '../ledger/store.ts';
+import { transferCredits, type BalanceEventRow } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
@@ -137,6 +137,8 @@ interface ItemResult {
   /** Null when nothing could be recorded (then nobody is answered: the command is undecided). */
   readonly reply: CommandReply | null;
   readonly deadLetter?: DeadLetterReason;
+  /** The command's balance events (none unless applied). */
+  readonly events?: readonly BalanceEventRow[];
 }
 
 async function processChunk(
@@ -208,6 +210,7 @@ function screen(
         partition: source.partition,
         offset: message.offset,
         principal,
+        timestamp: message.timestamp,
       },
       message,
     });
@@ -284,7 +287,7 @@ async function applyIsolating(ctx: Context, candidates: readonly Candidate[]): P
       candidates.map((c) => c.item),
       ctx.apply,
     );
-    return candidates.map((candidate, i) => ({ candidate, reply: result.replies[i]! }));
+    return candidates.map((candidate, i) => ({ candidate, reply: result.replies[i]!, events: result.events[i] }));
   } catch (error) {
     if (failureKind(error) !== 'deterministic') throw error;
     ctx.keepAlive?.();
@@ -364,7 +367,7 @@ function queueResults(
   outbox: Outbox,
   counts: ChunkCounts,
 ): void {
-  for (const { candidate, reply, deadLetter } of results) {
+  for (const { candidate, reply, deadLetter, events } of results) {
     const { command } = candidate.item;
     if (deadLetter) moveAside(ctx, source, candidate.message, outbox, counts, deadLetter);
     count(counts, command, reply);
@@ -375,6 +378,7 @@ function queueResults(
       const settle = settleOf(command);
       outbox.derive(settle, ctx.signer.sign(settle));
     }
+    for (const event of events ?? []) outbox.event(event.userId, event.payload);
     // Internal commands (settles, expires) have no caller waiting for a reply.
     if (!isInternalCommand(command)) outbox.reply(reply, 'reply_to' in command ? command.reply_to : undefined);
   }

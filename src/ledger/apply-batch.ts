@@ -20,6 +20,7 @@ import {
 import { decideBatch, defaultMessage, type BatchItem, type ItemOutcome } from './decide-batch.ts';
 import { formatMinor } from '../commands/money.ts';
 import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
+import { balanceEventPayload, settleEntries } from './events.ts';
 import { replyFor } from './replies.ts';
 import { LedgerState } from './state.ts';
 import * as store from './store.ts';
@@ -33,6 +34,8 @@ export interface BatchResult {
   readonly settled: number;
   readonly rejected: number;
   readonly duplicates: number;
+  /** Per command, in the order of `replies`: the balance events to publish (none if rejected). */
+  readonly events: ReadonlyArray<readonly store.BalanceEventRow[]>;
 }
 
 /**
@@ -97,13 +100,47 @@ export async function applyBatch(
     await store.loadExpiredOrders(db, orders),
   );
   const outcomes = decideBatch(state, items, stored, limits);
-  const created = await writeOutcomes(db, outcomes, accounts, state);
+  const { created, now } = await writeOutcomes(db, outcomes, accounts, state);
   await store.writeReservations(db, state.changedReservations);
   await store.writeBalances(
     db,
     state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })),
   );
-  return buildResult(db, outcomes, created);
+  const events = await writeBalanceEvents(db, outcomes, accounts, now);
+  return buildResult(db, outcomes, created, events);
+}
+
+/**
+ * One event per command applied in this batch, for its user, with the user's next version
+ * (docs/events.md); stored with the versions in this transaction. Returns them by command id.
+ */
+async function writeBalanceEvents(
+  db: pg.PoolClient,
+  outcomes: readonly ItemOutcome[],
+  accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+  now: Date,
+): Promise<Map<string, store.BalanceEventRow[]>> {
+  const versions = new Map<number, { accountId: number; version: bigint }>();
+  const rows: store.BalanceEventRow[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.kind !== 'new' || outcome.decision.status !== 'applied') continue;
+    const { command } = outcome.item;
+    const account = accounts.get(available(command.user_id));
+    if (!account) throw new Error(`account ${available(command.user_id)} was not loaded`);
+    const version = (versions.get(command.user_id)?.version ?? account.version) + 1n;
+    versions.set(command.user_id, { accountId: account.id, version });
+    const timestamp = outcome.item.timestamp;
+    const payload = balanceEventPayload({
+      command,
+      sequence: version,
+      occurredAt: (timestamp ? new Date(Number(timestamp)) : now).toISOString(),
+      entries: command.type === 'settle' ? settleEntries(command) : outcome.decision.entries,
+      balances: outcome.balances.get(command.user_id)!,
+    });
+    rows.push({ userId: command.user_id, sequence: version, commandId: command.id, payload });
+  }
+  await store.insertBalanceEvents(db, rows, [...versions.values()]);
+  return new Map(rows.map((row) => [row.commandId, [row]]));
 }
 
 /** Every account a command moves money in, plus the user accounts its reply reports. */
@@ -137,7 +174,7 @@ async function writeOutcomes(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   state: LedgerState,
-): Promise<Map<string, TransactionView[]>> {
+): Promise<{ created: Map<string, TransactionView[]>; now: Date }> {
   const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
   const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
   const { now, ids } = await store.allocateTransactionIds(db, entryCount);
@@ -176,7 +213,7 @@ async function writeOutcomes(
   await store.insertCommands(db, commandRows);
   await store.insertPostings(db, postingRows, now);
   await store.insertTransactions(db, transactionRows, now);
-  return groupByCommand(transactionRows.map((row) => rowView(row, now)));
+  return { created: groupByCommand(transactionRows.map((row) => rowView(row, now))), now };
 }
 
 function rowView(row: store.TransactionRow, now: Date): TransactionView {
@@ -255,6 +292,7 @@ async function buildResult(
   db: pg.PoolClient,
   outcomes: readonly ItemOutcome[],
   created: Map<string, TransactionView[]>,
+  freshEvents: ReadonlyMap<string, store.BalanceEventRow[]>,
 ): Promise<BatchResult> {
   // Repeats of commands decided in an earlier batch answer with their stored transactions.
   const storedIds = outcomes
@@ -264,6 +302,7 @@ async function buildResult(
     (await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView),
   );
   const recipients = await recipientBalances(db, outcomes);
+  const events = await eventsOf(db, outcomes, freshEvents);
   const counts = { applied: 0, settled: 0, rejected: 0, duplicates: 0 };
   const replies = outcomes.map((outcome) => {
     const reply = withRecipient(replyFor(outcome, created, previous), outcome, recipients);
@@ -273,5 +312,26 @@ async function buildResult(
     else counts.rejected += 1;
     return reply;
   });
-  return { replies, ...counts };
+  return { replies, ...counts, events: outcomes.map((o) => events.get(o.item.command.id) ?? []) };
+}
+
+/**
+ * The events to publish for each command: a new one's, and a repeat's as stored, so a command
+ * delivered again (after a crash before its offset was committed) sends the same bytes again.
+ */
+async function eventsOf(
+  db: pg.PoolClient,
+  outcomes: readonly ItemOutcome[],
+  freshEvents: ReadonlyMap<string, store.BalanceEventRow[]>,
+): Promise<Map<string, store.BalanceEventRow[]>> {
+  const events = new Map(freshEvents);
+  const repeated = outcomes
+    .filter((o) => o.kind === 'repeat' && o.prior.status === 'applied' && !events.has(o.item.command.id))
+    .map((o) => o.item.command.id);
+  for (const row of await store.balanceEventsOfCommands(db, [...new Set(repeated)])) {
+    const list = events.get(row.commandId);
+    if (list) list.push(row);
+    else events.set(row.commandId, [row]);
+  }
+  return events;
 }

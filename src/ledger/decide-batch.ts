@@ -24,6 +24,8 @@ export interface BatchItem {
   readonly offset: string | null;
   /** Who sent it, as recorded in `commands.principal` (see commands/principal-proof.ts). */
   readonly principal: string;
+  /** The Kafka timestamp of its message (ms since epoch): its balance event's occurred_at. */
+  readonly timestamp?: string | null;
 }
 
 export interface PriorDecision {

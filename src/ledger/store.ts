@@ -42,23 +42,25 @@ export interface LoadedAccount {
   readonly id: number;
   readonly key: AccountKey;
   readonly balance: bigint;
+  /** The user's balance version, on a user's available account (sql/0008_balance_events.sql). */
+  readonly version: bigint;
 }
 
 const SQL_LOCK_USER_ACCOUNTS = `
-  SELECT a.id, a.kind, a.owner_id, a.balance
+  SELECT a.id, a.kind, a.owner_id, a.balance, a.version
   FROM accounts a
   JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id
   ORDER BY a.id
   FOR NO KEY UPDATE OF a`;
 const SQL_FIND_ACCOUNTS = `
-  SELECT a.id, a.kind, a.owner_id, a.balance
+  SELECT a.id, a.kind, a.owner_id, a.balance, a.version
   FROM accounts a
   JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id`;
 const SQL_CREATE_ACCOUNTS = `
   INSERT INTO accounts (kind, owner_id)
   SELECT kind, owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ORDER BY kind, owner_id
   ON CONFLICT (kind, owner_id) DO NOTHING
-  RETURNING id, kind, owner_id, balance`;
+  RETURNING id, kind, owner_id, balance, version`;
 
 const SQL_CREATE_MISSING_ACCOUNTS = `
   INSERT INTO accounts (kind, owner_id)
@@ -90,6 +92,7 @@ interface AccountRow {
   kind: AccountKind;
   owner_id: string;
   balance: string;
+  version: string;
 }
 
 /**
@@ -135,7 +138,7 @@ async function queryAccounts(
   const { rows } = await db.query<AccountRow>({ name, text, values });
   for (const row of rows) {
     const key = accountKey(row.kind, Number(row.owner_id));
-    into.set(key, { id: Number(row.id), key, balance: BigInt(row.balance) });
+    into.set(key, { id: Number(row.id), key, balance: BigInt(row.balance), version: BigInt(row.version) });
   }
 }
 
@@ -443,6 +446,66 @@ export async function writeBalances(
       values: [ids, others.map((c) => String(c.delta))],
     });
   }
+}
+
+export interface BalanceEventRow {
+  readonly userId: number;
+  readonly sequence: bigint;
+  readonly commandId: string;
+  readonly payload: string;
+}
+
+const SQL_INSERT_BALANCE_EVENTS = `
+  INSERT INTO balance_events (user_id, sequence, command_id, payload)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])`;
+const SQL_SET_VERSIONS = `
+  UPDATE accounts a SET version = v.version
+  FROM unnest($1::bigint[], $2::bigint[]) AS v(id, version) WHERE a.id = v.id`;
+const SQL_BALANCE_EVENTS_OF_COMMANDS = `
+  SELECT user_id, sequence, command_id, payload FROM balance_events
+  WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence`;
+
+/** Stores a batch's events and the versions they took the users' available accounts to. */
+export async function insertBalanceEvents(
+  db: pg.PoolClient,
+  events: readonly BalanceEventRow[],
+  versions: ReadonlyArray<{ accountId: number; version: bigint }>,
+): Promise<void> {
+  if (events.length === 0) return;
+  await db.query({
+    name: 'ledger_insert_balance_events',
+    text: SQL_INSERT_BALANCE_EVENTS,
+    values: [
+      events.map((e) => e.userId),
+      events.map((e) => String(e.sequence)),
+      events.map((e) => e.commandId),
+      events.map((e) => e.payload),
+    ],
+  });
+  await db.query({
+    name: 'ledger_set_versions',
+    text: SQL_SET_VERSIONS,
+    values: [versions.map((v) => v.accountId), versions.map((v) => String(v.version))],
+  });
+}
+
+/** The stored events of commands decided earlier, to send again with their repeats. */
+export async function balanceEventsOfCommands(
+  db: Queryable,
+  commandIds: readonly string[],
+): Promise<BalanceEventRow[]> {
+  if (commandIds.length === 0) return [];
+  const { rows } = await db.query<{ user_id: string; sequence: string; command_id: string; payload: string }>({
+    name: 'ledger_balance_events_of_commands',
+    text: SQL_BALANCE_EVENTS_OF_COMMANDS,
+    values: [commandIds],
+  });
+  return rows.map((r) => ({
+    userId: Number(r.user_id),
+    sequence: BigInt(r.sequence),
+    commandId: r.command_id,
+    payload: r.payload,
+  }));
 }
 
 const SQL_USER_BALANCES = `

@@ -61,6 +61,13 @@ export function topicSpecs(config: Config): TopicSpec[] {
       ...common,
       configs: { ...isr, 'retention.ms': String(topics.retentionMs.deadLetters) },
     },
+    {
+      // Keyed by user like the commands, so a user's events stay in order on one partition.
+      topic: topics.events,
+      partitions: topics.commandPartitions,
+      ...common,
+      configs: { ...isr, 'retention.ms': String(topics.retentionMs.events) },
+    },
   ];
 }
 

@@ -14,7 +14,7 @@ import {
 } from '../../src/consumer/outbox.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
 
-const TOPICS = { commands: 'commands', replies: 'replies', deadLetters: 'dlq' };
+const TOPICS = { commands: 'commands', replies: 'replies', deadLetters: 'dlq', events: 'events' };
 const reply = (id: string): CommandReply => ({
   command_id: id,
   status: 'applied',

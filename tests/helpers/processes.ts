@@ -18,6 +18,7 @@ export function envFor(config: Config): Record<string, string> {
     TOPIC_COMMANDS: config.topics.commands,
     TOPIC_REPLIES: config.topics.replies,
     TOPIC_DEAD_LETTERS: config.topics.deadLetters,
+    TOPIC_EVENTS: config.topics.events,
     REPLY_TOPIC_PREFIX: config.topics.replyPrefix,
     COMMAND_PARTITIONS: String(config.topics.commandPartitions),
     CONSUMER_GROUP: config.consumer.group,

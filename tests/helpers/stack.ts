@@ -80,6 +80,7 @@ export function testConfig(database: TestDatabase, patch: Parameters<typeof with
       commands: `test.${suffix}.commands`,
       replies: `test.${suffix}.replies`,
       deadLetters: `test.${suffix}.commands.dlq`,
+      events: `test.${suffix}.events`,
       replyPrefix: `test.${suffix}.replies.`,
       commandPartitions: 3,
       replyPartitions: 2,

@@ -55,6 +55,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       reserved: balance.reserved,
       incoming: balance.incoming,
       currency: 'RUB',
+      version: balance.version,
     };
   });
 
