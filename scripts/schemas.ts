@@ -1,11 +1,13 @@
 /**
- * `npm run schemas`: writes schemas/command.schema.json and schemas/reply.schema.json from the
- * zod schemas, for producers in other languages. `--check` fails if the files are stale.
+ * `npm run schemas`: writes schemas/command.schema.json, schemas/reply.schema.json and
+ * schemas/event.schema.json from the zod schemas, for producers and subscribers in other
+ * languages. `--check` fails if the files are stale.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { loadConfig } from '../src/config.ts';
 import { createCommandSchema } from '../src/commands/schema.ts';
+import { balanceEventSchema } from '../src/commands/event-schema.ts';
 import { replySchema } from '../src/commands/reply-schema.ts';
 
 export function schemaFiles(): Record<string, string> {
@@ -15,6 +17,11 @@ export function schemaFiles(): Record<string, string> {
   return {
     'schemas/command.schema.json': render('balance-service command (value of the command topic)', commands, 'input'),
     'schemas/reply.schema.json': render('balance-service reply (value of the reply topic)', replySchema, 'output'),
+    'schemas/event.schema.json': render(
+      'balance-service balance event (value of the events topic)',
+      balanceEventSchema,
+      'output',
+    ),
   };
 }
 

@@ -167,6 +167,7 @@ describe('command endpoints through the real stack', () => {
       reserved: '0.00',
       incoming: '0.00',
       currency: 'RUB',
+      version: 2, // the settle, then the withdrawal
     });
   });
 

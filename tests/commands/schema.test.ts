@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { commandFingerprint, createCommandSchema } from '../../src/commands/schema.ts';
+import { replyTopicPolicyOf, replyTopicProblem } from '../../src/commands/reply-topics.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
 
@@ -39,6 +40,8 @@ describe('the command schema', () => {
     [{ id: 'a', type: 'transfer', user_id: 2, amount: '1' }, 'recipient_id'],
     [{ id: 'a', type: 'deposit', user_id: 2, amount: '1', comment: 'x'.repeat(501) }, 'comment'],
     [{ id: 'a', type: 'deposit', user_id: 2, amount: '1', reply_to: 'no spaces' }, 'reply_to'],
+    // Replies there would look like events to every subscriber.
+    [{ id: 'a', type: 'deposit', user_id: 2, amount: '1', reply_to: 'balance.events' }, 'reply_to'],
   ])('refuses %j, naming %s', (input, field) => {
     const result = schema.safeParse(input);
     expect(result.success).toBe(false);
@@ -66,5 +69,20 @@ describe('commandFingerprint', () => {
     expect(commandFingerprint(schema.parse({ ...base, user_id: 3 }))).not.toBe(fingerprint);
     expect(commandFingerprint(schema.parse({ ...base, type: 'withdraw' }))).not.toBe(fingerprint);
     expect(commandFingerprint(schema.parse({ ...base, comment: 'x' }))).not.toBe(fingerprint);
+  });
+});
+
+describe('reply_to under a wide prefix', () => {
+  it('still refuses the command, dead-letter and events topics', () => {
+    const policy = replyTopicPolicyOf({
+      commands: 'balance.commands',
+      replies: 'balance.replies',
+      deadLetters: 'balance.commands.dlq',
+      events: 'balance.events',
+      replyPrefix: 'balance.',
+    });
+    expect(replyTopicProblem('balance.mine', policy)).toBeNull();
+    for (const topic of ['balance.commands', 'balance.commands.dlq', 'balance.events'])
+      expect(replyTopicProblem(topic, policy), topic).toBe('must not be the command, dead-letter or events topic');
   });
 });

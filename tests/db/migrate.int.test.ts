@@ -68,6 +68,48 @@ describe('migrate', () => {
     }
   });
 
+  it("0008 starts each user's balance version at the commands applied for them, so new events continue the count", async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const limits = testConfig(fresh).limits;
+      const schema = createCommandSchema(limits);
+      const apply = async (input: CommandInput) => {
+        const command = schema.parse(input);
+        const item = {
+          command,
+          fingerprint: commandFingerprint(command),
+          partition: null,
+          offset: null,
+          principal: 't',
+        };
+        return applyCommands(fresh.pool, [item], { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+      };
+      for (const input of [
+        { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
+        { id: 'w1', type: 'withdraw', user_id: 1, amount: '500.00' }, // rejected: no version
+        { id: 't1', type: 'transfer', user_id: 1, recipient_id: 2, amount: '15.00' },
+        { id: '~settle:t1', type: 'settle', user_id: 2, amount: '15.00' },
+      ] as CommandInput[])
+        await apply(input);
+      // Back to the schema before 0008, data kept.
+      await fresh.pool.query(
+        'DROP TABLE balance_events; ALTER TABLE accounts DROP COLUMN version; DELETE FROM schema_migrations WHERE version = 8',
+      );
+      expect(await migrate(fresh.pool)).toEqual(['0008_balance_events.sql']);
+      const versions = await fresh.pool.query(
+        "SELECT owner_id::int AS user, version::int FROM accounts WHERE kind = 'user_available' ORDER BY owner_id",
+      );
+      expect(versions.rows).toEqual([
+        { user: 1, version: 2 },
+        { user: 2, version: 1 },
+      ]);
+      const next = await apply({ id: 'd2', type: 'deposit', user_id: 1, amount: '1.00' });
+      expect(next.events[0]!.map((e) => Number(e.sequence))).toEqual([3]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it('applies new files once, even when two runners race', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'migrations-'));
     await writeFile(path.join(dir, '0001_first.sql'), 'CREATE TABLE race_a (id int);');
