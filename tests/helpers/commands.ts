@@ -159,3 +159,57 @@ export async function effectsOutOfShape(
     LIMIT 20`);
   return rows;
 }
+
+export interface ReadEvent {
+  readonly value: string;
+  readonly event: { event_id: string; user_id: number; sequence: number };
+}
+
+/** Reads the events topic from the start until `enough` says so or `timeoutMs` passes; returns what it read. */
+export async function readEvents(
+  kafka: Kafka,
+  topic: string,
+  enough: (events: readonly ReadEvent[]) => boolean,
+  timeoutMs: number,
+): Promise<ReadEvent[]> {
+  const events: ReadEvent[] = [];
+  const consumer = kafka.consumer({ groupId: `events-${uniqueSuffix()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const value = String(message.value);
+        events.push({ value, event: JSON.parse(value) });
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (!enough(events) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    return events;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/**
+ * What is wrong with a run's balance events, judged against the applied commands per user:
+ * copies of one event that differ, and users whose sequences are not exactly 1..applied.
+ */
+export function eventProblems(events: readonly ReadEvent[], appliedByUser: ReadonlyMap<number, number>): string[] {
+  const problems: string[] = [];
+  const copies = new Map<string, Set<string>>();
+  for (const { value, event } of events) {
+    const values = copies.get(event.event_id) ?? new Set();
+    values.add(value);
+    copies.set(event.event_id, values);
+  }
+  for (const [id, values] of copies) if (values.size > 1) problems.push(`${id}: ${values.size} different copies`);
+  for (const [user, applied] of appliedByUser) {
+    const sequences = [...new Set(events.filter((e) => e.event.user_id === user).map((e) => e.event.sequence))].sort(
+      (a, b) => a - b,
+    );
+    if (sequences.length !== applied || sequences.some((s, i) => s !== i + 1))
+      problems.push(`user ${user}: sequences ${sequences.length} for ${applied} applied commands`);
+  }
+  return problems;
+}
