@@ -102,33 +102,51 @@ export async function applyBatch(
   const outcomes = decideBatch(state, items, stored, limits);
   const { created, now } = await writeOutcomes(db, outcomes, accounts, state);
   await store.writeReservations(db, state.changedReservations);
-  await store.writeBalances(
-    db,
-    state.changedAccounts().map((c) => ({ ...c, id: accountId(accounts, c.key) })),
+  const { rows: eventRows, versions } = balanceEvents(outcomes, accounts, now);
+  await store.writeBalances(db, withVersions(state, accounts, versions));
+  await store.insertBalanceEvents(db, eventRows);
+  return buildResult(db, outcomes, created, new Map(eventRows.map((row) => [row.commandId, [row]])));
+}
+
+/**
+ * The changed accounts with their new balances, and the users' available accounts with their
+ * new versions (an exact capture changes a user's version but not their available balance).
+ */
+function withVersions(
+  state: LedgerState,
+  accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+  versions: ReadonlyMap<number, bigint>,
+) {
+  type Change = { id: number; key: AccountKey; balance: bigint; delta: bigint; version?: bigint };
+  const changes = new Map<AccountKey, Change>(
+    state.changedAccounts().map((c) => [c.key, { ...c, id: accountId(accounts, c.key) }]),
   );
-  const events = await writeBalanceEvents(db, outcomes, accounts, now);
-  return buildResult(db, outcomes, created, events);
+  for (const [userId, version] of versions) {
+    const key = available(userId);
+    const change = changes.get(key) ?? { key, id: accountId(accounts, key), balance: state.balance(key), delta: 0n };
+    changes.set(key, { ...change, version });
+  }
+  return [...changes.values()];
 }
 
 /**
  * One event per command applied in this batch, for its user, with the user's next version
- * (docs/events.md); stored with the versions in this transaction. Returns them by command id.
+ * (docs/events.md), and the versions the batch takes its users to.
  */
-async function writeBalanceEvents(
-  db: pg.PoolClient,
+function balanceEvents(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   now: Date,
-): Promise<Map<string, store.BalanceEventRow[]>> {
-  const versions = new Map<number, { accountId: number; version: bigint }>();
+): { rows: store.BalanceEventRow[]; versions: Map<number, bigint> } {
+  const versions = new Map<number, bigint>();
   const rows: store.BalanceEventRow[] = [];
   for (const outcome of outcomes) {
     if (outcome.kind !== 'new' || outcome.decision.status !== 'applied') continue;
     const { command } = outcome.item;
     const account = accounts.get(available(command.user_id));
     if (!account) throw new Error(`account ${available(command.user_id)} was not loaded`);
-    const version = (versions.get(command.user_id)?.version ?? account.version) + 1n;
-    versions.set(command.user_id, { accountId: account.id, version });
+    const version = (versions.get(command.user_id) ?? account.version) + 1n;
+    versions.set(command.user_id, version);
     const timestamp = outcome.item.timestamp;
     const payload = balanceEventPayload({
       command,
@@ -139,8 +157,7 @@ async function writeBalanceEvents(
     });
     rows.push({ userId: command.user_id, sequence: version, commandId: command.id, payload });
   }
-  await store.insertBalanceEvents(db, rows, [...versions.values()]);
-  return new Map(rows.map((row) => [row.commandId, [row]]));
+  return { rows, versions };
 }
 
 /** Every account a command moves money in, plus the user accounts its reply reports. */

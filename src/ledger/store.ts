@@ -410,9 +410,11 @@ export async function writeReservations(db: pg.PoolClient, changed: readonly Res
   }
 }
 
+// Balance and version in one update: a second update of the same rows cost about 12% of the
+// mixed pass's throughput in bench:consumer (4,676 against 5,305 commands/s).
 const SQL_SET_BALANCES = `
-  UPDATE accounts a SET balance = k.balance, updated_at = now()
-  FROM unnest($1::bigint[], $2::bigint[]) AS k(id, balance)
+  UPDATE accounts a SET balance = k.balance, version = coalesce(k.version, a.version), updated_at = now()
+  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(id, balance, version)
   WHERE a.id = k.id`;
 const SQL_LOCK_BY_ID = `SELECT id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`;
 const SQL_ADD_TO_BALANCES = `
@@ -426,7 +428,7 @@ const SQL_ADD_TO_BALANCES = `
  */
 export async function writeBalances(
   db: pg.PoolClient,
-  changes: ReadonlyArray<{ id: number; key: AccountKey; balance: bigint; delta: bigint }>,
+  changes: ReadonlyArray<{ id: number; key: AccountKey; balance: bigint; delta: bigint; version?: bigint }>,
 ): Promise<void> {
   const users = changes.filter((c) => isBoundedAccount(c.key));
   const others = changes.filter((c) => !isBoundedAccount(c.key)).sort((a, b) => a.id - b.id);
@@ -434,7 +436,11 @@ export async function writeBalances(
     await db.query({
       name: 'ledger_set_balances',
       text: SQL_SET_BALANCES,
-      values: [users.map((c) => c.id), users.map((c) => String(c.balance))],
+      values: [
+        users.map((c) => c.id),
+        users.map((c) => String(c.balance)),
+        users.map((c) => (c.version === undefined ? null : String(c.version))),
+      ],
     });
   }
   if (others.length > 0) {
@@ -458,19 +464,12 @@ export interface BalanceEventRow {
 const SQL_INSERT_BALANCE_EVENTS = `
   INSERT INTO balance_events (user_id, sequence, command_id, payload)
   SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])`;
-const SQL_SET_VERSIONS = `
-  UPDATE accounts a SET version = v.version
-  FROM unnest($1::bigint[], $2::bigint[]) AS v(id, version) WHERE a.id = v.id`;
 const SQL_BALANCE_EVENTS_OF_COMMANDS = `
   SELECT user_id, sequence, command_id, payload FROM balance_events
   WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence`;
 
-/** Stores a batch's events and the versions they took the users' available accounts to. */
-export async function insertBalanceEvents(
-  db: pg.PoolClient,
-  events: readonly BalanceEventRow[],
-  versions: ReadonlyArray<{ accountId: number; version: bigint }>,
-): Promise<void> {
+/** Stores a batch's events (the versions they took users to are written with the balances). */
+export async function insertBalanceEvents(db: pg.PoolClient, events: readonly BalanceEventRow[]): Promise<void> {
   if (events.length === 0) return;
   await db.query({
     name: 'ledger_insert_balance_events',
@@ -481,11 +480,6 @@ export async function insertBalanceEvents(
       events.map((e) => e.commandId),
       events.map((e) => e.payload),
     ],
-  });
-  await db.query({
-    name: 'ledger_set_versions',
-    text: SQL_SET_VERSIONS,
-    values: [versions.map((v) => v.accountId), versions.map((v) => String(v.version))],
   });
 }
 
