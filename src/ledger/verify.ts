@@ -74,6 +74,16 @@ export const CHECKS: readonly Check[] = [
       WHERE recorded IS DISTINCT FROM running`,
   },
   {
+    name: 'versions_match_events',
+    description: "every user's stored balance events run without a gap up to their balance version (docs/events.md)",
+    sql: `
+      SELECT a.owner_id, a.version, e.first, e.last, e.events
+      FROM accounts a
+      JOIN (SELECT user_id, min(sequence) AS first, max(sequence) AS last, count(*) AS events
+            FROM balance_events GROUP BY user_id) e ON e.user_id = a.owner_id
+      WHERE a.kind = 'user_available' AND (a.version <> e.last OR e.last - e.first + 1 <> e.events)`,
+  },
+  {
     name: 'no_negative_user_balance',
     description: 'no user balance is negative',
     sql: `SELECT id, kind, owner_id, balance FROM accounts WHERE kind IN ('user_available', 'user_reserved') AND balance < 0`,

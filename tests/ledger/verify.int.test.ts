@@ -57,6 +57,16 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
   },
   { check: 'balances_sum_to_zero', sql: [`UPDATE accounts SET balance = balance + 1 WHERE kind = 'revenue'`] },
   {
+    check: 'versions_match_events',
+    sql: [`UPDATE accounts SET version = version + 1 WHERE kind = 'user_available' AND version > 0`],
+  },
+  {
+    check: 'versions_match_events',
+    sql: [
+      `DELETE FROM balance_events e WHERE e.sequence = (SELECT max(sequence) FROM balance_events x WHERE x.user_id = e.user_id)`,
+    ],
+  },
+  {
     check: 'balance_equals_postings',
     sql: [`UPDATE accounts SET balance = balance - 1 WHERE kind = 'user_available' AND owner_id = 1`],
   },
