@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiContext } from './context.ts';
+import { COMMAND_ROUTES } from './routes/commands.ts';
 import type { HttpSchemas } from './schemas.ts';
 
 interface Operation {
@@ -51,60 +52,18 @@ export const OPERATIONS: readonly Operation[] = [
     body: 'refresh',
     responses: { '200': '{access}', '401': 'Invalid refresh token.' },
   },
-  {
-    method: 'post',
-    path: '/api/add_funds/',
-    summary: 'Deposit',
-    tag: 'commands',
-    body: 'addFunds',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
-  {
-    method: 'post',
-    path: '/api/withdraw_funds/',
-    summary: 'Withdraw',
-    tag: 'commands',
-    body: 'withdrawFunds',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
-  {
-    method: 'post',
-    path: '/api/reserve_funds/',
-    summary: 'Reserve funds for an order',
-    tag: 'commands',
-    body: 'reserveFunds',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
-  {
-    method: 'post',
-    path: '/api/deduct_funds/',
-    summary: 'Revenue recognition: capture a reservation',
-    tag: 'commands',
-    body: 'deductFunds',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
-  {
-    method: 'post',
-    path: '/api/cancel_reservation/',
-    summary: 'Cancel a reservation',
-    tag: 'commands',
-    body: 'cancelReservation',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
-  {
-    method: 'post',
-    path: '/api/transfer_funds/',
-    summary: 'Transfer between users',
-    tag: 'commands',
-    body: 'transferFunds',
-    auth: true,
-    responses: COMMAND_RESPONSES,
-  },
+  // The money-moving endpoints come from the route table they are registered from.
+  ...COMMAND_ROUTES.map(
+    (route): Operation => ({
+      method: 'post',
+      path: `${route.path}/`,
+      summary: route.summary,
+      tag: 'commands',
+      body: route.schema,
+      auth: true,
+      responses: COMMAND_RESPONSES,
+    }),
+  ),
   {
     method: 'get',
     path: '/api/balances/',

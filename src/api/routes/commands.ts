@@ -21,36 +21,62 @@ import type { ApiContext } from '../context.ts';
 
 type CommandBody = Omit<Command, 'id' | 'reply_to'>;
 
-interface CommandRoute {
+/** One money-moving endpoint: the route, its permission, its body schema and its OpenAPI summary. */
+export interface CommandRoute {
   readonly path: string;
+  /** What the OpenAPI document says it does. */
+  readonly summary: string;
   readonly type: ClientCommand;
   readonly schema: keyof ApiContext['schemas'];
   /** The body as a command, without its id. */
   readonly toCommand: (body: never) => CommandBody;
 }
 
-const ROUTES: readonly CommandRoute[] = [
-  route('/api/add_funds', 'deposit', 'addFunds', (b: { user_id: number; amount: bigint; comment?: string }) => ({
-    type: 'deposit',
-    ...b,
-  })),
+export const COMMAND_ROUTES: readonly CommandRoute[] = [
+  route(
+    '/api/add_funds',
+    'Deposit',
+    'deposit',
+    'addFunds',
+    (b: { user_id: number; amount: bigint; comment?: string }) => ({
+      type: 'deposit',
+      ...b,
+    }),
+  ),
   route(
     '/api/withdraw_funds',
+    'Withdraw',
     'withdraw',
     'withdrawFunds',
     (b: { user_id: number; amount: bigint; comment?: string }) => ({ type: 'withdraw', ...b }),
   ),
-  route('/api/reserve_funds', 'reserve', 'reserveFunds', (b: OrderBody & { amount: bigint }) => ({
-    type: 'reserve',
+  route(
+    '/api/reserve_funds',
+    'Reserve funds for an order (optionally expiring: expires_in_s)',
+    'reserve',
+    'reserveFunds',
+    (b: OrderBody & { amount: bigint }) => ({
+      type: 'reserve',
+      ...b,
+    }),
+  ),
+  route(
+    '/api/deduct_funds',
+    'Revenue recognition: capture a reservation',
+    'capture',
+    'deductFunds',
+    (b: OrderBody & { amount: bigint }) => ({
+      type: 'capture',
+      ...b,
+    }),
+  ),
+  route('/api/cancel_reservation', 'Cancel a reservation', 'release', 'cancelReservation', (b: OrderBody) => ({
+    type: 'release',
     ...b,
   })),
-  route('/api/deduct_funds', 'capture', 'deductFunds', (b: OrderBody & { amount: bigint }) => ({
-    type: 'capture',
-    ...b,
-  })),
-  route('/api/cancel_reservation', 'release', 'cancelReservation', (b: OrderBody) => ({ type: 'release', ...b })),
   route(
     '/api/transfer_funds',
+    'Transfer between users',
     'transfer',
     'transferFunds',
     (b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
@@ -72,15 +98,16 @@ interface OrderBody {
 
 function route<B>(
   path: string,
+  summary: string,
   type: ClientCommand,
   schema: CommandRoute['schema'],
   toCommand: (body: B) => CommandBody,
 ): CommandRoute {
-  return { path, type, schema, toCommand: toCommand as never };
+  return { path, summary, type, schema, toCommand: toCommand as never };
 }
 
 export function registerCommandRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  for (const spec of ROUTES) {
+  for (const spec of COMMAND_ROUTES) {
     app.post(spec.path, (request, reply) => handleCommand(spec, request, reply, ctx));
   }
 }
