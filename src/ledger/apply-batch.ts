@@ -194,7 +194,7 @@ async function writeOutcomes(
 ): Promise<{ created: Map<string, TransactionView[]>; now: Date }> {
   const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
   const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
-  const { now, ids } = await store.allocateTransactionIds(db, entryCount);
+  const { now, stamp, ids } = await store.allocateTransactionIds(db, entryCount);
   const commandRows: store.NewCommandRow[] = [];
   const postingRows: store.PostingRow[] = [];
   const transactionRows: store.TransactionRow[] = [];
@@ -228,8 +228,8 @@ async function writeOutcomes(
     }
   }
   await store.insertCommands(db, commandRows);
-  await store.insertPostings(db, postingRows, now);
-  await store.insertTransactions(db, transactionRows, now);
+  await store.insertPostings(db, postingRows, stamp);
+  await store.insertTransactions(db, transactionRows, stamp);
   return { created: groupByCommand(transactionRows.map((row) => rowView(row, now))), now };
 }
 

@@ -205,8 +205,13 @@ export async function loadOpenReservations(
   }));
 }
 
+// The time also as text with microseconds: a JS Date keeps milliseconds only, and a stamp cut
+// to the millisecond could fall before an instant read just before this chunk, so a balance at
+// that instant would count this chunk (the random-stream test of balances at an instant caught it).
 const SQL_ALLOCATE_TRANSACTION_IDS = `
-  SELECT clock_timestamp() AS now, ARRAY(SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int)) AS ids`;
+  SELECT t.now, to_char(t.now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS stamp,
+         ARRAY(SELECT nextval('transactions_id_seq') FROM generate_series(1, $1::int)) AS ids
+  FROM (SELECT clock_timestamp() AS now) t`;
 
 /**
  * The chunk's timestamp and `count` transaction ids, in one round trip. The timestamp is taken
@@ -214,14 +219,17 @@ const SQL_ALLOCATE_TRANSACTION_IDS = `
  * chunk of the same account then never gets an earlier time (sql/0006_balances_at.sql), and
  * every posting and history row of the chunk gets this one time.
  */
-export async function allocateTransactionIds(db: pg.PoolClient, count: number): Promise<{ now: Date; ids: number[] }> {
-  const { rows } = await db.query<{ now: Date; ids: string[] }>({
+export async function allocateTransactionIds(
+  db: pg.PoolClient,
+  count: number,
+): Promise<{ now: Date; stamp: string; ids: number[] }> {
+  const { rows } = await db.query<{ now: Date; stamp: string; ids: string[] }>({
     name: 'ledger_allocate_ids',
     text: SQL_ALLOCATE_TRANSACTION_IDS,
     values: [count],
   });
   const row = rows[0]!;
-  return { now: row.now, ids: row.ids.map(Number) };
+  return { now: row.now, stamp: row.stamp, ids: row.ids.map(Number) };
 }
 
 export interface NewCommandRow {
@@ -302,7 +310,7 @@ const SQL_INSERT_POSTINGS = `
   SELECT k.*, $7::timestamptz FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS k`;
 
 /** `writtenAt`: the chunk's one timestamp (see allocateTransactionIds). */
-export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[], writtenAt: Date): Promise<void> {
+export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[], writtenAt: string): Promise<void> {
   if (rows.length === 0) return;
   await db.query({
     name: 'ledger_insert_postings',
@@ -339,7 +347,7 @@ const SQL_INSERT_TRANSACTIONS = `
 export async function insertTransactions(
   db: pg.PoolClient,
   rows: readonly TransactionRow[],
-  writtenAt: Date,
+  writtenAt: string,
 ): Promise<void> {
   if (rows.length === 0) return;
   await db.query({

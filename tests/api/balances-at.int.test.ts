@@ -93,6 +93,18 @@ describe('balances at a point in time', () => {
     }
   });
 
+  it('stamps postings with the microseconds of the chunk, not a millisecond that could fall before an instant read', async () => {
+    const dave = await createUser(db, config);
+    for (let i = 0; i < 5; i += 1)
+      await applyChunk([{ id: `dave-${i}`, type: 'deposit', user_id: dave.id, amount: '1.00' }]);
+    const { rows } = await db.pool.query<{ cut: number }>(
+      `SELECT count(*)::int AS cut FROM postings p JOIN commands c ON c.id = p.command_id
+       WHERE c.id LIKE 'dave-%' AND p.created_at = date_trunc('milliseconds', p.created_at)`,
+    );
+    // Five stamps cut to the millisecond by chance: one in 10^15.
+    expect(rows[0]!.cut).toBeLessThan(5);
+  });
+
   it('gives zeros before the first posting, and the same instant in any offset', async () => {
     const carol = await createUser(db, config);
     await applyChunk([{ id: 'carol-dep', type: 'deposit', user_id: carol.id, amount: '5.00' }]);
