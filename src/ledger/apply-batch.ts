@@ -93,11 +93,11 @@ export async function applyBatch(
   const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
   const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
   const orders = ordersOf(commands);
-  const reservations = await store.loadOpenReservations(db, orders);
+  const reservations = await store.loadOrderReservations(db, orders);
   const state = new LedgerState(
     [...accounts.values()].map((a) => [a.key, a.balance] as const),
-    reservations,
-    await store.loadExpiredOrders(db, orders),
+    reservations.open,
+    reservations.expired,
   );
   const outcomes = decideBatch(state, items, stored, limits);
   const { created, now } = await writeOutcomes(db, outcomes, accounts, state);
