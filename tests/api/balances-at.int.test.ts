@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { formatMinor } from '../../src/commands/money.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
-import { chunkApplier, runRandomStream } from '../helpers/random-stream.ts';
+import { balancesWithStamp, chunkApplier, runRandomStream, UTC_MICROS_SQL } from '../helpers/random-stream.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 interface Sample {
@@ -45,20 +44,8 @@ describe('balances at a point in time', () => {
 
   /** The database's clock now (the one that stamps postings) and every user's balances. */
   async function sample(users: readonly number[]): Promise<Sample> {
-    const { rows } = await db.pool.query<{ at: string; owner_id: string | null; kind: string | null; balance: string }>(
-      `WITH clock AS (SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at)
-       SELECT clock.at, a.owner_id, a.kind, a.balance FROM clock
-       LEFT JOIN accounts a ON a.owner_id = ANY($1::bigint[]) AND a.kind IN ('user_available', 'user_reserved', 'user_incoming')`,
-      [users],
-    );
-    const of = (user: number, kind: string) =>
-      BigInt(rows.find((r) => Number(r.owner_id) === user && r.kind === kind)?.balance ?? '0');
-    const view = (u: number) => ({
-      amount: formatMinor(of(u, 'user_available') + of(u, 'user_incoming')),
-      reserved: formatMinor(of(u, 'user_reserved')),
-      incoming: formatMinor(of(u, 'user_incoming')),
-    });
-    return { at: rows[0]!.at, balances: new Map(users.map((u) => [u, view(u)])) };
+    const { stamp, balances } = await balancesWithStamp(db, users, UTC_MICROS_SQL('clock_timestamp()'));
+    return { at: stamp!, balances };
   }
 
   it('answers, for every instant recorded during a random stream, the balances recorded then', async () => {

@@ -11,11 +11,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { formatMinor } from '../../src/commands/money.ts';
 import { expireIdOf, httpScopedId } from '../../src/commands/schema.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
-import { chunkApplier, runRandomStream } from '../helpers/random-stream.ts';
+import { balancesWithStamp, chunkApplier, runRandomStream, UTC_MICROS_SQL } from '../helpers/random-stream.ts';
 import { createTestDatabase, reportMonth, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
 interface Balances {
@@ -73,25 +72,12 @@ describe('monthly statements', () => {
     app.inject({ method: 'GET', url, headers: { ...user.header, ...headers } });
 
   async function record(users: readonly number[]): Promise<Recorded> {
-    const { rows } = await db.pool.query<{
-      stamp: string | null;
-      owner_id: string | null;
-      kind: string;
-      balance: string;
-    }>(
-      `WITH last AS (SELECT to_char(max(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS stamp FROM postings)
-       SELECT last.stamp, a.owner_id, a.kind, a.balance FROM last
-       LEFT JOIN accounts a ON a.owner_id = ANY($1::bigint[]) AND a.kind IN ('user_available', 'user_reserved', 'user_incoming')`,
-      [users],
+    const { stamp, balances } = await balancesWithStamp(
+      db,
+      users,
+      UTC_MICROS_SQL('(SELECT max(created_at) FROM postings)'),
     );
-    const of = (user: number, kind: string) =>
-      BigInt(rows.find((r) => Number(r.owner_id) === user && r.kind === kind)?.balance ?? '0');
-    const view = (u: number): Balances => ({
-      amount: formatMinor(of(u, 'user_available') + of(u, 'user_incoming')),
-      reserved: formatMinor(of(u, 'user_reserved')),
-      incoming: formatMinor(of(u, 'user_incoming')),
-    });
-    return { stamp: rows[0]?.stamp ?? '', balances: new Map(users.map((u) => [u, view(u)])) };
+    return { stamp: stamp ?? '', balances };
   }
 
   /** Moves each chunk's postings and history rows (revenue is a view of them) to its own Moscow midnight, in order. */

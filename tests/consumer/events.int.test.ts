@@ -8,8 +8,14 @@ import { balanceOfUser } from '../../src/api/read-model.ts';
 import type { Config } from '../../src/config.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Consumer, Kafka } from '../../src/kafka/client.ts';
-import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
-import { collectReplies, publish, waitForSettles, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
+import {
+  collectReplies,
+  publish,
+  replayEverything,
+  waitForSettles,
+  type ReplyCollector,
+  type WireCommand,
+} from '../helpers/commands.ts';
 import {
   createTestDatabase,
   createTestTopics,
@@ -193,16 +199,7 @@ describe('balance events', () => {
   it('is made again, byte for byte, by a replay of the log into an empty database', async () => {
     const rebuilt = await createTestDatabase();
     try {
-      await replay({
-        kafka,
-        pool: rebuilt.pool,
-        config,
-        log: testLog,
-        from: parseFrom('earliest'),
-        to: parseTo('latest'),
-        group: `replay-${uniqueSuffix()}`,
-        dryRun: false,
-      });
+      await replayEverything(kafka, config, rebuilt.pool);
       const live = await storedPayloads(db.pool);
       expect(live.length).toBeGreaterThan(5_000);
       expect(await storedPayloads(rebuilt.pool)).toEqual(live);

@@ -13,8 +13,14 @@ import { createCommandWorker, type CommandWorker } from '../../src/consumer/work
 import type { Kafka } from '../../src/kafka/client.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { reconcile } from '../../src/tools/reconcile.ts';
-import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
-import { balancesOf, collectReplies, publish, type ReplyCollector, type WireCommand } from '../helpers/commands.ts';
+import {
+  balancesOf,
+  collectReplies,
+  publish,
+  replayEverything,
+  type ReplyCollector,
+  type WireCommand,
+} from '../helpers/commands.ts';
 import {
   createTestDatabase,
   createTestTopics,
@@ -161,16 +167,7 @@ describe('holds that expire', () => {
   it('is reproduced exactly by a replay of the log into an empty database', async () => {
     const rebuilt = await createTestDatabase();
     try {
-      await replay({
-        kafka,
-        pool: rebuilt.pool,
-        config,
-        log: testLog,
-        from: parseFrom('earliest'),
-        to: parseTo('latest'),
-        group: `replay-${uniqueSuffix()}`,
-        dryRun: false,
-      });
+      await replayEverything(kafka, config, rebuilt.pool);
       const outcomes = `SELECT id, status, code FROM commands ORDER BY id`;
       expect((await rebuilt.pool.query(outcomes)).rows).toEqual((await db.pool.query(outcomes)).rows);
       const holds = 'SELECT reserve_command_id, status, close_command_id FROM reservations ORDER BY reserve_command_id';

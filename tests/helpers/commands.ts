@@ -3,7 +3,9 @@ import { unsettledTransfers } from '../../src/ledger/verify.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
 import { javaCompatiblePartitioner, type Kafka } from '../../src/kafka/client.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
-import { uniqueSuffix } from './stack.ts';
+import type { Config } from '../../src/config.ts';
+import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
+import { testLog, uniqueSuffix } from './stack.ts';
 
 export type WireCommand = CommandInput;
 
@@ -212,4 +214,18 @@ export function eventProblems(events: readonly ReadEvent[], appliedByUser: Reado
       problems.push(`user ${user}: sequences ${sequences.length} for ${applied} applied commands`);
   }
   return problems;
+}
+
+/** Replays the whole command topic into `pool`'s database, as `npm run replay` does for a rebuild. */
+export async function replayEverything(kafka: Kafka, config: Config, pool: import('pg').Pool): Promise<void> {
+  await replay({
+    kafka,
+    pool,
+    config,
+    log: testLog,
+    from: parseFrom('earliest'),
+    to: parseTo('latest'),
+    group: `replay-${uniqueSuffix()}`,
+    dryRun: false,
+  });
 }

@@ -100,3 +100,44 @@ export async function runRandomStream(stream: RandomStream): Promise<number> {
   }
   return chunks;
 }
+
+export interface ShownBalances {
+  amount: string;
+  reserved: string;
+  incoming: string;
+}
+
+/**
+ * Every user's balances as the balance endpoint shows them, read in one statement with one
+ * more value (`stampSql`, an SQL expression: the clock, or the last posting's time), so the two
+ * belong to the same moment.
+ */
+export async function balancesWithStamp(
+  db: TestDatabase,
+  users: readonly number[],
+  stampSql: string,
+): Promise<{ stamp: string | null; balances: Map<number, ShownBalances> }> {
+  const { rows } = await db.pool.query<{
+    stamp: string | null;
+    owner_id: string | null;
+    kind: string | null;
+    balance: string;
+  }>(
+    `WITH s AS (SELECT (${stampSql}) AS stamp)
+     SELECT s.stamp, a.owner_id, a.kind, a.balance FROM s
+     LEFT JOIN accounts a ON a.owner_id = ANY($1::bigint[]) AND a.kind IN ('user_available', 'user_reserved', 'user_incoming')`,
+    [users],
+  );
+  const of = (user: number, kind: string) =>
+    BigInt(rows.find((r) => Number(r.owner_id) === user && r.kind === kind)?.balance ?? '0');
+  const view = (u: number): ShownBalances => ({
+    amount: formatMinor(of(u, 'user_available') + of(u, 'user_incoming')),
+    reserved: formatMinor(of(u, 'user_reserved')),
+    incoming: formatMinor(of(u, 'user_incoming')),
+  });
+  return { stamp: rows[0]?.stamp ?? null, balances: new Map(users.map((u) => [u, view(u)])) };
+}
+
+/** The time format PostgreSQL renders instants in for these tests: UTC with microseconds. */
+export const UTC_MICROS_SQL = (expression: string) =>
+  `to_char(${expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
