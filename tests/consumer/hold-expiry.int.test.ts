@@ -22,6 +22,7 @@ import {
   type WireCommand,
 } from '../helpers/commands.ts';
 import {
+  counterAfter,
   createTestDatabase,
   createTestTopics,
   testConfig,
@@ -159,7 +160,7 @@ describe('holds that expire', () => {
     ]);
     const canary = await send([{ id: id('canary3'), type: 'deposit', user_id: user, amount: '0.01' }]);
     expect(canary.get(id('canary3'))).toMatchObject({ status: 'applied' });
-    expect(worker.stats.forged - forgedBefore).toBe(1);
+    expect((await counterAfter(() => worker.stats.forged, forgedBefore)) - forgedBefore).toBe(1);
     expect(await commandRow(forged.id)).toEqual([]);
     expect(await balancesOf(db.pool, user)).toMatchObject({ available: 501n, reserved: 500n });
   });

@@ -163,3 +163,14 @@ export function reportMonth(config: Config, at = new Date()): string {
     .format(at)
     .slice(0, 7);
 }
+
+/**
+ * A consumer's counter once it moved from `from`, or as it stands after `timeoutMs`: a chunk's
+ * counts reach the worker's stats after its offset commit, which comes after its replies and
+ * dead letters, so a test that has just seen those reads the counter through this.
+ */
+export async function counterAfter(read: () => number, from: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (read() === from && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  return read();
+}
