@@ -15,6 +15,8 @@ export const RESULT_CODES = {
   reservation_expired: 'The reservation expired: its money is back in the available balance.',
   same_account: 'The sender and the recipient are the same user.',
   balance_limit_exceeded: 'The deposit would take the balance past the largest balance allowed.',
+  alert_limit_exceeded: 'The user already has as many threshold alerts as allowed (ALERTS_PER_USER_MAX).',
+  alert_not_found: 'The user has no threshold alert with this id.',
   idempotency_key_reused: 'This command id was already used for a different command.',
   invalid_command: 'The command is not valid.',
   unprocessable: 'The command is valid but could not be stored; it will not be retried.',

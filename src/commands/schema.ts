@@ -17,6 +17,8 @@ export const COMMAND_TYPES = [
   'transfer',
   'settle',
   'expire',
+  'set_alert',
+  'remove_alert',
 ] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
@@ -62,6 +64,14 @@ export const expiresInSchema = z
   .min(1)
   .max(HOLD_EXPIRES_IN_S_MAX)
   .meta({ description: 'Seconds after the reserve is applied when the hold returns to available by itself.' });
+
+/**
+ * A threshold alert fires when the user's available balance crosses `threshold`: `below` when it
+ * drops under it, `above` when it rises over it (docs/events.md).
+ */
+export const ALERT_DIRECTIONS = ['below', 'above'] as const;
+export type AlertDirection = (typeof ALERT_DIRECTIONS)[number];
+export const alertDirectionSchema = z.enum(ALERT_DIRECTIONS);
 
 /** The idempotency key: a UUID or 1-128 characters of [A-Za-z0-9._:-], or an id the gateway scoped. */
 export const commandIdSchema = z.string().regex(COMMAND_ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -');
@@ -133,6 +143,13 @@ export function createCommandSchema(
       amount,
       comment: commentSchema.optional(),
     }),
+    z.object({ ...base, type: z.literal('set_alert'), direction: alertDirectionSchema, threshold: amount }).meta({
+      description:
+        "Registers a threshold alert on the user's available balance; its id is this command's id (docs/events.md).",
+    }),
+    z
+      .object({ ...base, type: z.literal('remove_alert'), alert_id: commandIdSchema })
+      .meta({ description: 'Removes the threshold alert that the command with id `alert_id` registered.' }),
     z
       // Not bounded by AMOUNT_MINOR_MAX: the transfer was, and a limit lowered between the two
       // must not strand the money in incoming.
@@ -176,6 +193,8 @@ export function commandFingerprint(command: Command): string {
   const parts = [c.type, c.user_id, c.amount, c.service_id, c.order_id, c.recipient_id, c.comment ?? ''];
   // Appended only when present, so the fingerprints of commands without it stay as they were.
   if (c.expires_in_s !== undefined) parts.push(`expires_in_s=${c.expires_in_s}`);
+  if (c.type === 'set_alert') parts.push(`direction=${c.direction}`, `threshold=${c.threshold}`);
+  if (c.type === 'remove_alert') parts.push(`alert_id=${c.alert_id}`);
   return createHash('sha256')
     .update(parts.map((part) => String(part ?? '')).join('\u001f'))
     .digest('base64url')
@@ -190,6 +209,6 @@ export function commandKey(command: { user_id: number }): string {
 /** The JSON a validated command is published as: the amount back as an exact decimal string. */
 export function serializeCommand(command: Command): string {
   return JSON.stringify(command, (key, value: unknown) =>
-    key === 'amount' && typeof value === 'bigint' ? formatMinor(value) : value,
+    (key === 'amount' || key === 'threshold') && typeof value === 'bigint' ? formatMinor(value) : value,
   );
 }

@@ -12,6 +12,7 @@ import {
   available,
   EXTERNAL_ACCOUNT,
   isBoundedAccount,
+  parseAccountKey,
   reserved,
   usersOf,
   type AccountKey,
@@ -20,7 +21,7 @@ import {
 import { decideBatch, defaultMessage, type BatchItem, type ItemOutcome } from './decide-batch.ts';
 import { formatMinor } from '../commands/money.ts';
 import { balanceView, transactionView, type BalanceView, type CommandReply, type TransactionView } from './outcome.ts';
-import { balanceEventPayload, settleEntries } from './events.ts';
+import { balanceEventPayload, settleEntries, thresholdEventPayload } from './events.ts';
 import { replyFor } from './replies.ts';
 import { LedgerState } from './state.ts';
 import * as store from './store.ts';
@@ -94,18 +95,38 @@ export async function applyBatch(
   const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
   const orders = ordersOf(commands);
   const reservations = await store.loadOrderReservations(db, orders);
+  const alerts = await store.loadAlerts(db, usersWithAlerts(accounts));
   const state = new LedgerState(
     [...accounts.values()].map((a) => [a.key, a.balance] as const),
     reservations.open,
     reservations.expired,
+    alerts,
   );
   const outcomes = decideBatch(state, items, stored, limits);
   const { created, now } = await writeOutcomes(db, outcomes, accounts, state);
   await store.writeReservations(db, state.changedReservations);
-  const { rows: eventRows, versions } = balanceEvents(outcomes, accounts, now);
+  await store.writeAlerts(db, state.alertChanges());
+  const { rows: eventRows, versions } = balanceEvents(outcomes, accounts, state, now);
   await store.writeBalances(db, withVersions(state, accounts, versions));
   await store.insertBalanceEvents(db, eventRows);
-  return buildResult(db, outcomes, created, new Map(eventRows.map((row) => [row.commandId, [row]])));
+  return buildResult(db, outcomes, created, groupEvents(eventRows));
+}
+
+/** Users whose alerts must be loaded: the ones whose available account counts some. */
+function usersWithAlerts(accounts: ReadonlyMap<AccountKey, store.LoadedAccount>): number[] {
+  return [...accounts.values()]
+    .filter((a) => a.alertCount > 0 && a.key.startsWith('user_available:'))
+    .map((a) => parseAccountKey(a.key).ownerId);
+}
+
+function groupEvents(rows: readonly store.BalanceEventRow[]): Map<string, store.BalanceEventRow[]> {
+  const byCommand = new Map<string, store.BalanceEventRow[]>();
+  for (const row of rows) {
+    const list = byCommand.get(row.commandId);
+    if (list) list.push(row);
+    else byCommand.set(row.commandId, [row]);
+  }
+  return byCommand;
 }
 
 /**
@@ -130,32 +151,40 @@ function withVersions(
 }
 
 /**
- * One event per command applied in this batch, for its user, with the user's next version
- * (docs/events.md), and the versions the batch takes its users to.
+ * One event per command applied in this batch that moved money, for its user, with the user's
+ * next version (docs/events.md), then one per alert it fired; and the versions the batch takes
+ * its users to.
  */
 function balanceEvents(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+  state: LedgerState,
   now: Date,
 ): { rows: store.BalanceEventRow[]; versions: Map<number, bigint> } {
   const versions = new Map<number, bigint>();
   const rows: store.BalanceEventRow[] = [];
   for (const outcome of outcomes) {
     if (outcome.kind !== 'new' || outcome.decision.status !== 'applied') continue;
+    if (outcome.decision.postings.length === 0) continue;
     const { command } = outcome.item;
     const account = accounts.get(available(command.user_id));
     if (!account) throw new Error(`account ${available(command.user_id)} was not loaded`);
     const version = (versions.get(command.user_id) ?? account.version) + 1n;
     versions.set(command.user_id, version);
     const timestamp = outcome.item.timestamp;
-    const payload = balanceEventPayload({
+    const common = {
       command,
       sequence: version,
       occurredAt: (timestamp ? new Date(Number(timestamp)) : now).toISOString(),
-      entries: command.type === 'settle' ? settleEntries(command) : outcome.decision.entries,
       balances: outcome.balances.get(command.user_id)!,
-    });
-    rows.push({ userId: command.user_id, sequence: version, commandId: command.id, payload });
+    };
+    const entries = command.type === 'settle' ? settleEntries(command) : outcome.decision.entries;
+    const payload = balanceEventPayload({ ...common, entries });
+    rows.push({ userId: command.user_id, sequence: version, part: 0, commandId: command.id, payload });
+    for (const [i, alert] of state.firedBy(outcome.decision).entries()) {
+      const alertPayload = thresholdEventPayload({ ...common, alert });
+      rows.push({ userId: alert.userId, sequence: version, part: i + 1, commandId: command.id, payload: alertPayload });
+    }
   }
   return { rows, versions };
 }

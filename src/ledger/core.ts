@@ -3,7 +3,7 @@
  * postings. No Kafka, HTTP or SQL here; the consumer loads state, calls `decide`, and writes.
  * (TigerBeetle's split: prefetch does the I/O, commit is deterministic.)
  */
-import { expireIdOf, settleIdOf, type Command } from '../commands/schema.ts';
+import { expireIdOf, settleIdOf, type AlertDirection, type Command } from '../commands/schema.ts';
 
 export type AccountKind = 'user_available' | 'user_reserved' | 'user_incoming' | 'revenue' | 'external';
 /** `${kind}:${ownerId}`, the natural key of an account. */
@@ -70,6 +70,18 @@ export type ReservationChange =
       readonly capturedAmount: bigint;
     } & OrderRef);
 
+/** A threshold alert on a user's available balance; its id is the id of the command that registered it. */
+export interface Alert {
+  readonly id: string;
+  readonly userId: number;
+  readonly direction: AlertDirection;
+  readonly threshold: bigint;
+}
+
+export type AlertChange =
+  | { readonly kind: 'add'; readonly alert: Alert }
+  | { readonly kind: 'remove'; readonly userId: number; readonly alertId: string };
+
 export interface Decision {
   readonly status: 'applied' | 'rejected';
   readonly code: ResultCode;
@@ -77,13 +89,17 @@ export interface Decision {
   readonly postings: readonly Posting[];
   readonly entries: readonly Entry[];
   readonly reservation: ReservationChange | null;
+  readonly alert?: AlertChange;
 }
 
 /** Limits the rules enforce; part of the input, so a replay with the same limits decides the same. */
 export interface LedgerLimits {
   /** The most a user may hold, available plus reserved, after a deposit. */
   readonly balanceMinorMax: bigint;
+  /** The most threshold alerts one user may have (ALERTS_PER_USER_MAX); ALERTS_PER_USER_MAX_DEFAULT if unset. */
+  readonly alertsPerUserMax?: number;
 }
+export const ALERTS_PER_USER_MAX_DEFAULT = 20;
 
 /** What `decide` may read. */
 export interface LedgerView {
@@ -95,6 +111,8 @@ export interface LedgerView {
   ): { readonly amount: bigint; readonly reserveCommandId: string } | undefined;
   /** True when the order's latest reservation was closed by an expire. */
   reservationExpired(userId: number, serviceId: number, orderId: number): boolean;
+  /** The user's threshold alerts, in no particular order. */
+  alertsOf(userId: number): readonly Alert[];
 }
 
 /** The accounts a command reads or writes; the consumer loads (and locks) these. */
@@ -113,6 +131,10 @@ export function accountsOf(command: Command): AccountKey[] {
       return [available(command.user_id), incoming(command.recipient_id)];
     case 'settle':
       return [incoming(command.user_id), available(command.user_id)];
+    case 'set_alert':
+    case 'remove_alert':
+      // Locked like a balance change: the alert starts from the balance and is kept on this account.
+      return [available(command.user_id)];
   }
 }
 
@@ -150,6 +172,12 @@ export function decide(view: LedgerView, command: Command, limits: LedgerLimits)
       return decideTransfer(view, command);
     case 'expire':
       return decideExpire(view, command);
+    case 'set_alert':
+      return decideSetAlert(view, command, limits);
+    case 'remove_alert':
+      if (!view.alertsOf(command.user_id).some((alert) => alert.id === command.alert_id))
+        return rejected('alert_not_found');
+      return { ...applied([], []), alert: { kind: 'remove', userId: command.user_id, alertId: command.alert_id } };
     case 'settle':
       // Unconditional by design: whether the transfer is already applied depends on how the
       // partitions interleave, and decisions must not (see sql/0003_incoming.sql).
@@ -240,6 +268,14 @@ function decideExpire(view: LedgerView, command: CommandOf<'expire'>): Decision 
     [entry(userId, hold.amount, 'expire', { serviceId, orderId })],
     { kind: 'close', status: 'expired', capturedAmount: 0n, userId, serviceId, orderId },
   );
+}
+
+/** Registers an alert; whether the balance is already past it is the state's business (state.ts). */
+function decideSetAlert(view: LedgerView, command: CommandOf<'set_alert'>, limits: LedgerLimits): Decision {
+  const { user_id: userId, direction, threshold } = command;
+  if (view.alertsOf(userId).length >= (limits.alertsPerUserMax ?? ALERTS_PER_USER_MAX_DEFAULT))
+    return rejected('alert_limit_exceeded');
+  return { ...applied([], []), alert: { kind: 'add', alert: { id: command.id, userId, direction, threshold } } };
 }
 
 function decideTransfer(view: LedgerView, command: CommandOf<'transfer'>): Decision {

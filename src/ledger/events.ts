@@ -14,7 +14,7 @@
  */
 import { formatMinor } from '../commands/money.ts';
 import type { Command } from '../commands/schema.ts';
-import type { Entry } from './core.ts';
+import type { Alert, Entry } from './core.ts';
 
 export const EVENT_TYPES = [
   'deposit',
@@ -28,10 +28,18 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** What the event says happened: a transfer is the sender's transfer_out, its settle the recipient's transfer_in. */
+/** An alert firing: the same sequence as the balance event of the command that crossed it. */
+export const THRESHOLD_EVENT_TYPE = 'threshold_crossed';
+
+/**
+ * What the event says happened: a transfer is the sender's transfer_out, its settle the
+ * recipient's transfer_in. Alert registrations change no balance and make no balance event.
+ */
 export function eventTypeOf(command: Command): EventType {
   if (command.type === 'transfer') return 'transfer_out';
   if (command.type === 'settle') return 'transfer_in';
+  if (command.type === 'set_alert' || command.type === 'remove_alert')
+    throw new Error(`${command.type} changes no balance and has no balance event`);
   return command.type;
 }
 
@@ -66,6 +74,24 @@ export function balanceEventPayload(input: BalanceEventInput): string {
         counterparty_id: e.counterpartyId,
         comment: e.comment,
       })),
+    balances: { available: formatMinor(input.balances.available), reserved: formatMinor(input.balances.reserved) },
+  });
+}
+
+/**
+ * The event of an alert that `command` fired: the command's balance event's sequence and
+ * balances, and the alert (its id is the id of the command that registered it).
+ */
+export function thresholdEventPayload(input: Omit<BalanceEventInput, 'entries'> & { readonly alert: Alert }): string {
+  const { command, alert } = input;
+  return JSON.stringify({
+    event_id: `${command.id}:${alert.userId}:${alert.id}`,
+    command_id: command.id,
+    type: THRESHOLD_EVENT_TYPE,
+    user_id: alert.userId,
+    sequence: Number(input.sequence),
+    occurred_at: input.occurredAt,
+    alert: { alert_id: alert.id, direction: alert.direction, threshold: formatMinor(alert.threshold) },
     balances: { available: formatMinor(input.balances.available), reserved: formatMinor(input.balances.reserved) },
   });
 }

@@ -3,7 +3,18 @@
  * reservations, updated as each decision is applied so later commands of the same batch see
  * the effect of earlier ones. Pure: the consumer loads it and writes back what changed.
  */
-import { isBoundedAccount, type AccountKey, type Decision, type LedgerView, type ReservationChange } from './core.ts';
+import { crossAlerts, isPast, type AlertState } from './alerts.ts';
+import {
+  available,
+  isBoundedAccount,
+  parseAccountKey,
+  type AccountKey,
+  type Alert,
+  type AlertChange,
+  type Decision,
+  type LedgerView,
+  type ReservationChange,
+} from './core.ts';
 
 export interface ReservationRecord {
   /** Null while the reservation exists only in this batch. */
@@ -51,17 +62,46 @@ export class LedgerState implements LedgerView {
 
   /** Orders whose latest reservation was closed by an expire (reservationKey). */
   private readonly expired: Set<string>;
+  /** Users' threshold alerts, as loaded and then as this batch changed them. */
+  private readonly alerts = new Map<number, AlertState[]>();
+  private readonly alertsLoaded: ReadonlySet<string>;
+  private readonly alertsRemoved = new Set<string>();
+  private readonly alertsTouched = new Set<AlertState>();
+  /** Users whose set of alerts this batch changed (one was added or removed). */
+  private readonly alertSetsChanged = new Set<number>();
+  /** Per applied decision: the alerts it fired, ordered by id. */
+  private readonly fired = new Map<Decision, AlertState[]>();
 
   constructor(
     balances: Iterable<readonly [AccountKey, bigint]>,
     openReservations: Iterable<ReservationRecord>,
     expiredOrders: Iterable<string> = [],
+    alerts: Iterable<AlertState> = [],
   ) {
     this.balances = new Map(balances);
     this.initial = new Map(this.balances);
     this.expired = new Set(expiredOrders);
     for (const record of openReservations)
       this.open.set(reservationKey(record.userId, record.serviceId, record.orderId), record);
+    const loaded = new Set<string>();
+    for (const alert of alerts) {
+      this.alertList(alert.userId).push({ ...alert });
+      loaded.add(alert.id);
+    }
+    this.alertsLoaded = loaded;
+  }
+
+  alertsOf(userId: number): readonly Alert[] {
+    return this.alerts.get(userId) ?? [];
+  }
+
+  private alertList(userId: number): AlertState[] {
+    let list = this.alerts.get(userId);
+    if (!list) {
+      list = [];
+      this.alerts.set(userId, list);
+    }
+    return list;
   }
 
   reservationExpired(userId: number, serviceId: number, orderId: number): boolean {
@@ -94,6 +134,58 @@ export class LedgerState implements LedgerView {
     }
     this.balancesAfter.set(decision, after);
     if (decision.reservation) this.applyReservation(commandId, decision.reservation);
+    if (decision.alert) this.applyAlertChange(decision.alert);
+    this.fired.set(decision, this.crossAlertsOf(decision));
+  }
+
+  /** The alerts an applied decision fired. */
+  firedBy(decision: Decision): readonly Alert[] {
+    return this.fired.get(decision) ?? [];
+  }
+
+  private applyAlertChange(change: AlertChange): void {
+    this.alertSetsChanged.add(change.kind === 'add' ? change.alert.userId : change.userId);
+    if (change.kind === 'add') {
+      const { alert } = change;
+      const state = { ...alert, past: isPast(alert, this.balance(available(alert.userId))) };
+      this.alertList(alert.userId).push(state);
+      this.alertsTouched.add(state);
+      return;
+    }
+    const list = this.alertList(change.userId);
+    const at = list.findIndex((alert) => alert.id === change.alertId);
+    if (at < 0) throw new LedgerInvariantError(`alert ${change.alertId} removed but not registered`);
+    const [removed] = list.splice(at, 1);
+    this.alertsTouched.delete(removed!);
+    if (this.alertsLoaded.has(change.alertId)) this.alertsRemoved.add(change.alertId);
+  }
+
+  /** Moves the alerts of every user whose available balance the decision changed. */
+  private crossAlertsOf(decision: Decision): AlertState[] {
+    const users = new Set<number>();
+    for (const posting of decision.postings) {
+      for (const key of [posting.debit, posting.credit]) {
+        const { kind, ownerId } = parseAccountKey(key);
+        if (kind === 'user_available' && this.alerts.has(ownerId)) users.add(ownerId);
+      }
+    }
+    const fired: AlertState[] = [];
+    for (const userId of users) {
+      const moved = crossAlerts(this.alertList(userId), this.balance(available(userId)));
+      for (const alert of moved.changed) this.alertsTouched.add(alert);
+      fired.push(...moved.fired);
+    }
+    // By id, not by load order: how commands fall into batches must not change the events.
+    return fired.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * What the batch did to alerts: the ones to insert or update (their state now), the loaded
+   * ones to delete, and the new alert count of every user whose set of alerts changed.
+   */
+  alertChanges(): { upserts: AlertState[]; deletes: string[]; counts: Map<number, number> } {
+    const counts = new Map([...this.alertSetsChanged].map((userId) => [userId, this.alertList(userId).length]));
+    return { upserts: [...this.alertsTouched], deletes: [...this.alertsRemoved], counts };
   }
 
   /** The balances after each posting of a decision this state applied, in posting order. */

@@ -13,6 +13,8 @@
 import type pg from 'pg';
 import type { AccountKey } from './core.ts';
 import { accountKey, isBoundedAccount, parseAccountKey, type AccountKind } from './core.ts';
+import type { AlertDirection } from '../commands/schema.ts';
+import type { AlertState } from './alerts.ts';
 import type { ReservationRecord } from './state.ts';
 
 type Queryable = pg.PoolClient | pg.Pool;
@@ -44,23 +46,25 @@ export interface LoadedAccount {
   readonly balance: bigint;
   /** The user's balance version, on a user's available account (sql/0008_balance_events.sql). */
   readonly version: bigint;
+  /** How many threshold alerts the user has, on a user's available account (sql/0010_balance_alerts.sql). */
+  readonly alertCount: number;
 }
 
 const SQL_LOCK_USER_ACCOUNTS = `
-  SELECT a.id, a.kind, a.owner_id, a.balance, a.version
+  SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count
   FROM accounts a
   JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id
   ORDER BY a.id
   FOR NO KEY UPDATE OF a`;
 const SQL_FIND_ACCOUNTS = `
-  SELECT a.id, a.kind, a.owner_id, a.balance, a.version
+  SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count
   FROM accounts a
   JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id`;
 const SQL_CREATE_ACCOUNTS = `
   INSERT INTO accounts (kind, owner_id)
   SELECT kind, owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ORDER BY kind, owner_id
   ON CONFLICT (kind, owner_id) DO NOTHING
-  RETURNING id, kind, owner_id, balance, version`;
+  RETURNING id, kind, owner_id, balance, version, alert_count`;
 
 const SQL_CREATE_MISSING_ACCOUNTS = `
   INSERT INTO accounts (kind, owner_id)
@@ -93,6 +97,7 @@ interface AccountRow {
   owner_id: string;
   balance: string;
   version: string;
+  alert_count: number;
 }
 
 /**
@@ -138,7 +143,13 @@ async function queryAccounts(
   const { rows } = await db.query<AccountRow>({ name, text, values });
   for (const row of rows) {
     const key = accountKey(row.kind, Number(row.owner_id));
-    into.set(key, { id: Number(row.id), key, balance: BigInt(row.balance), version: BigInt(row.version) });
+    into.set(key, {
+      id: Number(row.id),
+      key,
+      balance: BigInt(row.balance),
+      version: BigInt(row.version),
+      alertCount: row.alert_count,
+    });
   }
 }
 
@@ -460,16 +471,18 @@ export async function writeBalances(
 export interface BalanceEventRow {
   readonly userId: number;
   readonly sequence: bigint;
+  /** 0 for the balance event, 1, 2, ... for the threshold_crossed events the same command fired. */
+  readonly part: number;
   readonly commandId: string;
   readonly payload: string;
 }
 
 const SQL_INSERT_BALANCE_EVENTS = `
-  INSERT INTO balance_events (user_id, sequence, command_id, payload)
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])`;
+  INSERT INTO balance_events (user_id, sequence, part, command_id, payload)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], $5::text[])`;
 const SQL_BALANCE_EVENTS_OF_COMMANDS = `
-  SELECT user_id, sequence, command_id, payload FROM balance_events
-  WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence`;
+  SELECT user_id, sequence, part, command_id, payload FROM balance_events
+  WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence, part`;
 
 /** Stores a batch's events (the versions they took users to are written with the balances). */
 export async function insertBalanceEvents(db: pg.PoolClient, events: readonly BalanceEventRow[]): Promise<void> {
@@ -480,6 +493,7 @@ export async function insertBalanceEvents(db: pg.PoolClient, events: readonly Ba
     values: [
       events.map((e) => e.userId),
       events.map((e) => String(e.sequence)),
+      events.map((e) => e.part),
       events.map((e) => e.commandId),
       events.map((e) => e.payload),
     ],
@@ -492,7 +506,13 @@ export async function balanceEventsOfCommands(
   commandIds: readonly string[],
 ): Promise<BalanceEventRow[]> {
   if (commandIds.length === 0) return [];
-  const { rows } = await db.query<{ user_id: string; sequence: string; command_id: string; payload: string }>({
+  const { rows } = await db.query<{
+    user_id: string;
+    sequence: string;
+    part: number;
+    command_id: string;
+    payload: string;
+  }>({
     name: 'ledger_balance_events_of_commands',
     text: SQL_BALANCE_EVENTS_OF_COMMANDS,
     values: [commandIds],
@@ -500,9 +520,71 @@ export async function balanceEventsOfCommands(
   return rows.map((r) => ({
     userId: Number(r.user_id),
     sequence: BigInt(r.sequence),
+    part: r.part,
     commandId: r.command_id,
     payload: r.payload,
   }));
+}
+
+const SQL_LOAD_ALERTS = `
+  SELECT id, user_id, direction, threshold, past FROM balance_alerts
+  WHERE user_id = ANY($1::bigint[])`;
+const SQL_UPSERT_ALERTS = `
+  INSERT INTO balance_alerts (id, user_id, direction, threshold, past)
+  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::boolean[])
+  ON CONFLICT (id) DO UPDATE SET past = excluded.past`;
+const SQL_DELETE_ALERTS = 'DELETE FROM balance_alerts WHERE id = ANY($1::text[])';
+const SQL_SET_ALERT_COUNTS = `
+  UPDATE accounts a SET alert_count = k.count
+  FROM unnest($1::bigint[], $2::integer[]) AS k(owner_id, count)
+  WHERE a.kind = 'user_available' AND a.owner_id = k.owner_id`;
+
+/** The threshold alerts of users whose (locked) available account says they have some. */
+export async function loadAlerts(db: pg.PoolClient, userIds: readonly number[]): Promise<AlertState[]> {
+  if (userIds.length === 0) return [];
+  const { rows } = await db.query<{
+    id: string;
+    user_id: string;
+    direction: AlertDirection;
+    threshold: string;
+    past: boolean;
+  }>({ name: 'ledger_load_alerts', text: SQL_LOAD_ALERTS, values: [userIds] });
+  return rows.map((r) => ({
+    id: r.id,
+    userId: Number(r.user_id),
+    direction: r.direction,
+    threshold: BigInt(r.threshold),
+    past: r.past,
+  }));
+}
+
+/** Writes what a batch did to alerts (LedgerState.alertChanges). */
+export async function writeAlerts(
+  db: pg.PoolClient,
+  changes: { upserts: readonly AlertState[]; deletes: readonly string[]; counts: ReadonlyMap<number, number> },
+): Promise<void> {
+  const { upserts, deletes, counts } = changes;
+  if (upserts.length > 0) {
+    await db.query({
+      name: 'ledger_upsert_alerts',
+      text: SQL_UPSERT_ALERTS,
+      values: [
+        upserts.map((a) => a.id),
+        upserts.map((a) => a.userId),
+        upserts.map((a) => a.direction),
+        upserts.map((a) => String(a.threshold)),
+        upserts.map((a) => a.past),
+      ],
+    });
+  }
+  if (deletes.length > 0) await db.query({ name: 'ledger_delete_alerts', text: SQL_DELETE_ALERTS, values: [deletes] });
+  if (counts.size > 0) {
+    await db.query({
+      name: 'ledger_set_alert_counts',
+      text: SQL_SET_ALERT_COUNTS,
+      values: [[...counts.keys()], [...counts.values()]],
+    });
+  }
 }
 
 const SQL_USER_BALANCES = `

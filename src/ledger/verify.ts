@@ -80,8 +80,21 @@ export const CHECKS: readonly Check[] = [
       SELECT a.owner_id, a.version, e.first, e.last, e.events
       FROM accounts a
       JOIN (SELECT user_id, min(sequence) AS first, max(sequence) AS last, count(*) AS events
-            FROM balance_events GROUP BY user_id) e ON e.user_id = a.owner_id
+            FROM balance_events WHERE part = 0 GROUP BY user_id) e ON e.user_id = a.owner_id
       WHERE a.kind = 'user_available' AND (a.version <> e.last OR e.last - e.first + 1 <> e.events)`,
+  },
+  {
+    name: 'alert_counts_match_alerts',
+    description: "every user's alert count (read instead of the alerts on each command) equals their registered alerts",
+    sql: `
+      SELECT a.owner_id, a.alert_count, coalesce(b.alerts, 0) AS alerts
+      FROM accounts a
+      LEFT JOIN (SELECT user_id, count(*) AS alerts FROM balance_alerts GROUP BY user_id) b ON b.user_id = a.owner_id
+      WHERE a.kind = 'user_available' AND a.alert_count <> coalesce(b.alerts, 0)
+      UNION ALL
+      SELECT b.user_id, 0, count(*) FROM balance_alerts b
+      WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.kind = 'user_available' AND a.owner_id = b.user_id)
+      GROUP BY b.user_id`,
   },
   {
     name: 'no_negative_user_balance',
@@ -117,7 +130,8 @@ export const CHECKS: readonly Check[] = [
       FROM commands c LEFT JOIN postings p ON p.command_id = c.id
       GROUP BY c.id, c.type, c.status
       HAVING (c.status = 'rejected' AND count(p.id) <> 0)
-          OR (c.status = 'applied' AND c.type <> 'capture' AND count(p.id) <> 1)
+          OR (c.status = 'applied' AND c.type IN ('set_alert', 'remove_alert') AND count(p.id) <> 0)
+          OR (c.status = 'applied' AND c.type NOT IN ('capture', 'set_alert', 'remove_alert') AND count(p.id) <> 1)
           OR (c.status = 'applied' AND c.type = 'capture' AND count(p.id) NOT IN (1, 2))`,
   },
   {

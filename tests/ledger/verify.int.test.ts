@@ -13,6 +13,8 @@ async function seededLedger(): Promise<TestDatabase> {
   const db = await createTestDatabase();
   const inputs: CommandInput[] = [
     { id: 'dep', type: 'deposit', user_id: 1, amount: '100.00' },
+    // Fires once, at 'tr' (70.00 -> 55.00): the ledger has a threshold_crossed event (part 1).
+    { id: 'alert', type: 'set_alert', user_id: 1, direction: 'below', threshold: '60.00' },
     { id: 'res', type: 'reserve', user_id: 1, service_id: 5, order_id: 1, amount: '30.00' },
     { id: 'cap', type: 'capture', user_id: 1, service_id: 5, order_id: 1, amount: '20.00' },
     { id: 'res2', type: 'reserve', user_id: 1, service_id: 5, order_id: 2, amount: '10.00' },
@@ -66,6 +68,11 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
       `DELETE FROM balance_events e WHERE e.sequence = (SELECT max(sequence) FROM balance_events x WHERE x.user_id = e.user_id)`,
     ],
   },
+  {
+    check: 'alert_counts_match_alerts',
+    sql: [`UPDATE accounts SET alert_count = 0 WHERE kind = 'user_available' AND owner_id = 1`],
+  },
+  { check: 'alert_counts_match_alerts', sql: [`DELETE FROM balance_alerts WHERE id = 'alert'`] },
   {
     check: 'balance_equals_postings',
     sql: [`UPDATE accounts SET balance = balance - 1 WHERE kind = 'user_available' AND owner_id = 1`],
@@ -121,6 +128,8 @@ describe('verify', () => {
 
   it('passes on a consistent ledger with a transfer still waiting for its settle', async () => {
     db = await seededLedger();
+    const alertEvents = await db.pool.query(`SELECT command_id FROM balance_events WHERE part > 0`);
+    expect(alertEvents.rows).toEqual([{ command_id: 'tr' }]);
     expect(await verifyLedger(db.pool)).toEqual([]);
     expect(await unsettledTransfers(db.pool)).toEqual({ users: 1, minor: 500n });
   });
