@@ -1,7 +1,8 @@
 /**
  * A downstream subscriber of the balance events topic (docs/events.md): validates each event,
- * applies it once per user in sequence order (a copy, sequence at or below the last seen, is
- * skipped; a jump is reported as a gap), and prints one line per event.
+ * applies balance changes once per user in sequence order (a copy, sequence at or below the last
+ * seen, is skipped; a jump is reported as a gap), prints one line per event, and one per
+ * threshold alert (a copy of an alert has the same event_id).
  * Run it against `npm start` (in another terminal); it reads from the beginning and stops after
  * EXAMPLE_SECONDS (default 10):
  *   KAFKA_BROKERS=127.0.0.1:19092 npm run example:events
@@ -22,6 +23,8 @@ const kafka = createKafka({
 // A real subscriber keeps its group id (and its last sequences) across restarts.
 const consumer = kafka.consumer({ groupId: `example-subscriber-${randomUUID()}` });
 const lastSequence = new Map<number, number>();
+/** A real subscriber would keep these, or deduplicate downstream; bounded here by the run's length. */
+const alertsSeen = new Set<string>();
 
 await consumer.connect();
 await consumer.subscribe({ topic: config.topics.events, fromBeginning: true });
@@ -33,6 +36,15 @@ await consumer.run({
       return;
     }
     const event = parsed.data;
+    if (event.type === 'threshold_crossed') {
+      if (alertsSeen.has(event.event_id)) return;
+      alertsSeen.add(event.event_id);
+      const { alert_id, direction, threshold } = event.alert;
+      console.log(
+        `user ${event.user_id} alert ${alert_id}: available ${event.balances.available} went ${direction} ${threshold}`,
+      );
+      return;
+    }
     const last = lastSequence.get(event.user_id) ?? 0;
     if (event.sequence <= last) return; // a copy of an event already applied
     if (event.sequence > last + 1)

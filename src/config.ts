@@ -103,6 +103,8 @@ export const envSchema = z.object({
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
+  // Each alert is checked on every change of the user's balance, so a user's count is bounded.
+  ALERTS_PER_USER_MAX: int(0, 1_000).default(20),
 
   INTERNAL_COMMAND_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_INTERNAL_COMMAND_SECRET),
   // The key being retired during a rotation: still accepted, never used to sign.
@@ -254,6 +256,8 @@ export interface Config {
     readonly amountMinorMax: number;
     /** The most any user balance may hold after a deposit, in minor units. */
     readonly balanceMinorMax: number;
+    /** The most threshold alerts one user may have. */
+    readonly alertsPerUserMax: number;
   };
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
@@ -394,6 +398,7 @@ function toConfig(env: Env): Config {
       statementRowsMax: env.STATEMENT_ROWS_MAX,
       amountMinorMax: env.AMOUNT_MINOR_MAX,
       balanceMinorMax: env.BALANCE_MINOR_MAX,
+      alertsPerUserMax: env.ALERTS_PER_USER_MAX,
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,

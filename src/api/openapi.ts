@@ -80,6 +80,18 @@ export const OPERATIONS: readonly Operation[] = [
   },
   {
     method: 'get',
+    path: '/api/balance_alerts/',
+    summary: "A user's threshold alerts",
+    tag: 'reads',
+    query: 'alertsQuery',
+    auth: true,
+    responses: {
+      '200': '{user_id, alerts: [{alert_id, direction, threshold, past}]}; past: the available balance is past the threshold now',
+      '403': "Another user's account.",
+    },
+  },
+  {
+    method: 'get',
     path: '/api/transactions/',
     summary: "A user's history, keyset-paginated",
     tag: 'reads',

@@ -17,10 +17,14 @@ export const CLIENT_COMMANDS = [
   'release',
   'transfer',
 ] as const satisfies readonly CommandType[];
-export type ClientCommand = (typeof CLIENT_COMMANDS)[number];
+/** The money a user may move on their own account, if USER_ACTIONS lists it. */
+export type MoneyCommand = (typeof CLIENT_COMMANDS)[number];
+/** Threshold alerts move no money: a user may always set them on their own account. */
+export const ALERT_COMMANDS = ['set_alert', 'remove_alert'] as const satisfies readonly CommandType[];
+export type ClientCommand = MoneyCommand | (typeof ALERT_COMMANDS)[number];
 
 export type Action = ClientCommand | 'read_account' | 'read_revenue';
-export const ACTIONS: readonly Action[] = [...CLIENT_COMMANDS, 'read_account', 'read_revenue'];
+export const ACTIONS: readonly Action[] = [...CLIENT_COMMANDS, ...ALERT_COMMANDS, 'read_account', 'read_revenue'];
 
 /**
  * How far a role reaches for an action:
@@ -41,9 +45,9 @@ export interface Principal {
 }
 
 /** The permission table for a deployment: `userActions` is USER_ACTIONS. */
-export function permissionTable(userActions: readonly ClientCommand[]): Record<Role, Record<Action, Reach>> {
+export function permissionTable(userActions: readonly MoneyCommand[]): Record<Role, Record<Action, Reach>> {
   const user = Object.fromEntries(ACTIONS.map((action) => [action, 'none'])) as Record<Action, Reach>;
-  for (const action of userActions) user[action] = 'own';
+  for (const action of [...userActions, ...ALERT_COMMANDS]) user[action] = 'own';
   user.read_account = 'own';
   const service = Object.fromEntries(
     ACTIONS.map((action) => [action, ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any']),
@@ -54,7 +58,7 @@ export function permissionTable(userActions: readonly ClientCommand[]): Record<R
 
 export class Permissions {
   readonly table: Record<Role, Record<Action, Reach>>;
-  constructor(userActions: readonly ClientCommand[]) {
+  constructor(userActions: readonly MoneyCommand[]) {
     this.table = permissionTable(userActions);
   }
 
@@ -83,6 +87,8 @@ const DESCRIPTIONS: Record<Action, string> = {
   capture: 'capture a reservation (recognise revenue)',
   release: 'cancel a reservation',
   transfer: 'transfer',
+  set_alert: 'set a balance threshold alert',
+  remove_alert: 'remove a balance threshold alert',
   read_account: "read an account's balance, history and commands",
   read_revenue: 'read the revenue report',
 };
@@ -99,7 +105,7 @@ const REACH_TEXT: Record<Reach, string> = {
 };
 
 /** The table as Markdown, for docs/security.md. */
-export function permissionTableMarkdown(userActions: readonly ClientCommand[]): string {
+export function permissionTableMarkdown(userActions: readonly MoneyCommand[]): string {
   const table = permissionTable(userActions);
   const rows = ACTIONS.map(
     (action) =>

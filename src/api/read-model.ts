@@ -62,6 +62,29 @@ export async function isKnownUser(db: pg.Pool, userId: number): Promise<boolean>
   return known.rows[0]?.known === true;
 }
 
+export interface AlertView {
+  readonly alert_id: string;
+  readonly direction: 'below' | 'above';
+  readonly threshold: string;
+  /** Whether the available balance is past the threshold now: the alert fires again only after it comes back. */
+  readonly past: boolean;
+}
+
+/** A user's threshold alerts, by id; bounded by ALERTS_PER_USER_MAX. */
+export async function alertsOfUser(db: pg.Pool, userId: number): Promise<AlertView[]> {
+  const { rows } = await db.query<{ id: string; direction: 'below' | 'above'; threshold: string; past: boolean }>({
+    name: 'api_alerts_of_user',
+    text: 'SELECT id, direction, threshold, past FROM balance_alerts WHERE user_id = $1 ORDER BY id COLLATE "C"',
+    values: [userId],
+  });
+  return rows.map((r) => ({
+    alert_id: r.id,
+    direction: r.direction,
+    threshold: formatMinor(BigInt(r.threshold)),
+    past: r.past,
+  }));
+}
+
 /** The balances of a known user; null for an unknown id. */
 export async function balanceOfUser(db: pg.Pool, userId: number): Promise<UserBalances | null> {
   if (!(await isKnownUser(db, userId))) return null;

@@ -55,6 +55,22 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
         path: ['recipient_id'],
         message: 'must differ from sender_id',
       }),
+    setBalanceAlert: z
+      .object({ user_id: entityIdSchema, below: amount.optional(), above: amount.optional() })
+      .refine((body) => (body.below === undefined) !== (body.above === undefined), {
+        path: ['below'],
+        message: 'give exactly one of below and above',
+      }),
+    removeBalanceAlert: z.object({
+      user_id: entityIdSchema,
+      alert_id: z
+        .string()
+        .regex(
+          /^(?:[A-Za-z0-9._:-]{1,100}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/,
+          'must be the Idempotency-Key the alert was set with, or an alert id as listed',
+        ),
+    }),
+    alertsQuery: z.object({ user_id: idInQuery }),
     balanceQuery: z.object({ user_id: idInQuery, at: instantSchema.optional() }),
     historyQuery: z.object({
       user_id: idInQuery,

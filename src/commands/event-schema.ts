@@ -12,7 +12,10 @@ const money = z
   .meta({ description: 'An exact amount with two decimals.', examples: ['10.00'] });
 const id = z.number().int().min(1);
 
-export const balanceEventSchema = z
+const balances = z.object({ available: money, reserved: money });
+
+/** A change of the user's balances: one per applied command that moved their money. */
+export const balanceChangeEventSchema = z
   .object({
     event_id: z.string().meta({ description: '`<command id>:<user id>`: the same for every copy of the event.' }),
     command_id: z.string(),
@@ -33,8 +36,33 @@ export const balanceEventSchema = z
         comment: z.string().nullable(),
       }),
     ),
-    balances: z.object({ available: money, reserved: money }),
+    balances,
   })
   .strict();
+
+/** A threshold alert firing: the user's available balance crossed it (docs/events.md). */
+export const thresholdEventSchema = z
+  .object({
+    event_id: z.string().meta({
+      description: '`<command id>:<user id>:<alert id>`: the same for every copy of the event.',
+    }),
+    command_id: z.string().meta({ description: 'The command whose balance change crossed the threshold.' }),
+    type: z.literal('threshold_crossed'),
+    user_id: id,
+    sequence: id.meta({
+      description:
+        'The sequence of the balance event of the same command, which comes just before it; not a sequence of its own.',
+    }),
+    occurred_at: z.string(),
+    alert: z.object({
+      alert_id: z.string().meta({ description: 'The id of the command that registered the alert.' }),
+      direction: z.enum(['below', 'above']),
+      threshold: money,
+    }),
+    balances,
+  })
+  .strict();
+
+export const balanceEventSchema = z.discriminatedUnion('type', [balanceChangeEventSchema, thresholdEventSchema]);
 
 export type BalanceEvent = z.output<typeof balanceEventSchema>;

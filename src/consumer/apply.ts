@@ -24,7 +24,11 @@ export function applyWithRetry(
   options: ApplyOptions,
 ): Promise<BatchResult> {
   return retrying(
-    () => applyCommands(pool, items, { balanceMinorMax: BigInt(options.limits.balanceMinorMax) }),
+    () =>
+      applyCommands(pool, items, {
+        balanceMinorMax: BigInt(options.limits.balanceMinorMax),
+        alertsPerUserMax: options.limits.alertsPerUserMax,
+      }),
     items.length,
     options,
   );

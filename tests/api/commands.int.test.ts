@@ -120,6 +120,51 @@ describe('command endpoints through the real stack', () => {
     expect(history.json().items[0]).toMatchObject({ transaction_type: 'expire', amount: '4.00', order_id: 56 });
   });
 
+  it("sets, lists and removes threshold alerts: ids are the keys, other callers' keys masked for users", async () => {
+    const user = await createUser(db, config);
+    const set = await post(
+      '/api/balance_alerts/',
+      user,
+      { user_id: user.id, below: '5.00' },
+      { 'idempotency-key': 'low' },
+    );
+    expect(set.statusCode).toBe(201);
+    expect(set.json()).toMatchObject({ command_id: 'low', status: 'applied', transactions: [] });
+    const byService = await post('/api/balance_alerts/', service, { user_id: user.id, above: '100.00' });
+    expect(byService.statusCode).toBe(201);
+    const both = await post('/api/balance_alerts/', user, { user_id: user.id, below: '1.00', above: '2.00' });
+    expect(both.statusCode).toBe(400);
+
+    const list = async (caller: TestUser) =>
+      (
+        await gateway.app.inject({
+          method: 'GET',
+          url: `/api/balance_alerts/?user_id=${user.id}`,
+          headers: caller.header,
+        })
+      )
+        .json()
+        .alerts.map((a: { alert_id: string; direction: string; threshold: string; past: boolean }) => [
+          a.alert_id,
+          a.direction,
+          a.threshold,
+          a.past,
+        ]);
+    const serviceKey = byService.json().command_id;
+    // The balance is 0.00: already below 5.00 when registered (past), not above 100.00.
+    expect(await list(user)).toContainEqual(['low', 'below', '5.00', true]);
+    expect((await list(user)).find((a: string[]) => a[1] === 'above')[0]).toMatch(/^~other:/);
+    expect(await list(service)).toContainEqual([`~http:${user.id}:low`, 'below', '5.00', true]);
+    expect(await list(service)).toContainEqual([serviceKey, 'above', '100.00', false]);
+
+    const removed = await post('/api/balance_alerts/remove/', user, { user_id: user.id, alert_id: 'low' });
+    expect(removed.statusCode).toBe(201);
+    const again = await post('/api/balance_alerts/remove/', user, { user_id: user.id, alert_id: 'low' });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'alert_not_found' });
+    expect(await list(service)).toEqual([[serviceKey, 'above', '100.00', false]]);
+  });
+
   it('refuses a deduct for an order never reserved, and changes nothing', async () => {
     const user = await createUser(db, config);
     await post('/api/add_funds', service, { user_id: user.id, amount: '5.00' });

@@ -112,11 +112,37 @@ describe('the authorization matrix', () => {
     expect(await status(config, admin, endpoint, bob.id, 999)).toBe(ALLOWED);
   });
 
+  it('lets a user set and remove threshold alerts on their own account only; services and admins on any', async () => {
+    const app = appWithoutKafka(config, db);
+    const status = async (caller: TestUser, url: string, payload: object) =>
+      (
+        await app.inject({
+          method: 'POST',
+          url,
+          headers: { ...caller.header, 'idempotency-key': randomUUID() },
+          payload,
+        })
+      ).statusCode;
+    const requests = (account: number): Array<[string, object]> => [
+      ['/api/balance_alerts/', { user_id: account, below: '10.00' }],
+      ['/api/balance_alerts/remove/', { user_id: account, alert_id: 'low-balance' }],
+    ];
+    for (const [url, payload] of requests(alice.id)) {
+      expect([
+        await status(alice, url, payload),
+        await status(bob, url, payload),
+        await status(shop, url, payload),
+        await status(boundShop, url, payload),
+        await status(admin, url, payload),
+      ]).toEqual([ALLOWED, REFUSED, ALLOWED, ALLOWED, ALLOWED]);
+    }
+  });
+
   it('lets a user read only their own balance and history; services and admins any', async () => {
     const app = appWithoutKafka(config, db);
     const get = async (caller: TestUser, url: string) =>
       (await app.inject({ method: 'GET', url, headers: caller.header })).statusCode;
-    for (const path of ['/api/balances/?user_id=', '/api/transactions/?user_id=']) {
+    for (const path of ['/api/balances/?user_id=', '/api/transactions/?user_id=', '/api/balance_alerts/?user_id=']) {
       expect([
         await get(alice, `${path}${alice.id}`),
         await get(bob, `${path}${alice.id}`),

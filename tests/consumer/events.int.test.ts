@@ -1,10 +1,12 @@
 /**
  * The balance events topic, against the real broker and database: one event per applied
- * command for its user, numbered by the user's balance version without gaps, the same bytes
- * when a command is delivered again, and the same events from a replay of the log.
+ * command for its user, numbered by the user's balance version without gaps, threshold alerts
+ * once per crossing, the same bytes when a command is delivered again, and the same events
+ * from a replay of the log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balanceOfUser } from '../../src/api/read-model.ts';
+import { balanceEventSchema } from '../../src/commands/event-schema.ts';
 import type { Config } from '../../src/config.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Consumer, Kafka } from '../../src/kafka/client.ts';
@@ -36,6 +38,7 @@ interface SeenEvent {
     user_id: number;
     sequence: number;
     balances: { available: string; reserved: string };
+    alert?: { alert_id: string; direction: string; threshold: string };
   };
 }
 
@@ -92,7 +95,8 @@ describe('balance events', () => {
   }
 
   const storedPayloads = async (pool: import('pg').Pool) =>
-    (await pool.query('SELECT user_id, sequence, payload FROM balance_events ORDER BY user_id, sequence')).rows;
+    (await pool.query('SELECT user_id, sequence, part, payload FROM balance_events ORDER BY user_id, sequence, part'))
+      .rows;
 
   it('emits one event per applied command of every type, for its user, in sequence, and none for a rejection', async () => {
     const [alice, bob] = [9_101, 9_102];
@@ -154,6 +158,85 @@ describe('balance events', () => {
     expect((await balanceOfUser(db.pool, carol))?.version).toBe(1);
   });
 
+  it('fires a threshold alert once per crossing, with its command, and sends it again unchanged', async () => {
+    const dan = 9_104;
+    const alert = (name: string, direction: 'below' | 'above', threshold: string): WireCommand => ({
+      id: id(name),
+      type: 'set_alert',
+      user_id: dan,
+      direction,
+      threshold,
+    });
+    const withdraw = (name: string, amount: string): WireCommand => ({
+      id: id(name),
+      type: 'withdraw',
+      user_id: dan,
+      amount,
+    });
+    // Three sends, each waiting for its replies, so the alerts' state also crosses chunk boundaries.
+    const first = await send([
+      { id: id('dan-dep'), type: 'deposit', user_id: dan, amount: '100.00' }, // 100.00
+      alert('dan-low', 'below', '50.00'),
+      alert('dan-high', 'above', '120.00'),
+      withdraw('dan-w1', '30.00'), // 70.00
+      withdraw('dan-w2', '30.00'), // 40.00: below 50 (low fires)
+    ]);
+    await send([
+      withdraw('dan-w3', '10.00'), // 30.00: still below, nothing
+      { id: id('dan-dep2'), type: 'deposit', user_id: dan, amount: '100.00' }, // 130.00: above 120 (high fires)
+    ]);
+    const sent = await send([
+      withdraw('dan-w4', '85.00'), // 45.00: below 50 again (low fires again)
+      { id: id('dan-rm'), type: 'remove_alert', user_id: dan, alert_id: id('dan-low') },
+      { id: id('dan-rm-again'), type: 'remove_alert', user_id: dan, alert_id: id('dan-low') },
+      { id: id('dan-dep3'), type: 'deposit', user_id: dan, amount: '10.00' }, // 55.00
+      withdraw('dan-w5', '10.00'), // 45.00: low is gone, nothing
+    ]);
+    expect(first.get(id('dan-low'))).toMatchObject({ status: 'applied' });
+    expect(sent.get(id('dan-rm-again'))).toMatchObject({ status: 'rejected', code: 'alert_not_found' });
+
+    const ofDan = await eventsOf(dan, 11);
+    expect(ofDan.map((s) => [s.event.sequence, s.event.type, s.event.command_id])).toEqual([
+      [1, 'deposit', id('dan-dep')],
+      [2, 'withdraw', id('dan-w1')],
+      [3, 'withdraw', id('dan-w2')],
+      [3, 'threshold_crossed', id('dan-w2')],
+      [4, 'withdraw', id('dan-w3')],
+      [5, 'deposit', id('dan-dep2')],
+      [5, 'threshold_crossed', id('dan-dep2')],
+      [6, 'withdraw', id('dan-w4')],
+      [6, 'threshold_crossed', id('dan-w4')],
+      [7, 'deposit', id('dan-dep3')],
+      [8, 'withdraw', id('dan-w5')],
+    ]);
+    const fired = ofDan.filter((s) => s.event.type === 'threshold_crossed').map((s) => s.event);
+    expect(fired.map((e) => [e.event_id, e.alert, e.balances.available])).toEqual([
+      [
+        `${id('dan-w2')}:${dan}:${id('dan-low')}`,
+        { alert_id: id('dan-low'), direction: 'below', threshold: '50.00' },
+        '40.00',
+      ],
+      [
+        `${id('dan-dep2')}:${dan}:${id('dan-high')}`,
+        { alert_id: id('dan-high'), direction: 'above', threshold: '120.00' },
+        '130.00',
+      ],
+      [
+        `${id('dan-w4')}:${dan}:${id('dan-low')}`,
+        { alert_id: id('dan-low'), direction: 'below', threshold: '50.00' },
+        '45.00',
+      ],
+    ]);
+    expect(fired.every((e) => balanceEventSchema.safeParse(e).success)).toBe(true);
+    const alerts = await db.pool.query('SELECT id, past FROM balance_alerts WHERE user_id = $1', [dan]);
+    expect(alerts.rows).toEqual([{ id: id('dan-high'), past: false }]);
+
+    // Delivered again (a crash before the offset commit): the same two events, byte for byte.
+    await publish(kafka, config.topics.commands, [withdraw('dan-w4', '85.00')]);
+    const again = await eventsOf(dan, 13);
+    expect(again.slice(11).map((s) => s.value)).toEqual(ofDan.slice(7, 9).map((s) => s.value));
+  });
+
   it('numbers 10,000 random commands for 100 users without a gap, one event per applied command', async () => {
     const users = Array.from({ length: 100 }, (_, i) => 20_000 + i);
     const commands = randomCommands(users, 10_000, 20261129);
@@ -169,7 +252,9 @@ describe('balance events', () => {
     expect(await decided()).toBe(commands.length);
     await waitForSettles(db.pool);
     const applied = await db.pool.query<{ user_id: string; n: string }>(
-      "SELECT user_id, count(*) AS n FROM commands WHERE status = 'applied' AND user_id = ANY($1::bigint[]) GROUP BY user_id",
+      `SELECT user_id, count(*) AS n FROM commands
+       WHERE status = 'applied' AND type NOT IN ('set_alert', 'remove_alert') AND user_id = ANY($1::bigint[])
+       GROUP BY user_id`,
       [users],
     );
     const expected = new Map(applied.rows.map((r) => [Number(r.user_id), Number(r.n)]));
@@ -194,6 +279,8 @@ describe('balance events', () => {
     }
     expect(problems).toEqual([]);
     expect(total).toBeGreaterThan(5_000);
+    // The stream registers alerts, and they fired: the replay below has them to reproduce.
+    expect(mine().filter((s) => s.event.type === 'threshold_crossed').length).toBeGreaterThan(100);
   });
 
   it('is made again, byte for byte, by a replay of the log into an empty database', async () => {
@@ -209,7 +296,7 @@ describe('balance events', () => {
   });
 });
 
-/** Deposits, withdrawals, holds and transfers among `users`, from a seeded generator. */
+/** Deposits, withdrawals, holds, transfers and threshold alerts among `users`, from a seeded generator. */
 function randomCommands(users: readonly number[], count: number, seed: number): WireCommand[] {
   let state = seed;
   const next = (n: number) => {
@@ -223,7 +310,10 @@ function randomCommands(users: readonly number[], count: number, seed: number): 
     const amount = `${1 + next(50)}.${String(next(100)).padStart(2, '0')}`;
     const id = `rnd-${seed}-${i}`;
     const kind = next(10);
-    if (kind < 4) commands.push({ id, type: 'deposit', user_id: user, amount });
+    if (next(100) < 3) {
+      const direction = next(2) === 0 ? ('below' as const) : ('above' as const);
+      commands.push({ id, type: 'set_alert', user_id: user, direction, threshold: `${1 + next(200)}.00` });
+    } else if (kind < 4) commands.push({ id, type: 'deposit', user_id: user, amount });
     else if (kind < 6) commands.push({ id, type: 'withdraw', user_id: user, amount });
     else if (kind < 7) {
       const order = (orders.get(user) ?? 0) + 1;

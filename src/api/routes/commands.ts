@@ -28,8 +28,8 @@ export interface CommandRoute {
   readonly summary: string;
   readonly type: ClientCommand;
   readonly schema: keyof ApiContext['schemas'];
-  /** The body as a command, without its id. */
-  readonly toCommand: (body: never) => CommandBody;
+  /** The body as a command, without its id; `caller` is who sent it. */
+  readonly toCommand: (body: never, caller: Principal) => CommandBody;
 }
 
 export const COMMAND_ROUTES: readonly CommandRoute[] = [
@@ -87,7 +87,37 @@ export const COMMAND_ROUTES: readonly CommandRoute[] = [
       ...(b.comment === undefined ? {} : { comment: b.comment }),
     }),
   ),
+  route(
+    '/api/balance_alerts',
+    'Register a threshold alert on the available balance (below or above); its id is the command id',
+    'set_alert',
+    'setBalanceAlert',
+    (b: { user_id: number; below?: bigint; above?: bigint }) => ({
+      type: 'set_alert',
+      user_id: b.user_id,
+      ...(b.below === undefined ? { direction: 'above', threshold: b.above! } : { direction: 'below', threshold: b.below }),
+    }),
+  ),
+  route(
+    '/api/balance_alerts/remove',
+    'Remove a threshold alert',
+    'remove_alert',
+    'removeBalanceAlert',
+    (b: { user_id: number; alert_id: string }, caller) => ({
+      type: 'remove_alert',
+      user_id: b.user_id,
+      alert_id: alertIdOf(b.alert_id, caller),
+    }),
+  ),
 ];
+
+/**
+ * An alert's id as the caller names it: their own Idempotency-Key stands for the id the gateway
+ * gave their command; an id shown in full (`~http:...`, as services see others' alerts) is used as is.
+ */
+function alertIdOf(shown: string, caller: Principal): string {
+  return shown.startsWith('~') ? shown : httpScopedId(caller.userId, shown);
+}
 
 interface OrderBody {
   user_id: number;
@@ -101,7 +131,7 @@ function route<B>(
   summary: string,
   type: ClientCommand,
   schema: CommandRoute['schema'],
-  toCommand: (body: B) => CommandBody,
+  toCommand: (body: B, caller: Principal) => CommandBody,
 ): CommandRoute {
   return { path, summary, type, schema, toCommand: toCommand as never };
 }
@@ -114,7 +144,7 @@ export function registerCommandRoutes(app: FastifyInstance, ctx: ApiContext): vo
 
 async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
   const principal = await authenticate(request, ctx);
-  const body = spec.toCommand(parseOr400(ctx.schemas[spec.schema], request.body) as never);
+  const body = spec.toCommand(parseOr400(ctx.schemas[spec.schema], request.body) as never, principal);
   ctx.permissions.require(principal, spec.type, {
     userId: body.user_id,
     ...('service_id' in body ? { serviceId: body.service_id as number } : {}),

@@ -5,6 +5,7 @@ import { formatMinor } from '../../commands/money.ts';
 import { EXPIRE_ID_PREFIX, httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
 import {
+  alertsOfUser,
   balanceOfUser,
   balanceOfUserAt,
   decodeCursor,
@@ -56,6 +57,17 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       incoming: balance.incoming,
       currency: 'RUB',
       version: balance.version,
+    };
+  });
+
+  app.get('/api/balance_alerts', async (request) => {
+    const principal = await authenticate(request, ctx);
+    const { user_id: userId } = parseOr400(ctx.schemas.alertsQuery, request.query);
+    ctx.permissions.require(principal, 'read_account', { userId });
+    const alerts = await alertsOfUser(ctx.pool, userId);
+    return {
+      user_id: userId,
+      alerts: alerts.map((alert) => ({ ...alert, alert_id: commandIdShownTo(principal, alert.alert_id) })),
     };
   });
 
