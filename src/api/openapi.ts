@@ -73,7 +73,7 @@ export const OPERATIONS: readonly Operation[] = [
     auth: true,
     responses: {
       '200':
-        "{user_id, amount, reserved, incoming, currency, version}: amount is spendable; incoming holds received transfers until they settle (milliseconds); version is the sequence of the user's last balance event. With `at`: {user_id, at, amount, reserved, incoming, currency} as of that instant, `at` in UTC",
+        "{user_id, amount, reserved, incoming, currency, version}: amount is spendable; incoming holds received transfers until they settle (milliseconds); version is the sequence of the user's last balance event. With `at`: {user_id, at, amount, reserved, incoming, currency, version} as of that instant, `at` in UTC",
       '400': '`at` is malformed or in the future.',
       '404': 'Unknown user.',
     },
@@ -86,7 +86,8 @@ export const OPERATIONS: readonly Operation[] = [
     query: 'alertsQuery',
     auth: true,
     responses: {
-      '200': '{user_id, alerts: [{alert_id, direction, threshold, past}]}; past: the available balance is past the threshold now',
+      '200':
+        '{user_id, alerts: [{alert_id, direction, threshold, past}]}; past: the available balance is past the threshold now',
       '403': "Another user's account.",
     },
   },

@@ -104,22 +104,27 @@ const SQL_ACCOUNTS_AT = `
          (SELECT id FROM accounts WHERE kind = 'user_incoming' AND owner_id = $1) AS incoming_id`;
 // Available and reserved: the balance recorded with the account's last posting at (or before)
 // the instant: one probe of each side's index. Incoming: the sum of its postings up to then.
+// The version: the larger of the versions on those two last postings (sql/0011_version_at.sql).
 // `upTo` is '<=' for "at the instant" and '<' for "before it" (a statement's opening balance).
 function balancesSql(upTo: '<=' | '<'): string {
-  const lastBalance = (account: string) => `
-  coalesce((SELECT balance_after FROM (
-    (SELECT created_at, id, debit_balance_after AS balance_after FROM postings
+  const lastPosting = (account: string) => `
+  LEFT JOIN LATERAL (
+    (SELECT created_at, id, debit_balance_after AS balance_after, version_after FROM postings
      WHERE debit_account_id = ${account} AND created_at ${upTo} $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
     UNION ALL
-    (SELECT created_at, id, credit_balance_after FROM postings
+    (SELECT created_at, id, credit_balance_after, version_after FROM postings
      WHERE credit_account_id = ${account} AND created_at ${upTo} $4::timestamptz ORDER BY created_at DESC, id DESC LIMIT 1)
-    ORDER BY created_at DESC, id DESC LIMIT 1) last), 0)`;
+    ORDER BY created_at DESC, id DESC LIMIT 1) AS`;
   return `
-  SELECT ${lastBalance('$1::bigint')} AS available,
-         ${lastBalance('$2::bigint')} AS reserved,
+  SELECT coalesce(av.balance_after, 0) AS available,
+         coalesce(rs.balance_after, 0) AS reserved,
          coalesce((SELECT sum(amount) FROM postings WHERE credit_account_id = $3::bigint AND created_at ${upTo} $4::timestamptz), 0)
        - coalesce((SELECT sum(amount) FROM postings WHERE debit_account_id = $3::bigint AND created_at ${upTo} $4::timestamptz), 0)
-         AS incoming`;
+         AS incoming,
+         CASE WHEN av.id IS NULL AND rs.id IS NULL THEN 0 ELSE greatest(av.version_after, rs.version_after) END AS version
+  FROM (SELECT 1) AS one
+  ${lastPosting('$1::bigint')} av ON true
+  ${lastPosting('$2::bigint')} rs ON true`;
 }
 const SQL_BALANCES_AT = balancesSql('<=');
 const SQL_BALANCES_BEFORE = balancesSql('<');
@@ -137,18 +142,26 @@ export async function accountBalancesAt(
   accounts: UserAccountIds,
   instant: string,
   inclusive: boolean,
-): Promise<{ available: bigint; reserved: bigint; incoming: bigint }> {
-  const { rows } = await db.query<{ available: string; reserved: string; incoming: string }>({
+): Promise<{ available: bigint; reserved: bigint; incoming: bigint; version: bigint | null }> {
+  const { rows } = await db.query<{ available: string; reserved: string; incoming: string; version: string | null }>({
     name: inclusive ? 'q_balances_at' : 'q_balances_before',
     text: inclusive ? SQL_BALANCES_AT : SQL_BALANCES_BEFORE,
     values: [accounts.available_id, accounts.reserved_id, accounts.incoming_id, instant],
   });
   const row = rows[0]!;
-  return { available: BigInt(row.available), reserved: BigInt(row.reserved), incoming: BigInt(row.incoming) };
+  return {
+    available: BigInt(row.available),
+    reserved: BigInt(row.reserved),
+    incoming: BigInt(row.incoming),
+    version: row.version === null ? null : BigInt(row.version),
+  };
 }
 
-/** A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC. */
-export type UserBalancesAt = Omit<UserBalances, 'version'> & { readonly at: string };
+/**
+ * A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC;
+ * `version` is null when the last posting before it predates balance events (sql/0011).
+ */
+export type UserBalancesAt = Omit<UserBalances, 'version'> & { readonly at: string; readonly version: number | null };
 
 /**
  * The balances of a known user as of `at` (an ISO 8601 instant with an offset): every posting
@@ -169,12 +182,13 @@ export async function balanceOfUserAt(
     })
   ).rows[0]!;
   if (accounts.future) return 'future';
-  const { available, reserved, incoming } = await accountBalancesAt(db, accounts, at, true);
+  const { available, reserved, incoming, version } = await accountBalancesAt(db, accounts, at, true);
   return {
     ...balanceView(available, reserved),
     incoming: formatMinor(incoming),
     spendable: formatMinor(available + incoming),
     at: accounts.at,
+    version: version === null ? null : Number(version),
   };
 }
 

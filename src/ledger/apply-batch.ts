@@ -103,11 +103,12 @@ export async function applyBatch(
     alerts,
   );
   const outcomes = decideBatch(state, items, stored, limits);
-  const { created, now } = await writeOutcomes(db, outcomes, accounts, state);
+  const versions = nextVersions(outcomes, accounts);
+  const { created, now } = await writeOutcomes(db, outcomes, accounts, state, versions.byCommand);
   await store.writeReservations(db, state.changedReservations);
   await store.writeAlerts(db, state.alertChanges());
-  const { rows: eventRows, versions } = balanceEvents(outcomes, accounts, state, now);
-  await store.writeBalances(db, withVersions(state, accounts, versions));
+  const eventRows = balanceEvents(outcomes, versions.byCommand, state, now);
+  await store.writeBalances(db, withVersions(state, accounts, versions.byUser));
   await store.insertBalanceEvents(db, eventRows);
   return buildResult(db, outcomes, created, groupEvents(eventRows));
 }
@@ -150,27 +151,48 @@ function withVersions(
   return [...changes.values()];
 }
 
+/** Whether an outcome changes its user's version: a new command applied that moved money. */
+function movesMoney(outcome: ItemOutcome): outcome is Extract<ItemOutcome, { kind: 'new' }> {
+  return outcome.kind === 'new' && outcome.decision.status === 'applied' && outcome.decision.postings.length > 0;
+}
+
 /**
- * One event per command applied in this batch that moved money, for its user, with the user's
- * next version (docs/events.md), then one per alert it fired; and the versions the batch takes
- * its users to.
+ * The version each money-moving command of the batch takes its user to (docs/events.md), and
+ * the versions the batch leaves its users at.
  */
-function balanceEvents(
+function nextVersions(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
-  state: LedgerState,
-  now: Date,
-): { rows: store.BalanceEventRow[]; versions: Map<number, bigint> } {
-  const versions = new Map<number, bigint>();
-  const rows: store.BalanceEventRow[] = [];
+): { byCommand: Map<string, bigint>; byUser: Map<number, bigint> } {
+  const byUser = new Map<number, bigint>();
+  const byCommand = new Map<string, bigint>();
   for (const outcome of outcomes) {
-    if (outcome.kind !== 'new' || outcome.decision.status !== 'applied') continue;
-    if (outcome.decision.postings.length === 0) continue;
+    if (!movesMoney(outcome)) continue;
     const { command } = outcome.item;
     const account = accounts.get(available(command.user_id));
     if (!account) throw new Error(`account ${available(command.user_id)} was not loaded`);
-    const version = (versions.get(command.user_id) ?? account.version) + 1n;
-    versions.set(command.user_id, version);
+    const version = (byUser.get(command.user_id) ?? account.version) + 1n;
+    byUser.set(command.user_id, version);
+    byCommand.set(command.id, version);
+  }
+  return { byCommand, byUser };
+}
+
+/**
+ * One event per command applied in this batch that moved money, for its user, with the version
+ * it took the user to, then one per alert it fired.
+ */
+function balanceEvents(
+  outcomes: readonly ItemOutcome[],
+  versions: ReadonlyMap<string, bigint>,
+  state: LedgerState,
+  now: Date,
+): store.BalanceEventRow[] {
+  const rows: store.BalanceEventRow[] = [];
+  for (const outcome of outcomes) {
+    if (!movesMoney(outcome)) continue;
+    const { command } = outcome.item;
+    const version = versions.get(command.id)!;
     const timestamp = outcome.item.timestamp;
     const common = {
       command,
@@ -186,7 +208,7 @@ function balanceEvents(
       rows.push({ userId: alert.userId, sequence: version, part: i + 1, commandId: command.id, payload: alertPayload });
     }
   }
-  return { rows, versions };
+  return rows;
 }
 
 /** Every account a command moves money in, plus the user accounts its reply reports. */
@@ -220,6 +242,7 @@ async function writeOutcomes(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   state: LedgerState,
+  versions: ReadonlyMap<string, bigint>,
 ): Promise<{ created: Map<string, TransactionView[]>; now: Date }> {
   const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
   const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
@@ -250,6 +273,7 @@ async function writeOutcomes(
         amount: p.amount,
         debitBalanceAfter: after[i]!.debit,
         creditBalanceAfter: after[i]!.credit,
+        versionAfter: versions.get(id)!,
       });
     }
     for (const e of decision.entries) {

@@ -309,11 +309,15 @@ export interface PostingRow {
   /** The debit side's balance right after this posting, for a user's available or reserved account. */
   readonly debitBalanceAfter: bigint | null;
   readonly creditBalanceAfter: bigint | null;
+  /** The version the command took its user to (sql/0011_version_at.sql). */
+  readonly versionAfter: bigint;
 }
 
 const SQL_INSERT_POSTINGS = `
-  INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount, debit_balance_after, credit_balance_after, created_at)
-  SELECT k.*, $7::timestamptz FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS k`;
+  INSERT INTO postings
+    (command_id, debit_account_id, credit_account_id, amount, debit_balance_after, credit_balance_after, version_after, created_at)
+  SELECT k.*, $8::timestamptz
+  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]) AS k`;
 
 /** `writtenAt`: the chunk's one timestamp (see allocateTransactionIds). */
 export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRow[], writtenAt: string): Promise<void> {
@@ -328,6 +332,7 @@ export async function insertPostings(db: pg.PoolClient, rows: readonly PostingRo
       rows.map((r) => String(r.amount)),
       rows.map((r) => (r.debitBalanceAfter === null ? null : String(r.debitBalanceAfter))),
       rows.map((r) => (r.creditBalanceAfter === null ? null : String(r.creditBalanceAfter))),
+      rows.map((r) => String(r.versionAfter)),
       writtenAt,
     ],
   });

@@ -14,6 +14,7 @@ import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/st
 interface Sample {
   readonly at: string;
   readonly balances: ReadonlyMap<number, { amount: string; reserved: string; incoming: string }>;
+  readonly versions: ReadonlyMap<number, number>;
 }
 
 describe('balances at a point in time', () => {
@@ -44,8 +45,8 @@ describe('balances at a point in time', () => {
 
   /** The database's clock now (the one that stamps postings) and every user's balances. */
   async function sample(users: readonly number[]): Promise<Sample> {
-    const { stamp, balances } = await balancesWithStamp(db, users, UTC_MICROS_SQL('clock_timestamp()'));
-    return { at: stamp!, balances };
+    const { stamp, balances, versions } = await balancesWithStamp(db, users, UTC_MICROS_SQL('clock_timestamp()'));
+    return { at: stamp!, balances, versions };
   }
 
   it('answers, for every instant recorded during a random stream, the balances recorded then', async () => {
@@ -75,6 +76,7 @@ describe('balances at a point in time', () => {
           at: recorded.at,
           ...recorded.balances.get(user),
           currency: 'RUB',
+          version: recorded.versions.get(user),
         });
       }
     }
@@ -92,6 +94,19 @@ describe('balances at a point in time', () => {
     expect(rows[0]!.cut).toBeLessThan(5);
   });
 
+  it('answers the version of the last change, also of one that moved only reserved money (an exact capture)', async () => {
+    const erin = await createUser(db, config);
+    const order = { user_id: erin.id, service_id: 7, order_id: 1 };
+    await applyChunk([{ id: 'erin-dep', type: 'deposit', user_id: erin.id, amount: '10.00' }]);
+    await applyChunk([{ id: 'erin-res', type: 'reserve', ...order, amount: '4.00' }]);
+    await applyChunk([{ id: 'erin-cap', type: 'capture', ...order, amount: '4.00' }]);
+    // The database's clock, which stamped the postings: after the capture, whatever the JS clock says.
+    const { rows } = await db.pool.query<{ at: string }>(`SELECT ${UTC_MICROS_SQL('clock_timestamp()')} AS at`);
+    const at = encodeURIComponent(rows[0]!.at);
+    const answer = (await get(`/api/balances/?user_id=${erin.id}&at=${at}`, erin)).json();
+    expect(answer).toMatchObject({ amount: '6.00', reserved: '0.00', version: 3 });
+  });
+
   it('gives zeros before the first posting, and the same instant in any offset', async () => {
     const carol = await createUser(db, config);
     await applyChunk([{ id: 'carol-dep', type: 'deposit', user_id: carol.id, amount: '5.00' }]);
@@ -103,6 +118,7 @@ describe('balances at a point in time', () => {
       reserved: '0.00',
       incoming: '0.00',
       currency: 'RUB',
+      version: 0,
     });
     await new Promise((resolve) => setTimeout(resolve, 5));
     const now = new Date(Date.now() - 1).toISOString();

@@ -68,6 +68,40 @@ describe('migrate', () => {
     }
   });
 
+  it("0011 gives existing postings the version of their command's balance event", async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const limits = testConfig(fresh).limits;
+      const schema = createCommandSchema(limits);
+      const items = (
+        [
+          { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
+          { id: 'a1', type: 'set_alert', user_id: 1, direction: 'below', threshold: '50.00' },
+          { id: 'r1', type: 'reserve', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
+          { id: 'c1', type: 'capture', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
+        ] as CommandInput[]
+      ).map((input) => {
+        const command = schema.parse(input);
+        return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 't' };
+      });
+      await applyCommands(fresh.pool, items, { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+      const versions = 'SELECT command_id, version_after::int AS version FROM postings ORDER BY id';
+      const written = (await fresh.pool.query(versions)).rows;
+      expect(written).toEqual([
+        { command_id: 'd1', version: 1 },
+        { command_id: 'r1', version: 2 },
+        { command_id: 'c1', version: 3 },
+      ]);
+      await fresh.pool.query(
+        'ALTER TABLE postings DROP COLUMN version_after; DELETE FROM schema_migrations WHERE version = 11',
+      );
+      expect(await migrate(fresh.pool)).toEqual(['0011_version_at.sql']);
+      expect((await fresh.pool.query(versions)).rows).toEqual(written);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it("0008 starts each user's balance version at the commands applied for them, so new events continue the count", async () => {
     const fresh = await createTestDatabase();
     try {
@@ -91,11 +125,20 @@ describe('migrate', () => {
         { id: '~settle:t1', type: 'settle', user_id: 2, amount: '15.00' },
       ] as CommandInput[])
         await apply(input);
-      // Back to the schema before 0008, data kept.
-      await fresh.pool.query(
-        'DROP TABLE balance_events; ALTER TABLE accounts DROP COLUMN version; DELETE FROM schema_migrations WHERE version = 8',
-      );
-      expect(await migrate(fresh.pool)).toEqual(['0008_balance_events.sql']);
+      // Back to the schema before 0008 (and the later migrations that build on it), data kept.
+      await fresh.pool.query(`
+        DROP TABLE balance_events; DROP TABLE balance_alerts;
+        ALTER TABLE accounts DROP COLUMN version, DROP COLUMN alert_count;
+        ALTER TABLE postings DROP COLUMN version_after;
+        ALTER TABLE commands DROP CONSTRAINT commands_type_check;
+        ALTER TABLE commands ADD CONSTRAINT commands_type_check
+          CHECK (type IN ('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle', 'expire'));
+        DELETE FROM schema_migrations WHERE version IN (8, 10, 11)`);
+      expect(await migrate(fresh.pool)).toEqual([
+        '0008_balance_events.sql',
+        '0010_balance_alerts.sql',
+        '0011_version_at.sql',
+      ]);
       const versions = await fresh.pool.query(
         "SELECT owner_id::int AS user, version::int FROM accounts WHERE kind = 'user_available' ORDER BY owner_id",
       );
@@ -105,6 +148,16 @@ describe('migrate', () => {
       ]);
       const next = await apply({ id: 'd2', type: 'deposit', user_id: 1, amount: '1.00' });
       expect(next.events[0]!.map((e) => Number(e.sequence))).toEqual([3]);
+      // Postings from before events know no version (a balance at their instants answers null).
+      const postingVersions = await fresh.pool.query(
+        'SELECT command_id, version_after::int AS version FROM postings ORDER BY id',
+      );
+      expect(postingVersions.rows).toEqual([
+        { command_id: 'd1', version: null },
+        { command_id: 't1', version: null },
+        { command_id: '~settle:t1', version: null },
+        { command_id: 'd2', version: 3 },
+      ]);
     } finally {
       await fresh.drop();
     }

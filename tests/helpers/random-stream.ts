@@ -38,7 +38,7 @@ export interface RandomStream {
 export async function runRandomStream(stream: RandomStream): Promise<number> {
   const { users } = stream;
   const stepArb = fc.record({
-    kind: fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle'),
+    kind: fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle', 'set_alert'),
     user: fc.integer({ min: 0, max: users.length - 1 }),
     other: fc.integer({ min: 1, max: users.length - 1 }),
     minor: fc.integer({ min: 1, max: 20_000 }),
@@ -62,6 +62,16 @@ export async function runRandomStream(stream: RandomStream): Promise<number> {
     const amount = formatMinor(BigInt(step.minor));
     if (step.kind === 'deposit') chunk.push({ id, type: 'deposit', user_id: user, amount });
     if (step.kind === 'withdraw') chunk.push({ id, type: 'withdraw', user_id: user, amount });
+    if (step.kind === 'set_alert') {
+      // Moves no money, so it must not move the user's version either.
+      chunk.push({
+        id,
+        type: 'set_alert',
+        user_id: user,
+        direction: step.pick % 2 ? 'below' : 'above',
+        threshold: amount,
+      });
+    }
     if (step.kind === 'reserve') {
       order += 1;
       chunk.push({ id, type: 'reserve', user_id: user, service_id: 1, order_id: order, amount });
@@ -108,7 +118,7 @@ export interface ShownBalances {
 }
 
 /**
- * Every user's balances as the balance endpoint shows them, read in one statement with one
+ * Every user's balances as the balance endpoint shows them, and their versions, read in one statement with one
  * more value (`stampSql`, an SQL expression: the clock, or the last posting's time), so the two
  * belong to the same moment.
  */
@@ -116,15 +126,16 @@ export async function balancesWithStamp(
   db: TestDatabase,
   users: readonly number[],
   stampSql: string,
-): Promise<{ stamp: string | null; balances: Map<number, ShownBalances> }> {
+): Promise<{ stamp: string | null; balances: Map<number, ShownBalances>; versions: Map<number, number> }> {
   const { rows } = await db.pool.query<{
     stamp: string | null;
     owner_id: string | null;
     kind: string | null;
     balance: string;
+    version: string;
   }>(
     `WITH s AS (SELECT (${stampSql}) AS stamp)
-     SELECT s.stamp, a.owner_id, a.kind, a.balance FROM s
+     SELECT s.stamp, a.owner_id, a.kind, a.balance, a.version FROM s
      LEFT JOIN accounts a ON a.owner_id = ANY($1::bigint[]) AND a.kind IN ('user_available', 'user_reserved', 'user_incoming')`,
     [users],
   );
@@ -135,7 +146,13 @@ export async function balancesWithStamp(
     reserved: formatMinor(of(u, 'user_reserved')),
     incoming: formatMinor(of(u, 'user_incoming')),
   });
-  return { stamp: rows[0]?.stamp ?? null, balances: new Map(users.map((u) => [u, view(u)])) };
+  const version = (u: number) =>
+    Number(rows.find((r) => Number(r.owner_id) === u && r.kind === 'user_available')?.version ?? 0);
+  return {
+    stamp: rows[0]?.stamp ?? null,
+    balances: new Map(users.map((u) => [u, view(u)])),
+    versions: new Map(users.map((u) => [u, version(u)])),
+  };
 }
 
 /** The time format PostgreSQL renders instants in for these tests: UTC with microseconds. */

@@ -95,7 +95,9 @@ export const COMMAND_ROUTES: readonly CommandRoute[] = [
     (b: { user_id: number; below?: bigint; above?: bigint }) => ({
       type: 'set_alert',
       user_id: b.user_id,
-      ...(b.below === undefined ? { direction: 'above', threshold: b.above! } : { direction: 'below', threshold: b.below }),
+      ...(b.below === undefined
+        ? { direction: 'above', threshold: b.above! }
+        : { direction: 'below', threshold: b.below }),
     }),
   ),
   route(

@@ -38,6 +38,7 @@ async function balanceAt(ctx: ApiContext, userId: number, at: string) {
     reserved: balance.reserved,
     incoming: balance.incoming,
     currency: 'RUB',
+    version: balance.version,
   };
 }
 
