@@ -89,6 +89,7 @@ export const OPERATIONS: readonly Operation[] = [
       '200':
         '{user_id, alerts: [{alert_id, direction, threshold, past}]}; past: the available balance is past the threshold now',
       '403': "Another user's account.",
+      '404': 'Unknown user.',
     },
   },
   {

@@ -44,7 +44,7 @@ export const balanceChangeEventSchema = z
 export const thresholdEventSchema = z
   .object({
     event_id: z.string().meta({
-      description: '`<command id>:<user id>:<alert id>`: the same for every copy of the event.',
+      description: '`<command id>:<user id>/<alert id>`: the same for every copy of the event.',
     }),
     command_id: z.string().meta({ description: 'The command whose balance change crossed the threshold.' }),
     type: z.literal('threshold_crossed'),

@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { failureKind } from '../failures.ts';
 import { applyCommands, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import { ledgerLimitsOf } from '../ledger/core.ts';
 import type { Logger } from '../log.ts';
 import { withRetry } from '../retry.ts';
 
@@ -23,15 +24,7 @@ export function applyWithRetry(
   items: readonly BatchItem[],
   options: ApplyOptions,
 ): Promise<BatchResult> {
-  return retrying(
-    () =>
-      applyCommands(pool, items, {
-        balanceMinorMax: BigInt(options.limits.balanceMinorMax),
-        alertsPerUserMax: options.limits.alertsPerUserMax,
-      }),
-    items.length,
-    options,
-  );
+  return retrying(() => applyCommands(pool, items, ledgerLimitsOf(options.limits)), items.length, options);
 }
 
 /** Runs `work` under the consumer's retry policy. */

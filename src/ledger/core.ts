@@ -96,10 +96,14 @@ export interface Decision {
 export interface LedgerLimits {
   /** The most a user may hold, available plus reserved, after a deposit. */
   readonly balanceMinorMax: bigint;
-  /** The most threshold alerts one user may have (ALERTS_PER_USER_MAX); ALERTS_PER_USER_MAX_DEFAULT if unset. */
-  readonly alertsPerUserMax?: number;
+  /** The most threshold alerts one user may have (ALERTS_PER_USER_MAX). */
+  readonly alertsPerUserMax: number;
 }
-export const ALERTS_PER_USER_MAX_DEFAULT = 20;
+
+/** The ledger's limits from the configured ones (config.limits), amounts as bigint. */
+export function ledgerLimitsOf(limits: { balanceMinorMax: number; alertsPerUserMax: number }): LedgerLimits {
+  return { balanceMinorMax: BigInt(limits.balanceMinorMax), alertsPerUserMax: limits.alertsPerUserMax };
+}
 
 /** What `decide` may read. */
 export interface LedgerView {
@@ -273,8 +277,7 @@ function decideExpire(view: LedgerView, command: CommandOf<'expire'>): Decision 
 /** Registers an alert; whether the balance is already past it is the state's business (state.ts). */
 function decideSetAlert(view: LedgerView, command: CommandOf<'set_alert'>, limits: LedgerLimits): Decision {
   const { user_id: userId, direction, threshold } = command;
-  if (view.alertsOf(userId).length >= (limits.alertsPerUserMax ?? ALERTS_PER_USER_MAX_DEFAULT))
-    return rejected('alert_limit_exceeded');
+  if (view.alertsOf(userId).length >= limits.alertsPerUserMax) return rejected('alert_limit_exceeded');
   return { ...applied([], []), alert: { kind: 'add', alert: { id: command.id, userId, direction, threshold } } };
 }
 

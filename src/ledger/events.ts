@@ -85,7 +85,8 @@ export function balanceEventPayload(input: BalanceEventInput): string {
 export function thresholdEventPayload(input: Omit<BalanceEventInput, 'entries'> & { readonly alert: Alert }): string {
   const { command, alert } = input;
   return JSON.stringify({
-    event_id: `${command.id}:${alert.userId}:${alert.id}`,
+    // '/' is in no command id, so this never reads as another event's id.
+    event_id: `${command.id}:${alert.userId}/${alert.id}`,
     command_id: command.id,
     type: THRESHOLD_EVENT_TYPE,
     user_id: alert.userId,

@@ -1,6 +1,7 @@
 /**
- * Compares two ledgers account by account (and the decided commands by outcome), for checking
- * a database rebuilt by replay against the live one.
+ * Compares two ledgers account by account (balances, and users' balance versions), the decided
+ * commands by outcome, the open reservations and the threshold alerts (with whether each is
+ * past its threshold), for checking a database rebuilt by replay against the live one.
  */
 import type pg from 'pg';
 
@@ -15,6 +16,8 @@ export interface Difference {
 
 const SQL_ACCOUNTS = 'SELECT kind, owner_id, balance FROM accounts';
 const SQL_OUTCOMES = 'SELECT status, code, count(*) AS n FROM commands GROUP BY status, code';
+const SQL_VERSIONS = "SELECT owner_id, version FROM accounts WHERE kind = 'user_available'";
+const SQL_ALERTS = 'SELECT id, user_id, direction, threshold, past FROM balance_alerts';
 const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM reservations WHERE status = 'open'";
 
 export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
@@ -63,6 +66,21 @@ export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
     'open reservation',
     await keyed(a, SQL_OPEN_RESERVATIONS, order, (r) => r.amount),
     await keyed(b, SQL_OPEN_RESERVATIONS, order, (r) => r.amount),
+    'none',
+  );
+  const version = (db: pg.Pool) =>
+    keyed(
+      db,
+      SQL_VERSIONS,
+      (r) => `user ${r.owner_id}`,
+      (r) => r.version,
+    );
+  compare('balance version', await version(a), await version(b), '0');
+  const alert = (r: Record<string, string>) => `user ${r.user_id} ${r.direction} ${r.threshold} past=${r.past}`;
+  compare(
+    'threshold alert',
+    await keyed(a, SQL_ALERTS, (r) => String(r.id), alert),
+    await keyed(b, SQL_ALERTS, (r) => String(r.id), alert),
     'none',
   );
   return differences;

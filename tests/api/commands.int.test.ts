@@ -157,6 +157,11 @@ describe('command endpoints through the real stack', () => {
     expect(await list(service)).toContainEqual([`~http:${user.id}:low`, 'below', '5.00', true]);
     expect(await list(service)).toContainEqual([serviceKey, 'above', '100.00', false]);
 
+    // A user names only their own alerts: the service's, even by its full id, is not theirs to remove.
+    const serviceAlertId = `~http:${service.id}:${serviceKey}`;
+    const refused = await post('/api/balance_alerts/remove/', user, { user_id: user.id, alert_id: serviceAlertId });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ code: 'validation_failed', details: [{ field: 'alert_id' }] });
     const removed = await post('/api/balance_alerts/remove/', user, { user_id: user.id, alert_id: 'low' });
     expect(removed.statusCode).toBe(201);
     const again = await post('/api/balance_alerts/remove/', user, { user_id: user.id, alert_id: 'low' });

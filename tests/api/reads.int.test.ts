@@ -5,6 +5,7 @@ import { inTransaction } from '../../src/db/pool.ts';
 import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { createTestDatabase, reportMonth, testConfig, type TestDatabase } from '../helpers/stack.ts';
+import { ledgerLimitsOf } from '../../src/ledger/core.ts';
 
 describe('reads, authorization and bad input', () => {
   let db: TestDatabase;
@@ -22,9 +23,7 @@ describe('reads, authorization and bad input', () => {
       const command = schema.parse(input);
       return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
     });
-    return inTransaction(db.pool, (client) =>
-      applyBatch(client, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) }),
-    );
+    return inTransaction(db.pool, (client) => applyBatch(client, items, ledgerLimitsOf(config.limits)));
   }
 
   beforeAll(async () => {

@@ -212,17 +212,17 @@ describe('balance events', () => {
     const fired = ofDan.filter((s) => s.event.type === 'threshold_crossed').map((s) => s.event);
     expect(fired.map((e) => [e.event_id, e.alert, e.balances.available])).toEqual([
       [
-        `${id('dan-w2')}:${dan}:${id('dan-low')}`,
+        `${id('dan-w2')}:${dan}/${id('dan-low')}`,
         { alert_id: id('dan-low'), direction: 'below', threshold: '50.00' },
         '40.00',
       ],
       [
-        `${id('dan-dep2')}:${dan}:${id('dan-high')}`,
+        `${id('dan-dep2')}:${dan}/${id('dan-high')}`,
         { alert_id: id('dan-high'), direction: 'above', threshold: '120.00' },
         '130.00',
       ],
       [
-        `${id('dan-w4')}:${dan}:${id('dan-low')}`,
+        `${id('dan-w4')}:${dan}/${id('dan-low')}`,
         { alert_id: id('dan-low'), direction: 'below', threshold: '50.00' },
         '45.00',
       ],
@@ -260,7 +260,9 @@ describe('balance events', () => {
     const expected = new Map(applied.rows.map((r) => [Number(r.user_id), Number(r.n)]));
     const total = [...expected.values()].reduce((a, b) => a + b, 0);
     const deadline = Date.now() + EVENTS_WAIT_MS;
-    const mine = () => seen.filter((s) => users.includes(s.event.user_id));
+    // Balance events only: alert events share their command's sequence, and counting them here
+    // ended the wait before every balance event had arrived (a CI run).
+    const mine = () => seen.filter((s) => users.includes(s.event.user_id) && s.event.type !== 'threshold_crossed');
     while (new Set(mine().map((s) => s.event.event_id)).size < total && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 100));
 
@@ -280,7 +282,8 @@ describe('balance events', () => {
     expect(problems).toEqual([]);
     expect(total).toBeGreaterThan(5_000);
     // The stream registers alerts, and they fired: the replay below has them to reproduce.
-    expect(mine().filter((s) => s.event.type === 'threshold_crossed').length).toBeGreaterThan(100);
+    const alerts = seen.filter((s) => users.includes(s.event.user_id) && s.event.type === 'threshold_crossed');
+    expect(alerts.length).toBeGreaterThan(100);
   });
 
   it('is made again, byte for byte, by a replay of the log into an empty database', async () => {
@@ -301,7 +304,8 @@ function randomCommands(users: readonly number[], count: number, seed: number): 
   let state = seed;
   const next = (n: number) => {
     state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
-    return state % n;
+    // The high bits: an LCG's low bits repeat with short periods.
+    return Math.floor((state / 2_147_483_648) * n);
   };
   const commands: WireCommand[] = [];
   const orders = new Map<number, number>();

@@ -7,6 +7,7 @@ import { applyCommands } from '../../src/ledger/apply-batch.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
+import { ledgerLimitsOf } from '../../src/ledger/core.ts';
 
 describe('migrate', () => {
   let db: TestDatabase;
@@ -51,7 +52,7 @@ describe('migrate', () => {
           offset: null,
           principal: 't',
         };
-        await applyCommands(fresh.pool, [item], { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+        await applyCommands(fresh.pool, [item], ledgerLimitsOf(limits));
       }
       // Back to the schema before 0006, data kept.
       await fresh.pool.query(
@@ -84,7 +85,7 @@ describe('migrate', () => {
         const command = schema.parse(input);
         return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 't' };
       });
-      await applyCommands(fresh.pool, items, { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+      await applyCommands(fresh.pool, items, ledgerLimitsOf(limits));
       const versions = 'SELECT command_id, version_after::int AS version FROM postings ORDER BY id';
       const written = (await fresh.pool.query(versions)).rows;
       expect(written).toEqual([
@@ -116,7 +117,7 @@ describe('migrate', () => {
           offset: null,
           principal: 't',
         };
-        return applyCommands(fresh.pool, [item], { balanceMinorMax: BigInt(limits.balanceMinorMax) });
+        return applyCommands(fresh.pool, [item], ledgerLimitsOf(limits));
       };
       for (const input of [
         { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },

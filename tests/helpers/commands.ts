@@ -156,6 +156,7 @@ export async function effectsOutOfShape(
       WHEN c.type = 'capture' THEN coalesce(p.n, 0) NOT IN (1, 2) OR coalesce(t.n, 0) NOT IN (1, 2)
       WHEN c.type = 'transfer' THEN p.n IS DISTINCT FROM 1 OR t.n IS DISTINCT FROM 2
       WHEN c.type = 'settle' THEN p.n IS DISTINCT FROM 1 OR t.n IS NOT NULL
+      WHEN c.type IN ('set_alert', 'remove_alert') THEN p.n IS NOT NULL OR t.n IS NOT NULL
       ELSE true
     END
     LIMIT 20`);

@@ -9,6 +9,7 @@ import { formatMinor } from '../../src/commands/money.ts';
 import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
 import { applyCommands } from '../../src/ledger/apply-batch.ts';
 import type { TestDatabase } from './stack.ts';
+import { ledgerLimitsOf } from '../../src/ledger/core.ts';
 
 /** Applies one chunk through the ledger's write path; returns the ids it applied. */
 export function chunkApplier(db: TestDatabase, config: Config) {
@@ -18,7 +19,7 @@ export function chunkApplier(db: TestDatabase, config: Config) {
       const command = schema.parse(input);
       return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
     });
-    const result = await applyCommands(db.pool, items, { balanceMinorMax: BigInt(config.limits.balanceMinorMax) });
+    const result = await applyCommands(db.pool, items, ledgerLimitsOf(config.limits));
     return new Set(result.replies.filter((r) => r.status === 'applied').map((r) => r.command_id));
   };
 }

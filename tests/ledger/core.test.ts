@@ -14,7 +14,7 @@ import {
 import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n };
+const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 let sequence = 0;
 function command(input: Record<string, unknown>): Command {
   return schema.parse({ id: `c${++sequence}`, user_id: 1, ...input });
@@ -39,7 +39,7 @@ function total(state: LedgerState, keys: AccountKey[]): bigint {
 }
 
 describe('the balance limit', () => {
-  const small = { balanceMinorMax: 1_000n };
+  const small = { balanceMinorMax: 1_000n, alertsPerUserMax: 20 };
 
   it('rejects a deposit that would take available plus reserved past BALANCE_MINOR_MAX, and changes nothing', () => {
     const state = stateWith([

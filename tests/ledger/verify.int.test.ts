@@ -32,7 +32,9 @@ async function seededLedger(): Promise<TestDatabase> {
     offset: null,
     principal: 'test',
   }));
-  await inTransaction(db.pool, (client) => applyBatch(client, items, { balanceMinorMax: 1_000_000_000_000_000n }));
+  await inTransaction(db.pool, (client) =>
+    applyBatch(client, items, { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 }),
+  );
   return db;
 }
 

@@ -162,8 +162,19 @@ describe('replay and reconcile', () => {
   it('reports every difference between two ledgers', async () => {
     const other = await freshDatabase();
     await other.pool.query("INSERT INTO accounts (kind, owner_id, balance) VALUES ('revenue', 99, 5)");
+    await other.pool.query("INSERT INTO accounts (kind, owner_id, version) VALUES ('user_available', 987654, 3)");
+    await other.pool.query(
+      "INSERT INTO balance_alerts (id, user_id, direction, threshold, past) VALUES ('a-1', 987654, 'below', 500, true)",
+    );
     const differences = await reconcile(live.pool, other.pool);
     expect(differences).toContainEqual({ what: 'account balance', key: 'revenue:99', a: '0', b: '5' });
+    expect(differences).toContainEqual({ what: 'balance version', key: 'user 987654', a: '0', b: '3' });
+    expect(differences).toContainEqual({
+      what: 'threshold alert',
+      key: 'a-1',
+      a: 'none',
+      b: 'user 987654 below 500 past=true',
+    });
     expect(differences.length).toBeGreaterThan(1);
   });
 });

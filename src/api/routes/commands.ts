@@ -115,10 +115,17 @@ export const COMMAND_ROUTES: readonly CommandRoute[] = [
 
 /**
  * An alert's id as the caller names it: their own Idempotency-Key stands for the id the gateway
- * gave their command; an id shown in full (`~http:...`, as services see others' alerts) is used as is.
+ * gave their command. Services and admins may also name another caller's alert by its full id
+ * (`~http:...`, as they see it listed); a user only their own, so they can neither remove a
+ * merchant's alert nor learn, from 201 against 409, whether a guessed key exists.
  */
 function alertIdOf(shown: string, caller: Principal): string {
-  return shown.startsWith('~') ? shown : httpScopedId(caller.userId, shown);
+  if (!shown.startsWith('~')) return httpScopedId(caller.userId, shown);
+  if (caller.role === 'user')
+    throw new ApiError('validation_failed', 'Invalid alert_id.', [
+      { field: 'alert_id', message: 'must be the Idempotency-Key you set the alert with' },
+    ]);
+  return shown;
 }
 
 interface OrderBody {

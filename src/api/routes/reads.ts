@@ -7,6 +7,7 @@ import { ApiError } from '../../errors.ts';
 import {
   alertsOfUser,
   balanceOfUser,
+  isKnownUser,
   balanceOfUserAt,
   decodeCursor,
   historyPage,
@@ -65,6 +66,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const principal = await authenticate(request, ctx);
     const { user_id: userId } = parseOr400(ctx.schemas.alertsQuery, request.query);
     ctx.permissions.require(principal, 'read_account', { userId });
+    if (!(await isKnownUser(ctx.pool, userId))) throw new ApiError('not_found', `No user ${userId}.`);
     const alerts = await alertsOfUser(ctx.pool, userId);
     return {
       user_id: userId,
