@@ -24,6 +24,8 @@ const ENDPOINTS = [
   '/api/deduct_funds/',
   '/api/cancel_reservation/',
   '/api/transfer_funds/',
+  '/api/balance_alerts/',
+  '/api/balance_alerts/remove/',
 ];
 
 /** JSON values of the kinds clients get wrong: wrong types, huge and tiny numbers, unicode, nesting, injection. */
@@ -47,6 +49,9 @@ const body = fc.oneof(
       sender_id: fc.oneof(fc.constant(1), nasty),
       recipient_id: fc.oneof(fc.constant(2), nasty),
       comment: fc.oneof(fc.string(), nasty),
+      below: fc.oneof(fc.constantFrom('1.00', '0.01'), nasty),
+      above: fc.oneof(fc.constantFrom('1.00', '0.01'), nasty),
+      alert_id: fc.oneof(fc.constantFrom('low', '~http:1:low', '~other:x'), nasty),
     },
     { requiredKeys: [] },
   ),
@@ -140,7 +145,17 @@ describe('fuzzed HTTP input through the real stack', () => {
           } else outcomes.decided += 1;
         },
       ),
-      { numRuns: 150 },
+      {
+        numRuns: 150,
+        // Valid requests, so that "some were decided" below does not hang on chance (one CI run
+        // drew none in 150).
+        examples: [
+          ['/api/add_funds/', { user_id: 1, amount: '1.00' }, randomUUID()],
+          ['/api/transfer_funds/', { sender_id: 1, recipient_id: 2, amount: '0.01' }, randomUUID()],
+          ['/api/balance_alerts/', { user_id: 1, below: '0.50' }, randomUUID()],
+          ['/api/balance_alerts/remove/', { user_id: 1, alert_id: 'never-set' }, randomUUID()],
+        ],
+      },
     );
     expect(outcomes.refused).toBeGreaterThan(0);
     expect(outcomes.decided + outcomes.accepted).toBeGreaterThan(0);
