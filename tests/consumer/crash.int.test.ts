@@ -9,6 +9,7 @@ import {
   publish,
   readEvents,
   settlesPerTransfer,
+  type ReadEvent,
   waitForSettles,
   type WireCommand,
 } from '../helpers/commands.ts';
@@ -27,9 +28,23 @@ import {
 const COMMANDS = 12_000;
 const USERS = 300;
 
-/** A stream whose every deposit must apply, mixed with withdrawals and cross-user transfers. */
+/** Each user's balance rises past it and dips back under it a few times: alerts fire, and re-arm. */
+const ALERT_ABOVE = '20.00';
+
+/**
+ * A stream whose every deposit must apply, mixed with withdrawals and cross-user transfers, after
+ * an alert per user (above ALERT_ABOVE).
+ */
 function commandStream(run: string): WireCommand[] {
   const commands: WireCommand[] = [];
+  for (let user = 1; user <= USERS; user += 1)
+    commands.push({
+      id: `${run}-alert-${user}`,
+      type: 'set_alert',
+      user_id: user,
+      direction: 'above',
+      threshold: ALERT_ABOVE,
+    });
   for (let i = 0; i < COMMANDS; i += 1) {
     // Each user in turn deposits, transfers and withdraws, so all three kinds apply.
     const user = 1 + (Math.floor(i / 3) % USERS);
@@ -40,6 +55,30 @@ function commandStream(run: string): WireCommand[] {
     else commands.push({ id, type: 'withdraw', user_id: user, amount: '2.00' });
   }
   return commands;
+}
+
+/** The alert event ids the balance events imply: each move of a user's available balance from at most ALERT_ABOVE to above it. */
+function expectedCrossings(events: readonly ReadEvent[], run: string): Set<string> {
+  const minor = (amount: string) => BigInt(amount.replace('.', ''));
+  const limit = minor(ALERT_ABOVE);
+  const changes = new Map<number, Map<number, ReadEvent['event']>>();
+  for (const { event } of events) {
+    if (event.type === 'threshold_crossed') continue;
+    const ofUser = changes.get(event.user_id) ?? new Map();
+    ofUser.set(event.sequence, event);
+    changes.set(event.user_id, ofUser);
+  }
+  const expected = new Set<string>();
+  for (const [user, bySequence] of changes) {
+    let past = false; // registered first in the stream, at a balance of 0.00
+    for (const sequence of [...bySequence.keys()].sort((a, b) => a - b)) {
+      const event = bySequence.get(sequence)!;
+      const now = minor(event.balances.available) > limit;
+      if (now && !past) expected.add(`${event.command_id}:${user}/${run}-alert-${user}`);
+      past = now;
+    }
+  }
+  return expected;
 }
 
 describe('a consumer killed with SIGKILL mid-stream', () => {
@@ -114,12 +153,21 @@ describe('a consumer killed with SIGKILL mid-stream', () => {
     );
     const appliedByUser = new Map(applied.rows.map((r) => [Number(r.user_id), Number(r.n)]));
     const total = [...appliedByUser.values()].reduce((a, b) => a + b, 0);
+    // Every balance event and every alert event stored, each copy identical (eventProblems).
+    const storedAlerts = Number(
+      (await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM balance_events WHERE part > 0')).rows[0]!.n,
+    );
     const events = await readEvents(
       kafka,
       config.topics.events,
-      (seen) => new Set(seen.map((e) => e.event.event_id)).size >= total,
+      (seen) => new Set(seen.map((e) => e.event.event_id)).size >= total + storedAlerts,
       60_000,
     );
     expect(eventProblems(events, appliedByUser)).toEqual([]);
+    // The alerts fired exactly where the users' available balances, as their balance events
+    // show them, crossed above ALERT_ABOVE, however often the chunks were redelivered.
+    const fired = new Set(events.filter((e) => e.event.type === 'threshold_crossed').map((e) => e.event.event_id));
+    expect(fired).toEqual(expectedCrossings(events, run));
+    expect(fired.size).toBeGreaterThanOrEqual(USERS);
   }, 420_000);
 });

@@ -165,7 +165,14 @@ export async function effectsOutOfShape(
 
 export interface ReadEvent {
   readonly value: string;
-  readonly event: { event_id: string; user_id: number; sequence: number };
+  readonly event: {
+    event_id: string;
+    user_id: number;
+    sequence: number;
+    type: string;
+    command_id: string;
+    balances: { available: string; reserved: string };
+  };
 }
 
 /** Reads the events topic from the start until `enough` says so or `timeoutMs` passes; returns what it read. */
