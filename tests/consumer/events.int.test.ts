@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { balanceOfUser } from '../../src/api/read-model.ts';
 import { balanceEventSchema } from '../../src/commands/event-schema.ts';
+import { reconcile } from '../../src/tools/reconcile.ts';
 import type { Config } from '../../src/config.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Consumer, Kafka } from '../../src/kafka/client.ts';
@@ -293,6 +294,12 @@ describe('balance events', () => {
       const live = await storedPayloads(db.pool);
       expect(live.length).toBeGreaterThan(5_000);
       expect(await storedPayloads(rebuilt.pool)).toEqual(live);
+      // And the same alerts, each as far past its threshold, and the same versions.
+      expect(await reconcile(db.pool, rebuilt.pool)).toEqual([]);
+      const alerts = 'SELECT count(*)::int AS n, count(*) FILTER (WHERE past)::int AS past FROM balance_alerts';
+      const [liveAlerts] = (await db.pool.query(alerts)).rows;
+      expect(liveAlerts.n).toBeGreaterThan(100);
+      expect(liveAlerts.past).toBeGreaterThan(0);
     } finally {
       await rebuilt.drop();
     }
