@@ -17,7 +17,7 @@ import { createCommandWorker } from '../src/consumer/worker.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, inTransaction, type Pool } from '../src/db/pool.ts';
 import { freshDatabase } from './support.ts';
-import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '../src/kafka/client.ts';
+import { createKafka, ensureTopics, PRODUCER_OPTIONS, type Kafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
 import { unsettledTransfers, verifyLedger } from '../src/ledger/verify.ts';
@@ -153,7 +153,7 @@ function benchConfig(url: string, brokers: string[], name: string): Config {
 }
 
 async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ key: string; value: string }>) {
-  const producer = kafka.producer({ createPartitioner: javaCompatiblePartitioner, idempotent: true });
+  const producer = kafka.producer({ ...PRODUCER_OPTIONS, allowAutoTopicCreation: true });
   await producer.connect();
   const pending: Promise<unknown>[] = [];
   for (let i = 0; i < messages.length; i += 10_000) {

@@ -1,6 +1,6 @@
 /**
- * Turns many concurrent `send`s into few Kafka produce requests. An idempotent producer allows
- * one request in flight per broker, so sending each command on its own would cap a gateway at
+ * Turns many concurrent `send`s into few Kafka produce requests. The service's producers allow
+ * one request in flight per broker (PRODUCER_OPTIONS), so sending each command on its own would cap a gateway at
  * one round trip per command; here every command that arrives while a request is in flight
  * rides in the next one. Order is kept: messages leave in the order they were queued.
  */

@@ -6,7 +6,7 @@
  * holds across every producer that follows the contract.
  */
 import { commandFingerprint, commandKey, serializeCommand, type Command } from '../commands/schema.ts';
-import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
+import { PRODUCER_OPTIONS, type Kafka, type Producer } from '../kafka/client.ts';
 import type { CommandReply } from '../commands/reply-schema.ts';
 import type { Logger } from '../log.ts';
 import { BatchingPublisher } from './batching-publisher.ts';
@@ -33,11 +33,7 @@ export class CommandClient {
   timeouts = 0;
 
   constructor(options: CommandClientOptions) {
-    this.producer = options.kafka.producer({
-      idempotent: true,
-      allowAutoTopicCreation: false,
-      createPartitioner: javaCompatiblePartitioner,
-    });
+    this.producer = options.kafka.producer(PRODUCER_OPTIONS);
     this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
     this.publisher = new BatchingPublisher(
       this.producer,

@@ -1,11 +1,11 @@
 /**
- * The outbox's way into Kafka. The service's own topics go through one idempotent producer. Topics
+ * The outbox's way into Kafka. The service's own topics go through one producer. Topics
  * that commands name go through a second, disposable producer: kafkajs keeps every topic it
  * ever sent to in its metadata requests, and once such a topic is deleted every later request of
  * that producer fails. Keeping those topics off the core producer means a producer's mistake can
  * never stop the consumer from publishing settles, replies and dead letters.
  */
-import { javaCompatiblePartitioner, type Kafka, type Producer } from '../kafka/client.ts';
+import { PRODUCER_OPTIONS, type Kafka, type Producer } from '../kafka/client.ts';
 import { TopicDirectory } from '../kafka/topic-directory.ts';
 import type { Logger } from '../log.ts';
 import type { OutboxSink, OutgoingMessage, TopicMessages } from './outbox.ts';
@@ -20,11 +20,7 @@ export class KafkaOutboxSink implements OutboxSink {
     private readonly kafka: Kafka,
     private readonly log: Logger,
   ) {
-    this.core = kafka.producer({
-      idempotent: true,
-      allowAutoTopicCreation: false,
-      createPartitioner: javaCompatiblePartitioner,
-    });
+    this.core = kafka.producer(PRODUCER_OPTIONS);
     this.directory = new TopicDirectory(kafka);
   }
 

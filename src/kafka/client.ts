@@ -20,6 +20,26 @@ export type EachBatchPayload = kafkajs.EachBatchPayload;
  */
 export const javaCompatiblePartitioner = Partitioners.DefaultPartitioner;
 
+/**
+ * How every producer of the service (and of its tools and tests) is made.
+ *
+ * Not idempotent, on purpose. When a send fails, kafkajs's idempotent producer rolls the
+ * partition's sequence number back, even if the broker did write the batch and only the answer
+ * was lost. The next batch, with other messages, then reuses that number, and the broker takes
+ * it for a repeat of the batch it has: it acknowledges it with that batch's offset and drops it.
+ * A bank-test run lost an acknowledged command that way across a broker restart.
+ *
+ * Without idempotence, a retried batch may be written twice instead, which costs nothing here:
+ * commands, settles and expires are deduplicated by id, replies by command id, and events carry
+ * their event_id and sequence. One request in flight per broker keeps a producer's sends in order.
+ */
+export const PRODUCER_OPTIONS = {
+  idempotent: false,
+  maxInFlightRequests: 1,
+  allowAutoTopicCreation: false,
+  createPartitioner: javaCompatiblePartitioner,
+} as const;
+
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
   readonly clientId: string;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { UsageError } from '../cli.ts';
 import { INTERNAL_PROOF_HEADER } from '../commands/internal-proof.ts';
-import { javaCompatiblePartitioner, type Kafka } from '../kafka/client.ts';
+import { PRODUCER_OPTIONS, type Kafka } from '../kafka/client.ts';
 
 export interface DeadLetter {
   /** `<partition>:<offset>` in the dead-letter topic: what `redrive --id` takes. */
@@ -70,11 +70,7 @@ export async function redrive(
 ): Promise<number> {
   if (replacement !== undefined && letters.length !== 1)
     throw new UsageError('a corrected --value goes with exactly one --id');
-  const producer = kafka.producer({
-    idempotent: true,
-    allowAutoTopicCreation: false,
-    createPartitioner: javaCompatiblePartitioner,
-  });
+  const producer = kafka.producer(PRODUCER_OPTIONS);
   await producer.connect();
   try {
     await producer.send({

@@ -186,6 +186,16 @@ describe('checkHistory', () => {
     expect(checkHistory(history, final).droppedFirstCopies).toEqual(['dep-1']);
   });
 
+  it('accepts a decision by a copy written before the first acknowledged one (a retry wrote the batch twice)', () => {
+    const { history, final, commands } = cleanRun();
+    const op = history.operations.find((o) => o.id === 'dep-1')!;
+    (op as { copies: unknown }).copies = [kafka('5'), kafka('6')];
+    commands.set('dep-1', { status: 'applied', postings: 1, source: { partition: 0, offset: '3' } });
+    expect(checkHistory(history, final).droppedFirstCopies).toEqual([]);
+    commands.set('dep-1', { status: 'applied', postings: 1, source: { partition: 0, offset: '6' } });
+    expect(checkHistory(history, final).droppedFirstCopies).toEqual(['dep-1']);
+  });
+
   it('does not trust the database for outcomes the client saw: an applied deposit missing its effect skews the balance', () => {
     const { history, final, commands } = cleanRun();
     commands.set('dep-2', { status: 'applied', postings: 0, source: null });

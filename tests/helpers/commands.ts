@@ -1,7 +1,7 @@
 /** Publishing commands to the real broker and collecting the replies, for integration tests. */
 import { unsettledTransfers } from '../../src/ledger/verify.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
-import { javaCompatiblePartitioner, type Kafka } from '../../src/kafka/client.ts';
+import { PRODUCER_OPTIONS, type Kafka } from '../../src/kafka/client.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
 import type { Config } from '../../src/config.ts';
 import { parseFrom, parseTo, replay } from '../../src/tools/replay.ts';
@@ -16,7 +16,7 @@ export async function publish(
     WireCommand | { raw: string | Buffer | null; key: string; partition?: number; headers?: Record<string, string> }
   >,
 ): Promise<void> {
-  const producer = kafka.producer({ idempotent: true, createPartitioner: javaCompatiblePartitioner });
+  const producer = kafka.producer({ ...PRODUCER_OPTIONS, allowAutoTopicCreation: true });
   await producer.connect();
   try {
     const messages = commands.map((c) =>
