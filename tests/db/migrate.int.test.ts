@@ -3,11 +3,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate, readMigrations } from '../../src/db/migrate.ts';
-import { applyCommands } from '../../src/ledger/apply-batch.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
+import type { CommandInput } from '../../src/commands/schema.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
-import { ledgerLimitsOf } from '../../src/ledger/core.ts';
+import { applyInputs } from '../helpers/random-stream.ts';
 
 describe('migrate', () => {
   let db: TestDatabase;
@@ -30,8 +29,7 @@ describe('migrate', () => {
   it('0006 gives the postings of an existing ledger their balances after them', async () => {
     const fresh = await createTestDatabase();
     try {
-      const limits = testConfig(fresh).limits;
-      const schema = createCommandSchema(limits);
+      const config = testConfig(fresh);
       const inputs: CommandInput[] = [
         { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
         { id: 'd2', type: 'deposit', user_id: 2, amount: '7.00' },
@@ -43,17 +41,7 @@ describe('migrate', () => {
         { id: 'w2', type: 'withdraw', user_id: 2, amount: '20.00' },
       ];
       // One command per chunk, so postings of one account span several chunks.
-      for (const input of inputs) {
-        const command = schema.parse(input);
-        const item = {
-          command,
-          fingerprint: commandFingerprint(command),
-          partition: null,
-          offset: null,
-          principal: 't',
-        };
-        await applyCommands(fresh.pool, [item], ledgerLimitsOf(limits));
-      }
+      for (const input of inputs) await applyInputs(fresh, config, [input]);
       // Back to the schema before 0006, data kept.
       await fresh.pool.query(
         'ALTER TABLE postings DROP COLUMN debit_balance_after, DROP COLUMN credit_balance_after; DELETE FROM schema_migrations WHERE version = 6',
@@ -72,20 +60,12 @@ describe('migrate', () => {
   it("0011 gives existing postings the version of their command's balance event", async () => {
     const fresh = await createTestDatabase();
     try {
-      const limits = testConfig(fresh).limits;
-      const schema = createCommandSchema(limits);
-      const items = (
-        [
-          { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
-          { id: 'a1', type: 'set_alert', user_id: 1, direction: 'below', threshold: '50.00' },
-          { id: 'r1', type: 'reserve', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
-          { id: 'c1', type: 'capture', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
-        ] as CommandInput[]
-      ).map((input) => {
-        const command = schema.parse(input);
-        return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 't' };
-      });
-      await applyCommands(fresh.pool, items, ledgerLimitsOf(limits));
+      await applyInputs(fresh, testConfig(fresh), [
+        { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
+        { id: 'a1', type: 'set_alert', user_id: 1, direction: 'below', threshold: '50.00' },
+        { id: 'r1', type: 'reserve', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
+        { id: 'c1', type: 'capture', user_id: 1, service_id: 1, order_id: 1, amount: '60.00' },
+      ]);
       const versions = 'SELECT command_id, version_after::int AS version FROM postings ORDER BY id';
       const written = (await fresh.pool.query(versions)).rows;
       expect(written).toEqual([
@@ -106,19 +86,8 @@ describe('migrate', () => {
   it("0008 starts each user's balance version at the commands applied for them, so new events continue the count", async () => {
     const fresh = await createTestDatabase();
     try {
-      const limits = testConfig(fresh).limits;
-      const schema = createCommandSchema(limits);
-      const apply = async (input: CommandInput) => {
-        const command = schema.parse(input);
-        const item = {
-          command,
-          fingerprint: commandFingerprint(command),
-          partition: null,
-          offset: null,
-          principal: 't',
-        };
-        return applyCommands(fresh.pool, [item], ledgerLimitsOf(limits));
-      };
+      const config = testConfig(fresh);
+      const apply = (input: CommandInput) => applyInputs(fresh, config, [input]);
       for (const input of [
         { id: 'd1', type: 'deposit', user_id: 1, amount: '100.00' },
         { id: 'w1', type: 'withdraw', user_id: 1, amount: '500.00' }, // rejected: no version

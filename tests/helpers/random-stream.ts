@@ -7,19 +7,28 @@ import fc from 'fast-check';
 import type { Config } from '../../src/config.ts';
 import { formatMinor } from '../../src/commands/money.ts';
 import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
-import { applyCommands } from '../../src/ledger/apply-batch.ts';
+import { applyCommands, type BatchResult } from '../../src/ledger/apply-batch.ts';
 import type { TestDatabase } from './stack.ts';
 import { ledgerLimitsOf } from '../../src/ledger/core.ts';
 
+/** Applies `inputs` as one chunk through the ledger's write path, as the consumer would, without Kafka. */
+export async function applyInputs(
+  db: TestDatabase,
+  config: Config,
+  inputs: readonly CommandInput[],
+): Promise<BatchResult> {
+  const schema = createCommandSchema(config.limits);
+  const items = inputs.map((input) => {
+    const command = schema.parse(input);
+    return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
+  });
+  return applyCommands(db.pool, items, ledgerLimitsOf(config.limits));
+}
+
 /** Applies one chunk through the ledger's write path; returns the ids it applied. */
 export function chunkApplier(db: TestDatabase, config: Config) {
-  const schema = createCommandSchema(config.limits);
   return async (inputs: readonly CommandInput[]): Promise<Set<string>> => {
-    const items = inputs.map((input) => {
-      const command = schema.parse(input);
-      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
-    });
-    const result = await applyCommands(db.pool, items, ledgerLimitsOf(config.limits));
+    const result = await applyInputs(db, config, inputs);
     return new Set(result.replies.filter((r) => r.status === 'applied').map((r) => r.command_id));
   };
 }
