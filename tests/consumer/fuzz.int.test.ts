@@ -121,7 +121,16 @@ describe('arbitrary command JSON against the real consumer', () => {
         {
           id: mostly(fc.constant(null), fc.oneof(nastyText, fc.integer())),
           type: mostly(
-            fc.constantFrom('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'),
+            fc.constantFrom(
+              'deposit',
+              'withdraw',
+              'reserve',
+              'capture',
+              'release',
+              'transfer',
+              'set_alert',
+              'remove_alert',
+            ),
             fc.oneof(fc.constant('settle'), nastyText),
           ),
           user_id: mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, -1, 1.5, 2 ** 53, 1e20, '3', Number.NaN)),
@@ -137,9 +146,29 @@ describe('arbitrary command JSON against the real consumer', () => {
             ),
           ),
           comment: mostly(fc.constantFrom('ok', 'line\nbreak', 'ж'), nastyText),
+          direction: mostly(fc.constantFrom('below', 'above'), nastyText),
+          threshold: mostly(
+            fc.constantFrom('0.01', '10.00'),
+            fc.oneof(fc.constantFrom('0', '-1.00', '1e3'), nastyText),
+          ),
+          alert_id: mostly(fc.constantFrom('fz-alert', '~http:1:fz'), nastyText),
           reply_to: oddTopic,
         },
-        { requiredKeys: ['id', 'type', 'user_id', 'recipient_id', 'service_id', 'order_id', 'amount', 'comment'] },
+        {
+          requiredKeys: [
+            'id',
+            'type',
+            'user_id',
+            'recipient_id',
+            'service_id',
+            'order_id',
+            'amount',
+            'comment',
+            'direction',
+            'threshold',
+            'alert_id',
+          ],
+        },
       )
       // A null id means a fresh valid one, so most messages get far enough to reach the ledger.
       .map((record) => ({ ...record, id: record.id === null ? `fz-${uniqueSuffix()}-${++sequence}` : record.id }));
