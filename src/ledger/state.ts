@@ -135,7 +135,8 @@ export class LedgerState implements LedgerView {
     this.balancesAfter.set(decision, after);
     if (decision.reservation) this.applyReservation(commandId, decision.reservation);
     if (decision.alert) this.applyAlertChange(decision.alert);
-    this.fired.set(decision, this.crossAlertsOf(decision));
+    // Most batches have no user with alerts: nothing to look at on their hot path.
+    if (this.alerts.size > 0) this.fired.set(decision, this.crossAlertsOf(decision));
   }
 
   /** The alerts an applied decision fired. */
