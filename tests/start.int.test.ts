@@ -6,8 +6,9 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../src/stack/local-kafka.ts';
+import { localPostgresDataDir, removeLocalPostgres } from '../src/stack/local-postgres.ts';
 import { freePort, isRunning, spawnService, type ServiceProcess } from './helpers/processes.ts';
-import { eventually, uniqueSuffix } from './helpers/stack.ts';
+import { eventually, testLog, uniqueSuffix } from './helpers/stack.ts';
 
 const STARTED_WITHIN_MS = 180_000;
 const STOPPED_WITHIN_MS = 60_000;
@@ -22,8 +23,8 @@ describe('npm start', () => {
   afterAll(async () => {
     await service?.kill('SIGKILL');
     for (const pid of children) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-    for (const dir of [kafkaDir, postgresDir, `${postgresDir}.password`])
-      await rm(path.join(REPO_ROOT, dir), { recursive: true, force: true });
+    await rm(path.join(REPO_ROOT, kafkaDir), { recursive: true, force: true });
+    await removeLocalPostgres(postgresDir, testLog);
   });
 
   it('stops the gateway, the consumer, its broker and its PostgreSQL on SIGTERM, and says so', async () => {
@@ -47,7 +48,9 @@ describe('npm start', () => {
     });
     const broker = Number((await readFile(path.join(REPO_ROOT, kafkaDir, 'kafka.pid'), 'utf8')).trim());
     const postgres = Number(
-      (await readFile(path.join(REPO_ROOT, postgresDir, 'postmaster.pid'), 'utf8')).split('\n')[0],
+      (await readFile(path.join(await localPostgresDataDir(postgresDir, testLog), 'postmaster.pid'), 'utf8')).split(
+        '\n',
+      )[0],
     );
     children.push(broker, postgres);
     expect([isRunning(broker), isRunning(postgres)]).toEqual([true, true]);

@@ -3,6 +3,7 @@
  * (src/commands/schema.ts), so a field means the same thing on HTTP and on Kafka.
  */
 import { z } from 'zod';
+import { isInstant, isMonth, YEAR_MAX, YEAR_MIN } from './calendar.ts';
 import {
   amountSchema,
   commandIdSchema,
@@ -14,22 +15,18 @@ import {
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
-const isoInstant = z.iso.datetime({ offset: true });
-function isInstant(value: string): boolean {
-  return isoInstant.safeParse(value).success && !/\.[0-9]{7,}/.test(value) && Number.isFinite(Date.parse(value));
-}
-
 /**
  * An instant: ISO 8601 date and time with seconds and an offset (`Z` or `+03:00`), at most six
- * fraction digits (PostgreSQL keeps microseconds). Impossible dates (February 30) are refused.
+ * fraction digits (PostgreSQL keeps microseconds). Impossible dates (February 30) and years
+ * outside 1970-9999 are refused (calendar.ts).
  */
 export const instantSchema = z
   .string()
   .max(40)
   .refine(isInstant, 'must be an ISO 8601 instant with seconds and an offset, like 2026-11-28T10:00:00Z');
 
-/** A calendar month, YYYY-MM. */
-const month = z.string().regex(/^[0-9]{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
+/** A calendar month, YYYY-MM, from 1970 to 9999. */
+const month = z.string().max(7).refine(isMonth, `must be YYYY-MM, from ${YEAR_MIN}-01 to ${YEAR_MAX}-12`);
 
 export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number; statementRowsMax: number }) {
   const amount = amountSchema(limits.amountMinorMax);

@@ -24,6 +24,21 @@ export type ParsedMessage =
       readonly replyTo: string | null;
     };
 
+/** 9999-12-31T23:59:59.999Z: the last instant PostgreSQL's timestamptz, JSON and ISO 8601 agree on. */
+const MESSAGE_TIME_MS_MAX = 253_402_300_799_999;
+
+/**
+ * A message's Kafka timestamp as ms since the epoch, or null when it names no instant we can
+ * write down: -1 (none), anything negative, past year 9999 (Kafka 4 accepts any int64 CreateTime
+ * by default), or not a number at all. It is information from the producer, never a decision:
+ * the caller falls back to its own clock.
+ */
+export function messageTimeMs(timestamp: string | undefined | null): number | null {
+  if (typeof timestamp !== 'string' || !/^\d{1,16}$/.test(timestamp)) return null;
+  const ms = Number(timestamp);
+  return ms <= MESSAGE_TIME_MS_MAX ? ms : null;
+}
+
 export function parseCommandMessage(
   value: Buffer | null,
   schema: CommandSchema,

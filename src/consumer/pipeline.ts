@@ -36,7 +36,7 @@ import type { Logger } from '../log.ts';
 import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
 import { Outbox } from './outbox.ts';
-import { parseCommandMessage } from './parse-message.ts';
+import { messageTimeMs, parseCommandMessage } from './parse-message.ts';
 import { markSkipped, parkedInRange, type PartitionRef } from './parking.ts';
 
 export interface PipelineDeps {
@@ -210,7 +210,7 @@ function screen(
         partition: source.partition,
         offset: message.offset,
         principal,
-        timestamp: message.timestamp,
+        messageTimeMs: messageTimeMs(message.timestamp),
       },
       message,
     });

@@ -19,6 +19,7 @@ import type { Logger } from '../log.ts';
 import { InternalCommandSigner } from '../commands/internal-proof.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
+import { messageTimeMs } from './parse-message.ts';
 import {
   addCounts,
   createChunkPipeline,
@@ -273,7 +274,7 @@ async function consumeBatch(payload: EachBatchPayload, ctx: WorkerContext): Prom
       const chunk = batch.messages.slice(start, start + chunkSize);
       ctx.stats.firstChunkAt ??= Date.now();
       if (!ctx.stats.oldestUnappliedAt.has(batch.partition))
-        ctx.stats.oldestUnappliedAt.set(batch.partition, Number(chunk[0]!.timestamp));
+        ctx.stats.oldestUnappliedAt.set(batch.partition, seenAtMs(chunk[0]!));
       const processed = await ctx.pipeline.process(source, chunk);
       // The next fetch goes on after this chunk; its offset is committed by the lane.
       payload.resolveOffset(chunk.at(-1)!.offset);
@@ -347,7 +348,7 @@ async function publishAndCommit(
   // The next message's age is known if it is in this batch; otherwise the last applied one's
   // timestamp is a bound from above until the next batch arrives.
   if (lag === 0) stats.oldestUnappliedAt.delete(batch.partition);
-  else stats.oldestUnappliedAt.set(batch.partition, Number((next ?? chunk.at(-1)!).timestamp));
+  else stats.oldestUnappliedAt.set(batch.partition, seenAtMs(next ?? chunk.at(-1)!));
   if (stats.paused.delete(batch.partition))
     ctx.log.info({ partition: batch.partition }, 'partition resumed: its commands apply again');
   await payload.heartbeat();
@@ -402,4 +403,9 @@ function pausePartition(
 function summary(stats: WorkerStats) {
   const { lag, paused, oldestUnappliedAt, assigned, ...counts } = stats;
   return { ...counts, paused: [...paused.keys()] };
+}
+
+/** When a message was produced, for lag metrics; now when its timestamp names no instant. */
+function seenAtMs(message: KafkaMessage): number {
+  return messageTimeMs(message.timestamp) ?? Date.now();
 }

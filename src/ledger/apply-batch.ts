@@ -193,11 +193,11 @@ function balanceEvents(
     if (!movesMoney(outcome)) continue;
     const { command } = outcome.item;
     const version = versions.get(command.id)!;
-    const timestamp = outcome.item.timestamp;
+    const messageTimeMs = outcome.item.messageTimeMs;
     const common = {
       command,
       sequence: version,
-      occurredAt: (timestamp ? new Date(Number(timestamp)) : now).toISOString(),
+      occurredAt: (typeof messageTimeMs === 'number' ? new Date(messageTimeMs) : now).toISOString(),
       balances: outcome.balances.get(command.user_id)!,
     };
     const entries = command.type === 'settle' ? settleEntries(command) : outcome.decision.entries;

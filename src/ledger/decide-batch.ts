@@ -24,8 +24,11 @@ export interface BatchItem {
   readonly offset: string | null;
   /** Who sent it, as recorded in `commands.principal` (see commands/principal-proof.ts). */
   readonly principal: string;
-  /** The Kafka timestamp of its message (ms since epoch): its balance event's occurred_at. */
-  readonly timestamp?: string | null;
+  /**
+   * The Kafka timestamp of its message (ms since epoch), when it names a writable instant: its
+   * balance event's occurred_at. Null or absent: the chunk's own time is used.
+   */
+  readonly messageTimeMs?: number | null;
 }
 
 export interface PriorDecision {

@@ -174,6 +174,69 @@ describe('fuzzed HTTP input through the real stack', () => {
     expect(answers.map((a) => a.statusCode)).toEqual([...users.values()].map(() => 201));
   }
 
+  /**
+   * Reads of a user who exists and has rows, so every value gets past the id and user checks
+   * and reaches the date handling: instants, months and cursors with impossible calendar
+   * values (February 30, year 0, hour 24) that a lenient check passes on to PostgreSQL.
+   */
+  it('never answers 5xx to adversarial instants, months and cursors on an existing user', async () => {
+    const reader = await createUser(db, stack.config, 'admin');
+    const user = 300_001;
+    expect((await deposit(user)).statusCode).toBe(201);
+    const two = (n: number) => String(n).padStart(2, '0');
+    const year = fc.oneof(fc.constantFrom(0, 1, 1969, 1970, 2026, 9999, 10000), fc.integer({ min: 0, max: 10_000 }));
+    const date = fc
+      .tuple(year, fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }))
+      .map(([y, m, d]) => `${String(y).padStart(4, '0')}-${two(m)}-${two(d)}`);
+    const time = fc
+      .tuple(fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.integer({ min: 0, max: 61 }))
+      .map(([h, m, s]) => `${two(h)}:${two(m)}:${two(s)}`);
+    const offset = fc.constantFrom('Z', '+03:00', '-23:59', '+99:99', '+14:00');
+    const instant = fc.oneof(
+      fc.tuple(date, time, offset).map(([d, t, o]) => `${d}T${t}${o}`),
+      fc.tuple(date, time).map(([d, t]) => `${d}T${t}.000000Z`),
+      fc.string({ maxLength: 40 }),
+    );
+    const month = fc.oneof(
+      fc.tuple(year, fc.integer({ min: 0, max: 13 })).map(([y, m]) => `${String(y).padStart(4, '0')}-${two(m)}`),
+      fc.string({ maxLength: 10 }),
+    );
+    const cursorOf = (value: unknown, id: unknown) => Buffer.from(JSON.stringify([value, id])).toString('base64url');
+    const cursor = fc.oneof(
+      fc.tuple(date, time).map(([d, t]) => cursorOf(`${d}T${t}.000000Z`, 1)),
+      fc.tuple(fc.bigInt().map(String), fc.integer()).map(([v, id]) => cursorOf(v, id)),
+      fc.string({ maxLength: 60 }),
+    );
+    const q = encodeURIComponent;
+    const url = fc.oneof(
+      instant.map((at) => `/api/balances/?user_id=${user}&at=${q(at)}`),
+      fc
+        .tuple(cursor, fc.constantFrom('date', 'amount'))
+        .map(([c, sort]) => `/api/transactions/?user_id=${user}&sort=${sort}&cursor=${q(c)}`),
+      fc
+        .tuple(month, fc.option(cursor), fc.constantFrom('', '&format=csv'))
+        .map(([m, c, f]) => `/api/statements/?user_id=${user}&month=${q(m)}${c === null ? '' : `&cursor=${q(c)}`}${f}`),
+      month.map((m) => `/api/reports/revenue/?month=${q(m)}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(url, async (target) => {
+        const response = await gateway.app.inject({ method: 'GET', url: target, headers: reader.header });
+        expect(response.statusCode, `${target} -> ${response.body}`).toBeLessThan(500);
+      }),
+      {
+        numRuns: 400,
+        examples: [
+          [`/api/balances/?user_id=${user}&at=0000-01-01T00:00:00Z`],
+          [`/api/balances/?user_id=${user}&at=2026-02-30T00:00:00Z`],
+          [`/api/transactions/?user_id=${user}&cursor=${cursorOf('2026-02-30T00:00:00.000000Z', 1)}`],
+          [`/api/statements/?user_id=${user}&month=0000-01`],
+          [`/api/statements/?user_id=${user}&month=2026-01&cursor=${cursorOf('2026-02-30T00:00:00.000000Z', 1)}`],
+          ['/api/reports/revenue/?month=0000-01'],
+        ],
+      },
+    );
+  });
+
   it('never answers 5xx to fuzzed query strings and paths', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -4,6 +4,7 @@ import { InternalCommandSigner } from '../../src/commands/internal-proof.ts';
 const SECRET = 'a-secret-of-at-least-thirty-two-characters';
 const OLD = 'the-previous-secret-of-thirty-two-characters';
 const settle = { id: '~settle:t-1', type: 'settle' as const, user_id: 7, amount: 1_050n };
+const expire = { id: '~expire:r-1', type: 'expire' as const, user_id: 7, service_id: 3, order_id: 11 };
 
 describe('InternalCommandSigner', () => {
   it('accepts its own proof over exactly the command it signed', () => {
@@ -20,6 +21,21 @@ describe('InternalCommandSigner', () => {
   ])('refuses the proof when %s changed', (_, changed) => {
     const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
     expect(signer.verify(changed, signer.sign(settle))).toBe(false);
+  });
+
+  it('accepts its own proof over an expire, and refuses it over a settle or any other expire', () => {
+    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const proof = signer.sign(expire);
+    expect(signer.verify(expire, proof)).toBe(true);
+    const changed = {
+      'the user': { ...expire, user_id: 8 },
+      'the service': { ...expire, service_id: 4 },
+      'the order': { ...expire, order_id: 12 },
+      'the source reserve': { ...expire, id: '~expire:r-2' },
+    };
+    for (const [what, other] of Object.entries(changed)) expect(signer.verify(other, proof), what).toBe(false);
+    expect(signer.verify(settle, proof)).toBe(false);
+    expect(signer.verify(expire, signer.sign(settle))).toBe(false);
   });
 
   it('refuses a missing, malformed or foreign proof', () => {

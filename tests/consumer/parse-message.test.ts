@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCommandSchema } from '../../src/commands/schema.ts';
-import { MESSAGE_BYTES_MAX, parseCommandMessage } from '../../src/consumer/parse-message.ts';
+import { MESSAGE_BYTES_MAX, messageTimeMs, parseCommandMessage } from '../../src/consumer/parse-message.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
 const parse = (value: string | null) => parseCommandMessage(value === null ? null : Buffer.from(value), schema);
@@ -98,5 +98,29 @@ describe('parseCommandMessage', () => {
   it('refuses a message over the size limit without parsing it', () => {
     const parsed = parse(JSON.stringify({ id: 'big', comment: 'x'.repeat(MESSAGE_BYTES_MAX) }));
     expect(parsed).toMatchObject({ ok: false, code: 'invalid_command', commandId: null });
+  });
+});
+
+describe('messageTimeMs', () => {
+  it('takes a Kafka timestamp that names an instant from 1970 to year 9999', () => {
+    expect(messageTimeMs('0')).toBe(0);
+    expect(messageTimeMs('1764720000000')).toBe(1_764_720_000_000);
+    expect(messageTimeMs('253402300799999')).toBe(253_402_300_799_999);
+  });
+
+  it('refuses what no date can hold, so the consumer uses its own clock instead', () => {
+    for (const bad of [
+      '-1',
+      '-9000000000000000',
+      '9000000000000000',
+      '253402300800000',
+      '',
+      '1e3',
+      ' 1',
+      '0x10',
+      null,
+      undefined,
+    ])
+      expect(messageTimeMs(bad), String(bad)).toBeNull();
   });
 });

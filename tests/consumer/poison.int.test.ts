@@ -152,6 +152,46 @@ describe('poison commands never halt a partition', () => {
     expect(await balancesOf(rebuilt.pool, user)).toEqual(await balancesOf(db.pool, user));
   });
 
+  it('applies commands whatever their metadata says: a far-past timestamp, 100 kB of headers, a key that is no number, a key naming another user', async () => {
+    const user = 1_010;
+    const partition = partitionOfKey(String(user), config.topics.commandPartitions);
+    const other = [...Array(50).keys()]
+      .map((i) => 5_000 + i)
+      .find((u) => partitionOfKey(String(u), config.topics.commandPartitions) !== partition)!;
+    const run = uniqueSuffix();
+    const deposit = (name: string) => ({ id: `${run}-${name}`, type: 'deposit', user_id: user, amount: '1.00' });
+    const cases = {
+      // Outside what a JS Date holds. Kafka 4 accepts any CreateTime in the past by default (the
+      // far future it refuses past log.message.timestamp.after.max.ms; unit tests cover it).
+      farPast: { ...raw(user, deposit('far-past')), timestamp: '-9000000000000000' },
+      noTimestamp: { ...raw(user, deposit('no-timestamp')), timestamp: '-1' },
+      bigHeaders: {
+        ...raw(user, deposit('big-headers')),
+        headers: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`x-pad-${i}`, 'h'.repeat(10_000)])),
+      },
+      keyNotANumber: { ...raw(user, deposit('key-not-a-number')), key: 'not-a-number', partition },
+      keyOfAnotherUser: { ...raw(user, deposit('key-of-another-user')), key: String(other) },
+    };
+    const before = Date.now();
+    await publish(kafka, config.topics.commands, Object.values(cases));
+    const ids = Object.values(cases).map((c) => JSON.parse(c.raw).id as string);
+    const answered = await replies.waitFor(ids, CANARY_WAIT_MS);
+    expect(ids.map((id) => [id, answered.get(id)?.status])).toEqual(ids.map((id) => [id, 'applied']));
+    await canary(user);
+    await canary(other);
+    expect(await balancesOf(db.pool, user)).toEqual({ available: 501n, reserved: 0n, incoming: 0n });
+    // A timestamp that is no instant is not used: the event says when the consumer applied it.
+    const { rows } = await db.pool.query<{ command_id: string; occurred_at: string }>(
+      "SELECT command_id, payload::json->>'occurred_at' AS occurred_at FROM balance_events WHERE command_id = ANY($1)",
+      [[`${run}-far-past`, `${run}-no-timestamp`]],
+    );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(Date.parse(row.occurred_at), row.command_id).toBeGreaterThanOrEqual(before - 1_000);
+      expect(Date.parse(row.occurred_at), row.command_id).toBeLessThanOrEqual(Date.now());
+    }
+  });
+
   it('skips a command whose rejection cannot be recorded either, loudly, and the partition goes on', async () => {
     const user = 666;
     await db.pool.query('ALTER TABLE commands ADD CONSTRAINT test_refuses_user CHECK (user_id <> 666)');

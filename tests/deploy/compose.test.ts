@@ -95,3 +95,18 @@ describe('Dockerfile', () => {
     expect(text).toMatch(/^CMD \["node", "dist\/api\/main\.js"\]$/m);
   });
 });
+
+describe('the runtime the image ships is the one CI tests', () => {
+  it('builds and runs the image on the Node major that scripts/node24.sh pins (package.json config.node24)', async () => {
+    const manifest = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      config: { node24: string };
+      engines: { node: string };
+    };
+    const major = manifest.config.node24.split('.')[0];
+    const dockerfile = await readFile(new URL('../../Dockerfile', import.meta.url), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM\s+node:([0-9]+)[^\s]*/gm)].map((m) => m[1]);
+    expect(bases.length).toBeGreaterThan(0);
+    expect(new Set(bases)).toEqual(new Set([major]));
+    expect(manifest.engines.node).toContain(`^${major}.`);
+  });
+});

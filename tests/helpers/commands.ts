@@ -13,7 +13,15 @@ export async function publish(
   kafka: Kafka,
   topic: string,
   commands: ReadonlyArray<
-    WireCommand | { raw: string | Buffer | null; key: string; partition?: number; headers?: Record<string, string> }
+    | WireCommand
+    | {
+        raw: string | Buffer | null;
+        key: string;
+        partition?: number;
+        headers?: Record<string, string>;
+        /** The producer's CreateTime, in ms since the epoch, as a decimal string (any int64). */
+        timestamp?: string;
+      }
   >,
 ): Promise<void> {
   const producer = kafka.producer({ ...PRODUCER_OPTIONS, allowAutoTopicCreation: true });
@@ -26,6 +34,7 @@ export async function publish(
             value: c.raw,
             ...(c.partition === undefined ? {} : { partition: c.partition }),
             ...(c.headers ? { headers: c.headers } : {}),
+            ...(c.timestamp === undefined ? {} : { timestamp: c.timestamp }),
           }
         : { key: String(c.user_id), value: JSON.stringify(c) },
     );

@@ -10,10 +10,8 @@ import type { TestProject } from 'vitest/node';
 import type {} from 'vitest';
 import pg from 'pg';
 import { createLogger } from '../../src/log.ts';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { REPO_ROOT, startLocalKafka } from '../../src/stack/local-kafka.ts';
-import { startLocalPostgres } from '../../src/stack/local-postgres.ts';
+import { startLocalKafka } from '../../src/stack/local-kafka.ts';
+import { removeLocalPostgres, startLocalPostgres } from '../../src/stack/local-postgres.ts';
 import { ensureDatabase, quoteIdentifier } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
@@ -108,7 +106,7 @@ export default async function setup(project: TestProject) {
   if (!serverUrl && process.env.TEST_POSTGRES !== 'embedded' && (await answers(MACHINE_SERVER_URL)))
     serverUrl = MACHINE_SERVER_URL;
   if (!serverUrl) {
-    await rm(path.join(REPO_ROOT, TEST_POSTGRES.dir), { recursive: true, force: true });
+    await removeLocalPostgres(TEST_POSTGRES.dir, log);
     const local = await startLocalPostgres({ ...TEST_POSTGRES, log });
     serverUrl = local.serverUrl;
     stops.push(local.stop);

@@ -18,11 +18,14 @@ import {
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';
+import { isInstant } from '../calendar.ts';
+import { csvText } from '../csv.ts';
 import { forCaller, transactionBody } from './commands.ts';
 
 export const DEFAULT_PAGE_ITEMS = 20;
 /** The `date_key` a history cursor carries: what historySql formats, and nothing else. */
 const CURSOR_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
+const isCursorDate = (value: string) => CURSOR_DATE.test(value) && isInstant(value);
 const BIGINT_MAX = 9_223_372_036_854_775_807n;
 
 /** GET /api/balances/?user_id=N&at=<instant>: the balances as of a past instant. */
@@ -110,14 +113,14 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
         })),
       };
     }
-    const csv = [
-      'service_id;service_name;revenue',
-      ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)].map(csvField).join(';')),
-    ].join('\r\n');
+    const csv = csvText([
+      ['service_id', 'service_name', 'revenue'],
+      ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)]),
+    ]);
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="revenue-${month}.csv"`)
-      .send(`${csv}\r\n`);
+      .send(csv);
   });
 
   app.get('/api/commands/:id', async (request, reply) => {
@@ -177,21 +180,10 @@ export function validCursor(cursor: string, sort: 'date' | 'amount'): { value: s
     after !== null &&
     (sort === 'amount'
       ? /^-?[0-9]{1,19}$/.test(after.value) && BigInt(after.value) <= BIGINT_MAX && BigInt(after.value) >= -BIGINT_MAX
-      : CURSOR_DATE.test(after.value) && !Number.isNaN(Date.parse(after.value)));
+      : isCursorDate(after.value));
   if (!valid)
     throw new ApiError('validation_failed', 'Invalid cursor.', [
       { field: 'cursor', message: 'must be a next_cursor this endpoint returned, with the same sort' },
     ]);
   return after;
-}
-
-/**
- * One CSV cell, RFC 4180: quoted when it holds the separator, a quote or a line break. A cell a
- * spreadsheet would run as a formula (=, +, -, @, tab, carriage return first) gets a leading
- * apostrophe; the numbers the report itself writes never start that way except negatives,
- * which are not text and keep their sign.
- */
-export function csvField(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) && !/^-?[0-9]+(\.[0-9]+)?$/.test(value) ? `'${value}` : value;
-  return /[;"\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

@@ -4,7 +4,8 @@ import { ApiError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import { statementOfUser, type Statement } from '../statements.ts';
-import { commandIdShownTo, csvField, validCursor } from './reads.ts';
+import { csvText } from '../csv.ts';
+import { commandIdShownTo, validCursor } from './reads.ts';
 
 export function registerStatementRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/statements', async (request, reply) => {
@@ -101,7 +102,7 @@ export function statementCsv(statement: Statement): string {
     ]),
     balanceLine('closing', statement.closing),
   ];
-  return `${lines.map((cells) => cells.map(csvField).join(';')).join('\r\n')}\r\n`;
+  return csvText(lines);
 }
 
 function sendCsv(reply: FastifyReply, filename: string, csv: string, nextCursor: string | null) {
