@@ -10,20 +10,24 @@
  *           (bench/latency-breakdown.ts).
  * Prints a table and writes bench/results/http-<time>.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import autocannon from 'autocannon';
 import pg from 'pg';
-import { TokenService } from '../src/api/auth/tokens.ts';
-import { loadConfig } from '../src/config.ts';
-import { createPool } from '../src/db/pool.ts';
 import { measureBreakdown, type StageMs } from './latency-breakdown.ts';
 import { freshDatabase } from './support.ts';
 import { createKafka, ensureTopics } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
-import { insertUser } from '../src/users/store.ts';
+import {
+  depositPass,
+  type PassResult,
+  serviceEnv,
+  serviceToken,
+  startService,
+  stopServices,
+  waitForHttp,
+} from './service-stack.ts';
 
 const settings = {
   seconds: Number(process.env.BENCH_SECONDS ?? 10),
@@ -56,7 +60,7 @@ async function main() {
   try {
     const url = await freshDatabase(serverUrl, 'balance_bench_http');
     const suffix = Date.now().toString(36);
-    const env = serviceEnv(url, brokers, suffix);
+    const env = serviceEnv(url, brokers, suffix, { gateway: settings.port, consumer: 0 });
     await ensureTopics(createKafka({ brokers: brokers.split(','), clientId: 'bench', log }), [
       { topic: env.TOPIC_COMMANDS, partitions: 6 },
       { topic: env.TOPIC_REPLIES, partitions: 6 },
@@ -64,14 +68,14 @@ async function main() {
       { topic: env.TOPIC_EVENTS, partitions: 6 },
     ]);
     const { token, userId: callerId } = await serviceToken(url);
-    children.push(start('src/consumer/main.ts', env), start('src/api/main.ts', env));
-    await waitForGateway();
-    const asyncPass = await load({ token, async: true });
+    children.push(startService('src/consumer/main.ts', env), startService('src/api/main.ts', env));
+    await waitForHttp(`http://127.0.0.1:${settings.port}/healthz`);
+    const asyncPass = await pass({ token, async: true });
     const drainSeconds = await waitUntilApplied(url, asyncPass.accepted);
-    const syncPass = await load({ token, async: false });
-    const fixedPass = await load({ token, async: false, rate: settings.fixedRate });
+    const syncPass = await pass({ token, async: false });
+    const fixedPass = await pass({ token, async: false, rate: settings.fixedRate });
     // One hot account: every request waits on the same partition and the same row.
-    const hotPass = await load({ token, async: false, connections: settings.hotConnections, account: HOT_ACCOUNT });
+    const hotPass = await pass({ token, async: false, connections: settings.hotConnections, account: HOT_ACCOUNT });
     const hotCheck = await checkHotAccount(url, hotPass.accepted);
     const stages = await measureBreakdown({
       baseUrl: `http://127.0.0.1:${settings.port}`,
@@ -91,124 +95,21 @@ async function main() {
       stages,
     });
   } finally {
-    for (const child of children) child.kill('SIGTERM');
-    await Promise.all(
-      children.map(
-        (child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))),
-      ),
-    );
+    await stopServices(children);
     await broker?.stop();
   }
 }
 
-function serviceEnv(url: string, brokers: string, suffix: string) {
-  return {
-    DATABASE_URL: url,
-    KAFKA_BROKERS: brokers,
-    TOPIC_COMMANDS: `bench.http.${suffix}.commands`,
-    TOPIC_REPLIES: `bench.http.${suffix}.replies`,
-    TOPIC_DEAD_LETTERS: `bench.http.${suffix}.dlq`,
-    TOPIC_EVENTS: `bench.http.${suffix}.events`,
-    CONSUMER_GROUP: `bench-http-${suffix}`,
-    PORT: String(settings.port),
-    LOG_LEVEL: 'warn',
-    PG_POOL_CONNECTIONS_MAX: '20',
-    // A benchmark on one machine: the built-in secrets are fine, and every process shares them.
-    ALLOW_DEV_SECRETS: 'true',
-    ALLOW_MISSING_IDEMPOTENCY_KEY: 'true',
-    CONSUMER_HTTP_PORT: '0',
-  };
-}
-
-function start(entry: string, env: Record<string, string>): ChildProcess {
-  // BENCH_PROFILE_DIR=<dir> writes a CPU profile of each service process there.
-  const profile = process.env.BENCH_PROFILE_DIR
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  return child;
-}
-
-async function waitForGateway(): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${settings.port}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error('the gateway did not come up');
-}
-
-async function serviceToken(url: string): Promise<{ token: string; userId: number }> {
-  const pool = createPool(url, loadConfig({}, { secrets: 'unused' }).db, 'bench');
-  const id = await insertUser(pool, `bench-${Date.now()}`, 'scrypt$1$1$1$x$x', 'service');
-  await pool.end();
-  const token = await new TokenService(loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env }).jwt).issueAccess({
-    userId: id,
-    role: 'service',
-    version: 0,
-  });
-  return { token, userId: id };
-}
-
-interface PassResult {
-  readonly requests: number;
-  readonly accepted: number;
-  readonly perSecond: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly latencyMs: { p50: number; p90: number; p99: number; max: number };
-}
-
-async function load(options: {
-  token: string;
-  async: boolean;
-  rate?: number;
-  connections?: number;
-  account?: number;
-}): Promise<PassResult> {
-  let sequence = 0;
-  const result = await autocannon({
-    url: `http://127.0.0.1:${settings.port}/api/add_funds/`,
-    method: 'POST',
-    connections: options.connections ?? settings.connections,
-    duration: settings.seconds,
-    ...(options.rate ? { overallRate: options.rate } : {}),
-    headers: {
-      authorization: `Bearer ${options.token}`,
-      'content-type': 'application/json',
-      ...(options.async ? { prefer: 'respond-async' } : {}),
-    },
-    requests: [
-      {
-        setupRequest: (request: autocannon.Request) => {
-          sequence += 1;
-          return {
-            ...request,
-            body: JSON.stringify({ user_id: options.account ?? 1 + (sequence % settings.users), amount: '1.00' }),
-          };
-        },
-      },
-    ],
-  });
-  const accepted = result['2xx'];
-  return {
-    requests: result.requests.total,
-    accepted,
-    perSecond: Math.round(accepted / settings.seconds),
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
-  };
-}
-
 const HOT_ACCOUNT = 900_001;
+
+const pass = (options: { token: string; async: boolean; rate?: number; connections?: number; account?: number }) =>
+  depositPass({
+    port: settings.port,
+    seconds: settings.seconds,
+    users: settings.users,
+    connections: settings.connections,
+    ...options,
+  });
 
 /**
  * Every deposit the hot pass got a 2xx for (201 applied, 202 accepted) must be in the account's

@@ -75,3 +75,13 @@ export class Metrics {
 function escapeLabel(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
 }
+
+/** The Kafka requests this process sent, by API (see kafkaRequestsSent in kafka/client.ts). */
+export function registerKafkaRequestMetrics(metrics: Metrics, sent: ReadonlyMap<string, number>): void {
+  metrics.register(
+    'balance_kafka_requests_total',
+    'Requests this process sent to Kafka brokers, by API.',
+    'counter',
+    () => [...sent].map(([api, value]) => ({ labels: { api }, value })),
+  );
+}

@@ -9,7 +9,7 @@ import { CommandClient } from '../client/command-client.ts';
 import type { WorkerStats } from '../consumer/worker.ts';
 import { consumerReadiness, registerConsumerMetrics } from '../consumer/metrics.ts';
 import { createReadinessProbe } from '../health.ts';
-import type { Kafka } from '../kafka/client.ts';
+import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { InFlightHandlers } from './in-flight.ts';
 import { buildApp } from './app.ts';
@@ -18,7 +18,7 @@ import { TokenService } from './auth/tokens.ts';
 import { TokenStates } from './auth/token-states.ts';
 import { Permissions } from './permissions.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
-import { Metrics } from '../metrics.ts';
+import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
 
@@ -151,5 +151,6 @@ export function gatewayMetrics(
     () => [{ value: client.repliesMalformed }],
   );
   if (consumer) registerConsumerMetrics(metrics, consumer);
+  registerKafkaRequestMetrics(metrics, kafkaRequestsSent);
   return metrics;
 }

@@ -6,9 +6,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type pg from 'pg';
 import { createReadinessProbe } from '../health.ts';
-import type { Kafka } from '../kafka/client.ts';
+import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
-import { Metrics } from '../metrics.ts';
+import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
 import { consumerReadiness, registerConsumerMetrics } from './metrics.ts';
 import type { WorkerStats } from './worker.ts';
 
@@ -27,6 +27,7 @@ export function buildConsumerApp(deps: {
   });
   const metrics = new Metrics();
   registerConsumerMetrics(metrics, deps.stats);
+  registerKafkaRequestMetrics(metrics, kafkaRequestsSent);
   const readiness = createReadinessProbe({
     pool: deps.pool,
     kafka: deps.kafka,

@@ -70,8 +70,26 @@ export function brokerSecurity(kafka: {
   return { ssl: kafka.ssl ?? null, sasl: kafka.sasl ?? null };
 }
 
+/**
+ * The requests this process sent to the brokers, by Kafka API (Produce, Fetch, OffsetCommit,
+ * Heartbeat, ...), counted from kafkajs's instrumentation events. What a command costs the
+ * broker is mostly how many requests it takes, so the gateway and the consumer export these in
+ * /metrics (balance_kafka_requests_total) and `npm run bench:cost` divides them by commands.
+ * Bounded: Kafka has a few dozen APIs.
+ */
+export const kafkaRequestsSent = new Map<string, number>();
+
+function countRequests<T extends Producer | Consumer | Admin>(client: T): T {
+  // The three clients' `on` differ only in their event names' types; REQUEST exists on each.
+  (client as Producer).on((client as Producer).events.REQUEST, (event) => {
+    const api = event.payload.apiName;
+    kafkaRequestsSent.set(api, (kafkaRequestsSent.get(api) ?? 0) + 1);
+  });
+  return client;
+}
+
 export function createKafka(options: KafkaClientOptions): Kafka {
-  return new Kafka({
+  const kafka = new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
     connectionTimeout: options.connectionTimeoutMs ?? 3_000,
@@ -90,6 +108,12 @@ export function createKafka(options: KafkaClientOptions): Kafka {
         }
       : {}),
   });
+  // Every client made from it counts its requests (see kafkaRequestsSent).
+  const { producer, consumer, admin } = kafka;
+  kafka.producer = (config) => countRequests(producer.call(kafka, config));
+  kafka.consumer = (config) => countRequests(consumer.call(kafka, config));
+  kafka.admin = (config) => countRequests(admin.call(kafka, config));
+  return kafka;
 }
 
 function tlsOptions(ssl: NonNullable<KafkaClientOptions['ssl']>): kafkajs.KafkaConfig['ssl'] {

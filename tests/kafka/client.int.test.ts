@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTopics, describeCluster, createKafka, javaCompatiblePartitioner } from '../../src/kafka/client.ts';
+import {
+  createKafka,
+  describeCluster,
+  ensureTopics,
+  javaCompatiblePartitioner,
+  kafkaRequestsSent,
+  PRODUCER_OPTIONS,
+} from '../../src/kafka/client.ts';
 import { createTestDatabase, eventually, testConfig, testKafka, testLog, type TestDatabase } from '../helpers/stack.ts';
 
 describe('the Kafka adapter against the real broker', () => {
@@ -28,6 +35,29 @@ describe('the Kafka adapter against the real broker', () => {
     const metadata = await admin.fetchTopicMetadata({ topics: [config.topics.commands] });
     await admin.disconnect();
     expect(metadata.topics[0]?.partitions).toHaveLength(5);
+  });
+
+  it('counts the requests every client sends, by Kafka API: one send is one Produce request', async () => {
+    const config = testConfig(db);
+    const kafka = testKafka(config);
+    await ensureTopics(kafka, [{ topic: config.topics.commands, partitions: 1 }]);
+    const producer = kafka.producer(PRODUCER_OPTIONS);
+    await producer.connect();
+    try {
+      const before = kafkaRequestsSent.get('Produce') ?? 0;
+      await producer.send({
+        topic: config.topics.commands,
+        acks: -1,
+        messages: [
+          { key: '1', value: 'a' },
+          { key: '1', value: 'b' },
+        ],
+      });
+      expect((kafkaRequestsSent.get('Produce') ?? 0) - before).toBe(1);
+      expect(kafkaRequestsSent.get('Metadata')).toBeGreaterThan(0);
+    } finally {
+      await producer.disconnect();
+    }
   });
 
   it('produces to and consumes from the broker, keeping a key on one partition', async () => {

@@ -1,0 +1,281 @@
+/**
+ * `npm run bench:cost`: the CPU budget of one acknowledged command, per process.
+ *
+ * Runs the stack's processes separately (the broker from the Maven jars, the gateway, the
+ * consumer, the machine's PostgreSQL, and autocannon in this process as the load), drives each
+ * scenario for BENCH_COST_SECONDS, and reads every process's user + system CPU time from /proc
+ * before and after. Dividing by the commands acknowledged gives microseconds of CPU per command
+ * for each process: the figure to judge a change by on a shared, noisy machine, where a rate
+ * moves with whatever else runs but the work per command does not.
+ *
+ * Scenarios (each on fresh topics' worth of state, in one database):
+ *   sync-hot    synchronous deposits, BENCH_COST_CONNECTIONS connections, one account;
+ *   sync-users  the same over BENCH_USERS users;
+ *   async-hot   `Prefer: respond-async` deposits on one account; the window ends when the
+ *               consumer has applied every accepted command, so its work is counted in full.
+ * Beside the CPU it reports the rate, latency percentiles, and the Kafka requests per command
+ * by API, as counted by the gateway's and the consumer's clients (balance_kafka_requests_total).
+ * Prints a table and writes bench/results/cost-<time>.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createKafka, ensureTopics } from '../src/kafka/client.ts';
+import { createLogger } from '../src/log.ts';
+import { startLocalKafka } from '../src/stack/local-kafka.ts';
+import {
+  depositPass,
+  type PassResult,
+  serviceEnv,
+  serviceToken,
+  startService,
+  stopServices,
+  waitForHttp,
+} from './service-stack.ts';
+import { freshDatabase } from './support.ts';
+
+const settings = {
+  seconds: Number(process.env.BENCH_COST_SECONDS ?? 15),
+  connections: Number(process.env.BENCH_COST_CONNECTIONS ?? 64),
+  users: Number(process.env.BENCH_USERS ?? 1_000),
+  gatewayPort: Number(process.env.BENCH_PORT ?? 48_100),
+  consumerPort: Number(process.env.BENCH_CONSUMER_PORT ?? 48_101),
+  /** The longest wait for the consumer to apply everything an async pass accepted. */
+  drainWaitMs: 300_000,
+};
+const HOT_ACCOUNT = 900_001;
+const SCENARIOS = [
+  { name: 'sync-hot', async: false, account: HOT_ACCOUNT },
+  { name: 'sync-users', async: false, account: undefined },
+  { name: 'async-hot', async: true, account: HOT_ACCOUNT },
+] as const;
+const PROCESSES = ['broker', 'gateway', 'consumer', 'postgres', 'load'] as const;
+type ProcessName = (typeof PROCESSES)[number];
+const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'bench-cost' });
+
+/** User + system CPU of a process in microseconds, from /proc/<pid>/stat (0 once it is gone). */
+function cpuMicros(pid: number): number {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0;
+  }
+  // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_S;
+}
+
+/** The postmaster of the server behind `url`, and every process it started (backends, writers). */
+async function postgresPids(url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const dataDir = (await client.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory;
+  await client.end();
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) throw new Error(`cannot read ${pidFile}: bench:cost needs the server's own machine`);
+  const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  const children = readdirSync('/proc')
+    .filter((entry) => /^[0-9]+$/.test(entry))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    });
+  return [postmaster, ...children];
+}
+
+type CpuSnapshot = Record<ProcessName, number>;
+
+async function snapshot(
+  pids: { broker: number; gateway: number; consumer: number },
+  url: string,
+): Promise<CpuSnapshot> {
+  const usage = process.cpuUsage();
+  const postgres = (await postgresPids(url)).reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  return {
+    broker: cpuMicros(pids.broker),
+    gateway: cpuMicros(pids.gateway),
+    consumer: cpuMicros(pids.consumer),
+    postgres,
+    load: usage.user + usage.system,
+  };
+}
+
+/** balance_kafka_requests_total of one process's /metrics, by API. */
+async function kafkaRequests(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const match of text.matchAll(/^balance_kafka_requests_total\{api="([A-Za-z]+)"\} ([0-9]+)$/gm))
+    counts.set(match[1]!, Number(match[2]));
+  return counts;
+}
+
+async function allKafkaRequests(): Promise<Map<string, number>> {
+  const total = new Map<string, number>();
+  for (const port of [settings.gatewayPort, settings.consumerPort])
+    for (const [api, n] of await kafkaRequests(port)) total.set(api, (total.get(api) ?? 0) + n);
+  return total;
+}
+
+async function appliedCommands(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM commands WHERE status = 'applied'"))
+      .rows[0]!.n;
+  } finally {
+    await client.end();
+  }
+}
+
+async function waitUntilApplied(url: string, expected: number): Promise<void> {
+  const deadline = Date.now() + settings.drainWaitMs;
+  while ((await appliedCommands(url)) < expected) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${expected} commands applied after the drain wait`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+interface ScenarioResult {
+  readonly name: string;
+  readonly pass: PassResult;
+  readonly cpuMicrosPerCommand: Record<ProcessName | 'total', number>;
+  readonly kafkaRequestsPerCommand: Record<string, number>;
+}
+
+async function runScenario(
+  scenario: (typeof SCENARIOS)[number],
+  context: { token: string; url: string; pids: { broker: number; gateway: number; consumer: number } },
+): Promise<ScenarioResult> {
+  const appliedBefore = await appliedCommands(context.url);
+  const requestsBefore = await allKafkaRequests();
+  const before = await snapshot(context.pids, context.url);
+  const pass = await depositPass({
+    port: settings.gatewayPort,
+    token: context.token,
+    seconds: settings.seconds,
+    connections: settings.connections,
+    users: settings.users,
+    async: scenario.async,
+    ...(scenario.account === undefined ? {} : { account: scenario.account }),
+  });
+  // Everything acknowledged is applied before the window closes (async: the whole drain).
+  await waitUntilApplied(context.url, appliedBefore + pass.accepted);
+  const after = await snapshot(context.pids, context.url);
+  const requestsAfter = await allKafkaRequests();
+  const commands = Math.max(1, pass.accepted);
+  const cpu = Object.fromEntries(PROCESSES.map((p) => [p, Math.round((after[p] - before[p]) / commands)])) as Record<
+    ProcessName,
+    number
+  >;
+  const requests: Record<string, number> = {};
+  for (const [api, n] of requestsAfter) {
+    const delta = n - (requestsBefore.get(api) ?? 0);
+    if (delta > 0) requests[api] = Number((delta / commands).toFixed(3));
+  }
+  requests.total = Number(
+    Object.values(requests)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(3),
+  );
+  return {
+    name: scenario.name,
+    pass,
+    cpuMicrosPerCommand: { ...cpu, total: PROCESSES.reduce((sum, p) => sum + cpu[p], 0) },
+    kafkaRequestsPerCommand: requests,
+  };
+}
+
+async function main() {
+  const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (process.env.KAFKA_BROKERS)
+    throw new Error('bench:cost starts its own broker, to measure its CPU; unset KAFKA_BROKERS');
+  const broker = await startLocalKafka({
+    dir: '.local/kafka-bench-cost',
+    port: 49_192,
+    controllerPort: 49_193,
+    heapMb: 1024,
+    readyWaitMs: 120_000,
+    fresh: true,
+    log,
+  });
+  const brokers = broker.brokers.join(',');
+  const children = [];
+  try {
+    const url = await freshDatabase(serverUrl, 'balance_bench_cost');
+    const env = serviceEnv(url, brokers, `cost${Date.now().toString(36)}`, {
+      gateway: settings.gatewayPort,
+      consumer: settings.consumerPort,
+    });
+    await ensureTopics(
+      createKafka({ brokers: broker.brokers, clientId: 'bench', log }),
+      [env.TOPIC_COMMANDS, env.TOPIC_REPLIES, env.TOPIC_DEAD_LETTERS, env.TOPIC_EVENTS].map((topic) => ({
+        topic,
+        partitions: 6,
+      })),
+    );
+    const { token } = await serviceToken(url);
+    const consumer = startService('src/consumer/main.ts', env);
+    const gateway = startService('src/api/main.ts', env);
+    children.push(consumer, gateway);
+    await waitForHttp(`http://127.0.0.1:${settings.consumerPort}/readyz`);
+    await waitForHttp(`http://127.0.0.1:${settings.gatewayPort}/healthz`);
+    const pids = { broker: broker.pid, gateway: gateway.pid!, consumer: consumer.pid! };
+    // A short warm-up: JIT, connection pools, the first group join, so the passes measure steady state.
+    await depositPass({ port: settings.gatewayPort, token, seconds: 3, connections: 8, users: 10, async: false });
+    const results: ScenarioResult[] = [];
+    for (const scenario of SCENARIOS) results.push(await runScenario(scenario, { token, url, pids }));
+    await report(results);
+  } finally {
+    await stopServices(children);
+    await broker.stop();
+  }
+}
+
+async function report(results: readonly ScenarioResult[]) {
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
+  const pad = (value: unknown, width: number) => String(value).padStart(width);
+  console.log(
+    `\nCPU µs per acknowledged command, by process (${settings.seconds} s a scenario, ${settings.connections} connections)`,
+  );
+  console.log(
+    `scenario     rate/s  p50 ms  p99 ms ${PROCESSES.map((p) => pad(p, 9)).join('')}    total  kafka req/cmd`,
+  );
+  for (const r of results) {
+    const cpu = r.cpuMicrosPerCommand;
+    const requests = Object.entries(r.kafkaRequestsPerCommand)
+      .filter(([api]) => api !== 'total')
+      .map(([api, n]) => `${api} ${n}`)
+      .join(', ');
+    console.log(
+      `${r.name.padEnd(11)} ${pad(r.pass.perSecond, 7)} ${pad(r.pass.latencyMs.p50, 7)} ${pad(r.pass.latencyMs.p99, 7)} ${PROCESSES.map((p) => pad(cpu[p], 9)).join('')} ${pad(cpu.total, 8)}  ${r.kafkaRequestsPerCommand.total} (${requests})`,
+    );
+  }
+  console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}`);
+  const output = { at: new Date().toISOString(), machine, settings, results };
+  await mkdir('bench/results', { recursive: true });
+  const file = `bench/results/cost-${output.at.replaceAll(':', '-')}.json`;
+  await writeFile(file, JSON.stringify(output, null, 2));
+  console.log(`written: ${file}`);
+  for (const r of results)
+    if (r.pass.errors > 0 || r.pass.non2xx > 0) {
+      console.log(`${r.name}: ${r.pass.non2xx} non-2xx answers and ${r.pass.errors} errors`);
+      process.exitCode = 1;
+    }
+}
+
+await main();
