@@ -85,8 +85,12 @@ export const envSchema = z.object({
   PARTITION_PAUSE_MS: int(100, 600_000).default(10_000),
   // Below the broker's message.max.bytes (1 MiB by default), so one send never exceeds it.
   KAFKA_BATCH_BYTES_MAX: int(131_072, 16_777_216).default(900_000),
+  PRODUCE_LINGER_MS: int(0, 100).default(0),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
+  // One log line per request costs as much CPU as a fast request; by default only slow ones.
+  REQUEST_LOG: z.enum(['none', 'slow', 'all']).default('slow'),
+  REQUEST_LOG_SLOW_MS: int(1, 600_000).default(1_000),
   REPLY_WAIT_MS: int(100, 120_000).default(10_000),
   BATCH_COMMANDS_MAX: int(1, 100_000).default(2_000),
   APPLY_RETRIES_MAX: int(0, 100).default(5),
@@ -167,6 +171,9 @@ export interface Config {
     readonly trustProxy: boolean | number | string;
     /** A separate listener for /metrics; null serves it beside the API. */
     readonly metrics: { readonly host: string; readonly port: number } | null;
+    /** Which requests get a log line when answered: none, those slower than requestLogSlowMs, or all. */
+    readonly requestLog: 'none' | 'slow' | 'all';
+    readonly requestLogSlowMs: number;
   };
   readonly auth: {
     /** What a `user` may do on its own account besides reading it. */
@@ -195,6 +202,8 @@ export interface Config {
       readonly heapMb: number;
     };
     readonly readyWaitMs: number;
+    /** How long the gateway's first command of a burst waits for others to share its produce request. */
+    readonly produceLingerMs: number;
     readonly ssl: {
       readonly caFile: string | null;
       readonly certFile: string | null;
@@ -323,6 +332,8 @@ function toConfig(env: Env): Config {
         env.METRICS_HOST !== undefined && env.METRICS_PORT !== undefined
           ? { host: env.METRICS_HOST, port: env.METRICS_PORT }
           : null,
+      requestLog: env.REQUEST_LOG,
+      requestLogSlowMs: env.REQUEST_LOG_SLOW_MS,
     },
     auth: {
       userActions: env.USER_ACTIONS,
@@ -346,6 +357,7 @@ function toConfig(env: Env): Config {
         heapMb: env.KAFKA_LOCAL_HEAP_MB,
       },
       readyWaitMs: env.KAFKA_READY_WAIT_MS,
+      produceLingerMs: env.PRODUCE_LINGER_MS,
       ssl: env.KAFKA_SSL
         ? {
             caFile: env.KAFKA_SSL_CA_FILE ?? null,

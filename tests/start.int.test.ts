@@ -4,7 +4,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../src/stack/local-kafka.ts';
 import { localPostgresDataDir, removeLocalPostgres } from '../src/stack/local-postgres.ts';
 import { freePort, isRunning, spawnService, type ServiceProcess } from './helpers/processes.ts';
@@ -12,6 +12,11 @@ import { eventually, testLog, uniqueSuffix } from './helpers/stack.ts';
 
 const STARTED_WITHIN_MS = 180_000;
 const STOPPED_WITHIN_MS = 60_000;
+/**
+ * A restart is ready (consumer in its group, /readyz 200) well within the consumer's session
+ * timeout (30 s), which is what a restart waits out when the last run could not leave its group.
+ */
+const READY_AGAIN_WITHIN_MS = 20_000;
 
 describe('npm start', () => {
   const suffix = uniqueSuffix();
@@ -27,9 +32,11 @@ describe('npm start', () => {
     await removeLocalPostgres(postgresDir, testLog);
   });
 
-  it('stops the gateway, the consumer, its broker and its PostgreSQL on SIGTERM, and says so', async () => {
-    const port = await freePort();
-    service = spawnService('src/start.ts', {
+  let env: Record<string, string> = {};
+  let port = 0;
+  beforeAll(async () => {
+    port = await freePort();
+    env = {
       LOG_LEVEL: 'info',
       PORT: String(port),
       KAFKA_LOCAL_DIR: kafkaDir,
@@ -37,7 +44,11 @@ describe('npm start', () => {
       KAFKA_LOCAL_CONTROLLER_PORT: String(await freePort()),
       POSTGRES_LOCAL_DIR: postgresDir,
       POSTGRES_LOCAL_PORT: String(await freePort()),
-    });
+    };
+  });
+
+  async function startService(options: { ownProcessGroup?: boolean } = {}): Promise<ServiceProcess> {
+    service = spawnService('src/start.ts', env, [], options);
     const running = service;
     await eventually(
       async () => running.output().includes('balance service is running') || undefined,
@@ -46,6 +57,13 @@ describe('npm start', () => {
     ).catch((error: Error) => {
       throw new Error(`${error.message}; output: ${running.output().slice(-1_000)}`);
     });
+    return running;
+  }
+
+  const ready = async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200;
+
+  it('stops the gateway, the consumer, its broker and its PostgreSQL on SIGTERM, and says so', async () => {
+    const running = await startService();
     const broker = Number((await readFile(path.join(REPO_ROOT, kafkaDir, 'kafka.pid'), 'utf8')).trim());
     const postgres = Number(
       (await readFile(path.join(await localPostgresDataDir(postgresDir, testLog), 'postmaster.pid'), 'utf8')).split(
@@ -64,5 +82,29 @@ describe('npm start', () => {
     expect(code, running.output().slice(-1_000)).toBe(0);
     expect(running.output()).toMatch(/"msg":"stopped"/);
     expect({ broker: isRunning(broker), postgres: isRunning(postgres) }).toEqual({ broker: false, postgres: false });
+  });
+
+  it('on Ctrl-C (SIGINT to its whole process group) leaves its group before the broker stops, so a restart is ready at once', async () => {
+    const first = await startService({ ownProcessGroup: true });
+    await eventually(async () => (await ready()) || undefined, STARTED_WITHIN_MS, 'the first run ready');
+    // What a terminal does on Ctrl-C: the signal goes to every process of the foreground group.
+    process.kill(-first.child.pid!, 'SIGINT');
+    const code = await Promise.race([
+      first.exited,
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running'), STOPPED_WITHIN_MS)),
+    ]);
+    expect(code, first.output().slice(-1_000)).toBe(0);
+    expect(first.output()).toMatch(/"msg":"command consumer stopped"/);
+
+    const restarted = Date.now();
+    const second = await startService();
+    const readyAfterMs = await eventually(
+      async () => ((await ready()) ? Date.now() - restarted : undefined),
+      STARTED_WITHIN_MS,
+      'the restart ready',
+    );
+    expect(readyAfterMs, second.output().slice(-1_000)).toBeLessThan(READY_AGAIN_WITHIN_MS);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 });

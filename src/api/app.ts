@@ -2,7 +2,14 @@
  * The gateway's app factory: a configured Fastify instance that does not listen yet, so tests
  * drive it with `app.inject()` and main files only wire dependencies and call `listen`.
  */
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { isTransientDbError } from '../db/errors.ts';
 import { type API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
 import type { ApiContext } from './context.ts';
@@ -23,6 +30,8 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
     requestTimeout: ctx.config.limits.replyWaitMs + 5_000,
     // Request ids are ours, never taken from a header a client controls.
     genReqId: () => crypto.randomUUID(),
+    // Fastify's two lines per request are replaced by one, and only as REQUEST_LOG says.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = toErrorResponse(error);
@@ -46,6 +55,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
       reply.statusCode,
       reply.elapsedTime / 1000,
     );
+    logRequest(ctx, request, reply);
   });
   registerOperationRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
@@ -54,6 +64,21 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerStatementRoutes(app, ctx);
   registerDocsRoutes(app, ctx);
   return app;
+}
+
+/** One line for an answered request: all of them, or only the slow ones (REQUEST_LOG). */
+function logRequest(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply): void {
+  const { requestLog, requestLogSlowMs } = ctx.config.http;
+  const slow = reply.elapsedTime >= requestLogSlowMs;
+  if (requestLog === 'none' || (requestLog === 'slow' && !slow)) return;
+  const line = {
+    method: request.method,
+    route: request.routeOptions.url ?? 'unmatched',
+    status: reply.statusCode,
+    ms: Math.round(reply.elapsedTime),
+  };
+  if (slow) request.log.warn(line, `slow request: answered after ${requestLogSlowMs} ms or more`);
+  else request.log.info(line, 'request answered');
 }
 
 /** A hop count becomes the function fastify takes for it: trust the nearest `hops` proxies. */

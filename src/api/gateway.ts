@@ -53,6 +53,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     commandTopic: config.topics.commands,
     replyTopic: config.topics.replies,
     waitingRequestsMax: WAITING_REQUESTS_MAX,
+    lingerMs: config.kafka.produceLingerMs,
     log: deps.log,
   });
   const metrics = gatewayMetrics(client, deps.consumerStats);
@@ -66,6 +67,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       pool: deps.pool,
       kafka: deps.kafka,
       probeWaitMs: READINESS_PROBE_WAIT_MS,
+      log: deps.log,
       local: {
         replies: () =>
           client.listening

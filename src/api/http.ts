@@ -19,7 +19,8 @@ export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.ou
 
 /**
  * The caller, from a valid access token whose version is still the user's current one (within
- * TOKEN_STATE_CACHE_MS). Role and service bindings come from that current state, not the token.
+ * TOKEN_STATE_CACHE_MS). Role, service bindings and granted actions come from that current state,
+ * not the token.
  */
 export async function authenticate(
   request: FastifyRequest,
@@ -33,5 +34,5 @@ export async function authenticate(
   const state = await auth.tokenStates.get(claims.userId);
   if (!state || state.disabled || state.version !== claims.version)
     throw new ApiError('unauthorized', 'The access token was revoked; sign in again.');
-  return { userId: claims.userId, role: state.role, services: state.services };
+  return { userId: claims.userId, role: state.role, services: state.services, actions: state.actions };
 }

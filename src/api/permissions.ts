@@ -42,6 +42,12 @@ export interface Principal {
   readonly role: Role;
   /** The services a `service` principal is bound to; null when it may act for any service. */
   readonly services: readonly number[] | null;
+  /**
+   * The actions the principal is granted, within what its role allows (least privilege for
+   * service accounts: billing deposits, the order service reserves, captures and releases);
+   * null for everything the role allows. Unknown names grant nothing.
+   */
+  readonly actions?: readonly string[] | null;
 }
 
 /** The permission table for a deployment: `userActions` is USER_ACTIONS. */
@@ -66,6 +72,11 @@ export class Permissions {
   require(principal: Principal, action: Action, target: { userId?: number; serviceId?: number } = {}): void {
     const reach = this.table[principal.role][action];
     if (reach === 'none') throw new ApiError('forbidden', `A ${principal.role} account may not ${describe(action)}.`);
+    if (principal.actions && !principal.actions.includes(action))
+      throw new ApiError(
+        'forbidden',
+        `This account is not granted the ${action} action (it may ${principal.actions.join(', ')}).`,
+      );
     if (reach === 'own' && target.userId !== undefined && target.userId !== principal.userId) {
       throw new ApiError('forbidden', `A ${principal.role} account may ${describe(action)} only on its own account.`);
     }

@@ -3,6 +3,10 @@
  * one request in flight per broker (PRODUCER_OPTIONS), so sending each command on its own would cap a gateway at
  * one round trip per command; here every command that arrives while a request is in flight
  * rides in the next one. Order is kept: messages leave in the order they were queued.
+ *
+ * With a linger (PRODUCE_LINGER_MS), the first message after a quiet moment also waits that
+ * long for company instead of leaving alone: concurrent requests then share one produce request
+ * from the start of a burst, the way Kafka's own clients batch with linger.ms.
  */
 import type { Producer } from '../kafka/client.ts';
 
@@ -21,6 +25,7 @@ interface Pending {
 export class BatchingPublisher {
   private queue: Pending[] = [];
   private flushing = false;
+  private lingering: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly producer: Producer,
@@ -29,6 +34,8 @@ export class BatchingPublisher {
     private readonly batchMessagesMax: number,
     /** The most messages waiting to be sent; past it, `send` refuses at once. */
     private readonly queuedMessagesMax: number,
+    /** How long the first message of a burst waits for others before it is sent; 0 sends at once. */
+    private readonly lingerMs = 0,
   ) {}
 
   send(message: QueuedMessage): Promise<void> {
@@ -37,8 +44,22 @@ export class BatchingPublisher {
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
-      if (!this.flushing) void this.flush();
+      if (this.flushing) return;
+      if (this.lingerMs === 0 || this.queue.length >= this.batchMessagesMax) {
+        this.stopLingering();
+        void this.flush();
+      } else if (this.lingering === null) {
+        this.lingering = setTimeout(() => {
+          this.lingering = null;
+          void this.flush();
+        }, this.lingerMs);
+      }
     });
+  }
+
+  private stopLingering(): void {
+    if (this.lingering !== null) clearTimeout(this.lingering);
+    this.lingering = null;
   }
 
   private async flush(): Promise<void> {

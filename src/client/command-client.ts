@@ -21,6 +21,8 @@ export interface CommandClientOptions {
   readonly replyTopic: string;
   /** The most requests that may wait for a reply at once. */
   readonly waitingRequestsMax: number;
+  /** PRODUCE_LINGER_MS: how long the first command of a burst waits for company (0: none). */
+  readonly lingerMs?: number;
   readonly log: Logger;
 }
 
@@ -40,6 +42,7 @@ export class CommandClient {
       options.commandTopic,
       PUBLISH_BATCH_MESSAGES_MAX,
       options.waitingRequestsMax,
+      options.lingerMs ?? 0,
     );
   }
 
@@ -51,6 +54,11 @@ export class CommandClient {
   async stop(): Promise<void> {
     await this.replies.stop();
     await this.producer.disconnect();
+  }
+
+  /** The reply listener's consumer group, for operators and tests (it commits no offsets). */
+  get replyGroupId(): string {
+    return this.replies.groupId;
   }
 
   /** Messages on the reply topic for a waited-for id that were not a valid reply to our command. */

@@ -32,6 +32,7 @@ export function buildConsumerApp(deps: {
     pool: deps.pool,
     kafka: deps.kafka,
     probeWaitMs: READINESS_PROBE_WAIT_MS,
+    log: deps.log,
     local: { consumer: consumerReadiness(deps.stats) },
   });
   app.get('/healthz', async () => ({ status: 'ok' }));

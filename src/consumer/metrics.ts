@@ -97,9 +97,9 @@ export function consumerReadiness(stats: WorkerStats): () => CheckResult {
   return () => {
     if (stats.assigned === null) return { ok: false, latencyMs: 0, error: 'the consumer has not joined its group yet' };
     if (stats.paused.size === 0) return { ok: true, latencyMs: 0 };
-    const paused = [...stats.paused].map(
-      ([partition, p]) => `${partition} (since ${new Date(p.since).toISOString()}: ${p.reason})`,
-    );
+    // The reason (an internal error message) is in the log, not here:
+    // /readyz answers anyone who asks.
+    const paused = [...stats.paused].map(([partition, p]) => `${partition} (since ${new Date(p.since).toISOString()})`);
     return { ok: false, latencyMs: 0, error: `partitions paused: ${paused.join('; ')}` };
   };
 }

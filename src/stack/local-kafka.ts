@@ -225,7 +225,10 @@ function spawnBroker(libs: string, files: ReturnType<typeof brokerFiles>, heapMb
         'kafka.Kafka',
         files.properties,
       ],
-      { stdio: ['ignore', out, out] },
+      // Its own process group: a terminal's Ctrl-C (SIGINT to the whole foreground group) is for
+      // npm start, which stops the broker only after the consumer has left its group. Killed
+      // together, the consumer could not leave, and the next start waited out the session.
+      { stdio: ['ignore', out, out], detached: true },
     );
   } finally {
     closeSync(out);

@@ -18,17 +18,20 @@ export interface UserRecord {
   readonly tokenVersion: number;
   /** The services a service account may act for; null for all. */
   readonly services: readonly number[] | null;
+  /** The actions the account is granted (api/permissions.ts); null for all its role allows. */
+  readonly actions: readonly string[] | null;
 }
 
-const COLUMNS = 'id, username, password_hash, role, disabled, token_version, services';
+const COLUMNS = 'id, username, password_hash, role, disabled, token_version, services, actions';
 const SQL_FIND_BY_USERNAME = `SELECT ${COLUMNS} FROM users WHERE username = $1`;
 const SQL_FIND_BY_ID = `SELECT ${COLUMNS} FROM users WHERE id = $1`;
 const SQL_INSERT_USER =
-  'INSERT INTO users (username, password_hash, role, services) VALUES ($1, $2, $3, $4) RETURNING id';
+  'INSERT INTO users (username, password_hash, role, services, actions) VALUES ($1, $2, $3, $4, $5) RETURNING id';
 // Every change that must end earlier tokens bumps the version in the same statement.
 const SQL_SET_DISABLED = 'UPDATE users SET disabled = $2, token_version = token_version + 1 WHERE username = $1';
 const SQL_SET_ROLE = 'UPDATE users SET role = $2, token_version = token_version + 1 WHERE username = $1';
 const SQL_SET_SERVICES = 'UPDATE users SET services = $2, token_version = token_version + 1 WHERE username = $1';
+const SQL_SET_ACTIONS = 'UPDATE users SET actions = $2, token_version = token_version + 1 WHERE username = $1';
 const SQL_LOGOUT = 'UPDATE users SET token_version = token_version + 1 WHERE username = $1';
 const SQL_SET_PASSWORD_HASH = 'UPDATE users SET password_hash = $2 WHERE id = $1';
 
@@ -40,6 +43,7 @@ interface UserRow {
   disabled: boolean;
   token_version: number;
   services: string[] | null;
+  actions: string[] | null;
 }
 
 function toRecord(row: UserRow | undefined): UserRecord | null {
@@ -52,6 +56,7 @@ function toRecord(row: UserRow | undefined): UserRecord | null {
     disabled: row.disabled,
     tokenVersion: row.token_version,
     services: row.services === null ? null : row.services.map(Number),
+    actions: row.actions,
   };
 }
 
@@ -71,8 +76,9 @@ export async function insertUser(
   passwordHash: string,
   role: Role,
   services: readonly number[] | null = null,
+  actions: readonly string[] | null = null,
 ): Promise<number> {
-  const { rows } = await db.query<{ id: string }>(SQL_INSERT_USER, [username, passwordHash, role, services]);
+  const { rows } = await db.query<{ id: string }>(SQL_INSERT_USER, [username, passwordHash, role, services, actions]);
   return Number(rows[0]!.id);
 }
 
@@ -85,6 +91,8 @@ export const setUserDisabled = (db: pg.Pool, username: string, disabled: boolean
 export const setUserRole = (db: pg.Pool, username: string, role: Role) => changed(db, SQL_SET_ROLE, [username, role]);
 export const setUserServices = (db: pg.Pool, username: string, services: readonly number[] | null) =>
   changed(db, SQL_SET_SERVICES, [username, services]);
+export const setUserActions = (db: pg.Pool, username: string, actions: readonly string[] | null) =>
+  changed(db, SQL_SET_ACTIONS, [username, actions]);
 /** Ends every token issued to the user so far. */
 export const logoutEverywhere = (db: pg.Pool, username: string) => changed(db, SQL_LOGOUT, [username]);
 export const setPasswordHash = (db: pg.Pool, id: number, hash: string) =>

@@ -112,6 +112,39 @@ describe('the authorization matrix', () => {
     expect(await status(config, admin, endpoint, bob.id, 999)).toBe(ALLOWED);
   });
 
+  it.each(ENDPOINTS)(
+    '%s: a service granted only some actions (npm run users -- --actions) is refused every other one',
+    async (endpoint) => {
+      const grants: Record<string, Endpoint[]> = {
+        deposit: ['add_funds'],
+        'reserve,capture,release': ['reserve_funds', 'deduct_funds', 'cancel_reservation'],
+        'withdraw,transfer': ['withdraw_funds', 'transfer_funds'],
+      };
+      for (const [actions, allowed] of Object.entries(grants)) {
+        const granted = await createUser(db, config, 'service', undefined, [101], actions.split(','));
+        expect([actions, await status(config, granted, endpoint, alice.id, 101)]).toEqual([
+          actions,
+          allowed.includes(endpoint) ? ALLOWED : REFUSED,
+        ]);
+      }
+    },
+  );
+
+  it('refuses reads to a service granted no read action, and answers them once granted', async () => {
+    const app = appWithoutKafka(config, db);
+    const depositOnly = await createUser(db, config, 'service', undefined, null, ['deposit']);
+    const reader = await createUser(db, config, 'service', undefined, null, [
+      'deposit',
+      'read_account',
+      'read_revenue',
+    ]);
+    const get = async (caller: TestUser, url: string) =>
+      (await app.inject({ method: 'GET', url, headers: caller.header })).statusCode;
+    const month = reportMonth(config);
+    for (const url of [`/api/balances/?user_id=${alice.id}`, `/api/reports/revenue/?month=${month}`])
+      expect([url, await get(depositOnly, url), await get(reader, url)]).toEqual([url, REFUSED, 200]);
+  });
+
   it('lets a user set and remove threshold alerts on their own account only; services and admins on any', async () => {
     const app = appWithoutKafka(config, db);
     const status = async (caller: TestUser, url: string, payload: object) =>

@@ -37,4 +37,23 @@ describe('BatchingPublisher', () => {
     await expect(publisher.send({ key: 'k', value: 'c' })).rejects.toThrow(/more than 1/);
     for (const send of sends) await expect(send).rejects.toThrow('broker down');
   });
+
+  it('with a linger, sends a burst that arrives within it as one request', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1_000, 20);
+    const sends = [publisher.send({ key: 'k', value: '0' })];
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    sends.push(...Array.from({ length: 4 }, (_, i) => publisher.send({ key: 'k', value: String(i + 1) })));
+    await Promise.all(sends);
+    expect(requests).toEqual([['0', '1', '2', '3', '4']]);
+  });
+
+  it('with a linger, does not wait once a full batch is queued', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 3, 1_000, 60_000);
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 3 }, (_, i) => publisher.send({ key: 'k', value: String(i) })));
+    expect(requests).toEqual([['0', '1', '2']]);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
 });

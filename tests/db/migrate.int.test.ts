@@ -57,6 +57,24 @@ describe('migrate', () => {
     }
   });
 
+  it('0012 leaves every existing account every right its role gives (no grant list)', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await fresh.pool.query('ALTER TABLE users DROP COLUMN actions; DELETE FROM schema_migrations WHERE version = 12');
+      await fresh.pool.query(
+        "INSERT INTO users (username, password_hash, role, services) VALUES ('shop', 'x', 'service', '{101}'), ('billing', 'x', 'service', NULL)",
+      );
+      expect(await migrate(fresh.pool)).toEqual(['0012_principal_actions.sql']);
+      const { rows } = await fresh.pool.query('SELECT username, actions FROM users ORDER BY username');
+      expect(rows).toEqual([
+        { username: 'billing', actions: null },
+        { username: 'shop', actions: null },
+      ]);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it("0011 gives existing postings the version of their command's balance event", async () => {
     const fresh = await createTestDatabase();
     try {

@@ -70,10 +70,11 @@ export async function createUser(
   role: Role = 'user',
   password = 'correct horse battery',
   services: number[] | null = null,
+  actions: string[] | null = null,
 ): Promise<TestUser> {
   const username = `${role}-${++userSequence}-${Date.now().toString(36)}`;
   if (!hashes.has(password)) hashes.set(password, hashPassword(password));
-  const id = await insertUser(db.pool, username, await hashes.get(password)!, role, services);
+  const id = await insertUser(db.pool, username, await hashes.get(password)!, role, services, actions);
   const access = await new TokenService(config.jwt).issueAccess({ userId: id, role, version: 0 });
   return { id, username, access, header: { authorization: `Bearer ${access}` } };
 }

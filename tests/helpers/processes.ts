@@ -36,9 +36,16 @@ export interface ServiceProcess {
 }
 
 /** Runs a TypeScript entry point with node itself (not npx), so the pid is the service's own. */
-export function spawnService(entry: string, env: Record<string, string>, args: readonly string[] = []): ServiceProcess {
+export function spawnService(
+  entry: string,
+  env: Record<string, string>,
+  args: readonly string[] = [],
+  options: { ownProcessGroup?: boolean } = {},
+): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: ROOT,
+    // As a terminal runs it: the leader of a process group that Ctrl-C signals as a whole.
+    detached: options.ownProcessGroup ?? false,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,5 +1,5 @@
 /**
- * The current state of each user a token names: token version, role, services, disabled. Read
+ * The current state of each user a token names: token version, role, services, actions, disabled. Read
  * from the database and cached for at most TOKEN_STATE_CACHE_MS, so a revocation (disable, role
  * change, logout) takes effect within that bound while a busy gateway reads each user at most
  * once per window. The cache is bounded in entries.
@@ -12,6 +12,7 @@ export interface TokenState {
   readonly version: number;
   readonly disabled: boolean;
   readonly services: readonly number[] | null;
+  readonly actions: readonly string[] | null;
 }
 
 export const TOKEN_STATES_CACHED_MAX = 50_000;
@@ -30,7 +31,13 @@ export class TokenStates {
     if (hit && now - hit.at < this.cacheMs) return hit.state;
     const user = await findUserById(this.pool, userId);
     const state = user
-      ? { role: user.role, version: user.tokenVersion, disabled: user.disabled, services: user.services }
+      ? {
+          role: user.role,
+          version: user.tokenVersion,
+          disabled: user.disabled,
+          services: user.services,
+          actions: user.actions,
+        }
       : null;
     this.cached.delete(userId);
     if (this.cached.size >= TOKEN_STATES_CACHED_MAX) this.cached.delete(this.cached.keys().next().value!);

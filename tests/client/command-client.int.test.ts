@@ -1,0 +1,50 @@
+/**
+ * The typed client against the real broker and consumer: requests are answered through the
+ * reply topic, and the reply listener costs the broker no offset commits.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CommandClient } from '../../src/client/command-client.ts';
+import { createCommandSchema } from '../../src/commands/schema.ts';
+import { kafkaRequestsSent } from '../../src/kafka/client.ts';
+import { type RunningStack, startStack, testLog, uniqueSuffix } from '../helpers/stack.ts';
+
+describe('CommandClient', () => {
+  let stack: RunningStack;
+  let client: CommandClient;
+  beforeAll(async () => {
+    stack = await startStack();
+    client = new CommandClient({
+      kafka: stack.kafka,
+      commandTopic: stack.config.topics.commands,
+      replyTopic: stack.config.topics.replies,
+      waitingRequestsMax: 100,
+      log: testLog,
+    });
+    await client.start();
+  });
+  afterAll(async () => {
+    await client?.stop();
+    await stack?.stop();
+  });
+
+  it('answers every request from the reply topic, and commits no offsets for its reply group', async () => {
+    const schema = createCommandSchema({ amountMinorMax: stack.config.limits.amountMinorMax });
+    const run = uniqueSuffix();
+    const commands = Array.from({ length: 30 }, (_, i) =>
+      schema.parse({ id: `${run}-${i}`, type: 'deposit', user_id: 7_000 + (i % 5), amount: '1.00' }),
+    );
+    const commitsBefore = kafkaRequestsSent.get('OffsetCommit') ?? 0;
+    const replies = await Promise.all(commands.map((command) => client.request(command, { timeoutMs: 10_000 })));
+    expect(replies.map((r) => r?.status)).toEqual(commands.map(() => 'applied'));
+    // The consumer commits its own offsets; the listener's group has none on the broker.
+    expect((kafkaRequestsSent.get('OffsetCommit') ?? 0) - commitsBefore).toBeGreaterThan(0);
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      const [topic] = await admin.fetchOffsets({ groupId: client.replyGroupId, topics: [stack.config.topics.replies] });
+      expect(topic!.partitions.map((p) => p.offset)).toEqual(topic!.partitions.map(() => '-1'));
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
