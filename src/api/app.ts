@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import { inexactNumberProblem } from '../commands/json-numbers.ts';
 import { isTransientDbError } from '../db/errors.ts';
 import { type API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
 import type { ApiContext } from './context.ts';
@@ -33,6 +34,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
     // Fastify's two lines per request are replaced by one, and only as REQUEST_LOG says.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  acceptOnlyExactNumbers(app);
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = toErrorResponse(error);
     if (status >= 500) request.log.error({ err: error }, 'request failed');
@@ -64,6 +66,21 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerStatementRoutes(app, ctx);
   registerDocsRoutes(app, ctx);
   return app;
+}
+
+/**
+ * Fastify's own JSON parser (prototype poisoning refused), behind a check of the body's number
+ * literals: one JSON.parse would round (`10.0000000000000001`) or expand (`1e2`) is a 400, not
+ * a silently different amount (commands/json-numbers.ts).
+ */
+function acceptOnlyExactNumbers(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const problem = inexactNumberProblem(body as string);
+    if (problem === null) return parseJson(request, body as string, done);
+    done(new ApiError('validation_failed', 'Invalid number.', [{ field: '(body)', message: problem }]), undefined);
+  });
 }
 
 /** One line for an answered request: all of them, or only the slow ones (REQUEST_LOG). */

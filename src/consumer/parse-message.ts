@@ -3,6 +3,7 @@
  * Pure; the pipeline dead-letters the failures.
  */
 import { commandFingerprint, COMMAND_ID_PATTERN, type Command, type CommandSchema } from '../commands/schema.ts';
+import { inexactNumberProblem } from '../commands/json-numbers.ts';
 import { DEFAULT_REPLY_TOPIC_POLICY, replyTopicProblem, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
 
 export type ParseFailureCode = 'not_json' | 'invalid_command' | 'empty_message';
@@ -47,12 +48,17 @@ export function parseCommandMessage(
   if (!value || value.length === 0) return invalid('empty_message', 'The message has no value.', null, replyTopics);
   if (value.length > MESSAGE_BYTES_MAX)
     return invalid('invalid_command', `The message is larger than ${MESSAGE_BYTES_MAX} bytes.`, null, replyTopics);
+  const text = value.toString('utf8');
   let json: unknown;
   try {
-    json = JSON.parse(value.toString('utf8'));
+    json = JSON.parse(text);
   } catch {
     return invalid('not_json', 'The message value is not valid JSON.', null, replyTopics);
   }
+  // Checked on the source text: after the parse, 10.0000000000000001 is already 10.
+  const inexact = inexactNumberProblem(text);
+  if (inexact !== null)
+    return invalid('invalid_command', `The message has an inexact number. ${inexact}`, json, replyTopics);
   const result = schema.safeParse(json);
   if (result.success) return { ok: true, command: result.data, fingerprint: commandFingerprint(result.data) };
   const issues = result.error.issues;

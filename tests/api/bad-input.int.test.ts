@@ -79,6 +79,18 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
     expect(response.json().details.map((d: { field: string }) => d.field)).toContain(field);
   });
 
+  it.each([
+    ['10.0000000000000001', 'more than 2 decimals'],
+    ['1e2', 'an exponent'],
+    ['1E-2', 'an exponent'],
+    ['123456789012345678', 'more digits'],
+  ])('400 for the JSON number amount %s, which JSON.parse cannot hold exactly (%s)', async (literal, why) => {
+    await refusedChangesNothing(() => post(`{"user_id": ${alice.id}, "amount": ${literal}}`), 400);
+    const response = await post(`{"user_id": ${alice.id}, "amount": ${literal}}`);
+    expect(response.json()).toMatchObject({ code: 'validation_failed' });
+    expect(response.json().details[0].message).toContain(why);
+  });
+
   it('400 for a transfer to oneself', async () => {
     const response = await refusedChangesNothing(
       () => post({ sender_id: alice.id, recipient_id: alice.id, amount: '1.00' }, {}, '/api/transfer_funds'),

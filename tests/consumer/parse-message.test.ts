@@ -101,6 +101,18 @@ describe('parseCommandMessage', () => {
   });
 });
 
+describe('inexact JSON numbers on Kafka', () => {
+  it('calls an amount JSON.parse would round or expand invalid_command, keeping the id for the reply', () => {
+    for (const amount of ['10.0000000000000001', '1e2', '10.001'])
+      expect(parse(`{"id":"n-1","type":"deposit","user_id":1,"amount":${amount}}`), amount).toMatchObject({
+        ok: false,
+        code: 'invalid_command',
+        commandId: 'n-1',
+      });
+    expect(parse('{"id":"n-2","type":"deposit","user_id":1,"amount":10.5}')).toMatchObject({ ok: true });
+  });
+});
+
 describe('messageTimeMs', () => {
   it('takes a Kafka timestamp that names an instant from 1970 to year 9999', () => {
     expect(messageTimeMs('0')).toBe(0);

@@ -1,0 +1,43 @@
+/**
+ * JSON numbers that JSON.parse cannot hold exactly. `10.0000000000000001` parses to 10 and
+ * `1e2` to 100, and nothing after the parse can tell: an amount would be taken as 10.00 or
+ * 100.00 although the client wrote something else. So the message's source text is checked
+ * before it is parsed, on HTTP and on Kafka alike: a number literal with an exponent, with more
+ * than two decimals, or with more digits than a double holds exactly, is refused. Amounts are
+ * best sent as decimal strings ("10.00"), which are exact at any size.
+ */
+
+/** A double holds every integer up to 2^53 exactly: 15 significant digits are always safe. */
+const SIGNIFICANT_DIGITS_MAX = 15;
+const FRACTION_DIGITS_MAX = 2;
+const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+
+/** Why a number literal in `text` (JSON) cannot be read exactly, or null when every one can. */
+export function inexactNumberProblem(text: string): string | null {
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i += 1; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) {
+      inString = true;
+      continue;
+    }
+    if (c !== 0x2d && (c < 0x30 || c > 0x39)) continue;
+    NUMBER.lastIndex = i;
+    const match = NUMBER.exec(text);
+    if (!match) continue; // not JSON: the parser reports it
+    const [literal, whole, fraction = '', exponent] = match;
+    if (exponent) return `${literal}: numbers with an exponent are not accepted; write the digits, or a decimal string`;
+    if (fraction.length - 1 > FRACTION_DIGITS_MAX)
+      return `${literal}: more than ${FRACTION_DIGITS_MAX} decimals; amounts are in hundredths, best sent as a decimal string like "10.00"`;
+    if ((whole! + fraction.slice(1)).replace(/^0+/, '').length > SIGNIFICANT_DIGITS_MAX)
+      return `${literal}: more digits than a JSON number holds exactly; send it as a decimal string`;
+    i += literal.length - 1;
+  }
+  return null;
+}
