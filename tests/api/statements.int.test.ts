@@ -9,6 +9,7 @@
  * balances recorded before the month, close with those recorded at its end, run from one to the
  * other through its rows, and open where the previous month closed.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { expireIdOf, httpScopedId } from '../../src/commands/schema.ts';
@@ -246,6 +247,9 @@ describe('monthly statements', () => {
     expect(asErin.json().rows[0].command_id).toMatch(/^~other:[A-Za-z0-9_-]{16}$/);
     const history = await get(`/api/transactions/?user_id=${erin.id}`, erin);
     expect(asErin.json().rows[0].command_id).toBe(history.json().items[0].command_id);
+    // Keyed: hashing a guessed key the way an unkeyed mask would does not confirm it.
+    const guessed = `~other:${createHash('sha256').update(key).digest('base64url').slice(0, 16)}`;
+    expect(asErin.json().rows[0].command_id).not.toBe(guessed);
     const asShop = await get(`/api/statements/?user_id=${erin.id}&month=${month}`, shop);
     expect(asShop.json().rows[0].command_id, 'its own key, as it sent it').toBe('order-4711-topup');
   });

@@ -1,5 +1,5 @@
 /** Reads answered from PostgreSQL: balance, history, the revenue report, and command polling. */
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { formatMinor } from '../../commands/money.ts';
 import { EXPIRE_ID_PREFIX, httpScopedId, HTTP_KEY_PATTERN, parseHttpScopedId } from '../../commands/schema.ts';
@@ -73,7 +73,10 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const alerts = await alertsOfUser(ctx.pool, userId);
     return {
       user_id: userId,
-      alerts: alerts.map((alert) => ({ ...alert, alert_id: commandIdShownTo(principal, alert.alert_id) })),
+      alerts: alerts.map((alert) => ({
+        ...alert,
+        alert_id: commandIdShownTo(principal, alert.alert_id, ctx.config.internalCommands.secret),
+      })),
     };
   });
 
@@ -91,7 +94,10 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     });
     return {
       ...page,
-      items: page.items.map((item) => ({ ...item, command_id: commandIdShownTo(principal, item.command_id) })),
+      items: page.items.map((item) => ({
+        ...item,
+        command_id: commandIdShownTo(principal, item.command_id, ctx.config.internalCommands.secret),
+      })),
     };
   });
 
@@ -163,14 +169,16 @@ function outcomeBody(principal: Principal, stored: StoredOutcome) {
  * sender's key on a transfer they received, the merchant's on a hold that expired) only as an
  * opaque reference. An expire's id carries the reserve's id, which is masked the same way.
  */
-export function commandIdShownTo(principal: Principal, id: string): string {
+export function commandIdShownTo(principal: Principal, id: string, maskSecret: string): string {
   if (id.startsWith(EXPIRE_ID_PREFIX))
-    return `${EXPIRE_ID_PREFIX}${commandIdShownTo(principal, id.slice(EXPIRE_ID_PREFIX.length))}`;
+    return `${EXPIRE_ID_PREFIX}${commandIdShownTo(principal, id.slice(EXPIRE_ID_PREFIX.length), maskSecret)}`;
   const scoped = parseHttpScopedId(id);
   if (!scoped) return id;
   if (scoped.userId === principal.userId) return scoped.key;
   if (principal.role !== 'user') return id;
-  return `~other:${createHash('sha256').update(id).digest('base64url').slice(0, 16)}`;
+  // Keyed, not a bare hash: a user who guesses a merchant's key (order-1001) cannot confirm it
+  // by hashing the guess and comparing.
+  return `~other:${createHmac('sha256', maskSecret).update(`command-id-mask-v1\u001f${id}`).digest('base64url').slice(0, 16)}`;
 }
 
 /** A cursor this endpoint issued for the same sort, or a 400: anything else could reach PostgreSQL as a bad literal. */

@@ -34,7 +34,10 @@ export function registerStatementRoutes(app: FastifyInstance, ctx: ApiContext): 
       currency: 'RUB',
       opening: statement.opening,
       // Another caller's Idempotency-Key shows only as an opaque reference, as in the history.
-      rows: statement.rows.map((row) => ({ ...row, command_id: commandIdShownTo(principal, row.command_id) })),
+      rows: statement.rows.map((row) => ({
+        ...row,
+        command_id: commandIdShownTo(principal, row.command_id, ctx.config.internalCommands.secret),
+      })),
       closing: statement.closing,
       next_cursor: statement.nextCursor,
     };
