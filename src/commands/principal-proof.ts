@@ -3,6 +3,12 @@
  * and attests it in headers, with an HMAC keyed like internal commands' proofs, so a producer
  * cannot claim to be a user. Any other producer may name itself in `x-producer`; the consumer
  * records that as a claim (`producer:<name>`), or `unauthenticated` when there is none.
+ *
+ * The proof (v2) covers the command's fingerprint, a hash of its whole body, so it vouches for
+ * exactly what the gateway sent: copied onto another body it proves nothing. Proofs without a
+ * version (v1: the id and the principal only) are still read, so a replay of messages written
+ * before v2 records who sent them as the live run did; a v1 proof copied from the log onto
+ * another body only reaches an id that is already decided, which its fingerprint then refuses.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -21,27 +27,43 @@ export class PrincipalAttestation {
   }
 
   /** The headers the gateway sends with a command of `principal` (`role:userId`). */
-  headers(commandId: string, principal: string): Record<string, string> {
+  headers(command: AttestedCommand, principal: string): Record<string, string> {
     return {
       [PRINCIPAL_HEADER]: principal,
-      [PRINCIPAL_PROOF_HEADER]: mac(this.keys[0]!, commandId, principal).toString('base64url'),
+      [PRINCIPAL_PROOF_HEADER]: `${V2}${macV2(this.keys[0]!, command, principal).toString('base64url')}`,
     };
   }
 
   /** What to record for a message: the attested principal, a producer's claim, or `unauthenticated`. */
-  principalOf(commandId: string, headers: Readonly<Record<string, string | Buffer | undefined>>): string {
+  principalOf(command: AttestedCommand, headers: Readonly<Record<string, string | Buffer | undefined>>): string {
     const principal = text(headers[PRINCIPAL_HEADER]);
     const proof = text(headers[PRINCIPAL_PROOF_HEADER]);
     if (principal && proof && PRINCIPAL.test(principal)) {
-      const given = Buffer.from(proof, 'base64url');
-      if (this.keys.some((key) => equal(given, mac(key, commandId, principal)))) return principal;
+      const v2 = proof.startsWith(V2);
+      const given = Buffer.from(v2 ? proof.slice(V2.length) : proof, 'base64url');
+      const expected = (key: Buffer) => (v2 ? macV2(key, command, principal) : macV1(key, command.id, principal));
+      if (this.keys.some((key) => equal(given, expected(key)))) return principal;
     }
     const producer = text(headers[PRODUCER_HEADER]);
     return producer && PRODUCER_NAME.test(producer) ? `producer:${producer}` : 'unauthenticated';
   }
 }
 
-function mac(key: Buffer, commandId: string, principal: string): Buffer {
+/** What a proof covers: the command's id, and its fingerprint (schema.ts: a hash of the whole body). */
+export interface AttestedCommand {
+  readonly id: string;
+  readonly fingerprint: string;
+}
+
+const V2 = 'v2.';
+
+function macV2(key: Buffer, command: AttestedCommand, principal: string): Buffer {
+  return createHmac('sha256', key)
+    .update(`principal-v2\u001f${command.id}\u001f${principal}\u001f${command.fingerprint}`)
+    .digest();
+}
+
+function macV1(key: Buffer, commandId: string, principal: string): Buffer {
   return createHmac('sha256', key).update(`principal-v1\u001f${commandId}\u001f${principal}`).digest();
 }
 

@@ -23,7 +23,13 @@ import {
 } from '../commands/internal-proof.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { replyTopicPolicyOf, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
-import { commandKey, createCommandSchema, type Command, type CommandSchema } from '../commands/schema.ts';
+import {
+  type Command,
+  type CommandSchema,
+  commandKey,
+  createCommandSchema,
+  parseHttpScopedId,
+} from '../commands/schema.ts';
 import { pgErrorCode } from '../db/errors.ts';
 import { failureKind } from '../failures.ts';
 import type { KafkaMessage } from '../kafka/client.ts';
@@ -199,10 +205,16 @@ function screen(
       counts.forged += 1;
       continue;
     }
-    checkPartition(ctx, parsed.command, source, message.offset, counts);
     const principal = isInternalCommand(parsed.command)
       ? 'consumer'
-      : ctx.attestation.principalOf(parsed.command.id, headersOf(message));
+      : ctx.attestation.principalOf({ id: parsed.command.id, fingerprint: parsed.fingerprint }, headersOf(message));
+    const squatted = squattedHttpId(parsed.command.id, principal);
+    if (squatted) {
+      moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: squatted });
+      counts.forged += 1;
+      continue;
+    }
+    checkPartition(ctx, parsed.command, source, message.offset, counts);
     candidates.push({
       item: {
         command: parsed.command,
@@ -216,6 +228,18 @@ function screen(
     });
   }
   return candidates;
+}
+
+/**
+ * `~http:<uid>:<key>` ids are the gateway's: caller uid's Idempotency-Key. Only a message the
+ * gateway attested for that same uid may use one; a producer that took one first would own the
+ * user's key (their request would then be answered with the producer's command).
+ */
+function squattedHttpId(commandId: string, principal: string): string | null {
+  const scoped = parseHttpScopedId(commandId);
+  if (!scoped || (/^(user|service|admin):[0-9]+$/.test(principal) && principal.endsWith(`:${scoped.userId}`)))
+    return null;
+  return "Ids that start with ~ are the service's own (~http: ids are callers' Idempotency-Keys, attested by the gateway); a producer must use its own ids.";
 }
 
 function moveAside(

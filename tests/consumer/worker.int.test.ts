@@ -6,6 +6,7 @@ import { verifyLedger } from '../../src/ledger/verify.ts';
 import { replySchema } from '../../src/commands/reply-schema.ts';
 import { commandFingerprint, createCommandSchema } from '../../src/commands/schema.ts';
 import { applyWithRetry } from '../../src/consumer/apply.ts';
+import { PrincipalAttestation } from '../../src/commands/principal-proof.ts';
 import {
   balancesOf,
   waitForSettles,
@@ -242,11 +243,17 @@ describe('the command consumer, against the real broker and database', () => {
 
   it("records who sent each command: an attested principal, a producer's claim, or unauthenticated", async () => {
     run = uniqueSuffix();
-    const { PrincipalAttestation } = await import('../../src/commands/principal-proof.ts');
-    const attested = new PrincipalAttestation(config.internalCommands).headers(id('gw'), 'service:42');
-    const deposit = (name: string) => JSON.stringify({ id: id(name), type: 'deposit', user_id: 700, amount: '1.00' });
+    const attestation = new PrincipalAttestation(config.internalCommands);
+    const schema = createCommandSchema(config.limits);
+    const body = (name: string, amount = '1.00') => ({ id: id(name), type: 'deposit', user_id: 700, amount });
+    const attest = (command: ReturnType<typeof body>, principal: string) =>
+      attestation.headers({ id: command.id, fingerprint: commandFingerprint(schema.parse(command)) }, principal);
+    const attested = attest(body('gw'), 'service:42');
+    const deposit = (name: string) => JSON.stringify(body(name));
     await publish(kafka, config.topics.commands, [
       { raw: deposit('gw'), key: '700', headers: attested },
+      // The gateway's proof for one body, on another body with the same id: it vouches for nothing.
+      { raw: JSON.stringify(body('copied', '500.00')), key: '700', headers: attest(body('copied'), 'service:42') },
       { raw: deposit('billing'), key: '700', headers: { 'x-producer': 'billing' } },
       { raw: deposit('anon'), key: '700' },
       // A claimed principal without a valid proof is not believed.
@@ -259,16 +266,41 @@ describe('the command consumer, against the real broker and database', () => {
         },
       },
     ]);
-    await replies.waitFor([id('gw'), id('billing'), id('anon'), id('forged')]);
+    await replies.waitFor([id('gw'), id('copied'), id('billing'), id('anon'), id('forged')]);
     const { rows } = await db.pool.query('SELECT id, principal FROM commands WHERE id = ANY($1) ORDER BY id', [
-      [id('gw'), id('billing'), id('anon'), id('forged')],
+      [id('gw'), id('copied'), id('billing'), id('anon'), id('forged')],
     ]);
     expect(Object.fromEntries(rows.map((r) => [r.id.slice(run.length + 1), r.principal]))).toEqual({
       gw: 'service:42',
+      copied: 'unauthenticated',
       billing: 'producer:billing',
       anon: 'unauthenticated',
       forged: 'unauthenticated',
     });
+  });
+
+  it("refuses a producer's ~http: id (a caller's Idempotency-Key) unless the gateway attested it for that caller, and the partition goes on", async () => {
+    run = uniqueSuffix();
+    const attestation = new PrincipalAttestation(config.internalCommands);
+    const schema = createCommandSchema(config.limits);
+    const command = (key: string) => ({ id: `~http:42:${run}-${key}`, type: 'deposit', user_id: 701, amount: '1.00' });
+    const headersFor = (body: ReturnType<typeof command>, principal: string) =>
+      attestation.headers({ id: body.id, fingerprint: commandFingerprint(schema.parse(body)) }, principal);
+    const squatted = command('squatted');
+    const otherCaller = command('other-caller');
+    const own = command('own');
+    await publish(kafka, config.topics.commands, [
+      { raw: JSON.stringify(squatted), key: '701', headers: { 'x-producer': 'billing' } },
+      { raw: JSON.stringify(otherCaller), key: '701', headers: headersFor(otherCaller, 'service:43') },
+      { raw: JSON.stringify(own), key: '701', headers: headersFor(own, 'service:42') },
+    ]);
+    await replies.waitFor([own.id]);
+    const canary = { id: id('canary'), type: 'deposit' as const, user_id: 701, amount: '0.01' };
+    await publish(kafka, config.topics.commands, [canary]);
+    await replies.waitFor([canary.id]);
+    const { rows } = await db.pool.query('SELECT id FROM commands WHERE user_id = 701 ORDER BY id');
+    expect(rows.map((r) => r.id)).toEqual([canary.id, own.id].sort());
+    expect(await balancesOf(db.pool, 701)).toEqual({ available: 101n, reserved: 0n, incoming: 0n });
   });
 
   it('re-consuming the whole topic with a new group changes nothing', async () => {

@@ -173,7 +173,10 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
       command_id: key,
     });
   ctx.pending.add(command.id, command.user_id);
-  const headers = ctx.attestation.headers(command.id, `${principal.role}:${principal.userId}`);
+  const headers = ctx.attestation.headers(
+    { id: command.id, fingerprint: commandFingerprint(command) },
+    `${principal.role}:${principal.userId}`,
+  );
   if (prefersAsync(request)) {
     await publishOr503(key, () => client.publish(command, headers));
     return accepted(reply, key);
