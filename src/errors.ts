@@ -12,7 +12,8 @@ export const API_ERRORS = {
   malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
   idempotency_key_required: {
     status: 400,
-    message: 'Send an Idempotency-Key header with every request that moves money, so a retry can never apply it twice.',
+    message:
+      'Send an Idempotency-Key header with every request that moves money (a new UUID per operation, the same on its retries), so a retry can never apply it twice. See docs/security.md, "Idempotency keys belong to their caller".',
   },
   unauthorized: { status: 401, message: 'Authentication is required: send a valid Bearer access token.' },
   invalid_credentials: { status: 401, message: 'The username or password is wrong.' },

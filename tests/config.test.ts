@@ -15,7 +15,10 @@ describe('loadConfig', () => {
       bodyBytesMax: 16_384,
       trustProxy: false,
       metrics: null,
+      requestLog: 'slow',
+      requestLogSlowMs: 1_000,
     });
+    expect(config.kafka.produceLingerMs).toBe(1);
     expect(config.auth).toEqual({
       userActions: ['transfer'],
       allowMissingIdempotencyKey: false,

@@ -7,8 +7,12 @@
  * best sent as decimal strings ("10.00"), which are exact at any size.
  */
 
-/** A double holds every integer up to 2^53 exactly: 15 significant digits are always safe. */
+/**
+ * A double holds every integer up to 2^53 - 1 exactly, and any decimal of up to 15 significant
+ * digits comes back from it unchanged (its shortest form is that decimal).
+ */
 const SIGNIFICANT_DIGITS_MAX = 15;
+const INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const FRACTION_DIGITS_MAX = 2;
 const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
@@ -35,8 +39,11 @@ export function inexactNumberProblem(text: string): string | null {
     if (exponent) return `${literal}: numbers with an exponent are not accepted; write the digits, or a decimal string`;
     if (fraction.length - 1 > FRACTION_DIGITS_MAX)
       return `${literal}: more than ${FRACTION_DIGITS_MAX} decimals; amounts are in hundredths, best sent as a decimal string like "10.00"`;
-    if ((whole! + fraction.slice(1)).replace(/^0+/, '').length > SIGNIFICANT_DIGITS_MAX)
-      return `${literal}: more digits than a JSON number holds exactly; send it as a decimal string`;
+    const tooLong =
+      fraction === ''
+        ? BigInt(whole!) > INTEGER_MAX
+        : (whole! + fraction.slice(1)).replace(/^0+/, '').length > SIGNIFICANT_DIGITS_MAX;
+    if (tooLong) return `${literal}: more digits than a JSON number holds exactly; send it as a decimal string`;
     i += literal.length - 1;
   }
   return null;

@@ -6,6 +6,7 @@ describe('inexactNumberProblem', () => {
     for (const text of [
       '{"user_id": 1, "amount": 10.5}',
       '{"amount": 0.01, "order_id": 123456789012345}',
+      '{"user_id": 9007199254740991}',
       '{"amount": -5}',
       '[0, 1.25, 999999999999.99]',
       '{"comment": "1e5 and 10.0000000000000001 inside a string", "amount": "10.00"}',
@@ -21,6 +22,7 @@ describe('inexactNumberProblem', () => {
       '{"amount": 1E-2}',
       '{"amount": 10.001}',
       '{"user_id": 12345678901234567890}',
+      '{"user_id": 9007199254740993}',
       '{"amount": 1234567890123456.5}',
       '[1, 2, 3.141]',
     ])
