@@ -445,6 +445,12 @@ function secretProblems(env: Env): string[] {
       'INTERNAL_COMMAND_SECRET: must be set to a secret of your own (with the public one anyone who can publish to the command topic can forge settles; ALLOW_DEV_SECRETS=true allows it for local use)',
     );
   }
+  // A retiring key is accepted like the current one: a public one would let anyone forge settles.
+  if (env.INTERNAL_COMMAND_SECRET_PREVIOUS !== undefined && PUBLIC_SECRETS.has(env.INTERNAL_COMMAND_SECRET_PREVIOUS)) {
+    problems.push(
+      'INTERNAL_COMMAND_SECRET_PREVIOUS: must not be a built-in secret (they are public: settles signed with it could be forged by anyone); drop it, or replay with ALLOW_DEV_SECRETS=true outside production',
+    );
+  }
   return problems;
 }
 

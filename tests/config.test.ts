@@ -91,6 +91,14 @@ describe('loadConfig', () => {
         load({ ...env, ...SECRETS, JWT_SECRET: 'change-me-to-a-long-random-secret-of-32-chars-or-more' }),
       ).toThrow(/JWT_SECRET/);
     }
+    // A built-in secret kept as the retiring key would be accepted like the current one.
+    for (const env of [{}, { NODE_ENV: 'production' }])
+      expect(() =>
+        load({ ...env, ...SECRETS, INTERNAL_COMMAND_SECRET_PREVIOUS: 'dev-only-internal-command-secret-0123456789' }),
+      ).toThrow(/INTERNAL_COMMAND_SECRET_PREVIOUS: must not be a built-in secret/);
+    expect(load({ ...SECRETS, INTERNAL_COMMAND_SECRET_PREVIOUS: 'p'.repeat(40) }).internalCommands.previousSecret).toBe(
+      'p'.repeat(40),
+    );
     expect(load({ ALLOW_DEV_SECRETS: 'true' }).jwt.secret).toMatch(/^dev-only/);
     expect(() => load({ ALLOW_DEV_SECRETS: 'true', NODE_ENV: 'production' })).toThrow(/ALLOW_DEV_SECRETS/);
     expect(load({ NODE_ENV: 'production', ...SECRETS }).env).toBe('production');
