@@ -144,10 +144,13 @@ export class ReplyListener {
     if (remaining.length > 0) this.waiters.set(commandId, remaining);
     else this.waiters.delete(commandId);
     this.waiterCount -= answered.length;
-    for (const waiter of answered) {
+    // Several requests with one key (sent concurrently) are one command: the first waiter gets
+    // the outcome as it came; the others are told theirs repeated it, as the topic says of a
+    // redelivered copy. Otherwise every one of them would answer 201 "applied".
+    answered.forEach((waiter, i) => {
       clearTimeout(waiter.timer);
-      waiter.resolve(reply);
-    }
+      waiter.resolve(reply && i > 0 ? { ...reply, duplicate: true } : reply);
+    });
   }
 }
 

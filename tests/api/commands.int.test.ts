@@ -51,6 +51,18 @@ describe('command endpoints through the real stack', () => {
     expect(Date.parse(response.json().created_at)).not.toBeNaN();
   });
 
+  it('answers two concurrent requests with one key once 201 and once 200 as a duplicate, and applies the deposit once', async () => {
+    const user = await createUser(db, config);
+    const key = randomUUID();
+    const body = { user_id: user.id, amount: '2.00' };
+    const answers = await Promise.all(
+      [0, 1].map(() => post('/api/add_funds/', service, body, { 'idempotency-key': key })),
+    );
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 201]);
+    expect(answers.map((a) => a.json().duplicate).sort()).toEqual([false, true]);
+    expect(await balancesOf(db.pool, user.id)).toMatchObject({ available: 200n });
+  });
+
   it('answers 400 to a comment with a NUL or another control character, and the next deposit applies', async () => {
     const user = await createUser(db, config);
     for (const comment of ['a\u0000b', '\u001b[2J', 'bell\u0007', 'lone \ud800']) {

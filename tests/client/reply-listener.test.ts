@@ -77,4 +77,13 @@ describe('ReplyListener trusting replies', () => {
     listener.deliver(Buffer.from('k'), reply('k', 'mine'));
     expect((await mine.reply)?.fingerprint).toBe('mine');
   });
+
+  it('answers two waiters of one command once as it came and once as a duplicate, so only one request says created', async () => {
+    const listener = new ReplyListener(kafka, 'replies', 10, log);
+    const first = listener.wait('k', 'f', 60_000);
+    const second = listener.wait('k', 'f', 60_000);
+    listener.deliver(Buffer.from('k'), reply('k', 'f'));
+    expect([(await first.reply)?.duplicate, (await second.reply)?.duplicate]).toEqual([false, true]);
+    expect(listener.pending).toBe(0);
+  });
 });
