@@ -26,6 +26,8 @@ export function serviceEnv(url: string, brokers: string, suffix: string, ports: 
     // A benchmark on one machine: the built-in secrets are fine, and every process shares them.
     ALLOW_DEV_SECRETS: 'true',
     ALLOW_MISSING_IDEMPOTENCY_KEY: 'true',
+    // One token sends everything here: the per-principal limit would cap the benchmark, not the service.
+    RATE_LIMIT_PER_S: '0',
     CONSUMER_HTTP_PORT: String(ports.consumer),
   };
 }

@@ -124,6 +124,9 @@ export const envSchema = z.object({
   ALLOW_DEV_SECRETS: bool.default(false),
   // How stale a token's state (revoked, disabled, role) may be: revocation takes effect within this.
   TOKEN_STATE_CACHE_MS: int(0, 60_000).default(5_000),
+  // Per principal, on each gateway; 0 turns it off (the benchmarks do, to measure the service).
+  RATE_LIMIT_PER_S: int(0, 1_000_000).default(1_000),
+  RATE_LIMIT_BURST: int(1, 1_000_000).default(2_000),
 
   // What an end user (role `user`) may do on their own account, besides reading it.
   USER_ACTIONS: z
@@ -182,6 +185,9 @@ export interface Config {
     readonly allowMissingIdempotencyKey: boolean;
     /** How long a token's state (version, disabled, role) is cached: the revocation delay. */
     readonly tokenStateCacheMs: number;
+    /** Writes a principal may send per second after its burst, on each gateway (0: no limit). */
+    readonly rateLimitPerS: number;
+    readonly rateLimitBurst: number;
   };
   readonly db: {
     /** Null means "use the local server npm start runs (local), and create the database if it is missing". */
@@ -340,6 +346,8 @@ function toConfig(env: Env): Config {
       userActions: env.USER_ACTIONS,
       allowMissingIdempotencyKey: env.ALLOW_MISSING_IDEMPOTENCY_KEY,
       tokenStateCacheMs: env.TOKEN_STATE_CACHE_MS,
+      rateLimitPerS: env.RATE_LIMIT_PER_S,
+      rateLimitBurst: env.RATE_LIMIT_BURST,
     },
     db: {
       url: env.DATABASE_URL ?? null,

@@ -24,6 +24,10 @@ export const API_ERRORS = {
   body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },
+  rate_limited: {
+    status: 429,
+    message: 'This account sent more requests than its rate limit allows; retry after the time in Retry-After.',
+  },
   service_unavailable: {
     status: 503,
     message: 'A dependency is unavailable; retrying with the same Idempotency-Key is safe.',

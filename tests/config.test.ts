@@ -23,6 +23,8 @@ describe('loadConfig', () => {
       userActions: ['transfer'],
       allowMissingIdempotencyKey: false,
       tokenStateCacheMs: 5_000,
+      rateLimitPerS: 1_000,
+      rateLimitBurst: 2_000,
     });
     expect(config.topics.retentionMs).toEqual({
       commands: -1,

@@ -5,6 +5,7 @@ import type { CommandClient } from '../client/command-client.ts';
 import type { Logger } from '../log.ts';
 import type { ReadinessProbe } from '../health.ts';
 import type { PrincipalAttestation } from '../commands/principal-proof.ts';
+import type { PrincipalRateLimit } from './rate-limit.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { TokenStates } from './auth/token-states.ts';
 import type { Permissions } from './permissions.ts';
@@ -27,6 +28,8 @@ export interface ApiContext {
   /** Signs who sent each command, for the consumer to record. */
   readonly attestation: PrincipalAttestation;
   readonly throttle: LoginThrottle;
+  /** Writes per principal (RATE_LIMIT_PER_S, RATE_LIMIT_BURST). */
+  readonly rateLimit: PrincipalRateLimit;
   readonly pending: PendingCommands;
   readonly metrics: Metrics;
   readonly schemas: HttpSchemas;

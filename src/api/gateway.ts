@@ -13,6 +13,7 @@ import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { InFlightHandlers } from './in-flight.ts';
 import { buildApp } from './app.ts';
+import { PrincipalRateLimit } from './rate-limit.ts';
 import { LoginThrottle } from './auth/throttle.ts';
 import { TokenService } from './auth/tokens.ts';
 import { TokenStates } from './auth/token-states.ts';
@@ -81,6 +82,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     permissions: new Permissions(config.auth.userActions),
     attestation: new PrincipalAttestation(config.internalCommands),
     throttle: new LoginThrottle(),
+    rateLimit: new PrincipalRateLimit(config.auth.rateLimitPerS, config.auth.rateLimitBurst),
     pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
     metrics,
     schemas: createHttpSchemas(config.limits),

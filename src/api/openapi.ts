@@ -32,6 +32,7 @@ const COMMAND_RESPONSES = {
   '409': 'Rejected by the ledger; `code` says why.',
   '413': 'Body too large.',
   '415': 'Not application/json.',
+  '429': 'Over the rate limit of this account (`rate_limited`); retry after `Retry-After` seconds.',
   '503': 'Kafka unreachable; nothing was done, retry with the same Idempotency-Key.',
 };
 

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.ts';
+import { randomUUID } from 'node:crypto';
+import { type Config, withOverrides } from '../../src/config.ts';
 import { createCommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
 import { publish } from '../helpers/commands.ts';
-import { createUser, startGateway } from '../helpers/gateway.ts';
+import { appWithoutKafka, createUser, startGateway } from '../helpers/gateway.ts';
 import {
   createTestDatabase,
   createTestTopics,
@@ -108,5 +109,26 @@ describe('limits, each refused or bounded cleanly', () => {
     } finally {
       await worker.stop();
     }
+  });
+
+  it('RATE_LIMIT_PER_S, RATE_LIMIT_BURST: past its burst a principal gets 429 rate_limited with Retry-After; others go on', async () => {
+    const limited = withOverrides(config, { auth: { rateLimitPerS: 1, rateLimitBurst: 3 } });
+    const app = appWithoutKafka(limited, db);
+    const [spender, other] = await Promise.all([createUser(db, config, 'service'), createUser(db, config, 'service')]);
+    const deposit = (
+      caller: typeof spender,
+      url = '/api/add_funds/',
+      payload: object = { user_id: 1, amount: '1.00' },
+    ) => app.inject({ method: 'POST', url, headers: { ...caller.header, 'idempotency-key': randomUUID() }, payload });
+    // Without Kafka an allowed request gets as far as publishing: 503. A refused one never does.
+    const statuses = [];
+    for (let i = 0; i < 5; i += 1) statuses.push((await deposit(spender)).statusCode);
+    expect(statuses).toEqual([503, 503, 503, 429, 429]);
+    const refused = await deposit(spender, '/api/balance_alerts/', { user_id: 1, below: '1.00' });
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json()).toMatchObject({ code: 'rate_limited' });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect((await deposit(other)).statusCode).toBe(503);
+    await app.close();
   });
 });

@@ -2,6 +2,7 @@
 import { buildApp } from '../../src/api/app.ts';
 import type { ApiContext } from '../../src/api/context.ts';
 import { buildGateway, type Gateway } from '../../src/api/gateway.ts';
+import { PrincipalRateLimit } from '../../src/api/rate-limit.ts';
 import { LoginThrottle } from '../../src/api/auth/throttle.ts';
 import { TokenService } from '../../src/api/auth/tokens.ts';
 import { TokenStates } from '../../src/api/auth/token-states.ts';
@@ -33,6 +34,7 @@ export function contextWithoutKafka(config: Config, db: TestDatabase, patch: Par
     permissions: new Permissions(config.auth.userActions),
     attestation: new PrincipalAttestation(config.internalCommands),
     throttle: new LoginThrottle(),
+    rateLimit: new PrincipalRateLimit(config.auth.rateLimitPerS, config.auth.rateLimitBurst),
     pending: new PendingCommands(1_000, 60_000),
     metrics: new Metrics(),
     schemas: createHttpSchemas(config.limits),

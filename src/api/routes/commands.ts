@@ -158,6 +158,11 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
     userId: body.user_id,
     ...('service_id' in body ? { serviceId: body.service_id as number } : {}),
   });
+  const waitMs = ctx.rateLimit.take(principal.userId);
+  if (waitMs > 0) {
+    void reply.header('retry-after', String(Math.ceil(waitMs / 1_000)));
+    throw new ApiError('rate_limited');
+  }
   const clientKey = idempotencyKey(request, ctx);
   const key = clientKey ?? randomUUID();
   const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
