@@ -46,22 +46,54 @@ describe('authentication', () => {
     expect(Object.keys(refreshed.json()).sort()).toEqual(['access', 'refresh']);
   });
 
-  it('rotates refresh tokens: reusing one revokes its whole family', async () => {
-    const app = appWithoutKafka(config, db);
+  it('rotates refresh tokens: reusing one revokes its whole family and every access token of the user', async () => {
+    // No state cache, so the access tokens' end shows at once (it takes TOKEN_STATE_CACHE_MS otherwise).
+    const app = appWithoutKafka(withOverrides(config, { auth: { tokenStateCacheMs: 0 } }), db);
     const user = await createUser(db, config, 'user', PASSWORD);
     const first = (await login(app, user.username, PASSWORD, '10.4.0.1')).json().refresh;
     const refresh = (token: string) =>
       app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh: token } });
-    const second = (await refresh(first)).json().refresh;
+    const rotated = (await refresh(first)).json();
+    const second = rotated.refresh;
     expect(typeof second).toBe('string');
+    const read = async (access: string) =>
+      (
+        await app.inject({
+          method: 'GET',
+          url: `/api/balances/?user_id=${user.id}`,
+          headers: { authorization: `Bearer ${access}` },
+        })
+      ).statusCode;
+    const accessBefore = await read(rotated.access);
+    expect(accessBefore).not.toBe(401);
     // Someone replays the first one (stolen): refused, and the family dies with it.
     const replay = await refresh(first);
     expect(replay.statusCode).toBe(401);
     expect(replay.json().message).toMatch(/already used/);
     expect((await refresh(second)).statusCode).toBe(401);
+    // So do the access tokens already issued: whoever refreshed first (maybe the thief) is out.
+    expect(await read(rotated.access)).toBe(401);
     // A new sign-in starts a new family, which works.
     const fresh = (await login(app, user.username, PASSWORD, '10.4.0.1')).json().refresh;
     expect((await refresh(fresh)).statusCode).toBe(200);
+  });
+
+  it("closes the reuse race: when one token is refreshed twice at once, the winner's new tokens are refused too", async () => {
+    const app = appWithoutKafka(withOverrides(config, { auth: { tokenStateCacheMs: 0 } }), db);
+    const user = await createUser(db, config, 'user', PASSWORD);
+    const first = (await login(app, user.username, PASSWORD, '10.4.0.2')).json().refresh;
+    const refresh = (token: string) =>
+      app.inject({ method: 'POST', url: '/api/token/refresh', payload: { refresh: token } });
+    const both = await Promise.all([refresh(first), refresh(first)]);
+    expect(both.map((r) => r.statusCode).sort()).toEqual([200, 401]);
+    const winner = both.find((r) => r.statusCode === 200)!.json();
+    expect((await refresh(winner.refresh)).statusCode).toBe(401);
+    const read = await app.inject({
+      method: 'GET',
+      url: `/api/balances/?user_id=${user.id}`,
+      headers: { authorization: `Bearer ${winner.access}` },
+    });
+    expect(read.statusCode).toBe(401);
   });
 
   it.each([
