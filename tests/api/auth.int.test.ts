@@ -165,6 +165,37 @@ describe('authentication', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(5);
   });
 
+  it('locks an account after many failures from rotating addresses, and says so with 429 and Retry-After', async () => {
+    const app = appWithoutKafka(config, db);
+    const user = await createUser(db, config, 'user', PASSWORD);
+    // All at once, from 25 addresses: each is counted as it begins, so past the account's 20
+    // free failures the rest are refused before any password is checked, whatever the timing.
+    const answers = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => login(app, user.username, 'bad', `2001:db8:7::${i}`)),
+    );
+    expect(answers.filter((a) => a.statusCode === 401)).toHaveLength(20);
+    const locked = answers.filter((a) => a.statusCode === 429);
+    expect(locked).toHaveLength(5);
+    for (const answer of locked) {
+      expect(answer.json().message).toMatch(/account is locked/);
+      expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('bounds the password checks one address may have under way, so it cannot fill the shared hashing queue', async () => {
+    const app = appWithoutKafka(config, db);
+    const users = await Promise.all(Array.from({ length: 12 }, () => createUser(db, config, 'user', PASSWORD)));
+    const [crowd, other] = await Promise.all([
+      Promise.all(users.map((u) => login(app, u.username, 'bad', '10.8.0.1'))),
+      login(app, users[0]!.username, PASSWORD, '10.8.0.2'),
+    ]);
+    const statuses = crowd.map((r) => r.statusCode);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 503)).toEqual([]);
+    expect(crowd.find((r) => r.statusCode === 429)!.json().message).toMatch(/this address at once/);
+    expect(other.statusCode).toBe(200);
+  });
+
   it('refuses a refresh for a disabled user, and a refresh token used as an access token', async () => {
     const app = appWithoutKafka(config, db);
     const user = await createUser(db, config, 'user', PASSWORD);

@@ -7,6 +7,10 @@
  *   after n failures, the next is allowed `baseDelayMs * 2^(n - freeFailures)` later, capped at
  *   `delayMsMax`. Nobody else is affected, so no one can lock an account for its owner.
  * - An address is also bounded over all usernames (password spraying), more loosely.
+ * - An account is also bounded over all addresses, more loosely still: rotating addresses (an
+ *   IPv6 block has billions) gives no more guesses against one account than
+ *   `accountFreeFailures` plus a delay that doubles. This one can be used to lock an account
+ *   for its owner, which is the price of bounding guesses; it says so (429, Retry-After).
  * State is per gateway process, bounded in keys (the oldest go first); with G gateways, an
  * attacker gets at most G times the attempts. docs/security.md gives the exact figures.
  */
@@ -18,6 +22,8 @@ export interface ThrottleLimits {
   /** Attempts of one address, over all usernames, per window. */
   readonly addressAttemptsMax: number;
   readonly addressWindowMs: number;
+  /** Failures of one username, over all addresses, before any delay. */
+  readonly accountFreeFailures: number;
   readonly keysMax: number;
 }
 
@@ -27,6 +33,7 @@ export const DEFAULT_THROTTLE_LIMITS: ThrottleLimits = {
   delayMsMax: 5 * 60_000,
   addressAttemptsMax: 100,
   addressWindowMs: 60_000,
+  accountFreeFailures: 20,
   keysMax: 100_000,
 };
 
@@ -37,6 +44,8 @@ interface Failures {
 
 export class LoginThrottle {
   private readonly failures = new Map<string, Failures>();
+  /** By username over all addresses; a map of its own, so each map keeps up to keysMax keys. */
+  private readonly accountFailures = new Map<string, Failures>();
   private readonly addressAttempts = new Map<string, number[]>();
 
   constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE_LIMITS) {}
@@ -47,10 +56,19 @@ export class LoginThrottle {
    */
   begin(username: string, address: string, now = Date.now()): number {
     const key = pairKey(username, address);
-    const wait = Math.max(this.pairWaitMs(key, now), this.addressWaitMs(address, now));
+    const wait = Math.max(
+      this.waitMs(this.failures, key, this.limits.freeFailures, now),
+      this.addressWaitMs(address, now),
+      this.accountWaitMs(username, now),
+    );
     if (wait > 0) return wait;
-    const failures = this.failures.get(key) ?? { count: 0, lastAt: now };
-    this.remember(key, { count: failures.count + 1, lastAt: now });
+    for (const [map, k] of [
+      [this.failures, key],
+      [this.accountFailures, username],
+    ] as const) {
+      const failures = map.get(k) ?? { count: 0, lastAt: now };
+      this.remember(map, k, { count: failures.count + 1, lastAt: now });
+    }
     const attempts = this.recentAttempts(address, now);
     attempts.push(now);
     this.addressAttempts.set(address, attempts);
@@ -59,15 +77,18 @@ export class LoginThrottle {
 
   succeeded(username: string, address: string): void {
     this.failures.delete(pairKey(username, address));
+    this.accountFailures.delete(username);
   }
 
-  private pairWaitMs(key: string, now: number): number {
-    const failures = this.failures.get(key);
-    if (!failures || failures.count < this.limits.freeFailures) return 0;
-    const delay = Math.min(
-      this.limits.baseDelayMs * 2 ** (failures.count - this.limits.freeFailures),
-      this.limits.delayMsMax,
-    );
+  /** How long the account stays locked after failures from every address (0: it is not). */
+  accountWaitMs(username: string, now = Date.now()): number {
+    return this.waitMs(this.accountFailures, username, this.limits.accountFreeFailures, now);
+  }
+
+  private waitMs(map: ReadonlyMap<string, Failures>, key: string, freeFailures: number, now: number): number {
+    const failures = map.get(key);
+    if (!failures || failures.count < freeFailures) return 0;
+    const delay = Math.min(this.limits.baseDelayMs * 2 ** (failures.count - freeFailures), this.limits.delayMsMax);
     return Math.max(0, failures.lastAt + delay - now);
   }
 
@@ -84,10 +105,10 @@ export class LoginThrottle {
     return kept.slice(-this.limits.addressAttemptsMax);
   }
 
-  private remember(key: string, failures: Failures): void {
-    this.failures.delete(key);
-    if (this.failures.size >= this.limits.keysMax) this.failures.delete(this.failures.keys().next().value!);
-    this.failures.set(key, failures);
+  private remember(map: Map<string, Failures>, key: string, failures: Failures): void {
+    map.delete(key);
+    if (map.size >= this.limits.keysMax) map.delete(map.keys().next().value!);
+    map.set(key, failures);
   }
 }
 

@@ -28,10 +28,15 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const waitMs = ctx.throttle.begin(username, request.ip);
     if (waitMs > 0) {
       void reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
-      throw new ApiError('too_many_requests');
+      throw ctx.throttle.accountWaitMs(username) > 0
+        ? new ApiError(
+            'too_many_requests',
+            'This account is locked for a while after many failed sign-ins from several addresses; try again after Retry-After seconds.',
+          )
+        : new ApiError('too_many_requests');
     }
     const user = await findUserByUsername(ctx.pool, username);
-    const check = await checkPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+    const check = await checkPasswordFrom(request.ip, password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
     if (!user || !check.ok || user.disabled) throw new ApiError('invalid_credentials');
     ctx.throttle.succeeded(username, request.ip);
     // A hash made with weaker parameters is replaced now that the password is known.
@@ -57,6 +62,28 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: ApiContext): void 
     if (use !== 'ok') throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
     return issuePair(ctx, user, claims.family!);
   });
+}
+
+/**
+ * Password checks under way per client address. The hashing queue is shared by everyone
+ * (PASSWORD_HASHES_QUEUED_MAX); without this bound, a few addresses at their throttle's
+ * allowance could fill it, and every other sign-in would get 503.
+ */
+export const PASSWORD_CHECKS_PER_ADDRESS_MAX = 4;
+const checksByAddress = new Map<string, number>();
+
+async function checkPasswordFrom(address: string, password: string, hash: string): Promise<PasswordCheck> {
+  const running = checksByAddress.get(address) ?? 0;
+  if (running >= PASSWORD_CHECKS_PER_ADDRESS_MAX)
+    throw new ApiError('too_many_requests', 'Too many sign-ins from this address at once; wait for them to finish.');
+  checksByAddress.set(address, running + 1);
+  try {
+    return await checkPassword(password, hash);
+  } finally {
+    const left = (checksByAddress.get(address) ?? 1) - 1;
+    if (left === 0) checksByAddress.delete(address);
+    else checksByAddress.set(address, left);
+  }
 }
 
 async function checkPassword(password: string, hash: string): Promise<PasswordCheck> {

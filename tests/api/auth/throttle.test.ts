@@ -7,6 +7,7 @@ const LIMITS: ThrottleLimits = {
   delayMsMax: 8_000,
   addressAttemptsMax: 50,
   addressWindowMs: 60_000,
+  accountFreeFailures: 4,
   keysMax: 100,
 };
 
@@ -60,5 +61,22 @@ describe('LoginThrottle', () => {
     throttle.begin('c', 'x', 0);
     expect(throttle.begin('a', 'x', 1)).toBe(0);
     expect(throttle.begin('c', 'x', 1)).toBeGreaterThan(0);
+  });
+
+  it('bounds one account over every address: rotating addresses buys no more guesses past accountFreeFailures', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    const waits = Array.from({ length: 6 }, (_, i) => throttle.begin('alice', `2001:db8::${i}`, 0));
+    expect(waits).toEqual([0, 0, 0, 0, 1_000, 1_000]);
+    expect(throttle.accountWaitMs('alice', 0)).toBe(1_000);
+    expect(throttle.begin('bob', '2001:db8::99', 0)).toBe(0);
+    expect(throttle.begin('alice', '2001:db8::100', 1_000)).toBe(0);
+    expect(throttle.accountWaitMs('alice', 1_000)).toBe(2_000);
+  });
+
+  it('clears the account count on a successful sign-in', () => {
+    const throttle = new LoginThrottle(LIMITS);
+    for (let i = 0; i < 4; i += 1) throttle.begin('alice', `10.1.0.${i}`, 0);
+    throttle.succeeded('alice', '10.1.0.3');
+    expect(throttle.accountWaitMs('alice', 0)).toBe(0);
   });
 });
