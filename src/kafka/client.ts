@@ -131,7 +131,24 @@ export const KAFKA_LOG_REPEAT_WINDOW_MS = 10_000;
 const LOG_KEYS_TRACKED_MAX = 1_000;
 const IDEMPOTENT_RETRIES_WARNING = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
 
-function pinoLogCreator(log: Logger): kafkajs.logCreator {
+/**
+ * Broker answers that mean "not yet" while a group or partition finds its coordinator or
+ * leader, as on every first start of a broker. kafkajs logs them at error level and retries;
+ * they are warnings unless they last, which the retries' own failure then reports.
+ */
+const TRANSIENT_BROKER_ERRORS = [
+  'The group coordinator is not available',
+  'The coordinator is loading and hence can',
+  'This is not the correct coordinator for this group',
+  'There is no leader for this topic-partition',
+];
+
+function isTransientBrokerError(message: string, details: Record<string, unknown>): boolean {
+  const text = `${message} ${typeof details.error === 'string' ? details.error : ''}`;
+  return TRANSIENT_BROKER_ERRORS.some((known) => text.includes(known));
+}
+
+export function pinoLogCreator(log: Logger): kafkajs.logCreator {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return () =>
     ({ level, log: entry }) => {
@@ -150,7 +167,8 @@ function pinoLogCreator(log: Logger): kafkajs.logCreator {
       if (lastLogged.size >= LOG_KEYS_TRACKED_MAX) lastLogged.clear();
       lastLogged.set(key, { at: now, suppressed: 0 });
       const details = seen?.suppressed ? { ...rest, repeatsSuppressed: seen.suppressed } : rest;
-      if (level === KafkaLogLevel.ERROR) log.error(details, message);
+      if (level === KafkaLogLevel.ERROR && !isTransientBrokerError(message, rest)) log.error(details, message);
+      else if (level === KafkaLogLevel.ERROR) log.warn(details, message);
       else if (level === KafkaLogLevel.WARN) log.warn(details, message);
       else if (level === KafkaLogLevel.INFO) log.info(details, message);
       else log.debug(details, message);
