@@ -5,10 +5,13 @@
  * decides: applied in the partition's order, it returns the hold unless a capture or release got
  * there first (sql/0007_hold_expiry.sql).
  *
- * Every consumer process sweeps; two copies of one expire are one command, since its id is
- * derived from the reserve's. A hold whose expire was sent is left out for RESEND_AFTER_MS, so a
- * partition that lags is not flooded with copies and does not hold up other holds; it is sent
- * again after that in case the first copy was lost.
+ * Each consumer sends only the expires of users whose partition it holds: the owner is the one
+ * that will apply them, and n consumers must not send n copies. (Two copies of one expire are
+ * still one command, since its id is derived from the reserve's: a rebalance may send one twice.)
+ * A hold whose expire was sent is left out for a back-off that starts at RESEND_AFTER_MS and
+ * doubles with each copy, up to RESEND_AFTER_MS_MAX: a copy is sent again in case one was lost,
+ * but a partition that stays stuck does not get a copy of every due expire every 30 s into a
+ * log that is kept forever, and its holds do not hold up the other partitions'.
  */
 import type pg from 'pg';
 import type { InternalCommandSigner } from '../commands/internal-proof.ts';
@@ -16,8 +19,15 @@ import { expireIdOf, type Command } from '../commands/schema.ts';
 import type { Logger } from '../log.ts';
 import { internalCommandMessage, type TopicMessages } from './outbox.ts';
 
-/** How long a sent expire is trusted to be on its way before it is sent again. */
+/** How long a sent expire is trusted to be on its way before it is sent again, the first time. */
 export const RESEND_AFTER_MS = 30_000;
+/** The longest wait between copies of one expire. */
+export const RESEND_AFTER_MS_MAX = 60 * 60_000;
+
+/** How long after its `copies`-th copy an expire may be sent again. */
+export function resendAfterMs(copies: number): number {
+  return Math.min(RESEND_AFTER_MS * 2 ** Math.max(0, copies - 1), RESEND_AFTER_MS_MAX);
+}
 
 /** How many sent expires a sweeper remembers, in batches: older ones may be sent again. */
 const REMEMBERED_BATCHES = 10;
@@ -38,14 +48,18 @@ export interface HoldExpiryDeps {
   readonly sweepMs: number;
   readonly batchMax: number;
   readonly log: Logger;
+  /** Whether this consumer holds `userId`'s partition now; unset: every user (a lone sweeper). */
+  readonly ownsUser?: (userId: number) => boolean;
 }
 
 export class HoldExpirySweeper {
   /**
-   * Reserve ids whose expire was sent, and when, oldest first: an entry lives RESEND_AFTER_MS,
-   * and at most REMEMBERED_BATCHES batches are kept.
+   * Reserve ids whose expire was sent: when last, and how many copies, least recent first. At
+   * most REMEMBERED_BATCHES batches are kept; a forgotten hold starts its back-off again.
    */
-  private readonly sent = new Map<string, number>();
+  private readonly sent = new Map<string, { at: number; copies: number }>();
+  /** Due holds of users on other consumers' partitions, left out for RESEND_AFTER_MS. */
+  private readonly notMine = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -65,30 +79,45 @@ export class HoldExpirySweeper {
     await this.sweeping;
   }
 
-  /** One look: publishes the expires of due holds not sent recently; returns how many. */
+  /** One look: publishes the expires of due holds of its users not sent recently; returns how many. */
   async sweepOnce(now = Date.now()): Promise<number> {
-    const remembered = this.deps.batchMax * REMEMBERED_BATCHES;
-    for (const [id, at] of this.sent)
-      if (now - at >= RESEND_AFTER_MS || this.sent.size > remembered - this.deps.batchMax) this.sent.delete(id);
+    const excluded = this.excluded(now);
     const { rows } = await this.deps.pool.query<{
       user_id: string;
       service_id: string;
       order_id: string;
       reserve_command_id: string;
-    }>({ name: 'q_due_holds', text: SQL_DUE_HOLDS, values: [this.deps.batchMax, [...this.sent.keys()]] });
-    const commands: Extract<Command, { type: 'expire' }>[] = rows.map((r) => ({
+    }>({ name: 'q_due_holds', text: SQL_DUE_HOLDS, values: [this.deps.batchMax, excluded] });
+    const owns = this.deps.ownsUser ?? (() => true);
+    const mine = rows.filter((r) => owns(Number(r.user_id)));
+    for (const r of rows) if (!mine.includes(r)) this.notMine.set(r.reserve_command_id, now);
+    if (mine.length === 0) return 0;
+    const commands: Extract<Command, { type: 'expire' }>[] = mine.map((r) => ({
       id: expireIdOf(r.reserve_command_id),
       type: 'expire' as const,
       user_id: Number(r.user_id),
       service_id: Number(r.service_id),
       order_id: Number(r.order_id),
     }));
-    if (commands.length === 0) return 0;
     const messages = commands.map((c) => internalCommandMessage(c, this.deps.signer.sign(c)));
     await this.deps.sink.sendCore([{ topic: this.deps.commandTopic, messages }]);
-    for (const r of rows) this.sent.set(r.reserve_command_id, now);
+    for (const r of mine) {
+      const copies = (this.sent.get(r.reserve_command_id)?.copies ?? 0) + 1;
+      this.sent.delete(r.reserve_command_id);
+      this.sent.set(r.reserve_command_id, { at: now, copies });
+    }
     this.published += commands.length;
     return commands.length;
+  }
+
+  /** The reserve ids to leave out now (in back-off, or another consumer's), forgetting the oldest past the bound. */
+  private excluded(now: number): string[] {
+    const remembered = this.deps.batchMax * REMEMBERED_BATCHES;
+    for (const map of [this.sent, this.notMine])
+      while (map.size > remembered - this.deps.batchMax) map.delete(map.keys().next().value!);
+    for (const [id, at] of this.notMine) if (now - at >= RESEND_AFTER_MS) this.notMine.delete(id);
+    const waiting = [...this.sent].filter(([, s]) => now - s.at < resendAfterMs(s.copies)).map(([id]) => id);
+    return [...waiting, ...this.notMine.keys()];
   }
 
   private schedule(): void {

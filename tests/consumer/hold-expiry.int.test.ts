@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { InternalCommandSigner } from '../../src/commands/internal-proof.ts';
 import { createCommandSchema, expireIdOf, type Command } from '../../src/commands/schema.ts';
-import { HoldExpirySweeper, RESEND_AFTER_MS } from '../../src/consumer/hold-expiry.ts';
+import { HoldExpirySweeper, RESEND_AFTER_MS, resendAfterMs } from '../../src/consumer/hold-expiry.ts';
 import { internalCommandMessage } from '../../src/consumer/outbox.ts';
 import { createCommandWorker, type CommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -235,6 +235,47 @@ describe('the hold-expiry sweeper', () => {
         const proof = message.headers?.['x-internal-proof'] as string;
         expect(signer.verify(commands[i] as Extract<Command, { type: 'expire' }>, proof)).toBe(true);
       }
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('sends the copies of one expire further and further apart, and only from the consumer that holds its partition', async () => {
+    const db = await createTestDatabase();
+    try {
+      await db.pool.query(
+        "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('stuck', 'f', 'reserve', 78, 'applied', 'ok')",
+      );
+      await db.pool.query(
+        `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, expires_at)
+         VALUES (78, 3, 1, 100, 'open', 'stuck', now() - interval '1 minute')`,
+      );
+      const config = testConfig(db);
+      let sent = 0;
+      let owner = true;
+      const sweeper = new HoldExpirySweeper({
+        pool: db.pool,
+        sink: { sendCore: async (batch) => void (sent += batch.flatMap((t) => t.messages).length) },
+        signer: new InternalCommandSigner(config.internalCommands),
+        commandTopic: config.topics.commands,
+        sweepMs: 1_000,
+        batchMax: 10,
+        log: testLog,
+        ownsUser: (userId) => userId === 78 && owner,
+      });
+      const now = Date.now();
+      const s = RESEND_AFTER_MS;
+      // The partition never applies it (stuck): copies at 0, 1, 3 and 7 back-off units, not every unit.
+      const sweepsAt = [0, s, 2 * s, 3 * s, 5 * s, 7 * s, 10 * s];
+      const counts = [];
+      for (const at of sweepsAt) counts.push(await sweeper.sweepOnce(now + at));
+      expect(counts).toEqual([1, 1, 0, 1, 0, 1, 0]);
+      expect(sent).toBe(4);
+      expect([1, 2, 3, 4, 100].map(resendAfterMs)).toEqual([s, 2 * s, 4 * s, 8 * s, 60 * 60_000]);
+      // Another consumer holds the partition now: nothing from this one, however long.
+      owner = false;
+      expect(await sweeper.sweepOnce(now + 100 * s)).toBe(0);
+      expect(sent).toBe(4);
     } finally {
       await db.drop();
     }
