@@ -16,6 +16,7 @@ import { ensureDatabase, quoteIdentifier } from '../../src/db/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool } from '../../src/db/pool.ts';
 import { loadConfig } from '../../src/config.ts';
+import { freePort } from './processes.ts';
 import { containerEngineAvailable, startKafkaContainer, startPostgresContainer } from './containers.ts';
 
 declare module 'vitest' {
@@ -27,9 +28,8 @@ declare module 'vitest' {
   }
 }
 
-const TEST_KAFKA_PORT = 39092;
 const MACHINE_SERVER_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const TEST_POSTGRES = { dir: '.local/postgres-test', port: 39_432 };
+const TEST_POSTGRES_DIR = '.local/postgres-test';
 
 async function answers(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
@@ -43,7 +43,6 @@ async function answers(url: string): Promise<boolean> {
     await client.end().catch(() => {});
   }
 }
-const TEST_KAFKA_CONTROLLER_PORT = 39093;
 
 /**
  * Tests create and drop databases and topics: they refuse a target that is not clearly for
@@ -83,8 +82,10 @@ export default async function setup(project: TestProject) {
   } else if (!brokers) {
     const broker = await startLocalKafka({
       dir: '.local/kafka-test',
-      port: TEST_KAFKA_PORT,
-      controllerPort: TEST_KAFKA_CONTROLLER_PORT,
+      // Free ports, not fixed ones: two suites on one machine (two clones, a developer's run
+      // beside CI's) once met on one port and broke each other's broker.
+      port: await freePort(),
+      controllerPort: await freePort(),
       heapMb: 768,
       readyWaitMs: 120_000,
       fresh: true,
@@ -106,8 +107,8 @@ export default async function setup(project: TestProject) {
   if (!serverUrl && process.env.TEST_POSTGRES !== 'embedded' && (await answers(MACHINE_SERVER_URL)))
     serverUrl = MACHINE_SERVER_URL;
   if (!serverUrl) {
-    await removeLocalPostgres(TEST_POSTGRES.dir, log);
-    const local = await startLocalPostgres({ ...TEST_POSTGRES, log });
+    await removeLocalPostgres(TEST_POSTGRES_DIR, log);
+    const local = await startLocalPostgres({ dir: TEST_POSTGRES_DIR, port: await freePort(), log });
     serverUrl = local.serverUrl;
     stops.push(local.stop);
   }
