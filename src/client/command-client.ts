@@ -23,6 +23,8 @@ export interface CommandClientOptions {
   readonly waitingRequestsMax: number;
   /** PRODUCE_LINGER_MS: how long the first command of a burst waits for company (0: none). */
   readonly lingerMs?: number;
+  /** How often the reply listener commits its position (default REPLY_COMMIT_INTERVAL_MS). */
+  readonly replyCommitIntervalMs?: number;
   readonly log: Logger;
 }
 
@@ -36,7 +38,14 @@ export class CommandClient {
 
   constructor(options: CommandClientOptions) {
     this.producer = options.kafka.producer(PRODUCER_OPTIONS);
-    this.replies = new ReplyListener(options.kafka, options.replyTopic, options.waitingRequestsMax, options.log);
+    this.replies = new ReplyListener(
+      options.kafka,
+      options.replyTopic,
+      options.waitingRequestsMax,
+      options.log,
+      undefined,
+      options.replyCommitIntervalMs,
+    );
     this.publisher = new BatchingPublisher(
       this.producer,
       options.commandTopic,
@@ -56,7 +65,7 @@ export class CommandClient {
     await this.producer.disconnect();
   }
 
-  /** The reply listener's consumer group, for operators and tests (it commits no offsets). */
+  /** The reply listener's consumer group, for operators and tests (it commits rarely). */
   get replyGroupId(): string {
     return this.replies.groupId;
   }

@@ -6,9 +6,13 @@
  * gateway instances share one reply topic: each sees every reply and picks out its own. The
  * number of waiters is bounded; past it, `wait` refuses instead of growing without limit.
  *
- * It commits no offsets. Its group is its own, random, and read from the latest offset at start,
- * so no one ever reads a commit back; kafkajs's default autoCommit cost one OffsetCommit request
- * to the broker per partition batch, a third of the broker's requests per synchronous command.
+ * It commits offsets rarely: at most once per REPLY_COMMIT_INTERVAL_MS, on a timer, not after
+ * every batch (kafkajs's autoCommit commits after every non-empty batch, whatever its interval).
+ * Its group is its own and starts at the latest offset; a commit is only read back when the
+ * listener rejoins its group (a coordinator move, a stall past the session timeout), to go on
+ * from where it was rather than from the latest reply, which would drop the replies in between.
+ * kafkajs's default, a commit per partition batch, was a third of the broker's requests per
+ * synchronous command.
  *
  * Anyone who can write to the reply topic can put anything there, so a reply is trusted only
  * if it matches the reply schema (anything else is counted and ignored, never thrown), and it
@@ -19,6 +23,9 @@ import { replySchema } from '../commands/reply-schema.ts';
 import type { Kafka } from '../kafka/client.ts';
 import type { CommandReply } from '../commands/reply-schema.ts';
 import type { Logger } from '../log.ts';
+
+/** The longest a rejoined listener may have to re-read, and how often it commits. */
+export const REPLY_COMMIT_INTERVAL_MS = 5_000;
 
 export class TooManyWaitersError extends Error {
   override readonly name = 'TooManyWaitersError';
@@ -35,8 +42,12 @@ export class ReplyListener {
   private readonly waiters = new Map<string, Waiter[]>();
   private waiterCount = 0;
   private readonly consumer;
-  /** The listener's own consumer group (random; nothing is committed for it). */
+  /** The listener's own consumer group (random; its position is committed now and then). */
   readonly groupId: string;
+  /** The next offset to read, by partition, as this listener has seen it. */
+  private readonly positions = new Map<number, string>();
+  private positionsChanged = false;
+  private commitTimer: NodeJS.Timeout | null = null;
   private started = false;
   /** Messages for a waited-for id that were not valid replies, or answered another command. */
   malformed = 0;
@@ -47,6 +58,7 @@ export class ReplyListener {
     private readonly waitersMax: number,
     _log: Logger,
     groupPrefix = 'balance-replies',
+    private readonly commitIntervalMs = REPLY_COMMIT_INTERVAL_MS,
   ) {
     this.groupId = `${groupPrefix}-${randomUUID()}`;
     this.consumer = kafka.consumer({
@@ -64,8 +76,14 @@ export class ReplyListener {
     await this.consumer.subscribe({ topics: [this.topic], fromBeginning: false });
     await this.consumer.run({
       autoCommit: false,
-      eachMessage: async ({ message }) => this.deliver(message.key, message.value),
+      eachMessage: async ({ partition, message }) => {
+        this.positions.set(partition, String(BigInt(message.offset) + 1n));
+        this.positionsChanged = true;
+        this.deliver(message.key, message.value);
+      },
     });
+    this.commitTimer = setInterval(() => void this.commitPositions(), this.commitIntervalMs);
+    this.commitTimer.unref();
     await joined;
     this.started = true;
   }
@@ -79,7 +97,18 @@ export class ReplyListener {
     else this.malformed += 1;
   }
 
+  /** Commits where the listener is, if it moved; a failure waits for the next tick. */
+  private async commitPositions(): Promise<void> {
+    if (!this.positionsChanged) return;
+    this.positionsChanged = false;
+    const offsets = [...this.positions].map(([partition, offset]) => ({ topic: this.topic, partition, offset }));
+    await this.consumer.commitOffsets(offsets).catch(() => {
+      this.positionsChanged = true;
+    });
+  }
+
   async stop(): Promise<void> {
+    if (this.commitTimer) clearInterval(this.commitTimer);
     for (const id of [...this.waiters.keys()]) this.settle(id, null);
     if (this.started) await this.consumer.disconnect();
   }

@@ -32,13 +32,26 @@ export function resendAfterMs(copies: number): number {
 /** How many sent expires a sweeper remembers, in batches: older ones may be sent again. */
 const REMEMBERED_BATCHES = 10;
 
+/** How many pages of due holds one look reads at most, looking for its own partitions' holds. */
+const SWEEP_PAGES_MAX = 10;
+
 // Holds already sent for are left out, so one lagging partition's holds, still waiting to be
-// applied, never starve the others' of a place in the batch.
+// applied, never starve the others' of a place in the batch. Paged by (expires_at, id): holds of
+// other consumers' partitions ahead of ours are read past, not taken for ours.
 const SQL_DUE_HOLDS = `
-  SELECT user_id, service_id, order_id, reserve_command_id FROM reservations
+  SELECT user_id, service_id, order_id, reserve_command_id, expires_at::text AS expires_at FROM reservations
   WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= now()
     AND reserve_command_id <> ALL($2::text[])
-  ORDER BY expires_at LIMIT $1`;
+    AND ($3::timestamptz IS NULL OR (expires_at, reserve_command_id) > ($3::timestamptz, $4::text))
+  ORDER BY expires_at, reserve_command_id LIMIT $1`;
+
+interface DueHold {
+  user_id: string;
+  service_id: string;
+  order_id: string;
+  reserve_command_id: string;
+  expires_at: string;
+}
 
 export interface HoldExpiryDeps {
   readonly pool: pg.Pool;
@@ -58,8 +71,6 @@ export class HoldExpirySweeper {
    * most REMEMBERED_BATCHES batches are kept; a forgotten hold starts its back-off again.
    */
   private readonly sent = new Map<string, { at: number; copies: number }>();
-  /** Due holds of users on other consumers' partitions, left out for RESEND_AFTER_MS. */
-  private readonly notMine = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -81,16 +92,7 @@ export class HoldExpirySweeper {
 
   /** One look: publishes the expires of due holds of its users not sent recently; returns how many. */
   async sweepOnce(now = Date.now()): Promise<number> {
-    const excluded = this.excluded(now);
-    const { rows } = await this.deps.pool.query<{
-      user_id: string;
-      service_id: string;
-      order_id: string;
-      reserve_command_id: string;
-    }>({ name: 'q_due_holds', text: SQL_DUE_HOLDS, values: [this.deps.batchMax, excluded] });
-    const owns = this.deps.ownsUser ?? (() => true);
-    const mine = rows.filter((r) => owns(Number(r.user_id)));
-    for (const r of rows) if (!mine.includes(r)) this.notMine.set(r.reserve_command_id, now);
+    const mine = await this.dueHoldsOfMine(now);
     if (mine.length === 0) return 0;
     const commands: Extract<Command, { type: 'expire' }>[] = mine.map((r) => ({
       id: expireIdOf(r.reserve_command_id),
@@ -110,14 +112,32 @@ export class HoldExpirySweeper {
     return commands.length;
   }
 
-  /** The reserve ids to leave out now (in back-off, or another consumer's), forgetting the oldest past the bound. */
-  private excluded(now: number): string[] {
+  /** Up to batchMax due holds of this consumer's users, not in back-off, oldest first. */
+  private async dueHoldsOfMine(now: number): Promise<DueHold[]> {
+    const owns = this.deps.ownsUser ?? (() => true);
+    const excluded = this.inBackOff(now);
+    const mine: DueHold[] = [];
+    let after: DueHold | null = null;
+    for (let page = 0; page < SWEEP_PAGES_MAX && mine.length < this.deps.batchMax; page += 1) {
+      const values: unknown[] = [
+        this.deps.batchMax,
+        excluded,
+        after?.expires_at ?? null,
+        after?.reserve_command_id ?? null,
+      ];
+      const { rows } = await this.deps.pool.query<DueHold>({ name: 'q_due_holds', text: SQL_DUE_HOLDS, values });
+      mine.push(...rows.filter((r) => owns(Number(r.user_id))));
+      if (rows.length < this.deps.batchMax) break;
+      after = rows.at(-1)!;
+    }
+    return mine.slice(0, this.deps.batchMax);
+  }
+
+  /** The reserve ids whose last copy is still within its back-off, forgetting the oldest past the bound. */
+  private inBackOff(now: number): string[] {
     const remembered = this.deps.batchMax * REMEMBERED_BATCHES;
-    for (const map of [this.sent, this.notMine])
-      while (map.size > remembered - this.deps.batchMax) map.delete(map.keys().next().value!);
-    for (const [id, at] of this.notMine) if (now - at >= RESEND_AFTER_MS) this.notMine.delete(id);
-    const waiting = [...this.sent].filter(([, s]) => now - s.at < resendAfterMs(s.copies)).map(([id]) => id);
-    return [...waiting, ...this.notMine.keys()];
+    while (this.sent.size > remembered - this.deps.batchMax) this.sent.delete(this.sent.keys().next().value!);
+    return [...this.sent].filter(([, s]) => now - s.at < resendAfterMs(s.copies)).map(([id]) => id);
   }
 
   private schedule(): void {

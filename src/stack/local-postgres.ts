@@ -102,6 +102,7 @@ async function initialise(files: ServerFiles, password: string): Promise<void> {
     ]);
     const output = keepOutput(child);
     const code = await exitWithin(child, INITDB_WAIT_MS);
+    if (code === null) killGroup(child);
     if (code !== 0)
       throw new PostgresUnavailableError(
         `initdb failed (${code ?? 'timed out'}) for ${files.dataDir}: ${output().trim().slice(-1_000)}`,
@@ -123,10 +124,12 @@ async function runServer(files: ServerFiles, port: number): Promise<ChildProcess
     'unix_socket_directories=',
   ]);
   const output = keepOutput(child);
+  let failedToSpawn = false;
+  child.once('error', () => (failedToSpawn = true));
   const deadline = Date.now() + READY_WAIT_MS;
   while (!output().includes('ready to accept connections')) {
-    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-      if (child.exitCode === null) child.kill('SIGKILL');
+    if (failedToSpawn || child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+      if (child.exitCode === null) killGroup(child);
       throw new PostgresUnavailableError(
         `the local PostgreSQL did not start on port ${port} (data in ${files.dataDir}): ${output().trim().slice(-1_000)}. Set DATABASE_URL to a server you run instead.`,
       );
@@ -156,6 +159,16 @@ function spawnAsServerUser(files: ServerFiles, command: string, args: string[]):
     env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/** SIGKILL to the child's whole process group (a postmaster and its backends, or initdb and its postgres). */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 function keepOutput(child: ChildProcess): () => string {

@@ -16,7 +16,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, cp, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, lchown, lstat, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -69,7 +69,7 @@ export async function serverFiles(
     ...binaries(bin),
     dataDir,
     user,
-    handOver: (file) => chown(file, user.uid, user.gid),
+    handOver: (file) => lchown(file, user.uid, user.gid),
   };
 }
 
@@ -150,14 +150,24 @@ async function copiedNative(native: string, log: Logger): Promise<string> {
   await rm(staging, { recursive: true, force: true });
   await cp(native, staging, { recursive: true, verbatimSymlinks: true });
   await writeFile(path.join(staging, '.complete'), `${manifest.version}\n`);
+  // Another root process (a test run beside npm start) may have finished the same copy while we
+  // made ours; a complete copy may already run a server, so it is never removed.
+  if (existsSync(marker)) {
+    await rm(staging, { recursive: true, force: true });
+    return target;
+  }
   await rm(target, { recursive: true, force: true });
-  await rename(staging, target);
+  await rename(staging, target).catch(async (error: NodeJS.ErrnoException) => {
+    if (!existsSync(marker)) throw error;
+    await rm(staging, { recursive: true, force: true });
+  });
   return target;
 }
 
 /**
  * Makes each missing level of `dir` as root, 0755. Refuses a level that exists but is a
- * symlink or belongs to another user: whoever owns it could swap the programs root runs from.
+ * symlink, belongs to another user, or that group or others may write: whoever can change it
+ * could swap the programs root runs from, or a directory root hands over for a symlink.
  */
 async function ensureRootDir(dir: string): Promise<void> {
   const levels: string[] = [];
@@ -168,9 +178,9 @@ async function ensureRootDir(dir: string): Promise<void> {
       await mkdir(level, { mode: 0o755 });
       continue;
     }
-    if (!stat.isDirectory() || stat.uid !== 0)
+    if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0)
       throw new OperatorError(
-        `${level} must be a directory owned by root (it holds the local PostgreSQL's files when npm start runs as root); remove it, or set DATABASE_URL to a server you run.`,
+        `${level} must be a directory owned by root and writable by root only (it holds the local PostgreSQL's files when npm start runs as root); remove it, or set DATABASE_URL to a server you run.`,
       );
   }
 }

@@ -14,7 +14,9 @@ const SQL_USE = `
   UPDATE refresh_tokens SET used_at = now()
   WHERE jti = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()
   RETURNING family`;
-const SQL_FIND = 'SELECT family FROM refresh_tokens WHERE jti = $1';
+// Only a token already used counts as reused: one that merely expired a moment ago (jose's clock
+// and PostgreSQL's may differ by a little) or was revoked is just no longer valid.
+const SQL_FIND = 'SELECT family FROM refresh_tokens WHERE jti = $1 AND used_at IS NOT NULL';
 const SQL_REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL';
 const SQL_END_ACCESS_TOKENS = 'UPDATE users SET token_version = token_version + 1 WHERE id = $1';
 /** Rows of tokens expired a day ago are of no more use, even as evidence of reuse. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { PrincipalRateLimit } from '../../src/api/rate-limit.ts';
 import { type Config, withOverrides } from '../../src/config.ts';
 import { createCommandWorker } from '../../src/consumer/worker.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -113,7 +114,14 @@ describe('limits, each refused or bounded cleanly', () => {
 
   it('RATE_LIMIT_PER_S, RATE_LIMIT_BURST: past its burst a principal gets 429 rate_limited with Retry-After; others go on', async () => {
     const limited = withOverrides(config, { auth: { rateLimitPerS: 1, rateLimitBurst: 3 } });
-    const app = appWithoutKafka(limited, db);
+    // A clock that stands still, so a slow machine cannot refill the bucket between requests.
+    const bucket = new PrincipalRateLimit(limited.auth.rateLimitPerS, limited.auth.rateLimitBurst);
+    const stillClock = Date.now();
+    const app = appWithoutKafka(limited, db, {
+      rateLimit: Object.assign(Object.create(bucket) as PrincipalRateLimit, {
+        take: (userId: number) => bucket.take(userId, stillClock),
+      }),
+    });
     const [spender, other] = await Promise.all([createUser(db, config, 'service'), createUser(db, config, 'service')]);
     const deposit = (
       caller: typeof spender,

@@ -143,6 +143,15 @@ describe('the authorization matrix', () => {
     const month = reportMonth(config);
     for (const url of [`/api/balances/?user_id=${alice.id}`, `/api/reports/revenue/?month=${month}`])
       expect([url, await get(depositOnly, url), await get(reader, url)]).toEqual([url, REFUSED, 200]);
+    // A command a producer sent on Kafka, for alice: only a caller who may read her account sees it.
+    await db.pool.query(
+      "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('kafka-billing-1', 'f', 'deposit', $1, 'applied', 'ok')",
+      [alice.id],
+    );
+    expect([
+      await get(depositOnly, '/api/commands/kafka-billing-1'),
+      await get(reader, '/api/commands/kafka-billing-1'),
+    ]).toEqual([404, 200]);
   });
 
   it('lets a user set and remove threshold alerts on their own account only; services and admins on any', async () => {

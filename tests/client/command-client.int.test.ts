@@ -1,12 +1,12 @@
 /**
  * The typed client against the real broker and consumer: requests are answered through the
- * reply topic, and the reply listener costs the broker no offset commits.
+ * reply topic, and the reply listener does not commit offsets after every batch.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandClient } from '../../src/client/command-client.ts';
 import { createCommandSchema } from '../../src/commands/schema.ts';
 import { kafkaRequestsSent } from '../../src/kafka/client.ts';
-import { type RunningStack, startStack, testLog, uniqueSuffix } from '../helpers/stack.ts';
+import { eventually, type RunningStack, startStack, testLog, uniqueSuffix } from '../helpers/stack.ts';
 
 describe('CommandClient', () => {
   let stack: RunningStack;
@@ -19,6 +19,8 @@ describe('CommandClient', () => {
       replyTopic: stack.config.topics.replies,
       waitingRequestsMax: 100,
       log: testLog,
+      // Longer than the test: any offset on the broker would be a commit per batch.
+      replyCommitIntervalMs: 600_000,
     });
     await client.start();
   });
@@ -27,7 +29,7 @@ describe('CommandClient', () => {
     await stack?.stop();
   });
 
-  it('answers every request from the reply topic, and commits no offsets for its reply group', async () => {
+  it('answers every request from the reply topic, and commits no offsets per batch for its reply group', async () => {
     const schema = createCommandSchema({ amountMinorMax: stack.config.limits.amountMinorMax });
     const run = uniqueSuffix();
     const commands = Array.from({ length: 30 }, (_, i) =>
@@ -45,6 +47,47 @@ describe('CommandClient', () => {
       expect(topic!.partitions.map((p) => p.offset)).toEqual(topic!.partitions.map(() => '-1'));
     } finally {
       await admin.disconnect();
+    }
+  });
+
+  it('commits where its reply listener is now and then, so a rejoin goes on from there and not from the latest reply', async () => {
+    const often = new CommandClient({
+      kafka: stack.kafka,
+      commandTopic: stack.config.topics.commands,
+      replyTopic: stack.config.topics.replies,
+      waitingRequestsMax: 100,
+      log: testLog,
+      replyCommitIntervalMs: 200,
+    });
+    await often.start();
+    try {
+      const schema = createCommandSchema({ amountMinorMax: stack.config.limits.amountMinorMax });
+      const run = uniqueSuffix();
+      const commands = Array.from({ length: 5 }, (_, i) =>
+        schema.parse({ id: `${run}-${i}`, type: 'deposit', user_id: 7_100 + i, amount: '1.00' }),
+      );
+      await Promise.all(commands.map((command) => often.request(command, { timeoutMs: 10_000 })));
+      const admin = stack.kafka.admin();
+      await admin.connect();
+      try {
+        const committed = await eventually(
+          async () => {
+            const [topic] = await admin.fetchOffsets({
+              groupId: often.replyGroupId,
+              topics: [stack.config.topics.replies],
+            });
+            const offsets = topic!.partitions.map((p) => Number(p.offset));
+            return offsets.some((offset) => offset > 0) ? offsets : undefined;
+          },
+          10_000,
+          'a committed reply position',
+        );
+        expect(committed.reduce((a, b) => a + Math.max(0, b), 0)).toBeGreaterThanOrEqual(5);
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      await often.stop();
     }
   });
 });

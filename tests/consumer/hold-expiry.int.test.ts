@@ -280,4 +280,46 @@ describe('the hold-expiry sweeper', () => {
       await db.drop();
     }
   });
+
+  it("finds its own partitions' due holds behind more than a batch of other consumers' due holds", async () => {
+    const db = await createTestDatabase();
+    try {
+      // Three due holds of user 80 (another consumer's partition), due first; one of user 81 (ours).
+      const holds = [
+        { user: 80, reserve: 'theirs-1', ago: 40 },
+        { user: 80, reserve: 'theirs-2', ago: 30 },
+        { user: 80, reserve: 'theirs-3', ago: 20 },
+        { user: 81, reserve: 'ours', ago: 10 },
+      ];
+      for (const [i, hold] of holds.entries()) {
+        await db.pool.query(
+          "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ($1, 'f', 'reserve', $2, 'applied', 'ok')",
+          [hold.reserve, hold.user],
+        );
+        await db.pool.query(
+          `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, expires_at)
+           VALUES ($1, 3, $2, 100, 'open', $3, now() - make_interval(secs => $4))`,
+          [hold.user, i + 1, hold.reserve, hold.ago],
+        );
+      }
+      const config = testConfig(db);
+      const sent: string[] = [];
+      const sweeper = new HoldExpirySweeper({
+        pool: db.pool,
+        sink: {
+          sendCore: async (batch) => void sent.push(...batch.flatMap((t) => t.messages.map((m) => String(m.key)))),
+        },
+        signer: new InternalCommandSigner(config.internalCommands),
+        commandTopic: config.topics.commands,
+        sweepMs: 1_000,
+        batchMax: 2,
+        log: testLog,
+        ownsUser: (userId) => userId === 81,
+      });
+      expect(await sweeper.sweepOnce()).toBe(1);
+      expect(sent).toEqual(['81']);
+    } finally {
+      await db.drop();
+    }
+  });
 });

@@ -84,8 +84,7 @@ export default async function setup(project: TestProject) {
       dir: '.local/kafka-test',
       // Free ports, not fixed ones: two suites on one machine (two clones, a developer's run
       // beside CI's) once met on one port and broke each other's broker.
-      port: await freePort(),
-      controllerPort: await freePort(),
+      ...(await twoFreePorts()),
       heapMb: 768,
       readyWaitMs: 120_000,
       fresh: true,
@@ -150,4 +149,12 @@ async function dropDatabasesOfRun(serverUrl: string, runId: string): Promise<voi
   } finally {
     await client.end();
   }
+}
+
+/** Two different free ports for the broker and its controller (two calls may return one port). */
+async function twoFreePorts(): Promise<{ port: number; controllerPort: number }> {
+  const port = await freePort();
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
+  return { port, controllerPort };
 }

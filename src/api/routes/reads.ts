@@ -134,11 +134,28 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const { id } = parseOr400(ctx.schemas.commandParams, request.params);
     for (const candidate of candidateIds(principal, id)) {
       const stored = await loadOutcome(ctx.pool, candidate);
+      // Another sender's command (a producer's id on Kafka) is shown only to a caller who may
+      // read that account: a service granted deposits alone sees its own commands, no one else's.
+      if (stored && !isOwnCommand(principal, candidate) && !mayRead(ctx, principal, stored.userId)) continue;
       if (stored) return outcomeBody(principal, stored);
       if (ctx.pending.owner(candidate) !== null) return reply.code(200).send({ command_id: id, status: 'pending' });
     }
     throw new ApiError('not_found', 'No command with this id has been decided or is pending here.');
   });
+}
+
+function isOwnCommand(principal: Principal, commandId: string): boolean {
+  return parseHttpScopedId(commandId)?.userId === principal.userId;
+}
+
+function mayRead(ctx: ApiContext, principal: Principal, userId: number): boolean {
+  try {
+    ctx.permissions.require(principal, 'read_account', { userId });
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 403) return false;
+    throw error;
+  }
 }
 
 /**
