@@ -12,6 +12,8 @@ export const LOCAL_DATABASE_NAME = 'balance';
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
 /** The same for the key that signs internal commands (settles); production refuses it. */
 const DEV_INTERNAL_COMMAND_SECRET = 'dev-only-internal-command-secret-0123456789';
+/** The most older internal-command keys a process accepts; each is tried only by its key id. */
+const INTERNAL_COMMAND_KEYS_MAX = 100;
 /**
  * Secrets that are public: the built-in development ones and the placeholders that examples
  * and an earlier docker-compose.yml shipped. A process refuses them unless ALLOW_DEV_SECRETS.
@@ -114,6 +116,13 @@ export const envSchema = z.object({
   INTERNAL_COMMAND_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_INTERNAL_COMMAND_SECRET),
   // The key being retired during a rotation: still accepted, never used to sign.
   INTERNAL_COMMAND_SECRET_PREVIOUS: z.string().min(32, 'must be at least 32 characters').optional(),
+  // Every older key a log may have been signed with, comma-separated: accepted, never used to
+  // sign. A replay of a log that saw several rotations lists them all.
+  INTERNAL_COMMAND_KEYS: z
+    .string()
+    .transform((text) => text.split(',').filter((key) => key.length > 0))
+    .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).max(INTERNAL_COMMAND_KEYS_MAX))
+    .default([]),
 
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_JWT_SECRET),
   JWT_ISSUER: z.string().min(1).default('balance-service'),
@@ -136,6 +145,8 @@ export const envSchema = z.object({
     .pipe(z.array(z.enum(CLIENT_COMMAND_NAMES)))
     .default(['transfer']),
   ALLOW_MISSING_IDEMPOTENCY_KEY: bool.default(false),
+  // Whether a transfer may name a recipient the ledger has never seen (the money would wait for them).
+  ALLOW_TRANSFERS_TO_NEW_ACCOUNTS: bool.default(false),
   // Which proxies to believe about the client's address: false (none), true, a hop count, or addresses/CIDRs.
   TRUST_PROXY: z.string().min(1).default('false'),
   // /metrics on a separate listener (not beside the API) when set.
@@ -183,6 +194,8 @@ export interface Config {
     /** What a `user` may do on its own account besides reading it. */
     readonly userActions: readonly ('deposit' | 'withdraw' | 'reserve' | 'capture' | 'release' | 'transfer')[];
     readonly allowMissingIdempotencyKey: boolean;
+    /** Whether a transfer may name an id that is neither registered nor has history. */
+    readonly allowTransfersToNewAccounts: boolean;
     /** How long a token's state (version, disabled, role) is cached: the revocation delay. */
     readonly tokenStateCacheMs: number;
     /** Writes a principal may send per second after its burst, on each gateway (0: no limit). */
@@ -278,7 +291,8 @@ export interface Config {
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
     readonly secret: string;
-    readonly previousSecret: string | null;
+    /** Older keys, still accepted (INTERNAL_COMMAND_SECRET_PREVIOUS, then INTERNAL_COMMAND_KEYS). */
+    readonly acceptedSecrets: readonly string[];
   };
   readonly jwt: {
     readonly secret: string;
@@ -345,6 +359,7 @@ function toConfig(env: Env): Config {
     auth: {
       userActions: env.USER_ACTIONS,
       allowMissingIdempotencyKey: env.ALLOW_MISSING_IDEMPOTENCY_KEY,
+      allowTransfersToNewAccounts: env.ALLOW_TRANSFERS_TO_NEW_ACCOUNTS,
       tokenStateCacheMs: env.TOKEN_STATE_CACHE_MS,
       rateLimitPerS: env.RATE_LIMIT_PER_S,
       rateLimitBurst: env.RATE_LIMIT_BURST,
@@ -423,7 +438,12 @@ function toConfig(env: Env): Config {
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,
-      previousSecret: env.INTERNAL_COMMAND_SECRET_PREVIOUS ?? null,
+      acceptedSecrets: [
+        ...new Set([
+          ...(env.INTERNAL_COMMAND_SECRET_PREVIOUS ? [env.INTERNAL_COMMAND_SECRET_PREVIOUS] : []),
+          ...env.INTERNAL_COMMAND_KEYS,
+        ]),
+      ].filter((key) => key !== env.INTERNAL_COMMAND_SECRET),
     },
     jwt: {
       secret: env.JWT_SECRET,
@@ -459,6 +479,11 @@ function secretProblems(env: Env): string[] {
       'INTERNAL_COMMAND_SECRET_PREVIOUS: must not be a built-in secret (they are public: settles signed with it could be forged by anyone); drop it, or replay with ALLOW_DEV_SECRETS=true outside production',
     );
   }
+  const publicKeys = env.INTERNAL_COMMAND_KEYS.filter((key) => PUBLIC_SECRETS.has(key)).length;
+  if (publicKeys > 0)
+    problems.push(
+      `INTERNAL_COMMAND_KEYS: ${publicKeys} of the keys is a built-in secret (they are public: settles signed with it could be forged by anyone); drop it, or replay with ALLOW_DEV_SECRETS=true outside production`,
+    );
   return problems;
 }
 

@@ -21,6 +21,11 @@ export const API_ERRORS = {
   not_found: { status: 404, message: 'Nothing exists at this address.' },
   method_not_allowed: { status: 405, message: 'This method is not allowed here.' },
   conflict: { status: 409, message: 'The ledger rejected the command.' },
+  recipient_not_found: {
+    status: 409,
+    message:
+      'The recipient has never held an account here (not registered, no history), so the money could not reach anyone; check the recipient_id. Nothing was sent.',
+  },
   body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
     expect(config.auth).toEqual({
       userActions: ['transfer'],
       allowMissingIdempotencyKey: false,
+      allowTransfersToNewAccounts: false,
       tokenStateCacheMs: 5_000,
       rateLimitPerS: 1_000,
       rateLimitBurst: 2_000,
@@ -98,9 +99,13 @@ describe('loadConfig', () => {
       expect(() =>
         load({ ...env, ...SECRETS, INTERNAL_COMMAND_SECRET_PREVIOUS: 'dev-only-internal-command-secret-0123456789' }),
       ).toThrow(/INTERNAL_COMMAND_SECRET_PREVIOUS: must not be a built-in secret/);
-    expect(load({ ...SECRETS, INTERNAL_COMMAND_SECRET_PREVIOUS: 'p'.repeat(40) }).internalCommands.previousSecret).toBe(
-      'p'.repeat(40),
-    );
+    expect(
+      load({ ...SECRETS, INTERNAL_COMMAND_SECRET_PREVIOUS: 'p'.repeat(40) }).internalCommands.acceptedSecrets,
+    ).toEqual(['p'.repeat(40)]);
+    // The same for every older key a replay lists.
+    expect(() =>
+      load({ ...SECRETS, INTERNAL_COMMAND_KEYS: `${'k'.repeat(40)},dev-only-internal-command-secret-0123456789` }),
+    ).toThrow(/INTERNAL_COMMAND_KEYS: 1 of the keys is a built-in secret/);
     expect(load({ ALLOW_DEV_SECRETS: 'true' }).jwt.secret).toMatch(/^dev-only/);
     expect(() => load({ ALLOW_DEV_SECRETS: 'true', NODE_ENV: 'production' })).toThrow(/ALLOW_DEV_SECRETS/);
     expect(load({ NODE_ENV: 'production', ...SECRETS }).env).toBe('production');
@@ -133,12 +138,22 @@ describe('loadConfig', () => {
       INTERNAL_COMMAND_SECRET: 'n'.repeat(40),
       INTERNAL_COMMAND_SECRET_PREVIOUS: 'o'.repeat(40),
     });
-    expect(rotating.internalCommands).toEqual({ secret: 'n'.repeat(40), previousSecret: 'o'.repeat(40) });
+    expect(rotating.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: ['o'.repeat(40)] });
+    // A log that saw three rotations: every older key is accepted, none is used to sign.
+    const keys = ['a', 'b', 'c'].map((c) => c.repeat(40));
+    const replaying = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_KEYS: keys.join(',') });
+    expect(replaying.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: keys });
+    expect(() => loadConfig({ INTERNAL_COMMAND_KEYS: `${'a'.repeat(40)},short` })).toThrow(/INTERNAL_COMMAND_KEYS/);
   });
 
   it('keeps the default reply-topic policy of the command contract in step with the default config', async () => {
     const { DEFAULT_REPLY_TOPIC_POLICY, replyTopicPolicyOf } = await import('../src/commands/reply-topics.ts');
     expect(replyTopicPolicyOf(loadConfig({}).topics)).toEqual(DEFAULT_REPLY_TOPIC_POLICY);
+  });
+
+  it('keeps the limits a partition decides with before its first limits record in step with the default config', async () => {
+    const { BUILT_IN_DECISION_LIMITS, decisionLimitsOf } = await import('../src/commands/limits-record.ts');
+    expect(decisionLimitsOf(loadConfig({}).limits)).toEqual(BUILT_IN_DECISION_LIMITS);
   });
 
   it('refuses an amount limit above the balance limit', () => {

@@ -131,7 +131,11 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'Poll a command',
     tag: 'reads',
     auth: true,
-    responses: { '200': '{status: pending|applied|rejected, ...}', '404': 'Unknown command.' },
+    responses: {
+      '200':
+        '{status: pending|applied|rejected, ...}; a transfer whose credit is not yet settled answers {status: pending, credit: in_flight}',
+      '404': 'Unknown command.',
+    },
   },
   {
     method: 'get',

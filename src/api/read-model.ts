@@ -13,6 +13,7 @@ import {
 import { storedReply } from '../ledger/replies.ts';
 import { transactionsOfCommands } from '../ledger/store.ts';
 import { formatMinor } from '../commands/money.ts';
+import { SETTLE_ID_PREFIX } from '../commands/schema.ts';
 import { monthBounds } from '../ledger/statement.ts';
 
 const SQL_BALANCES_OF_USERS = `
@@ -192,8 +193,14 @@ export async function balanceOfUserAt(
   };
 }
 
-const SQL_COMMAND =
-  'SELECT id, fingerprint, type, user_id, status, code, message, principal FROM commands WHERE id = $1';
+// A transfer's settle is published, and acknowledged, before its reply. A poll that reads the
+// committed row cannot tell whether that happened yet, so it trusts only the settle's own row:
+// until then the credit is in flight, and the transfer is not shown as applied.
+const SQL_COMMAND = `
+  SELECT id, fingerprint, type, user_id, status, code, message, principal,
+         (type = 'transfer' AND status = 'applied'
+          AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '${SETTLE_ID_PREFIX}' || c.id)) AS credit_in_flight
+  FROM commands c WHERE id = $1`;
 
 export interface StoredOutcome {
   readonly fingerprint: string;
@@ -201,6 +208,11 @@ export interface StoredOutcome {
   /** Who sent it (commands.principal). */
   readonly principal: string;
   readonly reply: CommandReply;
+  /**
+   * An applied transfer whose settle has not been applied yet: perhaps not even published, so a
+   * command for the recipient sent now might be decided before the credit. Not final to a caller.
+   */
+  readonly creditInFlight: boolean;
 }
 
 /** The decided outcome of a command, as a reply with `duplicate: true`; null if not decided (yet). */
@@ -213,6 +225,7 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
     code: string;
     message: string;
     principal: string;
+    credit_in_flight: boolean;
   }>({ name: 'q_command', text: SQL_COMMAND, values: [commandId] });
   const row = rows[0];
   if (!row) return null;
@@ -221,6 +234,7 @@ export async function loadOutcome(db: pg.Pool, commandId: string): Promise<Store
     fingerprint: row.fingerprint,
     userId: Number(row.user_id),
     principal: row.principal,
+    creditInFlight: row.credit_in_flight,
     reply: storedReply(row, transactions, await replyBalances(db, Number(row.user_id))),
   };
 }

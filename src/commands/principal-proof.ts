@@ -20,10 +20,8 @@ const PRINCIPAL = /^(user|service|admin):[0-9]{1,16}$/;
 
 export class PrincipalAttestation {
   private readonly keys: Buffer[];
-  constructor(secrets: { secret: string; previousSecret: string | null }) {
-    this.keys = [secrets.secret, ...(secrets.previousSecret ? [secrets.previousSecret] : [])].map((secret) =>
-      Buffer.from(secret, 'utf8'),
-    );
+  constructor(secrets: { secret: string; acceptedSecrets: readonly string[] }) {
+    this.keys = [secrets.secret, ...secrets.acceptedSecrets].map((secret) => Buffer.from(secret, 'utf8'));
   }
 
   /** The headers the gateway sends with a command of `principal` (`role:userId`). */

@@ -8,6 +8,7 @@
  */
 export const RESULT_CODES = {
   ok: 'The command was applied.',
+  amount_too_large: 'The amount is larger than the largest amount one command may move (AMOUNT_MINOR_MAX).',
   insufficient_funds: 'The available balance is lower than the amount.',
   reservation_exists: 'An open reservation already exists for this user, service and order.',
   reservation_not_found: 'No open reservation exists for this user, service and order.',

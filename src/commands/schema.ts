@@ -5,7 +5,12 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { formatMinor, parseAmount } from './money.ts';
-import { DEFAULT_REPLY_TOPIC_POLICY, replyTopicProblem, type ReplyTopicPolicy } from './reply-topics.ts';
+import {
+  DEFAULT_REPLY_TOPIC_POLICY,
+  KAFKA_TOPIC_PATTERN,
+  replyTopicProblem,
+  type ReplyTopicPolicy,
+} from './reply-topics.ts';
 import { storableText } from './text.ts';
 
 export const COMMAND_TYPES = [
@@ -91,8 +96,20 @@ export function parseHttpScopedId(id: string): { userId: number; key: string } |
 export const entityIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const commentSchema = storableText({ charsMax: COMMENT_CHARS_MAX, bytesMax: COMMENT_BYTES_MAX });
 
-/** A `reply_to` the policy allows: never the command, dead-letter or an internal topic. */
-export function replyToSchema(policy: ReplyTopicPolicy) {
+/**
+ * The largest amount any command may carry on the wire: what a JSON number holds exactly. The
+ * configured AMOUNT_MINOR_MAX is a rule of the decision (`amount_too_large`), not of the schema,
+ * so a limit changed between the live run and a replay cannot turn a command into a dead letter.
+ */
+export const AMOUNT_MINOR_CEILING = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A `reply_to` the policy allows: never the command, dead-letter or an internal topic. With no
+ * policy (the consumer's schema), any topic name: where a reply may go is decided when it is
+ * sent, so it never decides whether the command applies.
+ */
+export function replyToSchema(policy: ReplyTopicPolicy | null) {
+  if (policy === null) return z.string().regex(KAFKA_TOPIC_PATTERN, 'must be a Kafka topic name');
   return z.string().superRefine((topic, ctx) => {
     const problem = replyTopicProblem(topic, policy);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
@@ -118,7 +135,7 @@ export function amountSchema(amountMinorMax: number) {
 
 export function createCommandSchema(
   limits: { amountMinorMax: number },
-  replyTopics: ReplyTopicPolicy = DEFAULT_REPLY_TOPIC_POLICY,
+  replyTopics: ReplyTopicPolicy | null = DEFAULT_REPLY_TOPIC_POLICY,
 ) {
   const amount = amountSchema(limits.amountMinorMax);
   const base = { id: commandIdSchema, user_id: entityIdSchema, reply_to: replyToSchema(replyTopics).optional() };
@@ -157,7 +174,7 @@ export function createCommandSchema(
         id: z.string().regex(SETTLE_ID_PATTERN, 'must be ~settle: followed by the transfer id'),
         type: z.literal('settle'),
         user_id: entityIdSchema,
-        amount: amountSchema(Number.MAX_SAFE_INTEGER),
+        amount: amountSchema(AMOUNT_MINOR_CEILING),
       })
       .meta({
         description:

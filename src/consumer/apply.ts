@@ -8,13 +8,15 @@ import type { Config } from '../config.ts';
 import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { failureKind } from '../failures.ts';
 import { applyCommands, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import type { DecisionLimits } from '../commands/limits-record.ts';
 import { ledgerLimitsOf } from '../ledger/core.ts';
 import type { Logger } from '../log.ts';
 import { withRetry } from '../retry.ts';
 
 export interface ApplyOptions {
   readonly consumer: Config['consumer'];
-  readonly limits: Config['limits'];
+  /** The limits to decide with: the ones the partition's log recorded (limits-record.ts). */
+  readonly limits: DecisionLimits;
   readonly log: Logger;
   readonly onRetry?: () => void;
 }

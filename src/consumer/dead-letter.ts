@@ -39,6 +39,8 @@ export interface OutgoingMessage {
   readonly key: string | Buffer | null;
   readonly value: string | Buffer | null;
   readonly headers?: Record<string, string | Buffer>;
+  /** Set only for a message meant for one partition whatever its key (a limits record). */
+  readonly partition?: number;
 }
 
 /** The dead letter of a message: its original key, value and headers (bounded), plus why and where from. */

@@ -68,6 +68,11 @@ export class Outbox {
     this.derived.push(internalCommandMessage(command, proof));
   }
 
+  /** Another message the consumer makes for the command topic (a limits record), sent with the settles. */
+  derivedMessage(message: OutgoingMessage): void {
+    this.derived.push(message);
+  }
+
   /** A reply, to the default reply topic or to the allowed topic the command named. */
   reply(reply: CommandReply, replyTo: string | null | undefined): void {
     const message = { key: reply.command_id, value: JSON.stringify(reply) };

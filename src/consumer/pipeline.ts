@@ -22,8 +22,19 @@ import {
   sourceTransferId,
 } from '../commands/internal-proof.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
-import { replyTopicPolicyOf, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
 import {
+  BUILT_IN_DECISION_LIMITS,
+  decisionLimitsOf,
+  LIMITS_RECORD_TYPE,
+  limitsRecordMessage,
+  parseLimitsRecord,
+  RECORD_TYPE_HEADER,
+  type DecisionLimits,
+  type RecordedLimits,
+} from '../commands/limits-record.ts';
+import { replyTopicPolicyOf, replyTopicProblem, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
+import {
+  AMOUNT_MINOR_CEILING,
   type Command,
   type CommandSchema,
   commandKey,
@@ -41,6 +52,7 @@ import { transferCredits, type BalanceEventRow } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
 import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
+import { PartitionLimits, storeRecordedLimits } from './decision-limits.ts';
 import { Outbox } from './outbox.ts';
 import { messageTimeMs, parseCommandMessage } from './parse-message.ts';
 import { markSkipped, parkedInRange, type PartitionRef } from './parking.ts';
@@ -54,6 +66,11 @@ export interface PipelineDeps {
   readonly onRetry?: () => void;
   /** The command topic's partition count, to spot commands on the wrong partition; 0 skips the check. */
   readonly partitionCount?: () => number;
+  /**
+   * Whether to publish this process's limits to a partition whose recorded ones differ (the
+   * live consumer). A replay only reads the records that are in the log.
+   */
+  readonly recordLimits?: boolean;
 }
 
 /** What a chunk came to, counted once its outbox is flushed (or, in a replay, at once). */
@@ -110,11 +127,19 @@ export interface ChunkPipeline {
 export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
   const context: Context = {
     ...deps,
-    schema: createCommandSchema(deps.config.limits, replyTopicPolicyOf(deps.config.topics)),
+    // Neither the amount limit nor the reply-topic policy decides here: see decideWith and replyTarget.
+    schema: createCommandSchema({ amountMinorMax: AMOUNT_MINOR_CEILING }, null),
     replyTopics: replyTopicPolicyOf(deps.config.topics),
     signer: new InternalCommandSigner(deps.config.internalCommands),
     attestation: new PrincipalAttestation(deps.config.internalCommands),
-    apply: { consumer: deps.config.consumer, limits: deps.config.limits, log: deps.log, onRetry: () => onRetry(deps) },
+    apply: {
+      consumer: deps.config.consumer,
+      limits: BUILT_IN_DECISION_LIMITS,
+      log: deps.log,
+      onRetry: () => onRetry(deps),
+    },
+    partitionLimits: new PartitionLimits(deps.pool, LIMITS_REPUBLISH_AFTER_MS),
+    ownLimits: decisionLimitsOf(deps.config.limits),
   };
   return { process: (source, messages) => processChunk(context, source, messages) };
 }
@@ -124,8 +149,15 @@ interface Context extends PipelineDeps {
   readonly replyTopics: ReplyTopicPolicy;
   readonly signer: InternalCommandSigner;
   readonly attestation: PrincipalAttestation;
+  /** The options of the current segment: `limits` are the ones its partition recorded. */
   readonly apply: ApplyOptions;
+  readonly partitionLimits: PartitionLimits;
+  /** This process's configured limits: what it records on the partitions it owns. */
+  readonly ownLimits: DecisionLimits;
 }
+
+/** How long a published limits record may take to come back before it is sent again. */
+const LIMITS_REPUBLISH_AFTER_MS = 30_000;
 
 function onRetry(deps: PipelineDeps): void {
   deps.onRetry?.();
@@ -155,17 +187,113 @@ async function processChunk(
   const outbox = new Outbox(ctx.config.topics, ctx.config.consumer.kafkaBatchBytesMax);
   const counts = emptyCounts();
   if (messages.length === 0) return { outbox, counts, appliedAny: false };
+  const first = messages[0]!.offset;
   const parked = await retrying(
-    () => parkedInRange(ctx.pool, source, messages[0]!.offset, messages.at(-1)!.offset),
+    () => parkedInRange(ctx.pool, source, first, messages.at(-1)!.offset),
     messages.length,
     ctx.apply,
   );
+  let recorded = await retrying(() => ctx.partitionLimits.current(source, first), 1, ctx.apply);
+  // Commands between two limits records are decided together; a record changes the limits for
+  // the commands after it, in offset order.
+  for (const segment of segmentsOf(messages)) {
+    if (segment.record)
+      recorded = await applyLimitsRecord(ctx, source, segment.record, recorded, parked, outbox, counts);
+    else await decideSegment(decideWith(ctx, recorded), source, segment.commands, parked, outbox, counts);
+  }
+  ctx.partitionLimits.advance(source, recorded, BigInt(messages.at(-1)!.offset) + 1n);
+  if (ctx.recordLimits && ctx.partitionLimits.shouldPublish(source, ctx.ownLimits, Date.now()))
+    outbox.derivedMessage(limitsRecordMessage(ctx.ownLimits, recorded.offset, source.partition, ctx.signer));
+  if (parked.size > 0) await retrying(() => markSkipped(ctx.pool, source, [...parked.keys()]), parked.size, ctx.apply);
+  return { outbox, counts, appliedAny: counts.applied + counts.settled > 0 };
+}
+
+async function decideSegment(
+  ctx: Context,
+  source: PartitionRef,
+  messages: readonly KafkaMessage[],
+  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  outbox: Outbox,
+  counts: ChunkCounts,
+): Promise<void> {
   const screened = screen(ctx, source, messages, parked, outbox, counts);
   const candidates = await dropMismatchedSettles(ctx, source, screened, outbox, counts);
   const results = await applyIsolating(ctx, candidates);
   queueResults(ctx, source, results, outbox, counts);
-  if (parked.size > 0) await retrying(() => markSkipped(ctx.pool, source, [...parked.keys()]), parked.size, ctx.apply);
-  return { outbox, counts, appliedAny: counts.applied + counts.settled > 0 };
+}
+
+/** The context for deciding with the limits a partition recorded. */
+function decideWith(ctx: Context, recorded: RecordedLimits): Context {
+  return ctx.apply.limits === recorded.limits ? ctx : { ...ctx, apply: { ...ctx.apply, limits: recorded.limits } };
+}
+
+type Segment = { record: KafkaMessage; commands?: never } | { record?: never; commands: KafkaMessage[] };
+
+/** The chunk cut at its limits records: runs of commands, and each record on its own. */
+export function segmentsOf(messages: readonly KafkaMessage[]): Segment[] {
+  const segments: Segment[] = [];
+  let commands: KafkaMessage[] = [];
+  for (const message of messages) {
+    if (!isLimitsRecord(message)) {
+      commands.push(message);
+      continue;
+    }
+    if (commands.length > 0) segments.push({ commands });
+    commands = [];
+    segments.push({ record: message });
+  }
+  if (commands.length > 0) segments.push({ commands });
+  return segments;
+}
+
+function isLimitsRecord(message: KafkaMessage): boolean {
+  const type = headerOf(message, RECORD_TYPE_HEADER);
+  return type !== undefined && String(type) === LIMITS_RECORD_TYPE;
+}
+
+/**
+ * A limits record takes effect for the commands after it, if it is genuine and replaces the
+ * record in force. A redelivered one (already in force, or older) changes nothing; a forged or
+ * malformed one is dead-lettered; a genuine one that replaces another record (an old one copied
+ * back, or two consumers racing during a rebalance) is ignored. The same in a replay.
+ */
+async function applyLimitsRecord(
+  ctx: Context,
+  source: PartitionRef,
+  message: KafkaMessage,
+  recorded: RecordedLimits,
+  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  outbox: Outbox,
+  counts: ChunkCounts,
+): Promise<RecordedLimits> {
+  const parking = parked.get(message.offset);
+  if (parking) {
+    moveAside(ctx, source, message, outbox, counts, {
+      code: 'parked',
+      message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
+    });
+    counts.parked += 1;
+    return recorded;
+  }
+  const offset = BigInt(message.offset);
+  if (offset <= recorded.offset) return recorded;
+  const parsed = parseLimitsRecord(message.value, headerOf(message, INTERNAL_PROOF_HEADER), ctx.signer);
+  if (!parsed.ok) {
+    moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: parsed.message });
+    counts.forged += 1;
+    return recorded;
+  }
+  if (parsed.record.supersedes !== recorded.offset) {
+    ctx.log.info(
+      { partition: source.partition, offset: message.offset, supersedes: String(parsed.record.supersedes) },
+      'a limits record that replaces a record no longer in force was ignored',
+    );
+    return recorded;
+  }
+  const next: RecordedLimits = { limits: parsed.record.limits, offset };
+  await retrying(() => storeRecordedLimits(ctx.pool, source, next), 1, ctx.apply);
+  ctx.log.info({ partition: source.partition, offset: message.offset, limits: next.limits }, 'limits record applied');
+  return next;
 }
 
 /** Step 1: every message either becomes a candidate or is moved aside, with a reply if it has an id. */
@@ -404,8 +532,23 @@ function queueResults(
     }
     for (const event of events ?? []) outbox.event(event.userId, event.payload);
     // Internal commands (settles, expires) have no caller waiting for a reply.
-    if (!isInternalCommand(command)) outbox.reply(reply, 'reply_to' in command ? command.reply_to : undefined);
+    if (!isInternalCommand(command)) outbox.reply(reply, replyTarget(ctx, command));
   }
+}
+
+/**
+ * Where a command's reply goes: its `reply_to` if today's policy allows it, else the default
+ * reply topic. Checked here, after the decision, so a changed REPLY_TOPIC_PREFIX never changes
+ * whether a command applies, live or in a replay.
+ */
+function replyTarget(ctx: Context, command: Command): string | undefined {
+  const replyTo = 'reply_to' in command ? command.reply_to : undefined;
+  if (replyTo === undefined || replyTopicProblem(replyTo, ctx.replyTopics) === null) return replyTo;
+  ctx.log.warn(
+    { commandId: command.id, replyTo },
+    'reply_to is not an allowed reply topic; replied on the default one',
+  );
+  return undefined;
 }
 
 function count(counts: ChunkCounts, command: Command, reply: CommandReply | null): void {

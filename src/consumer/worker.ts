@@ -125,6 +125,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const keepAlive = () => void heartbeat?.().catch(() => {});
   const pipeline = createChunkPipeline({
     ...deps,
+    recordLimits: true,
     onRetry: () => (stats.retries += 1),
     keepAlive,
     partitionCount: () => partitionCount,

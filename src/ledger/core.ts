@@ -94,6 +94,8 @@ export interface Decision {
 
 /** Limits the rules enforce; part of the input, so a replay with the same limits decides the same. */
 export interface LedgerLimits {
+  /** The largest amount (or alert threshold) one command may name (AMOUNT_MINOR_MAX). */
+  readonly amountMinorMax: bigint;
   /** The most a user may hold, available plus reserved, after a deposit. */
   readonly balanceMinorMax: bigint;
   /** The most threshold alerts one user may have (ALERTS_PER_USER_MAX). */
@@ -101,8 +103,27 @@ export interface LedgerLimits {
 }
 
 /** The ledger's limits from the configured ones (config.limits), amounts as bigint. */
-export function ledgerLimitsOf(limits: { balanceMinorMax: number; alertsPerUserMax: number }): LedgerLimits {
-  return { balanceMinorMax: BigInt(limits.balanceMinorMax), alertsPerUserMax: limits.alertsPerUserMax };
+export function ledgerLimitsOf(limits: {
+  amountMinorMax: number;
+  balanceMinorMax: number;
+  alertsPerUserMax: number;
+}): LedgerLimits {
+  return {
+    amountMinorMax: BigInt(limits.amountMinorMax),
+    balanceMinorMax: BigInt(limits.balanceMinorMax),
+    alertsPerUserMax: limits.alertsPerUserMax,
+  };
+}
+
+/**
+ * The amount a command names, checked against AMOUNT_MINOR_MAX here and not only at the edge:
+ * the limit a partition decides with is the one its log recorded, so a gateway with a higher
+ * limit gets a recorded rejection, never a dead letter. A settle is bounded by its transfer.
+ */
+function namedAmount(command: Command): bigint | null {
+  if (command.type === 'set_alert') return command.threshold;
+  if (command.type === 'settle' || !('amount' in command)) return null;
+  return command.amount;
 }
 
 /** What `decide` may read. */
@@ -152,6 +173,7 @@ export function usersOf(command: Command): number[] {
 }
 
 export function decide(view: LedgerView, command: Command, limits: LedgerLimits): Decision {
+  if ((namedAmount(command) ?? 0n) > limits.amountMinorMax) return rejected('amount_too_large');
   switch (command.type) {
     case 'deposit':
       if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax)

@@ -12,9 +12,9 @@ import { UsageError } from '../cli.ts';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { parseCommandMessage } from '../consumer/parse-message.ts';
-import { createChunkPipeline, type ChunkPipeline } from '../consumer/pipeline.ts';
+import { createChunkPipeline, segmentsOf, type ChunkPipeline } from '../consumer/pipeline.ts';
 import { replyTopicPolicyOf } from '../commands/reply-topics.ts';
-import { createCommandSchema } from '../commands/schema.ts';
+import { AMOUNT_MINOR_CEILING, createCommandSchema } from '../commands/schema.ts';
 import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
 import { findCommands } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
@@ -281,10 +281,10 @@ async function countDryRun(
   chunk: EachBatchPayload['batch']['messages'],
   progress: Counted,
 ): Promise<void> {
-  const schema = createCommandSchema(options.config.limits, replyTopicPolicyOf(options.config.topics));
+  const schema = createCommandSchema({ amountMinorMax: AMOUNT_MINOR_CEILING }, null);
   const ids: string[] = [];
   const types = new Map<string, string>();
-  for (const message of chunk) {
+  for (const message of segmentsOf(chunk).flatMap((segment) => segment.commands ?? [])) {
     const parsed = parseCommandMessage(message.value, schema, replyTopicPolicyOf(options.config.topics));
     if (!parsed.ok) progress.deadLettered += 1;
     else {

@@ -233,6 +233,33 @@ describe('command endpoints through the real stack', () => {
     });
   });
 
+  it('refuses a transfer to an id that never held an account with 409 recipient_not_found, and sends nothing', async () => {
+    const sender = await createUser(db, config);
+    await post('/api/add_funds', service, { user_id: sender.id, amount: '10.00' });
+    const nobody = Number.MAX_SAFE_INTEGER - Math.floor(Math.random() * 1e6);
+    const key = randomUUID();
+    const refused = await post(
+      '/api/transfer_funds',
+      sender,
+      { sender_id: sender.id, recipient_id: nobody, amount: '4.00' },
+      { 'idempotency-key': key },
+    );
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: 'recipient_not_found', details: { recipient_id: nobody } });
+    // Nothing reached the ledger: no command under that key, the sender keeps everything.
+    const { rows } = await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [`~http:${sender.id}:${key}`]);
+    expect(rows).toHaveLength(0);
+    expect(await balancesOf(db.pool, sender.id)).toMatchObject({ available: 1000n });
+    // A registered recipient on the same request path still works (the canary).
+    const recipient = await createUser(db, config);
+    const sent = await post('/api/transfer_funds', sender, {
+      sender_id: sender.id,
+      recipient_id: recipient.id,
+      amount: '4.00',
+    });
+    expect(sent.statusCode).toBe(201);
+  });
+
   it("reads a transfer back at once: the recipient's balance includes the credit, and a service sees it in the answer", async () => {
     const [sender, recipient] = [await createUser(db, config), await createUser(db, config)];
     await post('/api/add_funds', service, { user_id: sender.id, amount: '10.00' });

@@ -112,6 +112,24 @@ describe('limits, each refused or bounded cleanly', () => {
     }
   });
 
+  it('ALLOW_TRANSFERS_TO_NEW_ACCOUNTS: off, a never-seen recipient is 409 recipient_not_found; on, the transfer goes ahead', async () => {
+    const sender = await createUser(db, config);
+    const nobody = Number.MAX_SAFE_INTEGER - Math.floor(Math.random() * 1e6);
+    const transfer = (app: ReturnType<typeof appWithoutKafka>) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/transfer_funds/',
+        headers: { ...sender.header, 'idempotency-key': randomUUID() },
+        payload: { sender_id: sender.id, recipient_id: nobody, amount: '1.00' },
+      });
+    const strict = appWithoutKafka(config, db);
+    const open = appWithoutKafka(withOverrides(config, { auth: { allowTransfersToNewAccounts: true } }), db);
+    expect((await transfer(strict)).json()).toMatchObject({ code: 'recipient_not_found' });
+    // Without Kafka an allowed request gets as far as publishing: 503.
+    expect((await transfer(open)).statusCode).toBe(503);
+    await Promise.all([strict.close(), open.close()]);
+  });
+
   it('RATE_LIMIT_PER_S, RATE_LIMIT_BURST: past its burst a principal gets 429 rate_limited with Retry-After; others go on', async () => {
     const limited = withOverrides(config, { auth: { rateLimitPerS: 1, rateLimitBurst: 3 } });
     // A clock that stands still, so a slow machine cannot refill the bucket between requests.

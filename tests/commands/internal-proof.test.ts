@@ -8,7 +8,7 @@ const expire = { id: '~expire:r-1', type: 'expire' as const, user_id: 7, service
 
 describe('InternalCommandSigner', () => {
   it('accepts its own proof over exactly the command it signed', () => {
-    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
     const proof = signer.sign(settle);
     expect(signer.verify(settle, proof)).toBe(true);
     expect(signer.verify(settle, Buffer.from(proof))).toBe(true);
@@ -19,12 +19,12 @@ describe('InternalCommandSigner', () => {
     ['the recipient', { ...settle, user_id: 8 }],
     ['the source transfer', { ...settle, id: '~settle:t-2' }],
   ])('refuses the proof when %s changed', (_, changed) => {
-    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
     expect(signer.verify(changed, signer.sign(settle))).toBe(false);
   });
 
   it('accepts its own proof over an expire, and refuses it over a settle or any other expire', () => {
-    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
     const proof = signer.sign(expire);
     expect(signer.verify(expire, proof)).toBe(true);
     const changed = {
@@ -39,10 +39,10 @@ describe('InternalCommandSigner', () => {
   });
 
   it('refuses a missing, malformed or foreign proof', () => {
-    const signer = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
     const foreign = new InternalCommandSigner({
       secret: 'someone-elses-secret-of-32-characters!!',
-      previousSecret: null,
+      acceptedSecrets: [],
     });
     for (const proof of [
       undefined,
@@ -58,11 +58,23 @@ describe('InternalCommandSigner', () => {
   });
 
   it('during a rotation signs with the new key and still accepts the previous one', () => {
-    const before = new InternalCommandSigner({ secret: OLD, previousSecret: null });
-    const rotating = new InternalCommandSigner({ secret: SECRET, previousSecret: OLD });
-    const after = new InternalCommandSigner({ secret: SECRET, previousSecret: null });
+    const before = new InternalCommandSigner({ secret: OLD, acceptedSecrets: [] });
+    const rotating = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [OLD] });
+    const after = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
     expect(rotating.verify(settle, before.sign(settle))).toBe(true);
     expect(after.verify(settle, rotating.sign(settle))).toBe(true);
     expect(after.verify(settle, before.sign(settle))).toBe(false);
+  });
+
+  it('accepts every listed older key, not just one: a replay of a log that saw three rotations', () => {
+    const generations = ['a', 'b', 'c', 'd'].map((c) => `${c.repeat(8)}-internal-command-secret-generation`);
+    const signedBy = generations.map((secret) =>
+      new InternalCommandSigner({ secret, acceptedSecrets: [] }).sign(settle),
+    );
+    const replay = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: generations });
+    expect(signedBy.map((proof) => replay.verify(settle, proof))).toEqual([true, true, true, true]);
+    // A key that is not listed is refused, even with a key id that looks right.
+    const unlisted = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: generations.slice(1) });
+    expect(unlisted.verify(settle, signedBy[0])).toBe(false);
   });
 });

@@ -347,7 +347,7 @@ describe('poison commands never halt a partition', () => {
     const forgedBefore = worker.stats.forged;
     const otherKey = new InternalCommandSigner({
       secret: 'not-the-consumers-secret-0123456789abcdef',
-      previousSecret: null,
+      acceptedSecrets: [],
     });
     const settle = (transferId: string, amount: string) => ({
       id: `~settle:${transferId}`,

@@ -5,7 +5,11 @@ import { available, decide, type LedgerLimits } from '../../src/ledger/core.ts';
 import { LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS: LedgerLimits = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 2 };
+const LIMITS: LedgerLimits = {
+  amountMinorMax: 100_000_000_000n,
+  balanceMinorMax: 1_000_000_000_000_000n,
+  alertsPerUserMax: 2,
+};
 
 /** Decides and applies one command; returns its decision and the ids of the alerts it fired. */
 function applyOne(state: LedgerState, input: Record<string, unknown>) {

@@ -14,7 +14,7 @@ import {
 import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+const LIMITS = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 let sequence = 0;
 function command(input: Record<string, unknown>): Command {
   return schema.parse({ id: `c${++sequence}`, user_id: 1, ...input });
@@ -38,8 +38,37 @@ function total(state: LedgerState, keys: AccountKey[]): bigint {
   return keys.reduce((sum, key) => sum + state.balance(key), 0n);
 }
 
+describe('the amount limit', () => {
+  const limits = { ...LIMITS, amountMinorMax: 1_000n };
+  const rich = () => stateWith([[available(1), 1_000_000n], [reserved(1), 1_000_000n]]);
+
+  it('rejects every command naming more than AMOUNT_MINOR_MAX with amount_too_large, before any other rule', () => {
+    const over = [
+      { type: 'deposit', amount: '10.01' },
+      { type: 'withdraw', amount: '10.01' },
+      { type: 'reserve', service_id: 1, order_id: 1, amount: '10.01' },
+      { type: 'capture', service_id: 1, order_id: 1, amount: '10.01' },
+      { type: 'transfer', recipient_id: 2, amount: '10.01' },
+      { type: 'transfer', recipient_id: 1, amount: '10.01' },
+      { type: 'set_alert', direction: 'below', threshold: '10.01' },
+    ];
+    for (const input of over)
+      expect(decide(rich(), command(input), limits), input.type).toMatchObject({
+        status: 'rejected',
+        code: 'amount_too_large',
+        postings: [],
+      });
+    expect(decide(rich(), command({ type: 'withdraw', amount: '10.00' }), limits)).toMatchObject({ status: 'applied' });
+  });
+
+  it("never refuses a settle for its amount: the transfer's partition decided it", () => {
+    const settle: Command = { id: '~settle:t', type: 'settle', user_id: 1, amount: 5_000n };
+    expect(decide(stateWith([[incoming(1), 5_000n]]), settle, limits)).toMatchObject({ status: 'applied' });
+  });
+});
+
 describe('the balance limit', () => {
-  const small = { balanceMinorMax: 1_000n, alertsPerUserMax: 20 };
+  const small = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000n, alertsPerUserMax: 20 };
 
   it('rejects a deposit that would take available plus reserved past BALANCE_MINOR_MAX, and changes nothing', () => {
     const state = stateWith([

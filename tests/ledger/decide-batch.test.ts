@@ -5,7 +5,7 @@ import { decideBatch, type BatchItem } from '../../src/ledger/decide-batch.ts';
 import { LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+const LIMITS = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 function item(input: Record<string, unknown>): BatchItem {
   const command = schema.parse(input);
   return { command, fingerprint: commandFingerprint(command), partition: 0, offset: '0', principal: 'test' };

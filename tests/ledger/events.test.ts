@@ -5,7 +5,7 @@ import { balanceEventPayload, eventTypeOf, settleEntries } from '../../src/ledge
 import { LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+const LIMITS = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 
 describe('balance events', () => {
   it("describes a transfer to its sender only, with the sender's row and balances, keys in a fixed order", () => {

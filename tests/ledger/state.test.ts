@@ -4,7 +4,7 @@ import { available, decide, incoming, reserved } from '../../src/ledger/core.ts'
 import { LedgerState } from '../../src/ledger/state.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+const LIMITS = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 
 /** Decides and applies one command; returns the decision and the balances after its postings. */
 function applyOne(state: LedgerState, input: Record<string, unknown>) {

@@ -7,7 +7,7 @@ import { LedgerState } from '../../src/ledger/state.ts';
 import { monthBounds, NO_BALANCES, rowEffect, runningBalances } from '../../src/ledger/statement.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
-const LIMITS = { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+const LIMITS = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
 const USERS = [1, 2, 3];
 
 describe('rowEffect', () => {

@@ -33,7 +33,11 @@ async function seededLedger(): Promise<TestDatabase> {
     principal: 'test',
   }));
   await inTransaction(db.pool, (client) =>
-    applyBatch(client, items, { balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 }),
+    applyBatch(client, items, {
+      amountMinorMax: 100_000_000_000n,
+      balanceMinorMax: 1_000_000_000_000_000n,
+      alertsPerUserMax: 20,
+    }),
   );
   return db;
 }

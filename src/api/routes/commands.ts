@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { commandFingerprint, httpScopedId, parseHttpScopedId, type Command } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
-import { loadOutcome } from '../read-model.ts';
+import { isKnownUser, loadOutcome, type StoredOutcome } from '../read-model.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { ClientCommand, Principal } from '../permissions.ts';
@@ -168,10 +168,11 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
   // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
   const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
-  if (stored) {
-    if (stored.fingerprint !== commandFingerprint(command)) throw keyReused(key);
-    return answer(reply, forCaller(principal, stored.reply));
-  }
+  if (stored && stored.fingerprint !== commandFingerprint(command)) throw keyReused(key);
+  // A transfer whose credit is still in flight is sent again: the consumer answers the repeat
+  // only after it has (re)published the settle, so the caller's next command lands behind it.
+  if (stored && !stored.creditInFlight) return answer(reply, forCaller(principal, stored.reply));
+  if (!stored) await requireKnownRecipient(ctx, command);
   const client = ctx.client;
   if (!client)
     throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', {
@@ -190,8 +191,26 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
     client.request(command, { timeoutMs: ctx.config.limits.replyWaitMs, headers }),
   );
   // A reply can be missed (this gateway restarted, a rebalance); the database has the truth.
-  const outcome = replied ?? (await loadOutcome(ctx.pool, command.id))?.reply ?? null;
+  const outcome = replied ?? finalOutcome(await loadOutcome(ctx.pool, command.id));
   return outcome ? answer(reply, forCaller(principal, outcome), replied !== null) : accepted(reply, key);
+}
+
+/**
+ * Money sent to an id nobody holds would sit in that id's balance for good, so a transfer must
+ * name a registered user or one with history, unless ALLOW_TRANSFERS_TO_NEW_ACCOUNTS. Checked
+ * here, not in the ledger: a decision on the sender's partition must not depend on another
+ * partition's progress, or a replay (which runs partitions at their own pace) could decide
+ * otherwise than the live run did.
+ */
+async function requireKnownRecipient(ctx: ApiContext, command: Command): Promise<void> {
+  if (command.type !== 'transfer' || ctx.config.auth.allowTransfersToNewAccounts) return;
+  if (!(await isKnownUser(ctx.pool, command.recipient_id)))
+    throw new ApiError('recipient_not_found', undefined, { recipient_id: command.recipient_id });
+}
+
+/** A stored outcome a caller may act on: not a transfer whose credit is still in flight. */
+function finalOutcome(stored: StoredOutcome | null): CommandReply | null {
+  return stored && !stored.creditInFlight ? stored.reply : null;
 }
 
 /** The caller's Idempotency-Key; required unless ALLOW_MISSING_IDEMPOTENCY_KEY. */

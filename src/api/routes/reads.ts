@@ -137,6 +137,9 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       // Another sender's command (a producer's id on Kafka) is shown only to a caller who may
       // read that account: a service granted deposits alone sees its own commands, no one else's.
       if (stored && !isOwnCommand(principal, candidate) && !mayRead(ctx, principal, stored.userId)) continue;
+      // Debited, but the credit may not be published yet: not final, as docs/commands.md says.
+      if (stored?.creditInFlight)
+        return reply.code(200).send({ command_id: id, status: 'pending', credit: 'in_flight' });
       if (stored) return outcomeBody(principal, stored);
       if (ctx.pending.owner(candidate) !== null) return reply.code(200).send({ command_id: id, status: 'pending' });
     }

@@ -1,0 +1,111 @@
+/**
+ * The limits each partition decides with (src/commands/limits-record.ts), as the pipeline keeps
+ * them: in memory while it goes through a partition in order, and in `decision_limits`
+ * (sql/0013_decision_limits.sql) for whoever picks the partition up next.
+ */
+import type pg from 'pg';
+import { NO_RECORD, sameLimits, type DecisionLimits, type RecordedLimits } from '../commands/limits-record.ts';
+import type { PartitionRef } from './parking.ts';
+
+const SQL_LOAD = `
+  SELECT record_offset, amount_minor_max, balance_minor_max, alerts_per_user_max FROM decision_limits
+  WHERE source_topic = $1 AND source_partition = $2`;
+// A redelivered record (a chunk processed again after a crash) never replaces a newer one.
+const SQL_STORE = `
+  INSERT INTO decision_limits (source_topic, source_partition, record_offset, amount_minor_max, balance_minor_max, alerts_per_user_max)
+  VALUES ($1, $2, $3, $4, $5, $6)
+  ON CONFLICT (source_topic, source_partition) DO UPDATE
+    SET record_offset = EXCLUDED.record_offset, amount_minor_max = EXCLUDED.amount_minor_max,
+        balance_minor_max = EXCLUDED.balance_minor_max, alerts_per_user_max = EXCLUDED.alerts_per_user_max,
+        applied_at = now()
+    WHERE decision_limits.record_offset < EXCLUDED.record_offset`;
+
+export async function loadRecordedLimits(db: pg.Pool, at: PartitionRef): Promise<RecordedLimits> {
+  const { rows } = await db.query<{
+    record_offset: string;
+    amount_minor_max: string;
+    balance_minor_max: string;
+    alerts_per_user_max: number;
+  }>({ name: 'consumer_decision_limits', text: SQL_LOAD, values: [at.topic, at.partition] });
+  const row = rows[0];
+  if (!row) return NO_RECORD;
+  return {
+    offset: BigInt(row.record_offset),
+    limits: {
+      amountMinorMax: Number(row.amount_minor_max),
+      balanceMinorMax: Number(row.balance_minor_max),
+      alertsPerUserMax: row.alerts_per_user_max,
+    },
+  };
+}
+
+export async function storeRecordedLimits(db: pg.Pool, at: PartitionRef, recorded: RecordedLimits): Promise<void> {
+  const { limits } = recorded;
+  await db.query({
+    name: 'consumer_store_decision_limits',
+    text: SQL_STORE,
+    values: [
+      at.topic,
+      at.partition,
+      String(recorded.offset),
+      limits.amountMinorMax,
+      limits.balanceMinorMax,
+      limits.alertsPerUserMax,
+    ],
+  });
+}
+
+interface Known {
+  recorded: RecordedLimits;
+  /** The offset after the last message this process went through on the partition. */
+  nextOffset: bigint;
+  /** When this process last published a record to the partition (0: not since it last matched). */
+  publishedAtMs: number;
+}
+
+/**
+ * What this process knows of each partition's limits. It is trusted only while the process
+ * goes through the partition without a gap: a chunk that does not start where the last one
+ * ended (another consumer had the partition meanwhile) loads the limits from the database.
+ */
+export class PartitionLimits {
+  private readonly known = new Map<string, Known>();
+
+  constructor(
+    private readonly db: pg.Pool,
+    /** How long a published record may take to come back before it is published again. */
+    private readonly republishAfterMs: number,
+  ) {}
+
+  async current(at: PartitionRef, firstOffset: string): Promise<RecordedLimits> {
+    const known = this.known.get(keyOf(at));
+    if (known && known.nextOffset === BigInt(firstOffset)) return known.recorded;
+    const recorded = await loadRecordedLimits(this.db, at);
+    this.known.set(keyOf(at), { recorded, nextOffset: BigInt(firstOffset), publishedAtMs: 0 });
+    return recorded;
+  }
+
+  /** After a chunk: the limits in force at its end, and where the next chunk should start. */
+  advance(at: PartitionRef, recorded: RecordedLimits, nextOffset: bigint): void {
+    const previous = this.known.get(keyOf(at));
+    const publishedAtMs = previous && previous.recorded.offset === recorded.offset ? previous.publishedAtMs : 0;
+    this.known.set(keyOf(at), { recorded, nextOffset, publishedAtMs });
+  }
+
+  /**
+   * Whether this process should publish its own limits to the partition now: they differ from
+   * the ones in force, and it has not published them recently (a record on its way is not
+   * doubled; one that was lost is sent again).
+   */
+  shouldPublish(at: PartitionRef, own: DecisionLimits, nowMs: number): boolean {
+    const known = this.known.get(keyOf(at));
+    if (!known || sameLimits(known.recorded.limits, own)) return false;
+    if (known.publishedAtMs > 0 && nowMs - known.publishedAtMs < this.republishAfterMs) return false;
+    known.publishedAtMs = nowMs;
+    return true;
+  }
+}
+
+function keyOf(at: PartitionRef): string {
+  return `${at.partition}\u001f${at.topic}`;
+}
