@@ -193,12 +193,15 @@ export async function balanceOfUserAt(
   };
 }
 
-// A transfer's settle is published, and acknowledged, before its reply. A poll that reads the
-// committed row cannot tell whether that happened yet, so it trusts only the settle's own row:
-// until then the credit is in flight, and the transfer is not shown as applied.
+// A transfer's settle is published, and acknowledged, before its reply. A poll reads the
+// committed row, which is written before that, so it also asks whether the settle is known to
+// be in the log: the consumer's watermark of acknowledged settles covers the transfer's
+// offset, or the settle itself has been applied. Until then the credit is in flight.
 const SQL_COMMAND = `
   SELECT id, fingerprint, type, user_id, status, code, message, principal,
          (type = 'transfer' AND status = 'applied'
+          AND NOT EXISTS (SELECT 1 FROM settles_published p
+                          WHERE p.source_partition = c.source_partition AND p.published_through >= c.source_offset)
           AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '${SETTLE_ID_PREFIX}' || c.id)) AS credit_in_flight
   FROM commands c WHERE id = $1`;
 

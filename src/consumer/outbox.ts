@@ -48,6 +48,7 @@ export interface FlushReport {
 
 export class Outbox {
   private readonly derived: OutgoingMessage[] = [];
+  private settles = 0;
   private readonly replies: OutgoingMessage[] = [];
   private readonly deadLetters: OutgoingMessage[] = [];
   private readonly events: OutgoingMessage[] = [];
@@ -66,6 +67,12 @@ export class Outbox {
    */
   derive(command: InternalCommand, proof: string): void {
     this.derived.push(internalCommandMessage(command, proof));
+    this.settles += 1;
+  }
+
+  /** How many settles (derived commands) the outbox holds. */
+  get settleCount(): number {
+    return this.settles;
   }
 
   /** Another message the consumer makes for the command topic (a limits record), sent with the settles. */

@@ -20,6 +20,7 @@ import { InternalCommandSigner } from '../commands/internal-proof.ts';
 import { partitionOfKey } from '../kafka/partition.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
+import { raiseSettlesPublished } from './settles-published.ts';
 import { messageTimeMs } from './parse-message.ts';
 import {
   addCounts,
@@ -342,6 +343,7 @@ async function publishAndCommit(
   const { batch } = payload;
   const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat());
   const last = chunk.at(-1)!.offset;
+  if (processed.outbox.settleCount > 0) await markSettlesPublished(ctx, batch.partition, last);
   await ctx.consumer.commitOffsets([
     { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
   ]);
@@ -359,6 +361,21 @@ async function publishAndCommit(
   if (stats.paused.delete(batch.partition))
     ctx.log.info({ partition: batch.partition }, 'partition resumed: its commands apply again');
   await payload.heartbeat();
+}
+
+/**
+ * Lets polls see the chunk's transfers as applied now that their settles are acknowledged. Best
+ * effort: if it fails, polls wait for the settles' own rows instead, and the partition goes on.
+ */
+async function markSettlesPublished(ctx: WorkerContext, partition: number, last: string): Promise<void> {
+  try {
+    await raiseSettlesPublished(ctx.pool, partition, last);
+  } catch (error) {
+    ctx.log.warn(
+      { err: error, partition },
+      'could not record that settles were published; polls wait for them to apply',
+    );
+  }
 }
 
 /** Group-membership errors are kafkajs's to handle: it rejoins, and the new owner resumes. */

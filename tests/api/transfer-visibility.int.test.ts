@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
-import { eventually, startStack, type RunningStack } from '../helpers/stack.ts';
+import { createCommandWorker } from '../../src/consumer/worker.ts';
+import { eventually, startStack, testLog, type RunningStack } from '../helpers/stack.ts';
 
 describe('a transfer is applied to its caller only once its settle is in', () => {
   let stack: RunningStack;
@@ -68,7 +69,21 @@ describe('a transfer is applied to its caller only once its settle is in', () =>
     expect(sent.statusCode).toBe(202);
     // From here on the broker refuses every produce to the command topic, settles included.
     await setCommandTopicMessageBytes(16);
-    await stack.worker.start();
+    const worker = createCommandWorker({ config: stack.config, kafka: stack.kafka, pool: stack.db.pool, log: testLog });
+    await worker.start();
+    try {
+      await checkWhileRefused(sender, recipient, key, transfer);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  async function checkWhileRefused(
+    sender: TestUser,
+    recipient: TestUser,
+    key: string,
+    transfer: object,
+  ): Promise<void> {
     const committed = async () =>
       (await stack.db.pool.query('SELECT 1 FROM commands WHERE id = $1', [`~http:${sender.id}:${key}`])).rowCount === 1
         ? true
@@ -97,5 +112,5 @@ describe('a transfer is applied to its caller only once its settle is in', () =>
     const spend = await post('/api/withdraw_funds', service, { user_id: recipient.id, amount: '7.00' });
     expect(spend.json()).not.toMatchObject({ code: 'insufficient_funds' });
     expect(spend.statusCode).toBe(201);
-  });
+  }
 });

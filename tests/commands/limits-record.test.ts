@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner } from '../../src/commands/internal-proof.ts';
-import {
-  BUILT_IN_DECISION_LIMITS,
-  limitsRecordMessage,
-  parseLimitsRecord,
-} from '../../src/commands/limits-record.ts';
+import { BUILT_IN_DECISION_LIMITS, limitsRecordMessage, parseLimitsRecord } from '../../src/commands/limits-record.ts';
 
 const SECRET = 'test-only-limits-record-secret-0123456789';
 const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });

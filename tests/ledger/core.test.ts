@@ -40,7 +40,11 @@ function total(state: LedgerState, keys: AccountKey[]): bigint {
 
 describe('the amount limit', () => {
   const limits = { ...LIMITS, amountMinorMax: 1_000n };
-  const rich = () => stateWith([[available(1), 1_000_000n], [reserved(1), 1_000_000n]]);
+  const rich = () =>
+    stateWith([
+      [available(1), 1_000_000n],
+      [reserved(1), 1_000_000n],
+    ]);
 
   it('rejects every command naming more than AMOUNT_MINOR_MAX with amount_too_large, before any other rule', () => {
     const over = [
