@@ -195,6 +195,15 @@ export function createCommandSchema(
 }
 
 export type CommandSchema = ReturnType<typeof createCommandSchema>;
+
+/**
+ * The schema the consumer (and a replay) reads the command topic with: neither the configured
+ * amount limit nor the reply-topic policy decides validity there, so no setting changed
+ * between a live run and a replay can turn an applied command into a dead letter.
+ */
+export function consumerCommandSchema(): CommandSchema {
+  return createCommandSchema({ amountMinorMax: AMOUNT_MINOR_CEILING }, null);
+}
 /** A validated command; `amount` is in minor units. */
 export type Command = z.output<CommandSchema>;
 /** What a producer writes on the topic; `amount` may be a string or a number. */

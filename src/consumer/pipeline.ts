@@ -34,11 +34,10 @@ import {
 } from '../commands/limits-record.ts';
 import { replyTopicPolicyOf, replyTopicProblem, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
 import {
-  AMOUNT_MINOR_CEILING,
   type Command,
   type CommandSchema,
   commandKey,
-  createCommandSchema,
+  consumerCommandSchema,
   parseHttpScopedId,
 } from '../commands/schema.ts';
 import { pgErrorCode } from '../db/errors.ts';
@@ -128,7 +127,7 @@ export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
   const context: Context = {
     ...deps,
     // Neither the amount limit nor the reply-topic policy decides here: see decideWith and replyTarget.
-    schema: createCommandSchema({ amountMinorMax: AMOUNT_MINOR_CEILING }, null),
+    schema: consumerCommandSchema(),
     replyTopics: replyTopicPolicyOf(deps.config.topics),
     signer: new InternalCommandSigner(deps.config.internalCommands),
     attestation: new PrincipalAttestation(deps.config.internalCommands),

@@ -14,7 +14,7 @@ import type { Config } from '../config.ts';
 import { parseCommandMessage } from '../consumer/parse-message.ts';
 import { createChunkPipeline, segmentsOf, type ChunkPipeline } from '../consumer/pipeline.ts';
 import { replyTopicPolicyOf } from '../commands/reply-topics.ts';
-import { AMOUNT_MINOR_CEILING, createCommandSchema } from '../commands/schema.ts';
+import { consumerCommandSchema } from '../commands/schema.ts';
 import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
 import { findCommands } from '../ledger/store.ts';
 import type { Logger } from '../log.ts';
@@ -281,7 +281,7 @@ async function countDryRun(
   chunk: EachBatchPayload['batch']['messages'],
   progress: Counted,
 ): Promise<void> {
-  const schema = createCommandSchema({ amountMinorMax: AMOUNT_MINOR_CEILING }, null);
+  const schema = consumerCommandSchema();
   const ids: string[] = [];
   const types = new Map<string, string>();
   for (const message of segmentsOf(chunk).flatMap((segment) => segment.commands ?? [])) {

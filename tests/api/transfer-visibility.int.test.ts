@@ -17,7 +17,10 @@ describe('a transfer is applied to its caller only once its settle is in', () =>
   let service: TestUser;
 
   beforeAll(async () => {
-    stack = await startStack({ consumer: { partitionPauseMs: 200 }, limits: { replyWaitMs: 1_000 } });
+    stack = await startStack(
+      { consumer: { partitionPauseMs: 200 }, limits: { replyWaitMs: 1_000 } },
+      { startWorker: false },
+    );
     gateway = await startGateway(stack.config, stack.db, stack.kafka);
     service = await createUser(stack.db, stack.config, 'service');
   });
@@ -58,8 +61,10 @@ describe('a transfer is applied to its caller only once its settle is in', () =>
 
   it('never answers applied while the settle cannot be published, and the recipient can spend it once it says so', async () => {
     const [sender, recipient] = [await createUser(stack.db, stack.config), await createUser(stack.db, stack.config)];
+    const first = createCommandWorker({ config: stack.config, kafka: stack.kafka, pool: stack.db.pool, log: testLog });
+    await first.start();
     expect((await post('/api/add_funds', service, { user_id: sender.id, amount: '10.00' })).statusCode).toBe(201);
-    await stack.worker.stop();
+    await first.stop();
     const key = randomUUID();
     const transfer = { sender_id: sender.id, recipient_id: recipient.id, amount: '7.00' };
     const sent = await post('/api/transfer_funds', sender, transfer, {

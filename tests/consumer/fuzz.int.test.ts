@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { replyTopicPolicyOf } from '../../src/commands/reply-topics.ts';
-import { createCommandSchema } from '../../src/commands/schema.ts';
+import { consumerCommandSchema } from '../../src/commands/schema.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
 import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { parseCommandMessage } from '../../src/consumer/parse-message.ts';
@@ -48,7 +48,7 @@ describe('fuzzed command-topic messages against the real consumer', () => {
   });
 
   it('dead-letters every bad message, keeps running, and applies every good command after a bad one', async () => {
-    const schema = createCommandSchema(config.limits);
+    const schema = consumerCommandSchema();
     const run = uniqueSuffix();
     const values = fc
       .sample(rawValue, { numRuns: BAD_MESSAGES * 2, seed: 20261126 })
@@ -97,7 +97,7 @@ describe('arbitrary command JSON against the real consumer', () => {
 
   it('ends every message as applied, rejected or dead-lettered, and the canaries on every partition apply', async () => {
     const { db, config, kafka, worker } = stack;
-    const schema = createCommandSchema(config.limits, replyTopicPolicyOf(config.topics));
+    const schema = consumerCommandSchema();
     const oddTopic = fc.oneof(
       fc.constantFrom(
         '__consumer_offsets',
