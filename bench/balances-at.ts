@@ -59,7 +59,7 @@ async function load(pool: Pool) {
   );
   // Two deposits of 1.00 for every withdrawal of 0.50: the balance only grows, never negative.
   const accountsSql = `(SELECT id FROM accounts WHERE kind = 'user_available' AND owner_id = $4)`;
-  const external = `(SELECT id FROM accounts WHERE kind = 'external')`;
+  const external = `(SELECT id FROM accounts WHERE kind = 'external' AND stripe = 0)`;
   await pool.query(
     `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount, debit_balance_after, credit_balance_after, created_at)
      SELECT 'bench-' || $4 || '-' || i,
@@ -93,7 +93,7 @@ async function load(pool: Pool) {
      SELECT '~settle:t-' || i, inc.id, av.id, 300, $2::timestamptz + (i * ($3::float8 / $1::float8)) * interval '1 millisecond' + interval '1 hour'
      FROM generate_series(2, $1::int, 2) AS i,
        (SELECT id FROM accounts WHERE kind = 'user_incoming' AND owner_id = $4) inc,
-       (SELECT id FROM accounts WHERE kind = 'external') av`,
+       (SELECT id FROM accounts WHERE kind = 'external' AND stripe = 0) av`,
     [settings.transfers, new Date(YEAR_START).toISOString(), YEAR_MS, USER],
   );
   await pool.query('ANALYZE postings; ANALYZE accounts');

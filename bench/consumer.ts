@@ -253,7 +253,8 @@ async function ceilingDatabase(serverUrl: string, name: string, clients: number)
   const accountIds = (
     await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'user_available' ORDER BY owner_id")
   ).rows.map((r) => r.id);
-  const external = (await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'external'")).rows[0]!.id;
+  const external = (await pool.query<{ id: string }>("SELECT id FROM accounts WHERE kind = 'external' AND stripe = 0"))
+    .rows[0]!.id;
   return { pool, accountIds, external };
 }
 

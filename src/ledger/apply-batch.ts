@@ -10,8 +10,8 @@ import { inTransaction } from '../db/pool.ts';
 import {
   accountsOf,
   available,
-  EXTERNAL_ACCOUNT,
   isBoundedAccount,
+  isStripedAccount,
   parseAccountKey,
   reserved,
   usersOf,
@@ -81,7 +81,7 @@ export async function recordUnprocessable(pool: pg.Pool, item: BatchItem, messag
  */
 function sharedAccountsOf(items: readonly BatchItem[]): AccountKey[] {
   return [...new Set(items.flatMap((item) => accountsToLoad(item.command)))].filter(
-    (key) => !isBoundedAccount(key) && key !== EXTERNAL_ACCOUNT,
+    (key) => !isBoundedAccount(key) && !isStripedAccount(key),
   );
 }
 
@@ -92,7 +92,7 @@ export async function applyBatch(
 ): Promise<BatchResult> {
   const commands = items.map((item) => item.command);
   const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
-  const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad));
+  const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad), batchStripe(items));
   const orders = ordersOf(commands);
   const reservations = await store.loadOrderReservations(db, orders);
   const alerts = await store.loadAlerts(db, usersWithAlerts(accounts));
@@ -111,6 +111,14 @@ export async function applyBatch(
   await store.writeBalances(db, withVersions(state, accounts, versions.byUser));
   await store.insertBalanceEvents(db, eventRows);
   return buildResult(db, outcomes, created, groupEvents(eventRows));
+}
+
+/**
+ * The stripe of the batch's external and revenue accounts: the partition it was consumed from
+ * (a chunk is one partition's), so concurrent partitions lock different rows. 0 outside Kafka.
+ */
+function batchStripe(items: readonly BatchItem[]): number {
+  return items[0]?.partition ?? 0;
 }
 
 /** Users whose alerts must be loaded: the ones whose available account counts some. */

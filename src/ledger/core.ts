@@ -33,6 +33,15 @@ export function isBoundedAccount(key: AccountKey): boolean {
   return key.startsWith('user_available:') || key.startsWith('user_reserved:');
 }
 
+/**
+ * Accounts every partition credits or debits (the external account, the services' revenue):
+ * one row per partition, so partitions never queue on one lock (sql/0015_account_stripes.sql).
+ * Decisions never read them, so which stripe a posting lands in changes no decision.
+ */
+export function isStripedAccount(key: AccountKey): boolean {
+  return key.startsWith('external:') || key.startsWith('revenue:');
+}
+
 // The result codes and history types are part of the command contract: defined in commands/,
 // re-exported here for the rules that decide them.
 export { RESULT_CODES, TRANSACTION_TYPES, type ResultCode, type TransactionType } from '../commands/result-codes.ts';

@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import type { AccountKey } from './core.ts';
-import { accountKey, isBoundedAccount, parseAccountKey, type AccountKind } from './core.ts';
+import { accountKey, isBoundedAccount, isStripedAccount, parseAccountKey, type AccountKind } from './core.ts';
 import type { AlertDirection } from '../commands/schema.ts';
 import type { AlertState } from './alerts.ts';
 import type { ReservationRecord } from './state.ts';
@@ -50,28 +50,38 @@ export interface LoadedAccount {
   readonly alertCount: number;
 }
 
+// Accounts by natural key: kind, owner and stripe (sql/0015_account_stripes.sql; 0 for all
+// but the external and revenue accounts, whose stripe is the partition of the batch).
 const SQL_LOCK_USER_ACCOUNTS = `
   SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count
   FROM accounts a
-  JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id
+  JOIN unnest($1::text[], $2::bigint[], $3::integer[]) AS k(kind, owner_id, stripe)
+    ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe
   ORDER BY a.id
   FOR NO KEY UPDATE OF a`;
 const SQL_FIND_ACCOUNTS = `
   SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count
   FROM accounts a
-  JOIN unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id`;
+  JOIN unnest($1::text[], $2::bigint[], $3::integer[]) AS k(kind, owner_id, stripe)
+    ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe`;
 const SQL_CREATE_ACCOUNTS = `
-  INSERT INTO accounts (kind, owner_id)
-  SELECT kind, owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id) ORDER BY kind, owner_id
-  ON CONFLICT (kind, owner_id) DO NOTHING
+  INSERT INTO accounts (kind, owner_id, stripe)
+  SELECT kind, owner_id, stripe FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS k(kind, owner_id, stripe)
+  ORDER BY kind, owner_id, stripe
+  ON CONFLICT (kind, owner_id, stripe) DO NOTHING
   RETURNING id, kind, owner_id, balance, version, alert_count`;
 
 const SQL_CREATE_MISSING_ACCOUNTS = `
   INSERT INTO accounts (kind, owner_id)
   SELECT k.kind, k.owner_id FROM unnest($1::text[], $2::bigint[]) AS k(kind, owner_id)
-  WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.kind = k.kind AND a.owner_id = k.owner_id)
+  WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0)
   ORDER BY k.kind, k.owner_id
-  ON CONFLICT (kind, owner_id) DO NOTHING`;
+  ON CONFLICT (kind, owner_id, stripe) DO NOTHING`;
+
+/** The stripe an account of this key lives in, for a batch of partition `stripe`. */
+export function stripeOf(key: AccountKey, stripe: number): number {
+  return isStripedAccount(key) ? stripe : 0;
+}
 
 /**
  * Creates accounts a batch will need and other partitions may be creating too, in a statement
@@ -82,7 +92,7 @@ const SQL_CREATE_MISSING_ACCOUNTS = `
  * for a command that is then rejected, is harmless.
  */
 export async function createMissingAccounts(db: Queryable, keys: Iterable<AccountKey>): Promise<void> {
-  const parsed = [...new Set(keys)].map(parseAccountKey);
+  const parsed = [...new Set(keys)].filter((key) => !isStripedAccount(key)).map(parseAccountKey);
   if (parsed.length === 0) return;
   await db.query({
     name: 'ledger_create_missing_accounts',
@@ -107,25 +117,27 @@ interface AccountRow {
 export async function loadAccounts(
   db: pg.PoolClient,
   keys: Iterable<AccountKey>,
+  /** The batch's partition: the stripe of its external and revenue accounts. */
+  stripe: number,
 ): Promise<Map<AccountKey, LoadedAccount>> {
   const all = [...new Set(keys)];
   const userKeys = all.filter(isBoundedAccount);
   const otherKeys = all.filter((key) => !isBoundedAccount(key));
   const found = new Map<AccountKey, LoadedAccount>();
-  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, userKeys, found);
-  await queryAccounts(db, 'ledger_find_accounts', SQL_FIND_ACCOUNTS, otherKeys, found);
+  const query = (name: string, text: string, subset: AccountKey[]) =>
+    queryAccounts(db, name, text, subset, stripe, found);
+  await query('ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, userKeys);
+  await query('ledger_find_accounts', SQL_FIND_ACCOUNTS, otherKeys);
   const missing = all.filter((key) => !found.has(key));
   if (missing.length === 0) return found;
-  await queryAccounts(db, 'ledger_create_accounts', SQL_CREATE_ACCOUNTS, missing, found);
+  await query('ledger_create_accounts', SQL_CREATE_ACCOUNTS, missing);
   // Another consumer may have created some of them between our read and our insert.
   const raced = missing.filter((key) => !found.has(key));
-  await queryAccounts(db, 'ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isBoundedAccount), found);
-  await queryAccounts(
-    db,
+  await query('ledger_lock_user_accounts', SQL_LOCK_USER_ACCOUNTS, raced.filter(isBoundedAccount));
+  await query(
     'ledger_find_accounts',
     SQL_FIND_ACCOUNTS,
     raced.filter((key) => !isBoundedAccount(key)),
-    found,
   );
   return found;
 }
@@ -135,11 +147,12 @@ async function queryAccounts(
   name: string,
   text: string,
   keys: AccountKey[],
+  stripe: number,
   into: Map<AccountKey, LoadedAccount>,
 ) {
   if (keys.length === 0) return;
   const parsed = keys.map(parseAccountKey);
-  const values = [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId)];
+  const values = [parsed.map((p) => p.kind), parsed.map((p) => p.ownerId), keys.map((key) => stripeOf(key, stripe))];
   const { rows } = await db.query<AccountRow>({ name, text, values });
   for (const row of rows) {
     const key = accountKey(row.kind, Number(row.owner_id));

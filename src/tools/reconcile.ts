@@ -14,7 +14,8 @@ export interface Difference {
   readonly b: string;
 }
 
-const SQL_ACCOUNTS = 'SELECT kind, owner_id, balance FROM accounts';
+// Summed over stripes (sql/0015_account_stripes.sql): a rebuild must hold the same totals.
+const SQL_ACCOUNTS = 'SELECT kind, owner_id, sum(balance)::text AS balance FROM accounts GROUP BY kind, owner_id';
 const SQL_OUTCOMES = 'SELECT status, code, count(*) AS n FROM commands GROUP BY status, code';
 const SQL_VERSIONS = "SELECT owner_id, version FROM accounts WHERE kind = 'user_available'";
 const SQL_ALERTS = 'SELECT id, user_id, direction, threshold, past FROM balance_alerts';

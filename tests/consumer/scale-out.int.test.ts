@@ -83,7 +83,7 @@ describe('a consumer group of several processes', () => {
     expect(await effectsOutOfShape(db.pool)).toEqual([]);
     const deposits = commands.filter((c) => c.type === 'deposit').length;
     const { rows } = await db.pool.query<{ deposits: number; withdrawals: number; external: string }>(
-      "SELECT (SELECT count(*)::int FROM commands WHERE type = 'deposit' AND status = 'applied') AS deposits, (SELECT count(*)::int FROM commands WHERE type = 'withdraw' AND status = 'applied') AS withdrawals, (SELECT balance FROM accounts WHERE kind = 'external') AS external",
+      "SELECT (SELECT count(*)::int FROM commands WHERE type = 'deposit' AND status = 'applied') AS deposits, (SELECT count(*)::int FROM commands WHERE type = 'withdraw' AND status = 'applied') AS withdrawals, (SELECT sum(balance) FROM accounts WHERE kind = 'external') AS external",
     );
     expect(rows[0]!.deposits).toBe(deposits);
     expect(-BigInt(rows[0]!.external)).toBe(

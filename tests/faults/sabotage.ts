@@ -143,7 +143,8 @@ export async function readFinalState(db: pg.PoolClient | pg.Pool): Promise<Final
   for (const row of accounts.rows) {
     const owner = Number(row.owner_id);
     if (row.kind === 'revenue') {
-      revenue.set(owner, BigInt(row.balance));
+      // Summed over the service's stripes (one per partition).
+      revenue.set(owner, (revenue.get(owner) ?? 0n) + BigInt(row.balance));
       continue;
     }
     const b = balances.get(owner) ?? { availableMinor: 0n, reservedMinor: 0n, incomingMinor: 0n };
