@@ -495,9 +495,14 @@ export interface BalanceEventRow {
   readonly payload: string;
 }
 
+// One json parameter for the whole batch, payloads embedded as they are: a text[] of payloads
+// made node escape, and PostgreSQL unescape, every quote of every payload. A `json` value keeps
+// its text exactly (unlike jsonb), so the stored payload is byte for byte the one first sent,
+// as a repeat must send it again.
 const SQL_INSERT_BALANCE_EVENTS = `
   INSERT INTO balance_events (user_id, sequence, part, command_id, payload)
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[], $5::text[])`;
+  SELECT e.user_id, e.sequence, e.part, e.command_id, e.payload::text
+  FROM json_to_recordset($1::json) AS e(user_id bigint, sequence bigint, part smallint, command_id text, payload json)`;
 const SQL_BALANCE_EVENTS_OF_COMMANDS = `
   SELECT user_id, sequence, part, command_id, payload FROM balance_events
   WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence, part`;
@@ -506,16 +511,19 @@ const SQL_BALANCE_EVENTS_OF_COMMANDS = `
 export async function insertBalanceEvents(db: pg.PoolClient, events: readonly BalanceEventRow[]): Promise<void> {
   if (events.length === 0) return;
   await db.query({
-    name: 'ledger_insert_balance_events',
+    name: 'ledger_insert_balance_events_json',
     text: SQL_INSERT_BALANCE_EVENTS,
-    values: [
-      events.map((e) => e.userId),
-      events.map((e) => String(e.sequence)),
-      events.map((e) => e.part),
-      events.map((e) => e.commandId),
-      events.map((e) => e.payload),
-    ],
+    values: [eventRowsJson(events)],
   });
+}
+
+/** The rows as one JSON array; each payload is already JSON text (events.ts), so it goes in as it is. */
+export function eventRowsJson(events: readonly BalanceEventRow[]): string {
+  const rows = events.map(
+    (e) =>
+      `{"user_id":${e.userId},"sequence":${e.sequence},"part":${e.part},"command_id":${JSON.stringify(e.commandId)},"payload":${e.payload}}`,
+  );
+  return `[${rows.join(',')}]`;
 }
 
 /** The stored events of commands decided earlier, to send again with their repeats. */
