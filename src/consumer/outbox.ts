@@ -111,12 +111,21 @@ export class Outbox {
     return this.deadLetters.length;
   }
 
-  /** `heartbeat` keeps the consumer's group membership alive between the sends of a long flush. */
-  async flush(sink: OutboxSink, heartbeat: () => Promise<void> = async () => {}): Promise<FlushReport> {
+  /**
+   * `heartbeat` keeps the consumer's group membership alive between the sends of a long flush.
+   * `derivedSent` runs once the derived commands are acknowledged and before any reply is sent,
+   * so what it records (settles published) is visible to whoever has seen a reply.
+   */
+  async flush(
+    sink: OutboxSink,
+    heartbeat: () => Promise<void> = async () => {},
+    derivedSent: () => Promise<void> = async () => {},
+  ): Promise<FlushReport> {
     for (const batch of byteBounded([{ topic: this.topics.commands, messages: this.derived }], this.batchBytesMax)) {
       await sink.sendCore(batch);
       await heartbeat();
     }
+    await derivedSent();
     const core = [
       { topic: this.topics.replies, messages: this.replies },
       { topic: this.topics.deadLetters, messages: this.deadLetters },

@@ -341,9 +341,12 @@ async function publishAndCommit(
   next: KafkaMessage | undefined,
 ): Promise<void> {
   const { batch } = payload;
-  const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat());
   const last = chunk.at(-1)!.offset;
-  if (processed.outbox.settleCount > 0) await markSettlesPublished(ctx, batch.partition, last);
+  // Recorded before the replies go out: a caller who has seen a transfer's reply, and polls,
+  // must find it applied too.
+  const settlesSent = () =>
+    processed.outbox.settleCount > 0 ? markSettlesPublished(ctx, batch.partition, last) : Promise.resolve();
+  const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat(), settlesSent);
   await ctx.consumer.commitOffsets([
     { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
   ]);
