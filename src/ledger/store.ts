@@ -448,11 +448,16 @@ const SQL_SET_BALANCES = `
   UPDATE accounts a SET balance = k.balance, version = coalesce(k.version, a.version), updated_at = now()
   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k(id, balance, version)
   WHERE a.id = k.id`;
-const SQL_LOCK_BY_ID = `SELECT id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`;
+// Lock, then add, in one round trip. The order is what prevents deadlocks between partitions
+// (they share incoming accounts): the CTE's plan is LockRows over rows in id order (EXPLAIN:
+// an index scan of the primary key, which reads `= ANY` in key order; a Sort otherwise), so
+// rows are locked one by one in id order as the join pulls them, and the join pulls every row
+// (each delta needs its row). An UPDATE ... FROM unnest alone would lock in scan order.
 const SQL_ADD_TO_BALANCES = `
+  WITH locked AS (SELECT id FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE)
   UPDATE accounts a SET balance = a.balance + k.delta, updated_at = now()
-  FROM unnest($1::bigint[], $2::bigint[]) AS k(id, delta)
-  WHERE a.id = k.id`;
+  FROM locked l JOIN unnest($1::bigint[], $2::bigint[]) AS k(id, delta) ON k.id = l.id
+  WHERE a.id = l.id`;
 
 /**
  * Writes the new balances: absolute values for the locked bounded accounts, deltas for the
@@ -477,9 +482,8 @@ export async function writeBalances(
   }
   if (others.length > 0) {
     const ids = others.map((c) => c.id);
-    await db.query({ name: 'ledger_lock_by_id', text: SQL_LOCK_BY_ID, values: [ids] });
     await db.query({
-      name: 'ledger_add_to_balances',
+      name: 'ledger_lock_and_add_to_balances',
       text: SQL_ADD_TO_BALANCES,
       values: [ids, others.map((c) => String(c.delta))],
     });

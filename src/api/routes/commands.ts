@@ -3,10 +3,11 @@
  * table (permissions.ts), turns the body into a command whose id is the caller's
  * Idempotency-Key scoped to the caller (`~http:<user id>:<key>`, so two callers' keys never
  * meet), and then:
- *   - answers at once from the database if that key was already decided;
- *   - with `Prefer: respond-async`, answers 202 as soon as Kafka acknowledged the command;
- *   - otherwise waits up to REPLY_WAIT_MS for the reply: 201 applied, 409 rejected, or 202 with
- *     a Location to poll.
+ *   - with `Prefer: respond-async`, answers at once from the database if that key was already
+ *     decided, else 202 as soon as Kafka acknowledged the command;
+ *   - otherwise publishes it and waits up to REPLY_WAIT_MS for the reply: 201 applied, 200 a
+ *     repeat (the consumer answers it from what it stored), 409 rejected, or 202 with a
+ *     Location to poll.
  * Callers see their own key as `command_id`, never the scoped id.
  */
 import { randomUUID } from 'node:crypto';
@@ -166,8 +167,13 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   const clientKey = idempotencyKey(request, ctx);
   const key = clientKey ?? randomUUID();
   const command = { id: httpScopedId(principal.userId, key), ...body } as Command;
-  // Only a key the client chose can have been used before; a fresh UUID needs no look-up.
-  const stored = clientKey ? await loadOutcome(ctx.pool, command.id) : null;
+  const isAsync = prefersAsync(request);
+  // Only a key the client chose can have been used before; a fresh UUID needs no look-up. A
+  // synchronous request needs none either: the consumer answers a repeat from its stored
+  // outcome (`duplicate: true`, or idempotency_key_reused), so a keyed request costs no read
+  // here. An asynchronous one answers at once, so it looks first, as does any request while
+  // Kafka is away.
+  const stored = clientKey && (isAsync || !ctx.client) ? await loadOutcome(ctx.pool, command.id) : null;
   if (stored && stored.fingerprint !== commandFingerprint(command)) throw keyReused(key);
   // A transfer whose credit is still in flight is sent again: the consumer answers the repeat
   // only after it has (re)published the settle, so the caller's next command lands behind it.
@@ -183,7 +189,7 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
     { id: command.id, fingerprint: commandFingerprint(command) },
     `${principal.role}:${principal.userId}`,
   );
-  if (prefersAsync(request)) {
+  if (isAsync) {
     await publishOr503(key, () => client.publish(command, headers));
     return accepted(reply, key);
   }
