@@ -116,11 +116,16 @@ export const envSchema = z.object({
   INTERNAL_COMMAND_SECRET: z.string().min(32, 'must be at least 32 characters').default(DEV_INTERNAL_COMMAND_SECRET),
   // The key being retired during a rotation: still accepted, never used to sign.
   INTERNAL_COMMAND_SECRET_PREVIOUS: z.string().min(32, 'must be at least 32 characters').optional(),
-  // Every older key a log may have been signed with, comma-separated: accepted, never used to
-  // sign. A replay of a log that saw several rotations lists them all.
+  // Every older key a log may have been signed with, comma-separated: accepted by the replay
+  // tool only, never used to sign. A replay of a log that saw several rotations lists them all.
   INTERNAL_COMMAND_KEYS: z
     .string()
-    .transform((text) => text.split(',').filter((key) => key.length > 0))
+    .transform((text) =>
+      text
+        .split(',')
+        .map((key) => key.trim())
+        .filter((key) => key.length > 0),
+    )
     .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).max(INTERNAL_COMMAND_KEYS_MAX))
     .default([]),
 
@@ -291,8 +296,14 @@ export interface Config {
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
     readonly secret: string;
-    /** Older keys, still accepted (INTERNAL_COMMAND_SECRET_PREVIOUS, then INTERNAL_COMMAND_KEYS). */
+    /** The key being retired (INTERNAL_COMMAND_SECRET_PREVIOUS): still accepted, live and in replays. */
     readonly acceptedSecrets: readonly string[];
+    /**
+     * Older keys a replayed log may be signed with (INTERNAL_COMMAND_KEYS): accepted by the
+     * replay tool only. Live, a retired key must not sign anything new, so only the current and
+     * the retiring key are accepted.
+     */
+    readonly replaySecrets: readonly string[];
   };
   readonly jwt: {
     readonly secret: string;
@@ -438,12 +449,12 @@ function toConfig(env: Env): Config {
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,
-      acceptedSecrets: [
-        ...new Set([
-          ...(env.INTERNAL_COMMAND_SECRET_PREVIOUS ? [env.INTERNAL_COMMAND_SECRET_PREVIOUS] : []),
-          ...env.INTERNAL_COMMAND_KEYS,
-        ]),
-      ].filter((key) => key !== env.INTERNAL_COMMAND_SECRET),
+      acceptedSecrets: (env.INTERNAL_COMMAND_SECRET_PREVIOUS ? [env.INTERNAL_COMMAND_SECRET_PREVIOUS] : []).filter(
+        (key) => key !== env.INTERNAL_COMMAND_SECRET,
+      ),
+      replaySecrets: [...new Set(env.INTERNAL_COMMAND_KEYS)].filter(
+        (key) => key !== env.INTERNAL_COMMAND_SECRET && key !== env.INTERNAL_COMMAND_SECRET_PREVIOUS,
+      ),
     },
     jwt: {
       secret: env.JWT_SECRET,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { replayConfig } from '../src/tools/replay.ts';
 import { ConfigError, loadConfig as load, withOverrides } from '../src/config.ts';
 
 const SECRETS = { JWT_SECRET: 'j'.repeat(40), INTERNAL_COMMAND_SECRET: 'i'.repeat(40) };
@@ -138,22 +139,23 @@ describe('loadConfig', () => {
       INTERNAL_COMMAND_SECRET: 'n'.repeat(40),
       INTERNAL_COMMAND_SECRET_PREVIOUS: 'o'.repeat(40),
     });
-    expect(rotating.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: ['o'.repeat(40)] });
-    // A log that saw three rotations: every older key is accepted, none is used to sign.
+    expect(rotating.internalCommands).toEqual({
+      secret: 'n'.repeat(40),
+      acceptedSecrets: ['o'.repeat(40)],
+      replaySecrets: [],
+    });
+    // A log that saw three rotations: every older key is listed (spaces around commas are
+    // ignored) for the replay tool alone; the live consumer accepts none of them.
     const keys = ['a', 'b', 'c'].map((c) => c.repeat(40));
-    const replaying = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_KEYS: keys.join(',') });
-    expect(replaying.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: keys });
+    const replaying = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_KEYS: keys.join(' , ') });
+    expect(replaying.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: [], replaySecrets: keys });
+    expect(replayConfig(replaying).internalCommands.acceptedSecrets).toEqual(keys);
     expect(() => loadConfig({ INTERNAL_COMMAND_KEYS: `${'a'.repeat(40)},short` })).toThrow(/INTERNAL_COMMAND_KEYS/);
   });
 
   it('keeps the default reply-topic policy of the command contract in step with the default config', async () => {
     const { DEFAULT_REPLY_TOPIC_POLICY, replyTopicPolicyOf } = await import('../src/commands/reply-topics.ts');
     expect(replyTopicPolicyOf(loadConfig({}).topics)).toEqual(DEFAULT_REPLY_TOPIC_POLICY);
-  });
-
-  it('keeps the limits a partition decides with before its first limits record in step with the default config', async () => {
-    const { BUILT_IN_DECISION_LIMITS, decisionLimitsOf } = await import('../src/commands/limits-record.ts');
-    expect(decisionLimitsOf(loadConfig({}).limits)).toEqual(BUILT_IN_DECISION_LIMITS);
   });
 
   it('refuses an amount limit above the balance limit', () => {

@@ -6,8 +6,10 @@
  * settings differ from the ones in force there, and every command is decided with the last
  * record before it in offset order: live and in a replay, the same limits.
  *
- * Until a partition's first record, commands are decided with BUILT_IN_DECISION_LIMITS (the
- * defaults), so a log without records replays the same everywhere too.
+ * Until a partition's first record, commands are decided with the process's configured limits,
+ * as they were before records existed: a log written before this release (or the first chunk
+ * of a new partition) replays as it ran only with the limits it ran with. Built-in defaults
+ * instead would have loosened an operator's lowered limits for the backlog at the upgrade.
  *
  * A record is signed like a settle (internal-proof.ts), and names the offset of the record it
  * replaces (`supersedes`, -1 for the first): a genuine old record copied back onto the topic
@@ -28,20 +30,11 @@ export interface DecisionLimits {
   readonly alertsPerUserMax: number;
 }
 
-/** What a partition decides with before its first record: the configuration's defaults (a test keeps them in step). */
-export const BUILT_IN_DECISION_LIMITS: DecisionLimits = {
-  amountMinorMax: 100_000_000_000,
-  balanceMinorMax: 1_000_000_000_000_000,
-  alertsPerUserMax: 20,
-};
-
 /** The limits in force on a partition, and the offset of the record that set them (-1: none yet). */
 export interface RecordedLimits {
   readonly limits: DecisionLimits;
   readonly offset: bigint;
 }
-
-export const NO_RECORD: RecordedLimits = { limits: BUILT_IN_DECISION_LIMITS, offset: -1n };
 
 export function decisionLimitsOf(limits: DecisionLimits): DecisionLimits {
   return {
@@ -82,6 +75,7 @@ export function limitsRecordMessage(
   signer: InternalCommandSigner,
 ): { key: string; value: string; partition: number; headers: Record<string, string> } {
   const record: LimitsRecord = { limits, supersedes };
+  const proof = signer.signFields(fieldsOf(record, partition));
   const value = JSON.stringify({
     type: LIMITS_RECORD_TYPE,
     version: FORMAT_VERSION,
@@ -94,15 +88,16 @@ export function limitsRecordMessage(
     key: LIMITS_RECORD_KEY,
     value,
     partition,
-    headers: { [RECORD_TYPE_HEADER]: LIMITS_RECORD_TYPE, [INTERNAL_PROOF_HEADER]: signer.signFields(fieldsOf(record)) },
+    headers: { [RECORD_TYPE_HEADER]: LIMITS_RECORD_TYPE, [INTERNAL_PROOF_HEADER]: proof },
   };
 }
 
-/** A record with a valid proof, or why it is not one. */
+/** A record with a valid proof for the partition it was read from, or why it is not one. */
 export function parseLimitsRecord(
   value: Buffer | null,
   proof: string | Buffer | undefined,
   signer: InternalCommandSigner,
+  partition: number,
 ): { ok: true; record: LimitsRecord } | { ok: false; message: string } {
   let json: unknown;
   try {
@@ -120,16 +115,18 @@ export function parseLimitsRecord(
       alertsPerUserMax: parsed.data.alerts_per_user_max,
     },
   };
-  if (!signer.verifyFields(fieldsOf(record), proof))
+  if (!signer.verifyFields(fieldsOf(record, partition), proof))
     return { ok: false, message: 'A limits record without a valid proof: only the consumer may publish one.' };
   return { ok: true, record };
 }
 
-function fieldsOf(record: LimitsRecord): string[] {
+/** What the proof covers: the record, and the partition it is for (a copy on another one proves nothing). */
+function fieldsOf(record: LimitsRecord, partition: number): string[] {
   const { limits } = record;
   return [
     LIMITS_RECORD_TYPE,
     String(FORMAT_VERSION),
+    `partition=${partition}`,
     String(record.supersedes),
     String(limits.amountMinorMax),
     String(limits.balanceMinorMax),

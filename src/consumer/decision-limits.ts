@@ -4,7 +4,7 @@
  * (sql/0013_decision_limits.sql) for whoever picks the partition up next.
  */
 import type pg from 'pg';
-import { NO_RECORD, sameLimits, type DecisionLimits, type RecordedLimits } from '../commands/limits-record.ts';
+import { sameLimits, type DecisionLimits, type RecordedLimits } from '../commands/limits-record.ts';
 import type { PartitionRef } from './parking.ts';
 
 const SQL_LOAD = `
@@ -20,7 +20,8 @@ const SQL_STORE = `
         applied_at = now()
     WHERE decision_limits.record_offset < EXCLUDED.record_offset`;
 
-export async function loadRecordedLimits(db: pg.Pool, at: PartitionRef): Promise<RecordedLimits> {
+/** The limits the partition's last applied record set; null before its first record. */
+export async function loadRecordedLimits(db: pg.Pool, at: PartitionRef): Promise<RecordedLimits | null> {
   const { rows } = await db.query<{
     record_offset: string;
     amount_minor_max: string;
@@ -28,7 +29,7 @@ export async function loadRecordedLimits(db: pg.Pool, at: PartitionRef): Promise
     alerts_per_user_max: number;
   }>({ name: 'consumer_decision_limits', text: SQL_LOAD, values: [at.topic, at.partition] });
   const row = rows[0];
-  if (!row) return NO_RECORD;
+  if (!row) return null;
   return {
     offset: BigInt(row.record_offset),
     limits: {
@@ -75,12 +76,14 @@ export class PartitionLimits {
     private readonly db: pg.Pool,
     /** How long a published record may take to come back before it is published again. */
     private readonly republishAfterMs: number,
+    /** What a partition decides with before its first record: this process's configured limits. */
+    private readonly beforeFirstRecord: DecisionLimits,
   ) {}
 
   async current(at: PartitionRef, firstOffset: string): Promise<RecordedLimits> {
     const known = this.known.get(keyOf(at));
     if (known && known.nextOffset === BigInt(firstOffset)) return known.recorded;
-    const recorded = await loadRecordedLimits(this.db, at);
+    const recorded = (await loadRecordedLimits(this.db, at)) ?? { limits: this.beforeFirstRecord, offset: -1n };
     this.known.set(keyOf(at), { recorded, nextOffset: BigInt(firstOffset), publishedAtMs: 0 });
     return recorded;
   }
@@ -93,13 +96,13 @@ export class PartitionLimits {
   }
 
   /**
-   * Whether this process should publish its own limits to the partition now: they differ from
-   * the ones in force, and it has not published them recently (a record on its way is not
-   * doubled; one that was lost is sent again).
+   * Whether this process should publish its own limits to the partition now: the partition has
+   * no record yet, or its record differs from them, and this process has not published them
+   * recently (a record on its way is not doubled; one that was lost is sent again).
    */
   shouldPublish(at: PartitionRef, own: DecisionLimits, nowMs: number): boolean {
     const known = this.known.get(keyOf(at));
-    if (!known || sameLimits(known.recorded.limits, own)) return false;
+    if (!known || (known.recorded.offset >= 0n && sameLimits(known.recorded.limits, own))) return false;
     if (known.publishedAtMs > 0 && nowMs - known.publishedAtMs < this.republishAfterMs) return false;
     known.publishedAtMs = nowMs;
     return true;

@@ -23,7 +23,6 @@ import {
 } from '../commands/internal-proof.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import {
-  BUILT_IN_DECISION_LIMITS,
   decisionLimitsOf,
   LIMITS_RECORD_TYPE,
   limitsRecordMessage,
@@ -133,11 +132,11 @@ export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
     attestation: new PrincipalAttestation(deps.config.internalCommands),
     apply: {
       consumer: deps.config.consumer,
-      limits: BUILT_IN_DECISION_LIMITS,
+      limits: decisionLimitsOf(deps.config.limits),
       log: deps.log,
       onRetry: () => onRetry(deps),
     },
-    partitionLimits: new PartitionLimits(deps.pool, LIMITS_REPUBLISH_AFTER_MS),
+    partitionLimits: new PartitionLimits(deps.pool, LIMITS_REPUBLISH_AFTER_MS, decisionLimitsOf(deps.config.limits)),
     ownLimits: decisionLimitsOf(deps.config.limits),
   };
   return { process: (source, messages) => processChunk(context, source, messages) };
@@ -276,7 +275,12 @@ async function applyLimitsRecord(
   }
   const offset = BigInt(message.offset);
   if (offset <= recorded.offset) return recorded;
-  const parsed = parseLimitsRecord(message.value, headerOf(message, INTERNAL_PROOF_HEADER), ctx.signer);
+  const parsed = parseLimitsRecord(
+    message.value,
+    headerOf(message, INTERNAL_PROOF_HEADER),
+    ctx.signer,
+    source.partition,
+  );
   if (!parsed.ok) {
     moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: parsed.message });
     counts.forged += 1;

@@ -131,7 +131,8 @@ export function ledgerLimitsOf(limits: {
  */
 function namedAmount(command: Command): bigint | null {
   if (command.type === 'set_alert') return command.threshold;
-  if (command.type === 'settle' || !('amount' in command)) return null;
+  // A capture is bounded by its reservation, made under the limit of its day.
+  if (command.type === 'settle' || command.type === 'capture' || !('amount' in command)) return null;
   return command.amount;
 }
 

@@ -194,7 +194,7 @@ async function consumeRange(
     maxWaitTimeInMs: 250,
     allowAutoTopicCreation: false,
   });
-  const pipeline = createChunkPipeline({ config: options.config, pool: options.pool, log: options.log });
+  const pipeline = createChunkPipeline({ config: replayConfig(options.config), pool: options.pool, log: options.log });
   let finish!: () => void;
   let fail!: (error: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
@@ -252,6 +252,18 @@ type Counted = {
   deadLettered: number;
   unprocessable: number;
 };
+
+/** A replay also accepts the older keys of INTERNAL_COMMAND_KEYS, which the live consumer refuses. */
+export function replayConfig(config: Config): Config {
+  const { internalCommands } = config;
+  return {
+    ...config,
+    internalCommands: {
+      ...internalCommands,
+      acceptedSecrets: [...internalCommands.acceptedSecrets, ...internalCommands.replaySecrets],
+    },
+  };
+}
 
 /**
  * Replies are not published and dead letters are only counted: the live consumer already sent

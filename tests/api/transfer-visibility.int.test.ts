@@ -102,8 +102,12 @@ describe('a transfer is applied to its caller only once its settle is in', () =>
     }
     expect(shown.filter((status) => status === 'applied')).toHaveLength(0);
     expect((await poll()).json()).toMatchObject({ status: 'pending', credit: 'in_flight' });
-    // A repeat of the request is not answered from the committed row either.
-    const repeat = await post('/api/transfer_funds', sender, transfer, { 'idempotency-key': key });
+    // A repeat of the request is not answered from the committed row either (an asynchronous
+    // one is the kind that reads it: it would answer 200 at once).
+    const repeat = await post('/api/transfer_funds', sender, transfer, {
+      'idempotency-key': key,
+      prefer: 'respond-async',
+    });
     expect(repeat.statusCode).not.toBe(200);
     expect(repeat.statusCode).not.toBe(201);
 

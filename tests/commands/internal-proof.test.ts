@@ -73,7 +73,7 @@ describe('InternalCommandSigner', () => {
     );
     const replay = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: generations });
     expect(signedBy.map((proof) => replay.verify(settle, proof))).toEqual([true, true, true, true]);
-    // A key that is not listed is refused, even with a key id that looks right.
+    // A key that is not listed is refused.
     const unlisted = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: generations.slice(1) });
     expect(unlisted.verify(settle, signedBy[0])).toBe(false);
   });

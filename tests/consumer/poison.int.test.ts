@@ -319,6 +319,19 @@ describe('poison commands never halt a partition', () => {
         own.config.topics.commands,
         Array.from({ length: 10 }, (_, i) => big(i + 10)),
       );
+      // As if every partition had its limits record already: the consumer then writes none, and
+      // the one chunk it commits is the twenty.
+      await own.db.pool.query(
+        `INSERT INTO decision_limits (source_topic, source_partition, record_offset, amount_minor_max, balance_minor_max, alerts_per_user_max)
+         SELECT $1, p, 0, $2, $3, $4 FROM generate_series(0, $5 - 1) p`,
+        [
+          own.config.topics.commands,
+          own.config.limits.amountMinorMax,
+          own.config.limits.balanceMinorMax,
+          own.config.limits.alertsPerUserMax,
+          own.config.topics.commandPartitions,
+        ],
+      );
       await own.worker.start();
       const answered = await ownReplies.waitFor(
         Array.from({ length: 20 }, (_, i) => `${run}-big-${i}`),

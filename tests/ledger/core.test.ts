@@ -51,7 +51,6 @@ describe('the amount limit', () => {
       { type: 'deposit', amount: '10.01' },
       { type: 'withdraw', amount: '10.01' },
       { type: 'reserve', service_id: 1, order_id: 1, amount: '10.01' },
-      { type: 'capture', service_id: 1, order_id: 1, amount: '10.01' },
       { type: 'transfer', recipient_id: 2, amount: '10.01' },
       { type: 'transfer', recipient_id: 1, amount: '10.01' },
       { type: 'set_alert', direction: 'below', threshold: '10.01' },
@@ -63,6 +62,12 @@ describe('the amount limit', () => {
         postings: [],
       });
     expect(decide(rich(), command({ type: 'withdraw', amount: '10.00' }), limits)).toMatchObject({ status: 'applied' });
+  });
+
+  it('never refuses a capture for its amount: it is bounded by its reservation, made under the limit of its day', () => {
+    // Past the amount check, the capture meets the reservation rules (here: there is none).
+    const capture = command({ type: 'capture', service_id: 1, order_id: 1, amount: '50.00' });
+    expect(decide(rich(), capture, limits)).toMatchObject({ status: 'rejected', code: 'reservation_not_found' });
   });
 
   it("never refuses a settle for its amount: the transfer's partition decided it", () => {

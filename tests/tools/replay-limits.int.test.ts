@@ -152,7 +152,6 @@ describe('a replay decides with the limits the log recorded', () => {
     const worker = createCommandWorker({ config, kafka, pool: live.pool, log: testLog });
     await worker.start();
     try {
-      const before = (await live.pool.query('SELECT * FROM decision_limits ORDER BY source_partition')).rows;
       const first = (
         await live.pool.query<{ record_offset: string }>(
           'SELECT record_offset FROM decision_limits WHERE source_partition = $1',
@@ -192,7 +191,6 @@ describe('a replay decides with the limits the log recorded', () => {
       // by a genuine record, or nothing changed at all): never amount 1, balance 1.
       const after = (await live.pool.query('SELECT * FROM decision_limits ORDER BY source_partition')).rows;
       expect(after.every((row: { amount_minor_max: string }) => row.amount_minor_max !== '1')).toBe(true);
-      expect(after.length).toBe(before.length);
     } finally {
       await worker.stop();
     }

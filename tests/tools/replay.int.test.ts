@@ -55,8 +55,11 @@ describe('replay and reconcile', () => {
     ).rows[0].n;
     expect(transfersApplied).toBeGreaterThan(COMMANDS / 20);
     await worker.stop();
-    // Everything the log now holds: the commands, the bad message, and one settle per applied transfer.
-    logged = COMMANDS + 1 + transfersApplied;
+    // Everything the log now holds: the commands, the bad message, one settle per applied
+    // transfer, and the limits record the consumer wrote on each partition it found without one.
+    const recorded = await live.pool.query('SELECT count(*)::int AS n FROM decision_limits');
+    expect(recorded.rows[0].n).toBe(config.topics.commandPartitions);
+    logged = COMMANDS + 1 + transfersApplied + config.topics.commandPartitions;
   });
   afterAll(async () => {
     for (const db of others) await db.drop();
