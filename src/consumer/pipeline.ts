@@ -53,7 +53,7 @@ import type { DeadLetterReason } from './dead-letter.ts';
 import { PartitionLimits, storeRecordedLimits } from './decision-limits.ts';
 import { Outbox } from './outbox.ts';
 import { messageTimeMs, parseCommandMessage } from './parse-message.ts';
-import { markSkipped, parkedInRange, type PartitionRef } from './parking.ts';
+import { markSkipped, parkedInRange, type ParkedOffset, type PartitionRef } from './parking.ts';
 
 export interface PipelineDeps {
   readonly config: Config;
@@ -103,6 +103,9 @@ export function emptyCounts(): ChunkCounts {
     misrouted: 0,
   };
 }
+
+/** The chunk's parked offsets, by offset. */
+type Parked = ReadonlyMap<string, ParkedOffset>;
 
 const COUNT_KEYS = Object.keys(emptyCounts()) as Array<keyof ChunkCounts>;
 
@@ -210,7 +213,7 @@ async function decideSegment(
   ctx: Context,
   source: PartitionRef,
   messages: readonly KafkaMessage[],
-  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  parked: Parked,
   outbox: Outbox,
   counts: ChunkCounts,
 ): Promise<void> {
@@ -260,19 +263,11 @@ async function applyLimitsRecord(
   source: PartitionRef,
   message: KafkaMessage,
   recorded: RecordedLimits,
-  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  parked: Parked,
   outbox: Outbox,
   counts: ChunkCounts,
 ): Promise<RecordedLimits> {
-  const parking = parked.get(message.offset);
-  if (parking) {
-    moveAside(ctx, source, message, outbox, counts, {
-      code: 'parked',
-      message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
-    });
-    counts.parked += 1;
-    return recorded;
-  }
+  if (movedAsideIfParked(ctx, source, message, parked, outbox, counts)) return recorded;
   const offset = BigInt(message.offset);
   if (offset <= recorded.offset) return recorded;
   const parsed = parseLimitsRecord(
@@ -304,21 +299,13 @@ function screen(
   ctx: Context,
   source: PartitionRef,
   messages: readonly KafkaMessage[],
-  parked: ReadonlyMap<string, { reason: string; parkedBy: string }>,
+  parked: Parked,
   outbox: Outbox,
   counts: ChunkCounts,
 ): Candidate[] {
   const candidates: Candidate[] = [];
   for (const message of messages) {
-    const parking = parked.get(message.offset);
-    if (parking) {
-      moveAside(ctx, source, message, outbox, counts, {
-        code: 'parked',
-        message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
-      });
-      counts.parked += 1;
-      continue;
-    }
+    if (movedAsideIfParked(ctx, source, message, parked, outbox, counts)) continue;
     const parsed = parseCommandMessage(message.value, ctx.schema, ctx.replyTopics);
     if (!parsed.ok) {
       moveAside(ctx, source, message, outbox, counts, parsed);
@@ -371,6 +358,25 @@ function squattedHttpId(commandId: string, principal: string): string | null {
   if (!scoped || (/^(user|service|admin):[0-9]+$/.test(principal) && principal.endsWith(`:${scoped.userId}`)))
     return null;
   return "Ids that start with ~ are the service's own (~http: ids are callers' Idempotency-Keys, attested by the gateway); a producer must use its own ids.";
+}
+
+/** A message an operator parked is dead-lettered instead of being read (docs/operations.md). */
+function movedAsideIfParked(
+  ctx: Context,
+  source: PartitionRef,
+  message: KafkaMessage,
+  parked: Parked,
+  outbox: Outbox,
+  counts: ChunkCounts,
+): boolean {
+  const parking = parked.get(message.offset);
+  if (!parking) return false;
+  moveAside(ctx, source, message, outbox, counts, {
+    code: 'parked',
+    message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
+  });
+  counts.parked += 1;
+  return true;
 }
 
 function moveAside(
