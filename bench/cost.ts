@@ -43,6 +43,8 @@ const settings = {
   users: Number(process.env.BENCH_USERS ?? 1_000),
   gatewayPort: Number(process.env.BENCH_PORT ?? 48_100),
   consumerPort: Number(process.env.BENCH_CONSUMER_PORT ?? 48_101),
+  /** A window with no load, to tell a process's fixed cost per second from its cost per command. */
+  idleSeconds: Number(process.env.BENCH_COST_IDLE_SECONDS ?? 5),
   /** The longest wait for the consumer to apply everything an async pass accepted. */
   drainWaitMs: 300_000,
 };
@@ -145,6 +147,21 @@ async function waitUntilApplied(url: string, expected: number): Promise<void> {
   }
 }
 
+/** CPU µs per second of each process while nothing is sent: heartbeats, polls, timers, GC. */
+async function idleCost(
+  context: { url: string; pids: { broker: number; gateway: number; consumer: number } },
+): Promise<Record<ProcessName, number>> {
+  const before = await snapshot(context.pids, context.url);
+  const startedAt = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, settings.idleSeconds * 1_000));
+  const after = await snapshot(context.pids, context.url);
+  const seconds = (performance.now() - startedAt) / 1_000;
+  return Object.fromEntries(PROCESSES.map((p) => [p, Math.round((after[p] - before[p]) / seconds)])) as Record<
+    ProcessName,
+    number
+  >;
+}
+
 interface ScenarioResult {
   readonly name: string;
   readonly pass: PassResult;
@@ -232,16 +249,22 @@ async function main() {
     const pids = { broker: broker.pid, gateway: gateway.pid!, consumer: consumer.pid! };
     // A short warm-up: JIT, connection pools, the first group join, so the passes measure steady state.
     await depositPass({ port: settings.gatewayPort, token, seconds: 3, connections: 8, users: 10, async: false });
+    const idleFirst = await idleCost({ url, pids });
     const results: ScenarioResult[] = [];
     for (const scenario of SCENARIOS) results.push(await runScenario(scenario, { token, url, pids }));
-    await report(results);
+    // Again once every process is warm (the broker's JIT runs well past a short warm-up).
+    const idle = { afterWarmUp: idleFirst, afterScenarios: await idleCost({ url, pids }) };
+    await report(results, idle);
   } finally {
     await stopServices(children);
     await broker.stop();
   }
 }
 
-async function report(results: readonly ScenarioResult[]) {
+async function report(
+  results: readonly ScenarioResult[],
+  idle: { afterWarmUp: Record<ProcessName, number>; afterScenarios: Record<ProcessName, number> },
+) {
   const machine = {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -265,8 +288,11 @@ async function report(results: readonly ScenarioResult[]) {
       `${r.name.padEnd(11)} ${pad(r.pass.perSecond, 7)} ${pad(r.pass.latencyMs.p50, 7)} ${pad(r.pass.latencyMs.p99, 7)} ${PROCESSES.map((p) => pad(cpu[p], 9)).join('')} ${pad(cpu.total, 8)}  ${r.kafkaRequestsPerCommand.total} (${requests})`,
     );
   }
+  console.log(`idle: CPU µs per second with no load (${settings.idleSeconds} s), ${PROCESSES.join(' / ')}`);
+  for (const [when, cost] of Object.entries(idle))
+    console.log(`  ${when.padEnd(15)} ${PROCESSES.map((p) => pad(cost[p], 9)).join('')}`);
   console.log(`machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}`);
-  const output = { at: new Date().toISOString(), machine, settings, results };
+  const output = { at: new Date().toISOString(), machine, settings, idleCpuMicrosPerSecond: idle, results };
   await mkdir('bench/results', { recursive: true });
   const file = `bench/results/cost-${output.at.replaceAll(':', '-')}.json`;
   await writeFile(file, JSON.stringify(output, null, 2));
