@@ -148,9 +148,10 @@ async function waitUntilApplied(url: string, expected: number): Promise<void> {
 }
 
 /** CPU µs per second of each process while nothing is sent: heartbeats, polls, timers, GC. */
-async function idleCost(
-  context: { url: string; pids: { broker: number; gateway: number; consumer: number } },
-): Promise<Record<ProcessName, number>> {
+async function idleCost(context: {
+  url: string;
+  pids: { broker: number; gateway: number; consumer: number };
+}): Promise<Record<ProcessName, number>> {
   const before = await snapshot(context.pids, context.url);
   const startedAt = performance.now();
   await new Promise((resolve) => setTimeout(resolve, settings.idleSeconds * 1_000));

@@ -19,6 +19,7 @@ import type { Logger } from '../log.ts';
 import { InternalCommandSigner } from '../commands/internal-proof.ts';
 import { partitionOfKey } from '../kafka/partition.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
+import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
 import { raiseSettlesPublished } from './settles-published.ts';
 import { messageTimeMs } from './parse-message.ts';
@@ -92,9 +93,17 @@ export function createWorkerStats(): WorkerStats {
   };
 }
 
+interface TopicPartitionOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
 interface WorkerContext extends WorkerDeps {
   readonly consumer: Consumer;
   readonly sink: KafkaOutboxSink;
+  /** Offset commits of the lanes that finished together, as one request. */
+  readonly commits: Coalescer<TopicPartitionOffset>;
   readonly pipeline: ChunkPipeline;
   readonly stats: WorkerStats;
   readonly resumeTimers: Set<NodeJS.Timeout>;
@@ -131,7 +140,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     keepAlive,
     partitionCount: () => partitionCount,
   });
-  const sink = new KafkaOutboxSink(kafka, log);
+  const sink = new KafkaOutboxSink(kafka, log, config.consumer.kafkaBatchBytesMax);
   const sweeper = new HoldExpirySweeper({
     pool: deps.pool,
     sink,
@@ -152,6 +161,11 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     sink,
     pipeline,
     stats,
+    commits: new Coalescer({
+      run: (offsets) => consumer.commitOffsets([...offsets]),
+      itemsMax: OFFSETS_MERGED_MAX,
+      isolateFailures: false,
+    }),
     resumeTimers: new Set(),
     lanes: new Map(),
     running: true,
@@ -261,6 +275,9 @@ interface Lane {
   failed: boolean;
 }
 
+/** The most partitions' offsets in one commit request. */
+const OFFSETS_MERGED_MAX = 256;
+
 /** Flushes a lane may hold before the batch handler waits for it: bounds memory and lag. */
 const LANE_FLUSHES_QUEUED_MAX = 4;
 
@@ -347,9 +364,8 @@ async function publishAndCommit(
   const settlesSent = () =>
     processed.outbox.settleCount > 0 ? markSettlesPublished(ctx, batch.partition, last) : Promise.resolve();
   const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat(), settlesSent);
-  await ctx.consumer.commitOffsets([
-    { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-  ]);
+  // Only now, with this chunk's own sends acknowledged; other lanes' commits may share the request.
+  await ctx.commits.submit({ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
   const { stats } = ctx;
   addCounts(stats, processed.counts);
   stats.repliesUndeliverable += report.undeliverable;
