@@ -89,6 +89,9 @@ export const envSchema = z.object({
   KAFKA_BATCH_BYTES_MAX: int(131_072, 16_777_216).default(900_000),
   // 1 ms measured best in bench:cost (sync one account: 1,281-1,359 µs of CPU per command against 1,582-1,655 at 0).
   PRODUCE_LINGER_MS: int(0, 100).default(1),
+  // own-partition: a gateway's replies are keyed to one reply partition that it alone reads (one
+  // fetch partition, and a chunk's replies for it in one partition); all-partitions: by command id.
+  REPLY_ROUTING: z.enum(['own-partition', 'all-partitions']).default('own-partition'),
 
   BODY_BYTES_MAX: int(256, 1_048_576).default(16_384),
   // One log line per request costs as much CPU as a fast request; by default only slow ones.
@@ -229,6 +232,8 @@ export interface Config {
     readonly readyWaitMs: number;
     /** How long the gateway's first command of a burst waits for others to share its produce request. */
     readonly produceLingerMs: number;
+    /** Whether a gateway's replies come keyed to its own reply partition (REPLY_ROUTING). */
+    readonly replyRouting: 'own-partition' | 'all-partitions';
     readonly ssl: {
       readonly caFile: string | null;
       readonly certFile: string | null;
@@ -393,6 +398,7 @@ function toConfig(env: Env): Config {
       },
       readyWaitMs: env.KAFKA_READY_WAIT_MS,
       produceLingerMs: env.PRODUCE_LINGER_MS,
+      replyRouting: env.REPLY_ROUTING,
       ssl: env.KAFKA_SSL
         ? {
             caFile: env.KAFKA_SSL_CA_FILE ?? null,

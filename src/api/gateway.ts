@@ -55,6 +55,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     replyTopic: config.topics.replies,
     waitingRequestsMax: WAITING_REQUESTS_MAX,
     lingerMs: config.kafka.produceLingerMs,
+    replyRouting: config.kafka.replyRouting,
     log: deps.log,
   });
   const metrics = gatewayMetrics(client, deps.consumerStats);
@@ -94,6 +95,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     client,
     async start(listen) {
       await client.start();
+      deps.log.info(client.replyRoute, 'reply route: replies to this gateway are keyed to these reply partitions');
       const address = await app.listen(listen);
       if (metricsApp && config.http.metrics)
         deps.log.info(

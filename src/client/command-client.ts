@@ -5,6 +5,8 @@
  * Commands are keyed by user id with the Java-compatible murmur2 partitioner, so per-user order
  * holds across every producer that follows the contract.
  */
+import { randomBytes } from 'node:crypto';
+import { REPLY_KEY_HEADER } from '../commands/reply-topics.ts';
 import { commandFingerprint, commandKey, serializeCommand, type Command } from '../commands/schema.ts';
 import { PRODUCER_OPTIONS, type Kafka, type Producer } from '../kafka/client.ts';
 import type { CommandReply } from '../commands/reply-schema.ts';
@@ -25,7 +27,22 @@ export interface CommandClientOptions {
   readonly lingerMs?: number;
   /** How often the reply listener commits its position (default REPLY_COMMIT_INTERVAL_MS). */
   readonly replyCommitIntervalMs?: number;
+  /**
+   * REPLY_ROUTING: `own-partition` (the default) has the replies to this client's requests keyed
+   * by a key of its own, so they land on one reply partition that it alone reads;
+   * `all-partitions` leaves them keyed by command id, and the client reads every partition.
+   */
+  readonly replyRouting?: ReplyRouting;
+  /** With `own-partition`: this reply key instead of a random one (tests pick partitions with it). */
+  readonly replyKey?: string;
   readonly log: Logger;
+}
+
+export type ReplyRouting = 'own-partition' | 'all-partitions';
+
+/** A fresh reply key for one client: random, so two processes seldom share a reply partition. */
+export function newReplyKey(): string {
+  return `reply-${randomBytes(6).toString('hex')}`;
 }
 
 export class CommandClient {
@@ -45,6 +62,7 @@ export class CommandClient {
       options.log,
       undefined,
       options.replyCommitIntervalMs,
+      (options.replyRouting ?? 'own-partition') === 'own-partition' ? (options.replyKey ?? newReplyKey()) : null,
     );
     this.publisher = new BatchingPublisher(
       this.producer,
@@ -84,6 +102,11 @@ export class CommandClient {
     return this.replies.pending;
   }
 
+  /** The key this client's replies are asked for under (null: keyed by command id), and where they land. */
+  get replyRoute(): { key: string | null; partitions: readonly number[] } {
+    return { key: this.replies.routeKey, partitions: this.replies.assignedPartitions };
+  }
+
   /** `headers` go with the message (the gateway's attestation of who sent it, a producer's name). */
   async publish(command: Command, headers?: Record<string, string>): Promise<void> {
     await this.publisher.send({
@@ -101,8 +124,10 @@ export class CommandClient {
   ): Promise<CommandReply | null> {
     // Wait first, publish second: a reply can arrive before `send` returns.
     const waiting = this.replies.wait(command.id, commandFingerprint(command), options.timeoutMs);
+    const routeKey = this.replies.routeKey;
+    const headers = routeKey === null ? options.headers : { ...options.headers, [REPLY_KEY_HEADER]: routeKey };
     try {
-      await this.publish(command, options.headers);
+      await this.publish(command, headers);
     } catch (error) {
       waiting.cancel();
       throw error;

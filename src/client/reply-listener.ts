@@ -1,9 +1,13 @@
 /**
  * Waits for replies on the reply topic, correlated by command id (the message key).
  *
- * Each listener reads every partition of the reply topic in a consumer group of its own, from
- * the moment it started, and keeps only the replies someone waits for. That is what lets many
- * gateway instances share one reply topic: each sees every reply and picks out its own. The
+ * Each listener reads the reply topic in a consumer group of its own, from the moment it
+ * started, and keeps only the replies someone waits for. With a route key (the default for the
+ * gateway), its requests ask the consumer to key their replies by that key (REPLY_KEY_HEADER),
+ * so they all land on the one partition the key maps to, and the listener reads that partition
+ * only: one gateway's replies of a chunk make one produce request, and the gateway fetches one
+ * partition, not all. Two gateways whose keys map to one partition both read it and each picks
+ * out its own, as every listener did without route keys, when each read every partition. The
  * number of waiters is bounded; past it, `wait` refuses instead of growing without limit.
  *
  * It commits offsets rarely: at most once per REPLY_COMMIT_INTERVAL_MS, on a timer, not after
@@ -21,6 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import { replySchema } from '../commands/reply-schema.ts';
 import type { Kafka } from '../kafka/client.ts';
+import { routeAssigner } from '../kafka/route-assigner.ts';
 import type { CommandReply } from '../commands/reply-schema.ts';
 import type { Logger } from '../log.ts';
 
@@ -51,6 +56,8 @@ export class ReplyListener {
   private started = false;
   /** Messages for a waited-for id that were not valid replies, or answered another command. */
   malformed = 0;
+  /** The reply partitions this listener was last assigned (with a route key: one). */
+  assignedPartitions: readonly number[] = [];
 
   constructor(
     kafka: Kafka,
@@ -59,6 +66,8 @@ export class ReplyListener {
     _log: Logger,
     groupPrefix = 'balance-replies',
     private readonly commitIntervalMs = REPLY_COMMIT_INTERVAL_MS,
+    /** Replies keyed by this come to this listener alone (null: read every partition). */
+    readonly routeKey: string | null = null,
   ) {
     this.groupId = `${groupPrefix}-${randomUUID()}`;
     this.consumer = kafka.consumer({
@@ -66,6 +75,10 @@ export class ReplyListener {
       maxWaitTimeInMs: 50,
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
+      ...(routeKey === null ? {} : { partitionAssigners: [routeAssigner(topic, routeKey)] }),
+    });
+    this.consumer.on(this.consumer.events.GROUP_JOIN, (event) => {
+      this.assignedPartitions = event.payload.memberAssignment[topic] ?? [];
     });
   }
 
@@ -88,10 +101,22 @@ export class ReplyListener {
     this.started = true;
   }
 
-  /** Handles one message of the reply topic; never throws, whatever the message holds. */
+  /**
+   * Handles one message of the reply topic; never throws, whatever the message holds. A message
+   * keyed by this listener's route key is parsed once, and answers the waiters of the command it
+   * names; any other key is a command id (a reply sent without a route) and is parsed only if
+   * someone waits for that id.
+   */
   deliver(key: Buffer | null, value: Buffer | null): void {
     const id = key?.toString();
-    if (!id || !this.waiters.has(id)) return;
+    if (!id) return;
+    if (id === this.routeKey) {
+      const reply = parseReply(value);
+      if (!reply) this.malformed += 1;
+      else if (this.waiters.has(reply.command_id)) this.settle(reply.command_id, reply);
+      return;
+    }
+    if (!this.waiters.has(id)) return;
     const reply = parseReply(value);
     if (reply && reply.command_id === id) this.settle(id, reply);
     else this.malformed += 1;

@@ -45,3 +45,20 @@ export const DEFAULT_REPLY_TOPIC_POLICY: ReplyTopicPolicy = {
   prefix: 'balance.replies.',
   forbidden: ['balance.commands', 'balance.commands.dlq', 'balance.events'],
 };
+
+/**
+ * The Kafka header with which a waiting client asks for its reply to be keyed, so that it lands
+ * on one reply partition that the client alone reads (its "reply route"): a gateway then fetches
+ * one partition, and a chunk's replies for it make one produce request to one partition. Without
+ * the header (or with one that breaks the pattern) a reply is keyed by its command id, as before.
+ * The header only chooses a partition of the reply topic, never a topic, and never a decision.
+ */
+export const REPLY_KEY_HEADER = 'balance-reply-key';
+export const REPLY_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The reply key a message asks for, or null when it asks for none or for one that is not allowed. */
+export function replyKeyOf(header: string | Buffer | undefined): string | null {
+  if (header === undefined) return null;
+  const key = typeof header === 'string' ? header : header.length <= 64 ? header.toString('latin1') : '';
+  return REPLY_KEY_PATTERN.test(key) ? key : null;
+}

@@ -80,9 +80,12 @@ export class Outbox {
     this.derived.push(message);
   }
 
-  /** A reply, to the default reply topic or to the allowed topic the command named. */
-  reply(reply: CommandReply, replyTo: string | null | undefined): void {
-    const message = { key: reply.command_id, value: JSON.stringify(reply) };
+  /**
+   * A reply, to the default reply topic or to the allowed topic the command named, keyed by the
+   * reply key its message asked for (see REPLY_KEY_HEADER), else by its command id.
+   */
+  reply(reply: CommandReply, replyTo: string | null | undefined, replyKey: string | null = null): void {
+    const message = { key: replyKey ?? reply.command_id, value: JSON.stringify(reply) };
     if (!replyTo || replyTo === this.topics.replies) {
       this.replies.push(message);
       return;

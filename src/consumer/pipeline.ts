@@ -31,7 +31,13 @@ import {
   type DecisionLimits,
   type RecordedLimits,
 } from '../commands/limits-record.ts';
-import { replyTopicPolicyOf, replyTopicProblem, type ReplyTopicPolicy } from '../commands/reply-topics.ts';
+import {
+  REPLY_KEY_HEADER,
+  replyKeyOf,
+  replyTopicPolicyOf,
+  replyTopicProblem,
+  type ReplyTopicPolicy,
+} from '../commands/reply-topics.ts';
 import {
   type Command,
   type CommandSchema,
@@ -309,7 +315,8 @@ function screen(
     const parsed = parseCommandMessage(message.value, ctx.schema, ctx.replyTopics);
     if (!parsed.ok) {
       moveAside(ctx, source, message, outbox, counts, parsed);
-      if (parsed.commandId) outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo);
+      if (parsed.commandId)
+        outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo, replyKeyOfMessage(message));
       continue;
     }
     if (
@@ -398,6 +405,11 @@ function moveAside(
 function headerOf(message: KafkaMessage, name: string): string | Buffer | undefined {
   const value = message.headers?.[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The reply key the message's sender asked for (REPLY_KEY_HEADER), if it is a valid one. */
+function replyKeyOfMessage(message: KafkaMessage): string | null {
+  return replyKeyOf(headerOf(message, REPLY_KEY_HEADER));
 }
 
 function headersOf(message: KafkaMessage): Record<string, string | Buffer | undefined> {
@@ -541,7 +553,8 @@ function queueResults(
     }
     for (const event of events ?? []) outbox.event(event.userId, event.payload);
     // Internal commands (settles, expires) have no caller waiting for a reply.
-    if (!isInternalCommand(command)) outbox.reply(reply, replyTarget(ctx, command));
+    if (!isInternalCommand(command))
+      outbox.reply(reply, replyTarget(ctx, command), replyKeyOfMessage(candidate.message));
   }
 }
 

@@ -1,11 +1,13 @@
 /**
  * The typed client against the real broker and consumer: requests are answered through the
- * reply topic, and the reply listener does not commit offsets after every batch.
+ * reply topic, the reply listener does not commit offsets after every batch, and each client's
+ * replies come keyed to the one reply partition it reads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandClient } from '../../src/client/command-client.ts';
 import { createCommandSchema } from '../../src/commands/schema.ts';
 import { kafkaRequestsSent } from '../../src/kafka/client.ts';
+import { partitionOfKey } from '../../src/kafka/partition.ts';
 import { eventually, type RunningStack, startStack, testLog, uniqueSuffix } from '../helpers/stack.ts';
 
 describe('CommandClient', () => {
@@ -88,6 +90,49 @@ describe('CommandClient', () => {
       }
     } finally {
       await often.stop();
+    }
+  });
+
+  it("routes each client's replies to the one reply partition it reads, and no reply is lost", async () => {
+    const partitions = stack.config.topics.replyPartitions;
+    const keyA = 'reply-test-a';
+    // A second key that maps to another partition than the first.
+    const keyB = Array.from({ length: 100 }, (_, i) => `reply-test-b${i}`).find(
+      (key) => partitionOfKey(key, partitions) !== partitionOfKey(keyA, partitions),
+    )!;
+    const clients = [keyA, keyB].map(
+      (replyKey) =>
+        new CommandClient({
+          kafka: stack.kafka,
+          commandTopic: stack.config.topics.commands,
+          replyTopic: stack.config.topics.replies,
+          waitingRequestsMax: 100,
+          log: testLog,
+          replyKey,
+        }),
+    );
+    await Promise.all(clients.map((c) => c.start()));
+    try {
+      expect(clients.map((c) => c.replyRoute)).toEqual([
+        { key: keyA, partitions: [partitionOfKey(keyA, partitions)] },
+        { key: keyB, partitions: [partitionOfKey(keyB, partitions)] },
+      ]);
+      const schema = createCommandSchema({ amountMinorMax: stack.config.limits.amountMinorMax });
+      const run = uniqueSuffix();
+      // Users spread over every command partition, so the replies come from every lane.
+      const requests = clients.flatMap((c, k) =>
+        Array.from({ length: 24 }, (_, i) =>
+          c.request(schema.parse({ id: `${run}-${k}-${i}`, type: 'deposit', user_id: 7_200 + i, amount: '1.00' }), {
+            timeoutMs: 10_000,
+          }),
+        ),
+      );
+      const replies = await Promise.all(requests);
+      // A reply keyed to the wrong partition reaches nobody: it shows up here as a missing one.
+      expect(replies.filter((r) => r === null).length).toBe(0);
+      expect(new Set(replies.map((r) => r?.status))).toEqual(new Set(['applied']));
+    } finally {
+      await Promise.all(clients.map((c) => c.stop()));
     }
   });
 });

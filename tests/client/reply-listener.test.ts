@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ReplyListener, TooManyWaitersError } from '../../src/client/reply-listener.ts';
 
 /** Construction only asks kafkajs for a consumer object; these tests never connect it. */
-const kafka = { consumer: () => ({ on: () => {}, events: {} }) } as never;
+const kafka = { consumer: () => ({ on: () => {}, events: { GROUP_JOIN: 'join' } }) } as never;
 const log = { warn: () => {} } as never;
 const reply = (id: string, fingerprint: string | null) =>
   Buffer.from(
@@ -84,6 +84,19 @@ describe('ReplyListener trusting replies', () => {
     const second = listener.wait('k', 'f', 60_000);
     listener.deliver(Buffer.from('k'), reply('k', 'f'));
     expect([(await first.reply)?.duplicate, (await second.reply)?.duplicate]).toEqual([false, true]);
+    expect(listener.pending).toBe(0);
+  });
+
+  it('takes a reply keyed by its route key from the command id inside, with one parse, and counts a bad one', async () => {
+    const listener = new ReplyListener(kafka, 'replies', 10, log, undefined, undefined, 'reply-route');
+    const waiting = listener.wait('c9', 'f', 60_000);
+    listener.deliver(Buffer.from('reply-route'), Buffer.from('not json'));
+    // A reply for a command nobody here waits for (another gateway's, on a shared partition).
+    listener.deliver(Buffer.from('reply-route'), reply('c8', 'f'));
+    listener.deliver(Buffer.from('reply-other'), reply('c9', 'f'));
+    expect([listener.pending, listener.malformed]).toEqual([1, 1]);
+    listener.deliver(Buffer.from('reply-route'), reply('c9', 'f'));
+    expect((await waiting.reply)?.command_id).toBe('c9');
     expect(listener.pending).toBe(0);
   });
 });

@@ -116,6 +116,19 @@ describe('Outbox', () => {
     ]);
   });
 
+  it('keys a reply by the reply key its message asked for, else by its command id', async () => {
+    const outbox = new Outbox(TOPICS, 900_000);
+    outbox.reply(reply('c1'), undefined, 'reply-gw1');
+    outbox.reply(reply('c2'), undefined);
+    outbox.reply(reply('c3'), 'theirs', 'reply-gw1');
+    const { sink, sent } = recordingSink();
+    await outbox.flush(sink);
+    expect(sent).toEqual([
+      { kind: 'core', topic: 'replies', keys: ['reply-gw1', 'c2'] },
+      { kind: 'target', topic: 'theirs', keys: ['reply-gw1'] },
+    ]);
+  });
+
   it('counts replies a named topic did not take, but fails when a core topic does not', async () => {
     const custom = new Outbox(TOPICS, 900_000);
     custom.reply(reply('a'), 'missing.topic');
