@@ -11,7 +11,7 @@ import {
   type TransactionView,
 } from '../ledger/outcome.ts';
 import { storedReply } from '../ledger/replies.ts';
-import { transactionsOfCommands } from '../ledger/store.ts';
+import { transactionsOfCommands } from '../ledger/store/index.ts';
 import { formatMinor } from '../commands/money.ts';
 import { SETTLE_ID_PREFIX } from '../commands/schema.ts';
 import { monthBounds } from '../ledger/statement.ts';

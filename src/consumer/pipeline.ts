@@ -52,7 +52,7 @@ import { partitionOfKey } from '../kafka/partition.ts';
 import { recordUnprocessable, type BatchItem } from '../ledger/apply-batch.ts';
 import { RESULT_CODES, settleOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
-import { transferCredits, type BalanceEventRow } from '../ledger/store.ts';
+import { transferCredits, type BalanceEventRow } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
 import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
 import type { DeadLetterReason } from './dead-letter.ts';

@@ -24,7 +24,7 @@ import { balanceView, transactionView, type BalanceView, type CommandReply, type
 import { balanceEventPayload, settleEntries, thresholdEventPayload } from './events.ts';
 import { replyFor } from './replies.ts';
 import { LedgerState } from './state.ts';
-import * as store from './store.ts';
+import * as store from './store/index.ts';
 
 export type { BatchItem } from './decide-batch.ts';
 
@@ -104,12 +104,20 @@ export async function applyBatch(
   );
   const outcomes = decideBatch(state, items, stored, limits);
   const versions = nextVersions(outcomes, accounts);
-  const { created, now } = await writeOutcomes(db, outcomes, accounts, state, versions.byCommand);
-  await store.writeReservations(db, state.changedReservations);
-  await store.writeAlerts(db, state.alertChanges());
-  const eventRows = balanceEvents(outcomes, versions.byCommand, state, now);
-  await store.writeBalances(db, withVersions(state, accounts, versions.byUser));
-  await store.insertBalanceEvents(db, eventRows);
+  const rows = outcomeRows(outcomes, accounts, state, versions.byCommand);
+  // An event's time is its message's Kafka timestamp; this clock only stands in for a missing
+  // or impossible one (messageTimeMs null).
+  const eventRows = balanceEvents(outcomes, versions.byCommand, state, new Date());
+  const written = await store.writeChunk(db, {
+    ...rows,
+    reservations: state.changedReservations,
+    alerts: state.alertChanges(),
+    balances: withVersions(state, accounts, versions.byUser),
+    events: eventRows,
+  });
+  const created = groupByCommand(
+    rows.transactions.map((row, i) => rowView(row, written.transactionIds[i]!, written.writtenAt)),
+  );
   return buildResult(db, outcomes, created, groupEvents(eventRows));
 }
 
@@ -146,8 +154,8 @@ function withVersions(
   state: LedgerState,
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   versions: ReadonlyMap<number, bigint>,
-) {
-  type Change = { id: number; key: AccountKey; balance: bigint; delta: bigint; version?: bigint };
+): store.BalanceChange[] {
+  type Change = store.BalanceChange;
   const changes = new Map<AccountKey, Change>(
     state.changedAccounts().map((c) => [c.key, { ...c, id: accountId(accounts, c.key) }]),
   );
@@ -244,23 +252,20 @@ function accountId(accounts: ReadonlyMap<AccountKey, store.LoadedAccount>, key: 
   return account.id;
 }
 
-/** Inserts the command, posting and transaction rows of the new commands; returns their transactions. */
-async function writeOutcomes(
-  db: pg.PoolClient,
+/** The command, posting and transaction rows of the chunk's new commands. */
+function outcomeRows(
   outcomes: readonly ItemOutcome[],
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   state: LedgerState,
   versions: ReadonlyMap<string, bigint>,
-): Promise<{ created: Map<string, TransactionView[]>; now: Date }> {
+): { commands: store.NewCommandRow[]; postings: store.PostingRow[]; transactions: store.TransactionRow[] } {
   const fresh = outcomes.filter((o): o is Extract<ItemOutcome, { kind: 'new' }> => o.kind === 'new');
-  const entryCount = fresh.reduce((n, o) => n + o.decision.entries.length, 0);
-  const { now, stamp, ids } = await store.allocateTransactionIds(db, entryCount);
-  const commandRows: store.NewCommandRow[] = [];
-  const postingRows: store.PostingRow[] = [];
-  const transactionRows: store.TransactionRow[] = [];
+  const commands: store.NewCommandRow[] = [];
+  const postings: store.PostingRow[] = [];
+  const transactions: store.TransactionRow[] = [];
   for (const { item, decision } of fresh) {
     const id = item.command.id;
-    commandRows.push({
+    commands.push({
       id,
       fingerprint: item.fingerprint,
       type: item.command.type,
@@ -274,7 +279,7 @@ async function writeOutcomes(
     });
     const after = decision.postings.length > 0 ? state.postingBalances(decision) : [];
     for (const [i, p] of decision.postings.entries()) {
-      postingRows.push({
+      postings.push({
         commandId: id,
         debitAccountId: accountId(accounts, p.debit),
         creditAccountId: accountId(accounts, p.credit),
@@ -284,19 +289,14 @@ async function writeOutcomes(
         versionAfter: versions.get(id)!,
       });
     }
-    for (const e of decision.entries) {
-      transactionRows.push({ id: ids[transactionRows.length]!, commandId: id, ...e });
-    }
+    for (const e of decision.entries) transactions.push({ commandId: id, ...e });
   }
-  await store.insertCommands(db, commandRows);
-  await store.insertPostings(db, postingRows, stamp);
-  await store.insertTransactions(db, transactionRows, stamp);
-  return { created: groupByCommand(transactionRows.map((row) => rowView(row, now))), now };
+  return { commands, postings, transactions };
 }
 
-function rowView(row: store.TransactionRow, now: Date): TransactionView {
+function rowView(row: store.TransactionRow, id: number, writtenAt: Date): TransactionView {
   return transactionView({
-    id: row.id,
+    id,
     command_id: row.commandId,
     user_id: row.userId,
     amount: row.amount,
@@ -305,7 +305,7 @@ function rowView(row: store.TransactionRow, now: Date): TransactionView {
     order_id: row.orderId,
     counterparty_id: row.counterpartyId,
     comment: row.comment,
-    created_at: now,
+    created_at: writtenAt,
   });
 }
 

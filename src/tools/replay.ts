@@ -16,7 +16,7 @@ import { createChunkPipeline, segmentsOf, type ChunkPipeline } from '../consumer
 import { replyTopicPolicyOf } from '../commands/reply-topics.ts';
 import { consumerCommandSchema } from '../commands/schema.ts';
 import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
-import { findCommands } from '../ledger/store.ts';
+import { findCommands } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
 
 export type ReplayFrom =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventRowsJson } from '../../src/ledger/store.ts';
+import { eventRowsJson } from '../../../src/ledger/store/index.ts';
 
 describe('eventRowsJson', () => {
   it('embeds each payload as it is, so PostgreSQL stores the very text that was sent', () => {

@@ -1,0 +1,52 @@
+/** The history rows (`transactions`) of commands already decided. */
+import type pg from 'pg';
+
+type Queryable = pg.PoolClient | pg.Pool;
+
+const SQL_TRANSFER_CREDITS = `
+  SELECT command_id, user_id, amount FROM transactions
+  WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in'`;
+
+/** What each of these transfers credited, and to whom, for those in the database. */
+export async function transferCredits(
+  db: Queryable,
+  transferIds: readonly string[],
+): Promise<Map<string, { userId: number; amount: bigint }>> {
+  if (transferIds.length === 0) return new Map();
+  const { rows } = await db.query<{ command_id: string; user_id: string; amount: string }>({
+    name: 'ledger_transfer_credits',
+    text: SQL_TRANSFER_CREDITS,
+    values: [transferIds],
+  });
+  return new Map(rows.map((row) => [row.command_id, { userId: Number(row.user_id), amount: BigInt(row.amount) }]));
+}
+
+const SQL_TRANSACTIONS_OF_COMMANDS = `
+  SELECT id, command_id, user_id, amount, transaction_type, service_id, order_id, counterparty_id, comment, created_at
+  FROM transactions WHERE command_id = ANY($1::text[]) ORDER BY id`;
+
+export interface StoredTransaction {
+  readonly id: string;
+  readonly command_id: string;
+  readonly user_id: string;
+  readonly amount: string;
+  readonly transaction_type: string;
+  readonly service_id: string | null;
+  readonly order_id: string | null;
+  readonly counterparty_id: string | null;
+  readonly comment: string | null;
+  readonly created_at: Date;
+}
+
+export async function transactionsOfCommands(
+  db: Queryable,
+  commandIds: readonly string[],
+): Promise<StoredTransaction[]> {
+  if (commandIds.length === 0) return [];
+  const { rows } = await db.query<StoredTransaction>({
+    name: 'ledger_transactions_of_commands',
+    text: SQL_TRANSACTIONS_OF_COMMANDS,
+    values: [commandIds],
+  });
+  return rows;
+}
