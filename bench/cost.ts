@@ -9,6 +9,7 @@
  * moves with whatever else runs but the work per command does not.
  *
  * Scenarios (each on fresh topics' worth of state, in one database):
+ *   (first BENCH_COST_WARMUP_SECONDS of load, 20 by default, that is not measured)
  *   sync-hot    synchronous deposits, BENCH_COST_CONNECTIONS connections, one account;
  *   sync-users  the same over BENCH_USERS users;
  *   async-hot   `Prefer: respond-async` deposits on one account; the window ends when the
@@ -43,6 +44,8 @@ const settings = {
   users: Number(process.env.BENCH_USERS ?? 1_000),
   gatewayPort: Number(process.env.BENCH_PORT ?? 48_100),
   consumerPort: Number(process.env.BENCH_CONSUMER_PORT ?? 48_101),
+  /** Load before the scenarios, so that they measure warm processes (the broker's JIT above all). */
+  warmUpSeconds: Number(process.env.BENCH_COST_WARMUP_SECONDS ?? 20),
   /** A window with no load, to tell a process's fixed cost per second from its cost per command. */
   idleSeconds: Number(process.env.BENCH_COST_IDLE_SECONDS ?? 5),
   /** The longest wait for the consumer to apply everything an async pass accepted. */
@@ -248,8 +251,19 @@ async function main() {
     await waitForHttp(`http://127.0.0.1:${settings.consumerPort}/readyz`);
     await waitForHttp(`http://127.0.0.1:${settings.gatewayPort}/healthz`);
     const pids = { broker: broker.pid, gateway: gateway.pid!, consumer: consumer.pid! };
-    // A short warm-up: JIT, connection pools, the first group join, so the passes measure steady state.
-    await depositPass({ port: settings.gatewayPort, token, seconds: 3, connections: 8, users: 10, async: false });
+    // A warm-up as long as the broker's JIT needs: with a 3 s one, its C2 compiler threads still
+    // took about a quarter of the broker's CPU during the first scenarios (jcmd Thread.print),
+    // which a broker that has run for days does not pay. Both request shapes, at full load.
+    for (const users of [undefined, settings.users] as const)
+      await depositPass({
+        port: settings.gatewayPort,
+        token,
+        seconds: settings.warmUpSeconds / 2,
+        connections: settings.connections,
+        users: settings.users,
+        ...(users === undefined ? { account: HOT_ACCOUNT - 1 } : {}),
+        async: false,
+      });
     const idleFirst = await idleCost({ url, pids });
     const results: ScenarioResult[] = [];
     for (const scenario of SCENARIOS) results.push(await runScenario(scenario, { token, url, pids }));
