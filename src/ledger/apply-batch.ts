@@ -12,7 +12,6 @@ import {
   available,
   isBoundedAccount,
   isStripedAccount,
-  parseAccountKey,
   reserved,
   usersOf,
   type AccountKey,
@@ -91,11 +90,12 @@ export async function applyBatch(
   limits: LedgerLimits,
 ): Promise<BatchResult> {
   const commands = items.map((item) => item.command);
-  const stored = await store.findCommands(db, [...new Set(commands.map((c) => c.id))]);
-  const accounts = await store.loadAccounts(db, commands.flatMap(accountsToLoad), batchStripe(items));
-  const orders = ordersOf(commands);
-  const reservations = await store.loadOrderReservations(db, orders);
-  const alerts = await store.loadAlerts(db, usersWithAlerts(accounts));
+  const { stored, accounts, reservations, alerts } = await store.loadChunk(db, {
+    commandIds: [...new Set(commands.map((c) => c.id))],
+    accounts: commands.flatMap(accountsToLoad),
+    stripe: batchStripe(items),
+    orders: ordersOf(commands),
+  });
   const state = new LedgerState(
     [...accounts.values()].map((a) => [a.key, a.balance] as const),
     reservations.open,
@@ -127,13 +127,6 @@ export async function applyBatch(
  */
 function batchStripe(items: readonly BatchItem[]): number {
   return items[0]?.partition ?? 0;
-}
-
-/** Users whose alerts must be loaded: the ones whose available account counts some. */
-function usersWithAlerts(accounts: ReadonlyMap<AccountKey, store.LoadedAccount>): number[] {
-  return [...accounts.values()]
-    .filter((a) => a.alertCount > 0 && a.key.startsWith('user_available:'))
-    .map((a) => parseAccountKey(a.key).ownerId);
 }
 
 function groupEvents(rows: readonly store.BalanceEventRow[]): Map<string, store.BalanceEventRow[]> {

@@ -1,12 +1,12 @@
 /**
- * The ledger's SQL, one module per thing it stores. A chunk loads what it needs with a few
- * set-based statements (commands, accounts, reservations, alerts) and writes everything it
- * decided with one call (write-chunk.ts), so a chunk of any size costs a handful of round trips.
+ * The ledger's SQL, one module per thing it stores. A chunk loads what it needs with one call
+ * (load-chunk.ts) and writes everything it decided with another (write-chunk.ts), so a chunk of
+ * any size costs four round trips: BEGIN, load, write, COMMIT (and reads for its repeats and
+ * transfers' recipients, when it has any).
  */
 export * from './accounts.ts';
-export * from './alerts.ts';
 export * from './commands.ts';
 export * from './events.ts';
-export * from './reservations.ts';
+export * from './load-chunk.ts';
 export * from './transactions.ts';
 export * from './write-chunk.ts';

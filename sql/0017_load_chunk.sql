@@ -1,0 +1,100 @@
+-- Everything a chunk needs to decide, in one round trip: the commands of the chunk already
+-- decided, its accounts (users' available and reserved rows locked, missing ones created), the
+-- latest reservation of each order it names, and the threshold alerts of its users who have
+-- some. It used to take four to seven statements (src/ledger/store/*.ts ran them one by one).
+--
+-- Lock order, as before: the users' existing rows are locked FOR NO KEY UPDATE in ascending id
+-- order; then missing rows are created (in key order, ON CONFLICT DO NOTHING); then the rows
+-- another transaction created meanwhile are locked, again in id order. Shared rows (incoming,
+-- external and revenue stripes) are read, never locked here: the chunk changes them by a delta
+-- at the end of its write (sql/0016_write_chunk.sql). A shared account that other partitions
+-- may create too is created before the chunk's transaction (store/accounts.ts), so creating it
+-- here only happens for the chunk's own stripes.
+--
+-- One row per item, `what` naming its kind. Amounts, balances and versions are text in the json,
+-- so no number above 2^53 is ever rounded on the way to TypeScript.
+CREATE FUNCTION ledger_load_chunk(
+  command_ids text[],
+  u_kind text[], u_owner_id bigint[],
+  s_kind text[], s_owner_id bigint[], s_stripe integer[],
+  o_user_id bigint[], o_service_id bigint[], o_order_id bigint[]
+)
+RETURNS TABLE (what text, item json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  locked_ids bigint[];
+  alert_user_ids bigint[];
+BEGIN
+  RETURN QUERY
+    SELECT 'command', json_build_object('id', c.id, 'fingerprint', c.fingerprint, 'status', c.status,
+                                        'code', c.code, 'message', c.message)
+    FROM commands c WHERE c.id = ANY(command_ids);
+
+  IF cardinality(u_kind) > 0 THEN
+    SELECT coalesce(array_agg(l.id), '{}') INTO locked_ids FROM (
+      SELECT a.id FROM accounts a
+      JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+      ORDER BY a.id
+      FOR NO KEY UPDATE OF a
+    ) l;
+    IF cardinality(locked_ids) < cardinality(u_kind) THEN
+      INSERT INTO accounts (kind, owner_id, stripe)
+      SELECT k.kind, k.owner_id, 0 FROM unnest(u_kind, u_owner_id) AS k(kind, owner_id)
+      WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0)
+      ORDER BY k.kind, k.owner_id
+      ON CONFLICT (kind, owner_id, stripe) DO NOTHING;
+      -- Ours now, and those another consumer created between our lock and our insert.
+      PERFORM 1 FROM accounts a
+      JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+      WHERE a.id <> ALL(locked_ids)
+      ORDER BY a.id
+      FOR NO KEY UPDATE OF a;
+    END IF;
+  END IF;
+
+  IF cardinality(s_kind) > 0 THEN
+    INSERT INTO accounts (kind, owner_id, stripe)
+    SELECT k.kind, k.owner_id, k.stripe FROM unnest(s_kind, s_owner_id, s_stripe) AS k(kind, owner_id, stripe)
+    WHERE NOT EXISTS (
+      SELECT 1 FROM accounts a WHERE a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe)
+    ORDER BY k.kind, k.owner_id, k.stripe
+    ON CONFLICT (kind, owner_id, stripe) DO NOTHING;
+  END IF;
+
+  RETURN QUERY
+    SELECT 'account', json_build_object('id', a.id, 'kind', a.kind, 'owner_id', a.owner_id, 'balance', a.balance::text,
+                                        'version', a.version::text, 'alert_count', a.alert_count)
+    FROM accounts a
+    JOIN (SELECT k.kind, k.owner_id, 0 AS stripe FROM unnest(u_kind, u_owner_id) AS k(kind, owner_id)
+          UNION ALL
+          SELECT * FROM unnest(s_kind, s_owner_id, s_stripe)) AS k(kind, owner_id, stripe)
+      ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe;
+
+  -- The latest reservation of each order, one probe of reservations_by_order each. An open one is
+  -- always the latest (a reserve is refused while one is open); a closed one matters only if an
+  -- expire closed it (a capture or release is then answered reservation_expired).
+  IF cardinality(o_user_id) > 0 THEN
+    RETURN QUERY
+      SELECT 'reservation', json_build_object('id', r.id, 'user_id', k.user_id, 'service_id', k.service_id,
+                                              'order_id', k.order_id, 'amount', r.amount::text, 'status', r.status,
+                                              'reserve_command_id', r.reserve_command_id)
+      FROM unnest(o_user_id, o_service_id, o_order_id) AS k(user_id, service_id, order_id)
+      CROSS JOIN LATERAL (
+        SELECT r.id, r.amount, r.status, r.reserve_command_id FROM reservations r
+        WHERE r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
+        ORDER BY r.id DESC LIMIT 1
+      ) r;
+  END IF;
+
+  -- Alerts only of users whose (locked) available account counts some.
+  SELECT array_agg(a.owner_id) INTO alert_user_ids FROM accounts a
+  JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+  WHERE a.kind = 'user_available' AND a.alert_count > 0;
+  IF alert_user_ids IS NOT NULL THEN
+    RETURN QUERY
+      SELECT 'alert', json_build_object('id', b.id, 'user_id', b.user_id, 'direction', b.direction,
+                                        'threshold', b.threshold::text, 'past', b.past)
+      FROM balance_alerts b WHERE b.user_id = ANY(alert_user_ids);
+  END IF;
+END
+$$;
