@@ -44,6 +44,8 @@ const settings = {
   users: Number(process.env.BENCH_USERS ?? 1_000),
   gatewayPort: Number(process.env.BENCH_PORT ?? 48_100),
   consumerPort: Number(process.env.BENCH_CONSUMER_PORT ?? 48_101),
+  /** BENCH_COST_SCENARIOS=sync-hot,sync-users: only those (with BENCH_PROFILE_DIR, to profile one). */
+  scenarios: (process.env.BENCH_COST_SCENARIOS ?? 'sync-hot,sync-users,async-hot').split(','),
   /** Load before the scenarios, so that they measure warm processes (the broker's JIT above all). */
   warmUpSeconds: Number(process.env.BENCH_COST_WARMUP_SECONDS ?? 20),
   /** A window with no load, to tell a process's fixed cost per second from its cost per command. */
@@ -266,7 +268,8 @@ async function main() {
       });
     const idleFirst = await idleCost({ url, pids });
     const results: ScenarioResult[] = [];
-    for (const scenario of SCENARIOS) results.push(await runScenario(scenario, { token, url, pids }));
+    for (const scenario of SCENARIOS.filter((s) => settings.scenarios.includes(s.name)))
+      results.push(await runScenario(scenario, { token, url, pids }));
     // Again once every process is warm (the broker's JIT runs well past a short warm-up).
     const idle = { afterWarmUp: idleFirst, afterScenarios: await idleCost({ url, pids }) };
     await report(results, idle);
