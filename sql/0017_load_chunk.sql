@@ -22,6 +22,9 @@ CREATE FUNCTION ledger_load_chunk(
 RETURNS TABLE (what text, item json)
 LANGUAGE plpgsql AS $$
 DECLARE
+  -- Users' accounts are stripe 0; joining on a stripe column, not a constant, keeps every look-up
+  -- an index probe on all three columns of accounts' natural key.
+  u_stripe integer[] := array_fill(0, ARRAY[cardinality(u_kind)]);
   locked_ids bigint[];
   alert_user_ids bigint[];
 BEGIN
@@ -33,7 +36,8 @@ BEGIN
   IF cardinality(u_kind) > 0 THEN
     SELECT coalesce(array_agg(l.id), '{}') INTO locked_ids FROM (
       SELECT a.id FROM accounts a
-      JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+      JOIN unnest(u_kind, u_owner_id, u_stripe) AS k(kind, owner_id, stripe)
+        ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe
       ORDER BY a.id
       FOR NO KEY UPDATE OF a
     ) l;
@@ -45,7 +49,8 @@ BEGIN
       ON CONFLICT (kind, owner_id, stripe) DO NOTHING;
       -- Ours now, and those another consumer created between our lock and our insert.
       PERFORM 1 FROM accounts a
-      JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+      JOIN unnest(u_kind, u_owner_id, u_stripe) AS k(kind, owner_id, stripe)
+        ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe
       WHERE a.id <> ALL(locked_ids)
       ORDER BY a.id
       FOR NO KEY UPDATE OF a;
@@ -65,7 +70,7 @@ BEGIN
     SELECT 'account', json_build_object('id', a.id, 'kind', a.kind, 'owner_id', a.owner_id, 'balance', a.balance::text,
                                         'version', a.version::text, 'alert_count', a.alert_count)
     FROM accounts a
-    JOIN (SELECT k.kind, k.owner_id, 0 AS stripe FROM unnest(u_kind, u_owner_id) AS k(kind, owner_id)
+    JOIN (SELECT * FROM unnest(u_kind, u_owner_id, u_stripe)
           UNION ALL
           SELECT * FROM unnest(s_kind, s_owner_id, s_stripe)) AS k(kind, owner_id, stripe)
       ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe;
@@ -87,9 +92,16 @@ BEGIN
   END IF;
 
   -- Alerts only of users whose (locked) available account counts some.
-  SELECT array_agg(a.owner_id) INTO alert_user_ids FROM accounts a
-  JOIN unnest(u_kind, u_owner_id) AS k(kind, owner_id) ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
-  WHERE a.kind = 'user_available' AND a.alert_count > 0;
+  -- LIMIT 1 keeps the look-up a probe per user: as a plain join, the planner scanned every
+  -- user_available row for those with alerts.
+  SELECT array_agg(k.owner_id) INTO alert_user_ids
+  FROM unnest(u_kind, u_owner_id) AS k(kind, owner_id)
+  CROSS JOIN LATERAL (
+    SELECT a.alert_count FROM accounts a
+    WHERE a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = 0
+    LIMIT 1
+  ) a
+  WHERE k.kind = 'user_available' AND a.alert_count > 0;
   IF alert_user_ids IS NOT NULL THEN
     RETURN QUERY
       SELECT 'alert', json_build_object('id', b.id, 'user_id', b.user_id, 'direction', b.direction,
@@ -98,3 +110,9 @@ BEGIN
   END IF;
 END
 $$;
+
+-- Every statement above is a look-up by key driven by a chunk's small arrays, so the right plan
+-- is always an index probe per element, whatever the statistics say. With autovacuum off (as on
+-- the development machines), accounts' statistics stay those of an empty table, and the planner
+-- chose a sequential scan of every account per key: 8 ms per call at 2,000 accounts (auto_explain).
+ALTER FUNCTION ledger_load_chunk SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;
