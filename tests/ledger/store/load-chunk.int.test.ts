@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AccountKey } from '../../../src/ledger/core.ts';
 import { loadChunk } from '../../../src/ledger/store/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/stack.ts';
 
@@ -56,7 +57,13 @@ describe('ledger_load_chunk', () => {
       const chunk = await load(client);
       await client.query('COMMIT');
       expect([...chunk.stored.keys()]).toEqual(['done-1']);
-      expect(chunk.stored.get('done-1')).toEqual({ id: 'done-1', fingerprint: 'f', status: 'applied', code: 'ok', message: '' });
+      expect(chunk.stored.get('done-1')).toEqual({
+        id: 'done-1',
+        fingerprint: 'f',
+        status: 'applied',
+        code: 'ok',
+        message: '',
+      });
       expect([...chunk.accounts.keys()].sort()).toEqual(
         [
           'external:0',
@@ -108,6 +115,39 @@ describe('ledger_load_chunk', () => {
     } finally {
       holder.release();
       await other.end();
+    }
+  });
+
+  it("probes accounts by key even when their statistics are an empty table's, as with autovacuum off", async () => {
+    const stale = await createTestDatabase();
+    try {
+      // Statistics taken while the table is empty, then thousands of rows nobody analyzes.
+      await stale.pool.query('ANALYZE accounts');
+      await stale.pool.query(`
+        INSERT INTO accounts (kind, owner_id)
+        SELECT kind, g FROM generate_series(1, 1500) g, unnest('{user_available,user_reserved}'::text[]) kind`);
+      const client = await stale.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await loadChunk(client, {
+          commandIds: ['c'],
+          accounts: Array.from({ length: 10 }, (_, i) => [
+            `user_available:${i + 1}`,
+            `user_reserved:${i + 1}`,
+          ]).flat() as AccountKey[],
+          stripe: 1,
+          orders: [],
+        });
+        const scans = await client.query(
+          "SELECT seq_scan::int AS seq FROM pg_stat_xact_user_tables WHERE relname = 'accounts'",
+        );
+        await client.query('ROLLBACK');
+        expect(scans.rows[0]?.seq ?? 0).toBe(0);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await stale.drop();
     }
   });
 });
