@@ -14,16 +14,19 @@ describe('profile summary', () => {
     expect(bucketOf(frame('', 'parse'))).toBe('(V8 builtins)');
   });
 
-  it('sums the time deltas of each sample into its bucket and leaves idle out', () => {
-    const totals = summarize({
+  it('sums the time deltas of each sample into its bucket, leaves idle out, and charges runtime time to its caller', () => {
+    const { self, byCaller } = summarize({
       nodes: [
         { id: 1, callFrame: { url: '', functionName: '(idle)' } },
-        { id: 2, callFrame: { url: 'file:///x/node_modules/pg/lib/a.js', functionName: 'q' } },
+        { id: 2, callFrame: { url: 'file:///x/node_modules/pg/lib/a.js', functionName: 'q' }, children: [4] },
         { id: 3, callFrame: { url: 'file:///x/src/ledger/core.ts', functionName: 'decide' } },
+        { id: 4, callFrame: { url: 'node:net', functionName: 'write' }, children: [5] },
+        { id: 5, callFrame: { url: '', functionName: 'writev' } },
       ],
-      samples: [1, 2, 3, 2, 1],
-      timeDeltas: [5000, 1000, 2000, 3000, 9000],
+      samples: [1, 2, 3, 2, 1, 5, 4],
+      timeDeltas: [5000, 1000, 2000, 3000, 9000, 7000, 1000],
     });
-    expect(Object.fromEntries(totals)).toEqual({ pg: 4, 'src/ledger': 2 });
+    expect(Object.fromEntries(self)).toEqual({ pg: 4, 'src/ledger': 2, '(V8 builtins)': 7, 'node (runtime)': 1 });
+    expect(Object.fromEntries(byCaller)).toEqual({ pg: 12, 'src/ledger': 2 });
   });
 });
