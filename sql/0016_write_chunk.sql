@@ -113,7 +113,3 @@ BEGIN
   END IF;
 END
 $$;
-
--- Look-ups and updates by key driven by the chunk's arrays: an index probe per element is always
--- the right plan, whatever the statistics say (sql/0017_load_chunk.sql says why that matters).
-ALTER FUNCTION ledger_write_chunk SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off;

@@ -118,6 +118,44 @@ describe('ledger_load_chunk', () => {
     }
   });
 
+  it("locks the users' rows in ascending id order, so chunks that meet on them never deadlock", async () => {
+    const ids = await db.pool.query<{ id: string; owner_id: string }>(
+      "SELECT id, owner_id FROM accounts WHERE kind = 'user_available' AND owner_id IN (1, 3) ORDER BY id",
+    );
+    const [low, high] = ids.rows.map((r) => ({ id: Number(r.id), owner: Number(r.owner_id) }));
+    const holder = await db.pool.connect();
+    const loader = await db.pool.connect();
+    const other = new pg.Client({ connectionString: db.url, options: '-c lock_timeout=1000' });
+    await other.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [high!.id]);
+      await loader.query('BEGIN');
+      // Keys given high first: a load that locked in the given order would wait on `high` holding nothing.
+      const loading = loadChunk(loader, {
+        commandIds: [],
+        accounts: [`user_available:${high!.owner}`, `user_available:${low!.owner}`],
+        stripe: 0,
+        orders: [],
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query('BEGIN');
+      const lowTaken = await other
+        .query('SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [low!.id])
+        .then(() => 'taken')
+        .catch((error: { code?: string }) => error.code);
+      await other.query('ROLLBACK');
+      expect(lowTaken).toBe('55P03');
+      await holder.query('COMMIT');
+      await loading;
+      await loader.query('ROLLBACK');
+    } finally {
+      holder.release();
+      loader.release();
+      await other.end();
+    }
+  });
+
   it("probes accounts by key even when their statistics are an empty table's, as with autovacuum off", async () => {
     const stale = await createTestDatabase();
     try {

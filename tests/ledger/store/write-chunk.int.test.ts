@@ -241,36 +241,4 @@ describe('ledger_write_chunk', () => {
       await other.end();
     }
   });
-
-  it("updates accounts by key even when their statistics are an empty table's, as with autovacuum off", async () => {
-    const stale = await createTestDatabase();
-    try {
-      await stale.pool.query('ANALYZE accounts');
-      const { rows } = await stale.pool.query<{ id: string; owner_id: string }>(`
-        INSERT INTO accounts (kind, owner_id)
-        SELECT 'user_available', g FROM generate_series(1, 3000) g RETURNING id, owner_id`);
-      const client = await stale.pool.connect();
-      try {
-        await client.query('BEGIN');
-        await writeChunk(client, {
-          ...EMPTY,
-          balances: rows.slice(0, 10).map((r) => ({
-            id: Number(r.id),
-            key: `user_available:${Number(r.owner_id)}` as const,
-            balance: 5n,
-            delta: 5n,
-          })),
-        });
-        const scans = await client.query(
-          "SELECT seq_scan::int AS seq FROM pg_stat_xact_user_tables WHERE relname = 'accounts'",
-        );
-        await client.query('ROLLBACK');
-        expect(scans.rows[0]?.seq ?? 0).toBe(0);
-      } finally {
-        client.release();
-      }
-    } finally {
-      await stale.drop();
-    }
-  });
 });
