@@ -167,9 +167,8 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
 /**
  * The fair ceiling: the least this data model asks of PostgreSQL per command, set-based, in the
  * consumer's batch size, from CEILING_CLIENTS connections at once, on the project's own schema
- * (migrated into a fresh database). Per command: one `commands` row, one `postings` row, one
- * `transactions` row, and one balance update of a user account, spread over the same number of
- * users as the mixed pass. No Kafka, no decisions, no reads: whatever the consumer does beyond
+ * (migrated into a fresh database). Per command: the rows of writeMinimum, spread over the same
+ * number of users as the mixed pass. No Kafka, no decisions, no reads: whatever the consumer does beyond
  * this is its own cost.
  */
 async function measureCeiling(serverUrl: string, commands: number, batch: number) {
@@ -258,7 +257,17 @@ async function ceilingDatabase(serverUrl: string, name: string, clients: number)
   return { pool, accountIds, external };
 }
 
-/** One transaction: per user in `users` (1-based), a deposit of 1.00 with the minimum writes. */
+/** Balance-event sequence numbers, unique across every minimum write of this process. */
+let eventSequence = 0;
+/** An event payload of 200 bytes, the size of a deposit's balance event. */
+const EVENT_PAYLOAD = JSON.stringify({ event: 'balance_changed', pad: 'x'.repeat(160) });
+
+/**
+ * One transaction: per user in `users` (1-based), a deposit of 1.00 with the minimum writes of
+ * today's data model (issue 19's fair ceiling): a `commands` row, a `postings` row with the
+ * balance and version after it, a `transactions` row, a `balance_events` row with a 200-byte
+ * payload, and the account's balance and version.
+ */
 async function writeMinimum(
   pool: Pool,
   idPrefix: string,
@@ -268,22 +277,27 @@ async function writeMinimum(
 ) {
   const ids = users.map((_, i) => `${idPrefix}-${i}`);
   const accounts = users.map((u) => accountIds[u - 1]!);
+  const sequences = users.map(() => ++eventSequence);
   await inTransaction(pool, async (db) => {
     await db.query(
       "INSERT INTO commands (id, fingerprint, type, user_id, status, code, principal) SELECT id, 'f', 'deposit', u, 'applied', 'ok', 'bench' FROM unnest($1::text[], $2::bigint[]) AS k(id, u)",
       [ids, users],
     );
     await db.query(
-      'INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT id, $3::bigint, a, 100 FROM unnest($1::text[], $2::bigint[]) AS k(id, a)',
-      [ids, accounts, external],
+      'INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount, credit_balance_after, version_after) SELECT id, $3::bigint, a, 100, 100, s FROM unnest($1::text[], $2::bigint[], $4::bigint[]) AS k(id, a, s)',
+      [ids, accounts, external, sequences],
     );
     await db.query(
       "INSERT INTO transactions (id, command_id, user_id, amount, transaction_type) SELECT nextval('transactions_id_seq'), id, u, 100, 'deposit' FROM unnest($1::text[], $2::bigint[]) AS k(id, u)",
       [ids, users],
     );
+    await db.query(
+      'INSERT INTO balance_events (user_id, sequence, part, command_id, payload) SELECT u, s, 0, id, $4 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(id, u, s)',
+      [ids, users, sequences, EVENT_PAYLOAD],
+    );
     // One update per command's user account (several commands of one user add up), in id order.
     await db.query(
-      'UPDATE accounts a SET balance = a.balance + k.delta FROM (SELECT a AS id, count(*) * 100 AS delta FROM unnest($1::bigint[]) AS a GROUP BY a) k WHERE a.id = k.id',
+      'UPDATE accounts a SET balance = a.balance + k.delta, version = a.version + k.n FROM (SELECT a AS id, count(*) * 100 AS delta, count(*) AS n FROM unnest($1::bigint[]) AS a GROUP BY a) k WHERE a.id = k.id',
       [accounts],
     );
   });
@@ -319,7 +333,7 @@ async function report(results: {
     );
   }
   console.log(
-    `ceiling   ${String(results.ceiling.commands).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.commandsPerSecond).padStart(12)}   (per command: a commands, postings and transactions row and a balance update; ${results.ceiling.batchCommands} per transaction, ${results.ceiling.clients} clients)`,
+    `ceiling   ${String(results.ceiling.commands).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.commandsPerSecond).padStart(12)}   (per command: a commands, postings, transactions and 200-byte balance_events row, a balance and version update; ${results.ceiling.batchCommands} per transaction, ${results.ceiling.clients} clients)`,
   );
   console.log(
     `ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`,
