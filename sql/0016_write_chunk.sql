@@ -5,11 +5,11 @@
 -- each a round trip and a plan; the consumer's CPU and PostgreSQL's went mostly to that per-chunk
 -- overhead whenever chunks were small (issue 19).
 --
--- The statements are the ones src/ledger/store.ts ran one by one, in the same order, with the
--- same lock order: user accounts were locked in id order when the chunk loaded them, and the
--- shared accounts are locked here in id order by the CTE's index scan of the primary key (see
--- tests/ledger/write-chunk.int.test.ts, which checks the plan). Arrays of one table's columns
--- have equal lengths; an empty array writes nothing.
+-- The statements are the ones the ledger's store ran one by one before, in the same order, with
+-- the same lock order: user accounts were locked in id order when the chunk loaded them, and the
+-- shared accounts are locked here in id order by the CTE (tests/ledger/store/write-chunk.int.test.ts
+-- checks that order). Arrays of one table's columns have equal lengths; an empty array writes
+-- nothing.
 --
 -- The chunk's time is clock_timestamp() taken on entry, after the chunk already holds its user
 -- accounts' locks: a later chunk of the same account never gets an earlier time
