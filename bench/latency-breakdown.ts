@@ -56,7 +56,14 @@ export async function measureBreakdown(options: BreakdownOptions): Promise<Stage
   const published = await messageTimes(options, options.topics.commands, ids, (value, _key) =>
     unscopedId((JSON.parse(value) as { id: string }).id),
   );
-  const replied = await messageTimes(options, options.topics.replies, ids, (_value, key) => unscopedId(key));
+  // Replies are keyed by the gateway's reply key (REPLY_ROUTING), so the command id is read from the value.
+  const replied = await messageTimes(options, options.topics.replies, ids, (value) => {
+    try {
+      return unscopedId((JSON.parse(value) as { command_id: string }).command_id);
+    } catch {
+      return '';
+    }
+  });
   return {
     sentToPublished: stage(ids, sent, published),
     publishedToApplying: stage(ids, published, applying),
