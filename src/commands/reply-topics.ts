@@ -57,8 +57,11 @@ export const REPLY_KEY_HEADER = 'balance-reply-key';
 export const REPLY_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** The reply key a message asks for, or null when it asks for none or for one that is not allowed. */
-export function replyKeyOf(header: string | Buffer | undefined): string | null {
-  if (header === undefined) return null;
-  const key = typeof header === 'string' ? header : header.length <= 64 ? header.toString('latin1') : '';
+export function replyKeyOf(header: string | Buffer | null | undefined): string | null {
+  // Kafka headers may carry a null value (kafkajs decodes it as null): anything but text or bytes is no key.
+  let key: string;
+  if (typeof header === 'string') key = header;
+  else if (Buffer.isBuffer(header) && header.length <= 64) key = header.toString('latin1');
+  else return null;
   return REPLY_KEY_PATTERN.test(key) ? key : null;
 }

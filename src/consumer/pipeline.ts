@@ -402,9 +402,10 @@ function moveAside(
   );
 }
 
+/** A header's first value. Kafka allows a null value (kafkajs passes it on as null): that is no value. */
 function headerOf(message: KafkaMessage, name: string): string | Buffer | undefined {
   const value = message.headers?.[name];
-  return Array.isArray(value) ? value[0] : value;
+  return (Array.isArray(value) ? value[0] : value) ?? undefined;
 }
 
 /** The reply key the message's sender asked for (REPLY_KEY_HEADER), if it is a valid one. */

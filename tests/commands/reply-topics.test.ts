@@ -8,9 +8,10 @@ describe('replyKeyOf', () => {
     expect(replyKeyOf('k'.repeat(64))).toBe('k'.repeat(64));
   });
 
-  it('ignores a missing, empty, long or odd key, so its reply is keyed by the command id', () => {
+  it('ignores a missing, null, empty, long or odd key, so its reply is keyed by the command id', () => {
     for (const header of [
       undefined,
+      null,
       '',
       'k'.repeat(65),
       Buffer.alloc(100_000, 0x61),

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner } from '../../src/commands/internal-proof.ts';
+import { REPLY_KEY_HEADER } from '../../src/commands/reply-topics.ts';
 import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
 import type { Kafka } from '../../src/kafka/client.ts';
@@ -152,7 +153,7 @@ describe('poison commands never halt a partition', () => {
     expect(await balancesOf(rebuilt.pool, user)).toEqual(await balancesOf(db.pool, user));
   });
 
-  it('applies commands whatever their metadata says: a far-past timestamp, 100 kB of headers, a key that is no number, a key naming another user', async () => {
+  it('applies commands whatever their metadata says: a far-past timestamp, 100 kB of headers, odd and long reply keys, a key that is no number, a key naming another user', async () => {
     const user = 1_010;
     const partition = partitionOfKey(String(user), config.topics.commandPartitions);
     const other = [...Array(50).keys()]
@@ -169,6 +170,10 @@ describe('poison commands never halt a partition', () => {
         ...raw(user, deposit('big-headers')),
         headers: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`x-pad-${i}`, 'h'.repeat(10_000)])),
       },
+      // Reply keys a producer controls: none of them may stop the partition. (A null header
+      // value, which kafkajs cannot send, is a unit test of replyKeyOf.)
+      replyKeyOdd: { ...raw(user, deposit('reply-key-odd')), headers: { [REPLY_KEY_HEADER]: 'no spaces, é' } },
+      replyKeyLong: { ...raw(user, deposit('reply-key-long')), headers: { [REPLY_KEY_HEADER]: 'k'.repeat(10_000) } },
       keyNotANumber: { ...raw(user, deposit('key-not-a-number')), key: 'not-a-number', partition },
       keyOfAnotherUser: { ...raw(user, deposit('key-of-another-user')), key: String(other) },
     };
@@ -179,7 +184,7 @@ describe('poison commands never halt a partition', () => {
     expect(ids.map((id) => [id, answered.get(id)?.status])).toEqual(ids.map((id) => [id, 'applied']));
     await canary(user);
     await canary(other);
-    expect(await balancesOf(db.pool, user)).toEqual({ available: 501n, reserved: 0n, incoming: 0n });
+    expect(await balancesOf(db.pool, user)).toEqual({ available: 701n, reserved: 0n, incoming: 0n });
     // A timestamp that is no instant is not used: the event says when the consumer applied it.
     const { rows } = await db.pool.query<{ command_id: string; occurred_at: string }>(
       "SELECT command_id, payload::json->>'occurred_at' AS occurred_at FROM balance_events WHERE command_id = ANY($1)",
