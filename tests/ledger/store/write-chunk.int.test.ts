@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkWrite } from '../../../src/ledger/store/index.ts';
 import { writeChunk } from '../../../src/ledger/store/index.ts';
+import { inTransaction } from '../../../src/db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/stack.ts';
 
 const EMPTY: ChunkWrite = {
@@ -23,21 +24,6 @@ const EMPTY: ChunkWrite = {
 describe('ledger_write_chunk', () => {
   let db: TestDatabase;
   let ids: Record<string, number>;
-
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await db.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -59,7 +45,7 @@ describe('ledger_write_chunk', () => {
 
   it('writes commands, postings, history with ids in order, a reservation, an alert, balances and events in one call', async () => {
     const payload = '{"event":"balance_changed","note":"kept \\u00e9 byte for byte"}';
-    const written = await inTransaction((client) =>
+    const written = await inTransaction(db.pool, (client) =>
       writeChunk(client, {
         ...EMPTY,
         commands: [
@@ -166,7 +152,7 @@ describe('ledger_write_chunk', () => {
 
   it('refuses to close a reservation that is not open, and then writes nothing of the chunk', async () => {
     const before = await db.pool.query("SELECT count(*)::int AS n FROM commands WHERE id = 'w-2'");
-    const closing = inTransaction((client) =>
+    const closing = inTransaction(db.pool, (client) =>
       writeChunk(client, {
         ...EMPTY,
         commands: [
