@@ -21,10 +21,21 @@ export const CLIENT_COMMANDS = [
 export type MoneyCommand = (typeof CLIENT_COMMANDS)[number];
 /** Threshold alerts move no money: a user may always set them on their own account. */
 export const ALERT_COMMANDS = ['set_alert', 'remove_alert'] as const satisfies readonly CommandType[];
-export type ClientCommand = MoneyCommand | (typeof ALERT_COMMANDS)[number];
+/**
+ * Commands of the back office, never a user's: refunds (the services of the order, and admins)
+ * and freezes (admins only). USER_ACTIONS cannot grant them.
+ */
+export const STAFF_COMMANDS = ['refund', 'freeze', 'unfreeze'] as const satisfies readonly CommandType[];
+export type ClientCommand = MoneyCommand | (typeof ALERT_COMMANDS)[number] | (typeof STAFF_COMMANDS)[number];
 
 export type Action = ClientCommand | 'read_account' | 'read_revenue';
-export const ACTIONS: readonly Action[] = [...CLIENT_COMMANDS, ...ALERT_COMMANDS, 'read_account', 'read_revenue'];
+export const ACTIONS: readonly Action[] = [
+  ...CLIENT_COMMANDS,
+  ...ALERT_COMMANDS,
+  ...STAFF_COMMANDS,
+  'read_account',
+  'read_revenue',
+];
 
 /**
  * How far a role reaches for an action:
@@ -35,7 +46,9 @@ export const ACTIONS: readonly Action[] = [...CLIENT_COMMANDS, ...ALERT_COMMANDS
  */
 export type Reach = 'none' | 'own' | 'services' | 'any';
 
-const ORDER_COMMANDS: ReadonlySet<Action> = new Set(['reserve', 'capture', 'release']);
+const ORDER_COMMANDS: ReadonlySet<Action> = new Set(['reserve', 'capture', 'release', 'refund']);
+/** Only an admin freezes or unfreezes an account: fraud and compliance act for the whole ledger. */
+const ADMIN_COMMANDS: ReadonlySet<Action> = new Set(['freeze', 'unfreeze']);
 
 export interface Principal {
   readonly userId: number;
@@ -56,10 +69,15 @@ export function permissionTable(userActions: readonly MoneyCommand[]): Record<Ro
   for (const action of [...userActions, ...ALERT_COMMANDS]) user[action] = 'own';
   user.read_account = 'own';
   const service = Object.fromEntries(
-    ACTIONS.map((action) => [action, ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any']),
+    ACTIONS.map((action) => [action, serviceReach(action)]),
   ) as Record<Action, Reach>;
   const admin = Object.fromEntries(ACTIONS.map((action) => [action, 'any'])) as Record<Action, Reach>;
   return { user, service, admin };
+}
+
+function serviceReach(action: Action): Reach {
+  if (ADMIN_COMMANDS.has(action)) return 'none';
+  return ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any';
 }
 
 export class Permissions {
@@ -100,6 +118,9 @@ const DESCRIPTIONS: Record<Action, string> = {
   transfer: 'transfer',
   set_alert: 'set a balance threshold alert',
   remove_alert: 'remove a balance threshold alert',
+  refund: 'refund a captured order',
+  freeze: 'freeze an account',
+  unfreeze: 'unfreeze an account',
   read_account: "read an account's balance, history and commands",
   read_revenue: 'read the revenue report',
 };

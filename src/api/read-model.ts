@@ -17,7 +17,7 @@ import { SETTLE_ID_PREFIX } from '../commands/schema.ts';
 import { monthBounds } from '../ledger/statement.ts';
 
 const SQL_BALANCES_OF_USERS = `
-  SELECT owner_id, kind, balance, version FROM accounts
+  SELECT owner_id, kind, balance, version, frozen_reason FROM accounts
   WHERE kind IN ('user_available', 'user_reserved', 'user_incoming') AND owner_id = ANY($1::bigint[])`;
 // Known: registered, or with history. Not "has an account": accounts are created for every id a
 // command names, even a command that is then rejected, and that must not make an id known.
@@ -35,10 +35,18 @@ export type UserBalances = BalanceView & {
   readonly spendable: string;
   /** The user's balance version: the sequence of their last balance event (docs/events.md). */
   readonly version: number;
+  /** Why the account is frozen (sql/0018_refunds_and_freezes.sql); null when it is not. */
+  readonly frozenReason: string | null;
 };
 
 export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): Promise<Record<string, UserBalances>> {
-  const { rows } = await db.query<{ owner_id: string; kind: string; balance: string; version: string }>({
+  const { rows } = await db.query<{
+    owner_id: string;
+    kind: string;
+    balance: string;
+    version: string;
+    frozen_reason: string | null;
+  }>({
     name: 'q_balances',
     text: SQL_BALANCES_OF_USERS,
     values: [userIds],
@@ -49,6 +57,7 @@ export async function balancesOfUsers(db: pg.Pool, userIds: readonly number[]): 
     const of = (kind: string) => BigInt(row(kind)?.balance ?? '0');
     out[String(userId)] = {
       version: Number(row('user_available')?.version ?? '0'),
+      frozenReason: row('user_available')?.frozen_reason ?? null,
       ...balanceView(of('user_available'), of('user_reserved')),
       incoming: formatMinor(of('user_incoming')),
       spendable: formatMinor(of('user_available') + of('user_incoming')),
@@ -162,7 +171,7 @@ export async function accountBalancesAt(
  * A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC;
  * `version` is null when the last posting before it predates balance events (sql/0011).
  */
-export type UserBalancesAt = Omit<UserBalances, 'version'> & { readonly at: string; readonly version: number | null };
+export type UserBalancesAt = Omit<UserBalances, 'version' | 'frozenReason'> & { readonly at: string; readonly version: number | null };
 
 /**
  * The balances of a known user as of `at` (an ISO 8601 instant with an offset): every posting
@@ -313,7 +322,9 @@ export async function historyPage(
 }
 
 const SQL_REVENUE_REPORT = `
-  SELECT r.service_id, coalesce(s.name, 'service ' || r.service_id) AS service_name, sum(r.amount) AS revenue
+  SELECT r.service_id, coalesce(s.name, 'service ' || r.service_id) AS service_name, sum(r.amount) AS revenue,
+         coalesce(sum(r.amount) FILTER (WHERE r.amount > 0), 0) AS captured,
+         coalesce(-sum(r.amount) FILTER (WHERE r.amount < 0), 0) AS refunded
   FROM revenue_entries r LEFT JOIN services s ON s.id = r.service_id
   WHERE r.created_at >= make_timestamptz($1, $2, 1, 0, 0, 0, $5) AND r.created_at < make_timestamptz($3, $4, 1, 0, 0, 0, $5)
   GROUP BY r.service_id, s.name
@@ -322,16 +333,26 @@ const SQL_REVENUE_REPORT = `
 export interface RevenueLine {
   readonly service_id: number;
   readonly service_name: string;
+  /** Net: captured minus refunded in the month. */
   readonly revenueMinor: bigint;
+  readonly capturedMinor: bigint;
+  /** Refunds made in the month, whenever their orders were captured. */
+  readonly refundedMinor: bigint;
 }
 
 /**
- * Revenue recognized per service in a calendar month (YYYY-MM) that begins at midnight in
+ * Net revenue (captures less refunds, each in the month it happened) per service in a calendar month (YYYY-MM) that begins at midnight in
  * `timeZone` (REPORT_TIME_ZONE); PostgreSQL computes the boundaries, daylight saving included.
  */
 export async function revenueReport(db: pg.Pool, month: string, timeZone: string): Promise<RevenueLine[]> {
   const { from, to } = monthBounds(month);
-  const { rows } = await db.query<{ service_id: string; service_name: string; revenue: string }>(SQL_REVENUE_REPORT, [
+  const { rows } = await db.query<{
+    service_id: string;
+    service_name: string;
+    revenue: string;
+    captured: string;
+    refunded: string;
+  }>(SQL_REVENUE_REPORT, [
     ...from,
     ...to,
     timeZone,
@@ -340,5 +361,7 @@ export async function revenueReport(db: pg.Pool, month: string, timeZone: string
     service_id: Number(r.service_id),
     service_name: r.service_name,
     revenueMinor: BigInt(r.revenue),
+    capturedMinor: BigInt(r.captured),
+    refundedMinor: BigInt(r.refunded),
   }));
 }

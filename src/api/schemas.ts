@@ -10,6 +10,7 @@ import {
   commentSchema,
   entityIdSchema,
   expiresInSchema,
+  freezeReasonSchema,
   httpKeySchema,
 } from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
@@ -46,6 +47,9 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
     reserveFunds: z.object({ ...order, amount, comment, expires_in_s: expiresInSchema.optional() }),
     deductFunds: z.object({ ...order, amount, comment }),
     cancelReservation: z.object({ ...order, comment }),
+    refundFunds: z.object({ ...order, amount, comment }),
+    freezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema }),
+    unfreezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema.optional() }),
     transferFunds: z
       .object({ sender_id: entityIdSchema, recipient_id: entityIdSchema, amount, comment })
       .refine((body) => body.sender_id !== body.recipient_id, {

@@ -14,12 +14,27 @@ const id = z.number().int().min(1);
 
 const balances = z.object({ available: money, reserved: money });
 
-/** A change of the user's balances: one per applied command that moved their money. */
+/**
+ * A change of the user's balances: one per applied command that moved their money, and one per
+ * freeze or unfreeze of their account (with no transactions).
+ */
 export const balanceChangeEventSchema = z
   .object({
     event_id: z.string().meta({ description: '`<command id>:<user id>`: the same for every copy of the event.' }),
     command_id: z.string(),
-    type: z.enum(['deposit', 'withdraw', 'reserve', 'capture', 'release', 'expire', 'transfer_out', 'transfer_in']),
+    type: z.enum([
+      'deposit',
+      'withdraw',
+      'reserve',
+      'capture',
+      'release',
+      'expire',
+      'transfer_out',
+      'transfer_in',
+      'refund',
+      'freeze',
+      'unfreeze',
+    ]),
     user_id: id,
     sequence: id.meta({
       description:

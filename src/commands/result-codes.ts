@@ -18,6 +18,11 @@ export const RESULT_CODES = {
   balance_limit_exceeded: 'The deposit would take the balance past the largest balance allowed.',
   alert_limit_exceeded: 'The user already has as many threshold alerts as allowed (ALERTS_PER_USER_MAX).',
   alert_not_found: 'The user has no threshold alert with this id.',
+  order_not_captured: 'The order is not captured: only the captured part of an order can be refunded.',
+  refund_exceeds_capture: 'Refunds of this order would add up to more than was captured.',
+  account_frozen: 'The account is frozen: money cannot leave it until it is unfrozen.',
+  account_already_frozen: 'The account is already frozen.',
+  account_not_frozen: 'The account is not frozen.',
   idempotency_key_reused: 'This command id was already used for a different command.',
   invalid_command: 'The command is not valid.',
   unprocessable: 'The command is valid but could not be stored; it will not be retried.',
@@ -33,5 +38,6 @@ export const TRANSACTION_TYPES = [
   'transfer_out',
   'transfer_in',
   'expire',
+  'refund',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];

@@ -24,6 +24,9 @@ export const COMMAND_TYPES = [
   'expire',
   'set_alert',
   'remove_alert',
+  'refund',
+  'freeze',
+  'unfreeze',
 ] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
@@ -95,6 +98,12 @@ export function parseHttpScopedId(id: string): { userId: number; key: string } |
 /** User, service and order ids: positive integers that a JSON number holds exactly. */
 export const entityIdSchema = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 export const commentSchema = storableText({ charsMax: COMMENT_CHARS_MAX, bytesMax: COMMENT_BYTES_MAX });
+/** Why an admin froze (or unfroze) an account: kept with the change, shown to services and admins. */
+export const freezeReasonSchema = storableText({
+  charsMax: COMMENT_CHARS_MAX,
+  bytesMax: COMMENT_BYTES_MAX,
+  charsMin: 1,
+}).meta({ description: 'Why: kept with the change in account_freezes and shown to services and admins.' });
 
 /**
  * The largest amount any command may carry on the wire: what a JSON number holds exactly. The
@@ -153,6 +162,19 @@ export function createCommandSchema(
     }),
     z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
+    z
+      .object({ ...base, type: z.literal('refund'), ...order, amount, comment: commentSchema.optional() })
+      .meta({
+        description:
+          "Gives back money of a captured order: from the service's revenue to the user's available balance. Refunds of an order add up to at most what was captured.",
+      }),
+    z.object({ ...base, type: z.literal('freeze'), reason: freezeReasonSchema }).meta({
+      description:
+        "Freezes the user's account: withdrawals, transfers out and new reserves are rejected with account_frozen until an unfreeze; money still arrives.",
+    }),
+    z
+      .object({ ...base, type: z.literal('unfreeze'), reason: freezeReasonSchema.optional() })
+      .meta({ description: "Ends a freeze of the user's account." }),
     z.object({
       ...base,
       type: z.literal('transfer'),
@@ -221,6 +243,7 @@ export function commandFingerprint(command: Command): string {
   if (c.expires_in_s !== undefined) parts.push(`expires_in_s=${c.expires_in_s}`);
   if (c.type === 'set_alert') parts.push(`direction=${c.direction}`, `threshold=${c.threshold}`);
   if (c.type === 'remove_alert') parts.push(`alert_id=${c.alert_id}`);
+  if ((c.type === 'freeze' || c.type === 'unfreeze') && c.reason !== undefined) parts.push(`reason=${c.reason}`);
   return createHash('sha256')
     .update(parts.map((part) => String(part ?? '')).join('\u001f'))
     .digest('base64url')

@@ -12,6 +12,7 @@ import {
   available,
   isBoundedAccount,
   isStripedAccount,
+  parseAccountKey,
   reserved,
   usersOf,
   type AccountKey,
@@ -101,6 +102,7 @@ export async function applyBatch(
     reservations.open,
     reservations.expired,
     alerts,
+    { captured: reservations.captured, frozen: frozenUsers(accounts) },
   );
   const outcomes = decideBatch(state, items, stored, limits);
   const versions = nextVersions(outcomes, accounts);
@@ -115,6 +117,8 @@ export async function applyBatch(
     balances: withVersions(state, accounts, versions.byUser),
     events: eventRows,
   });
+  await store.writeRefunds(db, state.refundedOrders);
+  await store.writeFreezes(db, freezeWrite(state, accounts, items, written.writtenAt));
   const created = groupByCommand(
     rows.transactions.map((row, i) => rowView(row, written.transactionIds[i]!, written.writtenAt)),
   );
@@ -127,6 +131,33 @@ export async function applyBatch(
  */
 function batchStripe(items: readonly BatchItem[]): number {
   return items[0]?.partition ?? 0;
+}
+
+function frozenUsers(accounts: ReadonlyMap<AccountKey, store.LoadedAccount>): Array<[number, string]> {
+  const frozen: Array<[number, string]> = [];
+  for (const account of accounts.values()) {
+    if (account.frozenReason !== null) frozen.push([parseAccountKey(account.key).ownerId, account.frozenReason]);
+  }
+  return frozen;
+}
+
+/** The batch's freezes and unfreezes: each account's final state, and every change with who made it. */
+function freezeWrite(
+  state: LedgerState,
+  accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+  items: readonly BatchItem[],
+  at: Date,
+): store.FreezeWrite {
+  if (state.freezes.length === 0) return { accounts: [], changes: [], at };
+  const principals = new Map(items.map((item) => [item.command.id, item.principal]));
+  return {
+    accounts: [...state.frozenAfter()].map(([userId, reason]) => ({
+      id: accountId(accounts, available(userId)),
+      reason,
+    })),
+    changes: state.freezes.map((change) => ({ ...change, principal: principals.get(change.commandId)! })),
+    at,
+  };
 }
 
 function groupEvents(rows: readonly store.BalanceEventRow[]): Map<string, store.BalanceEventRow[]> {
@@ -160,9 +191,13 @@ function withVersions(
   return [...changes.values()];
 }
 
-/** Whether an outcome changes its user's version: a new command applied that moved money. */
+/**
+ * Whether an outcome changes its user's version (and makes a balance event): a new command
+ * applied that moved money, or froze or unfroze the account.
+ */
 function movesMoney(outcome: ItemOutcome): outcome is Extract<ItemOutcome, { kind: 'new' }> {
-  return outcome.kind === 'new' && outcome.decision.status === 'applied' && outcome.decision.postings.length > 0;
+  if (outcome.kind !== 'new' || outcome.decision.status !== 'applied') return false;
+  return outcome.decision.postings.length > 0 || outcome.decision.freeze !== undefined;
 }
 
 /**
@@ -228,7 +263,13 @@ function accountsToLoad(command: Command): AccountKey[] {
 function ordersOf(commands: readonly Command[]): store.OrderKey[] {
   const orders = new Map<string, store.OrderKey>();
   for (const c of commands) {
-    if (c.type === 'reserve' || c.type === 'capture' || c.type === 'release' || c.type === 'expire') {
+    if (
+      c.type === 'reserve' ||
+      c.type === 'capture' ||
+      c.type === 'release' ||
+      c.type === 'expire' ||
+      c.type === 'refund'
+    ) {
       orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, {
         userId: c.user_id,
         serviceId: c.service_id,

@@ -91,6 +91,18 @@ export type AlertChange =
   | { readonly kind: 'add'; readonly alert: Alert }
   | { readonly kind: 'remove'; readonly userId: number; readonly alertId: string };
 
+/** A refund of part of a captured order: its amount, added to what was refunded of it. */
+export interface RefundChange extends OrderRef {
+  readonly amount: bigint;
+}
+
+/** A freeze (with its reason) or an unfreeze of a user's account. */
+export interface FreezeChange {
+  readonly userId: number;
+  readonly frozen: boolean;
+  readonly reason: string | null;
+}
+
 export interface Decision {
   readonly status: 'applied' | 'rejected';
   readonly code: ResultCode;
@@ -99,6 +111,8 @@ export interface Decision {
   readonly entries: readonly Entry[];
   readonly reservation: ReservationChange | null;
   readonly alert?: AlertChange;
+  readonly refund?: RefundChange;
+  readonly freeze?: FreezeChange;
 }
 
 /** Limits the rules enforce; part of the input, so a replay with the same limits decides the same. */
@@ -131,8 +145,9 @@ export function ledgerLimitsOf(limits: {
  */
 function namedAmount(command: Command): bigint | null {
   if (command.type === 'set_alert') return command.threshold;
-  // A capture is bounded by its reservation, made under the limit of its day.
-  if (command.type === 'settle' || command.type === 'capture' || !('amount' in command)) return null;
+  // A capture is bounded by its reservation, made under the limit of its day; a refund by its capture.
+  if (command.type === 'settle' || command.type === 'capture' || command.type === 'refund' || !('amount' in command))
+    return null;
   return command.amount;
 }
 
@@ -148,6 +163,17 @@ export interface LedgerView {
   reservationExpired(userId: number, serviceId: number, orderId: number): boolean;
   /** The user's threshold alerts, in no particular order. */
   alertsOf(userId: number): readonly Alert[];
+  /**
+   * What the order's latest reservation captured and what was refunded of it since, if that
+   * reservation was captured; undefined if the order is open, released, expired or unknown.
+   */
+  capturedOrder(
+    userId: number,
+    serviceId: number,
+    orderId: number,
+  ): { readonly capturedAmount: bigint; readonly refundedAmount: bigint } | undefined;
+  /** Why the user's account is frozen, or null when it is not. */
+  frozenReason(userId: number): string | null;
 }
 
 /** The accounts a command reads or writes; the consumer loads (and locks) these. */
@@ -166,9 +192,14 @@ export function accountsOf(command: Command): AccountKey[] {
       return [available(command.user_id), incoming(command.recipient_id)];
     case 'settle':
       return [incoming(command.user_id), available(command.user_id)];
+    case 'refund':
+      return [available(command.user_id), revenue(command.service_id)];
     case 'set_alert':
     case 'remove_alert':
-      // Locked like a balance change: the alert starts from the balance and is kept on this account.
+    case 'freeze':
+    case 'unfreeze':
+      // Locked like a balance change: the alert starts from the balance, and the alert count and
+      // the freeze are kept on this account's row.
       return [available(command.user_id)];
   }
 }
@@ -182,8 +213,13 @@ export function usersOf(command: Command): number[] {
   return [command.user_id];
 }
 
+/** Commands that take money out of the user's available balance, which a freeze stops. */
+const STOPPED_BY_FREEZE: ReadonlySet<Command['type']> = new Set(['withdraw', 'transfer', 'reserve']);
+
 export function decide(view: LedgerView, command: Command, limits: LedgerLimits): Decision {
   if ((namedAmount(command) ?? 0n) > limits.amountMinorMax) return rejected('amount_too_large');
+  if (STOPPED_BY_FREEZE.has(command.type) && view.frozenReason(command.user_id) !== null)
+    return rejected('account_frozen');
   switch (command.type) {
     case 'deposit':
       if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax)
@@ -208,6 +244,11 @@ export function decide(view: LedgerView, command: Command, limits: LedgerLimits)
       return decideTransfer(view, command);
     case 'expire':
       return decideExpire(view, command);
+    case 'refund':
+      return decideRefund(view, command);
+    case 'freeze':
+    case 'unfreeze':
+      return decideFreeze(view, command);
     case 'set_alert':
       return decideSetAlert(view, command, limits);
     case 'remove_alert':
@@ -270,6 +311,35 @@ function decideCapture(view: LedgerView, command: CommandOf<'capture'>): Decisio
     serviceId,
     orderId,
   });
+}
+
+/**
+ * Gives back part or all of a captured order: from the service's revenue to the user. Applies to
+ * a frozen account too: money arriving is never stopped.
+ */
+function decideRefund(view: LedgerView, command: CommandOf<'refund'>): Decision {
+  const { user_id: userId, service_id: serviceId, order_id: orderId, amount } = command;
+  const order = view.capturedOrder(userId, serviceId, orderId);
+  if (!order) return rejected('order_not_captured');
+  if (amount > order.capturedAmount - order.refundedAmount) return rejected('refund_exceeds_capture');
+  return {
+    ...applied(
+      [{ debit: revenue(serviceId), credit: available(userId), amount }],
+      [entry(userId, amount, 'refund', { serviceId, orderId, comment: command.comment })],
+    ),
+    refund: { userId, serviceId, orderId, amount },
+  };
+}
+
+/** A freeze of an account that is not frozen, or an unfreeze of one that is; it moves no money. */
+function decideFreeze(view: LedgerView, command: CommandOf<'freeze' | 'unfreeze'>): Decision {
+  const frozen = view.frozenReason(command.user_id) !== null;
+  if (command.type === 'freeze' && frozen) return rejected('account_already_frozen');
+  if (command.type === 'unfreeze' && !frozen) return rejected('account_not_frozen');
+  return {
+    ...applied([], []),
+    freeze: { userId: command.user_id, frozen: command.type === 'freeze', reason: command.reason ?? null },
+  };
 }
 
 function decideRelease(view: LedgerView, command: CommandOf<'release'>): Decision {

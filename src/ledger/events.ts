@@ -25,6 +25,9 @@ export const EVENT_TYPES = [
   'expire',
   'transfer_out',
   'transfer_in',
+  'refund',
+  'freeze',
+  'unfreeze',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -33,7 +36,8 @@ export const THRESHOLD_EVENT_TYPE = 'threshold_crossed';
 
 /**
  * What the event says happened: a transfer is the sender's transfer_out, its settle the
- * recipient's transfer_in. Alert registrations change no balance and make no balance event.
+ * recipient's transfer_in. Alert registrations change no balance and make no balance event; a
+ * freeze or unfreeze changes no balance either, but changes what the account may do, so it has one.
  */
 export function eventTypeOf(command: Command): EventType {
   if (command.type === 'transfer') return 'transfer_out';

@@ -12,9 +12,33 @@ import {
   type Alert,
   type AlertChange,
   type Decision,
+  type FreezeChange,
   type LedgerView,
+  type OrderRef,
+  type RefundChange,
   type ReservationChange,
 } from './core.ts';
+
+/** An order whose latest reservation was captured: what it captured, and what was refunded of it. */
+export interface CapturedOrder extends OrderRef {
+  /** Names the reservation: a reserve command opens at most one. */
+  readonly reserveCommandId: string;
+  readonly capturedAmount: bigint;
+  refundedAmount: bigint;
+}
+
+/** What the chunk loaded besides balances, reservations and alerts. */
+export interface LoadedExtras {
+  /** Orders whose latest reservation is captured. */
+  readonly captured?: Iterable<CapturedOrder>;
+  /** Frozen users, with the reason they were frozen for. */
+  readonly frozen?: Iterable<readonly [number, string]>;
+}
+
+/** A freeze or unfreeze this batch applied, with the command that made it. */
+export interface FreezeRecord extends FreezeChange {
+  readonly commandId: string;
+}
 
 export interface ReservationRecord {
   /** Null while the reservation exists only in this batch. */
@@ -71,14 +95,26 @@ export class LedgerState implements LedgerView {
   private readonly alertSetsChanged = new Set<number>();
   /** Per applied decision: the alerts it fired, ordered by id. */
   private readonly fired = new Map<Decision, AlertState[]>();
+  /** Orders whose latest reservation is captured (reservationKey), as loaded and as this batch left them. */
+  private readonly captured = new Map<string, CapturedOrder>();
+  /** Captured orders this batch refunded, in the order it first refunded them. */
+  readonly refundedOrders: CapturedOrder[] = [];
+  /** Frozen users and their reasons, as loaded and as this batch left them. */
+  private readonly frozen = new Map<number, string>();
+  /** Every freeze and unfreeze this batch applied, in order. */
+  readonly freezes: FreezeRecord[] = [];
 
   constructor(
     balances: Iterable<readonly [AccountKey, bigint]>,
     openReservations: Iterable<ReservationRecord>,
     expiredOrders: Iterable<string> = [],
     alerts: Iterable<AlertState> = [],
+    extras: LoadedExtras = {},
   ) {
     this.balances = new Map(balances);
+    for (const order of extras.captured ?? [])
+      this.captured.set(reservationKey(order.userId, order.serviceId, order.orderId), { ...order });
+    for (const [userId, reason] of extras.frozen ?? []) this.frozen.set(userId, reason);
     this.initial = new Map(this.balances);
     this.expired = new Set(expiredOrders);
     for (const record of openReservations)
@@ -102,6 +138,19 @@ export class LedgerState implements LedgerView {
       this.alerts.set(userId, list);
     }
     return list;
+  }
+
+  capturedOrder(userId: number, serviceId: number, orderId: number): CapturedOrder | undefined {
+    return this.captured.get(reservationKey(userId, serviceId, orderId));
+  }
+
+  frozenReason(userId: number): string | null {
+    return this.frozen.get(userId) ?? null;
+  }
+
+  /** Users whose freeze this batch changed, with the reason they are frozen for now (null: not frozen). */
+  frozenAfter(): Map<number, string | null> {
+    return new Map(this.freezes.map((f) => [f.userId, this.frozenReason(f.userId)]));
   }
 
   reservationExpired(userId: number, serviceId: number, orderId: number): boolean {
@@ -135,6 +184,8 @@ export class LedgerState implements LedgerView {
     this.balancesAfter.set(decision, after);
     if (decision.reservation) this.applyReservation(commandId, decision.reservation);
     if (decision.alert) this.applyAlertChange(decision.alert);
+    if (decision.refund) this.applyRefund(commandId, decision.refund);
+    if (decision.freeze) this.applyFreeze(commandId, decision.freeze);
     // Most batches have no user with alerts: nothing to look at on their hot path.
     if (this.alerts.size > 0) this.fired.set(decision, this.crossAlertsOf(decision));
   }
@@ -196,8 +247,25 @@ export class LedgerState implements LedgerView {
     return after;
   }
 
+  private applyRefund(commandId: string, change: RefundChange): void {
+    const order = this.captured.get(reservationKey(change.userId, change.serviceId, change.orderId));
+    if (!order) throw new LedgerInvariantError(`${commandId} refunds an order that is not captured`);
+    if (order.refundedAmount + change.amount > order.capturedAmount)
+      throw new LedgerInvariantError(`${commandId} would refund more than the order's capture`);
+    if (!this.refundedOrders.includes(order)) this.refundedOrders.push(order);
+    order.refundedAmount += change.amount;
+  }
+
+  private applyFreeze(commandId: string, change: FreezeChange): void {
+    if (change.frozen) this.frozen.set(change.userId, change.reason ?? '');
+    else this.frozen.delete(change.userId);
+    this.freezes.push({ ...change, commandId });
+  }
+
   private applyReservation(commandId: string, change: ReservationChange): void {
     const key = reservationKey(change.userId, change.serviceId, change.orderId);
+    // The order's latest reservation changes: a new hold makes it not captured, a capture makes it so.
+    this.captured.delete(key);
     if (change.kind === 'open') {
       const record: ReservationRecord = {
         id: null,
@@ -222,6 +290,18 @@ export class LedgerState implements LedgerView {
     record.capturedAmount = change.capturedAmount;
     record.closeCommandId = commandId;
     this.open.delete(key);
+    if (change.status === 'captured') {
+      const { userId, serviceId, orderId } = change;
+      const { reserveCommandId } = record;
+      this.captured.set(key, {
+        userId,
+        serviceId,
+        orderId,
+        reserveCommandId,
+        capturedAmount: change.capturedAmount,
+        refundedAmount: 0n,
+      });
+    }
     if (change.status === 'expired') this.expired.add(key);
     // A reservation opened in this batch is already listed; one loaded from the database is not.
     if (record.id !== null) this.changedReservations.push(record);

@@ -28,6 +28,7 @@ export function rowEffect(type: TransactionType, amount: bigint): StatementBalan
     case 'withdraw':
     case 'transfer_out':
     case 'transfer_in':
+    case 'refund': // amount > 0: from the service's revenue back into available
       return { spendable: amount, reserved: 0n };
     case 'reserve': // amount < 0: out of available, into reserved
     case 'release': // amount > 0: out of reserved, back into available

@@ -19,6 +19,9 @@ const ACCOUNT_MOVEMENTS = `
   UNION ALL
   SELECT debit_account_id, -amount, command_id FROM postings`;
 
+/** Commands that apply without moving money. */
+const NO_MONEY_COMMANDS = `'set_alert', 'remove_alert', 'freeze', 'unfreeze'`;
+
 export const CHECKS: readonly Check[] = [
   {
     // A posting is balanced by construction (one amount, a debit and a credit), so what can go
@@ -39,7 +42,8 @@ export const CHECKS: readonly Check[] = [
             AND (cr.kind = 'revenue' OR (cr.kind = 'user_available' AND cr.owner_id = c.user_id)))
         OR (c.type IN ('release', 'expire') AND d.kind = 'user_reserved' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
         OR (c.type = 'transfer' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_incoming' AND cr.owner_id <> c.user_id)
-        OR (c.type = 'settle' AND d.kind = 'user_incoming' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id))`,
+        OR (c.type = 'settle' AND d.kind = 'user_incoming' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
+        OR (c.type = 'refund' AND d.kind = 'revenue' AND cr.kind = 'user_available' AND cr.owner_id = c.user_id))`,
   },
   {
     name: 'balances_sum_to_zero',
@@ -130,8 +134,8 @@ export const CHECKS: readonly Check[] = [
       FROM commands c LEFT JOIN postings p ON p.command_id = c.id
       GROUP BY c.id, c.type, c.status
       HAVING (c.status = 'rejected' AND count(p.id) <> 0)
-          OR (c.status = 'applied' AND c.type IN ('set_alert', 'remove_alert') AND count(p.id) <> 0)
-          OR (c.status = 'applied' AND c.type NOT IN ('capture', 'set_alert', 'remove_alert') AND count(p.id) <> 1)
+          OR (c.status = 'applied' AND c.type IN (${NO_MONEY_COMMANDS}) AND count(p.id) <> 0)
+          OR (c.status = 'applied' AND c.type NOT IN ('capture', ${NO_MONEY_COMMANDS}) AND count(p.id) <> 1)
           OR (c.status = 'applied' AND c.type = 'capture' AND count(p.id) NOT IN (1, 2))`,
   },
   {
@@ -173,6 +177,30 @@ export const CHECKS: readonly Check[] = [
       SELECT r.id, r.status, r.amount, r.captured_amount, coalesce(m.total, 0) AS moved, coalesce(m.to_revenue, 0) AS to_revenue
       FROM reservations r LEFT JOIN moved m ON m.command_id = r.close_command_id
       WHERE r.status <> 'open' AND (coalesce(m.total, 0) <> r.amount OR coalesce(m.to_revenue, 0) <> r.captured_amount)`,
+  },
+  {
+    // The table keeps each reservation's refunded total within its capture (a CHECK); this ties
+    // that total to the refunds' own history rows.
+    name: 'refunds_match_orders',
+    description: "every order's refund rows add up to what its captured reservations record as refunded",
+    sql: `
+      SELECT user_id, service_id, order_id, t.refunded AS refund_rows, r.refunded AS recorded
+      FROM (SELECT user_id, service_id, order_id, sum(amount) AS refunded FROM transactions
+            WHERE transaction_type = 'refund' GROUP BY user_id, service_id, order_id) t
+      FULL JOIN (SELECT user_id, service_id, order_id, sum(refunded_amount) AS refunded FROM reservations
+                 WHERE refunded_amount > 0 GROUP BY user_id, service_id, order_id) r
+        USING (user_id, service_id, order_id)
+      WHERE t.refunded IS DISTINCT FROM r.refunded`,
+  },
+  {
+    name: 'frozen_matches_freezes',
+    description: "every account is frozen exactly when its last freeze or unfreeze (account_freezes) was a freeze",
+    sql: `
+      SELECT a.owner_id, a.frozen_reason, f.frozen AS last_change_froze
+      FROM accounts a
+      LEFT JOIN (SELECT DISTINCT ON (user_id) user_id, frozen FROM account_freezes ORDER BY user_id, id DESC) f
+        ON f.user_id = a.owner_id
+      WHERE a.kind = 'user_available' AND (a.frozen_reason IS NOT NULL) <> coalesce(f.frozen, false)`,
   },
 ];
 

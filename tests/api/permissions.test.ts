@@ -35,9 +35,22 @@ describe('the permission table', () => {
 
   it('leaves a principal with no grant list (every account made before grants existed) to its role', () => {
     const permissions = new Permissions(['transfer']);
-    for (const action of ACTIONS)
-      expect(() =>
-        permissions.require({ userId: 1, role: 'service', services: null, actions: null }, action, { userId: 2 }),
-      ).not.toThrow();
+    const service = { userId: 1, role: 'service', services: null, actions: null } as const;
+    for (const action of ACTIONS.filter((a) => a !== 'freeze' && a !== 'unfreeze'))
+      expect(() => permissions.require(service, action, { userId: 2 })).not.toThrow();
+  });
+
+  it('lets only admins freeze and unfreeze, and never users or services, whatever USER_ACTIONS says', () => {
+    const permissions = new Permissions(['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer']);
+    for (const action of ['freeze', 'unfreeze', 'refund'] as const) {
+      expect(() => permissions.require({ userId: 2, role: 'user', services: null }, action, { userId: 2 })).toThrow(
+        /may not/,
+      );
+      expect(() => permissions.require({ userId: 1, role: 'admin', services: null }, action, { userId: 2 })).not.toThrow();
+    }
+    for (const action of ['freeze', 'unfreeze'] as const)
+      expect(() => permissions.require({ userId: 1, role: 'service', services: null }, action, { userId: 2 })).toThrow(
+        /may not/,
+      );
   });
 });

@@ -76,6 +76,27 @@ export const COMMAND_ROUTES: readonly CommandRoute[] = [
     ...b,
   })),
   route(
+    '/api/refund_funds',
+    'Refund part or all of a captured order, from the service revenue back to the user',
+    'refund',
+    'refundFunds',
+    (b: OrderBody & { amount: bigint }) => ({ type: 'refund', ...b }),
+  ),
+  route(
+    '/api/accounts/freeze',
+    'Freeze an account: money can arrive but not leave (admins)',
+    'freeze',
+    'freezeAccount',
+    (b: { user_id: number; reason: string }) => ({ type: 'freeze', ...b }),
+  ),
+  route(
+    '/api/accounts/unfreeze',
+    'Unfreeze an account (admins)',
+    'unfreeze',
+    'unfreezeAccount',
+    (b: { user_id: number; reason?: string }) => ({ type: 'unfreeze', ...b }),
+  ),
+  route(
     '/api/transfer_funds',
     'Transfer between users',
     'transfer',

@@ -62,6 +62,9 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
       incoming: balance.incoming,
       currency: 'RUB',
       version: balance.version,
+      frozen: balance.frozenReason !== null,
+      // The reason is the back office's: the user sees that, not why.
+      ...(balance.frozenReason !== null && principal.role !== 'user' ? { frozen_reason: balance.frozenReason } : {}),
     };
   });
 
@@ -116,12 +119,21 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
           service_id: l.service_id,
           service_name: l.service_name,
           revenue: formatMinor(l.revenueMinor),
+          captured: formatMinor(l.capturedMinor),
+          refunded: formatMinor(l.refundedMinor),
         })),
       };
     }
     const csv = csvText([
-      ['service_id', 'service_name', 'revenue'],
-      ...lines.map((l) => [String(l.service_id), l.service_name, formatMinor(l.revenueMinor)]),
+      // New columns go last, so readers of the first three keep working.
+      ['service_id', 'service_name', 'revenue', 'captured', 'refunded'],
+      ...lines.map((l) => [
+        String(l.service_id),
+        l.service_name,
+        formatMinor(l.revenueMinor),
+        formatMinor(l.capturedMinor),
+        formatMinor(l.refundedMinor),
+      ]),
     ]);
     return reply
       .header('content-type', 'text/csv; charset=utf-8')

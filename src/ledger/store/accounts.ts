@@ -24,6 +24,8 @@ export interface LoadedAccount {
   readonly version: bigint;
   /** How many threshold alerts the user has, on a user's available account (sql/0010_balance_alerts.sql). */
   readonly alertCount: number;
+  /** Why the user's account is frozen, on a user's available account; null when it is not (sql/0018). */
+  readonly frozenReason: string | null;
 }
 
 const SQL_CREATE_MISSING_ACCOUNTS = `

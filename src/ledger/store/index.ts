@@ -8,5 +8,6 @@ export * from './accounts.ts';
 export * from './commands.ts';
 export * from './events.ts';
 export * from './load-chunk.ts';
+export * from './orders-and-freezes.ts';
 export * from './transactions.ts';
 export * from './write-chunk.ts';

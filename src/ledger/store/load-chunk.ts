@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { AlertDirection } from '../../commands/schema.ts';
 import type { AlertState } from '../alerts.ts';
 import { type AccountKey, type AccountKind, accountKey, isBoundedAccount, parseAccountKey } from '../core.ts';
-import type { ReservationRecord } from '../state.ts';
+import type { CapturedOrder, ReservationRecord } from '../state.ts';
 import { type LoadedAccount, stripeOf } from './accounts.ts';
 import type { StoredCommand } from './commands.ts';
 
@@ -29,8 +29,11 @@ export interface ChunkLoad {
 export interface LoadedChunk {
   readonly stored: Map<string, StoredCommand>;
   readonly accounts: Map<AccountKey, LoadedAccount>;
-  /** The open reservations of the chunk's orders, and the reservationKey()s of those whose hold expired. */
-  readonly reservations: { open: ReservationRecord[]; expired: string[] };
+  /**
+   * The open reservations of the chunk's orders, the reservationKey()s of those whose hold
+   * expired, and the orders whose latest reservation was captured.
+   */
+  readonly reservations: { open: ReservationRecord[]; expired: string[]; captured: CapturedOrder[] };
   readonly alerts: AlertState[];
 }
 
@@ -38,7 +41,15 @@ type LoadRow =
   | { what: 'command'; item: StoredCommand }
   | {
       what: 'account';
-      item: { id: number; kind: AccountKind; owner_id: number; balance: string; version: string; alert_count: number };
+      item: {
+        id: number;
+        kind: AccountKind;
+        owner_id: number;
+        balance: string;
+        version: string;
+        alert_count: number;
+        frozen_reason: string | null;
+      };
     }
   | {
       what: 'reservation';
@@ -50,6 +61,8 @@ type LoadRow =
         amount: string;
         status: string;
         reserve_command_id: string;
+        captured_amount: string;
+        refunded_amount: string;
       };
     }
   | {
@@ -86,7 +99,7 @@ function loadedChunk(rows: readonly LoadRow[]): LoadedChunk {
   const chunk: LoadedChunk = {
     stored: new Map(),
     accounts: new Map(),
-    reservations: { open: [], expired: [] },
+    reservations: { open: [], expired: [], captured: [] },
     alerts: [],
   };
   for (const row of rows) {
@@ -99,6 +112,7 @@ function loadedChunk(rows: readonly LoadRow[]): LoadedChunk {
         balance: BigInt(row.item.balance),
         version: BigInt(row.item.version),
         alertCount: row.item.alert_count,
+        frozenReason: row.item.frozen_reason,
       });
     } else if (row.what === 'reservation') addReservation(chunk.reservations, row.item);
     else
@@ -115,6 +129,15 @@ function loadedChunk(rows: readonly LoadRow[]): LoadedChunk {
 
 function addReservation(into: LoadedChunk['reservations'], r: Extract<LoadRow, { what: 'reservation' }>['item']): void {
   if (r.status === 'expired') into.expired.push(`${r.user_id}:${r.service_id}:${r.order_id}`);
+  if (r.status === 'captured')
+    into.captured.push({
+      userId: Number(r.user_id),
+      serviceId: Number(r.service_id),
+      orderId: Number(r.order_id),
+      reserveCommandId: r.reserve_command_id,
+      capturedAmount: BigInt(r.captured_amount),
+      refundedAmount: BigInt(r.refunded_amount),
+    });
   if (r.status !== 'open') return;
   into.open.push({
     id: Number(r.id),
