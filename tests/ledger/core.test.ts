@@ -302,6 +302,183 @@ describe('holds that expire', () => {
   });
 });
 
+describe('refunds', () => {
+  /** User 1 with 10.00, an order 9 of service 5 reserved for 6.00 and captured for 5.00. */
+  function captured(): LedgerState {
+    const state = stateWith([[available(1), 1000n]]);
+    run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '6.00' },
+      { type: 'capture', service_id: 5, order_id: 9, amount: '5.00' },
+    );
+    return state;
+  }
+
+  it("gives back part of a capture from the service's revenue to available, with a refund row", () => {
+    const state = captured();
+    const [refund] = run(state, { type: 'refund', service_id: 5, order_id: 9, amount: '2.00', comment: 'broken' });
+    expect(refund).toMatchObject({ status: 'applied', code: 'ok' });
+    expect(refund!.postings).toEqual([{ debit: revenue(5), credit: available(1), amount: 200n }]);
+    expect(refund!.entries.map((e) => [e.type, e.amount, e.serviceId, e.orderId, e.comment])).toEqual([
+      ['refund', 200n, 5, 9, 'broken'],
+    ]);
+    expect(state.balance(revenue(5))).toBe(300n);
+    expect(state.balance(available(1))).toBe(700n);
+    expect(state.refundedOrders).toEqual([expect.objectContaining({ orderId: 9, refundedAmount: 200n })]);
+  });
+
+  it('allows partial refunds up to the capture and refuses one cent more with refund_exceeds_capture', () => {
+    const state = captured();
+    const codes = run(
+      state,
+      { type: 'refund', service_id: 5, order_id: 9, amount: '3.00' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '2.01' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '2.00' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '0.01' },
+    ).map((d) => d.code);
+    expect(codes).toEqual(['ok', 'refund_exceeds_capture', 'ok', 'refund_exceeds_capture']);
+    expect(state.balance(revenue(5))).toBe(0n);
+    // 10.00, less the 6.00 hold, plus its 1.00 remainder, plus 5.00 of refunds.
+    expect(state.balance(available(1))).toBe(1000n);
+  });
+
+  it('refuses a refund of an order that is open, released, expired, unknown or of another service with order_not_captured', () => {
+    const state = stateWith([[available(1), 1000n]]);
+    const codes = run(
+      state,
+      { type: 'refund', service_id: 5, order_id: 1, amount: '1.00' },
+      { type: 'reserve', service_id: 5, order_id: 2, amount: '1.00' },
+      { type: 'refund', service_id: 5, order_id: 2, amount: '1.00' },
+      { type: 'release', service_id: 5, order_id: 2 },
+      { type: 'refund', service_id: 5, order_id: 2, amount: '1.00' },
+      { type: 'reserve', service_id: 5, order_id: 3, amount: '1.00' },
+      { type: 'capture', service_id: 5, order_id: 3, amount: '1.00' },
+      { type: 'refund', service_id: 6, order_id: 3, amount: '1.00' },
+    ).map((d) => d.code);
+    expect(codes).toEqual(['order_not_captured', 'ok', 'order_not_captured', 'ok', 'order_not_captured', 'ok', 'ok', 'order_not_captured']);
+  });
+
+  it('bounds refunds by the latest capture of the order: a new hold of it is not refundable until captured', () => {
+    const state = captured();
+    const codes = run(
+      state,
+      { type: 'reserve', service_id: 5, order_id: 9, amount: '1.00' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '1.00' },
+      { type: 'capture', service_id: 5, order_id: 9, amount: '0.50' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '0.51' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '0.50' },
+    ).map((d) => d.code);
+    expect(codes).toEqual(['ok', 'order_not_captured', 'ok', 'refund_exceeds_capture', 'ok']);
+  });
+
+  it('refunds a capture loaded from the database within what is left of it', () => {
+    const state = new LedgerState([[revenue(5), 500n]], [], [], [], {
+      captured: [{ userId: 1, serviceId: 5, orderId: 9, reserveCommandId: 'r', capturedAmount: 500n, refundedAmount: 400n }],
+    });
+    const codes = run(
+      state,
+      { type: 'refund', service_id: 5, order_id: 9, amount: '1.01' },
+      { type: 'refund', service_id: 5, order_id: 9, amount: '1.00' },
+    ).map((d) => d.code);
+    expect(codes).toEqual(['refund_exceeds_capture', 'ok']);
+    expect(state.refundedOrders).toEqual([expect.objectContaining({ reserveCommandId: 'r', refundedAmount: 500n })]);
+  });
+
+  it('is not bounded by AMOUNT_MINOR_MAX: the capture it gives back was', () => {
+    const state = captured();
+    const decision = decide(state, command({ type: 'refund', service_id: 5, order_id: 9, amount: '5.00' }), {
+      ...LIMITS,
+      amountMinorMax: 100n,
+    });
+    expect(decision.code).toBe('ok');
+  });
+
+  it('refuses to apply a refund decision the state does not allow (a second look behind decide)', () => {
+    const state = captured();
+    const forged = {
+      ...decide(state, command({ type: 'refund', service_id: 5, order_id: 9, amount: '5.00' }), LIMITS),
+      refund: { userId: 1, serviceId: 5, orderId: 9, amount: 501n },
+    };
+    expect(() => state.apply('forged', forged)).toThrow(LedgerInvariantError);
+  });
+});
+
+describe('frozen accounts', () => {
+  const rich = () =>
+    stateWith([
+      [available(1), 10_000n],
+      [reserved(1), 0n],
+    ]);
+
+  it('rejects withdraw, transfer out and reserve with account_frozen, and applies deposits, settles, releases, captures and refunds', () => {
+    const state = rich();
+    run(state, { type: 'reserve', service_id: 5, order_id: 1, amount: '10.00' });
+    run(state, { type: 'reserve', service_id: 5, order_id: 2, amount: '10.00' });
+    run(state, { type: 'reserve', service_id: 5, order_id: 3, amount: '10.00' });
+    run(state, { type: 'capture', service_id: 5, order_id: 3, amount: '10.00' });
+    const [freeze] = run(state, { type: 'freeze', reason: 'chargeback investigation' });
+    expect(freeze).toMatchObject({ status: 'applied', postings: [], freeze: { userId: 1, frozen: true } });
+    expect(state.frozenReason(1)).toBe('chargeback investigation');
+    const stopped = run(
+      state,
+      { type: 'withdraw', amount: '1.00' },
+      { type: 'transfer', recipient_id: 2, amount: '1.00' },
+      { type: 'reserve', service_id: 5, order_id: 4, amount: '1.00' },
+    ).map((d) => d.code);
+    expect(stopped).toEqual(['account_frozen', 'account_frozen', 'account_frozen']);
+    const allowed = run(
+      state,
+      { type: 'deposit', amount: '1.00' },
+      { type: 'capture', service_id: 5, order_id: 1, amount: '5.00' },
+      { type: 'release', service_id: 5, order_id: 2 },
+      { type: 'refund', service_id: 5, order_id: 3, amount: '10.00' },
+    ).map((d) => d.code);
+    expect(allowed).toEqual(['ok', 'ok', 'ok', 'ok']);
+    const settle = settleOf(command({ type: 'transfer', user_id: 2, recipient_id: 1, amount: '3.00' }) as never);
+    expect(decide(state, settle, LIMITS).code).toBe('ok');
+  });
+
+  it('lets everything through again after an unfreeze, and refuses a second freeze or an unfreeze of an open account', () => {
+    const state = rich();
+    const codes = run(
+      state,
+      { type: 'unfreeze' },
+      { type: 'freeze', reason: 'a' },
+      { type: 'freeze', reason: 'b' },
+      { type: 'unfreeze', reason: 'cleared' },
+      { type: 'withdraw', amount: '1.00' },
+    ).map((d) => d.code);
+    expect(codes).toEqual(['account_not_frozen', 'ok', 'account_already_frozen', 'ok', 'ok']);
+    expect(state.frozenReason(1)).toBeNull();
+    expect(state.freezes.map((f) => [f.frozen, f.reason])).toEqual([
+      [true, 'a'],
+      [false, 'cleared'],
+    ]);
+    expect(state.frozenAfter()).toEqual(new Map([[1, null]]));
+  });
+
+  it('stops only the frozen user: another user on the same state still withdraws', () => {
+    const state = new LedgerState(
+      [
+        [available(1), 1000n],
+        [available(2), 1000n],
+      ],
+      [],
+      [],
+      [],
+      { frozen: [[1, 'loaded from the database']] },
+    );
+    const frozen = decide(state, command({ type: 'withdraw', amount: '1.00' }), LIMITS);
+    const other = decide(state, command({ type: 'withdraw', user_id: 2, amount: '1.00' }), LIMITS);
+    expect([frozen.code, other.code]).toEqual(['account_frozen', 'ok']);
+  });
+
+  it('requires a reason of 1-500 storable characters to freeze', () => {
+    for (const reason of [undefined, '', 'x'.repeat(501), 'nul\u0000'])
+      expect(() => command({ type: 'freeze', reason }), JSON.stringify(reason)).toThrow();
+  });
+});
+
 describe('transfer', () => {
   it("debits the sender, credits the recipient's incoming, and records both sides", () => {
     const state = stateWith([[available(1), 1000n]]);
