@@ -1,7 +1,8 @@
 /**
  * Compares two ledgers account by account (balances, and users' balance versions), the decided
- * commands by outcome, the open reservations and the threshold alerts (with whether each is
- * past its threshold), for checking a database rebuilt by replay against the live one.
+ * commands by outcome, the open reservations, what was refunded of each order, the frozen
+ * accounts (with their reasons) and the threshold alerts (with whether each is past its
+ * threshold), for checking a database rebuilt by replay against the live one.
  */
 import type pg from 'pg';
 
@@ -20,6 +21,10 @@ const SQL_OUTCOMES = 'SELECT status, code, count(*) AS n FROM commands GROUP BY 
 const SQL_VERSIONS = "SELECT owner_id, version FROM accounts WHERE kind = 'user_available'";
 const SQL_ALERTS = 'SELECT id, user_id, direction, threshold, past FROM balance_alerts';
 const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM reservations WHERE status = 'open'";
+const SQL_REFUNDED_ORDERS = `
+  SELECT user_id, service_id, order_id, sum(refunded_amount)::text AS refunded FROM reservations
+  WHERE refunded_amount > 0 GROUP BY user_id, service_id, order_id`;
+const SQL_FROZEN = "SELECT owner_id, frozen_reason FROM accounts WHERE kind = 'user_available' AND frozen_reason IS NOT NULL";
 
 export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
   const differences: Difference[] = [];
@@ -69,6 +74,20 @@ export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
     await keyed(b, SQL_OPEN_RESERVATIONS, order, (r) => r.amount),
     'none',
   );
+  compare(
+    'refunded of order',
+    await keyed(a, SQL_REFUNDED_ORDERS, order, (r) => r.refunded),
+    await keyed(b, SQL_REFUNDED_ORDERS, order, (r) => r.refunded),
+    '0',
+  );
+  const frozen = (db: pg.Pool) =>
+    keyed(
+      db,
+      SQL_FROZEN,
+      (r) => `user ${r.owner_id}`,
+      (r) => r.frozen_reason,
+    );
+  compare('frozen account', await frozen(a), await frozen(b), 'not frozen');
   const version = (db: pg.Pool) =>
     keyed(
       db,

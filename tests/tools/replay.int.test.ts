@@ -20,7 +20,37 @@ import {
   type TestDatabase,
 } from '../helpers/stack.ts';
 
-const COMMANDS = 15_000;
+const MIXED = 15_000;
+
+/**
+ * Refunds (partial, and one past the capture) and freezes (a withdrawal stopped, a deposit let
+ * through, then half of the accounts unfrozen), on users the mixed stream does not use.
+ */
+function marketplaceCommands(): Array<{ raw: string; key: string }> {
+  const commands: Array<Record<string, unknown>> = [];
+  for (let user = 1001; user <= 1012; user += 1) {
+    const order = { user_id: user, service_id: 1 + (user % 3), order_id: user };
+    const id = (step: string) => `market-${user}-${step}`;
+    commands.push(
+      { id: id('deposit'), type: 'deposit', user_id: user, amount: '100.00' },
+      { id: id('reserve'), type: 'reserve', ...order, amount: '40.00' },
+      { id: id('capture'), type: 'capture', ...order, amount: '30.00' },
+      { id: id('refund-1'), type: 'refund', ...order, amount: '10.00' },
+      { id: id('refund-2'), type: 'refund', ...order, amount: '25.00' },
+      { id: id('freeze'), type: 'freeze', user_id: user, reason: `review ${user}` },
+      { id: id('withdraw-1'), type: 'withdraw', user_id: user, amount: '1.00' },
+      { id: id('deposit-2'), type: 'deposit', user_id: user, amount: '1.00' },
+    );
+    if (user % 2 === 0)
+      commands.push(
+        { id: id('unfreeze'), type: 'unfreeze', user_id: user },
+        { id: id('withdraw-2'), type: 'withdraw', user_id: user, amount: '1.00' },
+      );
+  }
+  return commands.map((c) => ({ raw: JSON.stringify(c), key: String(c.user_id) }));
+}
+const MARKETPLACE = marketplaceCommands();
+const COMMANDS = MIXED + MARKETPLACE.length;
 
 describe('replay and reconcile', () => {
   let live: TestDatabase;
@@ -37,9 +67,10 @@ describe('replay and reconcile', () => {
     await createTestTopics(kafka, config);
     // Few users, so most recipients also spend: their decisions must not depend on how the
     // live consumer happened to interleave partitions, or the rebuild below would differ.
-    const messages = mixedCommands(COMMANDS, 300, Number.parseInt(uniqueSuffix(), 16));
+    const messages = mixedCommands(MIXED, 300, Number.parseInt(uniqueSuffix(), 16));
     await publish(kafka, config.topics.commands, [
       ...messages.map((m) => ({ raw: m.value, key: m.key })),
+      ...MARKETPLACE,
       { raw: 'not json', key: '1' },
     ]);
     const worker = createCommandWorker({ config, kafka, pool: live.pool, log: testLog });
@@ -55,6 +86,21 @@ describe('replay and reconcile', () => {
     ).rows[0].n;
     expect(transfersApplied).toBeGreaterThan(COMMANDS / 20);
     await worker.stop();
+    // The refunds and freezes decided as their rules say, so the rebuild has them to match.
+    const marketplace = await live.pool.query(
+      "SELECT type, code, count(*)::int AS n FROM commands WHERE id LIKE 'market-%' GROUP BY type, code ORDER BY type, code",
+    );
+    expect(marketplace.rows).toEqual([
+      { type: 'capture', code: 'ok', n: 12 },
+      { type: 'deposit', code: 'ok', n: 24 },
+      { type: 'freeze', code: 'ok', n: 12 },
+      { type: 'refund', code: 'ok', n: 12 },
+      { type: 'refund', code: 'refund_exceeds_capture', n: 12 },
+      { type: 'reserve', code: 'ok', n: 12 },
+      { type: 'unfreeze', code: 'ok', n: 6 },
+      { type: 'withdraw', code: 'account_frozen', n: 12 },
+      { type: 'withdraw', code: 'ok', n: 6 },
+    ]);
     // Everything the log now holds: the commands, the bad message, one settle per applied
     // transfer, and the limits record the consumer wrote on each partition it found without one.
     const recorded = await live.pool.query('SELECT count(*)::int AS n FROM decision_limits');
