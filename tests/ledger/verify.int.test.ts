@@ -20,6 +20,8 @@ async function seededLedger(): Promise<TestDatabase> {
     { id: 'res2', type: 'reserve', user_id: 1, service_id: 5, order_id: 2, amount: '10.00' },
     { id: 'tr', type: 'transfer', user_id: 1, recipient_id: 2, amount: '15.00' },
     { id: 'tr2', type: 'transfer', user_id: 1, recipient_id: 2, amount: '5.00' },
+    { id: 'ref', type: 'refund', user_id: 1, service_id: 5, order_id: 1, amount: '5.00' },
+    { id: 'frz', type: 'freeze', user_id: 1, reason: 'review' },
   ];
   const commands = inputs.map((input) => schema.parse(input));
   const transfer = commands.find((c) => c.id === 'tr');
@@ -120,6 +122,32 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
     sql: [`UPDATE reservations SET amount = amount + 1 WHERE status = 'open'`],
   },
   {
+    check: 'postings_match_command',
+    sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'ref'`],
+  },
+  {
+    check: 'refunds_match_orders',
+    sql: [`UPDATE reservations SET refunded_amount = refunded_amount + 1 WHERE status = 'captured'`],
+  },
+  {
+    check: 'refunds_match_orders',
+    sql: [`DELETE FROM transactions WHERE command_id = 'ref'`],
+  },
+  {
+    check: 'frozen_matches_freezes',
+    sql: [`UPDATE accounts SET frozen_reason = NULL WHERE kind = 'user_available' AND owner_id = 1`],
+  },
+  {
+    check: 'frozen_matches_freezes',
+    sql: [`DELETE FROM account_freezes WHERE command_id = 'frz'`],
+  },
+  {
+    check: 'command_applied_once',
+    sql: [
+      `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) VALUES ('frz', ${ACCOUNT('user_available', 1)}, ${ACCOUNT('user_reserved', 1)}, 1)`,
+    ],
+  },
+  {
     check: 'closed_reservations_accounted',
     sql: [`UPDATE reservations SET captured_amount = captured_amount - 1 WHERE status = 'captured'`],
   },
@@ -136,6 +164,10 @@ describe('verify', () => {
     db = await seededLedger();
     const alertEvents = await db.pool.query(`SELECT command_id FROM balance_events WHERE part > 0`);
     expect(alertEvents.rows).toEqual([{ command_id: 'tr' }]);
+    const refunded = await db.pool.query(`SELECT captured_amount, refunded_amount FROM reservations WHERE order_id = 1`);
+    expect(refunded.rows).toEqual([{ captured_amount: '2000', refunded_amount: '500' }]);
+    const freezes = await db.pool.query(`SELECT user_id, command_id, frozen, reason, principal FROM account_freezes`);
+    expect(freezes.rows).toEqual([{ user_id: '1', command_id: 'frz', frozen: true, reason: 'review', principal: 'test' }]);
     expect(await verifyLedger(db.pool)).toEqual([]);
     expect(await unsettledTransfers(db.pool)).toEqual({ users: 1, minor: 500n });
   });
