@@ -17,18 +17,30 @@ type Endpoint =
   | 'reserve_funds'
   | 'deduct_funds'
   | 'cancel_reservation'
-  | 'transfer_funds';
+  | 'refund_funds'
+  | 'transfer_funds'
+  | 'accounts/freeze'
+  | 'accounts/unfreeze';
 const ENDPOINTS: readonly Endpoint[] = [
   'add_funds',
   'withdraw_funds',
   'reserve_funds',
   'deduct_funds',
   'cancel_reservation',
+  'refund_funds',
   'transfer_funds',
+  'accounts/freeze',
+  'accounts/unfreeze',
 ];
-const ORDERS: ReadonlySet<Endpoint> = new Set(['reserve_funds', 'deduct_funds', 'cancel_reservation']);
+const ORDERS: ReadonlySet<Endpoint> = new Set(['reserve_funds', 'deduct_funds', 'cancel_reservation', 'refund_funds']);
+/** Fraud and compliance: admins only, never a service or a user. */
+const ADMIN_ONLY: ReadonlySet<Endpoint> = new Set(['accounts/freeze', 'accounts/unfreeze']);
+/** Never a user's, whatever USER_ACTIONS says. */
+const STAFF: ReadonlySet<Endpoint> = new Set(['refund_funds', ...ADMIN_ONLY]);
 
 function body(endpoint: Endpoint, account: number, other: number, serviceId: number) {
+  if (endpoint === 'accounts/freeze') return { user_id: account, reason: 'chargeback' };
+  if (endpoint === 'accounts/unfreeze') return { user_id: account };
   if (endpoint === 'transfer_funds') return { sender_id: account, recipient_id: other, amount: '1.00' };
   if (endpoint === 'cancel_reservation') return { user_id: account, service_id: serviceId, order_id: 9 };
   if (ORDERS.has(endpoint)) return { user_id: account, service_id: serviceId, order_id: 9, amount: '1.00' };
@@ -95,16 +107,26 @@ describe('the authorization matrix', () => {
     },
   );
 
-  it.each(ENDPOINTS)('%s: an unbound service acts on any account, for any service', async (endpoint) => {
-    expect(await status(config, shop, endpoint, alice.id, 101)).toBe(ALLOWED);
-    expect(await status(config, shop, endpoint, bob.id, 999)).toBe(ALLOWED);
+  it.each([...STAFF])("%s: is never a user's, even with every command in USER_ACTIONS", async (endpoint) => {
+    const widest = withOverrides(config, {
+      auth: { userActions: ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] },
+    });
+    expect(await status(widest, alice, endpoint, alice.id)).toBe(REFUSED);
+  });
+
+  it.each(ENDPOINTS)('%s: an unbound service acts on any account, for any service (but never freezes)', async (endpoint) => {
+    const expected = ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED;
+    expect(await status(config, shop, endpoint, alice.id, 101)).toBe(expected);
+    expect(await status(config, shop, endpoint, bob.id, 999)).toBe(expected);
   });
 
   it.each(ENDPOINTS)(
     '%s: a service bound to 101,102 acts on any account, but on orders of its services only',
     async (endpoint) => {
-      expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(ALLOWED);
-      expect(await status(config, boundShop, endpoint, bob.id, 999)).toBe(ORDERS.has(endpoint) ? REFUSED : ALLOWED);
+      expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED);
+      expect(await status(config, boundShop, endpoint, bob.id, 999)).toBe(
+        ORDERS.has(endpoint) || ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED,
+      );
     },
   );
 
@@ -118,6 +140,9 @@ describe('the authorization matrix', () => {
       const grants: Record<string, Endpoint[]> = {
         deposit: ['add_funds'],
         'reserve,capture,release': ['reserve_funds', 'deduct_funds', 'cancel_reservation'],
+        refund: ['refund_funds'],
+        // A grant cannot reach past the role: a service granted freeze still may not.
+        'freeze,unfreeze': [],
         'withdraw,transfer': ['withdraw_funds', 'transfer_funds'],
       };
       for (const [actions, allowed] of Object.entries(grants)) {
