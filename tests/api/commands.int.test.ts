@@ -230,6 +230,7 @@ describe('command endpoints through the real stack', () => {
       incoming: '0.00',
       currency: 'RUB',
       version: 2, // the settle, then the withdrawal
+      frozen: false,
     });
   });
 

@@ -71,6 +71,7 @@ describe('reads, authorization and bad input', () => {
       incoming: '0.00',
       currency: 'RUB',
       version: 29, // 25 deposits, 2 reserves, 2 captures: one balance event each
+      frozen: false,
     });
     expect((await get(`/api/balances?user_id=${bob.id}`, bob)).json()).toMatchObject({
       amount: '0.00',
@@ -95,6 +96,7 @@ describe('reads, authorization and bad input', () => {
       incoming: '2.00',
       currency: 'RUB',
       version: 0, // a credit to incoming is the sender's event; the recipient's comes with the settle
+      frozen: false,
     });
   });
 
@@ -138,16 +140,20 @@ describe('reads, authorization and bad input', () => {
     const csv = await get(`/api/reports/revenue/?month=${month}`, service);
     expect(csv.statusCode).toBe(200);
     expect(csv.headers['content-disposition']).toBe(`attachment; filename="revenue-${month}.csv"`);
-    expect(csv.body).toBe(`service_id;service_name;revenue\r\n1;"Delivery; fast";7.50\r\n2;Music;3.00\r\n`);
+    expect(csv.body).toBe(
+      `service_id;service_name;revenue;captured;refunded\r\n1;"Delivery; fast";7.50;7.50;0.00\r\n2;Music;3.00;3.00;0.00\r\n`,
+    );
     const json = await get(`/api/reports/revenue/?month=${month}`, admin, { accept: 'application/json' });
     expect(json.json()).toEqual({
       month,
       services: [
-        { service_id: 1, service_name: 'Delivery; fast', revenue: '7.50' },
-        { service_id: 2, service_name: 'Music', revenue: '3.00' },
+        { service_id: 1, service_name: 'Delivery; fast', revenue: '7.50', captured: '7.50', refunded: '0.00' },
+        { service_id: 2, service_name: 'Music', revenue: '3.00', captured: '3.00', refunded: '0.00' },
       ],
     });
-    expect((await get('/api/reports/revenue/?month=1999-01', admin)).body).toBe('service_id;service_name;revenue\r\n');
+    expect((await get('/api/reports/revenue/?month=1999-01', admin)).body).toBe(
+      'service_id;service_name;revenue;captured;refunded\r\n',
+    );
     expect((await get(`/api/reports/revenue/?month=2026-13`, admin)).statusCode).toBe(400);
   });
 
@@ -167,7 +173,7 @@ describe('reads, authorization and bad input', () => {
           headers: { ...admin.header, accept: 'application/json' },
         })
       ).json().services;
-    const music = [{ service_id: 2, service_name: 'Music', revenue: '1.00' }];
+    const music = [{ service_id: 2, service_name: 'Music', revenue: '1.00', captured: '1.00', refunded: '0.00' }];
     expect([await report(app, '2026-02'), await report(app, '2026-03')]).toEqual([[], music]);
     const utc = appWithoutKafka(testConfig(db, { reports: { timeZone: 'UTC' } }), db);
     expect([await report(utc, '2026-02'), await report(utc, '2026-03')]).toEqual([music, []]);
