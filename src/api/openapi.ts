@@ -123,7 +123,10 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'reads',
     query: 'revenueQuery',
     auth: true,
-    responses: { '200': 'CSV service_id;service_name;revenue;captured;refunded (revenue is net of refunds)', '403': 'Only service and admin.' },
+    responses: {
+      '200': 'CSV service_id;service_name;revenue;captured;refunded (revenue is net of refunds)',
+      '403': 'Only service and admin.',
+    },
   },
   {
     method: 'get',

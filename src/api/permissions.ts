@@ -68,9 +68,7 @@ export function permissionTable(userActions: readonly MoneyCommand[]): Record<Ro
   const user = Object.fromEntries(ACTIONS.map((action) => [action, 'none'])) as Record<Action, Reach>;
   for (const action of [...userActions, ...ALERT_COMMANDS]) user[action] = 'own';
   user.read_account = 'own';
-  const service = Object.fromEntries(
-    ACTIONS.map((action) => [action, serviceReach(action)]),
-  ) as Record<Action, Reach>;
+  const service = Object.fromEntries(ACTIONS.map((action) => [action, serviceReach(action)])) as Record<Action, Reach>;
   const admin = Object.fromEntries(ACTIONS.map((action) => [action, 'any'])) as Record<Action, Reach>;
   return { user, service, admin };
 }

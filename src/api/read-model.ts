@@ -171,7 +171,10 @@ export async function accountBalancesAt(
  * A user's balances at an instant, as the balance endpoint shows them, with the instant in UTC;
  * `version` is null when the last posting before it predates balance events (sql/0011).
  */
-export type UserBalancesAt = Omit<UserBalances, 'version' | 'frozenReason'> & { readonly at: string; readonly version: number | null };
+export type UserBalancesAt = Omit<UserBalances, 'version' | 'frozenReason'> & {
+  readonly at: string;
+  readonly version: number | null;
+};
 
 /**
  * The balances of a known user as of `at` (an ISO 8601 instant with an offset): every posting
@@ -352,11 +355,7 @@ export async function revenueReport(db: pg.Pool, month: string, timeZone: string
     revenue: string;
     captured: string;
     refunded: string;
-  }>(SQL_REVENUE_REPORT, [
-    ...from,
-    ...to,
-    timeZone,
-  ]);
+  }>(SQL_REVENUE_REPORT, [...from, ...to, timeZone]);
   return rows.map((r) => ({
     service_id: Number(r.service_id),
     service_name: r.service_name,

@@ -162,12 +162,10 @@ export function createCommandSchema(
     }),
     z.object({ ...base, type: z.literal('capture'), ...order, amount, comment: commentSchema.optional() }),
     z.object({ ...base, type: z.literal('release'), ...order, comment: commentSchema.optional() }),
-    z
-      .object({ ...base, type: z.literal('refund'), ...order, amount, comment: commentSchema.optional() })
-      .meta({
-        description:
-          "Gives back money of a captured order: from the service's revenue to the user's available balance. Refunds of an order add up to at most what was captured.",
-      }),
+    z.object({ ...base, type: z.literal('refund'), ...order, amount, comment: commentSchema.optional() }).meta({
+      description:
+        "Gives back money of a captured order: from the service's revenue to the user's available balance. Refunds of an order add up to at most what was captured.",
+    }),
     z.object({ ...base, type: z.literal('freeze'), reason: freezeReasonSchema }).meta({
       description:
         "Freezes the user's account: withdrawals, transfers out and new reserves are rejected with account_frozen until an unfreeze; money still arrives.",

@@ -106,6 +106,12 @@ export const CHECKS: readonly Check[] = [
     sql: `SELECT id, kind, owner_id, balance FROM accounts WHERE kind IN ('user_available', 'user_reserved') AND balance < 0`,
   },
   {
+    // Per service, not per row: a refund may take one stripe below zero (sql/0018).
+    name: 'revenue_not_negative',
+    description: "no service's revenue, summed over its stripes, is negative",
+    sql: `SELECT owner_id AS service_id, sum(balance) AS revenue FROM accounts WHERE kind = 'revenue' GROUP BY owner_id HAVING sum(balance) < 0`,
+  },
+  {
     name: 'no_negative_incoming',
     description:
       'no unsettled-transfer (incoming) balance is negative; it briefly can be only in a database a replay is still rebuilding',
@@ -194,7 +200,7 @@ export const CHECKS: readonly Check[] = [
   },
   {
     name: 'frozen_matches_freezes',
-    description: "every account is frozen exactly when its last freeze or unfreeze (account_freezes) was a freeze",
+    description: 'every account is frozen exactly when its last freeze or unfreeze (account_freezes) was a freeze',
     sql: `
       SELECT a.owner_id, a.frozen_reason, f.frozen AS last_change_froze
       FROM accounts a

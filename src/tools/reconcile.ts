@@ -24,7 +24,8 @@ const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM
 const SQL_REFUNDED_ORDERS = `
   SELECT user_id, service_id, order_id, sum(refunded_amount)::text AS refunded FROM reservations
   WHERE refunded_amount > 0 GROUP BY user_id, service_id, order_id`;
-const SQL_FROZEN = "SELECT owner_id, frozen_reason FROM accounts WHERE kind = 'user_available' AND frozen_reason IS NOT NULL";
+const SQL_FROZEN =
+  "SELECT owner_id, frozen_reason FROM accounts WHERE kind = 'user_available' AND frozen_reason IS NOT NULL";
 
 export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
   const differences: Difference[] = [];

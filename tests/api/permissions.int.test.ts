@@ -114,16 +114,21 @@ describe('the authorization matrix', () => {
     expect(await status(widest, alice, endpoint, alice.id)).toBe(REFUSED);
   });
 
-  it.each(ENDPOINTS)('%s: an unbound service acts on any account, for any service (but never freezes)', async (endpoint) => {
-    const expected = ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED;
-    expect(await status(config, shop, endpoint, alice.id, 101)).toBe(expected);
-    expect(await status(config, shop, endpoint, bob.id, 999)).toBe(expected);
-  });
+  it.each(ENDPOINTS)(
+    '%s: an unbound service acts on any account, for any service (but never freezes)',
+    async (endpoint) => {
+      const expected = ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED;
+      expect(await status(config, shop, endpoint, alice.id, 101)).toBe(expected);
+      expect(await status(config, shop, endpoint, bob.id, 999)).toBe(expected);
+    },
+  );
 
   it.each(ENDPOINTS)(
     '%s: a service bound to 101,102 acts on any account, but on orders of its services only',
     async (endpoint) => {
-      expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED);
+      expect(await status(config, boundShop, endpoint, alice.id, 102)).toBe(
+        ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED,
+      );
       expect(await status(config, boundShop, endpoint, bob.id, 999)).toBe(
         ORDERS.has(endpoint) || ADMIN_ONLY.has(endpoint) ? REFUSED : ALLOWED,
       );

@@ -46,7 +46,9 @@ describe('the permission table', () => {
       expect(() => permissions.require({ userId: 2, role: 'user', services: null }, action, { userId: 2 })).toThrow(
         /may not/,
       );
-      expect(() => permissions.require({ userId: 1, role: 'admin', services: null }, action, { userId: 2 })).not.toThrow();
+      expect(() =>
+        permissions.require({ userId: 1, role: 'admin', services: null }, action, { userId: 2 }),
+      ).not.toThrow();
     }
     for (const action of ['freeze', 'unfreeze'] as const)
       expect(() => permissions.require({ userId: 1, role: 'service', services: null }, action, { userId: 2 })).toThrow(

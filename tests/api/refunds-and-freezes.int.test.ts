@@ -81,7 +81,9 @@ describe('refunds and frozen accounts through the real stack', () => {
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 10000n, reserved: 0n, incoming: 0n });
 
     const history = (await get(`/api/transactions/?user_id=${user.id}&sort=date&order=asc`, user)).json();
-    expect(history.items.map((t: { transaction_type: string; amount: string }) => [t.transaction_type, t.amount])).toEqual([
+    expect(
+      history.items.map((t: { transaction_type: string; amount: string }) => [t.transaction_type, t.amount]),
+    ).toEqual([
       ['deposit', '100.00'],
       ['reserve', '-50.00'],
       ['capture', '-40.00'],
@@ -149,9 +151,14 @@ describe('refunds and frozen accounts through the real stack', () => {
     expect(asUser).toMatchObject({ frozen: true, amount: '70.00' });
     expect(asUser).not.toHaveProperty('frozen_reason');
 
-    expect((await post('/api/accounts/unfreeze/', admin, { user_id: user.id, reason: 'cleared' })).statusCode).toBe(201);
+    expect((await post('/api/accounts/unfreeze/', admin, { user_id: user.id, reason: 'cleared' })).statusCode).toBe(
+      201,
+    );
     expect((await post('/api/withdraw_funds/', service, { user_id: user.id, amount: '1.00' })).statusCode).toBe(201);
-    expect((await get(`/api/balances/?user_id=${user.id}`, admin)).json()).toMatchObject({ frozen: false, amount: '69.00' });
+    expect((await get(`/api/balances/?user_id=${user.id}`, admin)).json()).toMatchObject({
+      frozen: false,
+      amount: '69.00',
+    });
     const audit = await db.pool.query(
       'SELECT frozen, reason, principal FROM account_freezes WHERE user_id = $1 ORDER BY id',
       [user.id],
@@ -187,7 +194,10 @@ describe('refunds and frozen accounts through the real stack', () => {
       { id: id('res'), type: 'reserve', ...order, amount: '10.00' },
       { id: id('cap'), type: 'capture', ...order, amount: '10.00' },
       { raw: JSON.stringify({ id: id('bad-1'), type: 'refund', ...order, amount: '-1.00' }), key: String(user) },
-      { raw: JSON.stringify({ id: id('bad-2'), type: 'freeze', user_id: user, reason: 'nul\u0000' }), key: String(user) },
+      {
+        raw: JSON.stringify({ id: id('bad-2'), type: 'freeze', user_id: user, reason: 'nul\u0000' }),
+        key: String(user),
+      },
       { raw: JSON.stringify({ id: id('bad-3'), type: 'freeze', user_id: user }), key: String(user) },
       { id: id('ref'), type: 'refund', ...order, amount: '10.01' },
       { id: id('frz'), type: 'freeze', user_id: user, reason: 'sanctions screening' },

@@ -355,7 +355,16 @@ describe('refunds', () => {
       { type: 'capture', service_id: 5, order_id: 3, amount: '1.00' },
       { type: 'refund', service_id: 6, order_id: 3, amount: '1.00' },
     ).map((d) => d.code);
-    expect(codes).toEqual(['order_not_captured', 'ok', 'order_not_captured', 'ok', 'order_not_captured', 'ok', 'ok', 'order_not_captured']);
+    expect(codes).toEqual([
+      'order_not_captured',
+      'ok',
+      'order_not_captured',
+      'ok',
+      'order_not_captured',
+      'ok',
+      'ok',
+      'order_not_captured',
+    ]);
   });
 
   it('bounds refunds by the latest capture of the order: a new hold of it is not refundable until captured', () => {
@@ -373,7 +382,9 @@ describe('refunds', () => {
 
   it('refunds a capture loaded from the database within what is left of it', () => {
     const state = new LedgerState([[revenue(5), 500n]], [], [], [], {
-      captured: [{ userId: 1, serviceId: 5, orderId: 9, reserveCommandId: 'r', capturedAmount: 500n, refundedAmount: 400n }],
+      captured: [
+        { userId: 1, serviceId: 5, orderId: 9, reserveCommandId: 'r', capturedAmount: 500n, refundedAmount: 400n },
+      ],
     });
     const codes = run(
       state,

@@ -102,4 +102,32 @@ describe('striped external and revenue accounts', () => {
       await other.drop();
     }
   });
+
+  // After the reconcile above, which compares this database with a copy of its first commands.
+  it("refunds a capture from another partition's stripe (partitions were added): the stripe goes below zero, the service's revenue does not", async () => {
+    const user = 300;
+    await applyCommands(
+      db.pool,
+      [
+        item(1, { type: 'deposit', user_id: user, amount: '5.00' }),
+        item(1, { type: 'reserve', user_id: user, service_id: 8, order_id: 1, amount: '5.00' }),
+        item(1, { type: 'capture', user_id: user, service_id: 8, order_id: 1, amount: '5.00' }),
+      ],
+      LIMITS,
+    );
+    const result = await applyCommands(
+      db.pool,
+      [item(4, { type: 'refund', user_id: user, service_id: 8, order_id: 1, amount: '5.00' })],
+      LIMITS,
+    );
+    expect(result.replies.map((r) => r.code)).toEqual(['ok']);
+    const stripes = await db.pool.query(
+      "SELECT stripe, balance::text FROM accounts WHERE kind = 'revenue' AND owner_id = 8 ORDER BY stripe",
+    );
+    expect(stripes.rows).toEqual([
+      { stripe: 1, balance: '500' },
+      { stripe: 4, balance: '-500' },
+    ]);
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
 });

@@ -93,6 +93,10 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
     ],
   },
   {
+    check: 'revenue_not_negative',
+    sql: [`UPDATE accounts SET balance = -1 WHERE kind = 'revenue'`],
+  },
+  {
     check: 'no_negative_incoming',
     sql: [`UPDATE accounts SET balance = -100 WHERE kind = 'user_incoming' AND owner_id = 2`],
   },
@@ -164,10 +168,14 @@ describe('verify', () => {
     db = await seededLedger();
     const alertEvents = await db.pool.query(`SELECT command_id FROM balance_events WHERE part > 0`);
     expect(alertEvents.rows).toEqual([{ command_id: 'tr' }]);
-    const refunded = await db.pool.query(`SELECT captured_amount, refunded_amount FROM reservations WHERE order_id = 1`);
+    const refunded = await db.pool.query(
+      `SELECT captured_amount, refunded_amount FROM reservations WHERE order_id = 1`,
+    );
     expect(refunded.rows).toEqual([{ captured_amount: '2000', refunded_amount: '500' }]);
     const freezes = await db.pool.query(`SELECT user_id, command_id, frozen, reason, principal FROM account_freezes`);
-    expect(freezes.rows).toEqual([{ user_id: '1', command_id: 'frz', frozen: true, reason: 'review', principal: 'test' }]);
+    expect(freezes.rows).toEqual([
+      { user_id: '1', command_id: 'frz', frozen: true, reason: 'review', principal: 'test' },
+    ]);
     expect(await verifyLedger(db.pool)).toEqual([]);
     expect(await unsettledTransfers(db.pool)).toEqual({ users: 1, minor: 500n });
   });
