@@ -110,6 +110,17 @@ export const envSchema = z.object({
     .max(64)
     .refine(isTimeZone, 'must be an IANA time zone name, like Europe/Moscow')
     .default('Europe/Moscow'),
+  // Exchange rates for balances shown in another currency (docs/operations.md, "Exchange rates").
+  // Unset: rates come only from `npm run rates -- set`.
+  FX_RATES_URL: z
+    .url({ protocol: /^https?$/ })
+    .max(2_000)
+    .optional(),
+  FX_FETCH_INTERVAL_S: int(60, 86_400).default(3_600),
+  FX_FETCH_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  FX_RESPONSE_BYTES_MAX: int(1_024, 10_000_000).default(1_000_000),
+  // A rate older than this (from when an operator set it, or from its day's start) is refused.
+  FX_RATE_AGE_MAX_S: int(60, 31_536_000).default(345_600),
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
@@ -288,6 +299,16 @@ export interface Config {
     /** Where months begin (REPORT_TIME_ZONE). */
     readonly timeZone: string;
   };
+  /** Exchange rates for balances shown in another currency. */
+  readonly fx: {
+    /** The Central Bank's daily file to fetch rates from; null: operator-set rates only. */
+    readonly ratesUrl: string | null;
+    readonly fetchIntervalS: number;
+    readonly fetchTimeoutMs: number;
+    readonly responseBytesMax: number;
+    /** Reads refuse a rate older than this (409 rate_unavailable). */
+    readonly rateAgeMaxS: number;
+  };
   readonly limits: {
     readonly replyWaitMs: number;
     readonly pageItemsMax: number;
@@ -445,6 +466,13 @@ function toConfig(env: Env): Config {
       holdExpiryBatchMax: env.HOLD_EXPIRY_BATCH_MAX,
     },
     reports: { timeZone: env.REPORT_TIME_ZONE },
+    fx: {
+      ratesUrl: env.FX_RATES_URL ?? null,
+      fetchIntervalS: env.FX_FETCH_INTERVAL_S,
+      fetchTimeoutMs: env.FX_FETCH_TIMEOUT_MS,
+      responseBytesMax: env.FX_RESPONSE_BYTES_MAX,
+      rateAgeMaxS: env.FX_RATE_AGE_MAX_S,
+    },
     limits: {
       replyWaitMs: env.REPLY_WAIT_MS,
       pageItemsMax: env.PAGE_ITEMS_MAX,

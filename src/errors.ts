@@ -26,6 +26,11 @@ export const API_ERRORS = {
     message:
       'The recipient has never held an account here (not registered, no history), so the money could not reach anyone; check the recipient_id. Nothing was sent.',
   },
+  rate_unavailable: {
+    status: 409,
+    message:
+      'No exchange rate for this currency is fresh enough to convert with (unknown currency, or its rate is older than FX_RATE_AGE_MAX_S).',
+  },
   body_too_large: { status: 413, message: 'The request body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Send the body as application/json.' },
   too_many_requests: { status: 429, message: 'Too many attempts; wait and try again.' },

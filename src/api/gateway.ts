@@ -22,6 +22,7 @@ import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
+import { RatesFetcher } from '../fx/fetcher.ts';
 
 export interface GatewayDeps {
   readonly config: Config;
@@ -90,6 +91,17 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     inFlight,
   });
   const metricsApp = config.http.metrics ? metricsServer(metrics, deps.log) : null;
+  // Every gateway may fetch: the rates are upserted, so two gateways fetching is one more request, not a conflict.
+  const rates = config.fx.ratesUrl
+    ? new RatesFetcher({
+        url: config.fx.ratesUrl,
+        intervalMs: config.fx.fetchIntervalS * 1_000,
+        timeoutMs: config.fx.fetchTimeoutMs,
+        responseBytesMax: config.fx.responseBytesMax,
+        pool: deps.pool,
+        log: deps.log.child({ component: 'rates' }),
+      })
+    : null;
   return {
     app,
     client,
@@ -97,6 +109,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       await client.start();
       deps.log.info(client.replyRoute, 'reply route: replies to this gateway are keyed to these reply partitions');
       const address = await app.listen(listen);
+      rates?.start();
       if (metricsApp && config.http.metrics)
         deps.log.info(
           { metrics: await metricsApp.listen(config.http.metrics) },
@@ -111,6 +124,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       if (!(await inFlight.drained(config.limits.replyWaitMs + SHUTDOWN_GRACE_MS))) {
         deps.log.warn({ handlers: inFlight.count }, 'stopping with handlers still running');
       }
+      await rates?.stop();
       await client.stop();
       await metricsApp?.close();
     },

@@ -72,7 +72,19 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
         ),
     }),
     alertsQuery: z.object({ user_id: idInQuery }),
-    balanceQuery: z.object({ user_id: idInQuery, at: instantSchema.optional() }),
+    balanceQuery: z
+      .object({
+        user_id: idInQuery,
+        at: instantSchema.optional(),
+        currency: z
+          .string()
+          .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code, like USD')
+          .optional(),
+      })
+      .refine((query) => query.at === undefined || query.currency === undefined, {
+        path: ['currency'],
+        message: 'cannot be combined with at: a past balance is shown in roubles only',
+      }),
     historyQuery: z.object({
       user_id: idInQuery,
       sort: z.enum(['date', 'amount']).default('date'),

@@ -21,6 +21,8 @@ import type { ApiContext } from '../context.ts';
 import { isInstant } from '../calendar.ts';
 import { csvText } from '../csv.ts';
 import { forCaller, transactionBody } from './commands.ts';
+import { convertBalance } from '../balance-currency.ts';
+import { LEDGER_CURRENCY } from '../../fx/convert.ts';
 
 export const DEFAULT_PAGE_ITEMS = 20;
 /** The `date_key` a history cursor carries: what historySql formats, and nothing else. */
@@ -49,18 +51,24 @@ async function balanceAt(ctx: ApiContext, userId: number, at: string) {
 export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/balances', async (request) => {
     const principal = await authenticate(request, ctx);
-    const { user_id: userId, at } = parseOr400(ctx.schemas.balanceQuery, request.query);
+    const { user_id: userId, at, currency } = parseOr400(ctx.schemas.balanceQuery, request.query);
     ctx.permissions.require(principal, 'read_account', { userId });
     if (at !== undefined) return balanceAt(ctx, userId, at);
     const balance = await balanceOfUser(ctx.pool, userId);
     if (!balance) throw new ApiError('not_found', `No user ${userId}.`);
+    // Read-your-writes after a transfer: see UserBalances.
+    const ledger = { amount: balance.spendable, reserved: balance.reserved, incoming: balance.incoming };
+    const shown =
+      currency === undefined || currency === LEDGER_CURRENCY
+        ? { ...ledger, currency: LEDGER_CURRENCY }
+        : {
+            ...(await convertBalance(ctx.pool, ledger, currency, ctx.config.fx.rateAgeMaxS)),
+            currency,
+            ledger: { ...ledger, currency: LEDGER_CURRENCY },
+          };
     return {
       user_id: userId,
-      // Read-your-writes after a transfer: see UserBalances.
-      amount: balance.spendable,
-      reserved: balance.reserved,
-      incoming: balance.incoming,
-      currency: 'RUB',
+      ...shown,
       version: balance.version,
       frozen: balance.frozenReason !== null,
       // The reason is the back office's: the user sees that, not why.
