@@ -99,7 +99,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
         timeoutMs: config.fx.fetchTimeoutMs,
         responseBytesMax: config.fx.responseBytesMax,
         pool: deps.pool,
-        log: deps.log.child({ component: 'rates' }),
+        log: deps.log.child({ task: 'exchange-rates' }),
       })
     : null;
   return {

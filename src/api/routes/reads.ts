@@ -21,7 +21,7 @@ import type { ApiContext } from '../context.ts';
 import { isInstant } from '../calendar.ts';
 import { csvText } from '../csv.ts';
 import { forCaller, transactionBody } from './commands.ts';
-import { convertBalance } from '../balance-currency.ts';
+import { convertBalance, type LedgerAmounts } from '../balance-currency.ts';
 import { LEDGER_CURRENCY } from '../../fx/convert.ts';
 
 export const DEFAULT_PAGE_ITEMS = 20;
@@ -48,6 +48,12 @@ async function balanceAt(ctx: ApiContext, userId: number, at: string) {
   };
 }
 
+/** The amounts in `currency`, then the rate, then the ledger's own amounts in roubles. */
+async function inCurrency(ctx: ApiContext, ledger: LedgerAmounts, currency: string) {
+  const { rate, ...converted } = await convertBalance(ctx.pool, ledger, currency, ctx.config.fx.rateAgeMaxS);
+  return { ...converted, currency, rate, ledger: { ...ledger, currency: LEDGER_CURRENCY } };
+}
+
 export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/balances', async (request) => {
     const principal = await authenticate(request, ctx);
@@ -61,11 +67,7 @@ export function registerReadRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const shown =
       currency === undefined || currency === LEDGER_CURRENCY
         ? { ...ledger, currency: LEDGER_CURRENCY }
-        : {
-            ...(await convertBalance(ctx.pool, ledger, currency, ctx.config.fx.rateAgeMaxS)),
-            currency,
-            ledger: { ...ledger, currency: LEDGER_CURRENCY },
-          };
+        : await inCurrency(ctx, ledger, currency);
     return {
       user_id: userId,
       ...shown,
