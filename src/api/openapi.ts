@@ -74,8 +74,9 @@ export const OPERATIONS: readonly Operation[] = [
     auth: true,
     responses: {
       '200':
-        "{user_id, amount, reserved, incoming, currency, version}: amount is spendable; incoming holds received transfers until they settle (milliseconds); version is the sequence of the user's last balance event. With `at`: {user_id, at, amount, reserved, incoming, currency, version} as of that instant, `at` in UTC",
-      '400': '`at` is malformed or in the future.',
+        "{user_id, amount, reserved, incoming, currency, version, frozen, frozen_reason?}: amount is spendable; incoming holds received transfers until they settle (milliseconds); version is the sequence of the user's last balance event; frozen_reason is shown to services and admins. With `currency=USD`: the amounts converted at the stored rate (half-even to the currency's minor unit), then rate {units, rub, source, date} and ledger {amount, reserved, incoming, currency: RUB}. With `at`: {user_id, at, amount, reserved, incoming, currency, version} as of that instant, `at` in UTC",
+      '400': '`at` is malformed or in the future; `currency` is not three capital letters, or is combined with `at`.',
+      '409': '`rate_unavailable`: no rate for the currency, or one older than FX_RATE_AGE_MAX_S.',
       '404': 'Unknown user.',
     },
   },

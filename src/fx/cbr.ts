@@ -26,25 +26,47 @@ export interface CbrRates {
 /** More entries than any real file has (about 55): a bound on what one document may make us store. */
 export const CBR_CURRENCIES_MAX = 300;
 
-const VAL_CURS = /<ValCurs\b[^>]*\bDate="(\d{2})\.(\d{2})\.(\d{4})"/;
-const VALUTE = /<Valute\b[^>]*>([\s\S]*?)<\/Valute>/g;
+const DATE_ATTRIBUTE = /\bDate="(\d{2})\.(\d{2})\.(\d{4})"/;
 const field = (block: string, name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(block)?.[1]?.trim();
 
+/**
+ * Walks the text with indexOf, never with a regular expression that could backtrack over it: a
+ * hostile answer of a megabyte of unclosed tags costs one pass, not one pass per tag.
+ */
 export function parseCbrDaily(body: Buffer | string): CbrRates {
   const text = typeof body === 'string' ? body : body.toString('latin1');
-  const head = VAL_CURS.exec(text);
-  if (!head) throw new CbrFormatError('no <ValCurs Date="dd.mm.yyyy">');
-  const [, day, month, year] = head;
-  const date = `${year}-${month}-${day}`;
-  if (Number.isNaN(Date.parse(`${date}T00:00:00Z`)) || new Date(`${date}T00:00:00Z`).getUTCDate() !== Number(day))
-    throw new CbrFormatError(`not a date: ${day}.${month}.${year}`);
+  const open = text.indexOf('<ValCurs');
+  const openEnd = open < 0 ? -1 : text.indexOf('>', open);
+  const close = text.lastIndexOf('</ValCurs>');
+  if (open < 0 || openEnd < 0 || close < openEnd) throw new CbrFormatError('no <ValCurs ...> ... </ValCurs>');
+  const date = dateOf(text.slice(open, openEnd));
   const rates: CbrRate[] = [];
-  for (const match of text.matchAll(VALUTE)) {
+  const seen = new Set<string>();
+  let at = text.indexOf('<Valute', openEnd);
+  while (at >= 0 && at < close) {
     if (rates.length >= CBR_CURRENCIES_MAX) throw new CbrFormatError(`more than ${CBR_CURRENCIES_MAX} currencies`);
-    rates.push(parseValute(match[1]!));
+    const end = text.indexOf('</Valute>', at);
+    const next = text.indexOf('<Valute', at + 1);
+    if (end < 0 || end > close || (next >= 0 && next < end)) throw new CbrFormatError('a <Valute> is not closed');
+    const rate = parseValute(text.slice(at, end));
+    if (seen.has(rate.currency)) throw new CbrFormatError(`${rate.currency} is listed twice`);
+    seen.add(rate.currency);
+    rates.push(rate);
+    at = next;
   }
   if (rates.length === 0) throw new CbrFormatError('no <Valute> entries');
   return { date, rates };
+}
+
+function dateOf(tag: string): string {
+  const match = DATE_ATTRIBUTE.exec(tag);
+  if (!match) throw new CbrFormatError('no <ValCurs Date="dd.mm.yyyy">');
+  const [, day, month, year] = match;
+  const date = `${year}-${month}-${day}`;
+  const parsed = new Date(`${date}T00:00:00Z`);
+  if (Number.isNaN(parsed.getTime()) || parsed.getUTCDate() !== Number(day))
+    throw new CbrFormatError(`not a date: ${day}.${month}.${year}`);
+  return date;
 }
 
 function parseValute(block: string): CbrRate {

@@ -20,17 +20,44 @@ export function parseDecimal(text: string): { readonly digits: bigint; readonly 
 }
 
 /**
- * The digits after the point of the currency's minor unit (USD 2, JPY 0, KWD 3), from ICU's copy
- * of ISO 4217; null for a code ICU does not know.
+ * ISO 4217's minor units where they are not 2 (its list one, 2024). Not ICU's digits: those are
+ * CLDR's display digits (HUF 0, IDR 0, IQD 0 where ISO says 2, 2, 3).
  */
+const MINOR_DIGITS_NOT_TWO: Readonly<Record<string, number>> = {
+  BIF: 0,
+  CLP: 0,
+  DJF: 0,
+  GNF: 0,
+  ISK: 0,
+  JPY: 0,
+  KMF: 0,
+  KRW: 0,
+  PYG: 0,
+  RWF: 0,
+  UGX: 0,
+  UYI: 0,
+  VND: 0,
+  VUV: 0,
+  XAF: 0,
+  XOF: 0,
+  XPF: 0,
+  BHD: 3,
+  IQD: 3,
+  JOD: 3,
+  KWD: 3,
+  LYD: 3,
+  OMR: 3,
+  TND: 3,
+  CLF: 4,
+  UYW: 4,
+};
+/** The currencies this runtime's ICU knows: a code outside it is no currency. */
+const KNOWN_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+
+/** The digits after the point of the currency's minor unit (USD 2, JPY 0, KWD 3); null for no ISO 4217 currency. */
 export function minorDigitsOf(currency: string): number | null {
-  if (!CURRENCY_PATTERN.test(currency)) return null;
-  try {
-    const format = new Intl.NumberFormat('en', { style: 'currency', currency, currencyDisplay: 'code' });
-    return format.resolvedOptions().maximumFractionDigits ?? null;
-  } catch {
-    return null;
-  }
+  if (!CURRENCY_PATTERN.test(currency) || !KNOWN_CURRENCIES.has(currency)) return null;
+  return MINOR_DIGITS_NOT_TWO[currency] ?? 2;
 }
 
 /** numerator / denominator rounded half to even; the denominator is positive. */

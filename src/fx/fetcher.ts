@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
-import { parseCbrDaily } from './cbr.ts';
+import { CbrFormatError, parseCbrDaily } from './cbr.ts';
 import { storeCbrRates } from './store.ts';
 
 export interface RatesFetcherOptions {
@@ -58,6 +58,7 @@ export class RatesFetcher {
     try {
       const body = await fetchBounded(url, timeoutMs, responseBytesMax);
       const rates = parseCbrDaily(body);
+      requireNotFuture(rates.date, new Date());
       await storeCbrRates(pool, rates);
       this.lastGood = { date: rates.date, currencies: rates.rates.length, at: new Date() };
       log.info({ date: rates.date, currencies: rates.rates.length }, 'exchange rates stored');
@@ -68,6 +69,17 @@ export class RatesFetcher {
       return { ok: false, reason };
     }
   }
+}
+
+/**
+ * The Central Bank publishes a day's rates the afternoon before; a date further ahead is not
+ * one it would send, and a rate dated years ahead would never age.
+ */
+export const RATE_DATE_AHEAD_MS_MAX = 2 * 86_400_000;
+
+export function requireNotFuture(date: string, now: Date): void {
+  if (Date.parse(`${date}T00:00:00Z`) - now.getTime() > RATE_DATE_AHEAD_MS_MAX)
+    throw new CbrFormatError(`the file is dated ${date}, more than two days ahead`);
 }
 
 export class ResponseTooLargeError extends Error {

@@ -11,7 +11,7 @@ export interface StoredRate {
   readonly source: 'operator' | 'cbr';
   /** YYYY-MM-DD. */
   readonly rateDate: string;
-  /** Seconds since the instant the rate's age counts from (valid_from), by the database's clock. */
+  /** Seconds since the rate's day began (valid_from) or it was stored, whichever is earlier, by the database's clock. */
   readonly ageS: number;
 }
 
@@ -35,7 +35,9 @@ const SQL_UPSERT_CBR = `
   WHERE k.currency <> 'RUB'
   ON CONFLICT (currency) DO UPDATE
   SET units = excluded.units, rub = excluded.rub, source = excluded.source, rate_date = excluded.rate_date,
-      valid_from = excluded.valid_from, updated_at = excluded.updated_at`;
+      valid_from = excluded.valid_from, updated_at = excluded.updated_at
+  -- An older file (a stale cache on the way) never replaces a newer rate of the bank's.
+  WHERE rates.source <> 'cbr' OR rates.rate_date <= excluded.rate_date`;
 
 export async function storeCbrRates(db: Queryable, rates: CbrRates): Promise<void> {
   await db.query(SQL_UPSERT_CBR, [
@@ -48,7 +50,8 @@ export async function storeCbrRates(db: Queryable, rates: CbrRates): Promise<voi
 
 const SQL_RATES = `
   SELECT currency, units::text, rub::text, source, to_char(rate_date, 'YYYY-MM-DD') AS rate_date,
-         extract(epoch FROM clock_timestamp() - valid_from)::float8 AS age_s
+         -- From the earlier of the two: a rate for tomorrow (published the day before) ages from when it was fetched.
+         extract(epoch FROM clock_timestamp() - least(valid_from, updated_at))::float8 AS age_s
   FROM rates`;
 
 export async function rateOf(db: Queryable, currency: string): Promise<StoredRate | null> {

@@ -43,7 +43,8 @@ export const CHECKS: readonly Check[] = [
         OR (c.type IN ('release', 'expire') AND d.kind = 'user_reserved' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
         OR (c.type = 'transfer' AND d.kind = 'user_available' AND d.owner_id = c.user_id AND cr.kind = 'user_incoming' AND cr.owner_id <> c.user_id)
         OR (c.type = 'settle' AND d.kind = 'user_incoming' AND d.owner_id = c.user_id AND cr.kind = 'user_available' AND cr.owner_id = c.user_id)
-        OR (c.type = 'refund' AND d.kind = 'revenue' AND cr.kind = 'user_available' AND cr.owner_id = c.user_id))`,
+        OR (c.type = 'refund' AND d.kind = 'revenue' AND cr.kind = 'user_available' AND cr.owner_id = c.user_id
+            AND EXISTS (SELECT 1 FROM transactions t WHERE t.command_id = c.id AND t.service_id = d.owner_id)))`,
   },
   {
     name: 'balances_sum_to_zero',

@@ -35,3 +35,25 @@ describe("the Central Bank's daily file", () => {
     for (const text of bad) expect(() => parseCbrDaily(text), text.slice(0, 60)).toThrow(CbrFormatError);
   });
 });
+
+describe('the parser on hostile input', () => {
+  it('refuses an unclosed entry, a missing </ValCurs>, and a currency listed twice', () => {
+    const valute = (code: string) =>
+      `<Valute ID="R1"><CharCode>${code}</CharCode><Nominal>1</Nominal><Value>1,5</Value></Valute>`;
+    const bad = [
+      `<ValCurs Date="05.12.2026">${valute('USD')}<Valute ID="R2"><CharCode>EUR</CharCode></ValCurs>`,
+      `<ValCurs Date="05.12.2026">${valute('USD')}`,
+      `<ValCurs Date="05.12.2026">${valute('USD')}${valute('USD')}</ValCurs>`,
+    ];
+    for (const text of bad) expect(() => parseCbrDaily(text), text.slice(30, 90)).toThrow(CbrFormatError);
+  });
+
+  it('reads a megabyte of unclosed tags in one pass, not one pass per tag', () => {
+    const hostile = `<ValCurs Date="05.12.2026">${'<Valute>'.repeat(125_000)}</ValCurs>`;
+    const started = performance.now();
+    expect(() => parseCbrDaily(hostile)).toThrow(CbrFormatError);
+    // A complexity guard, not a speed target: the regular expression this replaced took 4-18 s
+    // here (one scan to the end per tag), one pass takes a few milliseconds.
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});

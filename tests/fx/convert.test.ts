@@ -77,3 +77,9 @@ describe('formatMinorIn', () => {
     ]);
   });
 });
+
+describe('minor units are ISO 4217, not display digits', () => {
+  it('gives HUF and IDR two digits and IQD three, where CLDR shows none', () => {
+    expect(['HUF', 'IDR', 'IQD'].map(minorDigitsOf)).toEqual([2, 2, 3]);
+  });
+});

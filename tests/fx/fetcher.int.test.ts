@@ -90,6 +90,20 @@ describe('the rates fetcher', () => {
     }
   });
 
+  it('refuses a file dated more than two days ahead, and never lets an older file replace a newer rate', async () => {
+    const before = await stored();
+    const dated = async (date: string) =>
+      Buffer.from((await sample()).toString('latin1').replace('Date="05.12.2026"', `Date="${date}"`), 'latin1');
+    answer = { status: 200, body: await dated('01.01.2099') };
+    expect(await fetcher().fetchOnce()).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/more than two days ahead/),
+    });
+    answer = { status: 200, body: await dated('04.12.2026') };
+    expect(await fetcher().fetchOnce()).toMatchObject({ ok: true, date: '2026-12-04' });
+    expect(await stored()).toEqual(before);
+  });
+
   it('fetches once for two overlapping calls, and stops cleanly', async () => {
     answer = { status: 200, body: await sample(), delayMs: 100 };
     const one = fetcher();

@@ -130,6 +130,14 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
     sql: [`UPDATE postings SET credit_account_id = ${ACCOUNT('user_available', 2)} WHERE command_id = 'ref'`],
   },
   {
+    // A refund paid out of another service's revenue.
+    check: 'postings_match_command',
+    sql: [
+      `INSERT INTO accounts (kind, owner_id) VALUES ('revenue', 6)`,
+      `UPDATE postings SET debit_account_id = ${ACCOUNT('revenue', 6)} WHERE command_id = 'ref'`,
+    ],
+  },
+  {
     check: 'refunds_match_orders',
     sql: [`UPDATE reservations SET refunded_amount = refunded_amount + 1 WHERE status = 'captured'`],
   },
