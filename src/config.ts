@@ -122,6 +122,8 @@ export const envSchema = z.object({
   // A rate older than this (from when an operator set it, or from its day's start) is refused.
   FX_RATE_AGE_MAX_S: int(60, 31_536_000).default(345_600),
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
+  // The most recipients of one split payment over HTTP (the consumer takes up to 100).
+  TRANSFER_RECIPIENTS_MAX: int(1, 100).default(20),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
   // Each alert is checked on every change of the user's balance, so a user's count is bounded.
@@ -318,6 +320,8 @@ export interface Config {
     readonly balanceMinorMax: number;
     /** The most threshold alerts one user may have. */
     readonly alertsPerUserMax: number;
+    /** The most recipients of one split payment sent over HTTP. */
+    readonly transferRecipientsMax: number;
   };
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
@@ -480,6 +484,7 @@ function toConfig(env: Env): Config {
       amountMinorMax: env.AMOUNT_MINOR_MAX,
       balanceMinorMax: env.BALANCE_MINOR_MAX,
       alertsPerUserMax: env.ALERTS_PER_USER_MAX,
+      transferRecipientsMax: env.TRANSFER_RECIPIENTS_MAX,
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,

@@ -205,16 +205,21 @@ export async function balanceOfUserAt(
   };
 }
 
-// A transfer's settle is published, and acknowledged, before its reply. A poll reads the
-// committed row, which is written before that, so it also asks whether the settle is known to
-// be in the log: the consumer's watermark of acknowledged settles covers the transfer's
-// offset, or the settle itself has been applied. Until then the credit is in flight.
+// A transfer's settles are published, and acknowledged, before its reply. A poll reads the
+// committed row, which is written before that, so it also asks whether the settles are known to
+// be in the log: the consumer's watermark of acknowledged settles covers the transfer's offset,
+// or every leg's settle (one per recipient: `~settle:<id>`, or `~settle:<id>#<recipient>` for a
+// split payment) has been applied. Until then a credit is in flight.
 const SQL_COMMAND = `
   SELECT id, fingerprint, type, user_id, status, code, message, principal,
          (type = 'transfer' AND status = 'applied'
           AND NOT EXISTS (SELECT 1 FROM settles_published p
                           WHERE p.source_partition = c.source_partition AND p.published_through >= c.source_offset)
-          AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '${SETTLE_ID_PREFIX}' || c.id)) AS credit_in_flight
+          AND EXISTS (SELECT 1 FROM transactions t
+                      WHERE t.command_id = c.id AND t.transaction_type = 'transfer_in'
+                        AND NOT EXISTS (SELECT 1 FROM commands s
+                                        WHERE s.id IN ('${SETTLE_ID_PREFIX}' || c.id, '${SETTLE_ID_PREFIX}' || c.id || '#' || t.user_id))))
+           AS credit_in_flight
   FROM commands c WHERE id = $1`;
 
 export interface StoredOutcome {

@@ -12,6 +12,7 @@ import {
   expiresInSchema,
   freezeReasonSchema,
   httpKeySchema,
+  transferRecipientsSchema,
 } from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
@@ -29,7 +30,12 @@ export const instantSchema = z
 /** A calendar month, YYYY-MM, from 1970 to 9999. */
 const month = z.string().max(7).refine(isMonth, `must be YYYY-MM, from ${YEAR_MIN}-01 to ${YEAR_MAX}-12`);
 
-export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax: number; statementRowsMax: number }) {
+export function createHttpSchemas(limits: {
+  amountMinorMax: number;
+  pageItemsMax: number;
+  statementRowsMax: number;
+  transferRecipientsMax: number;
+}) {
   const amount = amountSchema(limits.amountMinorMax);
   const comment = commentSchema.optional();
   const order = { user_id: entityIdSchema, service_id: entityIdSchema, order_id: entityIdSchema };
@@ -51,10 +57,34 @@ export function createHttpSchemas(limits: { amountMinorMax: number; pageItemsMax
     freezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema }),
     unfreezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema.optional() }),
     transferFunds: z
-      .object({ sender_id: entityIdSchema, recipient_id: entityIdSchema, amount, comment })
-      .refine((body) => body.sender_id !== body.recipient_id, {
-        path: ['recipient_id'],
-        message: 'must differ from sender_id',
+      .object({
+        sender_id: entityIdSchema,
+        recipient_id: entityIdSchema.optional(),
+        amount: amount.optional(),
+        recipients: transferRecipientsSchema(amount, limits.transferRecipientsMax).optional(),
+        comment,
+      })
+      .superRefine((body, ctx) => {
+        const single = body.recipient_id !== undefined || body.amount !== undefined;
+        if (single === (body.recipients !== undefined))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['recipients'],
+            message: 'give either recipient_id and amount, or recipients (a split payment)',
+          });
+        else if (single && (body.recipient_id === undefined || body.amount === undefined))
+          ctx.addIssue({
+            code: 'custom',
+            path: [body.recipient_id === undefined ? 'recipient_id' : 'amount'],
+            message: 'is required',
+          });
+        const recipients = body.recipients?.map((leg) => leg.recipient_id) ?? [body.recipient_id];
+        if (recipients.includes(body.sender_id))
+          ctx.addIssue({
+            code: 'custom',
+            path: [body.recipients ? 'recipients' : 'recipient_id'],
+            message: 'must differ from sender_id',
+          });
       }),
     setBalanceAlert: z
       .object({ user_id: entityIdSchema, below: amount.optional(), above: amount.optional() })

@@ -49,10 +49,30 @@ export const COMMAND_ID_PATTERN = /^(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:
  * recipient's partition. Its id is derived from the transfer's, with a '~' no client id can hold.
  */
 export const SETTLE_ID_PREFIX = '~settle:';
-export const SETTLE_ID_PATTERN = /^~settle:(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/;
-export function settleIdOf(transferId: string): string {
-  return `${SETTLE_ID_PREFIX}${transferId}`;
+/**
+ * `~settle:<transfer id>` for a transfer to one `recipient_id`; `~settle:<transfer id>#<recipient
+ * id>` for each leg of a split payment (`recipients`), whose recipients are distinct.
+ */
+export const SETTLE_ID_PATTERN =
+  /^~settle:(?:[A-Za-z0-9._:-]{1,128}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})(?:#[1-9][0-9]{0,15})?$/;
+export function settleIdOf(transferId: string, legRecipientId?: number): string {
+  return legRecipientId === undefined
+    ? `${SETTLE_ID_PREFIX}${transferId}`
+    : `${SETTLE_ID_PREFIX}${transferId}#${legRecipientId}`;
 }
+/** The transfer a settle completes, and the recipient of its leg when it is a split payment's. */
+export function settleSourceOf(settleId: string): { transferId: string; legRecipientId: number | null } {
+  const rest = settleId.slice(SETTLE_ID_PREFIX.length);
+  const hash = rest.lastIndexOf('#');
+  return hash < 0
+    ? { transferId: rest, legRecipientId: null }
+    : { transferId: rest.slice(0, hash), legRecipientId: Number(rest.slice(hash + 1)) };
+}
+/**
+ * The most recipients one split payment may name, in any command the consumer reads. The
+ * gateway's TRANSFER_RECIPIENTS_MAX (at most this) is what HTTP callers get.
+ */
+export const TRANSFER_RECIPIENTS_CEILING = 100;
 
 /**
  * An expire is published by the consumer's hold-expiry sweeper, never by clients: it returns an
@@ -125,6 +145,25 @@ export function replyToSchema(policy: ReplyTopicPolicy | null) {
   });
 }
 
+/**
+ * The legs of a split payment: 1 to `recipientsMax` distinct recipients, each with an amount and
+ * an optional comment (the command's comment otherwise).
+ */
+export function transferRecipientsSchema(amount: ReturnType<typeof amountSchema>, recipientsMax: number) {
+  return z
+    .array(z.object({ recipient_id: entityIdSchema, amount, comment: commentSchema.optional() }))
+    .min(1)
+    .max(recipientsMax)
+    .superRefine((legs, ctx) => {
+      const seen = new Set<number>();
+      for (const [i, leg] of legs.entries()) {
+        if (seen.has(leg.recipient_id))
+          ctx.addIssue({ code: 'custom', path: [i, 'recipient_id'], message: 'names a recipient twice' });
+        seen.add(leg.recipient_id);
+      }
+    });
+}
+
 /** A positive amount as a decimal string or number, parsed exactly to minor units. */
 export function amountSchema(amountMinorMax: number) {
   const max = BigInt(amountMinorMax);
@@ -173,13 +212,30 @@ export function createCommandSchema(
     z
       .object({ ...base, type: z.literal('unfreeze'), reason: freezeReasonSchema.optional() })
       .meta({ description: "Ends a freeze of the user's account." }),
-    z.object({
-      ...base,
-      type: z.literal('transfer'),
-      recipient_id: entityIdSchema,
-      amount,
-      comment: commentSchema.optional(),
-    }),
+    z
+      .object({
+        ...base,
+        type: z.literal('transfer'),
+        recipient_id: entityIdSchema.optional(),
+        amount: amount.optional(),
+        recipients: transferRecipientsSchema(amount, TRANSFER_RECIPIENTS_CEILING).optional(),
+        comment: commentSchema.optional(),
+      })
+      .superRefine((transfer, ctx) => {
+        const single = transfer.recipient_id !== undefined || transfer.amount !== undefined;
+        if (single === (transfer.recipients !== undefined) || (single && transfer.amount === undefined))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['recipients'],
+            message: 'give either recipient_id and amount, or recipients (a split payment)',
+          });
+        else if (single && transfer.recipient_id === undefined)
+          ctx.addIssue({ code: 'custom', path: ['recipient_id'], message: 'is required with amount' });
+      })
+      .meta({
+        description:
+          'Moves money from the sender (user_id) to one recipient (recipient_id, amount), or to several at once (recipients: a split payment, debited in one decision or not at all).',
+      }),
     z.object({ ...base, type: z.literal('set_alert'), direction: alertDirectionSchema, threshold: amount }).meta({
       description:
         "Registers a threshold alert on the user's available balance; its id is this command's id (docs/events.md).",
@@ -242,6 +298,10 @@ export function commandFingerprint(command: Command): string {
   if (c.type === 'set_alert') parts.push(`direction=${c.direction}`, `threshold=${c.threshold}`);
   if (c.type === 'remove_alert') parts.push(`alert_id=${c.alert_id}`);
   if ((c.type === 'freeze' || c.type === 'unfreeze') && c.reason !== undefined) parts.push(`reason=${c.reason}`);
+  if (c.type === 'transfer' && c.recipients)
+    parts.push(
+      `recipients=${c.recipients.map((l) => `${l.recipient_id}:${l.amount}:${l.comment ?? ''}`).join('\u001e')}`,
+    );
   return createHash('sha256')
     .update(parts.map((part) => String(part ?? '')).join('\u001f'))
     .digest('base64url')

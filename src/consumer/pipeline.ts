@@ -15,12 +15,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
-import {
-  INTERNAL_PROOF_HEADER,
-  InternalCommandSigner,
-  isInternalCommand,
-  sourceTransferId,
-} from '../commands/internal-proof.ts';
+import { INTERNAL_PROOF_HEADER, InternalCommandSigner, isInternalCommand } from '../commands/internal-proof.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import {
   decisionLimitsOf,
@@ -44,13 +39,14 @@ import {
   commandKey,
   consumerCommandSchema,
   parseHttpScopedId,
+  settleSourceOf,
 } from '../commands/schema.ts';
 import { pgErrorCode } from '../db/errors.ts';
 import { failureKind } from '../failures.ts';
 import type { KafkaMessage } from '../kafka/client.ts';
 import { partitionOfKey } from '../kafka/partition.ts';
 import { recordUnprocessable, type BatchItem } from '../ledger/apply-batch.ts';
-import { RESULT_CODES, settleOf } from '../ledger/core.ts';
+import { RESULT_CODES, settlesOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import { transferCredits, type BalanceEventRow } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
@@ -432,13 +428,14 @@ async function dropMismatchedSettles(
 ): Promise<Candidate[]> {
   const settles = candidates.filter((c) => c.item.command.type === 'settle');
   if (settles.length === 0) return candidates;
-  const transferIds = settles.map((c) => sourceTransferId(c.item.command as Extract<Command, { type: 'settle' }>));
+  const transferIds = settles.map((c) => settleSourceOf(c.item.command.id).transferId);
   const credits = await retrying(() => transferCredits(ctx.pool, transferIds), settles.length, ctx.apply);
   return candidates.filter((candidate) => {
     const { command } = candidate.item;
     if (command.type !== 'settle') return true;
-    const credit = credits.get(sourceTransferId(command));
-    if (!credit || (credit.userId === command.user_id && credit.amount === command.amount)) return true;
+    const { transferId, legRecipientId } = settleSourceOf(command.id);
+    const legs = credits.get(transferId);
+    if (!legs || settlesItsLeg(command, legRecipientId, legs)) return true;
     moveAside(ctx, source, candidate.message, outbox, counts, {
       code: 'invalid_command',
       message: 'The settle does not match the transfer it settles (recipient or amount).',
@@ -446,6 +443,20 @@ async function dropMismatchedSettles(
     counts.forged += 1;
     return false;
   });
+}
+
+/**
+ * Whether a settle moves exactly what its leg credited: a transfer to one recipient has one leg
+ * and a settle id without a recipient; a split payment's settle names its leg's recipient.
+ */
+function settlesItsLeg(
+  settle: Extract<Command, { type: 'settle' }>,
+  legRecipientId: number | null,
+  legs: ReadonlyArray<{ userId: number; amount: bigint }>,
+): boolean {
+  if (legRecipientId === null && legs.length !== 1) return false;
+  const leg = legRecipientId === null ? legs[0] : legs.find((l) => l.userId === legRecipientId);
+  return leg !== undefined && leg.userId === settle.user_id && leg.amount === settle.amount;
 }
 
 /**
@@ -549,8 +560,7 @@ function queueResults(
     // A repeat may follow a crash after the commit but before the settle was published; the
     // settle's derived id makes a second copy a no-op.
     if (command.type === 'transfer' && reply.status === 'applied') {
-      const settle = settleOf(command);
-      outbox.derive(settle, ctx.signer.sign(settle));
+      for (const settle of settlesOf(command)) outbox.derive(settle, ctx.signer.sign(settle));
     }
     for (const event of events ?? []) outbox.event(event.userId, event.payload);
     // Internal commands (settles, expires) have no caller waiting for a reply.

@@ -12,6 +12,7 @@ import {
   available,
   isBoundedAccount,
   isStripedAccount,
+  legsOf,
   parseAccountKey,
   reserved,
   usersOf,
@@ -370,7 +371,7 @@ async function recipientBalances(
       outcome.kind === 'new'
         ? outcome.decision.status === 'applied'
         : outcome.kind === 'repeat' && outcome.prior.status === 'applied';
-    if (command.type === 'transfer' && applied) ids.add(command.recipient_id);
+    if (command.type === 'transfer' && applied) for (const leg of legsOf(command)) ids.add(leg.recipientId);
   }
   if (ids.size === 0) return new Map();
   const rows = await store.userBalances(db, [...ids]);
@@ -391,13 +392,13 @@ function withRecipient(
   recipients: ReadonlyMap<number, BalanceView>,
 ): CommandReply {
   const { command } = outcome.item;
-  const recipient = command.type === 'transfer' ? recipients.get(command.recipient_id) : undefined;
-  return recipient
-    ? {
-        ...reply,
-        balances: { ...reply.balances, [String((command as { recipient_id: number }).recipient_id)]: recipient },
-      }
-    : reply;
+  if (command.type !== 'transfer') return reply;
+  const balances = { ...reply.balances };
+  for (const { recipientId } of legsOf(command)) {
+    const recipient = recipients.get(recipientId);
+    if (recipient) balances[String(recipientId)] = recipient;
+  }
+  return { ...reply, balances };
 }
 
 async function buildResult(

@@ -146,6 +146,8 @@ export function ledgerLimitsOf(limits: {
 function namedAmount(command: Command): bigint | null {
   if (command.type === 'set_alert') return command.threshold;
   // A capture is bounded by its reservation, made under the limit of its day; a refund by its capture.
+  // A transfer, split or not, is bounded by what leaves the sender: the sum of its legs.
+  if (command.type === 'transfer') return transferTotal(command);
   if (command.type === 'settle' || command.type === 'capture' || command.type === 'refund' || !('amount' in command))
     return null;
   return command.amount;
@@ -189,7 +191,7 @@ export function accountsOf(command: Command): AccountKey[] {
     case 'capture':
       return [available(command.user_id), reserved(command.user_id), revenue(command.service_id)];
     case 'transfer':
-      return [available(command.user_id), incoming(command.recipient_id)];
+      return [available(command.user_id), ...legsOf(command).map((leg) => incoming(leg.recipientId))];
     case 'settle':
       return [incoming(command.user_id), available(command.user_id)];
     case 'refund':
@@ -383,27 +385,67 @@ function decideSetAlert(view: LedgerView, command: CommandOf<'set_alert'>, limit
   return { ...applied([], []), alert: { kind: 'add', alert: { id: command.id, userId, direction, threshold } } };
 }
 
+/** One recipient of a transfer: the only one, or one leg of a split payment. */
+export interface TransferLeg {
+  readonly recipientId: number;
+  readonly amount: bigint;
+  readonly comment: string | undefined;
+}
+
+/** A transfer's legs, in the order given: one for `recipient_id`, one per entry of `recipients`. */
+export function legsOf(transfer: CommandOf<'transfer'>): TransferLeg[] {
+  if (transfer.recipients)
+    return transfer.recipients.map((leg) => ({
+      recipientId: leg.recipient_id,
+      amount: leg.amount,
+      comment: leg.comment ?? transfer.comment,
+    }));
+  return [{ recipientId: transfer.recipient_id!, amount: transfer.amount!, comment: transfer.comment }];
+}
+
+export function transferTotal(transfer: CommandOf<'transfer'>): bigint {
+  return legsOf(transfer).reduce((total, leg) => total + leg.amount, 0n);
+}
+
+/**
+ * Debits the sender the whole of every leg in one decision, or nothing: each recipient is
+ * credited now, in this transaction, but into incoming; it becomes spendable when the settle the
+ * consumer publishes to that recipient's partition is applied.
+ */
 function decideTransfer(view: LedgerView, command: CommandOf<'transfer'>): Decision {
-  const { user_id: senderId, recipient_id: recipientId, amount } = command;
-  if (senderId === recipientId) return rejected('same_account');
-  if (view.balance(available(senderId)) < amount) return rejected('insufficient_funds');
-  // The recipient is credited now, in this transaction, but into incoming: it becomes spendable
-  // when the settle the consumer publishes to the recipient's partition is applied.
+  const senderId = command.user_id;
+  const legs = legsOf(command);
+  if (legs.some((leg) => leg.recipientId === senderId)) return rejected('same_account');
+  if (view.balance(available(senderId)) < transferTotal(command)) return rejected('insufficient_funds');
   return applied(
-    [{ debit: available(senderId), credit: incoming(recipientId), amount }],
-    [
-      entry(senderId, -amount, 'transfer_out', { counterpartyId: recipientId, comment: command.comment }),
-      entry(recipientId, amount, 'transfer_in', { counterpartyId: senderId, comment: command.comment }),
-    ],
+    legs.map((leg) => ({ debit: available(senderId), credit: incoming(leg.recipientId), amount: leg.amount })),
+    legs.flatMap((leg) => [
+      entry(senderId, -leg.amount, 'transfer_out', { counterpartyId: leg.recipientId, comment: leg.comment }),
+      entry(leg.recipientId, leg.amount, 'transfer_in', { counterpartyId: senderId, comment: leg.comment }),
+    ]),
   );
 }
 
 /**
- * The command that completes an applied transfer on the recipient's partition. Its id is
- * derived from the transfer's, so publishing it again (after a crash) has one effect.
+ * The commands that complete an applied transfer on its recipients' partitions, one per leg. Each
+ * id is derived from the transfer's (and, for a split payment, the leg's recipient), so
+ * publishing them again (after a crash) has one effect each.
  */
+export function settlesOf(transfer: CommandOf<'transfer'>): CommandOf<'settle'>[] {
+  const split = transfer.recipients !== undefined;
+  return legsOf(transfer).map((leg) => ({
+    id: settleIdOf(transfer.id, split ? leg.recipientId : undefined),
+    type: 'settle',
+    user_id: leg.recipientId,
+    amount: leg.amount,
+  }));
+}
+
+/** The settle of a transfer to one recipient. */
 export function settleOf(transfer: CommandOf<'transfer'>): CommandOf<'settle'> {
-  return { id: settleIdOf(transfer.id), type: 'settle', user_id: transfer.recipient_id, amount: transfer.amount };
+  const [only, ...more] = settlesOf(transfer);
+  if (more.length > 0) throw new Error(`${transfer.id} is a split payment: it has a settle per leg`);
+  return only!;
 }
 
 function applied(postings: Posting[], entries: Entry[], reservation: ReservationChange | null = null): Decision {

@@ -121,28 +121,36 @@ export const CHECKS: readonly Check[] = [
   {
     name: 'settles_match_transfers',
     description:
-      "every settle completes an applied transfer: the same recipient, the same amount, out of the recipient's incoming",
+      "every settle completes a leg of an applied transfer: the same recipient, the same amount, out of the recipient's incoming",
+    // `~settle:<transfer id>`, or `~settle:<transfer id>#<recipient>` for a leg of a split payment
+    // (no id holds '#'); the leg is the transfer's posting into the settle's incoming account.
     sql: `
       SELECT s.id, s.user_id, sp.amount AS settled, t.id AS transfer_id, tp.amount AS transferred
       FROM commands s
       JOIN postings sp ON sp.command_id = s.id
       JOIN accounts sa ON sa.id = sp.debit_account_id
-      LEFT JOIN commands t ON t.id = substr(s.id, ${'~settle:'.length + 1}) AND t.type = 'transfer' AND t.status = 'applied'
-      LEFT JOIN postings tp ON tp.command_id = t.id
-      LEFT JOIN accounts ta ON ta.id = tp.credit_account_id
+      LEFT JOIN commands t ON t.id = split_part(substr(s.id, ${'~settle:'.length + 1}), '#', 1)
+                          AND t.type = 'transfer' AND t.status = 'applied'
+      LEFT JOIN postings tp ON tp.command_id = t.id AND tp.credit_account_id = sa.id
       WHERE s.type = 'settle' AND s.status = 'applied'
-        AND (t.id IS NULL OR tp.amount <> sp.amount OR ta.id <> sa.id OR sa.kind <> 'user_incoming' OR sa.owner_id <> s.user_id)`,
+        AND (t.id IS NULL OR tp.id IS NULL OR tp.amount <> sp.amount OR sa.kind <> 'user_incoming' OR sa.owner_id <> s.user_id
+             OR (strpos(s.id, '#') > 0 AND split_part(s.id, '#', 2) <> s.user_id::text))`,
   },
   {
     name: 'command_applied_once',
-    description: 'every applied command has exactly the postings its type makes, and a rejected one none',
+    description:
+      'every applied command has exactly the postings its type makes (a transfer one per leg), and a rejected one none',
     sql: `
       SELECT c.id, c.type, c.status, count(p.id) AS postings
       FROM commands c LEFT JOIN postings p ON p.command_id = c.id
       GROUP BY c.id, c.type, c.status
       HAVING (c.status = 'rejected' AND count(p.id) <> 0)
           OR (c.status = 'applied' AND c.type IN (${NO_MONEY_COMMANDS}) AND count(p.id) <> 0)
-          OR (c.status = 'applied' AND c.type NOT IN ('capture', ${NO_MONEY_COMMANDS}) AND count(p.id) <> 1)
+          OR (c.status = 'applied' AND c.type NOT IN ('capture', 'transfer', ${NO_MONEY_COMMANDS}) AND count(p.id) <> 1)
+          -- A transfer: one posting per leg, and one transfer_in history row per leg.
+          OR (c.status = 'applied' AND c.type = 'transfer'
+              AND (count(p.id) = 0
+                   OR count(p.id) <> (SELECT count(*) FROM transactions t WHERE t.command_id = c.id AND t.transaction_type = 'transfer_in')))
           OR (c.status = 'applied' AND c.type = 'capture' AND count(p.id) NOT IN (1, 2))`,
   },
   {

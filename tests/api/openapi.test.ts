@@ -4,7 +4,12 @@ import { createHttpSchemas } from '../../src/api/schemas.ts';
 import { appWithoutKafka } from '../helpers/gateway.ts';
 import { loadConfig } from '../../src/config.ts';
 
-const schemas = createHttpSchemas({ amountMinorMax: 100_000_000_000, pageItemsMax: 100, statementRowsMax: 1_000 });
+const schemas = createHttpSchemas({
+  amountMinorMax: 100_000_000_000,
+  pageItemsMax: 100,
+  statementRowsMax: 1_000,
+  transferRecipientsMax: 20,
+});
 
 describe('the OpenAPI document', () => {
   const document = openApiDocument(schemas) as {
@@ -34,7 +39,9 @@ describe('the OpenAPI document', () => {
       };
     };
     const schema = body.content['application/json'].schema;
-    expect(schema.required).toEqual(['sender_id', 'recipient_id', 'amount']);
+    // One recipient (recipient_id and amount) or a split payment (recipients): neither is required alone.
+    expect(schema.required).toEqual(['sender_id']);
+    expect(Object.keys(schema.properties)).toEqual(['sender_id', 'recipient_id', 'amount', 'recipients', 'comment']);
     expect(schema.properties.amount?.description).toMatch(/2 decimals/);
   });
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createCommandSchema, expireIdOf, type Command } from '../../src/commands/schema.ts';
+import {
+  commandFingerprint,
+  createCommandSchema,
+  expireIdOf,
+  serializeCommand,
+  type Command,
+} from '../../src/commands/schema.ts';
 import fc from 'fast-check';
 import {
   available,
@@ -9,6 +15,7 @@ import {
   reserved,
   revenue,
   settleOf,
+  settlesOf,
   type AccountKey,
 } from '../../src/ledger/core.ts';
 import { LedgerInvariantError, LedgerState } from '../../src/ledger/state.ts';
@@ -511,6 +518,119 @@ describe('transfer', () => {
   it('refuses a transfer of more than is available', () => {
     const [decision] = run(stateWith([[available(1), 99n]]), { type: 'transfer', recipient_id: 2, amount: '1.00' });
     expect(decision!.code).toBe('insufficient_funds');
+  });
+});
+
+describe('split payments', () => {
+  const split = (recipients: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) => ({
+    type: 'transfer',
+    recipients,
+    ...extra,
+  });
+
+  it('debits the sender the sum of the legs in one decision and credits each recipient into incoming', () => {
+    const state = stateWith([[available(1), 10_000n]]);
+    const [decision] = run(
+      state,
+      split(
+        [
+          { recipient_id: 2, amount: '90.00' },
+          { recipient_id: 3, amount: '10.00', comment: 'platform fee' },
+        ],
+        { comment: 'order 77' },
+      ),
+    );
+    expect(decision).toMatchObject({ status: 'applied', code: 'ok' });
+    expect(decision!.postings).toEqual([
+      { debit: available(1), credit: incoming(2), amount: 9_000n },
+      { debit: available(1), credit: incoming(3), amount: 1_000n },
+    ]);
+    expect(decision!.entries.map((e) => [e.userId, e.type, e.amount, e.counterpartyId, e.comment])).toEqual([
+      [1, 'transfer_out', -9_000n, 2, 'order 77'],
+      [2, 'transfer_in', 9_000n, 1, 'order 77'],
+      [1, 'transfer_out', -1_000n, 3, 'platform fee'],
+      [3, 'transfer_in', 1_000n, 1, 'platform fee'],
+    ]);
+    expect([state.balance(available(1)), state.balance(incoming(2)), state.balance(incoming(3))]).toEqual([
+      0n,
+      9_000n,
+      1_000n,
+    ]);
+  });
+
+  it('moves nothing when the sender cannot pay the whole, even if one leg would fit', () => {
+    const state = stateWith([[available(1), 9_999n]]);
+    const [decision] = run(
+      state,
+      split([
+        { recipient_id: 2, amount: '90.00' },
+        { recipient_id: 3, amount: '10.00' },
+      ]),
+    );
+    expect([decision!.code, decision!.postings]).toEqual(['insufficient_funds', []]);
+    expect(state.balance(available(1))).toBe(9_999n);
+  });
+
+  it('refuses the sender among the recipients with same_account, and a total over AMOUNT_MINOR_MAX', () => {
+    const state = stateWith([[available(1), 10_000n]]);
+    expect(
+      run(
+        state,
+        split([
+          { recipient_id: 2, amount: '1.00' },
+          { recipient_id: 1, amount: '1.00' },
+        ]),
+      )[0]!.code,
+    ).toBe('same_account');
+    const limits = { ...LIMITS, amountMinorMax: 1_000n };
+    const legs = command(
+      split([
+        { recipient_id: 2, amount: '6.00' },
+        { recipient_id: 3, amount: '6.00' },
+      ]),
+    );
+    expect(decide(state, legs, limits).code).toBe('amount_too_large');
+  });
+
+  it('has one settle per leg, each id naming its recipient; a one-recipient transfer keeps its one settle id', () => {
+    const transfer = command(
+      split([
+        { recipient_id: 2, amount: '1.00' },
+        { recipient_id: 3, amount: '2.00' },
+      ]),
+    );
+    expect(settlesOf(transfer as never)).toEqual([
+      { id: `~settle:${transfer.id}#2`, type: 'settle', user_id: 2, amount: 100n },
+      { id: `~settle:${transfer.id}#3`, type: 'settle', user_id: 3, amount: 200n },
+    ]);
+    const single = command({ type: 'transfer', recipient_id: 2, amount: '1.00' });
+    expect(settlesOf(single as never)).toEqual([
+      { id: `~settle:${single.id}`, type: 'settle', user_id: 2, amount: 100n },
+    ]);
+    for (const settle of settlesOf(transfer as never))
+      expect(schema.parse(JSON.parse(serializeCommand(settle))).id).toBe(settle.id);
+  });
+
+  it('refuses by schema a recipient named twice, both forms or neither, and more than 100 legs', () => {
+    const bad = [
+      split([
+        { recipient_id: 2, amount: '1.00' },
+        { recipient_id: 2, amount: '2.00' },
+      ]),
+      split([{ recipient_id: 2, amount: '1.00' }], { recipient_id: 3, amount: '1.00' }),
+      { type: 'transfer' },
+      { type: 'transfer', recipient_id: 2 },
+      split([]),
+      split(Array.from({ length: 101 }, (_, i) => ({ recipient_id: i + 2, amount: '1.00' }))),
+    ];
+    for (const input of bad) expect(() => command(input), JSON.stringify(input).slice(0, 80)).toThrow();
+  });
+
+  it('takes a different fingerprint for different legs under the same id', () => {
+    const a = schema.parse({ id: 'same', user_id: 1, ...split([{ recipient_id: 2, amount: '1.00' }]) });
+    const b = schema.parse({ id: 'same', user_id: 1, ...split([{ recipient_id: 3, amount: '1.00' }]) });
+    const c = schema.parse({ id: 'same', user_id: 1, type: 'transfer', recipient_id: 2, amount: '1.00' });
+    expect(new Set([commandFingerprint(a), commandFingerprint(b), commandFingerprint(c)]).size).toBe(3);
   });
 });
 

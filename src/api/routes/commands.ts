@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { commandFingerprint, httpScopedId, parseHttpScopedId, type Command } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
+import { legsOf } from '../../ledger/core.ts';
 import { isKnownUser, loadOutcome, type StoredOutcome } from '../read-model.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { authenticate, parseOr400 } from '../http.ts';
@@ -98,14 +99,21 @@ export const COMMAND_ROUTES: readonly CommandRoute[] = [
   ),
   route(
     '/api/transfer_funds',
-    'Transfer between users',
+    'Transfer between users: to one recipient, or split over several (recipients) in one decision',
     'transfer',
     'transferFunds',
-    (b: { sender_id: number; recipient_id: number; amount: bigint; comment?: string }) => ({
+    (b: {
+      sender_id: number;
+      recipient_id?: number;
+      amount?: bigint;
+      recipients?: Array<{ recipient_id: number; amount: bigint; comment?: string }>;
+      comment?: string;
+    }) => ({
       type: 'transfer',
       user_id: b.sender_id,
-      recipient_id: b.recipient_id,
-      amount: b.amount,
+      ...(b.recipients === undefined
+        ? { recipient_id: b.recipient_id!, amount: b.amount! }
+        : { recipients: b.recipients }),
       ...(b.comment === undefined ? {} : { comment: b.comment }),
     }),
   ),
@@ -231,8 +239,10 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
  */
 async function requireKnownRecipient(ctx: ApiContext, command: Command): Promise<void> {
   if (command.type !== 'transfer' || ctx.config.auth.allowTransfersToNewAccounts) return;
-  if (!(await isKnownUser(ctx.pool, command.recipient_id)))
-    throw new ApiError('recipient_not_found', undefined, { recipient_id: command.recipient_id });
+  for (const { recipientId } of legsOf(command)) {
+    if (!(await isKnownUser(ctx.pool, recipientId)))
+      throw new ApiError('recipient_not_found', undefined, { recipient_id: recipientId });
+  }
 }
 
 /** A stored outcome a caller may act on: not a transfer whose credit is still in flight. */
@@ -335,7 +345,18 @@ export function transactionBody(outcome: CommandReply) {
   };
   const [first, second] = outcome.transactions;
   if (first?.transaction_type === 'transfer_out' && second) {
-    return { sender_transaction: seed(first), recipient_transaction: seed(second), ...common };
+    // A transfer's rows come in pairs, one per leg: the sender's, then the recipient's.
+    const legs = [];
+    for (let i = 0; i + 1 < outcome.transactions.length; i += 2) {
+      const [out, into] = [outcome.transactions[i]!, outcome.transactions[i + 1]!];
+      legs.push({
+        recipient_id: into.user_id,
+        amount: into.amount,
+        sender_transaction: seed(out),
+        recipient_transaction: seed(into),
+      });
+    }
+    return { sender_transaction: seed(first), recipient_transaction: seed(second), legs, ...common };
   }
   return { ...(first ? seed(first) : {}), transactions: outcome.transactions.map(seed), ...common };
 }

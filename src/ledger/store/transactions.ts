@@ -5,20 +5,29 @@ type Queryable = pg.PoolClient | pg.Pool;
 
 const SQL_TRANSFER_CREDITS = `
   SELECT command_id, user_id, amount FROM transactions
-  WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in'`;
+  WHERE command_id = ANY($1::text[]) AND transaction_type = 'transfer_in' ORDER BY id`;
 
-/** What each of these transfers credited, and to whom, for those in the database. */
+/**
+ * What each of these transfers credited, and to whom (one credit per leg, in leg order), for
+ * those in the database.
+ */
 export async function transferCredits(
   db: Queryable,
   transferIds: readonly string[],
-): Promise<Map<string, { userId: number; amount: bigint }>> {
+): Promise<Map<string, Array<{ userId: number; amount: bigint }>>> {
   if (transferIds.length === 0) return new Map();
   const { rows } = await db.query<{ command_id: string; user_id: string; amount: string }>({
     name: 'ledger_transfer_credits',
     text: SQL_TRANSFER_CREDITS,
     values: [transferIds],
   });
-  return new Map(rows.map((row) => [row.command_id, { userId: Number(row.user_id), amount: BigInt(row.amount) }]));
+  const credits = new Map<string, Array<{ userId: number; amount: bigint }>>();
+  for (const row of rows) {
+    const list = credits.get(row.command_id) ?? [];
+    list.push({ userId: Number(row.user_id), amount: BigInt(row.amount) });
+    credits.set(row.command_id, list);
+  }
+  return credits;
 }
 
 const SQL_TRANSACTIONS_OF_COMMANDS = `
