@@ -206,4 +206,56 @@ describe('checkHistory', () => {
     balances.set(2, { ...balances.get(2)!, availableMinor: 1_900n });
     expect(checkHistory(history, final).balanceMismatch.map((m) => m.id)).toEqual(['user 2']);
   });
+
+  describe('split payments', () => {
+    /** The clean run plus a split payment from user 1: 10.00 to user 2 and 5.00 to user 3, settled. */
+    function withSplit() {
+      const run = cleanRun();
+      (run.history.operations as Operation[]).push({
+        id: 'split-1',
+        type: 'transfer',
+        userId: 1,
+        amountMinor: 0n,
+        legs: [
+          { recipientId: 2, amountMinor: 1_000n },
+          { recipientId: 3, amountMinor: 500n },
+        ],
+        completion: { type: 'ok', outcome: 'applied' },
+        copies: [http],
+      });
+      run.commands.set('split-1', { status: 'applied', postings: 2, source: null });
+      const settles = run.final.settles as Map<string, bigint>;
+      settles.set('split-1#2', 1_000n);
+      settles.set('split-1#3', 500n);
+      const balances = run.final.balances as Map<
+        number,
+        { availableMinor: bigint; reservedMinor: bigint; incomingMinor: bigint }
+      >;
+      balances.set(1, { ...balances.get(1)!, availableMinor: 6_000n });
+      balances.set(2, { ...balances.get(2)!, availableMinor: 7_900n });
+      balances.set(3, { availableMinor: 500n, reservedMinor: 0n, incomingMinor: 0n });
+      return run;
+    }
+
+    it('passes a split payment whose every leg arrived once', () => {
+      const { history, final } = withSplit();
+      expect(checkHistory(history, final)).toMatchObject({ valid: true, unsettledLegs: [], phantom: [] });
+    });
+
+    it('names a leg that never arrived, and one settled with another amount', () => {
+      const { history, final } = withSplit();
+      const settles = final.settles as Map<string, bigint>;
+      settles.delete('split-1#3');
+      settles.set('split-1#2', 999n);
+      expect(checkHistory(history, final).unsettledLegs).toEqual(['split-1#2', 'split-1#3']);
+    });
+
+    it('names a settle of no leg of the transfer, and more postings than legs', () => {
+      const { history, final, commands } = withSplit();
+      (final.settles as Map<string, bigint>).set('split-1#4', 1n);
+      commands.set('split-1', { status: 'applied', postings: 3, source: null });
+      const report = checkHistory(history, final);
+      expect([report.phantom, report.doubleApplied]).toEqual([['~settle:split-1#4'], ['split-1']]);
+    });
+  });
 });

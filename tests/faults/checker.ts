@@ -30,6 +30,8 @@ export interface Operation {
   readonly type: OperationType;
   readonly userId: number;
   readonly recipientId?: number;
+  /** A split payment's legs (then recipientId and amountMinor are unused). */
+  readonly legs?: ReadonlyArray<{ readonly recipientId: number; readonly amountMinor: bigint }>;
   readonly serviceId?: number;
   readonly orderId?: number;
   /** 0 for a release, which moves whatever the hold was. */
@@ -65,7 +67,10 @@ export interface DecidedCommand {
 export interface FinalState {
   /** Client commands the database decided (settles apart), by id. */
   readonly commands: ReadonlyMap<string, DecidedCommand>;
-  /** Applied settles, by the transfer they settle, with their amount. */
+  /**
+   * Applied settles, by what follows `~settle:` in their id (the transfer's id, with
+   * `#<recipient>` for a leg of a split payment), with their amount.
+   */
   readonly settles: ReadonlyMap<string, bigint>;
   readonly balances: ReadonlyMap<
     number,
@@ -98,6 +103,8 @@ export interface CheckReport {
   readonly negative: string[];
   /** A deliberately duplicated command decided by a later copy: the first was silently dropped. */
   readonly droppedFirstCopies: string[];
+  /** Legs of applied transfers (`<id>#<recipient>`) with no settle of their amount: a credit never arrived. */
+  readonly unsettledLegs: string[];
   readonly valid: boolean;
 }
 
@@ -118,6 +125,7 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
   const outcomeMismatch: Mismatch[] = [];
   const doubleApplied: string[] = [];
   const droppedFirstCopies: string[] = [];
+  const unsettledLegs: string[] = [];
   for (const op of history.operations) {
     const stored = final.commands.get(op.id);
     if (isAcknowledged(op) && !stored) lost.push(op.id);
@@ -126,16 +134,18 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
       outcomeMismatch.push({ id: op.id, expected: seen, actual: stored.status });
     if (op.completion.type === 'fail' && stored)
       outcomeMismatch.push({ id: op.id, expected: 'never sent', actual: stored.status });
-    if (stored && stored.postings > POSTINGS_MAX[op.type]) doubleApplied.push(op.id);
+    if (stored && stored.postings > postingsMax(op)) doubleApplied.push(op.id);
     if (firstCopyDropped(op, stored)) droppedFirstCopies.push(op.id);
     // ok outcomes are taken as the client saw them; only unknown ones are looked up.
     const applied =
       seen === 'applied' || ((seen === 'published' || op.completion.type === 'info') && stored?.status === 'applied');
     if (applied) model.apply(op);
+    if (op.type === 'transfer' && applied) unsettledLegs.push(...legsNotSettled(op, final.settles));
   }
   const phantom = [...final.commands].filter(([id, c]) => c.postings > 0 && !byId.has(id)).map(([id]) => id);
-  for (const transferId of final.settles.keys()) {
-    if (byId.get(transferId)?.type !== 'transfer') phantom.push(`~settle:${transferId}`);
+  for (const settled of final.settles.keys()) {
+    const op = byId.get(settled.split('#')[0]!);
+    if (op?.type !== 'transfer' || !settleKeysOf(op).includes(settled)) phantom.push(`~settle:${settled}`);
   }
   const balanceMismatch = model.compare(final);
   const actualHeld =
@@ -154,12 +164,35 @@ export function checkHistory(history: History, final: FinalState): CheckReport {
     conservation,
     negative,
     droppedFirstCopies,
+    unsettledLegs,
   };
   const valid =
-    [lost, doubleApplied, phantom, outcomeMismatch, balanceMismatch, negative, droppedFirstCopies].every(
+    [lost, doubleApplied, phantom, outcomeMismatch, balanceMismatch, negative, droppedFirstCopies, unsettledLegs].every(
       (list) => list.length === 0,
     ) && conservation.holds;
   return { ...report, valid };
+}
+
+/** The most postings an operation may write: a transfer one per leg. */
+function postingsMax(op: Operation): number {
+  return op.type === 'transfer' ? legsOfOp(op).length : POSTINGS_MAX[op.type];
+}
+
+function legsOfOp(op: Operation): ReadonlyArray<{ readonly recipientId: number; readonly amountMinor: bigint }> {
+  return op.legs ?? [{ recipientId: op.recipientId!, amountMinor: op.amountMinor }];
+}
+
+/** What follows `~settle:` in the id of each leg's settle, in leg order. */
+function settleKeysOf(op: Operation): string[] {
+  return op.legs ? op.legs.map((leg) => `${op.id}#${leg.recipientId}`) : [op.id];
+}
+
+/** The legs of an applied transfer whose settle is missing or moved another amount. */
+function legsNotSettled(op: Operation, settles: ReadonlyMap<string, bigint>): string[] {
+  const keys = settleKeysOf(op);
+  return legsOfOp(op)
+    .filter((leg, i) => settles.get(keys[i]!) !== leg.amountMinor)
+    .map((leg) => `${op.id}#${leg.recipientId}`);
 }
 
 /** The service told the client it has the command: Kafka acknowledged it, or an outcome was seen. */
@@ -223,8 +256,11 @@ class Model {
         this.add(this.earned, op.serviceId!, op.amountMinor);
         return;
       case 'transfer':
-        this.add(this.held, op.userId, -op.amountMinor);
-        this.add(this.held, op.recipientId!, op.amountMinor);
+        // Every leg, or none: a split payment is one decision.
+        for (const leg of legsOfOp(op)) {
+          this.add(this.held, op.userId, -leg.amountMinor);
+          this.add(this.held, leg.recipientId, leg.amountMinor);
+        }
         return;
       case 'reserve':
       case 'release':

@@ -7,12 +7,15 @@
  *               balance change;
  *   double-one  repeats one applied deposit under a new id (`<id>~double`);
  *   skew-one    moves 1 kopeck from one user's deposit to another's.
+ *   lose-leg    undoes the settle of one leg of a split payment: its money goes back from the
+ *               recipient's available balance to incoming, as if the credit had never arrived,
+ *               and the settle is recorded rejected (verify sees only money still settling).
  * Also the reader of the final state the checker judges.
  */
 import type pg from 'pg';
 import type { DecidedCommand, FinalState } from './checker.ts';
 
-export const SABOTAGE_KINDS = ['erase-one', 'double-one', 'skew-one'] as const;
+export const SABOTAGE_KINDS = ['erase-one', 'double-one', 'skew-one', 'lose-leg'] as const;
 export type SabotageKind = (typeof SABOTAGE_KINDS)[number];
 
 /** What was tampered with: the checker's report must name it. */
@@ -44,6 +47,7 @@ export async function sabotage(db: pg.PoolClient, kind: SabotageKind, deposits: 
 }
 
 async function tamper(db: pg.PoolClient, kind: SabotageKind, deposits: readonly string[]): Promise<Sabotage> {
+  if (kind === 'lose-leg') return loseLeg(db);
   const rows = (await db.query<Deposit>(SQL_DEPOSITS, [deposits])).rows;
   if (kind === 'erase-one') {
     // One whose money is still there, so no balance goes negative (verify would see that).
@@ -87,6 +91,22 @@ async function tamper(db: pg.PoolClient, kind: SabotageKind, deposits: readonly 
     await move(db, deposit, delta);
   }
   return { kind, names: [`user ${gainer.user_id}`, `user ${loser.user_id}`] };
+}
+
+/** Undoes one split-payment leg's settle whose money is still in the recipient's available balance. */
+async function loseLeg(db: pg.PoolClient): Promise<Sabotage> {
+  const { rows } = await db.query<{ id: string; amount: string; debit: string; credit: string }>(`
+    SELECT s.id, p.amount, p.debit_account_id AS debit, p.credit_account_id AS credit
+    FROM commands s JOIN postings p ON p.command_id = s.id JOIN accounts a ON a.id = p.credit_account_id
+    WHERE s.type = 'settle' AND s.status = 'applied' AND strpos(s.id, '#') > 0 AND a.balance >= p.amount
+    ORDER BY s.id LIMIT 1`);
+  const leg = rows[0];
+  if (!leg) throw new Error('no settled split-payment leg to lose');
+  await db.query('UPDATE accounts SET balance = balance - $2 WHERE id = $1', [leg.credit, leg.amount]);
+  await db.query('UPDATE accounts SET balance = balance + $2 WHERE id = $1', [leg.debit, leg.amount]);
+  await db.query('DELETE FROM postings WHERE command_id = $1', [leg.id]);
+  await db.query("UPDATE commands SET status = 'rejected', code = 'unprocessable' WHERE id = $1", [leg.id]);
+  return { kind: 'lose-leg', names: [leg.id.slice('~settle:'.length)] };
 }
 
 /**

@@ -113,7 +113,12 @@ export async function waitForSettles(pool: import('pg').Pool, timeoutMs = 60_000
   }
 }
 
-/** Applied transfers, applied settles, and transfers without exactly one settle (must be 0). */
+/**
+ * Applied transfers, applied settles, and legs of applied transfers without their settle (must
+ * be 0). A transfer to one recipient has one leg, settled by `~settle:<id>`; a split payment one
+ * per recipient, settled by `~settle:<id>#<recipient>`. Settle ids are unique, so a leg has at
+ * most one.
+ */
 export async function settlesPerTransfer(
   pool: import('pg').Pool,
 ): Promise<{ transfers: number; settles: number; unmatched: number }> {
@@ -121,8 +126,11 @@ export async function settlesPerTransfer(
     SELECT (SELECT count(*)::int FROM commands WHERE type = 'transfer' AND status = 'applied') AS transfers,
            (SELECT count(*)::int FROM commands WHERE type = 'settle' AND status = 'applied') AS settles,
            (SELECT count(*)::int FROM commands t
+              JOIN transactions leg ON leg.command_id = t.id AND leg.transaction_type = 'transfer_in'
               WHERE t.type = 'transfer' AND t.status = 'applied'
-                AND NOT EXISTS (SELECT 1 FROM commands s WHERE s.id = '~settle:' || t.id AND s.status = 'applied')) AS unmatched`);
+                AND NOT EXISTS (SELECT 1 FROM commands s
+                                WHERE s.id IN ('~settle:' || t.id, '~settle:' || t.id || '#' || leg.user_id)
+                                  AND s.status = 'applied')) AS unmatched`);
   return rows[0]!;
 }
 
