@@ -37,6 +37,15 @@ function marketplaceCommands(): Array<{ raw: string; key: string }> {
       { id: id('capture'), type: 'capture', ...order, amount: '30.00' },
       { id: id('refund-1'), type: 'refund', ...order, amount: '10.00' },
       { id: id('refund-2'), type: 'refund', ...order, amount: '25.00' },
+      {
+        id: id('split'),
+        type: 'transfer',
+        user_id: user,
+        recipients: [
+          { recipient_id: 1001 + ((user - 1001 + 1) % 12), amount: '5.00' },
+          { recipient_id: 1001 + ((user - 1001 + 2) % 12), amount: '3.00', comment: 'fee' },
+        ],
+      },
       { id: id('freeze'), type: 'freeze', user_id: user, reason: `review ${user}` },
       { id: id('withdraw-1'), type: 'withdraw', user_id: user, amount: '1.00' },
       { id: id('deposit-2'), type: 'deposit', user_id: user, amount: '1.00' },
@@ -57,7 +66,7 @@ describe('replay and reconcile', () => {
   const others: TestDatabase[] = [];
   let config: Config;
   let kafka: Kafka;
-  let transfersApplied = 0;
+  let settlesExpected = 0;
   let logged = 0;
 
   beforeAll(async () => {
@@ -81,10 +90,13 @@ describe('replay and reconcile', () => {
       'the live consumer',
     );
     await waitForSettles(live.pool);
-    transfersApplied = (
-      await live.pool.query("SELECT count(*)::int AS n FROM commands WHERE type = 'transfer' AND status = 'applied'")
+    // One settle per leg: a transfer to one recipient has one, a split payment one per recipient.
+    settlesExpected = (
+      await live.pool.query(
+        "SELECT count(*)::int AS n FROM commands c JOIN transactions t ON t.command_id = c.id AND t.transaction_type = 'transfer_in' WHERE c.type = 'transfer' AND c.status = 'applied'",
+      )
     ).rows[0].n;
-    expect(transfersApplied).toBeGreaterThan(COMMANDS / 20);
+    expect(settlesExpected).toBeGreaterThan(COMMANDS / 20);
     await worker.stop();
     // The refunds and freezes decided as their rules say, so the rebuild has them to match.
     const marketplace = await live.pool.query(
@@ -97,6 +109,7 @@ describe('replay and reconcile', () => {
       { type: 'refund', code: 'ok', n: 12 },
       { type: 'refund', code: 'refund_exceeds_capture', n: 12 },
       { type: 'reserve', code: 'ok', n: 12 },
+      { type: 'transfer', code: 'ok', n: 12 },
       { type: 'unfreeze', code: 'ok', n: 6 },
       { type: 'withdraw', code: 'account_frozen', n: 12 },
       { type: 'withdraw', code: 'ok', n: 6 },
@@ -105,7 +118,7 @@ describe('replay and reconcile', () => {
     // transfer, and the limits record the consumer wrote on each partition it found without one.
     const recorded = await live.pool.query('SELECT count(*)::int AS n FROM decision_limits');
     expect(recorded.rows[0].n).toBe(config.topics.commandPartitions);
-    logged = COMMANDS + 1 + transfersApplied + config.topics.commandPartitions;
+    logged = COMMANDS + 1 + settlesExpected + config.topics.commandPartitions;
   });
   afterAll(async () => {
     for (const db of others) await db.drop();
@@ -135,7 +148,7 @@ describe('replay and reconcile', () => {
       total: logged,
       duplicates: 0,
       deadLettered: 1,
-      settled: transfersApplied,
+      settled: settlesExpected,
       resumed: false,
     });
     expect(report.applied + report.rejected).toBe(COMMANDS);
@@ -161,7 +174,7 @@ describe('replay and reconcile', () => {
       applied: 0,
       settled: 0,
       rejected: 0,
-      duplicates: COMMANDS + transfersApplied,
+      duplicates: COMMANDS + settlesExpected,
       deadLettered: 1,
     });
     expect((await live.pool.query('SELECT id, balance FROM accounts ORDER BY id')).rows).toEqual(before);
@@ -181,7 +194,7 @@ describe('replay and reconcile', () => {
     });
     expect(report).toMatchObject({
       applied: COMMANDS,
-      settled: transfersApplied,
+      settled: settlesExpected,
       duplicates: 0,
       deadLettered: 1,
       dryRun: true,
