@@ -124,6 +124,9 @@ export const envSchema = z.object({
   AMOUNT_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(100_000_000_000),
   // The most recipients of one split payment over HTTP (the consumer takes up to 100).
   TRANSFER_RECIPIENTS_MAX: int(1, 100).default(20),
+  // POST /api/commands/bulk: the most commands in one bulk, and the largest body it may send.
+  BULK_COMMANDS_MAX: int(1, 10_000).default(1_000),
+  BULK_BODY_BYTES_MAX: int(1_024, 16_777_216).default(1_048_576),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
   // Each alert is checked on every change of the user's balance, so a user's count is bounded.
@@ -322,6 +325,9 @@ export interface Config {
     readonly alertsPerUserMax: number;
     /** The most recipients of one split payment sent over HTTP. */
     readonly transferRecipientsMax: number;
+    /** The most commands in one POST /api/commands/bulk, and the largest body it may send. */
+    readonly bulkCommandsMax: number;
+    readonly bulkBodyBytesMax: number;
   };
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
@@ -485,6 +491,8 @@ function toConfig(env: Env): Config {
       balanceMinorMax: env.BALANCE_MINOR_MAX,
       alertsPerUserMax: env.ALERTS_PER_USER_MAX,
       transferRecipientsMax: env.TRANSFER_RECIPIENTS_MAX,
+      bulkCommandsMax: env.BULK_COMMANDS_MAX,
+      bulkBodyBytesMax: env.BULK_BODY_BYTES_MAX,
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,

@@ -17,6 +17,7 @@ import type { ApiContext } from './context.ts';
 import { registerDocsRoutes } from './openapi.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
+import { registerBulkRoutes } from './routes/bulk.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerReadRoutes } from './routes/reads.ts';
 import { registerStatementRoutes } from './routes/statements.ts';
@@ -62,6 +63,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerOperationRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerCommandRoutes(app, ctx);
+  registerBulkRoutes(app, ctx);
   registerReadRoutes(app, ctx);
   registerStatementRoutes(app, ctx);
   registerDocsRoutes(app, ctx);

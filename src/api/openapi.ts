@@ -142,6 +142,36 @@ export const OPERATIONS: readonly Operation[] = [
     },
   },
   {
+    method: 'post',
+    path: '/api/commands/bulk',
+    summary:
+      'Up to BULK_COMMANDS_MAX commands in one request: each item {type, idempotency_key, ...the body of its endpoint}, validated and permitted on its own, all valid ones published in one produce',
+    tag: 'commands',
+    body: 'bulk',
+    auth: true,
+    responses: {
+      '200':
+        '{batch_id, status_url, items: [{index, idempotency_key, status: applied|rejected|invalid, result|code|error}]}: every item decided',
+      '202':
+        'Prefer: respond-async, or not all decided within REPLY_WAIT_MS: the same, with pending items, and Location: the batch status URL',
+      '400':
+        'No commands, more than BULK_COMMANDS_MAX, or not an array (a bad item is reported in its own entry instead)',
+      '413': 'The body is larger than BULK_BODY_BYTES_MAX.',
+      '503': 'Kafka did not acknowledge the bulk; send it again: the idempotency keys keep each item to one effect.',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/commands/bulk/{id}',
+    summary: "A bulk's items and their states now",
+    tag: 'reads',
+    auth: true,
+    responses: {
+      '200': '{batch_id, items: [{index, idempotency_key, status: pending|applied|rejected|invalid, code|error}]}',
+      '404': "Unknown batch, or another caller's.",
+    },
+  },
+  {
     method: 'get',
     path: '/healthz',
     summary: 'The process is up',

@@ -35,6 +35,7 @@ export function createHttpSchemas(limits: {
   pageItemsMax: number;
   statementRowsMax: number;
   transferRecipientsMax: number;
+  bulkCommandsMax: number;
 }) {
   const amount = amountSchema(limits.amountMinorMax);
   const comment = commentSchema.optional();
@@ -141,6 +142,18 @@ export function createHttpSchemas(limits: {
       format: z.enum(['json', 'csv']).optional(),
     }),
     commandParams: z.object({ id: commandIdSchema }),
+    // Each item is validated on its own (routes/bulk.ts), so a bad one does not block the others.
+    bulk: z.object({
+      commands: z
+        .array(
+          z
+            .looseObject({})
+            .meta({ description: 'A command: `type`, `idempotency_key`, and the body of its endpoint.' }),
+        )
+        .min(1)
+        .max(limits.bulkCommandsMax),
+    }),
+    bulkParams: z.object({ id: z.uuid() }),
     idempotencyKey: httpKeySchema,
   };
 }

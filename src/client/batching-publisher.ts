@@ -38,6 +38,15 @@ export class BatchingPublisher {
     private readonly lingerMs = 0,
   ) {}
 
+  /**
+   * Sends these messages together, in one produce request, in the order given (a bulk of
+   * commands). Not queued behind other sends: order across concurrent callers was never promised.
+   */
+  async sendAll(messages: readonly QueuedMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await this.producer.send({ topic: this.topic, acks: -1, messages: messages.map((m) => ({ ...m })) });
+  }
+
   send(message: QueuedMessage): Promise<void> {
     if (this.queue.length >= this.queuedMessagesMax) {
       return Promise.reject(new Error(`more than ${this.queuedMessagesMax} messages are waiting to be published`));

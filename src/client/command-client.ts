@@ -117,6 +117,49 @@ export class CommandClient {
     this.published += 1;
   }
 
+  /** Publishes these commands in one produce request, in order; `headersOf` gives each its headers. */
+  async publishMany(
+    commands: readonly Command[],
+    headersOf?: (command: Command) => Record<string, string>,
+  ): Promise<void> {
+    await this.publisher.sendAll(
+      commands.map((command) => ({
+        key: commandKey(command),
+        value: serializeCommand(command),
+        ...(headersOf ? { headers: headersOf(command) } : {}),
+      })),
+    );
+    this.published += commands.length;
+  }
+
+  /**
+   * Publishes these commands in one produce request and waits up to `timeoutMs` for each reply;
+   * a reply not received in time is null. Publishing errors reject.
+   */
+  async requestMany(
+    commands: readonly Command[],
+    options: { timeoutMs: number; headersOf?: (command: Command) => Record<string, string> },
+  ): Promise<Array<CommandReply | null>> {
+    const waits = commands.map((c) => this.replies.wait(c.id, commandFingerprint(c), options.timeoutMs));
+    const routeKey = this.replies.routeKey;
+    const headersOf = (command: Command) => {
+      const headers = options.headersOf?.(command) ?? {};
+      return routeKey === null ? headers : { ...headers, [REPLY_KEY_HEADER]: routeKey };
+    };
+    try {
+      await this.publishMany(commands, headersOf);
+    } catch (error) {
+      for (const wait of waits) wait.cancel();
+      throw error;
+    }
+    const answers = await Promise.all(waits.map((wait) => wait.reply));
+    for (const answer of answers) {
+      if (answer) this.repliesMatched += 1;
+      else this.timeouts += 1;
+    }
+    return answers;
+  }
+
   /** Publishes and waits up to `timeoutMs` for the reply. Publishing errors reject; a timeout resolves null. */
   async request(
     command: Command,

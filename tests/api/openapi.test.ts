@@ -9,6 +9,7 @@ const schemas = createHttpSchemas({
   pageItemsMax: 100,
   statementRowsMax: 1_000,
   transferRecipientsMax: 20,
+  bulkCommandsMax: 1_000,
 });
 
 describe('the OpenAPI document', () => {
