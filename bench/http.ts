@@ -10,6 +10,7 @@
  *           (bench/latency-breakdown.ts).
  * Prints a table and writes bench/results/http-<time>.json.
  */
+import { bulkPass, recentConsumerRate, type BulkPassResult } from './bulk-pass.ts';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -36,6 +37,8 @@ const settings = {
   fixedRate: Number(process.env.BENCH_FIXED_RATE ?? 1_000),
   breakdownRequests: Number(process.env.BENCH_BREAKDOWN_REQUESTS ?? 200),
   users: Number(process.env.BENCH_USERS ?? 1_000),
+  bulkClients: Number(process.env.BENCH_BULK_CLIENTS ?? 4),
+  bulkSeconds: Number(process.env.BENCH_BULK_SECONDS ?? 10),
   port: Number(process.env.BENCH_PORT ?? 48_000),
   /** The longest wait for the consumer to apply everything accepted in the async pass. */
   drainWaitMs: 300_000,
@@ -77,6 +80,20 @@ async function main() {
     // One hot account: every request waits on the same partition and the same row.
     const hotPass = await pass({ token, async: false, connections: settings.hotConnections, account: HOT_ACCOUNT });
     const hotCheck = await checkHotAccount(url, hotPass.accepted);
+    const bulkPasses = [];
+    for (const bulkSize of [100, 1_000])
+      bulkPasses.push(
+        await bulkPass({
+          port: settings.port,
+          token,
+          users: settings.users,
+          bulkSize,
+          clients: settings.bulkClients,
+          seconds: settings.bulkSeconds,
+          databaseUrl: url,
+          keyPrefix: `bulk${bulkSize}`,
+        }),
+      );
     const stages = await measureBreakdown({
       baseUrl: `http://127.0.0.1:${settings.port}`,
       token,
@@ -92,6 +109,8 @@ async function main() {
       syncPass,
       fixedPass,
       hotPass: { ...hotPass, ...hotCheck },
+      bulkPasses,
+      consumer: await recentConsumerRate(3_600_000),
       stages,
     });
   } finally {
@@ -170,6 +189,8 @@ async function report(results: {
   syncPass: PassResult;
   fixedPass: PassResult;
   hotPass: PassResult & { balanceMinor: string; appliedDeposits: number; everyAcknowledgedDepositApplied: boolean };
+  bulkPasses: BulkPassResult[];
+  consumer: { file: string; commandsPerSecond: number } | null;
   stages: StageMs;
 }) {
   const machine = {
@@ -195,6 +216,18 @@ async function report(results: {
   );
   console.log(
     `hot account: ${results.hotPass.accepted} deposits acknowledged, ${results.hotPass.appliedDeposits} applied (in flight at the end included), balance ${results.hotPass.balanceMinor} minor units: ${results.hotPass.everyAcknowledgedDepositApplied ? 'every acknowledged deposit applied, each once' : 'MISMATCH'}`,
+  );
+  console.log("bulk       bulks   commands   seconds   commands/s   non-200   ratio to the consumer's mixed pass");
+  for (const b of results.bulkPasses) {
+    const ratio = results.consumer ? (b.commandsPerSecond / results.consumer.commandsPerSecond).toFixed(2) : 'n/a';
+    console.log(
+      `${String(b.bulkSize).padEnd(8)} ${String(b.bulks).padStart(7)} ${String(b.commands).padStart(10)} ${String(b.seconds).padStart(9)} ${String(b.commandsPerSecond).padStart(12)} ${String(b.non200).padStart(9)}   ${ratio}`,
+    );
+  }
+  console.log(
+    results.consumer
+      ? `the consumer's mixed pass: ${results.consumer.commandsPerSecond}/s (${results.consumer.file}; run npm run bench:consumer just before for a same-session ratio)`
+      : 'no bench:consumer result from the last hour: run npm run bench:consumer first for the ratio',
   );
   console.log(`one synchronous request at a time (${settings.breakdownRequests}), ms p50/p90:`);
   for (const [name, s] of Object.entries(results.stages)) console.log(`  ${name.padEnd(20)} ${s.p50}/${s.p90}`);
