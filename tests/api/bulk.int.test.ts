@@ -73,7 +73,9 @@ describe('bulk commands through the real stack', () => {
       ['invalid', 400, 'validation_failed'],
       ['rejected', null, 'insufficient_funds'],
     ]);
-    expect(items[0].result).toMatchObject({ transaction_type: 'deposit', amount: '10.00', command_id: `${run}-1` });
+    expect(items[0]).toMatchObject({ duplicate: false, transaction_ids: [expect.any(Number)] });
+    const full = await gateway.app.inject({ method: 'GET', url: `/api/commands/${run}-1`, headers: shop.header });
+    expect(full.json()).toMatchObject({ transaction_type: 'deposit', amount: '10.00', command_id: `${run}-1` });
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 600n, reserved: 0n, incoming: 0n });
     const status = await gateway.app.inject({ method: 'GET', url: answer.json().status_url, headers: shop.header });
     expect(status.json().items.map((i: { status: string }) => i.status)).toEqual([
@@ -111,8 +113,10 @@ describe('bulk commands through the real stack', () => {
     expect(first.headers.location).toBe(first.json().status_url);
     const again = await bulk(billing, commands);
     expect(again.statusCode, again.body.slice(0, 200)).toBe(200);
-    const statuses = again.json().items.map((i: { status: string; result?: { duplicate: boolean } }) => i.status);
+    const statuses = again.json().items.map((i: { status: string; duplicate?: boolean }) => i.status);
     expect(statuses.filter((s: string) => s !== 'applied')).toEqual([]);
+    // Every item of the second send is a repeat: answered from what the first stored.
+    expect(again.json().items.filter((i: { duplicate?: boolean }) => i.duplicate !== true)).toEqual([]);
     await eventually(
       async () => {
         const status = await gateway.app.inject({

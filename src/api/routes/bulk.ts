@@ -5,7 +5,8 @@
  * others. The valid ones are published in one produce request, in the order given (so one
  * user's commands keep their order). Then:
  *   - with `Prefer: respond-async`: 202 and a batch status URL listing each item's state;
- *   - otherwise: 200 with each item's outcome once all are decided, or 202 and the status URL
+ *   - otherwise: 200 with each item's outcome (compact: its transaction ids and balances; the
+ *     full transaction JSON is at /api/commands/<key>) once all are decided, or 202 and the status URL
  *     after REPLY_WAIT_MS.
  * GET /api/commands/bulk/<batch id> lists each item's state; only its sender (or an admin) sees it.
  */
@@ -20,7 +21,7 @@ import type { ApiContext } from '../context.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import { isKnownUser } from '../read-model.ts';
-import { COMMAND_ROUTES, forCaller, transactionBody } from './commands.ts';
+import { COMMAND_ROUTES, forCaller } from './commands.ts';
 
 export const BULK_PATH = '/api/commands/bulk';
 
@@ -154,10 +155,18 @@ function batchAnswer(
     if ('error' in item) return { ...common, status: 'invalid', error: item.error };
     const outcome = outcomes.get(item.index);
     if (!outcome) return { ...common, status: 'pending' };
+    // Compact: a bulk answers a thousand items, and each one's full transaction JSON is at
+    // /api/commands/<key>. The ids, the balances and whether it was a repeat say what happened.
+    if (outcome.status === 'rejected')
+      return { ...common, status: 'rejected', code: outcome.code, message: outcome.message };
     const seen = forCaller(principal, outcome);
-    return outcome.status === 'rejected'
-      ? { ...common, status: 'rejected', code: outcome.code, message: outcome.message }
-      : { ...common, status: 'applied', result: transactionBody(seen) };
+    return {
+      ...common,
+      status: 'applied',
+      duplicate: seen.duplicate,
+      transaction_ids: seen.transactions.map((t) => t.id),
+      balances: seen.balances,
+    };
   });
   return { batch_id: batchId, status_url: `${BULK_PATH}/${batchId}`, items };
 }
