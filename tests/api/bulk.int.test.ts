@@ -115,8 +115,8 @@ describe('bulk commands through the real stack', () => {
     expect(again.statusCode, again.body.slice(0, 200)).toBe(200);
     const statuses = again.json().items.map((i: { status: string; duplicate?: boolean }) => i.status);
     expect(statuses.filter((s: string) => s !== 'applied')).toEqual([]);
-    // Every item of the second send is a repeat: answered from what the first stored.
-    expect(again.json().items.filter((i: { duplicate?: boolean }) => i.duplicate !== true)).toEqual([]);
+    // Whether an item says duplicate depends on which copy's reply reached the waiting gateway
+    // first (the first copy may still be in flight); what counts is the effect, checked below.
     await eventually(
       async () => {
         const status = await gateway.app.inject({
