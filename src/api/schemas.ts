@@ -146,9 +146,8 @@ export function createHttpSchemas(limits: {
     bulk: z.object({
       commands: z
         .array(
-          z
-            .looseObject({})
-            .meta({ description: 'A command: `type`, `idempotency_key`, and the body of its endpoint.' }),
+          // Anything: a bad item is reported in its own entry, not as a refusal of the bulk.
+          z.unknown().meta({ description: 'A command: `type`, `idempotency_key`, and the body of its endpoint.' }),
         )
         .min(1)
         .max(limits.bulkCommandsMax),

@@ -22,6 +22,34 @@ interface Pending {
   reject(error: unknown): void;
 }
 
+/** The most bytes (keys, values and headers) one produce request of `sendAll` carries. */
+export const SEND_ALL_BYTES_MAX = 900_000;
+
+function bytesOf(message: QueuedMessage): number {
+  let bytes = Buffer.byteLength(message.key) + Buffer.byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + Buffer.byteLength(value);
+  return bytes;
+}
+
+/** Consecutive runs of messages of at most `bytesMax` each (a longer message alone). */
+export function partsOfBytes(messages: readonly QueuedMessage[], bytesMax: number): QueuedMessage[][] {
+  const parts: QueuedMessage[][] = [];
+  let current: QueuedMessage[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = bytesOf(message);
+    if (current.length > 0 && bytes + size > bytesMax) {
+      parts.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(message);
+    bytes += size;
+  }
+  if (current.length > 0) parts.push(current);
+  return parts;
+}
+
 export class BatchingPublisher {
   private queue: Pending[] = [];
   private flushing = false;
@@ -43,8 +71,11 @@ export class BatchingPublisher {
    * commands). Not queued behind other sends: order across concurrent callers was never promised.
    */
   async sendAll(messages: readonly QueuedMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    await this.producer.send({ topic: this.topic, acks: -1, messages: messages.map((m) => ({ ...m })) });
+    // One request unless the messages would pass the broker's 1 MiB per partition batch; then
+    // as few as fit, one after another, so the order holds.
+    for (const part of partsOfBytes(messages, SEND_ALL_BYTES_MAX)) {
+      await this.producer.send({ topic: this.topic, acks: -1, messages: part.map((m) => ({ ...m })) });
+    }
   }
 
   send(message: QueuedMessage): Promise<void> {

@@ -47,6 +47,7 @@ export function newReplyKey(): string {
 
 export class CommandClient {
   private readonly producer: Producer;
+  private readonly waitingRequestsMax: number;
   private readonly replies: ReplyListener;
   private readonly publisher: BatchingPublisher;
   published = 0;
@@ -55,6 +56,7 @@ export class CommandClient {
 
   constructor(options: CommandClientOptions) {
     this.producer = options.kafka.producer(PRODUCER_OPTIONS);
+    this.waitingRequestsMax = options.waitingRequestsMax;
     this.replies = new ReplyListener(
       options.kafka,
       options.replyTopic,
@@ -140,13 +142,20 @@ export class CommandClient {
     commands: readonly Command[],
     options: { timeoutMs: number; headersOf?: (command: Command) => Record<string, string> },
   ): Promise<Array<CommandReply | null>> {
-    const waits = commands.map((c) => this.replies.wait(c.id, commandFingerprint(c), options.timeoutMs));
+    // A bulk may hold at most half of the waiting slots, so single requests always find some;
+    // past that it is published without waiting, and its items are answered as pending.
+    if (this.replies.pending + commands.length > this.waitingRequestsMax / 2) {
+      await this.publishMany(commands, options.headersOf);
+      return commands.map(() => null);
+    }
+    const waits: Array<ReturnType<ReplyListener['wait']>> = [];
     const routeKey = this.replies.routeKey;
     const headersOf = (command: Command) => {
       const headers = options.headersOf?.(command) ?? {};
       return routeKey === null ? headers : { ...headers, [REPLY_KEY_HEADER]: routeKey };
     };
     try {
+      for (const c of commands) waits.push(this.replies.wait(c.id, commandFingerprint(c), options.timeoutMs));
       await this.publishMany(commands, headersOf);
     } catch (error) {
       for (const wait of waits) wait.cancel();

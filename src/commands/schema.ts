@@ -300,7 +300,8 @@ export function commandFingerprint(command: Command): string {
   if ((c.type === 'freeze' || c.type === 'unfreeze') && c.reason !== undefined) parts.push(`reason=${c.reason}`);
   if (c.type === 'transfer' && c.recipients)
     parts.push(
-      `recipients=${c.recipients.map((l) => `${l.recipient_id}:${l.amount}:${l.comment ?? ''}`).join('\u001e')}`,
+      // A leg without a comment takes the transfer's: not the same as an empty one.
+      `recipients=${c.recipients.map((l) => `${l.recipient_id}:${l.amount}:${l.comment === undefined ? '-' : `=${l.comment}`}`).join('\u001e')}`,
     );
   return createHash('sha256')
     .update(parts.map((part) => String(part ?? '')).join('\u001f'))

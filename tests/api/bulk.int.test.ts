@@ -31,7 +31,7 @@ describe('bulk commands through the real stack', () => {
     await stack?.stop();
   });
 
-  const bulk = (caller: TestUser, commands: object[], headers: Record<string, string> = {}) =>
+  const bulk = (caller: TestUser, commands: unknown[], headers: Record<string, string> = {}) =>
     gateway.app.inject({
       method: 'POST',
       url: '/api/commands/bulk',
@@ -137,6 +137,44 @@ describe('bulk commands through the real stack', () => {
     );
     expect(applied.rows[0]).toEqual({ n: 1_000, postings: 1_000 });
     expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('answers odd items and unstorable keys item by item, and a status URL tells a reused key from the command it names', async () => {
+    const user = await createUser(db, config);
+    const run = uniqueSuffix();
+    const first = await bulk(shop, [
+      { type: 'deposit', idempotency_key: `${run}-a`, user_id: user.id, amount: '1.00' },
+    ]);
+    expect(first.statusCode).toBe(200);
+    const answer = await bulk(shop, [
+      null,
+      [1, 2],
+      7,
+      { type: 'deposit', idempotency_key: 'nul\u0000key', user_id: user.id, amount: '1.00' },
+      { type: 'deposit', idempotency_key: 'lone\ud800', user_id: user.id, amount: '1.00' },
+      // The same key as before with another amount: refused by the consumer as a reused key.
+      { type: 'deposit', idempotency_key: `${run}-a`, user_id: user.id, amount: '2.00' },
+      { type: 'deposit', idempotency_key: `${run}-canary`, user_id: user.id, amount: '3.00' },
+    ]);
+    expect(answer.statusCode, answer.body.slice(0, 300)).toBe(200);
+    const items = answer.json().items;
+    expect(items.map((i: { status: string; idempotency_key: string | null }) => [i.status, i.idempotency_key])).toEqual(
+      [
+        ['invalid', null],
+        ['invalid', null],
+        ['invalid', null],
+        ['invalid', null],
+        ['invalid', null],
+        ['rejected', `${run}-a`],
+        ['applied', `${run}-canary`],
+      ],
+    );
+    const status = await gateway.app.inject({ method: 'GET', url: answer.json().status_url, headers: shop.header });
+    expect(status.json().items.slice(5)).toMatchObject([
+      { status: 'rejected', code: 'idempotency_key_reused' },
+      { status: 'applied', code: 'ok' },
+    ]);
+    expect((await balancesOf(db.pool, user.id)).available).toBe(400n);
   });
 
   it('refuses an empty bulk and one over BULK_COMMANDS_MAX, moving nothing', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchingPublisher } from '../../src/client/batching-publisher.ts';
+import { BatchingPublisher, partsOfBytes } from '../../src/client/batching-publisher.ts';
 
 function fakeProducer(fail = false) {
   const requests: string[][] = [];
@@ -55,5 +55,25 @@ describe('BatchingPublisher', () => {
     await Promise.all(Array.from({ length: 3 }, (_, i) => publisher.send({ key: 'k', value: String(i) })));
     expect(requests).toEqual([['0', '1', '2']]);
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('partsOfBytes', () => {
+  const message = (bytes: number) => ({ key: 'k', value: 'v'.repeat(bytes - 1) });
+
+  it('keeps every message, in order, in runs of at most the limit (a larger message alone)', () => {
+    const messages = [message(400), message(400), message(400), message(1_000), message(100)];
+    const parts = partsOfBytes(messages, 900);
+    expect(parts.map((p) => p.map((m) => m.value.length + 1))).toEqual([[400, 400], [400], [1_000], [100]]);
+    expect(parts.flat()).toEqual(messages);
+  });
+
+  it('sends an ordinary bulk in one part', () => {
+    expect(
+      partsOfBytes(
+        Array.from({ length: 1_000 }, () => message(300)),
+        900_000,
+      ),
+    ).toHaveLength(1);
   });
 });

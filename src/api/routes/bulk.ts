@@ -41,6 +41,8 @@ type Prepared =
 interface StoredItem {
   readonly key: string | null;
   readonly command_id: string | null;
+  /** What the item asked for: a command decided under its id with another fingerprint is not its. */
+  readonly fingerprint?: string;
   readonly error: ItemError | null;
 }
 
@@ -56,8 +58,18 @@ export function registerBulkRoutes(app: FastifyInstance, ctx: ApiContext): void 
   });
 }
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
   const principal = await authenticate(request, ctx);
+  // A caller out of tokens is refused whole, before any item costs a look-up or a stored row.
+  const waitMs = ctx.rateLimit.take(principal.userId);
+  if (waitMs > 0) {
+    void reply.header('retry-after', String(Math.ceil(waitMs / 1_000)));
+    throw new ApiError('rate_limited');
+  }
   const { commands } = parseOr400(ctx.schemas.bulk, request.body);
   const seenKeys = new Set<string>();
   const prepared: Prepared[] = [];
@@ -99,15 +111,21 @@ async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: Api
 
 /** One item as a command, or the error that keeps it from being one. */
 async function prepare(
-  raw: Record<string, unknown>,
+  raw: unknown,
   index: number,
   principal: Principal,
   ctx: ApiContext,
   seenKeys: Set<string>,
 ): Promise<Prepared> {
-  const { type, idempotency_key: rawKey, ...body } = raw;
-  const key = typeof rawKey === 'string' ? rawKey : null;
+  const { type, idempotency_key: rawKey, ...body } = isPlainObject(raw) ? raw : {};
+  // Kept, stored and echoed only once valid: a NUL or a lone surrogate cannot go to jsonb.
+  const parsedKey = ctx.schemas.idempotencyKey.safeParse(rawKey);
+  const key = parsedKey.success ? parsedKey.data : null;
   try {
+    if (!isPlainObject(raw))
+      throw new ApiError('validation_failed', 'Invalid command.', [
+        { field: '(item)', message: 'must be an object: {type, idempotency_key, ...}' },
+      ]);
     const spec = COMMAND_ROUTES.find((route) => route.type === type);
     if (!spec)
       throw new ApiError('validation_failed', 'Invalid type.', [
@@ -125,8 +143,9 @@ async function prepare(
       ...('service_id' in commandBody ? { serviceId: commandBody.service_id as number } : {}),
     });
     const command = { id: httpScopedId(principal.userId, idempotencyKey), ...commandBody } as Command;
-    await requireKnownRecipients(ctx, command);
+    // Spent before the recipients' look-ups, as on the single endpoints.
     if (ctx.rateLimit.take(principal.userId) > 0) throw new ApiError('rate_limited');
+    await requireKnownRecipients(ctx, command);
     return { index, key: idempotencyKey, command };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -174,7 +193,7 @@ function batchAnswer(
 async function storeBatch(db: pg.Pool, id: string, principal: Principal, prepared: readonly Prepared[]) {
   const items: StoredItem[] = prepared.map((item) =>
     'command' in item
-      ? { key: item.key, command_id: item.command.id, error: null }
+      ? { key: item.key, command_id: item.command.id, fingerprint: commandFingerprint(item.command), error: null }
       : { key: item.key, command_id: null, error: item.error },
   );
   await db.query('INSERT INTO bulk_batches (id, principal_user_id, items) VALUES ($1, $2, $3)', [
@@ -199,8 +218,8 @@ async function loadBatch(db: pg.Pool, id: string, principal: Principal): Promise
 /** Each stored item's state now: invalid, pending, applied or rejected (with its code). */
 async function itemStates(db: pg.Pool, items: readonly StoredItem[]) {
   const ids = items.flatMap((item) => (item.command_id ? [item.command_id] : []));
-  const { rows } = await db.query<{ id: string; status: string; code: string }>(
-    'SELECT id, status, code FROM commands WHERE id = ANY($1::text[])',
+  const { rows } = await db.query<{ id: string; status: string; code: string; fingerprint: string }>(
+    'SELECT id, status, code, fingerprint FROM commands WHERE id = ANY($1::text[])',
     [ids],
   );
   const decided = new Map(rows.map((row) => [row.id, row]));
@@ -208,7 +227,11 @@ async function itemStates(db: pg.Pool, items: readonly StoredItem[]) {
     const common = { index, idempotency_key: item.key };
     if (item.error) return { ...common, status: 'invalid', error: item.error };
     const row = decided.get(item.command_id!);
-    return row ? { ...common, status: row.status, code: row.code } : { ...common, status: 'pending' };
+    if (!row) return { ...common, status: 'pending' };
+    // The key was decided for another command (an earlier request with the same key): this item was refused.
+    if (item.fingerprint !== undefined && row.fingerprint !== item.fingerprint)
+      return { ...common, status: 'rejected', code: 'idempotency_key_reused' };
+    return { ...common, status: row.status, code: row.code };
   });
 }
 
