@@ -19,7 +19,8 @@ export function createPool(url: string, db: Config['db'], applicationName: strin
     // made while a table was still empty (a fresh database) seq-scans it, and nothing replans
     // it until an ANALYZE, which never comes when autovacuum is off: the commands look-up
     // then read the whole table for every batch. Custom plans cost ~0.1 ms of planning and
-    // always see the table as it is.
+    // always see the table as it is. The chunk functions, which run on every chunk, keep their
+    // own plans instead (sql/0021_cached_chunk_plans.sql says how they stay probes by key).
     options: '-c plan_cache_mode=force_custom_plan',
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener that
