@@ -81,6 +81,10 @@ export const envSchema = z.object({
   // partitions seldom wait on each other, and each one's round trips overlap the others' work.
   CONSUMER_PARTITIONS_CONCURRENT: int(1, 64).default(6),
   CONSUMER_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
+  // A fetch of commands returns once it holds CONSUMER_FETCH_BYTES_MIN bytes or has waited
+  // CONSUMER_FETCH_WAIT_MS. Chosen by bench:cost (README, Speed).
+  CONSUMER_FETCH_BYTES_MIN: int(1, 1_048_576).default(1),
+  CONSUMER_FETCH_WAIT_MS: int(0, 10_000).default(250),
   // How long a partition stays paused after a dependency failed APPLY_RETRIES_MAX times in a row.
   HOLD_EXPIRY_SWEEP_MS: int(100, 3_600_000).default(1_000),
   HOLD_EXPIRY_BATCH_MAX: int(1, 100_000).default(1_000),
@@ -289,6 +293,9 @@ export interface Config {
     readonly sessionTimeoutMs: number;
     /** Partitions one process applies at the same time, each in its own transaction. */
     readonly partitionsConcurrent: number;
+    /** A command fetch returns once it holds this many bytes, or after fetchWaitMs. */
+    readonly fetchBytesMin: number;
+    readonly fetchWaitMs: number;
     readonly batchCommandsMax: number;
     readonly applyRetriesMax: number;
     readonly applyRetryBackoffMs: number;
@@ -467,6 +474,8 @@ function toConfig(env: Env): Config {
       group: env.CONSUMER_GROUP,
       sessionTimeoutMs: env.CONSUMER_SESSION_TIMEOUT_MS,
       partitionsConcurrent: env.CONSUMER_PARTITIONS_CONCURRENT,
+      fetchBytesMin: env.CONSUMER_FETCH_BYTES_MIN,
+      fetchWaitMs: env.CONSUMER_FETCH_WAIT_MS,
       batchCommandsMax: env.BATCH_COMMANDS_MAX,
       applyRetriesMax: env.APPLY_RETRIES_MAX,
       applyRetryBackoffMs: env.APPLY_RETRY_BACKOFF_MS,

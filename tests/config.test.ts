@@ -49,6 +49,13 @@ describe('loadConfig', () => {
     expect(config.topics.commandPartitions).toBe(12);
   });
 
+  it('reads the command fetch settings, 1 byte and 250 ms unless set, and refuses a minimum of 0 bytes', () => {
+    expect(loadConfig({}).consumer).toMatchObject({ fetchBytesMin: 1, fetchWaitMs: 250 });
+    const set = loadConfig({ CONSUMER_FETCH_BYTES_MIN: '16384', CONSUMER_FETCH_WAIT_MS: '5' });
+    expect(set.consumer).toMatchObject({ fetchBytesMin: 16_384, fetchWaitMs: 5 });
+    expect(() => loadConfig({ CONSUMER_FETCH_BYTES_MIN: '0' })).toThrow(ConfigError);
+  });
+
   it('returns a deeply frozen object', () => {
     const config = loadConfig({});
     expect(Object.isFrozen(config)).toBe(true);
