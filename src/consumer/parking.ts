@@ -1,8 +1,11 @@
 /**
  * Parked offsets: messages an operator told the consumer to skip (sql/0004_parked_offsets.sql).
- * The pipeline asks once per chunk, for the chunk's offset range, with one indexed query.
+ * The pipeline asks once per chunk, for the chunk's offset range. The live consumer answers from
+ * memory (ParkedOffsetsWatch); without a watch, or while its connection is down, one indexed
+ * query per chunk answers.
  */
-import type pg from 'pg';
+import pg from 'pg';
+import type { Logger } from '../log.ts';
 
 export interface ParkedOffset {
   readonly reason: string;
@@ -74,4 +77,163 @@ export interface ParkedRow {
 
 export async function listParked(db: pg.Pool, limit: number): Promise<ParkedRow[]> {
   return (await db.query<ParkedRow>(SQL_LIST, [limit])).rows;
+}
+
+/** The channel a trigger on parked_offsets notifies (sql/0022_parked_offsets_notify.sql). */
+export const PARKED_CHANGED_CHANNEL = 'balance_parked_offsets';
+/** The most parked offsets a watch keeps in memory; past it, it queries per chunk instead. */
+export const PARKED_CACHED_MAX = 10_000;
+/** How long a watch waits before it connects again after losing its connection. */
+export const PARKED_RECONNECT_WAIT_MS = 1_000;
+
+const SQL_PARKED_OF_TOPIC = `
+  SELECT source_partition, source_offset, reason, parked_by FROM parked_offsets
+  WHERE source_topic = $1 LIMIT $2`;
+
+export interface ParkedOffsetsSource {
+  inRange(at: PartitionRef, first: string, last: string): Promise<Map<string, ParkedOffset>>;
+}
+
+/**
+ * Answers "which offsets of this chunk are parked" without a round trip per chunk. A chunk of a
+ * few commands used to pay a query of its own for a table that is almost always empty.
+ *
+ * It holds every parked offset of the command topic, read on a connection of its own that
+ * LISTENs to the trigger on parked_offsets; any change there marks the copy stale, and the next
+ * chunk reads it again. A park therefore counts for every chunk screened after its notification
+ * arrived, as it counted for every chunk whose query ran after its commit: the operator sees no
+ * difference. Until the watch has LISTENed and read the table, after its connection drops, or
+ * when more than PARKED_CACHED_MAX offsets are parked, it falls back to the query per chunk.
+ */
+export class ParkedOffsetsWatch implements ParkedOffsetsSource {
+  /** The connection being opened or open; events of any older one are ignored. */
+  private current: pg.Client | null = null;
+  /** The connection once it LISTENs: chunks are answered from memory only while it is set. */
+  private listening: pg.Client | null = null;
+  /** Parked offsets by partition, then offset; null until read, or when too many to keep. */
+  private copy: Map<number, Map<string, ParkedOffset>> | null = null;
+  private stale = true;
+  private loading: Promise<void> | null = null;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Reads of the topic's parked offsets, and chunks answered by a query instead: for tests. */
+  reloads = 0;
+  fallbackQueries = 0;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly topic: string,
+    private readonly log: Logger,
+    private readonly cachedMax = PARKED_CACHED_MAX,
+  ) {}
+
+  /** Connects and LISTENs; if that fails, chunks query until a later attempt succeeds. */
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.current;
+    this.current = this.listening = this.copy = null;
+    await client?.end().catch(() => {});
+  }
+
+  /** True while chunks are answered from memory. */
+  get watching(): boolean {
+    return this.listening !== null;
+  }
+
+  async inRange(at: PartitionRef, first: string, last: string): Promise<Map<string, ParkedOffset>> {
+    if (at.topic !== this.topic) return this.fallback(at, first, last);
+    // Parks that keep coming while the copy is read could keep it stale: a few reads, then a query.
+    for (let i = 0; i < RELOADS_PER_CHUNK_MAX && this.listening !== null && (this.stale || this.loading); i += 1)
+      await (this.loading ??= this.reload().finally(() => (this.loading = null)));
+    if (this.listening === null || this.stale || this.copy === null) return this.fallback(at, first, last);
+    const found = new Map<string, ParkedOffset>();
+    const low = BigInt(first);
+    const high = BigInt(last);
+    for (const [offset, parking] of this.copy.get(at.partition) ?? []) {
+      const value = BigInt(offset);
+      if (value >= low && value <= high) found.set(offset, parking);
+    }
+    return found;
+  }
+
+  private fallback(at: PartitionRef, first: string, last: string) {
+    this.fallbackQueries += 1;
+    return parkedInRange(this.pool, at, first, last);
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client(this.clientConfig);
+    this.current = client;
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client, new Error('the connection ended')));
+    client.on('notification', () => {
+      this.stale = true;
+    });
+    try {
+      await client.connect();
+      // LISTEN before the first read: a park committed in between is then a notification, not lost.
+      await client.query(`LISTEN ${PARKED_CHANGED_CHANNEL}`);
+    } catch (error) {
+      this.lost(client, error);
+      return;
+    }
+    if (this.current !== client) return;
+    this.stale = true;
+    this.listening = client;
+  }
+
+  /** Reads the topic's parked offsets again; a notification during the read marks it stale again. */
+  private async reload(): Promise<void> {
+    this.stale = false;
+    this.reloads += 1;
+    try {
+      const { rows } = await this.pool.query<{
+        source_partition: number;
+        source_offset: string;
+        reason: string;
+        parked_by: string;
+      }>({ name: 'consumer_parked_of_topic', text: SQL_PARKED_OF_TOPIC, values: [this.topic, this.cachedMax + 1] });
+      this.copy = rows.length > this.cachedMax ? null : byPartition(rows);
+    } catch (error) {
+      this.stale = true;
+      throw error;
+    }
+  }
+
+  private lost(client: pg.Client, error: unknown): void {
+    if (client !== this.current) return;
+    this.current = this.listening = this.copy = null;
+    void client.end().catch(() => {});
+    if (this.stopped) return;
+    this.log.warn(
+      { err: error },
+      'the parked offsets watch lost its connection: chunks query parked offsets until it is back',
+    );
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.connect();
+    }, PARKED_RECONNECT_WAIT_MS);
+    this.reconnectTimer.unref();
+  }
+}
+
+/** How many times one chunk reads the copy again before it queries instead. */
+const RELOADS_PER_CHUNK_MAX = 3;
+
+function byPartition(
+  rows: readonly { source_partition: number; source_offset: string; reason: string; parked_by: string }[],
+): Map<number, Map<string, ParkedOffset>> {
+  const copy = new Map<number, Map<string, ParkedOffset>>();
+  for (const row of rows) {
+    let ofPartition = copy.get(row.source_partition);
+    if (!ofPartition) copy.set(row.source_partition, (ofPartition = new Map()));
+    ofPartition.set(row.source_offset, { reason: row.reason, parkedBy: row.parked_by });
+  }
+  return copy;
 }

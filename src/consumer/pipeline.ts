@@ -55,7 +55,13 @@ import type { DeadLetterReason } from './dead-letter.ts';
 import { PartitionLimits, storeRecordedLimits } from './decision-limits.ts';
 import { Outbox } from './outbox.ts';
 import { messageTimeMs, parseCommandMessage } from './parse-message.ts';
-import { markSkipped, parkedInRange, type ParkedOffset, type PartitionRef } from './parking.ts';
+import {
+  markSkipped,
+  parkedInRange,
+  type ParkedOffset,
+  type ParkedOffsetsSource,
+  type PartitionRef,
+} from './parking.ts';
 
 export interface PipelineDeps {
   readonly config: Config;
@@ -71,6 +77,8 @@ export interface PipelineDeps {
    * live consumer). A replay only reads the records that are in the log.
    */
   readonly recordLimits?: boolean;
+  /** Where the parked offsets come from (the live consumer's watch); without it, a query per chunk. */
+  readonly parkedOffsets?: ParkedOffsetsSource;
 }
 
 /** What a chunk came to, counted once its outbox is flushed (or, in a replay, at once). */
@@ -192,7 +200,10 @@ async function processChunk(
   if (messages.length === 0) return { outbox, counts, appliedAny: false };
   const first = messages[0]!.offset;
   const parked = await retrying(
-    () => parkedInRange(ctx.pool, source, first, messages.at(-1)!.offset),
+    () =>
+      ctx.parkedOffsets
+        ? ctx.parkedOffsets.inRange(source, first, messages.at(-1)!.offset)
+        : parkedInRange(ctx.pool, source, first, messages.at(-1)!.offset),
     messages.length,
     ctx.apply,
   );

@@ -21,6 +21,7 @@ import { partitionOfKey } from '../kafka/partition.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
+import { ParkedOffsetsWatch } from './parking.ts';
 import { raiseSettlesPublished } from './settles-published.ts';
 import { messageTimeMs } from './parse-message.ts';
 import {
@@ -134,8 +135,10 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   // this between retries and bisection steps, so a long chunk never outlasts the session.
   let heartbeat: (() => Promise<void>) | null = null;
   const keepAlive = () => void heartbeat?.().catch(() => {});
+  const parkedOffsets = new ParkedOffsetsWatch(deps.pool, deps.pool.options, config.topics.commands, log);
   const pipeline = createChunkPipeline({
     ...deps,
+    parkedOffsets,
     recordLimits: true,
     onRetry: () => (stats.retries += 1),
     keepAlive,
@@ -190,6 +193,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     stats,
     async start() {
       await ctx.sink.connect();
+      await parkedOffsets.start();
       partitionCount = await countPartitions(kafka, config.topics.commands);
       await consumer.connect();
       await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
@@ -217,6 +221,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       await drainLanes(ctx, STOP_DRAIN_MS);
       await consumer.disconnect();
       await ctx.sink.disconnect();
+      await parkedOffsets.stop();
       log.info(summary(stats), 'command consumer stopped');
     },
   };

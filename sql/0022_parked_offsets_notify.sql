@@ -1,0 +1,15 @@
+-- Any change to parked_offsets notifies the channel `balance_parked_offsets`, at commit. The
+-- consumer keeps the parked offsets of its topic in memory and reads them again when notified
+-- (src/consumer/parking.ts, ParkedOffsetsWatch), instead of asking PostgreSQL once per chunk.
+-- A statement-level trigger, so a park made with plain SQL (not `npm run park`) counts too.
+CREATE FUNCTION parked_offsets_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('balance_parked_offsets', '');
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER parked_offsets_changed
+AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON parked_offsets
+FOR EACH STATEMENT EXECUTE FUNCTION parked_offsets_changed();
