@@ -16,7 +16,7 @@ import { loadConfig, withOverrides, type Config } from '../src/config.ts';
 import { createCommandWorker } from '../src/consumer/worker.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, inTransaction, type Pool } from '../src/db/pool.ts';
-import { freshDatabase } from './support.ts';
+import { cpuMicros, freshDatabase, postgresPids } from './support.ts';
 import { createKafka, ensureTopics, PRODUCER_OPTIONS, type Kafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
@@ -58,8 +58,16 @@ async function main() {
       kafka,
       brokers,
       mixedCommands(settings.mixedCommands, settings.users),
+      broker?.pid ?? null,
     );
-    const hot = await runPass('hot', serverUrl, kafka, brokers, hotAccountCommands(settings.hotCommands, 1));
+    const hot = await runPass(
+      'hot',
+      serverUrl,
+      kafka,
+      brokers,
+      hotAccountCommands(settings.hotCommands, 1),
+      broker?.pid ?? null,
+    );
     const ceiling = await measureCeiling(serverUrl, settings.mixedCommands, settings.batchCommandsMax);
     const plain = [];
     for (const clients of PLAIN_CLIENTS) plain.push(await measurePlainTransactions(serverUrl, clients));
@@ -79,6 +87,31 @@ interface PassResult {
   readonly rejected: number;
   readonly retries: number;
   readonly ledgerVerified: boolean;
+  /** CPU per command over the pass, by process (this one runs the consumer), in µs. */
+  readonly cpuMicrosPerCommand: PassCpu;
+}
+
+interface PassCpu {
+  readonly consumer: number;
+  readonly postgres: number;
+  /** Null when the broker is not this machine's (KAFKA_BROKERS given). */
+  readonly broker: number | null;
+}
+
+/** CPU used so far, in µs: this process (the consumer, and the pass's polling), PostgreSQL, the broker. */
+async function cpuNow(serverUrl: string, brokerPid: number | null): Promise<PassCpu> {
+  const own = process.cpuUsage();
+  const postgres = (await postgresPids(serverUrl)).reduce((sum, pid) => sum + cpuMicros(pid), 0);
+  return { consumer: own.user + own.system, postgres, broker: brokerPid === null ? null : cpuMicros(brokerPid) };
+}
+
+function perCommand(before: PassCpu, after: PassCpu, commands: number): PassCpu {
+  const each = (a: number, b: number) => Math.round((b - a) / commands);
+  return {
+    consumer: each(before.consumer, after.consumer),
+    postgres: each(before.postgres, after.postgres),
+    broker: before.broker === null || after.broker === null ? null : each(before.broker, after.broker),
+  };
 }
 
 async function runPass(
@@ -87,6 +120,7 @@ async function runPass(
   kafka: Kafka,
   brokers: string[],
   commands: ReadonlyArray<{ key: string; value: string }>,
+  brokerPid: number | null,
 ): Promise<PassResult> {
   const database = `balance_bench_${name}`;
   const url = await freshDatabase(serverUrl, database);
@@ -102,6 +136,7 @@ async function runPass(
   const pool = createPool(url, config.db, 'bench');
   const worker = createCommandWorker({ config, kafka, pool, log });
   console.log(`[${name}] consuming`);
+  const cpuBefore = await cpuNow(serverUrl, brokerPid);
   await worker.start();
   const deadline = Date.now() + settings.passWaitMs;
   const decided = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
@@ -110,6 +145,7 @@ async function runPass(
   while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 20));
   const finishedAt = worker.stats.lastAppliedAt ?? Date.now();
+  const cpuAfter = await cpuNow(serverUrl, brokerPid);
   await worker.stop();
   if (!decided() || (await unsettledTransfers(pool)).minor !== 0n)
     throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
@@ -125,6 +161,7 @@ async function runPass(
     rejected: worker.stats.rejected,
     retries: worker.stats.retries,
     ledgerVerified: violations.length === 0,
+    cpuMicrosPerCommand: perCommand(cpuBefore, cpuAfter, commands.length),
   };
 }
 
@@ -174,6 +211,7 @@ async function preload(kafka: Kafka, topic: string, messages: ReadonlyArray<{ ke
 async function measureCeiling(serverUrl: string, commands: number, batch: number) {
   const { pool, accountIds, external } = await ceilingDatabase(serverUrl, 'balance_bench_ceiling', CEILING_CLIENTS);
   const batchCount = Math.ceil(commands / batch);
+  const cpuBefore = await cpuNow(serverUrl, null);
   const started = performance.now();
   let next = 0;
   const client = async () => {
@@ -188,9 +226,11 @@ async function measureCeiling(serverUrl: string, commands: number, batch: number
   };
   await Promise.all(Array.from({ length: CEILING_CLIENTS }, () => client()));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = perCommand(cpuBefore, await cpuNow(serverUrl, null), commands);
   await pool.end();
   return {
     commands,
+    postgresCpuMicrosPerCommand: cpu.postgres,
     batchCommands: batch,
     clients: CEILING_CLIENTS,
     seconds,
@@ -335,6 +375,15 @@ async function report(results: {
   console.log(
     `ceiling   ${String(results.ceiling.commands).padStart(8)} ${results.ceiling.seconds.toFixed(2).padStart(9)} ${String(results.ceiling.commandsPerSecond).padStart(12)}   (per command: a commands, postings, transactions and 200-byte balance_events row, a balance and version update; ${results.ceiling.batchCommands} per transaction, ${results.ceiling.clients} clients)`,
   );
+  console.log('CPU µs per command over each pass: consumer (this process) / PostgreSQL / broker');
+  for (const [name, r] of [
+    ['mixed', results.mixed],
+    ['hot', results.hot],
+  ] as const) {
+    const cpu = r.cpuMicrosPerCommand;
+    console.log(`  ${name.padEnd(8)} ${cpu.consumer} / ${cpu.postgres} / ${cpu.broker ?? 'n/a'}`);
+  }
+  console.log(`  ceiling  - / ${results.ceiling.postgresCpuMicrosPerCommand} / -`);
   console.log(
     `ratio of mixed to ceiling: ${ratio.toFixed(3)}   machine: ${machine.cpus} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB`,
   );

@@ -1,32 +1,10 @@
-/**
- * `npm run bench:cost`: the CPU budget of one acknowledged command, per process.
- *
- * Runs the stack's processes separately (the broker from the Maven jars, the gateway, the
- * consumer, the machine's PostgreSQL, and autocannon in this process as the load), drives each
- * scenario for BENCH_COST_SECONDS, and reads every process's user + system CPU time from /proc
- * before and after. Dividing by the commands acknowledged gives microseconds of CPU per command
- * for each process: the figure to judge a change by on a shared, noisy machine, where a rate
- * moves with whatever else runs but the work per command does not.
- *
- * Scenarios (each on fresh topics' worth of state, in one database):
- *   (first BENCH_COST_WARMUP_SECONDS of load, 20 by default, that is not measured)
- *   sync-hot    synchronous deposits, BENCH_COST_CONNECTIONS connections, one account;
- *   sync-users  the same over BENCH_USERS users;
- *   async-hot   `Prefer: respond-async` deposits on one account; the window ends when the
- *               consumer has applied every accepted command, so its work is counted in full.
- * Beside the CPU it reports the rate, latency percentiles, and the Kafka requests per command
- * by API, as counted by the gateway's and the consumer's clients (balance_kafka_requests_total).
- * Prints a table and writes bench/results/cost-<time>.json.
- */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
 import { createKafka, ensureTopics } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
 import { startLocalKafka } from '../src/stack/local-kafka.ts';
+import { cpuMicros, postgresPids } from './support.ts';
 import {
   depositPass,
   type PassResult,
@@ -61,44 +39,7 @@ const SCENARIOS = [
 ] as const;
 const PROCESSES = ['broker', 'gateway', 'consumer', 'postgres', 'load'] as const;
 type ProcessName = (typeof PROCESSES)[number];
-const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', name: 'bench-cost' });
-
-/** User + system CPU of a process in microseconds, from /proc/<pid>/stat (0 once it is gone). */
-function cpuMicros(pid: number): number {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return 0;
-  }
-  // The command name (field 2) may hold spaces; fields after its closing parenthesis are fixed.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / CLOCK_TICKS_PER_S;
-}
-
-/** The postmaster of the server behind `url`, and every process it started (backends, writers). */
-async function postgresPids(url: string): Promise<number[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  const dataDir = (await client.query<{ data_directory: string }>('SHOW data_directory')).rows[0]!.data_directory;
-  await client.end();
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) throw new Error(`cannot read ${pidFile}: bench:cost needs the server's own machine`);
-  const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  const children = readdirSync('/proc')
-    .filter((entry) => /^[0-9]+$/.test(entry))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
-      } catch {
-        return false;
-      }
-    });
-  return [postmaster, ...children];
-}
 
 type CpuSnapshot = Record<ProcessName, number>;
 
