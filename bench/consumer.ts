@@ -11,7 +11,9 @@
  * Prints a table and writes bench/results/consumer-<time>.json.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import inspector from 'node:inspector/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { loadConfig, withOverrides, type Config } from '../src/config.ts';
 import { createCommandWorker } from '../src/consumer/worker.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -98,6 +100,28 @@ interface PassCpu {
   readonly broker: number | null;
 }
 
+/**
+ * BENCH_PROFILE_DIR=<dir> records a V8 CPU profile of this process over each pass only (not the
+ * preload, the ceiling or the plain runs), as <dir>/consumer-<pass>.cpuprofile, for
+ * `npm run bench:profile -- <dir>`.
+ */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (!dir) return work();
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, `consumer-${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 /** CPU used so far, in µs: this process (the consumer, and the pass's polling), PostgreSQL, the broker. */
 async function cpuNow(serverUrl: string, brokerPid: number | null): Promise<PassCpu> {
   const own = process.cpuUsage();
@@ -137,13 +161,15 @@ async function runPass(
   const worker = createCommandWorker({ config, kafka, pool, log });
   console.log(`[${name}] consuming`);
   const cpuBefore = await cpuNow(serverUrl, brokerPid);
-  await worker.start();
   const deadline = Date.now() + settings.passWaitMs;
   const decided = () => worker.stats.applied + worker.stats.rejected + worker.stats.duplicates >= commands.length;
-  while (!decided() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  // A transfer is finished when its settle is applied on the recipient's partition.
-  while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  await profiled(name, async () => {
+    await worker.start();
+    while (!decided() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    // A transfer is finished when its settle is applied on the recipient's partition.
+    while (decided() && (await unsettledTransfers(pool)).minor !== 0n && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+  });
   const finishedAt = worker.stats.lastAppliedAt ?? Date.now();
   const cpuAfter = await cpuNow(serverUrl, brokerPid);
   await worker.stop();
