@@ -6,7 +6,11 @@
  *
  * With a linger (PRODUCE_LINGER_MS), the first message after a quiet moment also waits that
  * long for company instead of leaving alone: concurrent requests then share one produce request
- * from the start of a burst, the way Kafka's own clients batch with linger.ms.
+ * from the start of a burst, the way Kafka's own clients batch with linger.ms. Unlike linger.ms,
+ * it lingers only when company is likely: when the caller says others are busy (the gateway:
+ * another request waits for its reply), or the last produce request carried several messages (a
+ * burst is under way: clients in lock-step, all answered by one chunk, come back together). A
+ * lone request has nobody to wait for, and the linger was a whole millisecond of its latency.
  */
 import type { Producer } from '../kafka/client.ts';
 
@@ -54,6 +58,8 @@ export class BatchingPublisher {
   private queue: Pending[] = [];
   private flushing = false;
   private lingering: NodeJS.Timeout | null = null;
+  /** How many messages the last produce request of `send` carried (0 before the first). */
+  private lastBatchMessages = 0;
 
   constructor(
     private readonly producer: Producer,
@@ -64,6 +70,8 @@ export class BatchingPublisher {
     private readonly queuedMessagesMax: number,
     /** How long the first message of a burst waits for others before it is sent; 0 sends at once. */
     private readonly lingerMs = 0,
+    /** Whether others are busy, so that company is likely (default: always linger). */
+    private readonly othersBusy: () => boolean = () => true,
   ) {}
 
   /**
@@ -85,7 +93,7 @@ export class BatchingPublisher {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ message, resolve, reject });
       if (this.flushing) return;
-      if (this.lingerMs === 0 || this.queue.length >= this.batchMessagesMax) {
+      if (!this.shouldLinger() || this.queue.length >= this.batchMessagesMax) {
         this.stopLingering();
         void this.flush();
       } else if (this.lingering === null) {
@@ -95,6 +103,11 @@ export class BatchingPublisher {
         }, this.lingerMs);
       }
     });
+  }
+
+  private shouldLinger(): boolean {
+    if (this.lingerMs === 0) return false;
+    return this.othersBusy() || this.lastBatchMessages > 1;
   }
 
   private stopLingering(): void {
@@ -107,6 +120,7 @@ export class BatchingPublisher {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.batchMessagesMax);
+        this.lastBatchMessages = batch.length;
         try {
           await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((p) => p.message) });
           for (const pending of batch) pending.resolve();

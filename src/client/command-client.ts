@@ -72,6 +72,8 @@ export class CommandClient {
       PUBLISH_BATCH_MESSAGES_MAX,
       options.waitingRequestsMax,
       options.lingerMs ?? 0,
+      // A request registers its waiter before it publishes: more than one is company.
+      () => this.replies.pending > 1,
     );
   }
 

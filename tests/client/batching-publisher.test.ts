@@ -48,6 +48,39 @@ describe('BatchingPublisher', () => {
     expect(requests).toEqual([['0', '1', '2', '3', '4']]);
   });
 
+  it('with a linger, sends a lone message at once when nobody else is busy', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1_000, 60_000, () => false);
+    const sent = publisher.send({ key: 'k', value: 'alone' });
+    // Handed to the producer in the same tick: no linger at all.
+    expect(requests).toEqual([['alone']]);
+    await sent;
+  });
+
+  it('with a linger, waits for company while others are busy', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1_000, 20, () => true);
+    const sends = [publisher.send({ key: 'k', value: '0' })];
+    expect(requests).toEqual([]);
+    sends.push(publisher.send({ key: 'k', value: '1' }));
+    await Promise.all(sends);
+    expect(requests).toEqual([['0', '1']]);
+  });
+
+  it('with a linger, waits for company after a request that carried several, even with nobody busy', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 100, 1_000, 50, () => false);
+    await Promise.all(['0', '1', '2'].map((value) => publisher.send({ key: 'k', value })));
+    // A burst is under way (clients answered together come back together): the next message
+    // lingers, and the one after it shares its request.
+    await Promise.all([publisher.send({ key: 'k', value: '3' }), publisher.send({ key: 'k', value: '4' })]);
+    // After a request of one, a message leaves at once again.
+    await publisher.send({ key: 'k', value: '5' });
+    const sent = publisher.send({ key: 'k', value: '6' });
+    expect(requests).toEqual([['0'], ['1', '2'], ['3', '4'], ['5'], ['6']]);
+    await sent;
+  });
+
   it('with a linger, does not wait once a full batch is queued', async () => {
     const { producer, requests } = fakeProducer();
     const publisher = new BatchingPublisher(producer as never, 't', 3, 1_000, 60_000);
