@@ -8,7 +8,7 @@
  * long for company instead of leaving alone: concurrent requests then share one produce request
  * from the start of a burst, the way Kafka's own clients batch with linger.ms. Unlike linger.ms,
  * it lingers only when company is likely: when the caller says others are busy (the gateway:
- * another request waits for its reply), or the last produce request carried several messages (a
+ * another request waits for its reply), or the last flush sent several messages (a
  * burst is under way: clients in lock-step, all answered by one chunk, come back together). A
  * lone request has nobody to wait for, and the linger was a whole millisecond of its latency.
  */
@@ -58,7 +58,7 @@ export class BatchingPublisher {
   private queue: Pending[] = [];
   private flushing = false;
   private lingering: NodeJS.Timeout | null = null;
-  /** How many messages the last produce request of `send` carried (0 before the first). */
+  /** How many messages the last flush of `send` carried (0 before the first). */
   private lastBatchMessages = 0;
 
   constructor(
@@ -118,9 +118,12 @@ export class BatchingPublisher {
   private async flush(): Promise<void> {
     this.flushing = true;
     try {
+      let sent = 0;
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.batchMessagesMax);
-        this.lastBatchMessages = batch.length;
+        sent += batch.length;
+        // The whole flush: a burst split at the batch limit is still a burst.
+        this.lastBatchMessages = sent;
         try {
           await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((p) => p.message) });
           for (const pending of batch) pending.resolve();

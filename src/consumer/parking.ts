@@ -85,7 +85,22 @@ export const PARKED_CHANGED_CHANNEL = 'balance_parked_offsets';
 export const PARKED_CACHED_MAX = 10_000;
 /** How long a watch waits before it connects again after losing its connection. */
 export const PARKED_RECONNECT_WAIT_MS = 1_000;
+/** How long a watch waits before it looks again for a trigger it found missing or disabled. */
+export const PARKED_TRIGGER_RECHECK_MS = 60_000;
+/**
+ * How often a watch proves its connection alive (a SELECT 1 that must answer within
+ * PARKED_PING_TIMEOUT_MS) and reads the table again whatever it was told. A connection that a
+ * NAT or a partition dropped silently sends no notification and no error: without the ping the
+ * watch would answer from its copy for as long as TCP takes to give up (many minutes), and
+ * without the reread a notification lost on the way (a pooler in transaction mode, a session
+ * with triggers off) would never be made up for.
+ */
+export const PARKED_PING_MS = 5_000;
+export const PARKED_PING_TIMEOUT_MS = 2_000;
 
+const SQL_TRIGGER_ENABLED = `
+  SELECT 1 FROM pg_trigger
+  WHERE tgrelid = 'parked_offsets'::regclass AND tgname = 'parked_offsets_changed' AND tgenabled <> 'D'`;
 const SQL_PARKED_OF_TOPIC = `
   SELECT source_partition, source_offset, reason, parked_by FROM parked_offsets
   WHERE source_topic = $1 LIMIT $2`;
@@ -102,8 +117,9 @@ export interface ParkedOffsetsSource {
  * LISTENs to the trigger on parked_offsets; any change there marks the copy stale, and the next
  * chunk reads it again. A park therefore counts for every chunk screened after its notification
  * arrived, as it counted for every chunk whose query ran after its commit: the operator sees no
- * difference. Until the watch has LISTENed and read the table, after its connection drops, or
- * when more than PARKED_CACHED_MAX offsets are parked, it falls back to the query per chunk.
+ * difference. Until the watch has LISTENed and read the table, after its connection drops or
+ * stops answering its ping, while the trigger is missing or disabled, or when more than
+ * PARKED_CACHED_MAX offsets are parked, it falls back to the query per chunk.
  */
 export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   /** The connection being opened or open; events of any older one are ignored. */
@@ -116,6 +132,7 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   private loading: Promise<void> | null = null;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
   /** Reads of the topic's parked offsets, and chunks answered by a query instead: for tests. */
   reloads = 0;
   fallbackQueries = 0;
@@ -126,16 +143,21 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
     private readonly topic: string,
     private readonly log: Logger,
     private readonly cachedMax = PARKED_CACHED_MAX,
+    private readonly pingMs = PARKED_PING_MS,
   ) {}
 
   /** Connects and LISTENs; if that fails, chunks query until a later attempt succeeds. */
   async start(): Promise<void> {
+    this.stopped = false;
+    this.pingTimer = setInterval(() => void this.ping(), this.pingMs);
+    this.pingTimer.unref();
     await this.connect();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
     const client = this.current;
     this.current = this.listening = this.copy = null;
     await client?.end().catch(() => {});
@@ -167,8 +189,20 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
     return parkedInRange(this.pool, at, first, last);
   }
 
+  /** Proves the listening connection alive, and has the next chunk read the table again. */
+  private async ping(): Promise<void> {
+    const client = this.listening;
+    if (client === null) return;
+    try {
+      await client.query('SELECT 1');
+      this.stale = true;
+    } catch (error) {
+      this.lost(client, error);
+    }
+  }
+
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.clientConfig);
+    const client = new pg.Client({ ...this.clientConfig, keepAlive: true, query_timeout: PARKED_PING_TIMEOUT_MS });
     this.current = client;
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('the connection ended')));
@@ -179,6 +213,11 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
       await client.connect();
       // LISTEN before the first read: a park committed in between is then a notification, not lost.
       await client.query(`LISTEN ${PARKED_CHANGED_CHANNEL}`);
+      if ((await client.query(SQL_TRIGGER_ENABLED)).rowCount === 0) {
+        const missing = new Error('the trigger parked_offsets_changed is missing or disabled (sql/0022)');
+        this.lost(client, missing, PARKED_TRIGGER_RECHECK_MS);
+        return;
+      }
     } catch (error) {
       this.lost(client, error);
       return;
@@ -206,19 +245,19 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
     }
   }
 
-  private lost(client: pg.Client, error: unknown): void {
+  private lost(client: pg.Client, error: unknown, retryWaitMs = PARKED_RECONNECT_WAIT_MS): void {
     if (client !== this.current) return;
     this.current = this.listening = this.copy = null;
     void client.end().catch(() => {});
     if (this.stopped) return;
     this.log.warn(
-      { err: error },
-      'the parked offsets watch lost its connection: chunks query parked offsets until it is back',
+      { err: error, retryWaitMs },
+      'the parked offsets watch cannot listen: chunks query parked offsets until it can',
     );
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.connect();
-    }, PARKED_RECONNECT_WAIT_MS);
+    }, retryWaitMs);
     this.reconnectTimer.unref();
   }
 }

@@ -135,7 +135,12 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   // this between retries and bisection steps, so a long chunk never outlasts the session.
   let heartbeat: (() => Promise<void>) | null = null;
   const keepAlive = () => void heartbeat?.().catch(() => {});
-  const parkedOffsets = new ParkedOffsetsWatch(deps.pool, deps.pool.options, config.topics.commands, log);
+  const parkedOffsets = new ParkedOffsetsWatch(
+    deps.pool,
+    { ...deps.pool.options, application_name: 'balance-consumer-parked-watch' },
+    config.topics.commands,
+    log,
+  );
   const pipeline = createChunkPipeline({
     ...deps,
     parkedOffsets,
@@ -194,18 +199,23 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     async start() {
       await ctx.sink.connect();
       await parkedOffsets.start();
-      partitionCount = await countPartitions(kafka, config.topics.commands);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: config.consumer.partitionsConcurrent,
-        eachBatch: (payload) => {
-          heartbeat = payload.heartbeat;
-          return consumeBatch(payload, ctx);
-        },
-      });
+      try {
+        partitionCount = await countPartitions(kafka, config.topics.commands);
+        await consumer.connect();
+        await consumer.subscribe({ topics: [config.topics.commands], fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: config.consumer.partitionsConcurrent,
+          eachBatch: (payload) => {
+            heartbeat = payload.heartbeat;
+            return consumeBatch(payload, ctx);
+          },
+        });
+      } catch (error) {
+        await parkedOffsets.stop();
+        throw error;
+      }
       sweeper.start();
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
@@ -218,10 +228,14 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       const held = [...(stats.assigned ?? [])];
       if (held.length > 0) consumer.pause([{ topic: config.topics.commands, partitions: held }]);
       ctx.running = false;
-      await drainLanes(ctx, STOP_DRAIN_MS);
-      await consumer.disconnect();
-      await ctx.sink.disconnect();
-      await parkedOffsets.stop();
+      try {
+        await drainLanes(ctx, STOP_DRAIN_MS);
+        await consumer.disconnect();
+        await ctx.sink.disconnect();
+      } finally {
+        // Its connection and timers would otherwise keep a failed stop's process alive.
+        await parkedOffsets.stop();
+      }
       log.info(summary(stats), 'command consumer stopped');
     },
   };

@@ -81,6 +81,14 @@ describe('BatchingPublisher', () => {
     await sent;
   });
 
+  it('with a linger, counts a burst split at the batch limit as a burst', async () => {
+    const { producer, requests } = fakeProducer();
+    const publisher = new BatchingPublisher(producer as never, 't', 2, 1_000, 50, () => false);
+    await Promise.all(['0', '1', '2', '3'].map((value) => publisher.send({ key: 'k', value })));
+    await Promise.all([publisher.send({ key: 'k', value: '4' }), publisher.send({ key: 'k', value: '5' })]);
+    expect(requests).toEqual([['0'], ['1', '2'], ['3'], ['4', '5']]);
+  });
+
   it('with a linger, does not wait once a full batch is queued', async () => {
     const { producer, requests } = fakeProducer();
     const publisher = new BatchingPublisher(producer as never, 't', 3, 1_000, 60_000);

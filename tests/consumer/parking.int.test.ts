@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { park, ParkedOffsetsWatch, type PartitionRef } from '../../src/consumer/parking.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
 import { readDeadLetters } from '../../src/tools/dlq.ts';
 import { collectReplies, publish, type ReplyCollector } from '../helpers/commands.ts';
@@ -55,6 +56,7 @@ async function seenWithin(watch: ParkedOffsetsWatch, offset: string): Promise<bo
 describe('the parked offsets watch', () => {
   let db: TestDatabase;
   const watches: ParkedOffsetsWatch[] = [];
+  const proxies: TcpProxy[] = [];
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -62,25 +64,28 @@ describe('the parked offsets watch', () => {
   afterEach(async () => {
     for (const watch of watches.splice(0)) await watch.stop();
     await db.pool.query('DELETE FROM parked_offsets');
-    await db.pool.query(
-      'CREATE OR REPLACE TRIGGER parked_offsets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON parked_offsets FOR EACH STATEMENT EXECUTE FUNCTION parked_offsets_changed()',
-    );
+    await db.pool.query('ALTER TABLE parked_offsets ENABLE TRIGGER parked_offsets_changed');
+    for (const proxy of proxies.splice(0)) await proxy.close();
   });
   afterAll(async () => {
     await db?.drop();
   });
 
-  async function startWatch(pool: pg.Pool, cachedMax?: number): Promise<ParkedOffsetsWatch> {
+  async function startWatch(
+    pool: pg.Pool,
+    options: { cachedMax?: number; pingMs?: number; url?: string; listening?: boolean } = {},
+  ): Promise<ParkedOffsetsWatch> {
     const watch = new ParkedOffsetsWatch(
       pool,
-      { connectionString: db.url, application_name: WATCH_APP },
+      { connectionString: options.url ?? db.url, application_name: WATCH_APP },
       TOPIC,
       testLog,
-      cachedMax,
+      options.cachedMax,
+      options.pingMs,
     );
     watches.push(watch);
     await watch.start();
-    expect(watch.watching).toBe(true);
+    expect(watch.watching).toBe(options.listening ?? true);
     return watch;
   }
 
@@ -122,13 +127,40 @@ describe('the parked offsets watch', () => {
     return true;
   }
 
-  it('(planted: no trigger) would keep answering from a copy that misses the park', async () => {
-    const watch = await startWatch(db.pool);
+  it('(planted: trigger disabled) misses a park until its next reread, which the ping bounds', async () => {
+    const watch = await startWatch(db.pool, { pingMs: 4_000 });
     expect(await watch.inRange(AT, '0', '1000')).toEqual(new Map());
-    await db.pool.query('DROP TRIGGER parked_offsets_changed ON parked_offsets');
+    await db.pool.query('ALTER TABLE parked_offsets DISABLE TRIGGER parked_offsets_changed');
     await park(db.pool, { ...AT, offset: '9', reason: 'bug 4', parkedBy: 'ops' });
-    // What the test above relies on: without the notification, the watch's copy is never read again.
+    // What the test above relies on: without the notification, the copy is not read again at once...
     expect(await seenWithin(watch, '9')).toBe(false);
+    // ...but the ping's reread catches up, so a lost notification costs seconds, not forever.
+    await eventually(async () => ((await watch.inRange(AT, '0', '1000')).has('9') ? true : undefined), 6_000);
+  });
+
+  it('does not listen while the trigger is disabled, and every chunk queries', async () => {
+    await db.pool.query('ALTER TABLE parked_offsets DISABLE TRIGGER parked_offsets_changed');
+    const { pool, parkedQueries } = countingPool(db.pool);
+    const watch = await startWatch(pool, { listening: false });
+    await park(db.pool, { ...AT, offset: '12', reason: 'bug 6', parkedBy: 'ops' });
+    expect((await watch.inRange(AT, '0', '20')).has('12')).toBe(true);
+    expect((await watch.inRange(AT, '0', '20')).has('12')).toBe(true);
+    expect(parkedQueries()).toBe(2);
+  });
+
+  it('notices a connection that stopped answering without closing, and queries meanwhile', async () => {
+    const server = new URL(db.url);
+    const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+    proxies.push(proxy);
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const watch = await startWatch(db.pool, { url: viaProxy.toString(), pingMs: 300 });
+    proxy.freeze();
+    await park(db.pool, { ...AT, offset: '13', reason: 'bug 7', parkedBy: 'ops' });
+    // No notification and no error come through a frozen connection: the ping's timeout says it is gone.
+    await eventually(async () => (watch.watching ? undefined : true), 5_000, 'the watch to give up its connection');
+    expect((await watch.inRange(AT, '0', '20')).has('13')).toBe(true);
   });
 
   it('queries per chunk while its connection is down, and sees what was parked meanwhile', async () => {
@@ -154,7 +186,7 @@ describe('the parked offsets watch', () => {
   it('queries per chunk when more offsets are parked than it keeps', async () => {
     for (const offset of ['1', '2', '3']) await park(db.pool, { ...AT, offset, reason: 'many', parkedBy: 'ops' });
     const { pool, parkedQueries } = countingPool(db.pool);
-    const watch = await startWatch(pool, 2);
+    const watch = await startWatch(pool, { cachedMax: 2 });
     const first = await watch.inRange(AT, '0', '10');
     const second = await watch.inRange(AT, '0', '10');
     expect([...first.keys()].sort()).toEqual(['1', '2', '3']);
