@@ -32,12 +32,19 @@ export function serviceEnv(url: string, brokers: string, suffix: string, ports: 
   };
 }
 
-/** Runs a TypeScript entry point as a child process; BENCH_PROFILE_DIR=<dir> writes CPU profiles there. */
+/**
+ * Runs a TypeScript entry point as a child process, through tsx; with BENCH_FROM_DIST=1, its
+ * compiled dist/ file instead, as production runs it (build first: `npm run build`).
+ * BENCH_PROFILE_DIR=<dir> writes CPU profiles there.
+ */
 export function startService(entry: string, env: Record<string, string>): ChildProcess {
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
     : [];
-  return spawn(process.execPath, [...profile, '--import', 'tsx', entry], {
+  const run = process.env.BENCH_FROM_DIST
+    ? [entry.replace(/^src\//, 'dist/').replace(/\.ts$/, '.js')]
+    : ['--import', 'tsx', entry];
+  return spawn(process.execPath, [...profile, ...run], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
