@@ -133,9 +133,6 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
-  /** Reads of the topic's parked offsets, and chunks answered by a query instead: for tests. */
-  reloads = 0;
-  fallbackQueries = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -185,7 +182,6 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   }
 
   private fallback(at: PartitionRef, first: string, last: string) {
-    this.fallbackQueries += 1;
     return parkedInRange(this.pool, at, first, last);
   }
 
@@ -230,7 +226,6 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   /** Reads the topic's parked offsets again; a notification during the read marks it stale again. */
   private async reload(): Promise<void> {
     this.stale = false;
-    this.reloads += 1;
     try {
       const { rows } = await this.pool.query<{
         source_partition: number;
