@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { migrate, readMigrations } from '../../src/db/migrate.ts';
+import { migrate, readFunctionFiles, readMigrations } from '../../src/db/migrate.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
@@ -24,6 +24,45 @@ describe('migrate', () => {
     );
     expect(rows.map((row) => row.name)).toEqual(files.map((file) => file.name));
     expect(await migrate(db.pool)).toEqual([]);
+  });
+
+  it('holds every function of sql/functions/ as its file says, and defines none of them in a numbered migration', async () => {
+    const files = await readFunctionFiles();
+    expect(files.length).toBeGreaterThan(0);
+    const migrations = await readMigrations();
+    for (const file of files) {
+      const name = /^CREATE OR REPLACE FUNCTION ([a-z0-9_]+)\(/m.exec(file.sql)?.[1];
+      expect(name, file.name).toBe(file.name.slice('functions/'.length, -'.sql'.length));
+      const body = /\nAS \$\$\n([\s\S]*)\n\$\$;\s*$/.exec(file.sql)?.[1];
+      const { rows } = await db.pool.query<{ prosrc: string }>('SELECT prosrc FROM pg_proc WHERE proname = $1', [name]);
+      // One definition (no stale overload left behind by a changed signature), and it is the file's.
+      expect(
+        rows.map((r) => r.prosrc.replace(/^\n|\n$/g, '')),
+        file.name,
+      ).toEqual([body]);
+      for (const migration of migrations)
+        expect(migration.sql, `${migration.name} defines ${name}`).not.toMatch(
+          new RegExp(`(CREATE|ALTER)( OR REPLACE)? FUNCTION ${name}\\b`),
+        );
+    }
+  });
+
+  it('applies a changed function file, and only that one, on the next run', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      await fresh.pool.query(
+        "UPDATE schema_functions SET sha256 = 'stale' WHERE name = 'functions/ledger_write_refunds.sql'",
+      );
+      await fresh.pool.query('DROP FUNCTION ledger_write_refunds');
+      expect(await migrate(fresh.pool)).toEqual(['functions/ledger_write_refunds.sql']);
+      const { rows } = await fresh.pool.query(
+        "SELECT count(*)::int AS n FROM pg_proc WHERE proname = 'ledger_write_refunds'",
+      );
+      expect(rows[0].n).toBe(1);
+      expect(await migrate(fresh.pool)).toEqual([]);
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('0006 gives the postings of an existing ledger their balances after them', async () => {

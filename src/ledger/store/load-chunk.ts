@@ -1,6 +1,6 @@
 /**
  * Everything a chunk needs to decide, in one round trip: a call of `ledger_load_chunk`
- * (sql/0017_load_chunk.sql), which finds the chunk's commands already decided, locks (and
+ * (sql/functions/ledger_load_chunk.sql), which finds the chunk's commands already decided, locks (and
  * creates) its users' accounts, reads its shared accounts, and loads its orders' latest
  * reservations and its users' alerts. A chunk used to load with four to seven statements.
  */

@@ -1,6 +1,6 @@
 /**
  * Everything a decided chunk writes, in one round trip: a call of `ledger_write_chunk`
- * (sql/0016_write_chunk.sql), which runs the chunk's inserts and updates in the documented
+ * (sql/functions/ledger_write_chunk.sql), which runs the chunk's inserts and updates in the documented
  * order inside the caller's transaction. A chunk used to write with up to eleven statements.
  */
 import type pg from 'pg';

@@ -1,5 +1,5 @@
 /**
- * `ledger_load_chunk` (sql/0017_load_chunk.sql) against real PostgreSQL: one call returns the
+ * `ledger_load_chunk` (sql/functions/ledger_load_chunk.sql) against real PostgreSQL: one call returns the
  * chunk's commands already decided, its accounts (creating missing ones), the latest
  * reservation of each order, and the alerts of its users who have some; it locks the users' rows
  * and leaves the shared ones unlocked, so partitions never wait on each other's stripes.

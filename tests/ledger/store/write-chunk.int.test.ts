@@ -1,5 +1,5 @@
 /**
- * `ledger_write_chunk` (sql/0016_write_chunk.sql) against real PostgreSQL: one call writes every
+ * `ledger_write_chunk` (sql/functions/ledger_write_chunk.sql) against real PostgreSQL: one call writes every
  * row a chunk decided, allocates history ids in the order given, refuses to close a reservation
  * that is not open (and then writes nothing), and locks the shared accounts it adds to in
  * ascending id order, the order every chunk uses, so two chunks never deadlock on them.
