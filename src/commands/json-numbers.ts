@@ -13,7 +13,11 @@
  */
 const SIGNIFICANT_DIGITS_MAX = 15;
 const INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+/** Digits of Number.MAX_SAFE_INTEGER: a longer integer is refused without being converted. */
+const INTEGER_DIGITS_MAX = String(Number.MAX_SAFE_INTEGER).length;
 const FRACTION_DIGITS_MAX = 2;
+/** The most characters of a refused literal quoted back: a body may hold a million digits. */
+const LITERAL_SHOWN_CHARS_MAX = 24;
 const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
 /** Why a number literal in `text` (JSON) cannot be read exactly, or null when every one can. */
@@ -36,15 +40,22 @@ export function inexactNumberProblem(text: string): string | null {
     const match = NUMBER.exec(text);
     if (!match) continue; // not JSON: the parser reports it
     const [literal, whole, fraction = '', exponent] = match;
-    if (exponent) return `${literal}: numbers with an exponent are not accepted; write the digits, or a decimal string`;
+    const shown = shownLiteral(literal);
+    if (exponent) return `${shown}: numbers with an exponent are not accepted; write the digits, or a decimal string`;
     if (fraction.length - 1 > FRACTION_DIGITS_MAX)
-      return `${literal}: more than ${FRACTION_DIGITS_MAX} decimals; amounts are in hundredths, best sent as a decimal string like "10.00"`;
+      return `${shown}: more than ${FRACTION_DIGITS_MAX} decimals; amounts are in hundredths, best sent as a decimal string like "10.00"`;
     const tooLong =
       fraction === ''
-        ? BigInt(whole!) > INTEGER_MAX
+        ? whole!.length > INTEGER_DIGITS_MAX || BigInt(whole!) > INTEGER_MAX
         : (whole! + fraction.slice(1)).replace(/^0+/, '').length > SIGNIFICANT_DIGITS_MAX;
-    if (tooLong) return `${literal}: more digits than a JSON number holds exactly; send it as a decimal string`;
+    if (tooLong) return `${shown}: more digits than a JSON number holds exactly; send it as a decimal string`;
     i += literal.length - 1;
   }
   return null;
+}
+
+/** A literal as a message quotes it: whole when short, else its start and its length. */
+function shownLiteral(literal: string): string {
+  if (literal.length <= LITERAL_SHOWN_CHARS_MAX) return literal;
+  return `${literal.slice(0, LITERAL_SHOWN_CHARS_MAX - 4)}... (${literal.length} characters)`;
 }

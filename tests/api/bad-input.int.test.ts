@@ -91,6 +91,19 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
     expect(response.json().details[0].message).toContain(why);
   });
 
+  it('answers an unauthenticated bulk holding a million-digit number with a short 400', async () => {
+    const response = await gateway.app.inject({
+      method: 'POST',
+      url: '/api/commands/bulk',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"commands": [{"type": "deposit", "user_id": 1, "amount": ${'9'.repeat(1_000_000)}}]}`,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().details[0].message).toContain('more digits');
+    // The literal is not echoed: a million digits in, a few hundred bytes out.
+    expect(response.body.length).toBeLessThan(1_000);
+  });
+
   it('400 for a transfer to oneself', async () => {
     const response = await refusedChangesNothing(
       () => post({ sender_id: alice.id, recipient_id: alice.id, amount: '1.00' }, {}, '/api/transfer_funds'),

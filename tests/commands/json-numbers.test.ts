@@ -28,4 +28,12 @@ describe('inexactNumberProblem', () => {
     ])
       expect(inexactNumberProblem(text), text).not.toBeNull();
   });
+
+  it('refuses a literal of a million digits and quotes only its start', () => {
+    for (const literal of ['9'.repeat(1_000_000), `-${'1'.repeat(1_000_000)}`, `1.${'0'.repeat(1_000_000)}1`]) {
+      const problem = inexactNumberProblem(`{"amount": ${literal}}`);
+      expect(problem).toMatch(/\.\.\. \(1,?00000[0-9] characters\)/);
+      expect(problem!.length).toBeLessThan(200);
+    }
+  });
 });
