@@ -375,7 +375,20 @@ describe('command endpoints through the real stack', () => {
       const poll = await gateway.app.inject({ method: 'GET', url: location, headers: service.header });
       return poll.json().status === 'applied' ? poll.json() : undefined;
     });
-    expect(polled).toMatchObject({ status: 'applied', code: 'ok', amount: '2.00' });
+    // Applied once: a poll is not a repeat, whatever it reads back.
+    expect(polled).toMatchObject({ status: 'applied', code: 'ok', amount: '2.00', duplicate: false });
+    const key = response.json().command_id as string;
+    const resent = await post(
+      '/api/add_funds',
+      service,
+      { user_id: user.id, amount: '2.00' },
+      { prefer: 'respond-async', 'idempotency-key': key },
+    );
+    expect(resent.statusCode).toBe(200);
+    expect(resent.json()).toMatchObject({ status: 'applied', duplicate: true });
+    expect((await gateway.app.inject({ method: 'GET', url: location, headers: service.header })).json()).toMatchObject({
+      duplicate: false,
+    });
     // Another service, or the user whose account it is, did not send it: not found under that key.
     const otherService = await createUser(db, config, 'service');
     expect((await gateway.app.inject({ method: 'GET', url: location, headers: otherService.header })).statusCode).toBe(

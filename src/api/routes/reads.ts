@@ -197,9 +197,10 @@ function candidateIds(principal: Principal, id: string): string[] {
   return principal.role === 'service' ? [...own, id] : own;
 }
 
+/** A command's outcome as a poll shows it: decided once, so never a `duplicate`, however often it is read. */
 function outcomeBody(principal: Principal, stored: StoredOutcome) {
   const body = {
-    ...transactionBody(forCaller(principal, stored.reply)),
+    ...transactionBody(forCaller(principal, { ...stored.reply, duplicate: false })),
     code: stored.reply.code,
     message: stored.reply.message,
   };
