@@ -36,8 +36,9 @@ const SQL_UPSERT_CBR = `
   ON CONFLICT (currency) DO UPDATE
   SET units = excluded.units, rub = excluded.rub, source = excluded.source, rate_date = excluded.rate_date,
       valid_from = excluded.valid_from, updated_at = excluded.updated_at
-  -- An older file (a stale cache on the way) never replaces a newer rate of the bank's.
-  WHERE rates.source <> 'cbr' OR rates.rate_date <= excluded.rate_date`;
+  -- Newer wins: a file for an earlier moment (a stale cache on the way, or today's file after an
+  -- operator set a rate this afternoon) never replaces a rate valid from later.
+  WHERE rates.valid_from <= excluded.valid_from`;
 
 export async function storeCbrRates(db: Queryable, rates: CbrRates): Promise<void> {
   await db.query(SQL_UPSERT_CBR, [

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RatesFetcher } from '../../src/fx/fetcher.ts';
-import { listRates } from '../../src/fx/store.ts';
+import { listRates, setOperatorRate } from '../../src/fx/store.ts';
 import { createTestDatabase, testLog, type TestDatabase } from '../helpers/stack.ts';
 
 type Answer = { status: number; body: Buffer; delayMs?: number };
@@ -102,6 +102,27 @@ describe('the rates fetcher', () => {
     answer = { status: 200, body: await dated('04.12.2026') };
     expect(await fetcher().fetchOnce()).toMatchObject({ ok: true, date: '2026-12-04' });
     expect(await stored()).toEqual(before);
+  });
+
+  it("keeps an operator's rate against a file for an earlier day, and lets a file for a later day replace it", async () => {
+    const moscowDay = (offsetDays: number) => {
+      const [y, m, d] = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Moscow' })
+        .format(new Date(Date.now() + offsetDays * 86_400_000))
+        .split('-');
+      return { cbr: `${d}.${m}.${y}`, iso: `${y}-${m}-${d}` };
+    };
+    const dated = async (date: string) =>
+      Buffer.from((await sample()).toString('latin1').replace('Date="05.12.2026"', `Date="${date}"`), 'latin1');
+    await setOperatorRate(db.pool, 'USD', '0.0108');
+    const usd = async () => (await stored()).find(([currency]) => currency === 'USD');
+    const operators = await usd();
+    expect(operators?.slice(0, 4)).toEqual(['USD', '0.0108', '1', 'operator']);
+    answer = { status: 200, body: await dated(moscowDay(-1).cbr) };
+    expect(await fetcher().fetchOnce()).toMatchObject({ ok: true, date: moscowDay(-1).iso });
+    expect(await usd()).toEqual(operators);
+    answer = { status: 200, body: await dated(moscowDay(1).cbr) };
+    expect(await fetcher().fetchOnce()).toMatchObject({ ok: true, date: moscowDay(1).iso });
+    expect(await usd()).toEqual(['USD', '1', '78.2001', 'cbr', moscowDay(1).iso]);
   });
 
   it('fetches once for two overlapping calls, and stops cleanly', async () => {
