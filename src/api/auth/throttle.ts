@@ -11,8 +11,13 @@
  *   IPv6 block has billions) gives no more guesses against one account than
  *   `accountFreeFailures` plus a delay that doubles. This one can be used to lock an account
  *   for its owner, which is the price of bounding guesses; it says so (429, Retry-After).
- * State is per gateway process, bounded in keys (the oldest go first); with G gateways, an
- * attacker gets at most G times the attempts. docs/security.md gives the exact figures.
+ * State is per gateway process, bounded in keys; with G gateways, an attacker gets at most G
+ * times the attempts. docs/security.md gives the exact figures.
+ *
+ * Eviction cannot be used to wipe a lock: a count that delays its key (a locked pair or account)
+ * is kept apart from the counts that delay nobody yet, each with its own bound. Junk sign-ins
+ * for new usernames only ever push out other junk; to push a locked account's count out, an
+ * attacker must first lock `keysMax` other accounts, `accountFreeFailures` failures each.
  */
 export interface ThrottleLimits {
   /** Failures of one (username, address) before any delay. */
@@ -42,13 +47,50 @@ interface Failures {
   lastAt: number;
 }
 
+/**
+ * Failure counts by key, in two bounded tiers: counts below `lockAt` (they delay nobody yet) and
+ * counts at or above it. Each tier drops its least recently failed key when full, so a flood of
+ * new keys never pushes out a count that is holding a key back.
+ */
+export class FailureCounts {
+  private readonly below = new Map<string, Failures>();
+  private readonly locked = new Map<string, Failures>();
+
+  constructor(
+    private readonly lockAt: number,
+    private readonly keysMax: number,
+  ) {}
+
+  get(key: string): Failures | undefined {
+    return this.locked.get(key) ?? this.below.get(key);
+  }
+
+  /** Counts one more failure of `key` at `now`. */
+  add(key: string, now: number): void {
+    const count = (this.get(key)?.count ?? 0) + 1;
+    this.clear(key);
+    const tier = count >= this.lockAt ? this.locked : this.below;
+    if (tier.size >= this.keysMax) tier.delete(tier.keys().next().value!);
+    tier.set(key, { count, lastAt: now });
+  }
+
+  clear(key: string): void {
+    this.below.delete(key);
+    this.locked.delete(key);
+  }
+}
+
 export class LoginThrottle {
-  private readonly failures = new Map<string, Failures>();
-  /** By username over all addresses; a map of its own, so each map keeps up to keysMax keys. */
-  private readonly accountFailures = new Map<string, Failures>();
+  /** By (username, address). */
+  private readonly failures: FailureCounts;
+  /** By username over all addresses. */
+  private readonly accountFailures: FailureCounts;
   private readonly addressAttempts = new Map<string, number[]>();
 
-  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE_LIMITS) {}
+  constructor(private readonly limits: ThrottleLimits = DEFAULT_THROTTLE_LIMITS) {
+    this.failures = new FailureCounts(limits.freeFailures, limits.keysMax);
+    this.accountFailures = new FailureCounts(limits.accountFreeFailures, limits.keysMax);
+  }
 
   /**
    * Starts an attempt: 0 if it may go on (it then counts as a failure until `succeeded`), or
@@ -62,13 +104,8 @@ export class LoginThrottle {
       this.accountWaitMs(username, now),
     );
     if (wait > 0) return wait;
-    for (const [map, k] of [
-      [this.failures, key],
-      [this.accountFailures, username],
-    ] as const) {
-      const failures = map.get(k) ?? { count: 0, lastAt: now };
-      this.remember(map, k, { count: failures.count + 1, lastAt: now });
-    }
+    this.failures.add(key, now);
+    this.accountFailures.add(username, now);
     const attempts = this.recentAttempts(address, now);
     attempts.push(now);
     this.addressAttempts.set(address, attempts);
@@ -76,8 +113,8 @@ export class LoginThrottle {
   }
 
   succeeded(username: string, address: string): void {
-    this.failures.delete(pairKey(username, address));
-    this.accountFailures.delete(username);
+    this.failures.clear(pairKey(username, address));
+    this.accountFailures.clear(username);
   }
 
   /** How long the account stays locked after failures from every address (0: it is not). */
@@ -85,8 +122,8 @@ export class LoginThrottle {
     return this.waitMs(this.accountFailures, username, this.limits.accountFreeFailures, now);
   }
 
-  private waitMs(map: ReadonlyMap<string, Failures>, key: string, freeFailures: number, now: number): number {
-    const failures = map.get(key);
+  private waitMs(counts: FailureCounts, key: string, freeFailures: number, now: number): number {
+    const failures = counts.get(key);
     if (!failures || failures.count < freeFailures) return 0;
     const delay = Math.min(this.limits.baseDelayMs * 2 ** (failures.count - freeFailures), this.limits.delayMsMax);
     return Math.max(0, failures.lastAt + delay - now);
@@ -103,12 +140,6 @@ export class LoginThrottle {
     if (this.addressAttempts.size >= this.limits.keysMax && !this.addressAttempts.has(address))
       this.addressAttempts.delete(this.addressAttempts.keys().next().value!);
     return kept.slice(-this.limits.addressAttemptsMax);
-  }
-
-  private remember(map: Map<string, Failures>, key: string, failures: Failures): void {
-    map.delete(key);
-    if (map.size >= this.limits.keysMax) map.delete(map.keys().next().value!);
-    map.set(key, failures);
   }
 }
 

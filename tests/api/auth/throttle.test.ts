@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LoginThrottle, type ThrottleLimits } from '../../../src/api/auth/throttle.ts';
+import { DEFAULT_THROTTLE_LIMITS, LoginThrottle, type ThrottleLimits } from '../../../src/api/auth/throttle.ts';
 
 const LIMITS: ThrottleLimits = {
   freeFailures: 2,
@@ -54,13 +54,31 @@ describe('LoginThrottle', () => {
     expect(throttle.begin('user-99', '203.0.113.9', 10)).toBe(60_000 - 10);
   });
 
-  it('keeps at most keysMax pairs', () => {
+  it('keeps a locked account locked through 100,001 junk sign-ins from rotating addresses', () => {
+    const limits = DEFAULT_THROTTLE_LIMITS;
+    const throttle = new LoginThrottle(limits);
+    const address = (i: number) => `2001:db8:${Math.floor(i / 65_536).toString(16)}::${(i % 65_536).toString(16)}`;
+    for (let i = 0; i < limits.accountFreeFailures; i += 1) expect(throttle.begin('victim', address(i), 0)).toBe(0);
+    expect(throttle.accountWaitMs('victim', 0)).toBeGreaterThan(0);
+    // More junk usernames than either map holds, each from an address of its own.
+    for (let i = 0; i <= limits.keysMax; i += 1) throttle.begin(`junk-${i}`, address(1_000_000 + i), 0);
+    // The next guess at the victim, from yet another address, is still held back (a 429).
+    expect(throttle.begin('victim', address(9_999_999), 1)).toBeGreaterThan(0);
+  });
+
+  it('keeps at most keysMax pairs of each kind: counts that delay nobody, and locked ones', () => {
     const throttle = new LoginThrottle({ ...LIMITS, keysMax: 2, freeFailures: 1 });
     throttle.begin('a', 'x', 0);
     throttle.begin('b', 'x', 0);
     throttle.begin('c', 'x', 0);
     expect(throttle.begin('a', 'x', 1)).toBe(0);
     expect(throttle.begin('c', 'x', 1)).toBeGreaterThan(0);
+    // With freeFailures 2, one failure delays nobody: those counts make room among themselves.
+    const tiers = new LoginThrottle({ ...LIMITS, keysMax: 2, freeFailures: 2, addressAttemptsMax: 1_000 });
+    tiers.begin('locked', 'x', 0);
+    tiers.begin('locked', 'x', 0);
+    for (const junk of ['j1', 'j2', 'j3', 'j4']) tiers.begin(junk, 'x', 0);
+    expect(tiers.begin('locked', 'x', 1)).toBeGreaterThan(0);
   });
 
   it('bounds one account over every address: rotating addresses buys no more guesses past accountFreeFailures', () => {
