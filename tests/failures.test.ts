@@ -11,6 +11,7 @@ describe('failureKind', () => {
     ['23514', 'a CHECK violation'],
     ['23505', 'a unique violation (once its retries are spent)'],
     ['54000', 'a program limit'],
+    ['LI001', "a ledger invariant the write would break (the ledger's own functions raise it)"],
   ])('calls SQLSTATE %s (%s) deterministic', (code) => {
     expect(failureKind(pgError(code))).toBe('deterministic');
   });
@@ -23,6 +24,7 @@ describe('failureKind', () => {
     ['42P01', 'a missing table'],
     ['42501', 'a revoked privilege'],
     ['08006', 'a connection failure'],
+    ['P0001', "a RAISE of someone else's trigger or extension"],
   ])('calls SQLSTATE %s (%s) transient: the partition waits, nothing is skipped', (code) => {
     expect(failureKind(pgError(code))).toBe('transient');
   });

@@ -84,7 +84,8 @@ BEGIN
     WHERE r.id = k.id AND r.id = ANY(rc_id) AND r.status = open_status;
     GET DIAGNOSTICS closed_count = ROW_COUNT;
     IF closed_count <> cardinality(rc_id) THEN
-      RAISE EXCEPTION 'closed % of % reservations', closed_count, cardinality(rc_id);
+      RAISE EXCEPTION 'closed % of % reservations', closed_count, cardinality(rc_id)
+        USING ERRCODE = 'LI001';
     END IF;
   END IF;
 

@@ -18,7 +18,8 @@ BEGIN
     AND r.reserve_command_id = k.reserve_command_id AND r.status = 'captured';
   GET DIAGNOSTICS updated = ROW_COUNT;
   IF updated <> cardinality(user_ids) THEN
-    RAISE EXCEPTION 'recorded refunds of % of % orders', updated, cardinality(user_ids);
+    RAISE EXCEPTION 'recorded refunds of % of % orders', updated, cardinality(user_ids)
+      USING ERRCODE = 'LI001';
   END IF;
 END
 $$;

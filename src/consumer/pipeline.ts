@@ -544,6 +544,7 @@ const SQLSTATE_CLASS_CAUSES: Record<string, string> = {
   '22': 'a value it cannot store',
   '23': 'a constraint the command violates',
   '54': 'a limit the command exceeds',
+  LI: 'a ledger invariant it would break',
 };
 
 /** Names the cause for the caller, without the database's own message (which may quote data). */

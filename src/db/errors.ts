@@ -12,6 +12,12 @@ export const PG_ERROR = {
   UNTRANSLATABLE_CHARACTER: '22P05',
   CHARACTER_NOT_IN_REPERTOIRE: '22021',
   NUMERIC_VALUE_OUT_OF_RANGE: '22003',
+  /**
+   * Raised by the ledger's own functions (sql/functions/) when a write would break an invariant
+   * the decision relied on (a reservation it closes is no longer open). Not P0001, which any
+   * trigger or extension raises by default: this one is ours, and says the command cannot apply.
+   */
+  LEDGER_INVARIANT: 'LI001',
 } as const;
 
 /**
@@ -25,6 +31,9 @@ export const PG_ERROR = {
  */
 const DETERMINISTIC_CLASSES = new Set(['22', '23', '54']);
 
+/** Single codes outside those classes that are as final: the ledger's own invariant breaks. */
+const DETERMINISTIC_CODES = new Set<string>([PG_ERROR.LEDGER_INVARIANT]);
+
 /**
  * Whether the database refused these particular values (deterministic) or may accept them on
  * another try. A unique violation on `commands` is the one exception inside class 23: it means
@@ -33,7 +42,8 @@ const DETERMINISTIC_CLASSES = new Set(['22', '23', '54']);
  */
 export function isDeterministicDbError(error: unknown): boolean {
   const code = pgErrorCode(error);
-  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && DETERMINISTIC_CLASSES.has(code.slice(0, 2));
+  if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return DETERMINISTIC_CLASSES.has(code.slice(0, 2)) || DETERMINISTIC_CODES.has(code);
 }
 
 /** Node socket error codes that mean "no server answers there". */

@@ -153,6 +153,48 @@ describe('poison commands never halt a partition', () => {
     expect(await balancesOf(rebuilt.pool, user)).toEqual(await balancesOf(db.pool, user));
   });
 
+  it('isolates a command whose write would break a ledger invariant, and the partition goes on', async () => {
+    // A trigger that silently keeps one order's hold open: the write then closes 0 of 1
+    // reservations, and ledger_write_chunk refuses the chunk (SQLSTATE LI001).
+    await db.pool.query(`
+      CREATE FUNCTION test_keep_open() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.order_id = 4242 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER test_keep_open BEFORE UPDATE ON reservations FOR EACH ROW EXECUTE FUNCTION test_keep_open();`);
+    try {
+      const user = 1_042;
+      const run = uniqueSuffix();
+      const order = { user_id: user, service_id: 7, order_id: 4242 };
+      const ids = ['deposit', 'reserve', 'capture', 'after'].map((name) => `${run}-${name}`);
+      await publish(kafka, config.topics.commands, [
+        { id: ids[0]!, type: 'deposit', user_id: user, amount: '10.00' },
+        { id: ids[1]!, type: 'reserve', ...order, amount: '4.00' },
+      ]);
+      await replies.waitFor(ids.slice(0, 2));
+      const before = worker.stats.unprocessable;
+      await publish(kafka, config.topics.commands, [
+        { id: ids[2]!, type: 'capture', ...order, amount: '4.00' },
+        { id: ids[3]!, type: 'deposit', user_id: user, amount: '1.00' },
+      ]);
+      // Bounded: a wedged partition shows as the capture and the deposit behind it both missing.
+      await replies.waitFor(ids.slice(2), CANARY_WAIT_MS).catch(() => undefined);
+      const decided = (
+        await db.pool.query('SELECT id, status, code FROM commands WHERE id = ANY($1) ORDER BY id', [ids])
+      ).rows;
+      expect(decided).toEqual([
+        { id: ids[3], status: 'applied', code: 'ok' },
+        { id: ids[2], status: 'rejected', code: 'unprocessable' },
+        { id: ids[0], status: 'applied', code: 'ok' },
+        { id: ids[1], status: 'applied', code: 'ok' },
+      ]);
+      expect(replies.replies.get(ids[2]!)?.[0]?.message).toMatch(/SQLSTATE LI001: a ledger invariant it would break/);
+      expect(await counterAfter(() => worker.stats.unprocessable, before)).toBe(before + 1);
+      expect(await balancesOf(db.pool, user)).toEqual({ available: 700n, reserved: 400n, incoming: 0n });
+      await canary(user);
+    } finally {
+      await db.pool.query('DROP TRIGGER test_keep_open ON reservations; DROP FUNCTION test_keep_open');
+    }
+  });
+
   it('applies commands whatever their metadata says: a far-past timestamp, 100 kB of headers, odd and long reply keys, a key that is no number, a key naming another user', async () => {
     const user = 1_010;
     const partition = partitionOfKey(String(user), config.topics.commandPartitions);
