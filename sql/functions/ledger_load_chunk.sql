@@ -73,21 +73,27 @@ BEGIN
 
   -- The latest reservation of each order, one probe of reservations_by_order each. An open one is
   -- always the latest (a reserve is refused while one is open); a closed one matters if an expire
-  -- closed it (a capture or release is then answered reservation_expired) or a capture did (a
-  -- refund is bounded by what was captured less what was refunded).
+  -- closed it (a capture or release is then answered reservation_expired). Beside it, what all of
+  -- the order's captured reservations captured and had refunded: refunds of an order are bounded
+  -- by its captures together, whichever reservation a later reserve of the order id opened.
   IF cardinality(o_user_id) > 0 THEN
     RETURN QUERY
       SELECT 'reservation', json_build_object('id', r.id, 'user_id', k.user_id, 'service_id', k.service_id,
                                               'order_id', k.order_id, 'amount', r.amount::text, 'status', r.status,
                                               'reserve_command_id', r.reserve_command_id,
-                                              'captured_amount', r.captured_amount::text,
-                                              'refunded_amount', r.refunded_amount::text)
+                                              'order_captured', t.captured::text,
+                                              'order_refunded', t.refunded::text)
       FROM unnest(o_user_id, o_service_id, o_order_id) AS k(user_id, service_id, order_id)
       CROSS JOIN LATERAL (
-        SELECT r.id, r.amount, r.status, r.reserve_command_id, r.captured_amount, r.refunded_amount FROM reservations r
+        SELECT r.id, r.amount, r.status, r.reserve_command_id FROM reservations r
         WHERE r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
         ORDER BY r.id DESC LIMIT 1
-      ) r;
+      ) r
+      CROSS JOIN LATERAL (
+        SELECT coalesce(sum(x.captured_amount), 0) AS captured, coalesce(sum(x.refunded_amount), 0) AS refunded
+        FROM reservations x
+        WHERE x.user_id = k.user_id AND x.service_id = k.service_id AND x.order_id = k.order_id AND x.status = 'captured'
+      ) t;
   END IF;
 
   -- Alerts only of users whose (locked) available account counts some.

@@ -1,24 +1,49 @@
--- A chunk with refunds records them after ledger_write_chunk (which may have just inserted the
--- captured reservation): each refunded reservation, named by its order and the reserve command
--- that opened it (one probe of reservations_by_order), takes its new refunded total and must be
--- captured. Chunks without refunds never call it, so the hot path keeps its round trips.
+-- A chunk with refunds records them after ledger_write_chunk (which may have just inserted a
+-- captured reservation). A refund belongs to its order, not to one of its reservations: an
+-- order may be reserved and captured more than once (a new reserve of the same order id after a
+-- capture), and its refunds add up to at most all of its captures. Each order's refunded amount
+-- of the chunk is taken from its captured reservations oldest first, each up to what is left of
+-- its capture (the CHECK reservations_refund_within_capture), so the per-reservation totals
+-- always add up to the order's refund rows (`npm run verify`: refunds_match_orders). Amounts
+-- the order's captures cannot hold would break the decision's own rule: SQLSTATE LI001.
+-- Chunks without refunds never call it, so the hot path keeps its round trips.
+--
+-- Until issue 33 it took each order's latest reservation and its new refunded total.
+DROP FUNCTION IF EXISTS ledger_write_refunds(bigint[], bigint[], bigint[], text[], bigint[]);
 CREATE OR REPLACE FUNCTION ledger_write_refunds(
-  user_ids bigint[], service_ids bigint[], order_ids bigint[], reserve_command_ids text[], refunded bigint[]
+  user_ids bigint[], service_ids bigint[], order_ids bigint[], amounts bigint[]
 )
 RETURNS void
 LANGUAGE plpgsql
+SET enable_seqscan = off
 AS $$
 DECLARE
-  updated integer;
+  placed bigint;
+  wanted bigint := (SELECT coalesce(sum(a), 0) FROM unnest(amounts) AS a);
 BEGIN
-  UPDATE reservations r SET refunded_amount = k.refunded
-  FROM unnest(user_ids, service_ids, order_ids, reserve_command_ids, refunded)
-    AS k(user_id, service_id, order_id, reserve_command_id, refunded)
-  WHERE r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
-    AND r.reserve_command_id = k.reserve_command_id AND r.status = 'captured';
-  GET DIAGNOSTICS updated = ROW_COUNT;
-  IF updated <> cardinality(user_ids) THEN
-    RAISE EXCEPTION 'recorded refunds of % of % orders', updated, cardinality(user_ids)
+  WITH refunds AS (
+    SELECT * FROM unnest(user_ids, service_ids, order_ids, amounts) AS k(user_id, service_id, order_id, amount)
+  ), room AS (
+    SELECT r.id, k.amount, r.captured_amount - r.refunded_amount AS room,
+           sum(r.captured_amount - r.refunded_amount)
+             OVER (PARTITION BY k.user_id, k.service_id, k.order_id ORDER BY r.id) AS room_through
+    FROM refunds k
+    CROSS JOIN LATERAL (
+      SELECT r.id, r.captured_amount, r.refunded_amount FROM reservations r
+      WHERE r.user_id = k.user_id AND r.service_id = k.service_id AND r.order_id = k.order_id
+        AND r.status = 'captured' AND r.refunded_amount < r.captured_amount
+      ORDER BY r.id
+    ) r
+  ), taken AS (
+    UPDATE reservations r
+    SET refunded_amount = r.refunded_amount + least(m.room, greatest(0, m.amount - (m.room_through - m.room)))
+    FROM room m
+    WHERE r.id = m.id AND m.amount > m.room_through - m.room
+    RETURNING least(m.room, greatest(0, m.amount - (m.room_through - m.room))) AS amount
+  )
+  SELECT coalesce(sum(amount), 0) INTO placed FROM taken;
+  IF placed <> wanted THEN
+    RAISE EXCEPTION 'recorded % of % refunded minor units on their orders'' captures', placed, wanted
       USING ERRCODE = 'LI001';
   END IF;
 END

@@ -118,7 +118,7 @@ export async function applyBatch(
     balances: withVersions(state, accounts, versions.byUser),
     events: eventRows,
   });
-  await store.writeRefunds(db, state.refundedOrders);
+  await store.writeRefunds(db, state.refunds());
   await store.writeFreezes(db, freezeWrite(state, accounts, items, written.writtenAt));
   const created = groupByCommand(
     rows.transactions.map((row, i) => rowView(row, written.transactionIds[i]!, written.writtenAt)),

@@ -166,8 +166,8 @@ export interface LedgerView {
   /** The user's threshold alerts, in no particular order. */
   alertsOf(userId: number): readonly Alert[];
   /**
-   * What the order's latest reservation captured and what was refunded of it since, if that
-   * reservation was captured; undefined if the order is open, released, expired or unknown.
+   * What the order's captured reservations captured together and what was refunded of them;
+   * undefined if none of its reservations was captured (open, released, expired or unknown).
    */
   capturedOrder(
     userId: number,

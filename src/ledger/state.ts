@@ -19,17 +19,19 @@ import {
   type ReservationChange,
 } from './core.ts';
 
-/** An order whose latest reservation was captured: what it captured, and what was refunded of it. */
+/**
+ * An order with captured reservations: what they captured together, and what was refunded of
+ * them. An order id may be reserved and captured again after a capture; refunds are bounded by
+ * all of its captures, whichever reservation is the latest.
+ */
 export interface CapturedOrder extends OrderRef {
-  /** Names the reservation: a reserve command opens at most one. */
-  readonly reserveCommandId: string;
-  readonly capturedAmount: bigint;
+  capturedAmount: bigint;
   refundedAmount: bigint;
 }
 
 /** What the chunk loaded besides balances, reservations and alerts. */
 export interface LoadedExtras {
-  /** Orders whose latest reservation is captured. */
+  /** Orders with captured reservations. */
   readonly captured?: Iterable<CapturedOrder>;
   /** Frozen users, with the reason they were frozen for. */
   readonly frozen?: Iterable<readonly [number, string]>;
@@ -95,10 +97,10 @@ export class LedgerState implements LedgerView {
   private readonly alertSetsChanged = new Set<number>();
   /** Per applied decision: the alerts it fired, ordered by id. */
   private readonly fired = new Map<Decision, AlertState[]>();
-  /** Orders whose latest reservation is captured (reservationKey), as loaded and as this batch left them. */
+  /** Orders with captured reservations (reservationKey), as loaded and as this batch left them. */
   private readonly captured = new Map<string, CapturedOrder>();
-  /** Captured orders this batch refunded, in the order it first refunded them. */
-  readonly refundedOrders: CapturedOrder[] = [];
+  /** What this batch refunded of each order, in the order it first refunded them. */
+  private readonly refunded = new Map<string, RefundChange>();
   /** Frozen users and their reasons, as loaded and as this batch left them. */
   private readonly frozen = new Map<number, string>();
   /** Every freeze and unfreeze this batch applied, in order. */
@@ -142,6 +144,11 @@ export class LedgerState implements LedgerView {
 
   capturedOrder(userId: number, serviceId: number, orderId: number): CapturedOrder | undefined {
     return this.captured.get(reservationKey(userId, serviceId, orderId));
+  }
+
+  /** What this batch refunded, per order: the amounts to record on the orders' captures. */
+  refunds(): RefundChange[] {
+    return [...this.refunded.values()];
   }
 
   frozenReason(userId: number): string | null {
@@ -251,9 +258,11 @@ export class LedgerState implements LedgerView {
     const order = this.captured.get(reservationKey(change.userId, change.serviceId, change.orderId));
     if (!order) throw new LedgerInvariantError(`${commandId} refunds an order that is not captured`);
     if (order.refundedAmount + change.amount > order.capturedAmount)
-      throw new LedgerInvariantError(`${commandId} would refund more than the order's capture`);
-    if (!this.refundedOrders.includes(order)) this.refundedOrders.push(order);
+      throw new LedgerInvariantError(`${commandId} would refund more than the order's captures`);
     order.refundedAmount += change.amount;
+    const key = reservationKey(change.userId, change.serviceId, change.orderId);
+    const soFar = this.refunded.get(key)?.amount ?? 0n;
+    this.refunded.set(key, { ...change, amount: soFar + change.amount });
   }
 
   private applyFreeze(commandId: string, change: FreezeChange): void {
@@ -264,8 +273,6 @@ export class LedgerState implements LedgerView {
 
   private applyReservation(commandId: string, change: ReservationChange): void {
     const key = reservationKey(change.userId, change.serviceId, change.orderId);
-    // The order's latest reservation changes: a new hold makes it not captured, a capture makes it so.
-    this.captured.delete(key);
     if (change.kind === 'open') {
       const record: ReservationRecord = {
         id: null,
@@ -291,16 +298,10 @@ export class LedgerState implements LedgerView {
     record.closeCommandId = commandId;
     this.open.delete(key);
     if (change.status === 'captured') {
-      const { userId, serviceId, orderId } = change;
-      const { reserveCommandId } = record;
-      this.captured.set(key, {
-        userId,
-        serviceId,
-        orderId,
-        reserveCommandId,
-        capturedAmount: change.capturedAmount,
-        refundedAmount: 0n,
-      });
+      const { userId, serviceId, orderId, capturedAmount } = change;
+      const order = this.captured.get(key);
+      if (order) order.capturedAmount += capturedAmount;
+      else this.captured.set(key, { userId, serviceId, orderId, capturedAmount, refundedAmount: 0n });
     }
     if (change.status === 'expired') this.expired.add(key);
     // A reservation opened in this batch is already listed; one loaded from the database is not.

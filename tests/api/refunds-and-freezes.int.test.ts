@@ -109,6 +109,30 @@ describe('refunds and frozen accounts through the real stack', () => {
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
 
+  it('keeps an earlier capture refundable after the order id is reserved again, and refunds across both captures', async () => {
+    const { user, order } = await customerWithCapture();
+    // The same order id reserved again: the 40.00 captured before stays refundable meanwhile.
+    expect((await post('/api/reserve_funds/', service, { ...order, amount: '20.00' })).statusCode).toBe(201);
+    const whileOpen = await post('/api/refund_funds/', service, { ...order, amount: '30.00' });
+    expect(whileOpen.statusCode, whileOpen.body).toBe(201);
+    expect((await post('/api/deduct_funds/', service, { ...order, amount: '20.00' })).statusCode).toBe(201);
+    // Captured 40.00 and 20.00, refunded 30.00: 30.00 is left, not a cent more.
+    const tooMuch = await post('/api/refund_funds/', service, { ...order, amount: '30.01' });
+    expect([tooMuch.statusCode, tooMuch.json().code]).toEqual([409, 'refund_exceeds_capture']);
+    expect((await post('/api/refund_funds/', service, { ...order, amount: '30.00' })).statusCode).toBe(201);
+    // Recorded on the captures oldest first, each within its own capture.
+    const { rows } = await db.pool.query(
+      'SELECT captured_amount::int AS captured, refunded_amount::int AS refunded FROM reservations WHERE user_id = $1 ORDER BY id',
+      [user.id],
+    );
+    expect(rows).toEqual([
+      { captured: 4000, refunded: 4000 },
+      { captured: 2000, refunded: 2000 },
+    ]);
+    expect(await balancesOf(db.pool, user.id)).toEqual({ available: 10000n, reserved: 0n, incoming: 0n });
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
   it('refuses a refund to a user and to a service bound to other services, and moves nothing', async () => {
     const { user, order } = await customerWithCapture();
     expect((await post('/api/refund_funds/', user, { ...order, amount: '1.00' })).statusCode).toBe(403);

@@ -31,7 +31,7 @@ export interface LoadedChunk {
   readonly accounts: Map<AccountKey, LoadedAccount>;
   /**
    * The open reservations of the chunk's orders, the reservationKey()s of those whose hold
-   * expired, and the orders whose latest reservation was captured.
+   * expired, and the orders with captured reservations (their totals).
    */
   readonly reservations: { open: ReservationRecord[]; expired: string[]; captured: CapturedOrder[] };
   readonly alerts: AlertState[];
@@ -61,8 +61,9 @@ type LoadRow =
         amount: string;
         status: string;
         reserve_command_id: string;
-        captured_amount: string;
-        refunded_amount: string;
+        /** What all of the order's captured reservations captured, and had refunded. */
+        order_captured: string;
+        order_refunded: string;
       };
     }
   | {
@@ -129,14 +130,13 @@ function loadedChunk(rows: readonly LoadRow[]): LoadedChunk {
 
 function addReservation(into: LoadedChunk['reservations'], r: Extract<LoadRow, { what: 'reservation' }>['item']): void {
   if (r.status === 'expired') into.expired.push(`${r.user_id}:${r.service_id}:${r.order_id}`);
-  if (r.status === 'captured')
+  if (BigInt(r.order_captured) > 0n)
     into.captured.push({
       userId: Number(r.user_id),
       serviceId: Number(r.service_id),
       orderId: Number(r.order_id),
-      reserveCommandId: r.reserve_command_id,
-      capturedAmount: BigInt(r.captured_amount),
-      refundedAmount: BigInt(r.refunded_amount),
+      capturedAmount: BigInt(r.order_captured),
+      refundedAmount: BigInt(r.order_refunded),
     });
   if (r.status !== 'open') return;
   into.open.push({

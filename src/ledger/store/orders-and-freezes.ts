@@ -4,22 +4,25 @@
  * deposits, reserves and captures keep their four round trips.
  */
 import type pg from 'pg';
-import type { CapturedOrder, FreezeRecord } from '../state.ts';
+import type { RefundChange } from '../core.ts';
+import type { FreezeRecord } from '../state.ts';
 
-const SQL_WRITE_REFUNDS = 'SELECT ledger_write_refunds($1, $2, $3, $4, $5)';
+const SQL_WRITE_REFUNDS = 'SELECT ledger_write_refunds($1, $2, $3, $4)';
 
-/** Each refunded order's new refunded total; throws if one is not captured in the database. */
-export async function writeRefunds(db: pg.PoolClient, orders: readonly CapturedOrder[]): Promise<void> {
-  if (orders.length === 0) return;
+/**
+ * What the chunk refunded of each order, recorded on the order's captures (oldest first);
+ * throws (SQLSTATE LI001) if the captures in the database cannot hold it.
+ */
+export async function writeRefunds(db: pg.PoolClient, refunds: readonly RefundChange[]): Promise<void> {
+  if (refunds.length === 0) return;
   await db.query({
     name: 'ledger_write_refunds',
     text: SQL_WRITE_REFUNDS,
     values: [
-      orders.map((o) => o.userId),
-      orders.map((o) => o.serviceId),
-      orders.map((o) => o.orderId),
-      orders.map((o) => o.reserveCommandId),
-      orders.map((o) => String(o.refundedAmount)),
+      refunds.map((o) => o.userId),
+      refunds.map((o) => o.serviceId),
+      refunds.map((o) => o.orderId),
+      refunds.map((o) => String(o.amount)),
     ],
   });
 }
