@@ -188,6 +188,8 @@ interface ItemResult {
   readonly deadLetter?: DeadLetterReason;
   /** The command's balance events (none unless applied). */
   readonly events?: readonly BalanceEventRow[];
+  /** The recipients whose settles to publish (a transfer's, or a repeat's legs still in flight). */
+  readonly settleLegs?: readonly number[];
 }
 
 async function processChunk(
@@ -483,7 +485,12 @@ async function applyIsolating(ctx: Context, candidates: readonly Candidate[]): P
       candidates.map((c) => c.item),
       ctx.apply,
     );
-    return candidates.map((candidate, i) => ({ candidate, reply: result.replies[i]!, events: result.events[i] }));
+    return candidates.map((candidate, i) => ({
+      candidate,
+      reply: result.replies[i]!,
+      events: result.events[i],
+      settleLegs: result.settleLegs[i],
+    }));
   } catch (error) {
     if (failureKind(error) !== 'deterministic') throw error;
     ctx.keepAlive?.();
@@ -564,15 +571,16 @@ function queueResults(
   outbox: Outbox,
   counts: ChunkCounts,
 ): void {
-  for (const { candidate, reply, deadLetter, events } of results) {
+  for (const { candidate, reply, deadLetter, events, settleLegs } of results) {
     const { command } = candidate.item;
     if (deadLetter) moveAside(ctx, source, candidate.message, outbox, counts, deadLetter);
     count(counts, command, reply);
     if (!reply) continue;
-    // A repeat may follow a crash after the commit but before the settle was published; the
-    // settle's derived id makes a second copy a no-op.
-    if (command.type === 'transfer' && reply.status === 'applied') {
-      for (const settle of settlesOf(command)) outbox.derive(settle, ctx.signer.sign(settle));
+    // A repeat may follow a crash after the commit but before the settles were published: it
+    // publishes the legs still in flight again (the settle's derived id makes a copy a no-op).
+    if (command.type === 'transfer' && settleLegs && settleLegs.length > 0) {
+      for (const settle of settlesOf(command))
+        if (settleLegs.includes(settle.user_id)) outbox.derive(settle, ctx.signer.sign(settle));
     }
     for (const event of events ?? []) outbox.event(event.userId, event.payload);
     // Internal commands (settles, expires) have no caller waiting for a reply.

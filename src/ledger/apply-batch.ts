@@ -38,6 +38,12 @@ export interface BatchResult {
   readonly duplicates: number;
   /** Per command, in the order of `replies`: the balance events to publish (none if rejected). */
   readonly events: ReadonlyArray<readonly store.BalanceEventRow[]>;
+  /**
+   * Per command, in the order of `replies`: the recipients whose settles to publish. Every leg of
+   * a transfer applied now; of a repeat, only the legs whose credit is still in flight (none once
+   * their settles are in the log), so a resent split payment writes no settle twice.
+   */
+  readonly settleLegs: ReadonlyArray<readonly number[]>;
 }
 
 /**
@@ -416,6 +422,7 @@ async function buildResult(
   );
   const recipients = await recipientBalances(db, outcomes);
   const events = await eventsOf(db, outcomes, freshEvents);
+  const settleLegs = await settleLegsOf(db, outcomes);
   const counts = { applied: 0, settled: 0, rejected: 0, duplicates: 0 };
   const replies = outcomes.map((outcome) => {
     const reply = withRecipient(replyFor(outcome, created, previous), outcome, recipients);
@@ -425,7 +432,38 @@ async function buildResult(
     else counts.rejected += 1;
     return reply;
   });
-  return { replies, ...counts, events: outcomes.map((o) => events.get(o.item.command.id) ?? []) };
+  return {
+    replies,
+    ...counts,
+    events: outcomes.map((o) => events.get(o.item.command.id) ?? []),
+    settleLegs: outcomes.map((o) => settleLegs.get(o) ?? []),
+  };
+}
+
+/**
+ * The legs whose settles each outcome publishes: all of a transfer applied by this batch, and
+ * of a repeat of one decided earlier, those still in flight. A repeat of a transfer this same
+ * batch applied publishes none: the first copy's settles are in this batch's outbox.
+ */
+async function settleLegsOf(db: pg.PoolClient, outcomes: readonly ItemOutcome[]): Promise<Map<ItemOutcome, number[]>> {
+  const legs = new Map<ItemOutcome, number[]>();
+  const appliedNow = new Set<string>();
+  const repeats: ItemOutcome[] = [];
+  for (const outcome of outcomes) {
+    const { command } = outcome.item;
+    if (command.type !== 'transfer') continue;
+    if (outcome.kind === 'new' && outcome.decision.status === 'applied') {
+      appliedNow.add(command.id);
+      legs.set(
+        outcome,
+        legsOf(command).map((leg) => leg.recipientId),
+      );
+    } else if (outcome.kind === 'repeat' && outcome.prior.status === 'applied') repeats.push(outcome);
+  }
+  const earlier = repeats.filter((o) => !appliedNow.has(o.item.command.id));
+  const inFlight = await store.legsInFlight(db, [...new Set(earlier.map((o) => o.item.command.id))]);
+  for (const outcome of earlier) legs.set(outcome, inFlight.get(outcome.item.command.id) ?? []);
+  return legs;
 }
 
 /**

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
 import type { Config } from '../../src/config.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
-import { balancesOf, collectReplies, publish, type ReplyCollector } from '../helpers/commands.ts';
+import { balancesOf, collectReplies, publish, readCommandIds, type ReplyCollector } from '../helpers/commands.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
 import { startStack, uniqueSuffix, type RunningStack, type TestDatabase } from '../helpers/stack.ts';
 
@@ -21,7 +21,7 @@ describe('split payments through the real stack', () => {
   let replies: ReplyCollector;
 
   beforeAll(async () => {
-    stack = await startStack({ limits: { replyWaitMs: 15_000, transferRecipientsMax: 3 } });
+    stack = await startStack({ limits: { replyWaitMs: 15_000, transferRecipientsMax: 20 } });
     ({ db, config } = stack);
     gateway = await startGateway(config, db, stack.kafka);
     billing = await createUser(db, config, 'service');
@@ -129,7 +129,10 @@ describe('split payments through the real stack', () => {
       { sender_id: buyer.id, recipients: [{ recipient_id: buyer.id, amount: '1.00' }] },
       { sender_id: buyer.id, recipients: [] },
       { sender_id: buyer.id, recipient_id: a.id, amount: '1.00', recipients: [{ recipient_id: b.id, amount: '1.00' }] },
-      { sender_id: buyer.id, recipients: [1, 2, 3, 4].map((i) => ({ recipient_id: a.id + 100 * i, amount: '1.00' })) },
+      {
+        sender_id: buyer.id,
+        recipients: Array.from({ length: 21 }, (_, i) => ({ recipient_id: a.id + 100 * (i + 1), amount: '1.00' })),
+      },
     ];
     for (const payload of bad) {
       const refused = await post('/api/transfer_funds/', buyer, payload);
@@ -138,8 +141,40 @@ describe('split payments through the real stack', () => {
         400,
       ]);
     }
-    for (const user of [buyer, a, b]) expect((await balancesOf(db.pool, user.id)).incoming).toBe(0n);
-    expect((await balancesOf(db.pool, buyer.id)).available).toBe(5000n);
+    // Nothing moved: no leg credited (incoming alone would also be 0 once a settle drained it).
+    for (const user of [a, b])
+      expect(await balancesOf(db.pool, user.id)).toEqual({ available: 0n, reserved: 0n, incoming: 0n });
+    expect(await balancesOf(db.pool, buyer.id)).toEqual({ available: 5000n, reserved: 0n, incoming: 0n });
+    const effects = await db.pool.query(
+      "SELECT count(*)::int AS n FROM transactions WHERE user_id = ANY($1) AND transaction_type <> 'deposit'",
+      [[buyer.id, a.id, b.id]],
+    );
+    expect(effects.rows[0].n).toBe(0);
+  });
+
+  it('publishes each leg of a split payment once, however often it is resent', async () => {
+    const buyer = await createUser(db, config);
+    const sellers = await Promise.all(Array.from({ length: 20 }, () => createUser(db, config)));
+    await post('/api/add_funds/', billing, { user_id: buyer.id, amount: '20.00' });
+    const key = randomUUID();
+    const payload = {
+      sender_id: buyer.id,
+      recipients: sellers.map((seller) => ({ recipient_id: seller.id, amount: '1.00' })),
+    };
+    expect((await post('/api/transfer_funds/', buyer, payload, key)).statusCode).toBe(201);
+    for (let i = 0; i < 10; i += 1) {
+      const again = await post('/api/transfer_funds/', buyer, payload, key);
+      expect([again.statusCode, again.json().duplicate]).toEqual([200, true]);
+    }
+    expect(await settlesOfTransfer(`~http:${buyer.id}:${key}`, 20)).toHaveLength(20);
+    // Every settle message of this transfer on the command topic: one per leg, not one per request.
+    const prefix = `~settle:~http:${buyer.id}:${key}#`;
+    const sent = await readCommandIds(
+      stack.kafka,
+      config.topics.commands,
+      (ids) => ids.filter((id) => id.startsWith(prefix)).length >= 20,
+    );
+    expect(sent.filter((id) => id.startsWith(prefix))).toHaveLength(20);
   });
 
   it('takes a split payment on Kafka; a malformed one is refused and the canary behind it applies', async () => {

@@ -219,6 +219,40 @@ export async function readEvents(
 }
 
 /**
+ * The ids of every command on the command topic, read from the start until `enough` holds and
+ * then for another second (copies that arrive late must be counted too), or until `timeoutMs`.
+ */
+export async function readCommandIds(
+  kafka: Kafka,
+  topic: string,
+  enough: (ids: readonly string[]) => boolean,
+  timeoutMs = 15_000,
+): Promise<string[]> {
+  const ids: string[] = [];
+  const consumer = kafka.consumer({ groupId: `commands-${uniqueSuffix()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        try {
+          const id = (JSON.parse(String(message.value)) as { id?: unknown }).id;
+          if (typeof id === 'string') ids.push(id);
+        } catch {
+          // not a command: records and bad messages are not counted
+        }
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (!enough(ids) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return ids;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/**
  * What is wrong with a run's balance events, judged against the applied commands per user:
  * copies of one event that differ, and users whose sequences are not exactly 1..applied.
  */
