@@ -18,6 +18,9 @@
 -- Each update of an existing table is bounded by the chunk's keys (`= ANY(...)` beside the join):
 -- a join to unnest() alone may be planned as a scan of the whole table, and a generic plan keeps
 -- that shape as the table grows (sql/0021_cached_chunk_plans.sql).
+-- Issue 33 added `source_partition` (the chunk's partition, kept on the holds it opens, so the
+-- hold-expiry sweeper finds the due holds of its own partitions by index): the old signature goes.
+DROP FUNCTION IF EXISTS ledger_write_chunk(text[], text[], text[], bigint[], text[], text[], text[], integer[], bigint[], text[], text[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], text[], bigint[], bigint[], text[], bigint[], bigint[], bigint[], text[], bigint[], bigint[], bigint[], bigint[], text[], bigint[], text[], text[], integer[], bigint[], text[], bigint[], text[], text[], bigint[], text[], bigint[], boolean[], text[], bigint[], integer[], bigint[], bigint[], bigint[], bigint[], bigint[], json);
 CREATE OR REPLACE FUNCTION ledger_write_chunk(
   c_id text[], c_fingerprint text[], c_type text[], c_user_id bigint[], c_status text[], c_code text[],
   c_message text[], c_partition integer[], c_offset bigint[], c_principal text[],
@@ -34,6 +37,7 @@ CREATE OR REPLACE FUNCTION ledger_write_chunk(
   bs_id bigint[], bs_balance bigint[], bs_version bigint[],
   bd_id bigint[], bd_delta bigint[],
   events json,
+  source_partition integer,
   OUT written_at timestamptz,
   OUT transaction_ids bigint[]
 )
@@ -68,10 +72,10 @@ BEGIN
 
   IF cardinality(ro_user_id) > 0 THEN
     INSERT INTO reservations (user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id,
-                              close_command_id, closed_at, expires_at)
+                              close_command_id, closed_at, expires_at, source_partition, expire_next_at)
     SELECT k.user_id, k.service_id, k.order_id, k.amount, k.status, k.captured_amount, k.reserve_command_id,
            k.close_command_id, CASE WHEN k.status = 'open' THEN NULL ELSE now() END,
-           now() + make_interval(secs => k.expires_in_s)
+           now() + make_interval(secs => k.expires_in_s), source_partition, now() + make_interval(secs => k.expires_in_s)
     FROM unnest(ro_user_id, ro_service_id, ro_order_id, ro_amount, ro_status, ro_captured_amount,
                 ro_reserve_command_id, ro_close_command_id, ro_expires_in_s)
       AS k(user_id, service_id, order_id, amount, status, captured_amount, reserve_command_id, close_command_id, expires_in_s);

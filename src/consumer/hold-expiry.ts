@@ -5,13 +5,18 @@
  * decides: applied in the partition's order, it returns the hold unless a capture or release got
  * there first (sql/0007_hold_expiry.sql).
  *
- * Each consumer sends only the expires of users whose partition it holds: the owner is the one
- * that will apply them, and n consumers must not send n copies. (Two copies of one expire are
- * still one command, since its id is derived from the reserve's: a rebalance may send one twice.)
- * A hold whose expire was sent is left out for a back-off that starts at RESEND_AFTER_MS and
+ * Each consumer sends only the expires of holds whose partition it holds (the partition the
+ * reserve came from): its owner is the one that applies them, and n consumers must not send n
+ * copies. (Two copies of one expire are still one command, since its id is derived from the
+ * reserve's: a rebalance may send one twice.)
+ *
+ * A hold whose expire was sent is not due again for a back-off that starts at RESEND_AFTER_MS and
  * doubles with each copy, up to RESEND_AFTER_MS_MAX: a copy is sent again in case one was lost,
- * but a partition that stays stuck does not get a copy of every due expire every 30 s into a
- * log that is kept forever, and its holds do not hold up the other partitions'.
+ * but a partition that stays stuck does not get a copy of every due expire every 30 s into a log
+ * that is kept forever. The back-off is kept on the hold itself (`expire_next_at`,
+ * `expire_copies`: sql/0023_hold_expiry_backoff.sql), so it holds at any backlog, across
+ * restarts and rebalances, and a sweep reads the due holds of its own partitions only, by index:
+ * however many other partitions' holds are due, they take none of its places.
  */
 import type pg from 'pg';
 import type { InternalCommandSigner } from '../commands/internal-proof.ts';
@@ -29,28 +34,28 @@ export function resendAfterMs(copies: number): number {
   return Math.min(RESEND_AFTER_MS * 2 ** Math.max(0, copies - 1), RESEND_AFTER_MS_MAX);
 }
 
-/** How many sent expires a sweeper remembers, in batches: older ones may be sent again. */
-const REMEMBERED_BATCHES = 10;
-
-/** How many pages of due holds one look reads at most, looking for its own partitions' holds. */
-const SWEEP_PAGES_MAX = 10;
-
-// Holds already sent for are left out, so one lagging partition's holds, still waiting to be
-// applied, never starve the others' of a place in the batch. Paged by (expires_at, id): holds of
-// other consumers' partitions ahead of ours are read past, not taken for ours.
+// Due: open, and its next copy's time has come (its expiry, or the back-off after the last copy).
+// `$2` stands in for now() in tests that move the clock; `$3` null means every partition.
 const SQL_DUE_HOLDS = `
-  SELECT user_id, service_id, order_id, reserve_command_id, expires_at::text AS expires_at FROM reservations
-  WHERE status = 'open' AND expires_at IS NOT NULL AND expires_at <= now()
-    AND reserve_command_id <> ALL($2::text[])
-    AND ($3::timestamptz IS NULL OR (expires_at, reserve_command_id) > ($3::timestamptz, $4::text))
-  ORDER BY expires_at, reserve_command_id LIMIT $1`;
+  SELECT id, user_id, service_id, order_id, reserve_command_id FROM reservations
+  WHERE status = 'open' AND expire_next_at IS NOT NULL
+    AND expire_next_at <= coalesce($2::timestamptz, now())
+    AND ($3::integer[] IS NULL OR source_partition = ANY($3::integer[]))
+  ORDER BY expire_next_at, id LIMIT $1`;
+// After a copy: one more, and the next one not before the back-off after it (resendAfterMs).
+const SQL_SENT = `
+  UPDATE reservations
+  SET expire_copies = expire_copies + 1,
+      expire_next_at = coalesce($2::timestamptz, now())
+        + make_interval(secs => least($3::float8 * power(2, expire_copies), $4::float8) / 1000)
+  WHERE id = ANY($1::bigint[]) AND status = 'open'`;
 
 interface DueHold {
+  id: string;
   user_id: string;
   service_id: string;
   order_id: string;
   reserve_command_id: string;
-  expires_at: string;
 }
 
 export interface HoldExpiryDeps {
@@ -61,16 +66,11 @@ export interface HoldExpiryDeps {
   readonly sweepMs: number;
   readonly batchMax: number;
   readonly log: Logger;
-  /** Whether this consumer holds `userId`'s partition now; unset: every user (a lone sweeper). */
-  readonly ownsUser?: (userId: number) => boolean;
+  /** The command partitions this consumer holds now; unset: every partition (a lone sweeper). */
+  readonly ownedPartitions?: () => readonly number[];
 }
 
 export class HoldExpirySweeper {
-  /**
-   * Reserve ids whose expire was sent: when last, and how many copies, least recent first. At
-   * most REMEMBERED_BATCHES batches are kept; a forgotten hold starts its back-off again.
-   */
-  private readonly sent = new Map<string, { at: number; copies: number }>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> = Promise.resolve();
   private stopped = false;
@@ -90,11 +90,22 @@ export class HoldExpirySweeper {
     await this.sweeping;
   }
 
-  /** One look: publishes the expires of due holds of its users not sent recently; returns how many. */
-  async sweepOnce(now = Date.now()): Promise<number> {
-    const mine = await this.dueHoldsOfMine(now);
-    if (mine.length === 0) return 0;
-    const commands: Extract<Command, { type: 'expire' }>[] = mine.map((r) => ({
+  /**
+   * One look: publishes the expires of up to batchMax due holds of its partitions, oldest first,
+   * and puts each into its back-off; returns how many. `nowMs` stands in for the database's
+   * clock (tests); by default the database decides what is due, as it stamped the expiries.
+   */
+  async sweepOnce(nowMs?: number): Promise<number> {
+    const now = nowMs === undefined ? null : new Date(nowMs);
+    const owned = this.deps.ownedPartitions?.() ?? null;
+    if (owned !== null && owned.length === 0) return 0;
+    const { rows: due } = await this.deps.pool.query<DueHold>({
+      name: 'q_due_holds',
+      text: SQL_DUE_HOLDS,
+      values: [this.deps.batchMax, now, owned],
+    });
+    if (due.length === 0) return 0;
+    const commands: Extract<Command, { type: 'expire' }>[] = due.map((r) => ({
       id: expireIdOf(r.reserve_command_id),
       type: 'expire' as const,
       user_id: Number(r.user_id),
@@ -103,41 +114,14 @@ export class HoldExpirySweeper {
     }));
     const messages = commands.map((c) => internalCommandMessage(c, this.deps.signer.sign(c)));
     await this.deps.sink.sendCore([{ topic: this.deps.commandTopic, messages }]);
-    for (const r of mine) {
-      const copies = (this.sent.get(r.reserve_command_id)?.copies ?? 0) + 1;
-      this.sent.delete(r.reserve_command_id);
-      this.sent.set(r.reserve_command_id, { at: now, copies });
-    }
+    // After the send: a failed send leaves the holds due, and the next look sends them.
+    await this.deps.pool.query({
+      name: 'q_expires_sent',
+      text: SQL_SENT,
+      values: [due.map((r) => r.id), now, RESEND_AFTER_MS, RESEND_AFTER_MS_MAX],
+    });
     this.published += commands.length;
     return commands.length;
-  }
-
-  /** Up to batchMax due holds of this consumer's users, not in back-off, oldest first. */
-  private async dueHoldsOfMine(now: number): Promise<DueHold[]> {
-    const owns = this.deps.ownsUser ?? (() => true);
-    const excluded = this.inBackOff(now);
-    const mine: DueHold[] = [];
-    let after: DueHold | null = null;
-    for (let page = 0; page < SWEEP_PAGES_MAX && mine.length < this.deps.batchMax; page += 1) {
-      const values: unknown[] = [
-        this.deps.batchMax,
-        excluded,
-        after?.expires_at ?? null,
-        after?.reserve_command_id ?? null,
-      ];
-      const { rows } = await this.deps.pool.query<DueHold>({ name: 'q_due_holds', text: SQL_DUE_HOLDS, values });
-      mine.push(...rows.filter((r) => owns(Number(r.user_id))));
-      if (rows.length < this.deps.batchMax) break;
-      after = rows.at(-1)!;
-    }
-    return mine.slice(0, this.deps.batchMax);
-  }
-
-  /** The reserve ids whose last copy is still within its back-off, forgetting the oldest past the bound. */
-  private inBackOff(now: number): string[] {
-    const remembered = this.deps.batchMax * REMEMBERED_BATCHES;
-    while (this.sent.size > remembered - this.deps.batchMax) this.sent.delete(this.sent.keys().next().value!);
-    return [...this.sent].filter(([, s]) => now - s.at < resendAfterMs(s.copies)).map(([id]) => id);
   }
 
   private schedule(): void {

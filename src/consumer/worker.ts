@@ -17,7 +17,6 @@ import type { Config } from '../config.ts';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { InternalCommandSigner } from '../commands/internal-proof.ts';
-import { partitionOfKey } from '../kafka/partition.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
@@ -159,10 +158,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     batchMax: config.consumer.holdExpiryBatchMax,
     log,
     // Only the partitions this consumer holds: their owner applies the expires (see hold-expiry.ts).
-    ownsUser: (userId) =>
-      partitionCount > 0 &&
-      stats.assigned !== null &&
-      stats.assigned.has(partitionOfKey(String(userId), partitionCount)),
+    ownedPartitions: () => [...(stats.assigned ?? [])],
   });
   const ctx: WorkerContext = {
     ...deps,

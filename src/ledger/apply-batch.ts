@@ -123,6 +123,7 @@ export async function applyBatch(
     alerts: state.alertChanges(),
     balances: withVersions(state, accounts, versions.byUser),
     events: eventRows,
+    partition: items[0]?.partition ?? null,
   });
   await store.writeRefunds(db, state.refunds());
   await store.writeFreezes(db, freezeWrite(state, accounts, items, written.writtenAt));

@@ -182,40 +182,69 @@ describe('holds that expire', () => {
 });
 
 describe('the hold-expiry sweeper', () => {
+  /** Inserts open (or closed) holds the way the consumer's write does: due again at their expiry. */
+  async function insertHolds(
+    db: TestDatabase,
+    holds: ReadonlyArray<{
+      user: number;
+      reserve: string;
+      order: number;
+      expires: string;
+      status?: string;
+      partition?: number;
+    }>,
+  ): Promise<void> {
+    for (const hold of holds) {
+      await db.pool.query(
+        "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ($1, 'f', 'reserve', $2, 'applied', 'ok')",
+        [hold.reserve, hold.user],
+      );
+      const status = hold.status ?? 'open';
+      await db.pool.query(
+        `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, close_command_id,
+                                   expires_at, expire_next_at, source_partition)
+         VALUES ($1, 3, $2, 100, $3, $4, $5, ${hold.expires}, ${hold.expires}, $6)`,
+        [hold.user, hold.order, status, hold.reserve, status === 'open' ? null : hold.reserve, hold.partition ?? 0],
+      );
+    }
+  }
+
+  function sweeperOf(
+    db: TestDatabase,
+    options: {
+      batchMax: number;
+      send: (messages: Array<{ key: unknown; value: unknown; headers?: Record<string, unknown> }>) => void;
+      owned?: () => number[];
+    },
+  ): HoldExpirySweeper {
+    const config = testConfig(db);
+    return new HoldExpirySweeper({
+      pool: db.pool,
+      sink: { sendCore: async (batch) => options.send(batch.flatMap((t) => t.messages)) },
+      signer: new InternalCommandSigner(config.internalCommands),
+      commandTopic: config.topics.commands,
+      sweepMs: 1_000,
+      batchMax: options.batchMax,
+      log: testLog,
+      ...(options.owned ? { ownedPartitions: options.owned } : {}),
+    });
+  }
+
   it('sends one signed expire per due hold, at most HOLD_EXPIRY_BATCH_MAX a look, and not again for RESEND_AFTER_MS', async () => {
     const db = await createTestDatabase();
     try {
-      const holds = [
-        { reserve: 'due-1', order: 1, expires: "now() - interval '3 seconds'", status: 'open' },
-        { reserve: 'due-2', order: 2, expires: "now() - interval '2 seconds'", status: 'open' },
-        { reserve: 'due-3', order: 3, expires: "now() - interval '1 second'", status: 'open' },
-        { reserve: 'later', order: 4, expires: "now() + interval '1 hour'", status: 'open' },
-        { reserve: 'never', order: 5, expires: 'NULL', status: 'open' },
-        { reserve: 'closed', order: 6, expires: "now() - interval '1 hour'", status: 'released' },
-      ];
-      for (const hold of holds) {
-        await db.pool.query(
-          "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ($1, 'f', 'reserve', 77, 'applied', 'ok')",
-          [hold.reserve],
-        );
-        await db.pool.query(
-          `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, close_command_id, expires_at)
-           VALUES (77, 3, $1, 100, $2, $3, $4, ${hold.expires})`,
-          [hold.order, hold.status, hold.reserve, hold.status === 'open' ? null : hold.reserve],
-        );
-      }
+      await insertHolds(db, [
+        { user: 77, reserve: 'due-1', order: 1, expires: "now() - interval '3 seconds'" },
+        { user: 77, reserve: 'due-2', order: 2, expires: "now() - interval '2 seconds'" },
+        { user: 77, reserve: 'due-3', order: 3, expires: "now() - interval '1 second'" },
+        { user: 77, reserve: 'later', order: 4, expires: "now() + interval '1 hour'" },
+        { user: 77, reserve: 'never', order: 5, expires: 'NULL' },
+        { user: 77, reserve: 'closed', order: 6, expires: "now() - interval '1 hour'", status: 'released' },
+      ]);
       const config = testConfig(db);
       const signer = new InternalCommandSigner(config.internalCommands);
       const sent: Array<{ key: unknown; value: unknown; headers?: Record<string, unknown> }> = [];
-      const sweeper = new HoldExpirySweeper({
-        pool: db.pool,
-        sink: { sendCore: async (batch) => void sent.push(...batch.flatMap((t) => t.messages)) },
-        signer,
-        commandTopic: config.topics.commands,
-        sweepMs: 1_000,
-        batchMax: 2,
-        log: testLog,
-      });
+      const sweeper = sweeperOf(db, { batchMax: 2, send: (messages) => sent.push(...messages) });
       const now = Date.now();
       const counts = [
         await sweeper.sweepOnce(now),
@@ -243,25 +272,15 @@ describe('the hold-expiry sweeper', () => {
   it('sends the copies of one expire further and further apart, and only from the consumer that holds its partition', async () => {
     const db = await createTestDatabase();
     try {
-      await db.pool.query(
-        "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('stuck', 'f', 'reserve', 78, 'applied', 'ok')",
-      );
-      await db.pool.query(
-        `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, expires_at)
-         VALUES (78, 3, 1, 100, 'open', 'stuck', now() - interval '1 minute')`,
-      );
-      const config = testConfig(db);
+      await insertHolds(db, [
+        { user: 78, reserve: 'stuck', order: 1, expires: "now() - interval '1 minute'", partition: 2 },
+      ]);
       let sent = 0;
-      let owner = true;
-      const sweeper = new HoldExpirySweeper({
-        pool: db.pool,
-        sink: { sendCore: async (batch) => void (sent += batch.flatMap((t) => t.messages).length) },
-        signer: new InternalCommandSigner(config.internalCommands),
-        commandTopic: config.topics.commands,
-        sweepMs: 1_000,
+      let owned = [2];
+      const sweeper = sweeperOf(db, {
         batchMax: 10,
-        log: testLog,
-        ownsUser: (userId) => userId === 78 && owner,
+        send: (messages) => (sent += messages.length),
+        owned: () => owned,
       });
       const now = Date.now();
       const s = RESEND_AFTER_MS;
@@ -273,51 +292,89 @@ describe('the hold-expiry sweeper', () => {
       expect(sent).toBe(4);
       expect([1, 2, 3, 4, 100].map(resendAfterMs)).toEqual([s, 2 * s, 4 * s, 8 * s, 60 * 60_000]);
       // Another consumer holds the partition now: nothing from this one, however long.
-      owner = false;
+      owned = [0, 1];
       expect(await sweeper.sweepOnce(now + 100 * s)).toBe(0);
       expect(sent).toBe(4);
+      // The back-off is the hold's, not the sweeper's: a new sweeper (a restart) keeps to it.
+      owned = [2];
+      const restarted = sweeperOf(db, {
+        batchMax: 10,
+        send: (messages) => (sent += messages.length),
+        owned: () => owned,
+      });
+      expect(await restarted.sweepOnce(now + 14 * s)).toBe(0);
+      expect(await restarted.sweepOnce(now + 15 * s)).toBe(1);
     } finally {
       await db.drop();
     }
   });
 
-  it("finds its own partitions' due holds behind more than a batch of other consumers' due holds", async () => {
+  it("finds its own partitions' due holds behind any number of other partitions' due holds", async () => {
     const db = await createTestDatabase();
     try {
-      // Three due holds of user 80 (another consumer's partition), due first; one of user 81 (ours).
-      const holds = [
-        { user: 80, reserve: 'theirs-1', ago: 40 },
-        { user: 80, reserve: 'theirs-2', ago: 30 },
-        { user: 80, reserve: 'theirs-3', ago: 20 },
-        { user: 81, reserve: 'ours', ago: 10 },
-      ];
-      for (const [i, hold] of holds.entries()) {
-        await db.pool.query(
-          "INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ($1, 'f', 'reserve', $2, 'applied', 'ok')",
-          [hold.reserve, hold.user],
-        );
-        await db.pool.query(
-          `INSERT INTO reservations (user_id, service_id, order_id, amount, status, reserve_command_id, expires_at)
-           VALUES ($1, 3, $2, 100, 'open', $3, now() - make_interval(secs => $4))`,
-          [hold.user, i + 1, hold.reserve, hold.ago],
-        );
-      }
-      const config = testConfig(db);
+      // Forty due holds of partition 0 (another consumer's), due first; one of partition 1 (ours).
+      await insertHolds(db, [
+        ...Array.from({ length: 40 }, (_, i) => ({
+          user: 80,
+          reserve: `theirs-${i}`,
+          order: i + 1,
+          expires: `now() - interval '${100 - i} seconds'`,
+          partition: 0,
+        })),
+        { user: 81, reserve: 'ours', order: 1, expires: "now() - interval '10 seconds'", partition: 1 },
+      ]);
       const sent: string[] = [];
-      const sweeper = new HoldExpirySweeper({
-        pool: db.pool,
-        sink: {
-          sendCore: async (batch) => void sent.push(...batch.flatMap((t) => t.messages.map((m) => String(m.key)))),
-        },
-        signer: new InternalCommandSigner(config.internalCommands),
-        commandTopic: config.topics.commands,
-        sweepMs: 1_000,
+      const sweeper = sweeperOf(db, {
         batchMax: 2,
-        log: testLog,
-        ownsUser: (userId) => userId === 81,
+        send: (messages) => sent.push(...messages.map((m) => String(m.key))),
+        owned: () => [1],
       });
       expect(await sweeper.sweepOnce()).toBe(1);
       expect(sent).toEqual(['81']);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('keeps to the back-off schedule for 200 due holds of a stalled partition, ten a look, over ten minutes', async () => {
+    const db = await createTestDatabase();
+    try {
+      const holds = 200;
+      await insertHolds(
+        db,
+        Array.from({ length: holds }, (_, i) => ({
+          user: 90,
+          reserve: `stalled-${i}`,
+          order: i + 1,
+          expires: `now() - interval '${holds - i} seconds'`,
+        })),
+      );
+      const sends = new Map<string, number[]>();
+      let at = 0;
+      const sweeper = sweeperOf(db, {
+        batchMax: 10,
+        send: (messages) => {
+          for (const m of messages) {
+            const id = JSON.parse(String(m.value)).id as string;
+            sends.set(id, [...(sends.get(id) ?? []), at]);
+          }
+        },
+      });
+      // A look every 5 s for 10 minutes of the sweeper's clock; the partition applies none of them.
+      const start = Date.now();
+      const sweepMs = 5_000;
+      for (at = 0; at <= 10 * 60_000; at += sweepMs) await sweeper.sweepOnce(start + at);
+      // Every hold was sent (none starved), and no copy came before the back-off after the last.
+      expect(sends.size).toBe(holds);
+      const early: string[] = [];
+      for (const [id, times] of sends)
+        for (let copy = 1; copy < times.length; copy += 1)
+          if (times[copy]! - times[copy - 1]! < resendAfterMs(copy)) early.push(`${id} copy ${copy + 1}`);
+      expect(early).toEqual([]);
+      // Copies at 0, 30, 90, 210 and 450 s of a hold's first send at most: five each.
+      const total = [...sends.values()].reduce((sum, times) => sum + times.length, 0);
+      expect(total).toBeLessThanOrEqual(holds * 5);
+      expect(total).toBeGreaterThan(holds);
     } finally {
       await db.drop();
     }

@@ -59,6 +59,8 @@ export interface ChunkWrite {
   /** Absolute balances for the locked user accounts, deltas for the shared ones. */
   readonly balances: readonly BalanceChange[];
   readonly events: readonly BalanceEventRow[];
+  /** The partition the chunk came from, kept on the holds it opens (null outside Kafka). */
+  readonly partition: number | null;
 }
 
 export interface WrittenChunk {
@@ -69,7 +71,7 @@ export interface WrittenChunk {
 }
 
 const SQL_WRITE_CHUNK = `SELECT written_at, transaction_ids FROM ledger_write_chunk(${Array.from(
-  { length: 52 },
+  { length: 53 },
   (_, i) => `$${i + 1}`,
 ).join(', ')})`;
 
@@ -87,6 +89,7 @@ export async function writeChunk(db: pg.PoolClient, chunk: ChunkWrite): Promise<
       ...alertColumns(chunk.alerts),
       ...balanceColumns(chunk.balances),
       chunk.events.length > 0 ? eventRowsJson(chunk.events) : null,
+      chunk.partition,
     ],
   });
   const row = rows[0]!;

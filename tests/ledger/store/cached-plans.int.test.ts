@@ -97,6 +97,7 @@ async function chunkReads(client: pg.PoolClient, n: number) {
         { id: external.id, key: 'external:0', balance: -100n, delta: -100n },
       ],
       events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}' }],
+      partition: 2,
     });
     const after = await tableReads(client);
     return Object.fromEntries(

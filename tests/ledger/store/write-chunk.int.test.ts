@@ -19,6 +19,7 @@ const EMPTY: ChunkWrite = {
   alerts: { upserts: [], deletes: [], counts: new Map() },
   balances: [],
   events: [],
+  partition: 0,
 };
 
 describe('ledger_write_chunk', () => {
