@@ -133,6 +133,9 @@ export const envSchema = z.object({
   // POST /api/commands/bulk: the most commands in one bulk, and the largest body it may send.
   BULK_COMMANDS_MAX: int(1, 10_000).default(1_000),
   BULK_BODY_BYTES_MAX: int(1_024, 16_777_216).default(1_048_576),
+  // How long a bulk's status URL lives, and the most bulk items one caller may store an hour.
+  BULK_BATCHES_RETENTION_S: int(60, 31_536_000).default(86_400),
+  BULK_ITEMS_STORED_PER_HOUR_MAX: int(1, 100_000_000).default(100_000),
   // At most 2^53-1, so a balance plus an amount always fits PostgreSQL's BIGINT.
   BALANCE_MINOR_MAX: int(1, Number.MAX_SAFE_INTEGER).default(1_000_000_000_000_000),
   // Each alert is checked on every change of the user's balance, so a user's count is bounded.
@@ -337,6 +340,10 @@ export interface Config {
     /** The most commands in one POST /api/commands/bulk, and the largest body it may send. */
     readonly bulkCommandsMax: number;
     readonly bulkBodyBytesMax: number;
+    /** How long a bulk's status (its row in bulk_batches) is kept after it was sent. */
+    readonly bulkBatchesRetentionS: number;
+    /** The most valid bulk items one caller may store per hour (their status rows). */
+    readonly bulkItemsStoredPerHourMax: number;
   };
   /** Keys of the HMAC that proves an internal command (a settle) was made by the consumer. */
   readonly internalCommands: {
@@ -504,6 +511,8 @@ function toConfig(env: Env): Config {
       transferRecipientsMax: env.TRANSFER_RECIPIENTS_MAX,
       bulkCommandsMax: env.BULK_COMMANDS_MAX,
       bulkBodyBytesMax: env.BULK_BODY_BYTES_MAX,
+      bulkBatchesRetentionS: env.BULK_BATCHES_RETENTION_S,
+      bulkItemsStoredPerHourMax: env.BULK_ITEMS_STORED_PER_HOUR_MAX,
     },
     internalCommands: {
       secret: env.INTERNAL_COMMAND_SECRET,

@@ -38,6 +38,11 @@ export const API_ERRORS = {
     status: 429,
     message: 'This account sent more requests than its rate limit allows; retry after the time in Retry-After.',
   },
+  bulk_storage_exceeded: {
+    status: 429,
+    message:
+      'This account stored more bulk items this hour than BULK_ITEMS_STORED_PER_HOUR_MAX allows; retry after the time in Retry-After, or send the commands one by one.',
+  },
   service_unavailable: {
     status: 503,
     message: 'A dependency is unavailable; retrying with the same Idempotency-Key is safe.',

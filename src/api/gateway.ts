@@ -23,6 +23,8 @@ import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
 import { RatesFetcher } from '../fx/fetcher.ts';
+import { PeriodicTask } from '../periodic.ts';
+import { pruneBulkBatches } from './routes/bulk.ts';
 
 export interface GatewayDeps {
   readonly config: Config;
@@ -38,6 +40,9 @@ export const READINESS_PROBE_WAIT_MS = 2_000;
 export const PENDING_COMMANDS_MAX = 100_000;
 export const PENDING_COMMAND_AGE_MS_MAX = 15 * 60_000;
 export const WAITING_REQUESTS_MAX = 10_000;
+/** How often a gateway deletes bulks past BULK_BATCHES_RETENTION_S. */
+const BULK_PRUNE_INTERVAL_MS = 60_000;
+
 /** How long past REPLY_WAIT_MS a stopping gateway waits for handlers to finish. */
 export const SHUTDOWN_GRACE_MS = 2_000;
 
@@ -102,6 +107,13 @@ export function buildGateway(deps: GatewayDeps): Gateway {
         log: deps.log.child({ task: 'exchange-rates' }),
       })
     : null;
+  // Every gateway prunes: a second one deleting the same old rows finds them gone.
+  const bulkRetention = new PeriodicTask(
+    'bulk-batches-retention',
+    BULK_PRUNE_INTERVAL_MS,
+    () => pruneBulkBatches(deps.pool, config.limits.bulkBatchesRetentionS),
+    deps.log,
+  );
   return {
     app,
     client,
@@ -110,6 +122,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       deps.log.info(client.replyRoute, 'reply route: replies to this gateway are keyed to these reply partitions');
       const address = await app.listen(listen);
       rates?.start();
+      bulkRetention.start();
       if (metricsApp && config.http.metrics)
         deps.log.info(
           { metrics: await metricsApp.listen(config.http.metrics) },
@@ -125,6 +138,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
         deps.log.warn({ handlers: inFlight.count }, 'stopping with handlers still running');
       }
       await rates?.stop();
+      await bulkRetention.stop();
       await client.stop();
       await metricsApp?.close();
     },

@@ -65,6 +65,28 @@ export async function park(
   return rowCount === 1;
 }
 
+const SQL_PRUNE_BELOW = `
+  DELETE FROM parked_offsets p
+  USING unnest($2::integer[], $3::bigint[]) AS k(partition, low)
+  WHERE p.source_topic = $1 AND p.source_partition = k.partition AND p.source_offset < k.low`;
+
+/**
+ * Deletes the parks of messages the log no longer holds: those below each partition's low
+ * watermark (`lows`), which the topic's retention removed. No consumer or replay can meet such a
+ * message again, so its park protects nothing. Every other park is kept: a replay must skip it
+ * as the live run did. Returns how many it deleted.
+ */
+export async function pruneParkedBelow(db: pg.Pool, topic: string, lows: ReadonlyMap<number, bigint>): Promise<number> {
+  const below = [...lows].filter(([, low]) => low > 0n);
+  if (below.length === 0) return 0;
+  const { rowCount } = await db.query(SQL_PRUNE_BELOW, [
+    topic,
+    below.map(([partition]) => partition),
+    below.map(([, low]) => String(low)),
+  ]);
+  return rowCount ?? 0;
+}
+
 export interface ParkedRow {
   readonly source_topic: string;
   readonly source_partition: number;
@@ -81,7 +103,7 @@ export async function listParked(db: pg.Pool, limit: number): Promise<ParkedRow[
 
 /** The channel a trigger on parked_offsets notifies (sql/0022_parked_offsets_notify.sql). */
 export const PARKED_CHANGED_CHANNEL = 'balance_parked_offsets';
-/** The most parked offsets a watch keeps in memory; past it, it queries per chunk instead. */
+/** The most parked offsets not skipped yet a watch keeps in memory; past it, it queries per chunk instead. */
 export const PARKED_CACHED_MAX = 10_000;
 /** How long a watch waits before it connects again after losing its connection. */
 export const PARKED_RECONNECT_WAIT_MS = 1_000;
@@ -101,9 +123,23 @@ export const PARKED_PING_TIMEOUT_MS = 2_000;
 const SQL_TRIGGER_ENABLED = `
   SELECT 1 FROM pg_trigger
   WHERE tgrelid = 'parked_offsets'::regclass AND tgname = 'parked_offsets_changed' AND tgenabled <> 'D'`;
+// The offsets still to skip (few: an operator parks ahead of the consumer), and per partition the
+// highest offset already skipped: a loose scan of the partial index, one probe per partition,
+// however many rows the table keeps (it keeps every park: a replay must skip them too).
 const SQL_PARKED_OF_TOPIC = `
-  SELECT source_partition, source_offset, reason, parked_by FROM parked_offsets
-  WHERE source_topic = $1 LIMIT $2`;
+  WITH RECURSIVE skipped(p) AS (
+    SELECT min(source_partition) FROM parked_offsets WHERE source_topic = $1 AND skipped_at IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(source_partition) FROM parked_offsets
+            WHERE source_topic = $1 AND skipped_at IS NOT NULL AND source_partition > skipped.p)
+    FROM skipped WHERE skipped.p IS NOT NULL
+  )
+  (SELECT source_partition, source_offset::text, reason, parked_by, false AS skipped FROM parked_offsets
+   WHERE source_topic = $1 AND skipped_at IS NULL LIMIT $2)
+  UNION ALL
+  SELECT p, (SELECT max(source_offset) FROM parked_offsets
+             WHERE source_topic = $1 AND skipped_at IS NOT NULL AND source_partition = skipped.p)::text, NULL, NULL, true
+  FROM skipped WHERE p IS NOT NULL`;
 
 export interface ParkedOffsetsSource {
   inRange(at: PartitionRef, first: string, last: string): Promise<Map<string, ParkedOffset>>;
@@ -113,21 +149,26 @@ export interface ParkedOffsetsSource {
  * Answers "which offsets of this chunk are parked" without a round trip per chunk. A chunk of a
  * few commands used to pay a query of its own for a table that is almost always empty.
  *
- * It holds every parked offset of the command topic, read on a connection of its own that
- * LISTENs to the trigger on parked_offsets; any change there marks the copy stale, and the next
- * chunk reads it again. A park therefore counts for every chunk screened after its notification
- * arrived, as it counted for every chunk whose query ran after its commit: the operator sees no
- * difference. Until the watch has LISTENed and read the table, after its connection drops or
- * stops answering its ping, while the trigger is missing or disabled, or when more than
- * PARKED_CACHED_MAX offsets are parked, it falls back to the query per chunk.
+ * It holds the parked offsets of the command topic that were not skipped yet, and per partition
+ * the highest offset already skipped, read on a connection of its own that LISTENs to the
+ * trigger on parked_offsets; any change there marks the copy stale, and the next chunk reads it
+ * again. A park therefore counts for every chunk screened after its notification arrived, as it
+ * counted for every chunk whose query ran after its commit: the operator sees no difference. A
+ * chunk that starts at or below a skipped offset (processed again after a rewind or a crash)
+ * queries, so skipped parks, which the table keeps for good, cost the copy nothing. Until the
+ * watch has LISTENed and read the table, after its connection drops or stops answering its
+ * ping, while the trigger is missing or disabled, or when more than PARKED_CACHED_MAX offsets
+ * wait to be skipped, it falls back to the query per chunk.
  */
 export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   /** The connection being opened or open; events of any older one are ignored. */
   private current: pg.Client | null = null;
   /** The connection once it LISTENs: chunks are answered from memory only while it is set. */
   private listening: pg.Client | null = null;
-  /** Parked offsets by partition, then offset; null until read, or when too many to keep. */
+  /** Parked offsets not skipped yet, by partition, then offset; null until read, or when too many to keep. */
   private copy: Map<number, Map<string, ParkedOffset>> | null = null;
+  /** The highest skipped offset of each partition that has one, as of the last read. */
+  private skippedThrough = new Map<number, bigint>();
   private stale = true;
   private loading: Promise<void> | null = null;
   private stopped = false;
@@ -171,9 +212,11 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
     for (let i = 0; i < RELOADS_PER_CHUNK_MAX && this.listening !== null && (this.stale || this.loading); i += 1)
       await (this.loading ??= this.reload().finally(() => (this.loading = null)));
     if (this.listening === null || this.stale || this.copy === null) return this.fallback(at, first, last);
-    const found = new Map<string, ParkedOffset>();
     const low = BigInt(first);
     const high = BigInt(last);
+    const skipped = this.skippedThrough.get(at.partition);
+    if (skipped !== undefined && low <= skipped) return this.fallback(at, first, last);
+    const found = new Map<string, ParkedOffset>();
     for (const [offset, parking] of this.copy.get(at.partition) ?? []) {
       const value = BigInt(offset);
       if (value >= low && value <= high) found.set(offset, parking);
@@ -227,13 +270,16 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
   private async reload(): Promise<void> {
     this.stale = false;
     try {
-      const { rows } = await this.pool.query<{
-        source_partition: number;
-        source_offset: string;
-        reason: string;
-        parked_by: string;
-      }>({ name: 'consumer_parked_of_topic', text: SQL_PARKED_OF_TOPIC, values: [this.topic, this.cachedMax + 1] });
-      this.copy = rows.length > this.cachedMax ? null : byPartition(rows);
+      const { rows } = await this.pool.query<ParkedOfTopicRow>({
+        name: 'consumer_parked_of_topic',
+        text: SQL_PARKED_OF_TOPIC,
+        values: [this.topic, this.cachedMax + 1],
+      });
+      const pending = rows.filter((row) => !row.skipped);
+      this.skippedThrough = new Map(
+        rows.filter((row) => row.skipped).map((row) => [row.source_partition, BigInt(row.source_offset)]),
+      );
+      this.copy = pending.length > this.cachedMax ? null : byPartition(pending);
     } catch (error) {
       this.stale = true;
       throw error;
@@ -255,6 +301,14 @@ export class ParkedOffsetsWatch implements ParkedOffsetsSource {
     }, retryWaitMs);
     this.reconnectTimer.unref();
   }
+}
+
+interface ParkedOfTopicRow {
+  source_partition: number;
+  source_offset: string;
+  reason: string;
+  parked_by: string;
+  skipped: boolean;
 }
 
 /** How many times one chunk reads the copy again before it queries instead. */

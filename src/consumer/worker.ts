@@ -20,7 +20,8 @@ import { InternalCommandSigner } from '../commands/internal-proof.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
-import { ParkedOffsetsWatch } from './parking.ts';
+import { ParkedOffsetsWatch, pruneParkedBelow } from './parking.ts';
+import { PeriodicTask } from '../periodic.ts';
 import { raiseSettlesPublished } from './settles-published.ts';
 import { messageTimeMs } from './parse-message.ts';
 import {
@@ -160,6 +161,12 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     // Only the partitions this consumer holds: their owner applies the expires (see hold-expiry.ts).
     ownedPartitions: () => [...(stats.assigned ?? [])],
   });
+  const parkedRetention = new PeriodicTask(
+    'parked-offsets-retention',
+    PARKED_PRUNE_INTERVAL_MS,
+    async () => pruneParkedBelow(deps.pool, config.topics.commands, await lowWatermarks(kafka, config.topics.commands)),
+    log,
+  );
   const ctx: WorkerContext = {
     ...deps,
     consumer,
@@ -213,11 +220,13 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
         throw error;
       }
       sweeper.start();
+      parkedRetention.start();
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
     async stop() {
       for (const timer of ctx.resumeTimers) clearTimeout(timer);
       await sweeper.stop();
+      await parkedRetention.stop();
       // Stop fetching, let the handlers in flight finish, publish and commit what they applied,
       // then leave the group: the next owner of each partition starts right after our last
       // committed offset.
@@ -249,6 +258,19 @@ async function drainLanes(ctx: WorkerContext, waitMs: number): Promise<void> {
       Promise.all([...ctx.lanes.values()].map((l) => l.tail)),
       new Promise((r) => setTimeout(r, 20)),
     ]);
+  }
+}
+
+/** How often a consumer deletes the parks of messages the command topic's retention removed. */
+const PARKED_PRUNE_INTERVAL_MS = 60 * 60_000;
+
+async function lowWatermarks(kafka: Kafka, topic: string): Promise<Map<number, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.low)]));
+  } finally {
+    await admin.disconnect();
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
-import type { Config } from '../../src/config.ts';
+import { pruneBulkBatches } from '../../src/api/routes/bulk.ts';
+import { withOverrides, type Config } from '../../src/config.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { balancesOf } from '../helpers/commands.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
@@ -77,17 +78,12 @@ describe('bulk commands through the real stack', () => {
     const full = await gateway.app.inject({ method: 'GET', url: `/api/commands/${run}-1`, headers: shop.header });
     expect(full.json()).toMatchObject({ transaction_type: 'deposit', amount: '10.00', command_id: `${run}-1` });
     expect(await balancesOf(db.pool, user.id)).toEqual({ available: 600n, reserved: 0n, incoming: 0n });
+    // The status URL lists the valid items, by their place in the bulk: an invalid one's error was answered, not kept.
     const status = await gateway.app.inject({ method: 'GET', url: answer.json().status_url, headers: shop.header });
-    expect(status.json().items.map((i: { status: string }) => i.status)).toEqual([
-      'applied',
-      'invalid',
-      'applied',
-      'invalid',
-      'invalid',
-      'invalid',
-      'invalid',
-      'invalid',
-      'rejected',
+    expect(status.json().items.map((i: { index: number; status: string }) => [i.index, i.status])).toEqual([
+      [0, 'applied'],
+      [2, 'applied'],
+      [8, 'rejected'],
     ]);
     // Another caller's batch is not theirs to see.
     const other = await gateway.app.inject({ method: 'GET', url: answer.json().status_url, headers: billing.header });
@@ -170,11 +166,122 @@ describe('bulk commands through the real stack', () => {
       ],
     );
     const status = await gateway.app.inject({ method: 'GET', url: answer.json().status_url, headers: shop.header });
-    expect(status.json().items.slice(5)).toMatchObject([
-      { status: 'rejected', code: 'idempotency_key_reused' },
-      { status: 'applied', code: 'ok' },
+    expect(status.json().items).toMatchObject([
+      { index: 5, status: 'rejected', code: 'idempotency_key_reused' },
+      { index: 6, status: 'applied', code: 'ok' },
     ]);
     expect((await balancesOf(db.pool, user.id)).available).toBe(400n);
+  });
+
+  it('stores nothing for 2,000 bulks of invalid items from one caller', async () => {
+    const caller = await createUser(db, config, 'service');
+    const stored = async () =>
+      (await db.pool.query('SELECT count(*)::int AS n FROM bulk_batches WHERE principal_user_id = $1', [caller.id]))
+        .rows[0].n;
+    const junk = Array.from({ length: 50 }, (_, i) => ({ type: 'deposit', idempotency_key: `${uniqueSuffix()}-${i}` }));
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 2_000; i += 1) {
+      const answer = await bulk(caller, junk);
+      statuses.set(answer.statusCode, (statuses.get(answer.statusCode) ?? 0) + 1);
+      if (answer.statusCode === 200) expect(answer.json().batch_id).toBeNull();
+    }
+    // Answered (or refused by the rate limit), never kept.
+    expect([...statuses.keys()].filter((code) => code !== 200 && code !== 429)).toEqual([]);
+    expect(await stored()).toBe(0);
+  });
+
+  it('spends one rate-limit token per valid item', async () => {
+    const limited = await startGateway(
+      withOverrides(config, { auth: { rateLimitPerS: 1, rateLimitBurst: 1_000 } }),
+      db,
+      stack.kafka,
+    );
+    try {
+      const caller = await createUser(db, config, 'service');
+      const user = await createUser(db, config);
+      const run = uniqueSuffix();
+      const deposits = (from: number, count: number) =>
+        Array.from({ length: count }, (_, i) => ({
+          type: 'deposit',
+          idempotency_key: `${run}-${from + i}`,
+          user_id: user.id,
+          amount: '0.01',
+        }));
+      const send = (commands: unknown[]) =>
+        limited.app.inject({
+          method: 'POST',
+          url: '/api/commands/bulk',
+          headers: { ...caller.header, prefer: 'respond-async' },
+          payload: { commands },
+        });
+      // A burst of 1,000 tokens pays for exactly 1,000 valid items, and then nothing is left.
+      const thousand = await send(deposits(0, 1_000));
+      expect(thousand.statusCode, thousand.body.slice(0, 200)).toBe(202);
+      expect(thousand.json().items.filter((i: { status: string }) => i.status !== 'pending')).toEqual([]);
+      expect((await send(deposits(1_000, 1))).statusCode).toBe(429);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('stores at most BULK_ITEMS_STORED_PER_HOUR_MAX valid items per caller an hour, refusing the bulk past it whole', async () => {
+    const capped = await startGateway(
+      withOverrides(config, { limits: { bulkItemsStoredPerHourMax: 5 } }),
+      db,
+      stack.kafka,
+    );
+    try {
+      const caller = await createUser(db, config, 'service');
+      const user = await createUser(db, config);
+      const run = uniqueSuffix();
+      const deposits = (from: number, count: number) =>
+        Array.from({ length: count }, (_, i) => ({
+          type: 'deposit',
+          idempotency_key: `${run}-${from + i}`,
+          user_id: user.id,
+          amount: '0.01',
+        }));
+      const send = (commands: unknown[]) =>
+        capped.app.inject({ method: 'POST', url: '/api/commands/bulk', headers: caller.header, payload: { commands } });
+      expect((await send(deposits(0, 3))).statusCode).toBe(200);
+      // 3 stored this hour: 2 more fit under 5, 3 do not; invalid items count for nothing.
+      const over = await send([...deposits(10, 3), { type: 'deposit' }]);
+      expect([over.statusCode, over.json().code]).toEqual([429, 'bulk_storage_exceeded']);
+      expect(Number(over.headers['retry-after'])).toBeGreaterThan(3_000);
+      expect((await balancesOf(db.pool, user.id)).available).toBe(3n);
+      expect((await send([...deposits(20, 2), { type: 'deposit' }])).statusCode).toBe(200);
+      expect((await balancesOf(db.pool, user.id)).available).toBe(5n);
+      // Another caller has an hour of its own.
+      const other = await createUser(db, config, 'service');
+      const theirs = await capped.app.inject({
+        method: 'POST',
+        url: '/api/commands/bulk',
+        headers: other.header,
+        payload: { commands: deposits(30, 5) },
+      });
+      expect(theirs.statusCode).toBe(200);
+    } finally {
+      await capped.stop();
+    }
+  });
+
+  it('deletes bulks older than BULK_BATCHES_RETENTION_S, and keeps the rest', async () => {
+    const caller = await createUser(db, config, 'service');
+    await db.pool.query(
+      `INSERT INTO bulk_batches (id, principal_user_id, items, item_count, created_at)
+       VALUES (gen_random_uuid(), $1, '[]', 0, now() - interval '2 days'), (gen_random_uuid(), $1, '[]', 0, now())`,
+      [caller.id],
+    );
+    expect(await pruneBulkBatches(db.pool, 86_400)).toBeGreaterThanOrEqual(1);
+    const left = await db.pool.query(
+      "SELECT count(*)::int AS n FROM bulk_batches WHERE principal_user_id = $1 AND created_at < now() - interval '1 day'",
+      [caller.id],
+    );
+    expect(left.rows[0].n).toBe(0);
+    const kept = await db.pool.query('SELECT count(*)::int AS n FROM bulk_batches WHERE principal_user_id = $1', [
+      caller.id,
+    ]);
+    expect(kept.rows[0].n).toBe(1);
   });
 
   it('refuses an empty bulk and one over BULK_COMMANDS_MAX, moving nothing', async () => {

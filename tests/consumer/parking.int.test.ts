@@ -183,6 +183,28 @@ describe('the parked offsets watch', () => {
     expect(parkedQueries()).toBe(afterReconnect);
   });
 
+  it('keeps skipped parks out of memory: chunks past them are answered from memory, a chunk at one queries', async () => {
+    const at = { topic: AT.topic, partition: 7 };
+    await db.pool.query(
+      `INSERT INTO parked_offsets (source_topic, source_partition, source_offset, reason, parked_by, skipped_at)
+       SELECT $1, $2, n, 'old', 'ops', now() FROM generate_series(1, 20000) AS n`,
+      [at.topic, at.partition],
+    );
+    await park(db.pool, { ...at, offset: '30005', reason: 'ahead', parkedBy: 'ops' });
+    const { pool, parkedQueries } = countingPool(db.pool);
+    const watch = await startWatch(pool, { cachedMax: 10 });
+    const ahead = await watch.inRange(at, '30000', '30010');
+    expect([...ahead.keys()]).toEqual(['30005']);
+    expect((await watch.inRange(at, '30011', '30020')).size).toBe(0);
+    // One read: 20,001 parks, one of them still to skip, and nothing more per chunk.
+    expect(parkedQueries()).toBe(1);
+    // A chunk processed again from a skipped offset (after a rewind or a crash) asks the table.
+    const again = await watch.inRange(at, '19995', '20004');
+    expect([...again.keys()].sort()).toEqual(['19995', '19996', '19997', '19998', '19999', '20000']);
+    expect(parkedQueries()).toBe(2);
+    await db.pool.query('DELETE FROM parked_offsets WHERE source_partition = $1', [at.partition]);
+  });
+
   it('queries per chunk when more offsets are parked than it keeps', async () => {
     for (const offset of ['1', '2', '3']) await park(db.pool, { ...AT, offset, reason: 'many', parkedBy: 'ops' });
     const { pool, parkedQueries } = countingPool(db.pool);

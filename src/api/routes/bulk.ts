@@ -8,7 +8,13 @@
  *   - otherwise: 200 with each item's outcome (compact: its transaction ids and balances; the
  *     full transaction JSON is at /api/commands/<key>) once all are decided, or 202 and the status URL
  *     after REPLY_WAIT_MS.
- * GET /api/commands/bulk/<batch id> lists each item's state; only its sender (or an admin) sees it.
+ * GET /api/commands/bulk/<batch id> lists each valid item's state; only its sender (or an admin)
+ * sees it.
+ *
+ * What a caller can store is bounded: a bulk takes one rate-limit token per valid item (and one
+ * at least), invalid items are answered and never stored (a bulk with none valid stores nothing
+ * and has no status URL), a caller stores at most BULK_ITEMS_STORED_PER_HOUR_MAX items an hour,
+ * and a bulk's row is deleted BULK_BATCHES_RETENTION_S after it was sent (BulkBatchPruner).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -18,6 +24,7 @@ import { ApiError } from '../../errors.ts';
 import type { CommandReply } from '../../ledger/outcome.ts';
 import { legsOf } from '../../ledger/core.ts';
 import type { ApiContext } from '../context.ts';
+import { inTransaction } from '../../db/pool.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import { isKnownUser } from '../read-model.ts';
@@ -37,13 +44,18 @@ type Prepared =
   | { readonly index: number; readonly key: string; readonly command: Command }
   | { readonly index: number; readonly key: string | null; readonly error: ItemError };
 
-/** What the batch row keeps per item: enough to list its state later. */
+/**
+ * What the batch row keeps per valid item: enough to list its state later. Rows written before
+ * invalid items stopped being stored also hold those, with `error` and no command id.
+ */
 interface StoredItem {
+  /** The item's place in the bulk as sent; absent in older rows, where the place in the list is it. */
+  readonly index?: number;
   readonly key: string | null;
   readonly command_id: string | null;
   /** What the item asked for: a command decided under its id with another fingerprint is not its. */
   readonly fingerprint?: string;
-  readonly error: ItemError | null;
+  readonly error?: ItemError | null;
 }
 
 export function registerBulkRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -73,13 +85,17 @@ async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: Api
   const { commands } = parseOr400(ctx.schemas.bulk, request.body);
   const seenKeys = new Set<string>();
   const prepared: Prepared[] = [];
-  for (const [index, raw] of commands.entries()) prepared.push(await prepare(raw, index, principal, ctx, seenKeys));
+  // The request's own token pays for its first valid item; each further one takes its own.
+  const tokens = { spent: 0 };
+  for (const [index, raw] of commands.entries())
+    prepared.push(await prepare(raw, index, principal, ctx, seenKeys, tokens));
   const valid = prepared.filter((p): p is Extract<Prepared, { command: Command }> => 'command' in p);
+  if (valid.length === 0) return reply.code(200).send(batchAnswer(null, prepared, new Map(), principal));
   const batchId = randomUUID();
-  await storeBatch(ctx.pool, batchId, principal, prepared);
+  await storeBatch(ctx, batchId, principal, valid, reply);
   const location = `${BULK_PATH}/${batchId}`;
   const client = ctx.client;
-  if (valid.length > 0 && !client)
+  if (!client)
     throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', {
       batch_id: batchId,
     });
@@ -91,18 +107,15 @@ async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: Api
   for (const item of valid) ctx.pending.add(item.command.id, item.command.user_id);
   const commandsToSend = valid.map((item) => item.command);
   if (isAsync(request)) {
-    if (valid.length > 0) await publishOr503(batchId, () => client!.publishMany(commandsToSend, headersOf));
+    await publishOr503(batchId, () => client.publishMany(commandsToSend, headersOf));
     return reply
       .code(202)
       .header('location', location)
       .send(batchAnswer(batchId, prepared, new Map(), principal));
   }
-  const replies =
-    valid.length === 0
-      ? []
-      : await publishOr503(batchId, () =>
-          client!.requestMany(commandsToSend, { timeoutMs: ctx.config.limits.replyWaitMs, headersOf }),
-        );
+  const replies = await publishOr503(batchId, () =>
+    client.requestMany(commandsToSend, { timeoutMs: ctx.config.limits.replyWaitMs, headersOf }),
+  );
   const outcomes = new Map(valid.map((item, i) => [item.index, replies[i] ?? null]));
   const complete = [...outcomes.values()].every((outcome) => outcome !== null);
   const body = batchAnswer(batchId, prepared, outcomes, principal);
@@ -116,6 +129,7 @@ async function prepare(
   principal: Principal,
   ctx: ApiContext,
   seenKeys: Set<string>,
+  tokens: { spent: number },
 ): Promise<Prepared> {
   const { type, idempotency_key: rawKey, ...body } = isPlainObject(raw) ? raw : {};
   // Kept, stored and echoed only once valid: a NUL or a lone surrogate cannot go to jsonb.
@@ -144,7 +158,8 @@ async function prepare(
     });
     const command = { id: httpScopedId(principal.userId, idempotencyKey), ...commandBody } as Command;
     // Spent before the recipients' look-ups, as on the single endpoints.
-    if (ctx.rateLimit.take(principal.userId) > 0) throw new ApiError('rate_limited');
+    if (tokens.spent > 0 && ctx.rateLimit.take(principal.userId) > 0) throw new ApiError('rate_limited');
+    tokens.spent += 1;
     await requireKnownRecipients(ctx, command);
     return { index, key: idempotencyKey, command };
   } catch (error) {
@@ -164,7 +179,7 @@ async function requireKnownRecipients(ctx: ApiContext, command: Command): Promis
 
 /** Each item: its error, its outcome as the single endpoint would answer it, or `pending`. */
 function batchAnswer(
-  batchId: string,
+  batchId: string | null,
   prepared: readonly Prepared[],
   outcomes: ReadonlyMap<number, CommandReply | null>,
   principal: Principal,
@@ -187,21 +202,63 @@ function batchAnswer(
       balances: seen.balances,
     };
   });
-  return { batch_id: batchId, status_url: `${BULK_PATH}/${batchId}`, items };
+  // Nothing valid, nothing stored: the errors above are the whole answer.
+  return { batch_id: batchId, status_url: batchId === null ? null : `${BULK_PATH}/${batchId}`, items };
 }
 
-async function storeBatch(db: pg.Pool, id: string, principal: Principal, prepared: readonly Prepared[]) {
-  const items: StoredItem[] = prepared.map((item) =>
-    'command' in item
-      ? { key: item.key, command_id: item.command.id, fingerprint: commandFingerprint(item.command), error: null }
-      : { key: item.key, command_id: null, error: item.error },
+// Stores the bulk only if the caller's bulks of the last hour, with this one, stay within the
+// hourly cap; a lock of the caller's (withCallerLock) keeps two bulks at once from both passing it.
+const SQL_STORE_BATCH = `
+  WITH stored AS (
+    SELECT coalesce(sum(item_count), 0) AS items, min(created_at) AS oldest FROM bulk_batches
+    WHERE principal_user_id = $2 AND created_at > now() - interval '1 hour'
+  ), inserted AS (
+    INSERT INTO bulk_batches (id, principal_user_id, items, item_count)
+    SELECT $1, $2, $3, $4::integer FROM stored WHERE stored.items + $4::integer <= $5::bigint
+    RETURNING id
+  )
+  SELECT (SELECT count(*) FROM inserted)::int AS stored,
+         ceil(extract(epoch FROM (SELECT oldest FROM stored) + interval '1 hour' - now()))::int AS retry_after_s`;
+
+type Valid = Extract<Prepared, { command: Command }>;
+
+async function storeBatch(
+  ctx: ApiContext,
+  id: string,
+  principal: Principal,
+  valid: readonly Valid[],
+  reply: FastifyReply,
+) {
+  const items: StoredItem[] = valid.map((item) => ({
+    index: item.index,
+    key: item.key,
+    command_id: item.command.id,
+    fingerprint: commandFingerprint(item.command),
+  }));
+  const { rows } = await withCallerLock(ctx.pool, principal.userId, (db) =>
+    db.query<{ stored: number; retry_after_s: number | null }>(SQL_STORE_BATCH, [
+      id,
+      principal.userId,
+      JSON.stringify(items),
+      items.length,
+      ctx.config.limits.bulkItemsStoredPerHourMax,
+    ]),
   );
-  await db.query('INSERT INTO bulk_batches (id, principal_user_id, items) VALUES ($1, $2, $3)', [
-    id,
-    principal.userId,
-    JSON.stringify(items),
-  ]);
+  if (rows[0]!.stored === 1) return;
+  void reply.header('retry-after', String(Math.max(1, rows[0]!.retry_after_s ?? 3_600)));
+  throw new ApiError('bulk_storage_exceeded');
 }
+
+/** Runs `work` in a transaction holding an advisory lock of the caller's: their bulks store one at a time. */
+async function withCallerLock<T>(pool: pg.Pool, userId: number, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(pool, async (db) => {
+    await db.query('SELECT pg_advisory_xact_lock($1, $2)', [BULK_LOCK_CLASS, userId]);
+    return work(db);
+  });
+}
+
+/** The first key of the advisory locks that serialize one caller's bulk stores (the second is the user id). */
+const BULK_LOCK_CLASS = 72_405_131;
 
 async function loadBatch(db: pg.Pool, id: string, principal: Principal): Promise<StoredItem[]> {
   const { rows } = await db.query<{ principal_user_id: string; items: StoredItem[] }>(
@@ -215,7 +272,7 @@ async function loadBatch(db: pg.Pool, id: string, principal: Principal): Promise
   return row.items;
 }
 
-/** Each stored item's state now: invalid, pending, applied or rejected (with its code). */
+/** Each stored item's state now: pending, applied or rejected (with its code); invalid in older rows. */
 async function itemStates(db: pg.Pool, items: readonly StoredItem[]) {
   const ids = items.flatMap((item) => (item.command_id ? [item.command_id] : []));
   const { rows } = await db.query<{ id: string; status: string; code: string; fingerprint: string }>(
@@ -223,8 +280,8 @@ async function itemStates(db: pg.Pool, items: readonly StoredItem[]) {
     [ids],
   );
   const decided = new Map(rows.map((row) => [row.id, row]));
-  return items.map((item, index) => {
-    const common = { index, idempotency_key: item.key };
+  return items.map((item, position) => {
+    const common = { index: item.index ?? position, idempotency_key: item.key };
     if (item.error) return { ...common, status: 'invalid', error: item.error };
     const row = decided.get(item.command_id!);
     if (!row) return { ...common, status: 'pending' };
@@ -251,4 +308,26 @@ async function publishOr503<T>(batchId: string, publish: () => Promise<T>): Prom
       { batch_id: batchId },
     );
   }
+}
+
+/** Rows one delete removes at most, and deletes one pruning run makes at most: a bounded run. */
+const PRUNED_ROWS_PER_DELETE_MAX = 1_000;
+const PRUNE_DELETES_PER_RUN_MAX = 100;
+
+const SQL_PRUNE = `
+  DELETE FROM bulk_batches WHERE id IN (
+    SELECT id FROM bulk_batches WHERE created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2)`;
+
+/**
+ * Deletes the bulks sent more than `retentionS` ago, a thousand at a time; returns how many. Their
+ * items' outcomes stay at /api/commands/<key>: only the batch's status URL goes.
+ */
+export async function pruneBulkBatches(db: pg.Pool, retentionS: number): Promise<number> {
+  let pruned = 0;
+  for (let i = 0; i < PRUNE_DELETES_PER_RUN_MAX; i += 1) {
+    const { rowCount } = await db.query(SQL_PRUNE, [retentionS, PRUNED_ROWS_PER_DELETE_MAX]);
+    pruned += rowCount ?? 0;
+    if ((rowCount ?? 0) < PRUNED_ROWS_PER_DELETE_MAX) break;
+  }
+  return pruned;
 }
