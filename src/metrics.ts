@@ -76,6 +76,16 @@ function escapeLabel(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
 }
 
+/** Whether every partition accepts the key this process signs with (signing-key-watch.ts): 1 or 0. */
+export function registerSigningKeyMetric(metrics: Metrics, signingKey: { readonly accepted: boolean }): void {
+  metrics.register(
+    'balance_signing_key_accepted',
+    '1 while every partition of the command topic accepts the key this process signs with; 0: what it signs is refused (see /readyz and the log)',
+    'gauge',
+    () => [{ value: signingKey.accepted ? 1 : 0 }],
+  );
+}
+
 /** The Kafka requests this process sent, by API (see kafkaRequestsSent in kafka/client.ts). */
 export function registerKafkaRequestMetrics(metrics: Metrics, sent: ReadonlyMap<string, number>): void {
   metrics.register(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { replayConfig } from '../src/tools/replay.ts';
+import { KeyRing, keyIdOf } from '../src/commands/key-ring.ts';
 import { ConfigError, loadConfig as load, withOverrides } from '../src/config.ts';
 
 const SECRETS = { JWT_SECRET: 'j'.repeat(40), INTERNAL_COMMAND_SECRET: 'i'.repeat(40) };
@@ -156,7 +156,14 @@ describe('loadConfig', () => {
     const keys = ['a', 'b', 'c'].map((c) => c.repeat(40));
     const replaying = loadConfig({ INTERNAL_COMMAND_SECRET: 'n'.repeat(40), INTERNAL_COMMAND_KEYS: keys.join(' , ') });
     expect(replaying.internalCommands).toEqual({ secret: 'n'.repeat(40), acceptedSecrets: [], replaySecrets: keys });
-    expect(replayConfig(replaying).internalCommands.acceptedSecrets).toEqual(keys);
+    // Only a replay's ring verifies with them (and only where the log says they were accepted).
+    expect(new KeyRing(replaying.internalCommands).verifying().map((k) => k.id)).toEqual([keyIdOf('n'.repeat(40))]);
+    expect(
+      new KeyRing(replaying.internalCommands, { withReplayKeys: true })
+        .verifying()
+        .map((k) => k.id)
+        .sort(),
+    ).toEqual([...keys, 'n'.repeat(40)].map(keyIdOf).sort());
     expect(() => loadConfig({ INTERNAL_COMMAND_KEYS: `${'a'.repeat(40)},short` })).toThrow(/INTERNAL_COMMAND_KEYS/);
   });
 

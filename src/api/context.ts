@@ -27,6 +27,11 @@ export interface ApiContext {
   readonly permissions: Permissions;
   /** Signs who sent each command, for the consumer to record. */
   readonly attestation: PrincipalAttestation;
+  /**
+   * Whether the consumers accept the key it signs with (signing-key-watch.ts): while they do not,
+   * commands are refused with 503 instead of being published to be dead-lettered.
+   */
+  readonly signingKey: { readonly accepted: boolean; readonly problem: string | null };
   readonly throttle: LoginThrottle;
   /** Writes per principal (RATE_LIMIT_PER_S, RATE_LIMIT_BURST). */
   readonly rateLimit: PrincipalRateLimit;

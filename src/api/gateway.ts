@@ -19,7 +19,9 @@ import { TokenService } from './auth/tokens.ts';
 import { TokenStates } from './auth/token-states.ts';
 import { Permissions } from './permissions.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
-import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
+import { KeyRing } from '../commands/key-ring.ts';
+import { SigningKeyWatch } from '../signing-key-watch.ts';
+import { Metrics, registerKafkaRequestMetrics, registerSigningKeyMetric } from '../metrics.ts';
 import { PendingCommands } from './pending.ts';
 import { createHttpSchemas } from './schemas.ts';
 import { RatesFetcher } from '../fx/fetcher.ts';
@@ -49,6 +51,8 @@ export const SHUTDOWN_GRACE_MS = 2_000;
 export interface Gateway {
   readonly app: FastifyInstance;
   readonly client: CommandClient;
+  /** Which key it signs with; started by start() (tests that inject start it themselves). */
+  readonly signingKey: SigningKeyWatch;
   start(listen: { host: string; port: number }): Promise<string>;
   stop(): Promise<void>;
 }
@@ -64,7 +68,10 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     replyRouting: config.kafka.replyRouting,
     log: deps.log,
   });
-  const metrics = gatewayMetrics(client, deps.consumerStats);
+  // The key its attestations are signed with: one every partition accepts (signing-key-watch.ts).
+  const keys = new KeyRing(config.internalCommands);
+  const signingKey = new SigningKeyWatch({ pool: deps.pool, topic: config.topics.commands, keys, log: deps.log });
+  const metrics = gatewayMetrics(client, deps.consumerStats, signingKey);
   const inFlight = new InFlightHandlers();
   const app = buildApp({
     config,
@@ -82,12 +89,17 @@ export function buildGateway(deps: GatewayDeps): Gateway {
             ? { ok: true, latencyMs: 0 }
             : { ok: false, latencyMs: 0, error: 'the reply listener has not joined its group yet' },
         ...(deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {}),
+        signing_key: () =>
+          signingKey.accepted
+            ? { ok: true, latencyMs: 0 }
+            : { ok: false, latencyMs: 0, error: signingKey.problem ?? 'the signing key is not accepted' },
       },
     }),
     tokens: new TokenService(config.jwt),
     tokenStates: new TokenStates(deps.pool, config.auth.tokenStateCacheMs),
     permissions: new Permissions(config.auth.userActions),
-    attestation: new PrincipalAttestation(config.internalCommands),
+    attestation: new PrincipalAttestation(keys),
+    signingKey,
     throttle: new LoginThrottle(),
     rateLimit: new PrincipalRateLimit(config.auth.rateLimitPerS, config.auth.rateLimitBurst),
     pending: new PendingCommands(PENDING_COMMANDS_MAX, PENDING_COMMAND_AGE_MS_MAX),
@@ -117,7 +129,9 @@ export function buildGateway(deps: GatewayDeps): Gateway {
   return {
     app,
     client,
+    signingKey,
     async start(listen) {
+      await signingKey.start();
       await client.start();
       deps.log.info(client.replyRoute, 'reply route: replies to this gateway are keyed to these reply partitions');
       const address = await app.listen(listen);
@@ -139,6 +153,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       }
       await rates?.stop();
       await bulkRetention.stop();
+      signingKey.stop();
       await client.stop();
       await metricsApp?.close();
     },
@@ -161,8 +176,10 @@ function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
 export function gatewayMetrics(
   client: Pick<CommandClient, 'published' | 'repliesMatched' | 'timeouts' | 'waiting' | 'repliesMalformed'>,
   consumer: WorkerStats | undefined,
+  signingKey: { readonly accepted: boolean } = { accepted: true },
 ): Metrics {
   const metrics = new Metrics();
+  registerSigningKeyMetric(metrics, signingKey);
   metrics.register(
     'balance_commands_published_total',
     'Commands published to Kafka by this gateway.',

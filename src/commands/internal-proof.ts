@@ -1,15 +1,16 @@
 /**
  * Internal commands (a transfer's settle) move money without a balance check, so they must be
  * provably made by the consumer, not by whoever can publish to the command topic. The consumer
- * signs each one with an HMAC-SHA256 over what the command does, keyed by
- * INTERNAL_COMMAND_SECRET, and sends it in a header; the consumer accepts an internal command
- * only with a valid proof. Older keys (INTERNAL_COMMAND_SECRET_PREVIOUS, INTERNAL_COMMAND_KEYS)
- * are still accepted, however many: the proof names its key, so only that one is tried.
+ * signs each one with an HMAC-SHA256 over what the command does, with its key ring's signing key
+ * (key-ring.ts), and sends it in a header; the consumer accepts an internal command only with a
+ * valid proof made with a key its partition accepted at that offset (limits-record.ts). The proof
+ * names its key, so only that one is tried, however many keys a replay knows.
  *
  * Header value: `v1.<key id>.<base64url HMAC>`, where the key id is a short hash of the key, so
  * the verifier knows which key to try and a log line never shows the key itself.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { KeyRing, type KeyRingSecrets } from './key-ring.ts';
 import { EXPIRE_ID_PREFIX, SETTLE_ID_PREFIX, type Command } from './schema.ts';
 
 export const INTERNAL_PROOF_HEADER = 'x-internal-proof';
@@ -32,37 +33,39 @@ export function sourceReserveId(command: Extract<Command, { type: 'expire' }>): 
 }
 
 export class InternalCommandSigner {
-  private readonly signing: { id: string; key: Buffer };
-  private readonly accepted: ReadonlyMap<string, Buffer>;
+  readonly keys: KeyRing;
 
-  constructor(secrets: { secret: string; acceptedSecrets: readonly string[] }) {
-    const keys = [secrets.secret, ...secrets.acceptedSecrets].map((secret) => ({
-      id: keyId(secret),
-      key: Buffer.from(secret, 'utf8'),
-    }));
-    this.signing = keys[0]!;
-    this.accepted = new Map(keys.map((k) => [k.id, k.key]));
+  constructor(keys: KeyRing | KeyRingSecrets) {
+    this.keys = keys instanceof KeyRing ? keys : new KeyRing(keys);
   }
 
   sign(command: InternalCommand): string {
     return this.signFields(commandFields(command));
   }
 
-  /** True only for a well-formed proof, made with an accepted key, over exactly this command. */
-  verify(command: InternalCommand, proof: string | Buffer | undefined): boolean {
-    return this.verifyFields(commandFields(command), proof);
+  /**
+   * True only for a well-formed proof over exactly this command, made with a key this process
+   * has and `allowed` (the partition's accepted key ids at that offset; null: any) lets verify.
+   */
+  verify(command: InternalCommand, proof: string | Buffer | undefined, allowed: ReadonlySet<string> | null = null) {
+    return this.verifyFields(commandFields(command), proof, allowed);
   }
 
   /** A proof over fields that decide what a consumer-made message does (a limits record's). */
   signFields(fields: readonly string[]): string {
-    return `${VERSION}.${this.signing.id}.${mac(this.signing.key, fields).toString('base64url')}`;
+    const { id, key } = this.keys.signing;
+    return `${VERSION}.${id}.${mac(key, fields).toString('base64url')}`;
   }
 
-  verifyFields(fields: readonly string[], proof: string | Buffer | undefined): boolean {
+  verifyFields(
+    fields: readonly string[],
+    proof: string | Buffer | undefined,
+    allowed: ReadonlySet<string> | null = null,
+  ) {
     const text = Buffer.isBuffer(proof) ? proof.toString('utf8') : proof;
     const parts = text?.split('.');
     if (parts?.length !== 3 || parts[0] !== VERSION) return false;
-    const key = this.accepted.get(parts[1]!);
+    const key = this.keys.get(parts[1]!, allowed)?.key;
     if (!key) return false;
     const given = Buffer.from(parts[2]!, 'base64url');
     const expected = mac(key, fields);
@@ -70,8 +73,11 @@ export class InternalCommandSigner {
   }
 }
 
-function keyId(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url').slice(0, 8);
+/** The id of the key a proof names, or null for a proof that is not well-formed. */
+export function proofKeyId(proof: string | Buffer | undefined): string | null {
+  const text = Buffer.isBuffer(proof) ? proof.toString('utf8') : proof;
+  const parts = text?.split('.');
+  return parts?.length === 3 && parts[0] === VERSION ? parts[1]! : null;
 }
 
 /** Fields separated by a byte no field can contain, after the proof's version. */

@@ -1,5 +1,6 @@
 /**
- * The limits a partition decides with, recorded in its own log. A decision that depended on
+ * The settings a partition decides with, recorded in its own log: its limits and, since format
+ * 2, the keys whose proofs it accepts. A decision that depended on
  * the environment (AMOUNT_MINOR_MAX, BALANCE_MINOR_MAX, ALERTS_PER_USER_MAX) would be decided
  * otherwise by a replay run with other settings, and every later decision for that user would
  * diverge. So the consumer that owns a partition publishes a `limits` record to it whenever its
@@ -11,9 +12,18 @@
  * of a new partition) replays as it ran only with the limits it ran with. Built-in defaults
  * instead would have loosened an operator's lowered limits for the backlog at the upgrade.
  *
- * A record is signed like a settle (internal-proof.ts), and names the offset of the record it
- * replaces (`supersedes`, -1 for the first): a genuine old record copied back onto the topic
- * supersedes nothing in force, and is ignored.
+ * The keys: a message made by the service (a settle, an expire, a record, a command the gateway
+ * attested) is accepted only if its proof was made with a key the partition accepted at that
+ * offset. The consumer that owns the partition records its live keys (INTERNAL_COMMAND_SECRET and
+ * _PREVIOUS) by id; a replay, however many older keys it is given (INTERNAL_COMMAND_KEYS), then
+ * accepts at each offset exactly what the live run accepted there, so a key retired (or leaked)
+ * before a message was written never makes the rebuild apply what the live run refused. Until a
+ * partition's first record with keys, any key the process has is accepted, and principal proofs
+ * of format v1 too (logs written before this release replay as they ran).
+ *
+ * A record is signed like a settle (internal-proof.ts), with a key the partition accepts at that
+ * point, and names the offset of the record it replaces (`supersedes`, -1 for the first): a
+ * genuine old record copied back onto the topic supersedes nothing in force, and is ignored.
  */
 import { z } from 'zod';
 import { INTERNAL_PROOF_HEADER, type InternalCommandSigner } from './internal-proof.ts';
@@ -22,7 +32,11 @@ import { INTERNAL_PROOF_HEADER, type InternalCommandSigner } from './internal-pr
 export const RECORD_TYPE_HEADER = 'x-balance-record';
 export const LIMITS_RECORD_TYPE = 'limits';
 export const LIMITS_RECORD_KEY = '~limits';
-const FORMAT_VERSION = 1;
+/** Format 1 carried limits only; 2 adds the accepted keys. Both are read; 2 is written. */
+const FORMAT_VERSION = 2;
+/** The most key ids one record may list. */
+const ACCEPTED_KEYS_MAX = 16;
+const KEY_ID = /^[A-Za-z0-9_-]{8}$/;
 
 export interface DecisionLimits {
   readonly amountMinorMax: number;
@@ -30,10 +44,23 @@ export interface DecisionLimits {
   readonly alertsPerUserMax: number;
 }
 
-/** The limits in force on a partition, and the offset of the record that set them (-1: none yet). */
-export interface RecordedLimits {
+/** What a partition decides with: its limits, and the ids of the keys it accepts (null: not recorded yet). */
+export interface PartitionSettings {
   readonly limits: DecisionLimits;
+  readonly acceptedKeyIds: readonly string[] | null;
+}
+
+/** The settings in force on a partition, and the offset of the record that set them (-1: none yet). */
+export interface RecordedLimits extends PartitionSettings {
   readonly offset: bigint;
+}
+
+export function sameSettings(a: PartitionSettings, b: PartitionSettings): boolean {
+  return (
+    sameLimits(a.limits, b.limits) &&
+    (a.acceptedKeyIds ?? []).join(',') === (b.acceptedKeyIds ?? []).join(',') &&
+    (a.acceptedKeyIds === null) === (b.acceptedKeyIds === null)
+  );
 }
 
 export function decisionLimitsOf(limits: DecisionLimits): DecisionLimits {
@@ -53,28 +80,40 @@ export function sameLimits(a: DecisionLimits, b: DecisionLimits): boolean {
 }
 
 const count = (max: number) => z.number().int().min(0).max(max);
-const recordSchema = z.strictObject({
+const common = {
   type: z.literal(LIMITS_RECORD_TYPE),
-  version: z.literal(FORMAT_VERSION),
   supersedes: z.string().regex(/^(-1|0|[1-9][0-9]{0,18})$/),
   amount_minor_max: count(Number.MAX_SAFE_INTEGER).min(1),
   balance_minor_max: count(Number.MAX_SAFE_INTEGER).min(1),
   alerts_per_user_max: count(1_000),
-});
+};
+const recordSchema = z.discriminatedUnion('version', [
+  z.strictObject({ ...common, version: z.literal(1) }),
+  z.strictObject({
+    ...common,
+    version: z.literal(2),
+    accepted_keys: z
+      .array(z.string().regex(KEY_ID))
+      .min(1)
+      .max(ACCEPTED_KEYS_MAX)
+      .refine((ids) => ids.every((id, i) => i === 0 || ids[i - 1]! < id), 'must be sorted and distinct'),
+  }),
+]);
 
-export interface LimitsRecord {
-  readonly limits: DecisionLimits;
+export interface LimitsRecord extends PartitionSettings {
   readonly supersedes: bigint;
 }
 
-/** The record that sets `limits` on `partition` in place of the one at `supersedes`, signed. */
+/** The record that sets `settings` on `partition` in place of the one at `supersedes`, signed. */
 export function limitsRecordMessage(
-  limits: DecisionLimits,
+  settings: PartitionSettings & { readonly acceptedKeyIds: readonly string[] },
   supersedes: bigint,
   partition: number,
   signer: InternalCommandSigner,
 ): { key: string; value: string; partition: number; headers: Record<string, string> } {
-  const record: LimitsRecord = { limits, supersedes };
+  const { limits } = settings;
+  const acceptedKeyIds = [...settings.acceptedKeyIds].sort();
+  const record: LimitsRecord = { limits, acceptedKeyIds, supersedes };
   const proof = signer.signFields(fieldsOf(record, partition));
   const value = JSON.stringify({
     type: LIMITS_RECORD_TYPE,
@@ -83,6 +122,7 @@ export function limitsRecordMessage(
     amount_minor_max: limits.amountMinorMax,
     balance_minor_max: limits.balanceMinorMax,
     alerts_per_user_max: limits.alertsPerUserMax,
+    accepted_keys: acceptedKeyIds,
   });
   return {
     key: LIMITS_RECORD_KEY,
@@ -92,12 +132,16 @@ export function limitsRecordMessage(
   };
 }
 
-/** A record with a valid proof for the partition it was read from, or why it is not one. */
+/**
+ * A record with a valid proof for the partition it was read from, made with a key the partition
+ * accepts now (`allowed`; null: any this process has), or why it is not one.
+ */
 export function parseLimitsRecord(
   value: Buffer | null,
   proof: string | Buffer | undefined,
   signer: InternalCommandSigner,
   partition: number,
+  allowed: ReadonlySet<string> | null = null,
 ): { ok: true; record: LimitsRecord } | { ok: false; message: string } {
   let json: unknown;
   try {
@@ -114,22 +158,28 @@ export function parseLimitsRecord(
       balanceMinorMax: parsed.data.balance_minor_max,
       alertsPerUserMax: parsed.data.alerts_per_user_max,
     },
+    acceptedKeyIds: parsed.data.version === 2 ? parsed.data.accepted_keys : null,
   };
-  if (!signer.verifyFields(fieldsOf(record, partition), proof))
-    return { ok: false, message: 'A limits record without a valid proof: only the consumer may publish one.' };
+  if (!signer.verifyFields(fieldsOf(record, partition, parsed.data.version), proof, allowed))
+    return {
+      ok: false,
+      message:
+        'A limits record without a valid proof from a key the partition accepts: only the consumer may publish one.',
+    };
   return { ok: true, record };
 }
 
 /** What the proof covers: the record, and the partition it is for (a copy on another one proves nothing). */
-function fieldsOf(record: LimitsRecord, partition: number): string[] {
+function fieldsOf(record: LimitsRecord, partition: number, version: 1 | 2 = FORMAT_VERSION): string[] {
   const { limits } = record;
-  return [
+  const fields = [
     LIMITS_RECORD_TYPE,
-    String(FORMAT_VERSION),
+    String(version),
     `partition=${partition}`,
     String(record.supersedes),
     String(limits.amountMinorMax),
     String(limits.balanceMinorMax),
     String(limits.alertsPerUserMax),
   ];
+  return version === 1 ? fields : [...fields, `keys=${(record.acceptedKeyIds ?? []).join(',')}`];
 }

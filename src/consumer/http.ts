@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { createReadinessProbe } from '../health.ts';
 import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
-import { Metrics, registerKafkaRequestMetrics } from '../metrics.ts';
+import { Metrics, registerKafkaRequestMetrics, registerSigningKeyMetric } from '../metrics.ts';
 import { consumerReadiness, registerConsumerMetrics } from './metrics.ts';
 import type { WorkerStats } from './worker.ts';
 
@@ -19,6 +19,8 @@ export function buildConsumerApp(deps: {
   pool: pg.Pool;
   kafka: Kafka;
   stats: WorkerStats;
+  /** Whether every partition accepts the key the consumer signs settles and expires with. */
+  signingKey: { readonly accepted: boolean; readonly problem: string | null };
   log: Logger;
 }): FastifyInstance {
   const app = Fastify({
@@ -28,12 +30,19 @@ export function buildConsumerApp(deps: {
   const metrics = new Metrics();
   registerConsumerMetrics(metrics, deps.stats);
   registerKafkaRequestMetrics(metrics, kafkaRequestsSent);
+  registerSigningKeyMetric(metrics, deps.signingKey);
   const readiness = createReadinessProbe({
     pool: deps.pool,
     kafka: deps.kafka,
     probeWaitMs: READINESS_PROBE_WAIT_MS,
     log: deps.log,
-    local: { consumer: consumerReadiness(deps.stats) },
+    local: {
+      consumer: consumerReadiness(deps.stats),
+      signing_key: () =>
+        deps.signingKey.accepted
+          ? { ok: true, latencyMs: 0 }
+          : { ok: false, latencyMs: 0, error: deps.signingKey.problem ?? 'the signing key is not accepted' },
+    },
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

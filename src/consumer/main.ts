@@ -26,7 +26,7 @@ await runCli(async () => {
     ...brokerSecurity(config.kafka),
   });
   const worker = createCommandWorker({ config, kafka, pool, log });
-  const app = buildConsumerApp({ pool, kafka, stats: worker.stats, log });
+  const app = buildConsumerApp({ pool, kafka, stats: worker.stats, signingKey: worker.signingKey, log });
   const address = await app.listen({ host: config.http.host, port: config.http.consumerPort });
   log.info({ address }, 'consumer operations port: /healthz, /readyz, /metrics');
   await worker.start();

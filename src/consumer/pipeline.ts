@@ -3,7 +3,10 @@
  * consumer and for replay. It never throws because of what a message contains:
  *
  *   1. screen   parked offsets, unparsable or invalid messages, internal commands without a valid
- *               proof, and settles that do not match their transfer become dead letters;
+ *               proof from a key the partition accepts at that offset, ~http: ids the gateway did
+ *               not attest, and settles that do not match a leg of their transfer (or settle one
+ *               already settled) become dead letters; a redelivered copy of a command already
+ *               decided is answered as a duplicate first, whatever its proof;
  *   2. apply    the valid commands in one transaction. A transient failure is retried with
  *               backoff, then thrown (the caller pauses the partition; nothing is skipped). A
  *               deterministic one (the database refuses the data) splits the chunk in halves,
@@ -16,14 +19,15 @@
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner, isInternalCommand } from '../commands/internal-proof.ts';
-import { PrincipalAttestation } from '../commands/principal-proof.ts';
+import { KeyRing } from '../commands/key-ring.ts';
+import { PrincipalAttestation, type ProofTrust } from '../commands/principal-proof.ts';
 import {
   decisionLimitsOf,
   LIMITS_RECORD_TYPE,
   limitsRecordMessage,
   parseLimitsRecord,
   RECORD_TYPE_HEADER,
-  type DecisionLimits,
+  type PartitionSettings,
   type RecordedLimits,
 } from '../commands/limits-record.ts';
 import {
@@ -39,6 +43,7 @@ import {
   commandKey,
   consumerCommandSchema,
   parseHttpScopedId,
+  settleIdOf,
   settleSourceOf,
 } from '../commands/schema.ts';
 import { pgErrorCode } from '../db/errors.ts';
@@ -48,7 +53,7 @@ import { partitionOfKey } from '../kafka/partition.ts';
 import { recordUnprocessable, type BatchItem } from '../ledger/apply-batch.ts';
 import { RESULT_CODES, settlesOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
-import { transferCredits, type BalanceEventRow } from '../ledger/store/index.ts';
+import { findCommands, transferCredits, type BalanceEventRow } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
 import { applyWithRetry, retrying, type ApplyOptions } from './apply.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
@@ -79,6 +84,16 @@ export interface PipelineDeps {
   readonly recordLimits?: boolean;
   /** Where the parked offsets come from (the live consumer's watch); without it, a query per chunk. */
   readonly parkedOffsets?: ParkedOffsetsSource;
+  /**
+   * The process's keys, shared with whatever else signs in it (its SigningKeyWatch); by default
+   * a ring of the configured live keys, or, in a replay, of every configured key.
+   */
+  readonly keys?: KeyRing;
+  /**
+   * `live`: the consumer, for whom a settle's transfer is always decided before the settle. A
+   * `replay` runs partitions at their own pace, so a settle may come before its transfer.
+   */
+  readonly mode?: 'live' | 'replay';
 }
 
 /** What a chunk came to, counted once its outbox is flushed (or, in a replay, at once). */
@@ -133,29 +148,55 @@ export interface ProcessedChunk {
 
 export interface ChunkPipeline {
   process(source: PartitionRef, messages: readonly KafkaMessage[]): Promise<ProcessedChunk>;
+  /** Settings records to publish to partitions just assigned (each with its own partition set). */
+  recordsOnAssignment(topic: string, partitions: readonly number[]): Promise<ReturnType<typeof limitsRecordMessage>[]>;
 }
 
 export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
+  const mode = deps.mode ?? 'live';
+  const keys = deps.keys ?? new KeyRing(deps.config.internalCommands, { withReplayKeys: mode === 'replay' });
   const context: Context = {
     ...deps,
+    mode,
     // Neither the amount limit nor the reply-topic policy decides here: see decideWith and replyTarget.
     schema: consumerCommandSchema(),
     replyTopics: replyTopicPolicyOf(deps.config.topics),
-    signer: new InternalCommandSigner(deps.config.internalCommands),
-    attestation: new PrincipalAttestation(deps.config.internalCommands),
+    signer: new InternalCommandSigner(keys),
+    attestation: new PrincipalAttestation(keys),
     apply: {
       consumer: deps.config.consumer,
       limits: decisionLimitsOf(deps.config.limits),
       log: deps.log,
       onRetry: () => onRetry(deps),
     },
-    partitionLimits: new PartitionLimits(deps.pool, LIMITS_REPUBLISH_AFTER_MS, decisionLimitsOf(deps.config.limits)),
-    ownLimits: decisionLimitsOf(deps.config.limits),
+    partitionLimits: new PartitionLimits(deps.pool, LIMITS_REPUBLISH_AFTER_MS, {
+      limits: decisionLimitsOf(deps.config.limits),
+      acceptedKeyIds: null,
+    }),
+    own: { limits: decisionLimitsOf(deps.config.limits), acceptedKeyIds: keys.liveIds() },
   };
-  return { process: (source, messages) => processChunk(context, source, messages) };
+  return {
+    process: (source, messages) => processChunk(context, source, messages),
+    recordsOnAssignment: (topic, partitions) => recordsOnAssignment(context, topic, partitions),
+  };
+}
+
+/**
+ * This process's settings records for partitions just assigned to it whose stored settings are
+ * missing or differ: published at once, so an idle partition also says which keys it accepts
+ * (gateways and consumers choose their signing key from that), not only after its next chunk.
+ */
+async function recordsOnAssignment(ctx: Context, topic: string, partitions: readonly number[]) {
+  const records = [];
+  for (const partition of partitions) {
+    const supersedes = await ctx.partitionLimits.publishOnAssignment({ topic, partition }, ctx.own, Date.now());
+    if (supersedes !== null) records.push(limitsRecordMessage(ctx.own, supersedes, partition, ctx.signer));
+  }
+  return records;
 }
 
 interface Context extends PipelineDeps {
+  readonly mode: 'live' | 'replay';
   readonly schema: CommandSchema;
   readonly replyTopics: ReplyTopicPolicy;
   readonly signer: InternalCommandSigner;
@@ -163,8 +204,10 @@ interface Context extends PipelineDeps {
   /** The options of the current segment: `limits` are the ones its partition recorded. */
   readonly apply: ApplyOptions;
   readonly partitionLimits: PartitionLimits;
-  /** This process's configured limits: what it records on the partitions it owns. */
-  readonly ownLimits: DecisionLimits;
+  /** This process's configured limits and live keys: what it records on the partitions it owns. */
+  readonly own: PartitionSettings & { readonly acceptedKeyIds: readonly string[] };
+  /** Which proofs the current segment trusts: the keys its partition accepted there (decideWith). */
+  readonly trust?: ProofTrust;
 }
 
 /** How long a published limits record may take to come back before it is sent again. */
@@ -218,8 +261,8 @@ async function processChunk(
     else await decideSegment(decideWith(ctx, recorded), source, segment.commands, parked, outbox, counts);
   }
   ctx.partitionLimits.advance(source, recorded, BigInt(messages.at(-1)!.offset) + 1n);
-  if (ctx.recordLimits && ctx.partitionLimits.shouldPublish(source, ctx.ownLimits, Date.now()))
-    outbox.derivedMessage(limitsRecordMessage(ctx.ownLimits, recorded.offset, source.partition, ctx.signer));
+  if (ctx.recordLimits && ctx.partitionLimits.shouldPublish(source, ctx.own, Date.now()))
+    outbox.derivedMessage(limitsRecordMessage(ctx.own, recorded.offset, source.partition, ctx.signer));
   if (parked.size > 0) await retrying(() => markSkipped(ctx.pool, source, [...parked.keys()]), parked.size, ctx.apply);
   return { outbox, counts, appliedAny: counts.applied + counts.settled > 0 };
 }
@@ -232,15 +275,32 @@ async function decideSegment(
   outbox: Outbox,
   counts: ChunkCounts,
 ): Promise<void> {
-  const screened = screen(ctx, source, messages, parked, outbox, counts);
-  const candidates = await dropMismatchedSettles(ctx, source, screened, outbox, counts);
+  const { candidates: screened, suspects } = screen(ctx, source, messages, parked, outbox, counts);
+  const admitted = await admitRepeats(ctx, source, suspects, outbox, counts);
+  const candidates = await dropMismatchedSettles(
+    ctx,
+    source,
+    inOffsetOrder([...screened, ...admitted]),
+    outbox,
+    counts,
+  );
   const results = await applyIsolating(ctx, candidates);
   queueResults(ctx, source, results, outbox, counts);
 }
 
-/** The context for deciding with the limits a partition recorded. */
+/** The context for deciding with the settings a partition recorded: its limits, and the proofs it trusts. */
 function decideWith(ctx: Context, recorded: RecordedLimits): Context {
-  return ctx.apply.limits === recorded.limits ? ctx : { ...ctx, apply: { ...ctx.apply, limits: recorded.limits } };
+  return { ...ctx, apply: { ...ctx.apply, limits: recorded.limits }, trust: trustOf(recorded) };
+}
+
+/**
+ * The proofs a partition trusts at a point of its log: those made with a key its last record
+ * accepted, and no v1 principal proofs; before any record with keys, any key and v1 too.
+ */
+function trustOf(recorded: RecordedLimits): ProofTrust {
+  return recorded.acceptedKeyIds === null
+    ? { allowedKeyIds: null, v1: true }
+    : { allowedKeyIds: new Set(recorded.acceptedKeyIds), v1: false };
 }
 
 type Segment = { record: KafkaMessage; commands?: never } | { record?: never; commands: KafkaMessage[] };
@@ -290,6 +350,7 @@ async function applyLimitsRecord(
     headerOf(message, INTERNAL_PROOF_HEADER),
     ctx.signer,
     source.partition,
+    trustOf(recorded).allowedKeyIds,
   );
   if (!parsed.ok) {
     moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: parsed.message });
@@ -303,13 +364,27 @@ async function applyLimitsRecord(
     );
     return recorded;
   }
-  const next: RecordedLimits = { limits: parsed.record.limits, offset };
+  // A record of format 1 says nothing of keys: the keys in force stay.
+  const next: RecordedLimits = {
+    limits: parsed.record.limits,
+    acceptedKeyIds: parsed.record.acceptedKeyIds ?? recorded.acceptedKeyIds,
+    offset,
+  };
   await retrying(() => storeRecordedLimits(ctx.pool, source, next), 1, ctx.apply);
   ctx.log.info({ partition: source.partition, offset: message.offset, limits: next.limits }, 'limits record applied');
   return next;
 }
 
-/** Step 1: every message either becomes a candidate or is moved aside, with a reply if it has an id. */
+/** A valid command whose proof (or attestation) does not hold: forged, unless a copy was already decided. */
+interface Suspect {
+  readonly candidate: Candidate;
+  readonly reason: string;
+}
+
+/**
+ * Step 1: every message becomes a candidate, a suspect, or is moved aside (with a reply if it has
+ * an id). No I/O: whether a suspect is a redelivered copy of a decided command is asked next.
+ */
 function screen(
   ctx: Context,
   source: PartitionRef,
@@ -317,8 +392,10 @@ function screen(
   parked: Parked,
   outbox: Outbox,
   counts: ChunkCounts,
-): Candidate[] {
+): { candidates: Candidate[]; suspects: Suspect[] } {
   const candidates: Candidate[] = [];
+  const suspects: Suspect[] = [];
+  const trust = ctx.trust ?? { allowedKeyIds: null, v1: true };
   for (const message of messages) {
     if (movedAsideIfParked(ctx, source, message, parked, outbox, counts)) continue;
     const parsed = parseCommandMessage(message.value, ctx.schema, ctx.replyTopics);
@@ -328,28 +405,15 @@ function screen(
         outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo, replyKeyOfMessage(message));
       continue;
     }
-    if (
-      isInternalCommand(parsed.command) &&
-      !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER))
-    ) {
-      moveAside(ctx, source, message, outbox, counts, {
-        code: 'invalid_command',
-        message: 'An internal command without a valid proof: only the consumer may publish settles and expires.',
-      });
-      counts.forged += 1;
-      continue;
-    }
-    const principal = isInternalCommand(parsed.command)
+    const internal = isInternalCommand(parsed.command);
+    const principal = internal
       ? 'consumer'
-      : ctx.attestation.principalOf({ id: parsed.command.id, fingerprint: parsed.fingerprint }, headersOf(message));
-    const squatted = squattedHttpId(parsed.command.id, principal);
-    if (squatted) {
-      moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: squatted });
-      counts.forged += 1;
-      continue;
-    }
-    checkPartition(ctx, parsed.command, source, message.offset, counts);
-    candidates.push({
+      : ctx.attestation.principalOf(
+          { id: parsed.command.id, fingerprint: parsed.fingerprint },
+          headersOf(message),
+          trust,
+        );
+    const candidate: Candidate = {
       item: {
         command: parsed.command,
         fingerprint: parsed.fingerprint,
@@ -359,9 +423,57 @@ function screen(
         messageTimeMs: messageTimeMs(message.timestamp),
       },
       message,
-    });
+    };
+    if (internal && !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER), trust.allowedKeyIds)) {
+      suspects.push({
+        candidate,
+        reason:
+          'An internal command without a valid proof from a key this partition accepts: only the consumer may publish settles and expires.',
+      });
+      continue;
+    }
+    const squatted = squattedHttpId(parsed.command.id, principal);
+    if (squatted) {
+      suspects.push({ candidate, reason: squatted });
+      continue;
+    }
+    checkPartition(ctx, parsed.command, source, message.offset, counts);
+    candidates.push(candidate);
   }
-  return candidates;
+  return { candidates, suspects };
+}
+
+/**
+ * A suspect that is a copy of a command already decided with the same body (a redelivery after
+ * its key was retired, or after a gateway's key changed) is answered as the duplicate it is;
+ * every other one is dead-lettered as forged. A copy proves nothing a decided command did not
+ * already settle, and answering it changes nothing.
+ */
+async function admitRepeats(
+  ctx: Context,
+  source: PartitionRef,
+  suspects: readonly Suspect[],
+  outbox: Outbox,
+  counts: ChunkCounts,
+): Promise<Candidate[]> {
+  if (suspects.length === 0) return [];
+  const ids = [...new Set(suspects.map((s) => s.candidate.item.command.id))];
+  const decided = await retrying(() => findCommands(ctx.pool, ids), ids.length, ctx.apply);
+  const admitted: Candidate[] = [];
+  for (const { candidate, reason } of suspects) {
+    const stored = decided.get(candidate.item.command.id);
+    if (stored && stored.fingerprint === candidate.item.fingerprint) {
+      admitted.push(candidate);
+      continue;
+    }
+    moveAside(ctx, source, candidate.message, outbox, counts, { code: 'invalid_command', message: reason });
+    counts.forged += 1;
+  }
+  return admitted;
+}
+
+function inOffsetOrder(candidates: Candidate[]): Candidate[] {
+  return candidates.sort((a, b) => (BigInt(a.message.offset) < BigInt(b.message.offset) ? -1 : 1));
 }
 
 /**
@@ -429,8 +541,12 @@ function headersOf(message: KafkaMessage): Record<string, string | Buffer | unde
 }
 
 /**
- * A settle with a valid proof must still settle what its transfer moved. Live, the transfer is
- * always in the database first; in a replay it may not be yet, and then the proof alone decides.
+ * A settle with a valid proof must still settle what its transfer moved, and each leg only once.
+ * Live, the transfer is always in the database first, so a settle of an unknown transfer is
+ * refused; in a replay it may not be there yet (partitions go at their own pace), and then the
+ * proof alone decides. A leg has one settle id, but a transfer with one leg could be named two
+ * ways (`~settle:<id>`, `~settle:<id>#<recipient>`): the first settle of a leg wins, and any
+ * other id for the same leg is refused.
  */
 async function dropMismatchedSettles(
   ctx: Context,
@@ -443,19 +559,66 @@ async function dropMismatchedSettles(
   if (settles.length === 0) return candidates;
   const transferIds = settles.map((c) => settleSourceOf(c.item.command.id).transferId);
   const credits = await retrying(() => transferCredits(ctx.pool, transferIds), settles.length, ctx.apply);
+  const settledBy = await settlesOfLegs(ctx, settles, credits);
   return candidates.filter((candidate) => {
     const { command } = candidate.item;
     if (command.type !== 'settle') return true;
-    const { transferId, legRecipientId } = settleSourceOf(command.id);
-    const legs = credits.get(transferId);
-    if (!legs || settlesItsLeg(command, legRecipientId, legs)) return true;
-    moveAside(ctx, source, candidate.message, outbox, counts, {
-      code: 'invalid_command',
-      message: 'The settle does not match the transfer it settles (recipient or amount).',
-    });
+    const problem = settleProblem(ctx, command, credits, settledBy);
+    if (problem === null) return true;
+    moveAside(ctx, source, candidate.message, outbox, counts, { code: 'invalid_command', message: problem });
     counts.forged += 1;
     return false;
   });
+}
+
+type Credits = ReadonlyMap<string, ReadonlyArray<{ userId: number; amount: bigint }>>;
+
+/** Why a settle must not apply, or null. Records the leg as settled by it when it may. */
+function settleProblem(
+  ctx: Context,
+  settle: Extract<Command, { type: 'settle' }>,
+  credits: Credits,
+  settledBy: Map<string, string>,
+): string | null {
+  const { transferId, legRecipientId } = settleSourceOf(settle.id);
+  const legs = credits.get(transferId);
+  if (!legs) return ctx.mode === 'replay' ? null : 'The settle names a transfer that was never applied.';
+  if (!settlesItsLeg(settle, legRecipientId, legs))
+    return 'The settle does not match the transfer it settles (recipient or amount).';
+  const leg = legKey(transferId, settle.user_id);
+  const first = settledBy.get(leg);
+  if (first !== undefined && first !== settle.id)
+    return `The leg is already settled by ${first}: a leg has one settle.`;
+  settledBy.set(leg, settle.id);
+  return null;
+}
+
+/** The settle that already settled each leg of a one-leg transfer under its other id, by leg. */
+async function settlesOfLegs(
+  ctx: Context,
+  settles: readonly Candidate[],
+  credits: Credits,
+): Promise<Map<string, string>> {
+  const others: string[] = [];
+  for (const { item } of settles) {
+    const { transferId, legRecipientId } = settleSourceOf(item.command.id);
+    const legs = credits.get(transferId);
+    if (legs?.length !== 1) continue;
+    others.push(legRecipientId === null ? settleIdOf(transferId, legs[0]!.userId) : settleIdOf(transferId));
+  }
+  const settledBy = new Map<string, string>();
+  if (others.length === 0) return settledBy;
+  const decided = await retrying(() => findCommands(ctx.pool, others), others.length, ctx.apply);
+  for (const [id, stored] of decided) {
+    if (stored.status !== 'applied') continue;
+    const { transferId } = settleSourceOf(id);
+    settledBy.set(legKey(transferId, credits.get(transferId)![0]!.userId), id);
+  }
+  return settledBy;
+}
+
+function legKey(transferId: string, recipientId: number): string {
+  return `${transferId}\u001f${recipientId}`;
 }
 
 /**

@@ -17,6 +17,8 @@ import type { Config } from '../config.ts';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { InternalCommandSigner } from '../commands/internal-proof.ts';
+import { KeyRing } from '../commands/key-ring.ts';
+import { SigningKeyWatch } from '../signing-key-watch.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
 import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
@@ -73,6 +75,8 @@ export interface WorkerStats extends ChunkCounts {
 
 export interface CommandWorker {
   readonly stats: WorkerStats;
+  /** Which key it signs with, and whether every partition accepts it. */
+  readonly signingKey: SigningKeyWatch;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -141,8 +145,12 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     config.topics.commands,
     log,
   );
+  // One ring for everything this process signs, switched by the watch (signing-key-watch.ts).
+  const keys = new KeyRing(config.internalCommands);
+  const signingKey = new SigningKeyWatch({ pool: deps.pool, topic: config.topics.commands, keys, log });
   const pipeline = createChunkPipeline({
     ...deps,
+    keys,
     parkedOffsets,
     recordLimits: true,
     onRetry: () => (stats.retries += 1),
@@ -153,7 +161,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const sweeper = new HoldExpirySweeper({
     pool: deps.pool,
     sink,
-    signer: new InternalCommandSigner(config.internalCommands),
+    signer: new InternalCommandSigner(keys),
     commandTopic: config.topics.commands,
     sweepMs: config.consumer.holdExpirySweepMs,
     batchMax: config.consumer.holdExpiryBatchMax,
@@ -194,12 +202,16 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     // After a rebalance kafkajs fetches from the committed offsets: lanes start afresh.
     for (const lane of ctx.lanes.values()) lane.failed = false;
-    onAssignment(stats, event.payload.memberAssignment[config.topics.commands] ?? []);
+    const partitions = event.payload.memberAssignment[config.topics.commands] ?? [];
+    onAssignment(stats, partitions);
+    void recordOnAssignment(ctx, partitions);
   });
 
   return {
     stats,
+    signingKey,
     async start() {
+      await signingKey.start();
       await ctx.sink.connect();
       await parkedOffsets.start();
       try {
@@ -217,6 +229,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
         });
       } catch (error) {
         await parkedOffsets.stop();
+        signingKey.stop();
         throw error;
       }
       sweeper.start();
@@ -240,6 +253,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       } finally {
         // Its connection and timers would otherwise keep a failed stop's process alive.
         await parkedOffsets.stop();
+        signingKey.stop();
       }
       log.info(summary(stats), 'command consumer stopped');
     },
@@ -282,6 +296,21 @@ async function countPartitions(kafka: Kafka, topic: string): Promise<number> {
     return metadata.topics[0]?.partitions.length ?? 0;
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * Publishes this consumer's settings (limits, accepted keys) to the partitions it was just given
+ * whose stored ones differ, so idle partitions say too which keys they accept. Best effort: a
+ * partition's next chunk publishes them anyway.
+ */
+async function recordOnAssignment(ctx: WorkerContext, partitions: readonly number[]): Promise<void> {
+  const topic = ctx.config.topics.commands;
+  try {
+    const messages = await ctx.pipeline.recordsOnAssignment(topic, partitions);
+    if (messages.length > 0) await ctx.sink.sendCore([{ topic, messages }]);
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'could not record the settings of newly assigned partitions; their next chunk will');
   }
 }
 

@@ -137,6 +137,18 @@ export const CHECKS: readonly Check[] = [
              OR (strpos(s.id, '#') > 0 AND split_part(s.id, '#', 2) <> s.user_id::text))`,
   },
   {
+    // One leg, one settle: a transfer with one leg could be named by two settle ids
+    // (`~settle:<id>` and `~settle:<id>#<recipient>`); the consumer refuses the second, and this
+    // finds a leg settled twice all the same (its recipient would hold the money twice).
+    name: 'leg_settled_once',
+    description: "no leg of a transfer is settled twice: at most one applied settle per transfer and recipient",
+    sql: `
+      SELECT split_part(substr(id, ${'~settle:'.length + 1}), '#', 1) AS transfer_id, user_id, array_agg(id ORDER BY id) AS settles
+      FROM commands WHERE type = 'settle' AND status = 'applied'
+      GROUP BY split_part(substr(id, ${'~settle:'.length + 1}), '#', 1), user_id
+      HAVING count(*) > 1`,
+  },
+  {
     name: 'command_applied_once',
     description:
       'every applied command has exactly the postings its type makes (a transfer one per leg), and a rejected one none',

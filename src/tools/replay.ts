@@ -194,7 +194,13 @@ async function consumeRange(
     maxWaitTimeInMs: 250,
     allowAutoTopicCreation: false,
   });
-  const pipeline = createChunkPipeline({ config: replayConfig(options.config), pool: options.pool, log: options.log });
+  // Every configured key may verify, but only where the log says the live run accepted it.
+  const pipeline = createChunkPipeline({
+    config: options.config,
+    pool: options.pool,
+    log: options.log,
+    mode: 'replay',
+  });
   let finish!: () => void;
   let fail!: (error: unknown) => void;
   const done = new Promise<void>((resolve, reject) => {
@@ -252,18 +258,6 @@ type Counted = {
   deadLettered: number;
   unprocessable: number;
 };
-
-/** A replay also accepts the older keys of INTERNAL_COMMAND_KEYS, which the live consumer refuses. */
-export function replayConfig(config: Config): Config {
-  const { internalCommands } = config;
-  return {
-    ...config,
-    internalCommands: {
-      ...internalCommands,
-      acceptedSecrets: [...internalCommands.acceptedSecrets, ...internalCommands.replaySecrets],
-    },
-  };
-}
 
 /**
  * Replies are not published and dead letters are only counted: the live consumer already sent

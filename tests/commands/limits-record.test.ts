@@ -4,7 +4,8 @@ import { limitsRecordMessage, parseLimitsRecord } from '../../src/commands/limit
 
 const SECRET = 'test-only-limits-record-secret-0123456789';
 const signer = new InternalCommandSigner({ secret: SECRET, acceptedSecrets: [] });
-const lowered = { amountMinorMax: 5_000, balanceMinorMax: 1_000_000_000_000_000, alertsPerUserMax: 20 };
+const limits = { amountMinorMax: 5_000, balanceMinorMax: 1_000_000_000_000_000, alertsPerUserMax: 20 };
+const lowered = { limits, acceptedKeyIds: signer.keys.liveIds() };
 
 describe('limits records', () => {
   it('round-trips a signed record to the partition it names', () => {
@@ -12,7 +13,7 @@ describe('limits records', () => {
     expect(message.partition).toBe(3);
     const proof = message.headers[INTERNAL_PROOF_HEADER];
     const parsed = parseLimitsRecord(Buffer.from(message.value), proof, signer, 3);
-    expect(parsed).toEqual({ ok: true, record: { limits: lowered, supersedes: 41n } });
+    expect(parsed).toEqual({ ok: true, record: { ...lowered, supersedes: 41n } });
     // The same genuine record copied to another partition proves nothing there.
     expect(parseLimitsRecord(Buffer.from(message.value), proof, signer, 4)).toMatchObject({ ok: false });
   });
@@ -28,6 +29,37 @@ describe('limits records', () => {
     expect(parseLimitsRecord(Buffer.from(raised), proof, signer, 0)).toMatchObject({ ok: false });
     const moved = message.value.replace('"supersedes":"-1"', '"supersedes":"7"');
     expect(parseLimitsRecord(Buffer.from(moved), proof, signer, 0)).toMatchObject({ ok: false });
+  });
+
+  it('names the keys its partition accepts, and is refused when signed with a key the partition does not accept', () => {
+    const message = limitsRecordMessage(lowered, 41n, 3, signer);
+    expect(JSON.parse(message.value).accepted_keys).toEqual(signer.keys.liveIds());
+    const proof = message.headers[INTERNAL_PROOF_HEADER];
+    expect(parseLimitsRecord(Buffer.from(message.value), proof, signer, 3, new Set(['otherkey']))).toMatchObject({
+      ok: false,
+    });
+    expect(parseLimitsRecord(Buffer.from(message.value), proof, signer, 3, new Set(signer.keys.liveIds())).ok).toBe(
+      true,
+    );
+    // A changed key list breaks the proof like any other field.
+    const widened = message.value.replace('"accepted_keys":[', '"accepted_keys":["AAAAAAAA",');
+    expect(parseLimitsRecord(Buffer.from(widened), proof, signer, 3)).toMatchObject({ ok: false });
+  });
+
+  it('still reads a record of format 1 (limits only): it leaves the accepted keys as they were', () => {
+    const v1 = JSON.stringify({
+      type: 'limits',
+      version: 1,
+      supersedes: '-1',
+      amount_minor_max: 5_000,
+      balance_minor_max: 1_000_000_000_000_000,
+      alerts_per_user_max: 20,
+    });
+    const proof = signer.signFields(['limits', '1', 'partition=0', '-1', '5000', '1000000000000000', '20']);
+    expect(parseLimitsRecord(Buffer.from(v1), proof, signer, 0)).toEqual({
+      ok: true,
+      record: { limits, acceptedKeyIds: null, supersedes: -1n },
+    });
   });
 
   it('refuses malformed records with a message, never a throw', () => {

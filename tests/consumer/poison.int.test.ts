@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner } from '../../src/commands/internal-proof.ts';
+import { KeyRing } from '../../src/commands/key-ring.ts';
 import { REPLY_KEY_HEADER } from '../../src/commands/reply-topics.ts';
 import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
@@ -366,17 +367,18 @@ describe('poison commands never halt a partition', () => {
         own.config.topics.commands,
         Array.from({ length: 10 }, (_, i) => big(i + 10)),
       );
-      // As if every partition had its limits record already: the consumer then writes none, and
+      // As if every partition had its settings record already: the consumer then writes none, and
       // the one chunk it commits is the twenty.
       await own.db.pool.query(
-        `INSERT INTO decision_limits (source_topic, source_partition, record_offset, amount_minor_max, balance_minor_max, alerts_per_user_max)
-         SELECT $1, p, 0, $2, $3, $4 FROM generate_series(0, $5 - 1) p`,
+        `INSERT INTO decision_limits (source_topic, source_partition, record_offset, amount_minor_max, balance_minor_max, alerts_per_user_max, accepted_key_ids)
+         SELECT $1, p, 0, $2, $3, $4, $6 FROM generate_series(0, $5 - 1) p`,
         [
           own.config.topics.commands,
           own.config.limits.amountMinorMax,
           own.config.limits.balanceMinorMax,
           own.config.limits.alertsPerUserMax,
           own.config.topics.commandPartitions,
+          new KeyRing(own.config.internalCommands).liveIds(),
         ],
       );
       await own.worker.start();

@@ -33,6 +33,7 @@ export function contextWithoutKafka(config: Config, db: TestDatabase, patch: Par
     tokenStates: new TokenStates(db.pool, config.auth.tokenStateCacheMs),
     permissions: new Permissions(config.auth.userActions),
     attestation: new PrincipalAttestation(config.internalCommands),
+    signingKey: { accepted: true, problem: null },
     throttle: new LoginThrottle(),
     rateLimit: new PrincipalRateLimit(config.auth.rateLimitPerS, config.auth.rateLimitBurst),
     pending: new PendingCommands(1_000, 60_000),
@@ -50,6 +51,7 @@ export function appWithoutKafka(config: Config, db: TestDatabase, patch: Partial
 /** The full gateway with its command client connected to the broker. */
 export async function startGateway(config: Config, db: TestDatabase, kafka: Kafka): Promise<Gateway> {
   const gateway = buildGateway({ config, kafka, pool: db.pool, log: testLog });
+  await gateway.signingKey.start();
   await gateway.client.start();
   return gateway;
 }

@@ -108,6 +108,15 @@ const CORRUPTIONS: Array<{ check: string; sql: string[] }> = [
     ],
   },
   {
+    // The leg of 'tr' settled a second time under its other id: it matches its transfer, so only
+    // the one-settle-per-leg check sees it.
+    check: 'leg_settled_once',
+    sql: [
+      `INSERT INTO commands (id, fingerprint, type, user_id, status, code) VALUES ('~settle:tr#2', 'x', 'settle', 2, 'applied', 'ok')`,
+      `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) VALUES ('~settle:tr#2', ${ACCOUNT('user_incoming', 2)}, ${ACCOUNT('user_available', 2)}, 1500)`,
+    ],
+  },
+  {
     check: 'command_applied_once',
     sql: [
       `INSERT INTO postings (command_id, debit_account_id, credit_account_id, amount) SELECT command_id, debit_account_id, credit_account_id, amount FROM postings WHERE command_id = 'dep'`,

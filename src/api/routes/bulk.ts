@@ -28,7 +28,7 @@ import { inTransaction } from '../../db/pool.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { Principal } from '../permissions.ts';
 import { isKnownUser } from '../read-model.ts';
-import { COMMAND_ROUTES, forCaller } from './commands.ts';
+import { COMMAND_ROUTES, forCaller, publisherOf } from './commands.ts';
 
 export const BULK_PATH = '/api/commands/bulk';
 
@@ -91,14 +91,11 @@ async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: Api
     prepared.push(await prepare(raw, index, principal, ctx, seenKeys, tokens));
   const valid = prepared.filter((p): p is Extract<Prepared, { command: Command }> => 'command' in p);
   if (valid.length === 0) return reply.code(200).send(batchAnswer(null, prepared, new Map(), principal));
+  // Before anything is stored: a bulk that cannot be published leaves no status to poll.
+  const client = publisherOf(ctx, {});
   const batchId = randomUUID();
   await storeBatch(ctx, batchId, principal, valid, reply);
   const location = `${BULK_PATH}/${batchId}`;
-  const client = ctx.client;
-  if (!client)
-    throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', {
-      batch_id: batchId,
-    });
   const headersOf = (command: Command) =>
     ctx.attestation.headers(
       { id: command.id, fingerprint: commandFingerprint(command) },

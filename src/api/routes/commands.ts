@@ -20,6 +20,7 @@ import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { authenticate, parseOr400 } from '../http.ts';
 import type { ClientCommand, Principal } from '../permissions.ts';
 import type { ApiContext } from '../context.ts';
+import type { CommandClient } from '../../client/command-client.ts';
 
 type CommandBody = Omit<Command, 'id' | 'reply_to'>;
 
@@ -208,11 +209,7 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   // only after it has (re)published the settle, so the caller's next command lands behind it.
   if (stored && !stored.creditInFlight) return answer(reply, forCaller(principal, stored.reply));
   if (!stored) await requireKnownRecipient(ctx, command);
-  const client = ctx.client;
-  if (!client)
-    throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', {
-      command_id: key,
-    });
+  const client = publisherOf(ctx, { command_id: key });
   ctx.pending.add(command.id, command.user_id);
   const headers = ctx.attestation.headers(
     { id: command.id, fingerprint: commandFingerprint(command) },
@@ -228,6 +225,23 @@ async function handleCommand(spec: CommandRoute, request: FastifyRequest, reply:
   // A reply can be missed (this gateway restarted, a rebalance); the database has the truth.
   const outcome = replied ?? finalOutcome(await loadOutcome(ctx.pool, command.id));
   return outcome ? answer(reply, forCaller(principal, outcome), replied !== null) : accepted(reply, key);
+}
+
+/**
+ * The client to publish with, or a 503 while commands cannot be published: Kafka is not
+ * connected, or the consumers do not accept the key this gateway signs with (they would
+ * dead-letter every command it sends: a silent 202, then a 404).
+ */
+export function publisherOf(ctx: ApiContext, details: Record<string, unknown>): CommandClient {
+  if (!ctx.client)
+    throw new ApiError('service_unavailable', 'Commands cannot be published: Kafka is not connected.', details);
+  if (!ctx.signingKey.accepted)
+    throw new ApiError(
+      'service_unavailable',
+      'Commands cannot be published: the consumers do not accept the key this gateway signs them with. Nothing was sent; retry later with the same Idempotency-Key.',
+      details,
+    );
+  return ctx.client;
 }
 
 /**
