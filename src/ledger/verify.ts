@@ -141,7 +141,7 @@ export const CHECKS: readonly Check[] = [
     // (`~settle:<id>` and `~settle:<id>#<recipient>`); the consumer refuses the second, and this
     // finds a leg settled twice all the same (its recipient would hold the money twice).
     name: 'leg_settled_once',
-    description: "no leg of a transfer is settled twice: at most one applied settle per transfer and recipient",
+    description: 'no leg of a transfer is settled twice: at most one applied settle per transfer and recipient',
     sql: `
       SELECT split_part(substr(id, ${'~settle:'.length + 1}), '#', 1) AS transfer_id, user_id, array_agg(id ORDER BY id) AS settles
       FROM commands WHERE type = 'settle' AND status = 'applied'
