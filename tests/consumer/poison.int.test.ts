@@ -2,10 +2,12 @@
  * Nothing a message contains can stop its partition. Each case ends with a canary: a normal
  * deposit on the same partition that must be applied within CANARY_WAIT_MS.
  */
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { INTERNAL_PROOF_HEADER, InternalCommandSigner } from '../../src/commands/internal-proof.ts';
 import { KeyRing } from '../../src/commands/key-ring.ts';
+import { PRINCIPAL_HEADER, PRINCIPAL_PROOF_HEADER } from '../../src/commands/principal-proof.ts';
 import { REPLY_KEY_HEADER } from '../../src/commands/reply-topics.ts';
 import type { CommandWorker } from '../../src/consumer/worker.ts';
 import { partitionOfKey } from '../../src/kafka/partition.ts';
@@ -462,5 +464,78 @@ describe('poison commands never halt a partition', () => {
       expect.arrayContaining([expect.stringContaining('proof'), expect.stringContaining('does not match')]),
     );
     expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('accepts one settle per leg: a second id for a settled leg, and a settle of an unknown transfer, are refused live', async () => {
+    const [sender, recipient] = [1_016, 1_017];
+    const run = uniqueSuffix();
+    const signer = new InternalCommandSigner(config.internalCommands);
+    // A split payment with one leg: its settle is ~settle:<id>#<recipient>; ~settle:<id> names the same leg.
+    await publish(kafka, config.topics.commands, [
+      { id: `${run}-dep`, type: 'deposit', user_id: sender, amount: '30.00' },
+      {
+        id: `${run}-split`,
+        type: 'transfer',
+        user_id: sender,
+        recipients: [{ recipient_id: recipient, amount: '20.00' }],
+      },
+    ]);
+    await replies.waitFor([`${run}-split`]);
+    await waitForSettles(db.pool);
+    const forgedBefore = worker.stats.forged;
+    const second = { id: `~settle:${run}-split`, type: 'settle' as const, user_id: recipient, amount: 2_000n };
+    const ghost = { id: `~settle:${run}-never-sent`, type: 'settle' as const, user_id: recipient, amount: 2_000n };
+    await publish(
+      kafka,
+      config.topics.commands,
+      [second, ghost].map((settle) => ({
+        raw: JSON.stringify({ ...settle, amount: '20.00' }),
+        key: String(recipient),
+        headers: { [INTERNAL_PROOF_HEADER]: signer.sign(settle) },
+      })),
+    );
+    await eventually(
+      async () => (worker.stats.forged >= forgedBefore + 2 ? true : undefined),
+      30_000,
+      'two refused settles',
+    );
+    await canary(recipient);
+    expect(await balancesOf(db.pool, recipient)).toEqual({ available: 2_001n, reserved: 0n, incoming: 0n });
+    const letters = await deadLettersWhere(
+      (l) => l.key === String(recipient) && [second.id, ghost.id].includes(JSON.parse(l.value!.toString()).id),
+      2,
+    );
+    expect(letters.map((l) => l.headers['x-error-message']).sort()).toEqual([
+      expect.stringContaining('already settled'),
+      expect.stringContaining('never applied'),
+    ]);
+    expect(await verifyLedger(db.pool)).toEqual([]);
+  });
+
+  it('refuses a principal proof of format 1 once the partition recorded its keys, and the canary applies', async () => {
+    const user = 1_018;
+    const run = uniqueSuffix();
+    const id = `~http:${user}:${run}-v1`;
+    const principal = `service:${user}`;
+    // v1 covered the id and the principal only (not the body): a copy onto another body proved it all.
+    const mac = createHmac('sha256', Buffer.from(config.internalCommands.secret, 'utf8'))
+      .update(`principal-v1\u001f${id}\u001f${principal}`)
+      .digest('base64url');
+    const forgedBefore = worker.stats.forged;
+    await publish(kafka, config.topics.commands, [
+      {
+        raw: JSON.stringify({ id, type: 'deposit', user_id: user, amount: '9.00' }),
+        key: String(user),
+        headers: { [PRINCIPAL_HEADER]: principal, [PRINCIPAL_PROOF_HEADER]: mac },
+      },
+    ]);
+    await eventually(
+      async () => (worker.stats.forged > forgedBefore ? true : undefined),
+      30_000,
+      'the v1 proof refused',
+    );
+    await canary(user);
+    expect((await db.pool.query('SELECT 1 FROM commands WHERE id = $1', [id])).rowCount).toBe(0);
+    expect((await balancesOf(db.pool, user)).available).toBe(1n);
   });
 });
