@@ -50,13 +50,28 @@ await runCli(async () => {
     log: log.child({ component: 'gateway' }),
     consumerStats: worker.stats,
   });
+  // What must not outlive this process, signalled (not waited for) on any way out: a forced
+  // exit (a second Ctrl-C) or a crash. A normal stop stops them in order, below.
+  const signalChildrenToStop = () => {
+    infra.localKafka?.signalStop();
+    infra.localPostgres?.signalStop();
+  };
+  process.once('exit', signalChildrenToStop);
   let stopping = false;
-  void infra.localKafka?.exited.then((code) => {
-    if (!stopping)
+  let brokerLost = false;
+  const stopped = new Promise<void>((resolve) => {
+    onShutdownSignal(log, resolve, signalChildrenToStop);
+    // Its own broker gone, nothing brings one back: stop everything and say why, rather than
+    // wait for a broker that will never answer.
+    void infra.localKafka?.exited.then((code) => {
+      if (stopping) return;
+      brokerLost = true;
       log.error(
         { code, log: infra.localKafka?.logFile },
-        'the local Kafka broker exited; /readyz reports not ready and clients retry until a broker is back',
+        'the local Kafka broker exited; stopping the service (start it again with npm start)',
       );
+      resolve();
+    });
   });
   await worker.start();
   const address = await gateway.start({ host: config.http.host, port: config.http.port });
@@ -64,12 +79,14 @@ await runCli(async () => {
     { gateway: address, kafka: infra.brokers.join(','), commands: config.topics.commands },
     'balance service is running; Ctrl-C stops it',
   );
-  await new Promise<void>((resolve) => onShutdownSignal(log, resolve));
+  await stopped;
   stopping = true;
   await gateway.stop();
   await worker.stop();
   await pool.end();
   await infra.localKafka?.stop();
   await infra.localPostgres?.stop();
+  process.off('exit', signalChildrenToStop);
   log.info('stopped');
+  if (brokerLost) process.exitCode = 1;
 });

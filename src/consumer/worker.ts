@@ -191,17 +191,27 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     running: true,
     handlers: 0,
   };
+  // A retriable crash (the group coordinator or a partition leader not there yet, as on every
+  // first start of a broker) is a wait: one info line says what for. Past a few in a row without
+  // joining the group, it is a warning; a crash kafkajs gives up on is an error.
+  let restartsSinceJoin = 0;
   consumer.on(consumer.events.CRASH, (event) => {
-    // A retriable one (the group coordinator still loading after a broker start) is routine.
-    const level = event.payload.restart ? 'warn' : 'error';
+    const { error, restart } = event.payload;
+    if (!restart) {
+      log.error({ err: error }, 'the command consumer stopped and kafkajs does not restart it');
+      return;
+    }
+    restartsSinceJoin += 1;
+    const level = restartsSinceJoin <= RESTARTS_QUIET_MAX ? 'info' : 'warn';
     log[level](
-      { err: event.payload.error, restart: event.payload.restart },
-      'the command consumer stopped; kafkajs restarts it from the last committed offset',
+      { cause: (error as Error)?.message, restarts: restartsSinceJoin },
+      'waiting for Kafka (its group coordinator or a partition leader); the command consumer starts again in a moment',
     );
   });
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     // After a rebalance kafkajs fetches from the committed offsets: lanes start afresh.
     for (const lane of ctx.lanes.values()) lane.failed = false;
+    restartsSinceJoin = 0;
     const partitions = event.payload.memberAssignment[config.topics.commands] ?? [];
     onAssignment(stats, partitions);
     void recordOnAssignment(ctx, partitions);
@@ -259,6 +269,9 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     },
   };
 }
+
+/** Consumer restarts in a row, before it joins its group, that are only an info line each. */
+const RESTARTS_QUIET_MAX = 5;
 
 /** The longest a stopping consumer waits for its lanes to publish and commit. */
 const STOP_DRAIN_MS = 15_000;

@@ -134,7 +134,8 @@ const IDEMPOTENT_RETRIES_WARNING = 'Limiting retries for the idempotent producer
 /**
  * Broker answers that mean "not yet" while a group or partition finds its coordinator or
  * leader, as on every first start of a broker. kafkajs logs them at error level and retries;
- * they are warnings unless they last, which the retries' own failure then reports.
+ * they are expected, so debug: the consumer says in one line what it waits for (worker.ts), and
+ * a wait that lasts shows as a warning there and as a failing /readyz.
  */
 const TRANSIENT_BROKER_ERRORS = [
   'The group coordinator is not available',
@@ -142,6 +143,9 @@ const TRANSIENT_BROKER_ERRORS = [
   'This is not the correct coordinator for this group',
   'There is no leader for this topic-partition',
 ];
+
+/** kafkajs's own note that it restarts a consumer after a retriable crash, which the consumer reports itself. */
+const CONSUMER_RESTART = /^Restarting the consumer in \d+ms$/;
 
 function isTransientBrokerError(message: string, details: Record<string, unknown>): boolean {
   const text = `${message} ${typeof details.error === 'string' ? details.error : ''}`;
@@ -167,8 +171,9 @@ export function pinoLogCreator(log: Logger): kafkajs.logCreator {
       if (lastLogged.size >= LOG_KEYS_TRACKED_MAX) lastLogged.clear();
       lastLogged.set(key, { at: now, suppressed: 0 });
       const details = seen?.suppressed ? { ...rest, repeatsSuppressed: seen.suppressed } : rest;
-      if (level === KafkaLogLevel.ERROR && !isTransientBrokerError(message, rest)) log.error(details, message);
-      else if (level === KafkaLogLevel.ERROR) log.warn(details, message);
+      const expected = isTransientBrokerError(message, rest) || CONSUMER_RESTART.test(message);
+      if (level === KafkaLogLevel.ERROR && !expected) log.error(details, message);
+      else if (level === KafkaLogLevel.ERROR) log.debug(details, message);
       else if (level === KafkaLogLevel.WARN) log.warn(details, message);
       else if (level === KafkaLogLevel.INFO) log.info(details, message);
       else log.debug(details, message);
@@ -281,14 +286,14 @@ export async function checkTopics(kafka: Kafka, specs: readonly TopicSpec[], fix
 export async function describeCluster(
   kafka: Kafka,
   timeoutMs: number,
-): Promise<{ brokers: number; controller: number | null }> {
+): Promise<{ brokers: number; controller: number | null; clusterId: string }> {
   const admin = kafka.admin({ retry: { retries: 0 } });
   try {
     return await withTimeout(
       (async () => {
         await admin.connect();
         const cluster = await admin.describeCluster();
-        return { brokers: cluster.brokers.length, controller: cluster.controller };
+        return { brokers: cluster.brokers.length, controller: cluster.controller, clusterId: cluster.clusterId };
       })(),
       timeoutMs,
       'Kafka did not answer describeCluster',

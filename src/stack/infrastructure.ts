@@ -86,13 +86,22 @@ export async function checkTopicSettings(
 }
 
 export async function prepareInfrastructure(config: Config, log: Logger): Promise<Infrastructure> {
-  // Both at once: the broker takes seconds to start, the database about one.
-  const [localKafka, localPostgres] = await Promise.all([
+  // Both at once: the broker takes seconds to start, the database about one. If one fails, the
+  // other is stopped before the failure is reported: a failed start leaves nothing running.
+  const [kafkaStart, postgresStart] = await Promise.allSettled([
     config.kafka.brokers
       ? null
       : startLocalKafka({ ...config.kafka.local, readyWaitMs: config.kafka.readyWaitMs, log }),
     config.db.url ? null : startLocalPostgres({ ...config.db.local, log }),
   ]);
+  const localKafka = kafkaStart.status === 'fulfilled' ? kafkaStart.value : null;
+  const localPostgres = postgresStart.status === 'fulfilled' ? postgresStart.value : null;
+  const failed = [kafkaStart, postgresStart].find((r) => r.status === 'rejected');
+  if (failed) {
+    await localKafka?.stop();
+    await localPostgres?.stop();
+    throw failed.reason;
+  }
   try {
     const brokers = config.kafka.brokers ?? localKafka!.brokers;
     const databaseUrl = await resolveDatabaseUrl(config.db);

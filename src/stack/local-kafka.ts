@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createKafka, describeCluster } from '../kafka/client.ts';
+import { waitForFreePort } from './ports.ts';
 import type { Logger } from '../log.ts';
 
 const run = promisify(execFile);
@@ -50,6 +51,8 @@ export interface LocalKafka {
   /** Resolves with the exit code when the broker process ends, for whatever reason. */
   readonly exited: Promise<number | null>;
   stop(): Promise<void>;
+  /** Sends the broker SIGTERM and returns at once: for an exit that cannot wait (it stops by itself). */
+  signalStop(): void;
 }
 
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
@@ -61,13 +64,16 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const libs = await ensureKafkaJars(options.log);
   await writeFile(files.properties, serverProperties(options, files.data));
   if (!existsSync(path.join(files.data, 'meta.properties'))) await formatStorage(libs, files.properties);
+  // Another broker on our ports would answer our readiness check and then leave us with none.
+  for (const port of [options.port, options.controllerPort])
+    await waitForFreePort(port, PORT_FREE_WAIT_MS, 'Kafka broker', (command) => command.includes('kafka.Kafka'));
 
   const child = spawnBroker(libs, files, options.heapMb);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await writeFile(files.pid, String(child.pid));
   const brokers = [`127.0.0.1:${options.port}`];
   try {
-    await waitUntilReady(child, brokers, options, files.log);
+    await waitUntilReady(child, brokers, options, files.log, await clusterIdOf(files.data));
   } catch (error) {
     await stopProcess(child.pid!, options.log);
     throw error;
@@ -82,7 +88,19 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
       await stopProcess(child.pid!, options.log);
       await rm(files.pid, { force: true });
     },
+    signalStop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
   };
+}
+
+/** How long a start waits for a port a stopping process still holds. */
+const PORT_FREE_WAIT_MS = 30_000;
+
+/** The cluster id the storage was formatted with (meta.properties), to know our broker from another. */
+async function clusterIdOf(dataDir: string): Promise<string | null> {
+  const meta = await readFile(path.join(dataDir, 'meta.properties'), 'utf8').catch(() => '');
+  return /^cluster\.id=(.+)$/m.exec(meta)?.[1]?.trim() ?? null;
 }
 
 /** Stops a broker left running by an earlier process, found through its pid file. */
@@ -235,7 +253,14 @@ function spawnBroker(libs: string, files: ReturnType<typeof brokerFiles>, heapMb
   }
 }
 
-async function waitUntilReady(child: ChildProcess, brokers: string[], options: LocalKafkaOptions, logFile: string) {
+/** Ready: our own process answers, with the cluster id of our storage (not another broker on the port). */
+async function waitUntilReady(
+  child: ChildProcess,
+  brokers: string[],
+  options: LocalKafkaOptions,
+  logFile: string,
+  clusterId: string | null,
+) {
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? -1));
   const kafka = createKafka({
@@ -248,9 +273,14 @@ async function waitUntilReady(child: ChildProcess, brokers: string[], options: L
   while (Date.now() < deadline) {
     if (exited !== null) throw new KafkaUnavailableError(`the Kafka broker exited with code ${exited}; see ${logFile}`);
     try {
-      await describeCluster(kafka, 2_000);
-      return;
-    } catch {
+      const described = await describeCluster(kafka, 2_000);
+      if (exited !== null) continue;
+      if (clusterId === null || described.clusterId === clusterId) return;
+      throw new KafkaUnavailableError(
+        `port ${options.port} is answered by a Kafka cluster (${described.clusterId}) that is not the one this broker stores (${clusterId}); stop the other broker, or set KAFKA_LOCAL_PORT to a free port`,
+      );
+    } catch (error) {
+      if (error instanceof KafkaUnavailableError) throw error;
       await sleep(READY_POLL_MS);
     }
   }

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { OperatorError } from '../cli.ts';
 import type { Logger } from '../log.ts';
 import { REPO_ROOT, sleep } from './local-kafka.ts';
+import { waitForFreePort } from './ports.ts';
 import { type ServerFiles, serverFiles } from './server-files.ts';
 
 export interface LocalPostgres {
@@ -34,6 +35,8 @@ export interface LocalPostgres {
   readonly dataDir: string;
   readonly pid: number;
   stop(): Promise<void>;
+  /** Asks the server for a fast shutdown and returns at once: for an exit that cannot wait. */
+  signalStop(): void;
 }
 
 export interface LocalPostgresOptions {
@@ -57,6 +60,8 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
   const files = await serverFiles(dir, options.log);
   const started = Date.now();
   if (!existsSync(path.join(files.dataDir, 'PG_VERSION'))) await initialise(files, password);
+  await stopLeftOver(files.dataDir, options.log);
+  await waitForFreePort(options.port, PORT_FREE_WAIT_MS, 'PostgreSQL', (command) => command.includes('postgres'));
   const server = await runServer(files, options.port);
   options.log.info(
     { dir: files.dataDir, port: options.port, pid: server.pid, ms: Date.now() - started },
@@ -67,7 +72,50 @@ export async function startLocalPostgres(options: LocalPostgresOptions): Promise
     dataDir: files.dataDir,
     pid: server.pid!,
     stop: () => stopServer(server),
+    signalStop: () => {
+      if (server.exitCode === null && server.signalCode === null) server.kill('SIGINT');
+    },
   };
+}
+
+/** How long a start waits for the port of a server that is still stopping. */
+const PORT_FREE_WAIT_MS = 30_000;
+
+/**
+ * A server of this data directory left running by an earlier run (one killed before it could
+ * stop it) holds the directory's lock file: it is ours, so it is stopped (a fast shutdown), and
+ * the start goes on. Its lock file names its pid and data directory; a pid that is no longer a
+ * postgres of this directory is a stale file, which the server itself ignores.
+ */
+async function stopLeftOver(dataDir: string, log: Logger): Promise<void> {
+  const lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n');
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || path.resolve(lines[1] ?? '') !== path.resolve(dataDir)) return;
+  const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!command.includes('postgres')) return;
+  log.warn({ pid, dataDir }, 'stopping a local PostgreSQL left running by an earlier run');
+  for (const signal of ['SIGINT', 'SIGQUIT'] as const) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return;
+    }
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (Date.now() < deadline && isAlive(pid)) await sleep(100);
+    if (!isAlive(pid)) return;
+  }
+  throw new PostgresUnavailableError(
+    `a PostgreSQL server (pid ${pid}) left running on ${dataDir} did not stop; stop it, then start again`,
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where a local server configured with `dir` keeps its data (see server-files.ts). */

@@ -42,10 +42,27 @@ export function spawnService(
   args: readonly string[] = [],
   options: { ownProcessGroup?: boolean } = {},
 ): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  return watched(process.execPath, ['--import', 'tsx', entry, ...args], env, options.ownProcessGroup ?? false);
+}
+
+/**
+ * Runs an npm script as a user does: npm is the child (and, in its own process group, the
+ * group's leader), and the service its child. What npm does with signals is part of the test.
+ */
+export function spawnNpm(script: string, env: Record<string, string>): ServiceProcess {
+  return watched('npm', ['run', '--silent', script], env, true);
+}
+
+function watched(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  ownProcessGroup: boolean,
+): ServiceProcess {
+  const child = spawn(command, args, {
     cwd: ROOT,
     // As a terminal runs it: the leader of a process group that Ctrl-C signals as a whole.
-    detached: options.ownProcessGroup ?? false,
+    detached: ownProcessGroup,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

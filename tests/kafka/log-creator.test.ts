@@ -15,7 +15,7 @@ function capture() {
 }
 
 describe("kafkajs's log lines in ours", () => {
-  it('logs the coordinator and leader races of a broker start as warnings, and other errors as errors', async () => {
+  it('logs the coordinator and leader races of a broker start, and the restart they cause, at debug, and other errors as errors', async () => {
     const { lines, logEntry } = capture();
     const entry = (message: string, error?: string) =>
       logEntry({
@@ -26,8 +26,9 @@ describe("kafkajs's log lines in ours", () => {
       });
     entry('Response GroupCoordinator(key: 10, version: 2)', 'The group coordinator is not available');
     entry("Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group");
+    entry('Restarting the consumer in 100ms');
     entry('Response Produce(key: 0, version: 7)', 'Broker: Not enough replicas');
     await new Promise((resolve) => setImmediate(resolve));
-    expect(lines.map((line) => line.level)).toEqual([40, 40, 50]);
+    expect(lines.map((line) => line.level)).toEqual([20, 20, 20, 50]);
   });
 });
