@@ -3,6 +3,7 @@
  * into a frozen object. Every limit carries its unit at the end of its name.
  */
 import { OperatorError } from './cli.ts';
+import { GRANTABLE_COMMAND_TYPES, type GrantableCommandType } from './commands/command-types.ts';
 import { z } from 'zod';
 
 /** The database the service uses on the local server when DATABASE_URL is unset. */
@@ -23,7 +24,6 @@ export const PUBLIC_SECRETS: ReadonlySet<string> = new Set([
   DEV_INTERNAL_COMMAND_SECRET,
   'change-me-to-a-long-random-secret-of-32-chars-or-more',
 ]);
-const CLIENT_COMMAND_NAMES = ['deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer'] as const;
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const optionalFile = z.string().min(1).optional();
 
@@ -175,7 +175,7 @@ export const envSchema = z.object({
     .string()
     .regex(/^[a-z]+(,[a-z]+)*$/, 'must be a comma-separated list')
     .transform((text) => text.split(','))
-    .pipe(z.array(z.enum(CLIENT_COMMAND_NAMES)))
+    .pipe(z.array(z.enum(GRANTABLE_COMMAND_TYPES)))
     .default(['transfer']),
   ALLOW_MISSING_IDEMPOTENCY_KEY: bool.default(false),
   // Whether a transfer may name a recipient the ledger has never seen (the money would wait for them).
@@ -225,7 +225,7 @@ export interface Config {
   };
   readonly auth: {
     /** What a `user` may do on its own account besides reading it. */
-    readonly userActions: readonly ('deposit' | 'withdraw' | 'reserve' | 'capture' | 'release' | 'transfer')[];
+    readonly userActions: readonly GrantableCommandType[];
     readonly allowMissingIdempotencyKey: boolean;
     /** Whether a transfer may name an id that is neither registered nor has history. */
     readonly allowTransfersToNewAccounts: boolean;

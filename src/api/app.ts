@@ -15,6 +15,7 @@ import { isTransientDbError } from '../db/errors.ts';
 import { type API_ERRORS, ApiError, type ErrorBody } from '../errors.ts';
 import type { ApiContext } from './context.ts';
 import { registerDocsRoutes } from './openapi.ts';
+import { describeRoutes, type RegisteredRoute } from './route.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerCommandRoutes } from './routes/commands.ts';
 import { registerBulkRoutes } from './routes/bulk.ts';
@@ -36,6 +37,8 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
   });
   acceptOnlyExactNumbers(app);
+  const routes = describeRoutes(app, ctx);
+  app.decorate('describedRoutes', routes);
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = toErrorResponse(error);
     if (status >= 500) request.log.error({ err: error }, 'request failed');
@@ -66,7 +69,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerBulkRoutes(app, ctx);
   registerReadRoutes(app, ctx);
   registerStatementRoutes(app, ctx);
-  registerDocsRoutes(app, ctx);
+  registerDocsRoutes(app, routes);
   return app;
 }
 
@@ -137,4 +140,11 @@ function errorBody(error: ApiError): ErrorBody {
   return error.details === undefined
     ? { code: error.publicCode, message: error.message }
     : { code: error.publicCode, message: error.message, details: error.details };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route as registered, with what it says of itself (route.ts): what /openapi.json documents. */
+    describedRoutes: readonly RegisteredRoute[];
+  }
 }

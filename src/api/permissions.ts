@@ -4,38 +4,18 @@
  * `service` principals (billing, the order service); an end user (`user`) moves only their own
  * money out, by transfer, unless USER_ACTIONS widens that.
  */
-import type { CommandType } from '../commands/schema.ts';
+import { COMMAND_CATALOG } from '../commands/catalog.ts';
+import { CLIENT_COMMAND_TYPES, type ClientCommandType, type GrantableCommandType } from '../commands/command-types.ts';
 import { ApiError } from '../errors.ts';
 import type { Role } from '../users/store.ts';
 
-/** The commands clients may send; settles are the consumer's own. */
-export const CLIENT_COMMANDS = [
-  'deposit',
-  'withdraw',
-  'reserve',
-  'capture',
-  'release',
-  'transfer',
-] as const satisfies readonly CommandType[];
+/** The commands clients may send, from the catalog; settles and expires are the consumer's own. */
+export type ClientCommand = ClientCommandType;
 /** The money a user may move on their own account, if USER_ACTIONS lists it. */
-export type MoneyCommand = (typeof CLIENT_COMMANDS)[number];
-/** Threshold alerts move no money: a user may always set them on their own account. */
-export const ALERT_COMMANDS = ['set_alert', 'remove_alert'] as const satisfies readonly CommandType[];
-/**
- * Commands of the back office, never a user's: refunds (the services of the order, and admins)
- * and freezes (admins only). USER_ACTIONS cannot grant them.
- */
-export const STAFF_COMMANDS = ['refund', 'freeze', 'unfreeze'] as const satisfies readonly CommandType[];
-export type ClientCommand = MoneyCommand | (typeof ALERT_COMMANDS)[number] | (typeof STAFF_COMMANDS)[number];
+export type MoneyCommand = GrantableCommandType;
 
 export type Action = ClientCommand | 'read_account' | 'read_revenue';
-export const ACTIONS: readonly Action[] = [
-  ...CLIENT_COMMANDS,
-  ...ALERT_COMMANDS,
-  ...STAFF_COMMANDS,
-  'read_account',
-  'read_revenue',
-];
+export const ACTIONS: readonly Action[] = [...CLIENT_COMMAND_TYPES, 'read_account', 'read_revenue'];
 
 /**
  * How far a role reaches for an action:
@@ -45,10 +25,6 @@ export const ACTIONS: readonly Action[] = [
  *   any       any account.
  */
 export type Reach = 'none' | 'own' | 'services' | 'any';
-
-const ORDER_COMMANDS: ReadonlySet<Action> = new Set(['reserve', 'capture', 'release', 'refund']);
-/** Only an admin freezes or unfreezes an account: fraud and compliance act for the whole ledger. */
-const ADMIN_COMMANDS: ReadonlySet<Action> = new Set(['freeze', 'unfreeze']);
 
 export interface Principal {
   readonly userId: number;
@@ -63,19 +39,25 @@ export interface Principal {
   readonly actions?: readonly string[] | null;
 }
 
-/** The permission table for a deployment: `userActions` is USER_ACTIONS. */
+/**
+ * The permission table for a deployment: `userActions` is USER_ACTIONS. A command's reach for
+ * each role is its catalog entry's `access`; reads are the two below. Admins reach everything.
+ */
 export function permissionTable(userActions: readonly MoneyCommand[]): Record<Role, Record<Action, Reach>> {
-  const user = Object.fromEntries(ACTIONS.map((action) => [action, 'none'])) as Record<Action, Reach>;
-  for (const action of [...userActions, ...ALERT_COMMANDS]) user[action] = 'own';
+  const granted = new Set<string>(userActions);
+  const user = {} as Record<Action, Reach>;
+  const service = {} as Record<Action, Reach>;
+  for (const type of CLIENT_COMMAND_TYPES) {
+    const access = COMMAND_CATALOG[type].access;
+    user[type] = access.user === 'own' || (access.user === 'grantable' && granted.has(type)) ? 'own' : 'none';
+    service[type] = access.service;
+  }
   user.read_account = 'own';
-  const service = Object.fromEntries(ACTIONS.map((action) => [action, serviceReach(action)])) as Record<Action, Reach>;
+  user.read_revenue = 'none';
+  service.read_account = 'any';
+  service.read_revenue = 'services';
   const admin = Object.fromEntries(ACTIONS.map((action) => [action, 'any'])) as Record<Action, Reach>;
   return { user, service, admin };
-}
-
-function serviceReach(action: Action): Reach {
-  if (ADMIN_COMMANDS.has(action)) return 'none';
-  return ORDER_COMMANDS.has(action) || action === 'read_revenue' ? 'services' : 'any';
 }
 
 export class Permissions {
@@ -107,24 +89,15 @@ export class Permissions {
   }
 }
 
-const DESCRIPTIONS: Record<Action, string> = {
-  deposit: 'deposit',
-  withdraw: 'withdraw',
-  reserve: 'reserve funds for an order',
-  capture: 'capture a reservation (recognise revenue)',
-  release: 'cancel a reservation',
-  transfer: 'transfer',
-  set_alert: 'set a balance threshold alert',
-  remove_alert: 'remove a balance threshold alert',
-  refund: 'refund a captured order',
-  freeze: 'freeze an account',
-  unfreeze: 'unfreeze an account',
+const READ_DESCRIPTIONS = {
   read_account: "read an account's balance, history and commands",
   read_revenue: 'read the revenue report',
-};
+} as const;
 
 function describe(action: Action): string {
-  return DESCRIPTIONS[action];
+  return action === 'read_account' || action === 'read_revenue'
+    ? READ_DESCRIPTIONS[action]
+    : COMMAND_CATALOG[action].access.action;
 }
 
 const REACH_TEXT: Record<Reach, string> = {
@@ -139,7 +112,7 @@ export function permissionTableMarkdown(userActions: readonly MoneyCommand[]): s
   const table = permissionTable(userActions);
   const rows = ACTIONS.map(
     (action) =>
-      `| ${DESCRIPTIONS[action]} (\`${action}\`) | ${REACH_TEXT[table.user[action]]} | ${REACH_TEXT[table.service[action]]} | ${REACH_TEXT[table.admin[action]]} |`,
+      `| ${describe(action)} (\`${action}\`) | ${REACH_TEXT[table.user[action]]} | ${REACH_TEXT[table.service[action]]} | ${REACH_TEXT[table.admin[action]]} |`,
   );
   return ['| action | `user` | `service` | `admin` |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }

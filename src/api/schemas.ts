@@ -4,16 +4,10 @@
  */
 import { z } from 'zod';
 import { isInstant, isMonth, YEAR_MAX, YEAR_MIN } from './calendar.ts';
-import {
-  amountSchema,
-  commandIdSchema,
-  commentSchema,
-  entityIdSchema,
-  expiresInSchema,
-  freezeReasonSchema,
-  httpKeySchema,
-  transferRecipientsSchema,
-} from '../commands/schema.ts';
+import { COMMAND_CATALOG } from '../commands/catalog.ts';
+import type { CommandFields } from '../commands/catalog-spec.ts';
+import { CLIENT_COMMAND_TYPES, type ClientCommandType } from '../commands/command-types.ts';
+import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, replyToSchema } from '../commands/schema.ts';
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
@@ -39,7 +33,6 @@ export function createHttpSchemas(limits: {
 }) {
   const amount = amountSchema(limits.amountMinorMax);
   const comment = commentSchema.optional();
-  const order = { user_id: entityIdSchema, service_id: entityIdSchema, order_id: entityIdSchema };
   /** Query strings carry ids as text; only plain positive decimal integers are ids. */
   const idInQuery = z
     .string()
@@ -49,58 +42,14 @@ export function createHttpSchemas(limits: {
   return {
     login: z.object({ username: usernameSchema, password: z.string().min(1).max(PASSWORD_CHARS_MAX) }),
     refresh: z.object({ refresh: z.string().min(1).max(4_096) }),
-    addFunds: z.object({ user_id: entityIdSchema, amount, comment }),
-    withdrawFunds: z.object({ user_id: entityIdSchema, amount, comment }),
-    reserveFunds: z.object({ ...order, amount, comment, expires_in_s: expiresInSchema.optional() }),
-    deductFunds: z.object({ ...order, amount, comment }),
-    cancelReservation: z.object({ ...order, comment }),
-    refundFunds: z.object({ ...order, amount, comment }),
-    freezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema }),
-    unfreezeAccount: z.object({ user_id: entityIdSchema, reason: freezeReasonSchema.optional() }),
-    transferFunds: z
-      .object({
-        sender_id: entityIdSchema,
-        recipient_id: entityIdSchema.optional(),
-        amount: amount.optional(),
-        recipients: transferRecipientsSchema(amount, limits.transferRecipientsMax).optional(),
-        comment,
-      })
-      .superRefine((body, ctx) => {
-        const single = body.recipient_id !== undefined || body.amount !== undefined;
-        if (single === (body.recipients !== undefined))
-          ctx.addIssue({
-            code: 'custom',
-            path: ['recipients'],
-            message: 'give either recipient_id and amount, or recipients (a split payment)',
-          });
-        else if (single && (body.recipient_id === undefined || body.amount === undefined))
-          ctx.addIssue({
-            code: 'custom',
-            path: [body.recipient_id === undefined ? 'recipient_id' : 'amount'],
-            message: 'is required',
-          });
-        const recipients = body.recipients?.map((leg) => leg.recipient_id) ?? [body.recipient_id];
-        if (recipients.includes(body.sender_id))
-          ctx.addIssue({
-            code: 'custom',
-            path: [body.recipients ? 'recipients' : 'recipient_id'],
-            message: 'must differ from sender_id',
-          });
-      }),
-    setBalanceAlert: z
-      .object({ user_id: entityIdSchema, below: amount.optional(), above: amount.optional() })
-      .refine((body) => (body.below === undefined) !== (body.above === undefined), {
-        path: ['below'],
-        message: 'give exactly one of below and above',
-      }),
-    removeBalanceAlert: z.object({
-      user_id: entityIdSchema,
-      alert_id: z
-        .string()
-        .regex(
-          /^(?:[A-Za-z0-9._:-]{1,100}|~http:[0-9]{1,16}:[A-Za-z0-9._:-]{1,100})$/,
-          'must be the Idempotency-Key the alert was set with, or an alert id as listed',
-        ),
+    /** Each client command's HTTP body, from its catalog entry, with the amount limit and recipients bound of HTTP. */
+    commandBodies: commandBodies({
+      base: { id: commandIdSchema, user_id: entityIdSchema, reply_to: replyToSchema(null).optional() },
+      amount,
+      ceilingAmount: amount,
+      comment,
+      order: { service_id: entityIdSchema, order_id: entityIdSchema },
+      recipientsMax: limits.transferRecipientsMax,
     }),
     alertsQuery: z.object({ user_id: idInQuery }),
     balanceQuery: z
@@ -153,8 +102,13 @@ export function createHttpSchemas(limits: {
         .max(limits.bulkCommandsMax),
     }),
     bulkParams: z.object({ id: z.uuid() }),
-    idempotencyKey: httpKeySchema,
   };
+}
+
+function commandBodies(fields: CommandFields) {
+  return Object.fromEntries(
+    CLIENT_COMMAND_TYPES.map((type) => [type, COMMAND_CATALOG[type].http.body(fields)]),
+  ) as Record<ClientCommandType, z.ZodType>;
 }
 
 export type HttpSchemas = ReturnType<typeof createHttpSchemas>;

@@ -4,6 +4,7 @@
  * tests validate events with. src/ledger/events.ts builds the events.
  */
 import { z } from 'zod';
+import { EVENT_TYPES } from './command-types.ts';
 import { TRANSACTION_TYPES } from './result-codes.ts';
 
 const money = z
@@ -22,19 +23,7 @@ export const balanceChangeEventSchema = z
   .object({
     event_id: z.string().meta({ description: '`<command id>:<user id>`: the same for every copy of the event.' }),
     command_id: z.string(),
-    type: z.enum([
-      'deposit',
-      'withdraw',
-      'reserve',
-      'capture',
-      'release',
-      'expire',
-      'transfer_out',
-      'transfer_in',
-      'refund',
-      'freeze',
-      'unfreeze',
-    ]),
+    type: z.enum(EVENT_TYPES),
     user_id: id,
     sequence: id.meta({
       description:

@@ -5,6 +5,7 @@
  * which is what makes a redelivered command a no-op: exactly once in effect.
  */
 import type pg from 'pg';
+import { COMMAND_CATALOG } from '../commands/catalog.ts';
 import type { Command } from '../commands/schema.ts';
 import { inTransaction } from '../db/pool.ts';
 import {
@@ -268,22 +269,13 @@ function accountsToLoad(command: Command): AccountKey[] {
   return [...accountsOf(command), ...usersOf(command).flatMap((u) => [available(u), reserved(u)])];
 }
 
+/** The orders the chunk's commands name (the catalog's `namesOrder`): their reservations are loaded. */
 function ordersOf(commands: readonly Command[]): store.OrderKey[] {
   const orders = new Map<string, store.OrderKey>();
   for (const c of commands) {
-    if (
-      c.type === 'reserve' ||
-      c.type === 'capture' ||
-      c.type === 'release' ||
-      c.type === 'expire' ||
-      c.type === 'refund'
-    ) {
-      orders.set(`${c.user_id}:${c.service_id}:${c.order_id}`, {
-        userId: c.user_id,
-        serviceId: c.service_id,
-        orderId: c.order_id,
-      });
-    }
+    if (!COMMAND_CATALOG[c.type].namesOrder) continue;
+    const { service_id: serviceId, order_id: orderId } = c as { service_id: number; order_id: number };
+    orders.set(`${c.user_id}:${serviceId}:${orderId}`, { userId: c.user_id, serviceId, orderId });
   }
   return [...orders.values()];
 }

@@ -3,6 +3,8 @@
  * postings. No Kafka, HTTP or SQL here; the consumer loads state, calls `decide`, and writes.
  * (TigerBeetle's split: prefetch does the I/O, commit is deterministic.)
  */
+import { COMMAND_CATALOG } from '../commands/catalog.ts';
+import type { AccountRole } from '../commands/catalog-spec.ts';
 import { expireIdOf, settleIdOf, type AlertDirection, type Command } from '../commands/schema.ts';
 
 export type AccountKind = 'user_available' | 'user_reserved' | 'user_incoming' | 'revenue' | 'external';
@@ -144,13 +146,13 @@ export function ledgerLimitsOf(limits: {
  * limit gets a recorded rejection, never a dead letter. A settle is bounded by its transfer.
  */
 function namedAmount(command: Command): bigint | null {
-  if (command.type === 'set_alert') return command.threshold;
-  // A capture is bounded by its reservation, made under the limit of its day; a refund by its capture.
-  // A transfer, split or not, is bounded by what leaves the sender: the sum of its legs.
-  if (command.type === 'transfer') return transferTotal(command);
-  if (command.type === 'settle' || command.type === 'capture' || command.type === 'refund' || !('amount' in command))
-    return null;
-  return command.amount;
+  // The catalog says which (a capture is bounded by its reservation, made under the limit of its
+  // day; a refund by its captures; a transfer, split or not, by what leaves the sender).
+  const limited = COMMAND_CATALOG[command.type].limitedAmount;
+  if (limited === 'transfer_total') return command.type === 'transfer' ? transferTotal(command) : null;
+  if (limited === null) return null;
+  const value = (command as Record<string, unknown>)[limited];
+  return typeof value === 'bigint' ? value : null;
 }
 
 /** What `decide` may read. */
@@ -178,31 +180,26 @@ export interface LedgerView {
   frozenReason(userId: number): string | null;
 }
 
-/** The accounts a command reads or writes; the consumer loads (and locks) these. */
+/** The accounts a command reads or writes (its catalog entry's roles); the consumer loads (and locks) these. */
 export function accountsOf(command: Command): AccountKey[] {
-  switch (command.type) {
-    case 'deposit':
-    case 'withdraw':
-      return [available(command.user_id), EXTERNAL_ACCOUNT];
-    case 'reserve':
-    case 'release':
-    case 'expire':
-      return [available(command.user_id), reserved(command.user_id)];
-    case 'capture':
-      return [available(command.user_id), reserved(command.user_id), revenue(command.service_id)];
-    case 'transfer':
-      return [available(command.user_id), ...legsOf(command).map((leg) => incoming(leg.recipientId))];
-    case 'settle':
-      return [incoming(command.user_id), available(command.user_id)];
-    case 'refund':
-      return [available(command.user_id), revenue(command.service_id)];
-    case 'set_alert':
-    case 'remove_alert':
-    case 'freeze':
-    case 'unfreeze':
-      // Locked like a balance change: the alert starts from the balance, and the alert count and
-      // the freeze are kept on this account's row.
+  return COMMAND_CATALOG[command.type].accounts.flatMap((role) => accountsIn(role, command));
+}
+
+function accountsIn(role: AccountRole, command: Command): AccountKey[] {
+  const serviceId = (command as { service_id?: number }).service_id;
+  switch (role) {
+    case 'available':
       return [available(command.user_id)];
+    case 'reserved':
+      return [reserved(command.user_id)];
+    case 'incoming':
+      return [incoming(command.user_id)];
+    case 'external':
+      return [EXTERNAL_ACCOUNT];
+    case 'revenue':
+      return serviceId === undefined ? [] : [revenue(serviceId)];
+    case 'recipients_incoming':
+      return command.type === 'transfer' ? legsOf(command).map((leg) => incoming(leg.recipientId)) : [];
   }
 }
 
@@ -215,12 +212,9 @@ export function usersOf(command: Command): number[] {
   return [command.user_id];
 }
 
-/** Commands that take money out of the user's available balance, which a freeze stops. */
-const STOPPED_BY_FREEZE: ReadonlySet<Command['type']> = new Set(['withdraw', 'transfer', 'reserve']);
-
 export function decide(view: LedgerView, command: Command, limits: LedgerLimits): Decision {
   if ((namedAmount(command) ?? 0n) > limits.amountMinorMax) return rejected('amount_too_large');
-  if (STOPPED_BY_FREEZE.has(command.type) && view.frozenReason(command.user_id) !== null)
+  if (COMMAND_CATALOG[command.type].stoppedByFreeze && view.frozenReason(command.user_id) !== null)
     return rejected('account_frozen');
   switch (command.type) {
     case 'deposit':

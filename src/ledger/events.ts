@@ -13,23 +13,10 @@
  * depends on how partitions interleave; the settle's `transfer_in` event shows the arrival).
  */
 import { formatMinor } from '../commands/money.ts';
+import { COMMAND_CATALOG } from '../commands/catalog.ts';
+import type { EventType } from '../commands/command-types.ts';
 import type { Command } from '../commands/schema.ts';
 import type { Alert, Entry } from './core.ts';
-
-export const EVENT_TYPES = [
-  'deposit',
-  'withdraw',
-  'reserve',
-  'capture',
-  'release',
-  'expire',
-  'transfer_out',
-  'transfer_in',
-  'refund',
-  'freeze',
-  'unfreeze',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
 /** An alert firing: the same sequence as the balance event of the command that crossed it. */
 export const THRESHOLD_EVENT_TYPE = 'threshold_crossed';
@@ -40,11 +27,9 @@ export const THRESHOLD_EVENT_TYPE = 'threshold_crossed';
  * freeze or unfreeze changes no balance either, but changes what the account may do, so it has one.
  */
 export function eventTypeOf(command: Command): EventType {
-  if (command.type === 'transfer') return 'transfer_out';
-  if (command.type === 'settle') return 'transfer_in';
-  if (command.type === 'set_alert' || command.type === 'remove_alert')
-    throw new Error(`${command.type} changes no balance and has no balance event`);
-  return command.type;
+  const type = COMMAND_CATALOG[command.type].eventType;
+  if (type === null) throw new Error(`${command.type} changes no balance and has no balance event`);
+  return type;
 }
 
 export interface BalanceEventInput {

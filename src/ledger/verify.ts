@@ -4,6 +4,7 @@
  * The code asserts the same rules as it writes; this is the independent second look.
  */
 import type pg from 'pg';
+import { typesWhere } from '../commands/command-types.ts';
 import { withClient } from '../db/pool.ts';
 
 export const VIOLATIONS_SHOWN_MAX = 20;
@@ -19,8 +20,10 @@ const ACCOUNT_MOVEMENTS = `
   UNION ALL
   SELECT debit_account_id, -amount, command_id FROM postings`;
 
-/** Commands that apply without moving money. */
-const NO_MONEY_COMMANDS = `'set_alert', 'remove_alert', 'freeze', 'unfreeze'`;
+/** Commands that apply without moving money (the catalog's `movesMoney`), as an SQL list. */
+const NO_MONEY_COMMANDS = typesWhere((spec) => !spec.movesMoney)
+  .map((type) => `'${type}'`)
+  .join(', ');
 
 export const CHECKS: readonly Check[] = [
   {

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/api/gateway.ts';
+import { HTTP_KEY_CHARS_MAX } from '../../src/commands/ids.ts';
 import { balancesOf } from '../helpers/commands.ts';
 import { createUser, startGateway, type TestUser } from '../helpers/gateway.ts';
 import { startStack, type RunningStack } from '../helpers/stack.ts';
@@ -132,8 +133,13 @@ describe('bad input is refused with a clear 4xx and changes nothing', () => {
       () => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'has spaces' }),
       400,
     );
+    // The documented bound (OpenAPI takes the same pattern): the longest key is taken, one more refused.
+    expect(
+      (await post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(HTTP_KEY_CHARS_MAX) }))
+        .statusCode,
+    ).toBe(201);
     await refusedChangesNothing(
-      () => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(101) }),
+      () => post({ user_id: alice.id, amount: '1.00' }, { 'idempotency-key': 'k'.repeat(HTTP_KEY_CHARS_MAX + 1) }),
       400,
     );
     const missing = await refusedChangesNothing(

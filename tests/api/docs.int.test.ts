@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import { OPERATIONS } from '../../src/api/openapi.ts';
 import { appWithoutKafka } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
@@ -43,11 +42,13 @@ describe('the /docs page in a real browser', () => {
       const paths = await page.$$eval('.opblock-summary-path', (nodes) =>
         nodes.map((node) => node.getAttribute('data-path') ?? node.textContent ?? ''),
       );
-      for (const op of OPERATIONS)
+      const documented = Object.keys(((await app.inject({ url: '/openapi.json' })).json() as { paths: object }).paths);
+      expect(documented.length).toBeGreaterThan(20);
+      for (const path of documented)
         expect(
           paths.map((p) => p.replace(/\u200b/g, '')),
-          op.path,
-        ).toContain(op.path);
+          path,
+        ).toContain(path);
       expect(await page.title()).toBe('balance-service API');
     } finally {
       await app.close();

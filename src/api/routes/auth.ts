@@ -16,52 +16,81 @@ import {
 } from '../../users/passwords.ts';
 import { pruneRefreshTokens, storeRefreshToken, useRefreshToken } from '../../users/refresh-tokens.ts';
 import { findUserById, findUserByUsername, setPasswordHash, type UserRecord } from '../../users/store.ts';
-import { parseOr400 } from '../http.ts';
+import type { ZodTypeProvider } from '../route.ts';
 import type { ApiContext } from '../context.ts';
 
 /** One sign-in in this many also deletes refresh tokens long expired, keeping the table bounded. */
 const PRUNE_EVERY_SIGN_INS = 100;
 
 export function registerAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.post('/api/token', async (request, reply) => {
-    const { username, password } = parseOr400(ctx.schemas.login, request.body);
-    const waitMs = ctx.throttle.begin(username, request.ip);
-    if (waitMs > 0) {
-      void reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
-      throw ctx.throttle.accountWaitMs(username) > 0
-        ? new ApiError(
-            'too_many_requests',
-            'This account is locked for a while after many failed sign-ins from several addresses; try again after Retry-After seconds.',
-          )
-        : new ApiError('too_many_requests');
-    }
-    const user = await findUserByUsername(ctx.pool, username);
-    const check = await checkPasswordFrom(request.ip, password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-    if (!user || !check.ok || user.disabled) throw new ApiError('invalid_credentials');
-    ctx.throttle.succeeded(username, request.ip);
-    // A hash made with weaker parameters is replaced now that the password is known.
-    if (check.outdated) await setPasswordHash(ctx.pool, user.id, await hashPassword(password));
-    if (Math.random() < 1 / PRUNE_EVERY_SIGN_INS) await pruneRefreshTokens(ctx.pool);
-    return issuePair(ctx, user, randomUUID());
-  });
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.post(
+    '/api/token/',
+    {
+      schema: { body: ctx.schemas.login },
+      config: {
+        doc: {
+          summary: 'Log in: get access and refresh tokens',
+          tag: 'auth',
+          auth: false,
+          responses: { '200': '{access, refresh}', '401': 'Wrong credentials.', '429': 'Too many failed attempts.' },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { username, password } = request.body;
+      const waitMs = ctx.throttle.begin(username, request.ip);
+      if (waitMs > 0) {
+        void reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+        throw ctx.throttle.accountWaitMs(username) > 0
+          ? new ApiError(
+              'too_many_requests',
+              'This account is locked for a while after many failed sign-ins from several addresses; try again after Retry-After seconds.',
+            )
+          : new ApiError('too_many_requests');
+      }
+      const user = await findUserByUsername(ctx.pool, username);
+      const check = await checkPasswordFrom(request.ip, password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+      if (!user || !check.ok || user.disabled) throw new ApiError('invalid_credentials');
+      ctx.throttle.succeeded(username, request.ip);
+      // A hash made with weaker parameters is replaced now that the password is known.
+      if (check.outdated) await setPasswordHash(ctx.pool, user.id, await hashPassword(password));
+      if (Math.random() < 1 / PRUNE_EVERY_SIGN_INS) await pruneRefreshTokens(ctx.pool);
+      return issuePair(ctx, user, randomUUID());
+    },
+  );
 
-  app.post('/api/token/refresh', async (request) => {
-    const { refresh } = parseOr400(ctx.schemas.refresh, request.body);
-    const claims = await ctx.tokens.verify(refresh, 'refresh');
-    if (!claims) throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
-    // Read fresh, not from the cache: a refresh must see a revocation at once.
-    const user = await findUserById(ctx.pool, claims.userId);
-    if (!user || user.disabled || user.tokenVersion !== claims.version)
-      throw new ApiError('unauthorized', 'This sign-in was revoked; sign in again.');
-    const use = await useRefreshToken(ctx.pool, claims.jti, user.id);
-    if (use === 'reused')
-      throw new ApiError(
-        'unauthorized',
-        'This refresh token was already used, so every token of its sign-in is now revoked; sign in again.',
-      );
-    if (use !== 'ok') throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
-    return issuePair(ctx, user, claims.family!);
-  });
+  typed.post(
+    '/api/token/refresh/',
+    {
+      schema: { body: ctx.schemas.refresh },
+      config: {
+        doc: {
+          summary: 'Get a new access token',
+          tag: 'auth',
+          auth: false,
+          responses: { '200': '{access, refresh}', '401': 'Invalid refresh token.' },
+        },
+      },
+    },
+    async (request) => {
+      const { refresh } = request.body;
+      const claims = await ctx.tokens.verify(refresh, 'refresh');
+      if (!claims) throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
+      // Read fresh, not from the cache: a refresh must see a revocation at once.
+      const user = await findUserById(ctx.pool, claims.userId);
+      if (!user || user.disabled || user.tokenVersion !== claims.version)
+        throw new ApiError('unauthorized', 'This sign-in was revoked; sign in again.');
+      const use = await useRefreshToken(ctx.pool, claims.jti, user.id);
+      if (use === 'reused')
+        throw new ApiError(
+          'unauthorized',
+          'This refresh token was already used, so every token of its sign-in is now revoked; sign in again.',
+        );
+      if (use !== 'ok') throw new ApiError('unauthorized', 'The refresh token is invalid or expired.');
+      return issuePair(ctx, user, claims.family!);
+    },
+  );
 }
 
 /**

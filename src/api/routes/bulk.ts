@@ -19,16 +19,25 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type pg from 'pg';
-import { commandFingerprint, httpScopedId, type Command } from '../../commands/schema.ts';
+import { COMMAND_CATALOG } from '../../commands/catalog.ts';
+import { CLIENT_COMMAND_TYPES, type ClientCommandType } from '../../commands/command-types.ts';
+import { commandFingerprint, httpKeySchema, httpScopedId, type Command } from '../../commands/schema.ts';
 import { ApiError } from '../../errors.ts';
 import type { CommandReply } from '../../ledger/outcome.ts';
-import { legsOf } from '../../ledger/core.ts';
 import type { ApiContext } from '../context.ts';
 import { inTransaction } from '../../db/pool.ts';
-import { authenticate, parseOr400 } from '../http.ts';
+import { parseOr400 } from '../http.ts';
+import { principalOf, type RouteDoc, type ZodTypeProvider } from '../route.ts';
+import {
+  prefersAsync,
+  publisherOf,
+  requireKnownRecipients,
+  requirePermission,
+  submitCommands,
+  takeRateToken,
+} from '../submit.ts';
 import type { Principal } from '../permissions.ts';
-import { isKnownUser } from '../read-model.ts';
-import { COMMAND_ROUTES, forCaller, publisherOf } from './commands.ts';
+import { COMMAND_HEADERS, forCaller } from './commands.ts';
 
 export const BULK_PATH = '/api/commands/bulk';
 
@@ -59,30 +68,68 @@ interface StoredItem {
 }
 
 export function registerBulkRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.post(BULK_PATH, { bodyLimit: ctx.config.limits.bulkBodyBytesMax }, (request, reply) =>
-    handleBulk(request, reply, ctx),
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.post(
+    BULK_PATH,
+    {
+      bodyLimit: ctx.config.limits.bulkBodyBytesMax,
+      schema: { body: ctx.schemas.bulk },
+      // A caller out of tokens is refused whole, before its items are even parsed.
+      preValidation: async (request, reply) => takeRateToken(ctx, principalOf(request), reply),
+      config: { doc: BULK_DOC },
+    },
+    (request, reply) => handleBulk(request.body.commands, request, reply, ctx),
   );
-  app.get(`${BULK_PATH}/:id`, async (request) => {
-    const principal = await authenticate(request, ctx);
-    const { id } = parseOr400(ctx.schemas.bulkParams, request.params);
-    const items = await loadBatch(ctx.pool, id, principal);
-    return { batch_id: id, items: await itemStates(ctx.pool, items) };
-  });
+  typed.get(
+    `${BULK_PATH}/:id`,
+    {
+      schema: { params: ctx.schemas.bulkParams },
+      config: {
+        doc: {
+          summary: "A bulk's valid items and their states now",
+          tag: 'reads',
+          auth: true,
+          responses: {
+            '200': '{batch_id, items: [{index, idempotency_key, status: pending|applied|rejected, code}]}',
+            '404': "Unknown batch, or another caller's.",
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const items = await loadBatch(ctx.pool, id, principalOf(request));
+      return { batch_id: id, items: await itemStates(ctx.pool, items) };
+    },
+  );
 }
+
+const BULK_DOC: RouteDoc = {
+  summary:
+    'Up to BULK_COMMANDS_MAX commands in one request: each item {type, idempotency_key, ...the body of its endpoint}, validated and permitted on its own, all valid ones published in one produce',
+  tag: 'commands',
+  auth: true,
+  headers: COMMAND_HEADERS.filter((header) => header.name === 'Prefer'),
+  responses: {
+    '200':
+      '{batch_id, status_url, items: [{index, idempotency_key, status: applied|rejected|invalid, result|code|error}]}: every item decided (batch_id and status_url are null when no item was valid)',
+    '202':
+      'Prefer: respond-async, or not all decided within REPLY_WAIT_MS: the same, with pending items, and Location: the batch status URL',
+    '400':
+      'No commands, more than BULK_COMMANDS_MAX, or not an array (a bad item is reported in its own entry instead)',
+    '413': 'The body is larger than BULK_BODY_BYTES_MAX.',
+    '429':
+      'Over the rate limit (`rate_limited`: one token per valid item), or over BULK_ITEMS_STORED_PER_HOUR_MAX (`bulk_storage_exceeded`)',
+    '503': 'Kafka did not acknowledge the bulk; send it again: the idempotency keys keep each item to one effect.',
+  },
+};
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
-  const principal = await authenticate(request, ctx);
-  // A caller out of tokens is refused whole, before any item costs a look-up or a stored row.
-  const waitMs = ctx.rateLimit.take(principal.userId);
-  if (waitMs > 0) {
-    void reply.header('retry-after', String(Math.ceil(waitMs / 1_000)));
-    throw new ApiError('rate_limited');
-  }
-  const { commands } = parseOr400(ctx.schemas.bulk, request.body);
+async function handleBulk(commands: readonly unknown[], request: FastifyRequest, reply: FastifyReply, ctx: ApiContext) {
+  const principal = principalOf(request);
   const seenKeys = new Set<string>();
   const prepared: Prepared[] = [];
   // The request's own token pays for its first valid item; each further one takes its own.
@@ -96,23 +143,24 @@ async function handleBulk(request: FastifyRequest, reply: FastifyReply, ctx: Api
   const batchId = randomUUID();
   await storeBatch(ctx, batchId, principal, valid, reply);
   const location = `${BULK_PATH}/${batchId}`;
-  const headersOf = (command: Command) =>
-    ctx.attestation.headers(
-      { id: command.id, fingerprint: commandFingerprint(command) },
-      `${principal.role}:${principal.userId}`,
-    );
-  for (const item of valid) ctx.pending.add(item.command.id, item.command.user_id);
-  const commandsToSend = valid.map((item) => item.command);
-  if (isAsync(request)) {
-    await publishOr503(batchId, () => client.publishMany(commandsToSend, headersOf));
+  const isAsync = prefersAsync(request);
+  const replies = await submitCommands(ctx, {
+    client,
+    principal,
+    commands: valid.map((item) => item.command),
+    async: isAsync,
+    unacknowledged: (name) =>
+      new ApiError(
+        'service_unavailable',
+        `Kafka did not acknowledge the bulk (${name}); its commands may or may not have been accepted. Poll ${location} or send the bulk again: each item's idempotency key keeps it to one effect.`,
+        { batch_id: batchId },
+      ),
+  });
+  if (isAsync)
     return reply
       .code(202)
       .header('location', location)
       .send(batchAnswer(batchId, prepared, new Map(), principal));
-  }
-  const replies = await publishOr503(batchId, () =>
-    client.requestMany(commandsToSend, { timeoutMs: ctx.config.limits.replyWaitMs, headersOf }),
-  );
   const outcomes = new Map(valid.map((item, i) => [item.index, replies[i] ?? null]));
   const complete = [...outcomes.values()].every((outcome) => outcome !== null);
   const body = batchAnswer(batchId, prepared, outcomes, principal);
@@ -130,29 +178,29 @@ async function prepare(
 ): Promise<Prepared> {
   const { type, idempotency_key: rawKey, ...body } = isPlainObject(raw) ? raw : {};
   // Kept, stored and echoed only once valid: a NUL or a lone surrogate cannot go to jsonb.
-  const parsedKey = ctx.schemas.idempotencyKey.safeParse(rawKey);
+  const parsedKey = httpKeySchema.safeParse(rawKey);
   const key = parsedKey.success ? parsedKey.data : null;
   try {
     if (!isPlainObject(raw))
       throw new ApiError('validation_failed', 'Invalid command.', [
         { field: '(item)', message: 'must be an object: {type, idempotency_key, ...}' },
       ]);
-    const spec = COMMAND_ROUTES.find((route) => route.type === type);
-    if (!spec)
+    if (!(CLIENT_COMMAND_TYPES as readonly unknown[]).includes(type))
       throw new ApiError('validation_failed', 'Invalid type.', [
-        { field: 'type', message: `must be one of ${COMMAND_ROUTES.map((r) => r.type).join(', ')}` },
+        { field: 'type', message: `must be one of ${CLIENT_COMMAND_TYPES.join(', ')}` },
       ]);
-    const idempotencyKey = parseOr400(ctx.schemas.idempotencyKey, rawKey);
+    const commandType = type as ClientCommandType;
+    const idempotencyKey = parseOr400(httpKeySchema, rawKey);
     if (seenKeys.has(idempotencyKey))
       throw new ApiError('validation_failed', 'Invalid idempotency_key.', [
         { field: 'idempotency_key', message: 'is used by an earlier item of this bulk' },
       ]);
     seenKeys.add(idempotencyKey);
-    const commandBody = spec.toCommand(parseOr400(ctx.schemas[spec.schema], body) as never, principal);
-    ctx.permissions.require(principal, spec.type, {
-      userId: commandBody.user_id,
-      ...('service_id' in commandBody ? { serviceId: commandBody.service_id as number } : {}),
-    });
+    const commandBody = COMMAND_CATALOG[commandType].http.toCommand(
+      parseOr400(ctx.schemas.commandBodies[commandType], body),
+      principal,
+    );
+    requirePermission(ctx, principal, commandBody as Omit<Command, 'id'>);
     const command = { id: httpScopedId(principal.userId, idempotencyKey), ...commandBody } as Command;
     // Spent before the recipients' look-ups, as on the single endpoints.
     if (tokens.spent > 0 && ctx.rateLimit.take(principal.userId) > 0) throw new ApiError('rate_limited');
@@ -163,14 +211,6 @@ async function prepare(
     if (!(error instanceof ApiError)) throw error;
     const itemError = { status: error.status, code: error.publicCode, message: error.message };
     return { index, key, error: error.details === undefined ? itemError : { ...itemError, details: error.details } };
-  }
-}
-
-async function requireKnownRecipients(ctx: ApiContext, command: Command): Promise<void> {
-  if (command.type !== 'transfer' || ctx.config.auth.allowTransfersToNewAccounts) return;
-  for (const { recipientId } of legsOf(command)) {
-    if (!(await isKnownUser(ctx.pool, recipientId)))
-      throw new ApiError('recipient_not_found', undefined, { recipient_id: recipientId });
   }
 }
 
@@ -287,24 +327,6 @@ async function itemStates(db: pg.Pool, items: readonly StoredItem[]) {
       return { ...common, status: 'rejected', code: 'idempotency_key_reused' };
     return { ...common, status: row.status, code: row.code };
   });
-}
-
-function isAsync(request: FastifyRequest): boolean {
-  const prefer = request.headers.prefer;
-  return typeof prefer === 'string' && /(^|[,;\s])respond-async($|[,;\s])/i.test(prefer);
-}
-
-async function publishOr503<T>(batchId: string, publish: () => Promise<T>): Promise<T> {
-  try {
-    return await publish();
-  } catch (error) {
-    if (error instanceof ApiError) throw error;
-    throw new ApiError(
-      'service_unavailable',
-      `Kafka did not acknowledge the bulk (${(error as Error).name}); its commands may or may not have been accepted. Poll ${BULK_PATH}/${batchId} or send the bulk again: each item's idempotency key keeps it to one effect.`,
-      { batch_id: batchId },
-    );
-  }
 }
 
 /** Rows one delete removes at most, and deletes one pruning run makes at most: a bounded run. */

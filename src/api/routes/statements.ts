@@ -2,53 +2,71 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import type { ApiContext } from '../context.ts';
-import { authenticate, parseOr400 } from '../http.ts';
+import { principalOf, type RouteDoc, type ZodTypeProvider } from '../route.ts';
 import { statementOfUser, type Statement } from '../statements.ts';
 import { csvText } from '../csv.ts';
 import { commandIdShownTo, validCursor } from './reads.ts';
 
+const STATEMENT_DOC: RouteDoc = {
+  summary: "A user's monthly statement: opening balance, rows with running balances, closing balance (JSON, or CSV)",
+  tag: 'reads',
+  auth: true,
+  responses: {
+    '200': '{user_id, month, time_zone, from, to, complete, opening, rows, closing, next_cursor}, or CSV',
+    '400': 'A malformed or future month, limit, cursor or format.',
+    '403': "Another user's account.",
+    '404': 'Unknown user.',
+  },
+};
+
 export function registerStatementRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/api/statements', async (request, reply) => {
-    const principal = await authenticate(request, ctx);
-    const query = parseOr400(ctx.schemas.statementQuery, request.query);
-    ctx.permissions.require(principal, 'read_account', { userId: query.user_id });
-    const statement = await statementOfUser(ctx.pool, {
-      userId: query.user_id,
-      month: query.month,
-      timeZone: ctx.config.reports.timeZone,
-      limit: query.limit ?? ctx.config.limits.statementRowsMax,
-      after: query.cursor === undefined ? null : validCursor(query.cursor, 'date'),
-    });
-    if (statement === 'unknown') throw new ApiError('not_found', `No user ${query.user_id}.`);
-    if (statement === 'future')
-      throw new ApiError('validation_failed', 'Invalid month.', [
-        { field: 'month', message: 'must not be in the future' },
-      ]);
-    const body = {
-      user_id: query.user_id,
-      month: query.month,
-      time_zone: ctx.config.reports.timeZone,
-      from: statement.from,
-      to: statement.to,
-      complete: statement.complete,
-      currency: 'RUB',
-      opening: statement.opening,
-      // Another caller's Idempotency-Key shows only as an opaque reference, as in the history.
-      rows: statement.rows.map((row) => ({
-        ...row,
-        command_id: commandIdShownTo(principal, row.command_id, ctx.config.internalCommands.secret),
-      })),
-      closing: statement.closing,
-      next_cursor: statement.nextCursor,
-    };
-    if (!wantsCsv(request, query.format)) return body;
-    return sendCsv(
-      reply,
-      `statement-${query.user_id}-${query.month}.csv`,
-      statementCsv(statement),
-      statement.nextCursor,
+  app
+    .withTypeProvider<ZodTypeProvider>()
+    .get(
+      '/api/statements/',
+      { schema: { querystring: ctx.schemas.statementQuery }, config: { doc: STATEMENT_DOC } },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const query = request.query;
+        ctx.permissions.require(principal, 'read_account', { userId: query.user_id });
+        const statement = await statementOfUser(ctx.pool, {
+          userId: query.user_id,
+          month: query.month,
+          timeZone: ctx.config.reports.timeZone,
+          limit: query.limit ?? ctx.config.limits.statementRowsMax,
+          after: query.cursor === undefined ? null : validCursor(query.cursor, 'date'),
+        });
+        if (statement === 'unknown') throw new ApiError('not_found', `No user ${query.user_id}.`);
+        if (statement === 'future')
+          throw new ApiError('validation_failed', 'Invalid month.', [
+            { field: 'month', message: 'must not be in the future' },
+          ]);
+        const body = {
+          user_id: query.user_id,
+          month: query.month,
+          time_zone: ctx.config.reports.timeZone,
+          from: statement.from,
+          to: statement.to,
+          complete: statement.complete,
+          currency: 'RUB',
+          opening: statement.opening,
+          // Another caller's Idempotency-Key shows only as an opaque reference, as in the history.
+          rows: statement.rows.map((row) => ({
+            ...row,
+            command_id: commandIdShownTo(principal, row.command_id, ctx.config.internalCommands.secret),
+          })),
+          closing: statement.closing,
+          next_cursor: statement.nextCursor,
+        };
+        if (!wantsCsv(request, query.format)) return body;
+        return sendCsv(
+          reply,
+          `statement-${query.user_id}-${query.month}.csv`,
+          statementCsv(statement),
+          statement.nextCursor,
+        );
+      },
     );
-  });
 }
 
 /** CSV when asked by `format=csv` or by an Accept header that names text/csv; JSON otherwise. */
