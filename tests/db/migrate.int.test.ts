@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { COMMAND_TYPES } from '../../src/commands/command-types.ts';
 import { migrate, readFunctionFiles, readMigrations } from '../../src/db/migrate.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import type { CommandInput } from '../../src/commands/schema.ts';
@@ -45,6 +46,14 @@ describe('migrate', () => {
           new RegExp(`(CREATE|ALTER)( OR REPLACE)? FUNCTION ${name}\\b`),
         );
     }
+  });
+
+  it("holds the commands table's type constraint equal to the command catalog", async () => {
+    const { rows } = await db.pool.query<{ definition: string }>(
+      "SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint WHERE conname = 'commands_type_check'",
+    );
+    const allowed = [...rows[0]!.definition.matchAll(/'([a-z_]+)'::text/g)].map((m) => m[1]).sort();
+    expect(allowed).toEqual([...COMMAND_TYPES].sort());
   });
 
   it('applies a changed function file, and only that one, on the next run', async () => {
