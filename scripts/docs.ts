@@ -1,13 +1,14 @@
 /**
  * `npm run docs`: writes the parts of docs/ that are derived from the code, between
  * `<!-- generated: <name> -->` and `<!-- end: <name> -->` markers: the command types (from the
- * catalog), the permission table, the configuration. `--check` fails if any is stale; a test
+ * catalog), the permission table, the configuration (from the settings tree). `--check` fails if any is stale; a test
  * runs the same check, so a doc cannot drift from its one home in the code.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { permissionTableMarkdown } from '../src/api/permissions.ts';
 import { COMMAND_CATALOG } from '../src/commands/catalog.ts';
 import { COMMAND_TYPES } from '../src/commands/command-types.ts';
+import { configurationMarkdown } from '../src/config.ts';
 
 /** docs/commands.md's table of command types: one row per catalog entry, in catalog order. */
 export function commandTypesTable(): string {
@@ -23,6 +24,7 @@ export function generatedSections(): Array<{ file: string; name: string; text: s
   return [
     { file: 'docs/commands.md', name: 'command types', text: commandTypesTable() },
     { file: 'docs/security.md', name: 'permissions', text: permissionTableMarkdown(['transfer']) },
+    { file: 'docs/configuration.md', name: 'configuration', text: configurationMarkdown() },
   ];
 }
 
