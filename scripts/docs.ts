@@ -5,7 +5,7 @@
  * runs the same check, so a doc cannot drift from its one home in the code.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { permissionTableMarkdown } from '../src/api/permissions.ts';
+import { permissionTableMarkdown } from '../src/commands/permissions.ts';
 import { COMMAND_CATALOG } from '../src/commands/catalog.ts';
 import { COMMAND_TYPES } from '../src/commands/command-types.ts';
 import { configurationMarkdown } from '../src/config.ts';

@@ -6,12 +6,13 @@
 import { buildGateway } from './api/gateway.ts';
 import { runCli } from './cli.ts';
 import { loadConfig } from './config.ts';
+import { consumerReadiness, registerConsumerMetrics } from './consumer/metrics.ts';
 import { createCommandWorker } from './consumer/worker.ts';
 import { createPool } from './db/pool.ts';
 import { brokerSecurity, createKafka } from './kafka/client.ts';
 import { createLogger } from './log.ts';
 import { prepareInfrastructure } from './stack/infrastructure.ts';
-import { onShutdownSignal } from './stack/signals.ts';
+import { onShutdownSignal } from './signals.ts';
 
 /**
  * `npm start` is the local stack, so it may run on the public development secrets; it says so.
@@ -48,7 +49,10 @@ await runCli(async () => {
     kafka,
     pool,
     log: log.child({ component: 'gateway' }),
-    consumerStats: worker.stats,
+    colocated: {
+      registerMetrics: (metrics) => registerConsumerMetrics(metrics, worker.stats),
+      readiness: consumerReadiness(worker.stats),
+    },
   });
   // What must not outlive this process, signalled (not waited for) on any way out: a forced
   // exit (a second Ctrl-C) or a crash. A normal stop stops them in order, below.

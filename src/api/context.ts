@@ -8,7 +8,7 @@ import type { PrincipalAttestation } from '../commands/principal-proof.ts';
 import type { PrincipalRateLimit } from './rate-limit.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { TokenStates } from './auth/token-states.ts';
-import type { Permissions } from './permissions.ts';
+import type { Permissions } from '../commands/permissions.ts';
 import type { LoginThrottle } from './auth/throttle.ts';
 import type { Metrics } from '../metrics.ts';
 import type { InFlightHandlers } from './in-flight.ts';

@@ -6,9 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { CommandClient } from '../client/command-client.ts';
-import type { WorkerStats } from '../consumer/worker.ts';
-import { consumerReadiness, registerConsumerMetrics } from '../consumer/metrics.ts';
-import { createReadinessProbe } from '../health.ts';
+import { createReadinessProbe, type LocalCheck } from '../health.ts';
 import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { InFlightHandlers } from './in-flight.ts';
@@ -17,7 +15,7 @@ import { PrincipalRateLimit } from './rate-limit.ts';
 import { LoginThrottle } from './auth/throttle.ts';
 import { TokenService } from './auth/tokens.ts';
 import { TokenStates } from './auth/token-states.ts';
-import { Permissions } from './permissions.ts';
+import { Permissions } from '../commands/permissions.ts';
 import { PrincipalAttestation } from '../commands/principal-proof.ts';
 import { KeyRing } from '../commands/key-ring.ts';
 import { SigningKeyWatch } from '../signing-key-watch.ts';
@@ -33,8 +31,11 @@ export interface GatewayDeps {
   readonly kafka: Kafka;
   readonly pool: pg.Pool;
   readonly log: Logger;
-  /** Present when the consumer runs in the same process, for /metrics. */
-  readonly consumerStats?: WorkerStats;
+  /**
+   * Figures of a consumer running in the same process (npm start), for /metrics and /readyz:
+   * the caller, which knows both, hands them over, so the gateway knows no consumer.
+   */
+  readonly colocated?: { readonly registerMetrics: (metrics: Metrics) => void; readonly readiness: LocalCheck };
 }
 
 /** Probes give up after this long, so /readyz answers promptly even when a dependency hangs. */
@@ -71,7 +72,8 @@ export function buildGateway(deps: GatewayDeps): Gateway {
   // The key its attestations are signed with: one every partition accepts (signing-key-watch.ts).
   const keys = new KeyRing(config.internalCommands);
   const signingKey = new SigningKeyWatch({ pool: deps.pool, topic: config.topics.commands, keys, log: deps.log });
-  const metrics = gatewayMetrics(client, deps.consumerStats, signingKey);
+  const metrics = gatewayMetrics(client, signingKey);
+  deps.colocated?.registerMetrics(metrics);
   const inFlight = new InFlightHandlers();
   const app = buildApp({
     config,
@@ -88,7 +90,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
           client.listening
             ? { ok: true, latencyMs: 0 }
             : { ok: false, latencyMs: 0, error: 'the reply listener has not joined its group yet' },
-        ...(deps.consumerStats ? { consumer: consumerReadiness(deps.consumerStats) } : {}),
+        ...(deps.colocated ? { consumer: deps.colocated.readiness } : {}),
         signing_key: () =>
           signingKey.accepted
             ? { ok: true, latencyMs: 0 }
@@ -172,10 +174,9 @@ function metricsServer(metrics: Metrics, log: Logger): FastifyInstance {
   return server;
 }
 
-/** The gateway's figures, plus the consumer's when it runs in the same process (npm start). */
+/** The gateway's figures (a consumer in the same process adds its own: GatewayDeps.colocated). */
 export function gatewayMetrics(
   client: Pick<CommandClient, 'published' | 'repliesMatched' | 'timeouts' | 'waiting' | 'repliesMalformed'>,
-  consumer: WorkerStats | undefined,
   signingKey: { readonly accepted: boolean } = { accepted: true },
 ): Metrics {
   const metrics = new Metrics();
@@ -201,7 +202,6 @@ export function gatewayMetrics(
     'counter',
     () => [{ value: client.repliesMalformed }],
   );
-  if (consumer) registerConsumerMetrics(metrics, consumer);
   registerKafkaRequestMetrics(metrics, kafkaRequestsSent);
   return metrics;
 }

@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
 import type { TokenService } from './auth/tokens.ts';
 import type { TokenStates } from './auth/token-states.ts';
-import type { Principal } from './permissions.ts';
+import type { Principal } from '../commands/permissions.ts';
 
 /** Parses `input` with `schema`, or throws a 400 that names every bad field. */
 export function parseOr400<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {

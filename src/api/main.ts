@@ -1,11 +1,12 @@
 /** The gateway process on its own: `npm run start:gateway`, with KAFKA_BROKERS set. */
 import { runCli } from '../cli.ts';
 import { loadConfig } from '../config.ts';
-import { resolveDatabaseUrl } from '../db/database.ts';
+
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
-import { onShutdownSignal } from '../stack/signals.ts';
+import { onShutdownSignal } from '../signals.ts';
 import { buildGateway } from './gateway.ts';
 
 await runCli(async () => {

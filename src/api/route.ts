@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { ApiError } from '../errors.ts';
 import type { ApiContext } from './context.ts';
 import { authenticate } from './http.ts';
-import type { Principal } from './permissions.ts';
+import type { Principal } from '../commands/permissions.ts';
 
 /** Request parts typed by their zod schemas' outputs (what the validator hands the handler). */
 export interface ZodTypeProvider extends FastifyTypeProvider {

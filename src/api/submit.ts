@@ -10,7 +10,7 @@ import { ApiError } from '../errors.ts';
 import { legsOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import type { ApiContext } from './context.ts';
-import type { ClientCommand, Principal } from './permissions.ts';
+import type { ClientCommand, Principal } from '../commands/permissions.ts';
 import { isKnownUser } from './read-model.ts';
 
 /** Whether the caller asked to be answered before the command is decided (`Prefer: respond-async`). */

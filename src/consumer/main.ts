@@ -5,11 +5,12 @@
  */
 import { loadConfig } from '../config.ts';
 import { runCli } from '../cli.ts';
-import { resolveDatabaseUrl } from '../db/database.ts';
+
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
-import { onShutdownSignal } from '../stack/signals.ts';
+import { onShutdownSignal } from '../signals.ts';
 import { buildConsumerApp } from './http.ts';
 import { createCommandWorker } from './worker.ts';
 

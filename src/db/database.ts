@@ -1,33 +1,14 @@
 /**
- * Finds the PostgreSQL database to use: DATABASE_URL when set, else the `balance` database on
- * the local server `npm start` runs (stack/local-postgres.ts). Either is created when missing. A
- * server that does not answer gets an error that says what to do.
+ * The service's PostgreSQL database: created when missing (a server that does not answer gets
+ * an error that says what to do), named in URLs, and shown in logs without its password. Which
+ * server to use is decided above, by the stack (stack/database-url.ts).
  */
 import { OperatorError } from '../cli.ts';
 import pg from 'pg';
-import { LOCAL_DATABASE_NAME, type Config } from '../config.ts';
-import { localPostgresServerUrl } from '../stack/local-postgres.ts';
 import { PG_ERROR, isUnreachable, pgErrorCode } from './errors.ts';
 
 export class DatabaseUnavailableError extends OperatorError {
   override readonly name = 'DatabaseUnavailableError';
-}
-
-export async function resolveDatabaseUrl(db: Config['db']): Promise<string> {
-  const url = db.url ?? (await localDatabaseUrl(db.local));
-  await ensureDatabase(url);
-  return url;
-}
-
-/** The service's database on the local server; it exists once `npm start` has started that server. */
-async function localDatabaseUrl(local: Config['db']['local']): Promise<string> {
-  const server = await localPostgresServerUrl(local);
-  if (!server) {
-    throw new DatabaseUnavailableError(
-      `DATABASE_URL is unset and no local PostgreSQL was ever started in ${local.dir}: run npm start (it starts one), or set DATABASE_URL`,
-    );
-  }
-  return databaseOn(server, LOCAL_DATABASE_NAME);
 }
 
 /** The URL of database `name` on the server of `serverUrl`. */

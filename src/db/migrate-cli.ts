@@ -1,7 +1,8 @@
 /** `npm run migrate`: applies pending migrations to the configured database and exits. */
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { resolveDatabaseUrl, redactUrl } from './database.ts';
+import { redactUrl } from './database.ts';
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { migrate } from './migrate.ts';
 import { createPool } from './pool.ts';
 import { runCli } from '../cli.ts';

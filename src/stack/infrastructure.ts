@@ -4,7 +4,8 @@
  * migrations, and the topics.
  */
 import type { Config } from '../config.ts';
-import { redactUrl, resolveDatabaseUrl } from '../db/database.ts';
+import { redactUrl } from '../db/database.ts';
+import { resolveDatabaseUrl } from './database-url.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
 import {

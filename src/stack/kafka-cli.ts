@@ -6,7 +6,7 @@ import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { runCli } from '../cli.ts';
 import { startLocalKafka, stopLocalKafka } from './local-kafka.ts';
-import { onShutdownSignal } from './signals.ts';
+import { onShutdownSignal } from '../signals.ts';
 
 await runCli(async () => {
   const config = loadConfig(process.env, { secrets: 'unused' });

@@ -7,7 +7,7 @@
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { parseArgs } from '../tools/args.ts';
+import { parseArgs } from '../cli.ts';
 import { checkTopicSettings, prepareInfrastructure } from './infrastructure.ts';
 
 await runCli(async () => {

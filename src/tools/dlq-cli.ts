@@ -6,7 +6,7 @@ import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
-import { parseArgs } from './args.ts';
+import { parseArgs } from '../cli.ts';
 import { DEAD_LETTERS_READ_MAX, readDeadLetters, redrive } from './dlq.ts';
 
 const VALUE_CHARS_SHOWN = 120;

@@ -10,11 +10,12 @@ import { userInfo } from 'node:os';
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { park, listParked } from '../consumer/parking.ts';
-import { resolveDatabaseUrl } from '../db/database.ts';
+
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
-import { parseArgs } from './args.ts';
+import { parseArgs } from '../cli.ts';
 
 const USAGE =
   'usage: npm run park -- --partition <p> --offset <o> --reason "<why>" [--by <name>] [--topic <topic>] | list [--limit N]';

@@ -8,13 +8,14 @@
  */
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
-import { resolveDatabaseUrl } from '../db/database.ts';
+
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { CURRENCY_PATTERN, LEDGER_CURRENCY, minorDigitsOf, parseDecimal } from '../fx/convert.ts';
 import { RatesFetcher } from '../fx/fetcher.ts';
 import { listRates, setOperatorRate } from '../fx/store.ts';
 import { createLogger } from '../log.ts';
-import { parseArgs } from './args.ts';
+import { parseArgs } from '../cli.ts';
 
 const USAGE = 'usage: npm run rates -- set <CUR> <units per rouble> | list | fetch';
 

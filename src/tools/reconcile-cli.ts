@@ -3,7 +3,7 @@ import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/database.ts';
 import { createPool } from '../db/pool.ts';
-import { parseArgs } from './args.ts';
+import { parseArgs } from '../cli.ts';
 import { DIFFERENCES_SHOWN_MAX, reconcile } from './reconcile.ts';
 
 await runCli(async () => {

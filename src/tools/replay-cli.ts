@@ -4,12 +4,13 @@
  */
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
-import { ensureDatabase, redactUrl, resolveDatabaseUrl } from '../db/database.ts';
+import { ensureDatabase, redactUrl } from '../db/database.ts';
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { migrate } from '../db/migrate.ts';
 import { createPool } from '../db/pool.ts';
 import { brokerSecurity, createKafka } from '../kafka/client.ts';
 import { createLogger } from '../log.ts';
-import { parseArgs } from './args.ts';
+import { parseArgs } from '../cli.ts';
 import { parseFrom, parseTo, replay, type ReplayProgress } from './replay.ts';
 
 /** How often progress is logged when the output is not a terminal. */

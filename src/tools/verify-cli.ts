@@ -1,7 +1,8 @@
 /** `npm run verify`: checks the ledger's invariants; exits 1 naming each violation. */
 import { loadConfig } from '../config.ts';
 import { runCli } from '../cli.ts';
-import { resolveDatabaseUrl, redactUrl } from '../db/database.ts';
+import { redactUrl } from '../db/database.ts';
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { formatMinor } from '../commands/money.ts';
 import { CHECKS, unsettledTransfers, verifyLedger } from '../ledger/verify.ts';

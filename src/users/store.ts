@@ -2,8 +2,9 @@
 import type pg from 'pg';
 import { storableText } from '../commands/text.ts';
 
-export const ROLES = ['user', 'service', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Role } from '../commands/permissions.ts';
+
+export { ROLES, type Role };
 
 /** The database allows 150 characters; control characters would break logs and the NUL the query. */
 export const usernameSchema = storableText({ charsMin: 1, charsMax: 150, bytesMax: 600 });

@@ -2,12 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { gatewayMetrics } from '../../src/api/gateway.ts';
+import { registerConsumerMetrics } from '../../src/consumer/metrics.ts';
 import { createWorkerStats } from '../../src/consumer/worker.ts';
 
 /** Every metric family the processes export: the gateway's, with the consumer's beside it as in npm start. */
 function exported(): Set<string> {
   const client = { published: 0, repliesMatched: 0, timeouts: 0, waiting: 0, repliesMalformed: 0 };
-  const metrics = gatewayMetrics(client, createWorkerStats());
+  const metrics = gatewayMetrics(client);
+  registerConsumerMetrics(metrics, createWorkerStats());
   metrics.observeRequest('GET', '/healthz', 200, 0.001);
   return new Set([...metrics.render().matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 }

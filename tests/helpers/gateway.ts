@@ -6,7 +6,7 @@ import { PrincipalRateLimit } from '../../src/api/rate-limit.ts';
 import { LoginThrottle } from '../../src/api/auth/throttle.ts';
 import { TokenService } from '../../src/api/auth/tokens.ts';
 import { TokenStates } from '../../src/api/auth/token-states.ts';
-import { Permissions } from '../../src/api/permissions.ts';
+import { Permissions } from '../../src/commands/permissions.ts';
 import { PrincipalAttestation } from '../../src/commands/principal-proof.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { InFlightHandlers } from '../../src/api/in-flight.ts';

@@ -36,7 +36,7 @@ import {
   submitCommands,
   takeRateToken,
 } from '../submit.ts';
-import type { Principal } from '../permissions.ts';
+import type { Principal } from '../../commands/permissions.ts';
 import { COMMAND_HEADERS, forCaller } from './commands.ts';
 
 export const BULK_PATH = '/api/commands/bulk';

@@ -26,7 +26,7 @@ import { ApiError } from '../../errors.ts';
 import { loadOutcome, type StoredOutcome } from '../read-model.ts';
 import type { CommandReply, TransactionView } from '../../ledger/outcome.ts';
 import { parseOr400 } from '../http.ts';
-import type { Principal } from '../permissions.ts';
+import type { Principal } from '../../commands/permissions.ts';
 import type { ApiContext } from '../context.ts';
 import { principalOf, type HeaderDoc, type ZodTypeProvider } from '../route.ts';
 import {

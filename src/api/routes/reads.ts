@@ -16,7 +16,7 @@ import {
   type StoredOutcome,
 } from '../read-model.ts';
 import { principalOf, type RouteDoc, type ZodTypeProvider } from '../route.ts';
-import type { Principal } from '../permissions.ts';
+import type { Principal } from '../../commands/permissions.ts';
 import type { ApiContext } from '../context.ts';
 import { isInstant } from '../calendar.ts';
 import { csvText } from '../csv.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/errors.ts';
-import { ACTIONS, Permissions, permissionTable, permissionTableMarkdown } from '../../src/api/permissions.ts';
+import { ACTIONS, Permissions, permissionTable, permissionTableMarkdown } from '../../src/commands/permissions.ts';
 import { ROLES } from '../../src/users/store.ts';
 
 describe('the permission table', () => {

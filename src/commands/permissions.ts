@@ -4,10 +4,13 @@
  * `service` principals (billing, the order service); an end user (`user`) moves only their own
  * money out, by transfer, unless USER_ACTIONS widens that.
  */
-import { COMMAND_CATALOG } from '../commands/catalog.ts';
-import { CLIENT_COMMAND_TYPES, type ClientCommandType, type GrantableCommandType } from '../commands/command-types.ts';
+import { COMMAND_CATALOG } from './catalog.ts';
+import { CLIENT_COMMAND_TYPES, type ClientCommandType, type GrantableCommandType } from './command-types.ts';
 import { ApiError } from '../errors.ts';
-import type { Role } from '../users/store.ts';
+
+/** Who a principal is: an end user, a service (billing, the order service), or an admin. */
+export const ROLES = ['user', 'service', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
 
 /** The commands clients may send, from the catalog; settles and expires are the consumer's own. */
 export type ClientCommand = ClientCommandType;

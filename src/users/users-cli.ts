@@ -12,14 +12,15 @@
  * Every change that must end the user's earlier tokens (disable, role, services, actions, logout) bumps
  * their token version; gateways refuse the old tokens within TOKEN_STATE_CACHE_MS.
  */
-import { ACTIONS, type Action } from '../api/permissions.ts';
+import { ACTIONS, type Action } from '../commands/permissions.ts';
 import { runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
-import { resolveDatabaseUrl } from '../db/database.ts';
+
+import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { migrate } from '../db/migrate.ts';
 import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { createPool } from '../db/pool.ts';
-import { parseArgs } from '../tools/args.ts';
+import { parseArgs } from '../cli.ts';
 import { hashPassword, passwordProblem, readPasswordFromStdin } from './passwords.ts';
 import {
   insertUser,

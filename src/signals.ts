@@ -1,4 +1,4 @@
-import type { Logger } from '../log.ts';
+import type { Logger } from './log.ts';
 
 /**
  * Calls `shutdown` once, on the first SIGINT, SIGTERM or SIGHUP, or when the npm process that
