@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** Bottom first. A root file is a unit of its own; `config.ts` belongs with `config/`. */
-export const LAYERS: readonly (readonly string[])[] = [
+const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'log.ts'],
   ['cli.ts', 'retry.ts', 'periodic.ts', 'metrics.ts', 'signals.ts'],
   ['commands'],

@@ -10,7 +10,7 @@ import { type Kafka, kafkaRequestsSent } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
 import { Metrics, registerKafkaRequestMetrics, registerSigningKeyMetric } from '../metrics.ts';
 import { consumerReadiness, registerConsumerMetrics } from './metrics.ts';
-import type { WorkerStats } from './worker.ts';
+import type { WorkerStats } from './worker-context.ts';
 
 /** Probes give up after this long, so /readyz answers promptly even when a dependency hangs. */
 const READINESS_PROBE_WAIT_MS = 2_000;

@@ -4,7 +4,7 @@
  */
 import type { CheckResult } from '../health.ts';
 import type { Metrics } from '../metrics.ts';
-import type { WorkerStats } from './worker.ts';
+import type { WorkerStats } from './worker-context.ts';
 
 export function registerConsumerMetrics(metrics: Metrics, stats: WorkerStats): void {
   metrics.register(

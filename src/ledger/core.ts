@@ -5,45 +5,11 @@
  */
 import { COMMAND_CATALOG } from '../commands/catalog.ts';
 import type { AccountRole } from '../commands/catalog-spec.ts';
-import { expireIdOf, settleIdOf, type AlertDirection, type Command } from '../commands/schema.ts';
-
-export type AccountKind = 'user_available' | 'user_reserved' | 'user_incoming' | 'revenue' | 'external';
-/** `${kind}:${ownerId}`, the natural key of an account. */
-export type AccountKey = `${AccountKind}:${number}`;
-
-export function accountKey(kind: AccountKind, ownerId: number): AccountKey {
-  return `${kind}:${ownerId}`;
-}
-export const EXTERNAL_ACCOUNT = accountKey('external', 0);
-export const available = (userId: number) => accountKey('user_available', userId);
-export const reserved = (userId: number) => accountKey('user_reserved', userId);
-/** Transfers received and not yet settled on the recipient's partition; see sql/0003_incoming.sql. */
-export const incoming = (userId: number) => accountKey('user_incoming', userId);
-export const revenue = (serviceId: number) => accountKey('revenue', serviceId);
-
-export function parseAccountKey(key: AccountKey): { kind: AccountKind; ownerId: number } {
-  const at = key.lastIndexOf(':');
-  return { kind: key.slice(0, at) as AccountKind, ownerId: Number(key.slice(at + 1)) };
-}
-
-/**
- * Accounts whose balance decisions read and that must never go negative: a user's available
- * and reserved money. They are locked and read before deciding; every other account (incoming,
- * revenue, external) is only changed by a delta at the end of the batch.
- */
-export function isBoundedAccount(key: AccountKey): boolean {
-  return key.startsWith('user_available:') || key.startsWith('user_reserved:');
-}
-
-/**
- * Accounts every partition credits or debits (the external account, the services' revenue):
- * one row per partition, so partitions never queue on one lock (sql/0015_account_stripes.sql).
- * Decisions never read them, so which stripe a posting lands in changes no decision.
- */
-export function isStripedAccount(key: AccountKey): boolean {
-  return key.startsWith('external:') || key.startsWith('revenue:');
-}
-
+import { expireIdOf, type AlertDirection, type Command } from '../commands/schema.ts';
+import { type AccountKey, EXTERNAL_ACCOUNT, available, incoming, reserved, revenue } from './account-keys.ts';
+import { legsOf, transferTotal } from './transfers.ts';
+export * from './account-keys.ts';
+export * from './transfers.ts';
 // The result codes and history types are part of the command contract: defined in commands/,
 // re-exported here for the rules that decide them.
 export { RESULT_CODES, TRANSACTION_TYPES, type ResultCode, type TransactionType } from '../commands/result-codes.ts';
@@ -379,28 +345,6 @@ function decideSetAlert(view: LedgerView, command: CommandOf<'set_alert'>, limit
   return { ...applied([], []), alert: { kind: 'add', alert: { id: command.id, userId, direction, threshold } } };
 }
 
-/** One recipient of a transfer: the only one, or one leg of a split payment. */
-export interface TransferLeg {
-  readonly recipientId: number;
-  readonly amount: bigint;
-  readonly comment: string | undefined;
-}
-
-/** A transfer's legs, in the order given: one for `recipient_id`, one per entry of `recipients`. */
-export function legsOf(transfer: CommandOf<'transfer'>): TransferLeg[] {
-  if (transfer.recipients)
-    return transfer.recipients.map((leg) => ({
-      recipientId: leg.recipient_id,
-      amount: leg.amount,
-      comment: leg.comment ?? transfer.comment,
-    }));
-  return [{ recipientId: transfer.recipient_id!, amount: transfer.amount!, comment: transfer.comment }];
-}
-
-export function transferTotal(transfer: CommandOf<'transfer'>): bigint {
-  return legsOf(transfer).reduce((total, leg) => total + leg.amount, 0n);
-}
-
 /**
  * Debits the sender the whole of every leg in one decision, or nothing: each recipient is
  * credited now, in this transaction, but into incoming; it becomes spendable when the settle the
@@ -418,28 +362,6 @@ function decideTransfer(view: LedgerView, command: CommandOf<'transfer'>): Decis
       entry(leg.recipientId, leg.amount, 'transfer_in', { counterpartyId: senderId, comment: leg.comment }),
     ]),
   );
-}
-
-/**
- * The commands that complete an applied transfer on its recipients' partitions, one per leg. Each
- * id is derived from the transfer's (and, for a split payment, the leg's recipient), so
- * publishing them again (after a crash) has one effect each.
- */
-export function settlesOf(transfer: CommandOf<'transfer'>): CommandOf<'settle'>[] {
-  const split = transfer.recipients !== undefined;
-  return legsOf(transfer).map((leg) => ({
-    id: settleIdOf(transfer.id, split ? leg.recipientId : undefined),
-    type: 'settle',
-    user_id: leg.recipientId,
-    amount: leg.amount,
-  }));
-}
-
-/** The settle of a transfer to one recipient. */
-export function settleOf(transfer: CommandOf<'transfer'>): CommandOf<'settle'> {
-  const [only, ...more] = settlesOf(transfer);
-  if (more.length > 0) throw new Error(`${transfer.id} is a split payment: it has a settle per leg`);
-  return only!;
 }
 
 function applied(postings: Posting[], entries: Entry[], reservation: ReservationChange | null = null): Decision {

@@ -12,10 +12,12 @@ import { UsageError } from '../cli.ts';
 import type pg from 'pg';
 import type { Config } from '../config.ts';
 import { parseCommandMessage } from '../consumer/parse-message.ts';
-import { createChunkPipeline, segmentsOf, type ChunkPipeline } from '../consumer/pipeline.ts';
+import { createChunkPipeline, type ChunkPipeline } from '../consumer/pipeline.ts';
+import { segmentsOf } from '../consumer/settings-records.ts';
 import { replyTopicPolicyOf } from '../commands/reply-topics.ts';
 import { consumerCommandSchema } from '../commands/schema.ts';
 import type { EachBatchPayload, Kafka } from '../kafka/client.ts';
+import { addCounts, emptyCounts, type Counts } from '../consumer/counts.ts';
 import { findCommands } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
 
@@ -63,19 +65,14 @@ export interface ReplayOptions {
   readonly onProgress?: (progress: ReplayProgress) => void;
 }
 
-export interface ReplayProgress {
+/** A replay's counts so far (counts.ts), with how far it is. */
+export interface ReplayProgress extends Readonly<Counts> {
   readonly processed: number;
   readonly total: number;
-  readonly applied: number;
-  /** Settles applied: the consumer's second half of a transfer, on the recipient's partition. */
-  readonly settled: number;
-  readonly duplicates: number;
-  readonly rejected: number;
-  readonly deadLettered: number;
-  /** Rejected as `unprocessable` (also counted in `rejected`). */
-  readonly unprocessable: number;
   readonly elapsedMs: number;
 }
+
+type Progress = Counts & { processed: number; total: number; elapsedMs: number };
 
 export type ReplayReport = ReplayProgress & { readonly resumed: boolean; readonly dryRun: boolean };
 
@@ -84,17 +81,7 @@ type Range = Map<number, { start: bigint; end: bigint }>;
 export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const topic = options.config.topics.commands;
   const { range, resumed } = await prepareGroup(options, topic);
-  const progress = {
-    processed: 0,
-    total: 0,
-    applied: 0,
-    settled: 0,
-    duplicates: 0,
-    rejected: 0,
-    deadLettered: 0,
-    unprocessable: 0,
-    elapsedMs: 0,
-  };
+  const progress: Progress = { ...emptyCounts(), processed: 0, total: 0, elapsedMs: 0 };
   for (const { start, end } of range.values()) progress.total += Number(end > start ? end - start : 0n);
   const started = Date.now();
   const pending = new Set([...range].filter(([, r]) => r.end > r.start).map(([p]) => p));
@@ -184,7 +171,7 @@ async function consumeRange(
   topic: string,
   range: Range,
   pending: Set<number>,
-  progress: Omit<ReplayProgress, 'elapsedMs'> & { elapsedMs: number },
+  progress: Progress,
   started: number,
 ) {
   // A dry run must not move the group's offsets, so it reads without committing.
@@ -249,16 +236,6 @@ async function consumeRange(
   }
 }
 
-type Counted = {
-  processed: number;
-  applied: number;
-  settled: number;
-  duplicates: number;
-  rejected: number;
-  deadLettered: number;
-  unprocessable: number;
-};
-
 /**
  * Replies are not published and dead letters are only counted: the live consumer already sent
  * them, and the settles of transfers are in the log already.
@@ -268,24 +245,18 @@ async function replayChunk(
   pipeline: ChunkPipeline,
   source: { topic: string; partition: number },
   chunk: EachBatchPayload['batch']['messages'],
-  progress: Counted,
+  progress: Progress,
 ): Promise<void> {
   progress.processed += chunk.length;
   if (options.dryRun) return countDryRun(options, chunk, progress);
-  const { counts } = await pipeline.process(source, chunk);
-  progress.applied += counts.applied;
-  progress.settled += counts.settled;
-  progress.duplicates += counts.duplicates;
-  progress.rejected += counts.rejected;
-  progress.deadLettered += counts.deadLettered;
-  progress.unprocessable += counts.unprocessable;
+  addCounts(progress, (await pipeline.process(source, chunk)).counts);
 }
 
 /** What a replay would do, read-only: valid commands are new or known; the rest would be dead letters. */
 async function countDryRun(
   options: ReplayOptions,
   chunk: EachBatchPayload['batch']['messages'],
-  progress: Counted,
+  progress: Progress,
 ): Promise<void> {
   const schema = consumerCommandSchema();
   const ids: string[] = [];

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { gatewayMetrics } from '../../src/api/gateway.ts';
 import { registerConsumerMetrics } from '../../src/consumer/metrics.ts';
-import { createWorkerStats } from '../../src/consumer/worker.ts';
+import { createWorkerStats } from '../../src/consumer/worker-context.ts';
 
 /** Every metric family the processes export: the gateway's, with the consumer's beside it as in npm start. */
 function exported(): Set<string> {
