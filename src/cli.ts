@@ -18,13 +18,14 @@ export class UsageError extends OperatorError {
 
 /**
  * Runs `main`. With `--help` (or `-h`) it prints `usage` instead, so `node dist/<entry>.js --help`
- * is a smoke test of a build that needs no services.
+ * is a smoke test of a build that needs no services; `usage: null` leaves `--help` to `main`
+ * (a wrapper whose arguments belong to another program).
  */
 export async function runCli(
   main: () => Promise<void>,
-  usage = 'Configuration comes from the environment: see the README.',
+  usage: string | null = 'Configuration comes from the environment: see the README.',
 ): Promise<void> {
-  if (process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) {
+  if (usage !== null && process.argv.slice(2).some((arg) => arg === '--help' || arg === '-h')) {
     console.log(usage);
     return;
   }

@@ -103,6 +103,24 @@ async function clusterIdOf(dataDir: string): Promise<string | null> {
   return /^cluster\.id=(.+)$/m.exec(meta)?.[1]?.trim() ?? null;
 }
 
+/** Kafka's command-line clients by the name of their script (`kafka-<name>.sh`), and their classes. */
+export const KAFKA_TOOLS: Readonly<Record<string, string>> = {
+  'console-producer': 'org.apache.kafka.tools.ConsoleProducer',
+  'console-consumer': 'org.apache.kafka.tools.consumer.ConsoleConsumer',
+  topics: 'org.apache.kafka.tools.TopicCommand',
+};
+
+/** Runs one of Kafka's own command-line clients from the cached jars, on this terminal; its exit code. */
+export async function runKafkaTool(name: string, args: readonly string[], log: Logger): Promise<number> {
+  const main = KAFKA_TOOLS[name];
+  if (!main) throw new OperatorError(`unknown Kafka tool "${name}": one of ${Object.keys(KAFKA_TOOLS).join(', ')}`);
+  const libs = await ensureKafkaJars(log);
+  const child = spawn('java', [`-Dlog4j2.configurationFile=${LOG4J_FILE}`, '-cp', `${libs}/*`, main, ...args], {
+    stdio: 'inherit',
+  });
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+}
+
 /** Stops a broker left running by an earlier process, found through its pid file. */
 export async function stopLocalKafka(dir: string, log: Logger): Promise<boolean> {
   return stopFromPidFile(brokerFiles(path.resolve(REPO_ROOT, dir)).pid, log);
