@@ -1,7 +1,7 @@
 /**
  * Publishes a few commands straight to Kafka with the typed client and prints the replies.
  * Run it against `npm start` (in another terminal):
- *   KAFKA_BROKERS=127.0.0.1:19092 npm run example
+ *   npm run example   (KAFKA_BROKERS, or the local broker of npm start)
  */
 import { randomUUID } from 'node:crypto';
 import { CommandClient } from '../src/client/command-client.ts';
@@ -9,11 +9,12 @@ import { loadConfig } from '../src/config.ts';
 import { createCommandSchema, type CommandInput } from '../src/commands/schema.ts';
 import { createKafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
+import { brokersOf } from '../src/stack/local-kafka.ts';
 
-const config = loadConfig({ KAFKA_BROKERS: '127.0.0.1:19092', ALLOW_DEV_SECRETS: 'true', ...process.env });
+const config = loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env });
 const log = createLogger({ level: 'warn', name: 'example' });
 const client = new CommandClient({
-  kafka: createKafka({ brokers: config.kafka.brokers!, clientId: 'example', log }),
+  kafka: createKafka({ brokers: brokersOf(config.kafka), clientId: 'example', log }),
   commandTopic: config.topics.commands,
   replyTopic: config.topics.replies,
   waitingRequestsMax: 100,

@@ -5,18 +5,19 @@
  * threshold alert (a copy of an alert has the same event_id).
  * Run it against `npm start` (in another terminal); it reads from the beginning and stops after
  * EXAMPLE_SECONDS (default 10):
- *   KAFKA_BROKERS=127.0.0.1:19092 npm run example:events
+ *   npm run example:events   (KAFKA_BROKERS, or the local broker of npm start)
  */
 import { randomUUID } from 'node:crypto';
 import { balanceEventSchema } from '../src/commands/event-schema.ts';
 import { loadConfig } from '../src/config.ts';
 import { createKafka } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log.ts';
+import { brokersOf } from '../src/stack/local-kafka.ts';
 
-const config = loadConfig({ KAFKA_BROKERS: '127.0.0.1:19092', ALLOW_DEV_SECRETS: 'true', ...process.env });
+const config = loadConfig({ ALLOW_DEV_SECRETS: 'true', ...process.env });
 const seconds = Number(process.env.EXAMPLE_SECONDS ?? 10);
 const kafka = createKafka({
-  brokers: config.kafka.brokers!,
+  brokers: brokersOf(config.kafka),
   clientId: 'example-subscriber',
   log: createLogger({ level: 'warn' }),
 });

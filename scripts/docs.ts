@@ -28,9 +28,9 @@ export function generatedSections(): Array<{ file: string; name: string; text: s
   ];
 }
 
-/** `text` with the section `name` replaced by `body`; throws if the markers are missing. */
-export function withSection(text: string, name: string, body: string): string {
-  const begin = `<!-- generated: ${name} (npm run docs) -->`;
+/** `text` with the section `name` (written by `command`) replaced by `body`; throws if the markers are missing. */
+export function withSection(text: string, name: string, body: string, command = 'npm run docs'): string {
+  const begin = `<!-- generated: ${name} (${command}) -->`;
   const end = `<!-- end: ${name} -->`;
   const from = text.indexOf(begin);
   const to = text.indexOf(end);

@@ -3,12 +3,12 @@
  * `npm run kafka:down` stops one left running, through its pid file;
  * `npm run kafka:tools -- <tool> <args>` runs one of Kafka's own command-line clients
  * (`console-producer`, `console-consumer`, `topics`) from the same jars, as
- * `kafka-console-producer.sh` and the like would.
+ * `kafka-console-producer.sh` and the like would, against `KAFKA_BROKERS` or the local broker.
  */
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { runCli } from '../cli.ts';
-import { runKafkaTool, startLocalKafka, stopLocalKafka } from './local-kafka.ts';
+import { brokersOf, runKafkaTool, startLocalKafka, stopLocalKafka } from './local-kafka.ts';
 import { onShutdownSignal } from '../signals.ts';
 
 const USAGE = 'usage: kafka-cli up | down | tools <console-producer|console-consumer|topics> <args>';
@@ -20,7 +20,7 @@ await runCli(
     const log = createLogger({ level: config.logLevel, name: 'kafka' });
     const { dir, port, controllerPort, heapMb } = config.kafka.local;
     if (isTools) {
-      process.exitCode = await runKafkaTool(process.argv[3] ?? '', process.argv.slice(4), log);
+      process.exitCode = await runKafkaTool(process.argv[3] ?? '', process.argv.slice(4), brokersOf(config.kafka), log);
       return;
     }
     if (process.argv[2] === 'down') {

@@ -3,7 +3,8 @@
  * on Maven Central, for machines without Docker. The jars are resolved once by Maven into a
  * git-ignored cache and reused; a pid file lets any later process stop the broker.
  */
-import { OperatorError } from '../cli.ts';
+import { OperatorError, UsageError } from '../cli.ts';
+import type { Config } from '../config.ts';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
@@ -21,6 +22,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const INFRA_DIR = path.join(REPO_ROOT, 'infra/kafka');
 const POM_FILE = path.join(INFRA_DIR, 'pom.xml');
 const LOG4J_FILE = path.join(INFRA_DIR, 'log4j2.properties');
+/** The command-line tools log warnings only, to standard error: their standard output is their answer. */
+const TOOLS_LOG4J_FILE = path.join(INFRA_DIR, 'log4j2-tools.properties');
 /** Shared by every local broker (npm start, tests): the jars do not depend on ports or data. */
 const LIBS_CACHE_DIR = path.join(REPO_ROOT, '.local/kafka-libs');
 
@@ -53,6 +56,14 @@ export interface LocalKafka {
   stop(): Promise<void>;
   /** Sends the broker SIGTERM and returns at once: for an exit that cannot wait (it stops by itself). */
   signalStop(): void;
+}
+
+/**
+ * The brokers an operator command uses: `KAFKA_BROKERS`, else the local broker `npm start` runs
+ * (as the database is `DATABASE_URL`, else the local server).
+ */
+export function brokersOf(kafka: Config['kafka']): string[] {
+  return kafka.brokers ?? [`127.0.0.1:${kafka.local.port}`];
 }
 
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
@@ -110,14 +121,22 @@ export const KAFKA_TOOLS: Readonly<Record<string, string>> = {
   topics: 'org.apache.kafka.tools.TopicCommand',
 };
 
-/** Runs one of Kafka's own command-line clients from the cached jars, on this terminal; its exit code. */
-export async function runKafkaTool(name: string, args: readonly string[], log: Logger): Promise<number> {
+/**
+ * Runs one of Kafka's own command-line clients from the cached jars, on this terminal, against
+ * `brokers` unless the arguments name a `--bootstrap-server`; its exit code.
+ */
+export async function runKafkaTool(
+  name: string,
+  args: readonly string[],
+  brokers: readonly string[],
+  log: Logger,
+): Promise<number> {
   const main = KAFKA_TOOLS[name];
-  if (!main) throw new OperatorError(`unknown Kafka tool "${name}": one of ${Object.keys(KAFKA_TOOLS).join(', ')}`);
+  if (!main) throw new UsageError(`unknown Kafka tool "${name}": one of ${Object.keys(KAFKA_TOOLS).join(', ')}`);
   const libs = await ensureKafkaJars(log);
-  const child = spawn('java', [`-Dlog4j2.configurationFile=${LOG4J_FILE}`, '-cp', `${libs}/*`, main, ...args], {
-    stdio: 'inherit',
-  });
+  const bootstrap = args.includes('--bootstrap-server') ? [] : ['--bootstrap-server', brokers.join(',')];
+  const java = [`-Dlog4j2.configurationFile=${TOOLS_LOG4J_FILE}`, '-cp', `${libs}/*`, main];
+  const child = spawn('java', [...java, ...bootstrap, ...args], { stdio: 'inherit' });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 }
 
