@@ -17,7 +17,10 @@ const WRITE_COMMAND = 'npm run walkthrough -- --write';
 
 /** Runs every section's steps in one shell against `env`'s stack; the runs by section id. */
 export async function runWalkthrough(env: Record<string, string>): Promise<Map<string, StepRun[]>> {
-  const session = new Session({ ...process.env, ...env }, REPO_ROOT);
+  // Only what a terminal has, and the stack's variables: a DATABASE_URL or KAFKA_BROKERS of the
+  // caller's (a test run's) must not point the operator commands at another stack.
+  const { PATH, HOME, LANG, TMPDIR } = process.env;
+  const session = new Session({ PATH, HOME, LANG, TMPDIR, ...env }, REPO_ROOT);
   const runs = new Map<string, StepRun[]>();
   try {
     for (const section of SECTIONS) {
