@@ -166,6 +166,23 @@ export const CONSUMER_SETTINGS = {
     'retries of a chunk after a transient failure (a deadlock, a lost connection), with exponential backoff',
   ),
   applyRetryBackoffMs: setting('APPLY_RETRY_BACKOFF_MS', int(1, 60_000).default(50), 'the first of those waits'),
+  stateCache: {
+    usersMax: setting(
+      'CONSUMER_CACHED_USERS_MAX',
+      int(0, 10_000_000).default(20_000),
+      'users of each owned partition whose accounts the consumer keeps between chunks (about 1 kB each); a chunk of warm users is written in one round trip. 0 turns the cache off: every chunk reads and locks its users',
+    ),
+    ordersMax: setting(
+      'CONSUMER_CACHED_ORDERS_MAX',
+      int(0, 10_000_000).default(20_000),
+      'orders of each owned partition whose latest reservation the consumer keeps',
+    ),
+    commandIdsMax: setting(
+      'CONSUMER_CACHED_COMMAND_IDS_MAX',
+      int(0, 10_000_000).default(50_000),
+      'ids of commands each owned partition decided recently, kept so their repeats go the sure way at once',
+    ),
+  },
   partitionPauseMs: setting(
     'PARTITION_PAUSE_MS',
     int(100, 600_000).default(10_000),

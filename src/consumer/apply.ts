@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import { PG_ERROR, pgErrorCode } from '../db/errors.ts';
 import { failureKind } from '../failures.ts';
 import { applyCommands, type BatchItem, type BatchResult } from '../ledger/apply-batch.ts';
+import { ChunkRefusedError, type Fence } from '../ledger/store/index.ts';
 import type { DecisionLimits } from '../commands/limits-record.ts';
 import { ledgerLimitsOf } from '../ledger/core.ts';
 import type { Logger } from '../log.ts';
@@ -25,8 +26,13 @@ export function applyWithRetry(
   pool: pg.Pool,
   items: readonly BatchItem[],
   options: ApplyOptions,
+  fence: Fence | null = null,
 ): Promise<BatchResult> {
-  return retrying(() => applyCommands(pool, items, ledgerLimitsOf(options.limits)), items.length, options);
+  return retrying(
+    async () => (await applyCommands(pool, items, ledgerLimitsOf(options.limits), fence)).result,
+    items.length,
+    options,
+  );
 }
 
 /** Runs `work` under the consumer's retry policy. */
@@ -36,10 +42,18 @@ export function retrying<T>(work: () => Promise<T>, commands: number, options: A
     backoffMs: options.consumer.applyRetryBackoffMs,
     // A unique violation on `commands` means another consumer applied one of these commands
     // concurrently (a rebalance); on retry it is found and answered as a duplicate.
-    isTransient: (error) => failureKind(error) === 'transient' || pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION,
+    // A lost partition is not retried: another consumer owns it now.
+    isTransient: (error) =>
+      !isPartitionLost(error) &&
+      (failureKind(error) === 'transient' || pgErrorCode(error) === PG_ERROR.UNIQUE_VIOLATION),
     onRetry: (error, attempt, waitMs) => {
       options.onRetry?.();
       options.log.warn({ err: error, attempt, waitMs, commands }, 'retrying after a transient database error');
     },
   });
+}
+
+/** Whether a write was refused because another consumer claimed the partition. */
+export function isPartitionLost(error: unknown): boolean {
+  return error instanceof ChunkRefusedError && error.reason === 'partition_lost';
 }

@@ -18,6 +18,14 @@ export interface Counts {
   /** Internal commands without a valid proof, or not matching their transfer. */
   forged: number;
   misrouted: number;
+  /** Chunks written from the partition's cache in one statement (cached-apply.ts). */
+  cachedWrites: number;
+  /** Chunks (or parts of one) written the sure way: loaded and locked in a transaction. */
+  sureWrites: number;
+  /** Cached writes the database refused (a row changed behind the cache, an unknown repeat). */
+  cacheRefusals: number;
+  /** Users read from the database because the cache did not hold them. */
+  coldUsers: number;
 }
 
 export function emptyCounts(): Counts {
@@ -32,6 +40,10 @@ export function emptyCounts(): Counts {
     parked: 0,
     forged: 0,
     misrouted: 0,
+    cachedWrites: 0,
+    sureWrites: 0,
+    cacheRefusals: 0,
+    coldUsers: 0,
   };
 }
 

@@ -4,20 +4,29 @@ import { recordUnprocessable } from '../ledger/apply-batch.ts';
 import { RESULT_CODES } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import { applyWithRetry, retrying } from './apply.ts';
+import type { Fence } from '../ledger/store/index.ts';
+import type { Counts } from './counts.ts';
 import type { Candidate, Context, ItemResult } from './pipeline-context.ts';
 
 /**
- * Step 2. Applies the candidates in one transaction; if the database refuses the data, applies
- * each half on its own (first half first, so offset order holds), down to single commands.
- * k bad commands in n cost about 2k·log2(n) extra transactions; none costs nothing.
+ * Step 2, the sure way. Applies the candidates in one transaction; if the database refuses the
+ * data, applies each half on its own (first half first, so offset order holds), down to single
+ * commands. k bad commands in n cost about 2k·log2(n) extra transactions; none costs nothing.
  */
-export async function applyIsolating(ctx: Context, candidates: readonly Candidate[]): Promise<ItemResult[]> {
+export async function applyIsolating(
+  ctx: Context,
+  candidates: readonly Candidate[],
+  fence: Fence | null,
+  counts: Counts,
+): Promise<ItemResult[]> {
   if (candidates.length === 0) return [];
   try {
+    counts.sureWrites += 1;
     const result = await applyWithRetry(
       ctx.pool,
       candidates.map((c) => c.item),
       ctx.apply,
+      fence,
     );
     return candidates.map((candidate, i) => ({
       candidate,
@@ -30,8 +39,8 @@ export async function applyIsolating(ctx: Context, candidates: readonly Candidat
     ctx.keepAlive?.();
     if (candidates.length === 1) return [await isolate(ctx, candidates[0]!, error)];
     const middle = Math.ceil(candidates.length / 2);
-    const first = await applyIsolating(ctx, candidates.slice(0, middle));
-    return [...first, ...(await applyIsolating(ctx, candidates.slice(middle)))];
+    const first = await applyIsolating(ctx, candidates.slice(0, middle), fence, counts);
+    return [...first, ...(await applyIsolating(ctx, candidates.slice(middle), fence, counts))];
   }
 }
 

@@ -16,6 +16,7 @@ import type { CommandReply } from '../ledger/outcome.ts';
 import type { BalanceEventRow } from '../ledger/store/index.ts';
 import type { Logger } from '../log.ts';
 import type { ApplyOptions } from './apply.ts';
+import type { PartitionOwnership } from './ownership.ts';
 import type { DeadLetterReason } from './dead-letter.ts';
 import type { PartitionLimits } from './decision-limits.ts';
 import type { Counts } from './counts.ts';
@@ -48,6 +49,11 @@ export interface PipelineDeps {
    * `replay` runs partitions at their own pace, so a settle may come before its transfer.
    */
   readonly mode?: 'live' | 'replay';
+  /**
+   * The partitions this consumer owns, with their epochs and caches: chunks are written fenced,
+   * from the cache when it can. Absent (replay, tools): every chunk is written the sure way.
+   */
+  readonly ownership?: PartitionOwnership;
 }
 
 /** The chunk's parked offsets, by offset. */

@@ -24,7 +24,7 @@ import {
 } from './pipeline-context.ts';
 import { admitRepeats, inOffsetOrder, screen } from './screen.ts';
 import { dropMismatchedSettles } from './settle-check.ts';
-import { applyIsolating } from './isolate.ts';
+import { commitCandidates } from './commit-step.ts';
 import { applyLimitsRecord, decideWith, recordsOnAssignment, segmentsOf } from './settings-records.ts';
 
 export interface ProcessedChunk {
@@ -118,7 +118,7 @@ async function decideSegment(
     outbox,
     counts,
   );
-  const results = await applyIsolating(ctx, candidates);
+  const results = await commitCandidates(ctx, source.partition, candidates, counts);
   queueResults(ctx, source, results, outbox, counts);
 }
 

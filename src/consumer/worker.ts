@@ -8,6 +8,7 @@ import { KafkaOutboxSink } from './kafka-sink.ts';
 import { ParkedOffsetsWatch, pruneParkedBelow } from './parking.ts';
 import { PeriodicTask } from '../periodic.ts';
 import { createChunkPipeline } from './pipeline.ts';
+import { PartitionOwnership } from './ownership.ts';
 import { type WorkerContext, type WorkerDeps, type WorkerStats, createWorkerStats } from './worker-context.ts';
 import { consumeBatch, drainLanes } from './lanes.ts';
 
@@ -47,8 +48,10 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   // One ring for everything this process signs, switched by the watch (signing-key-watch.ts).
   const keys = new KeyRing(config.internalCommands);
   const signingKey = new SigningKeyWatch({ pool: deps.pool, topic: config.topics.commands, keys, log });
+  const ownership = new PartitionOwnership(deps.pool, config.topics.commands, config.consumer.stateCache);
   const pipeline = createChunkPipeline({
     ...deps,
+    ownership,
     keys,
     parkedOffsets,
     recordLimits: true,
@@ -113,6 +116,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     restartsSinceJoin = 0;
     const partitions = event.payload.memberAssignment[config.topics.commands] ?? [];
     onAssignment(stats, partitions);
+    ownership.assigned(partitions);
     void recordOnAssignment(ctx, partitions);
   });
 

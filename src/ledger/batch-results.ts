@@ -40,15 +40,12 @@ export function groupByCommand(views: readonly TransactionView[]): Map<string, T
 }
 
 /**
- * The balances of the recipients of applied transfers, as this transaction leaves them: the
- * credit is in `incoming` until the settle on the recipient's partition makes it `available`.
- * Read without locking the recipients' rows (this batch does not decide on them, and locking
- * them would make partitions wait on each other), so their available money may move on at once.
+ * The recipients of the transfers a batch applied (or repeats of ones applied): their balances,
+ * as the batch's write leaves them, go into the replies. Read by the write without locking the
+ * recipients' rows (this batch does not decide on them, and locking them would make partitions
+ * wait on each other), so their available money may move on at once.
  */
-export async function recipientBalances(
-  db: pg.PoolClient,
-  outcomes: readonly ItemOutcome[],
-): Promise<Map<number, BalanceView>> {
+export function recipientsOf(outcomes: readonly ItemOutcome[]): number[] {
   const ids = new Set<number>();
   for (const outcome of outcomes) {
     const { command } = outcome.item;
@@ -58,11 +55,15 @@ export async function recipientBalances(
         : outcome.kind === 'repeat' && outcome.prior.status === 'applied';
     if (command.type === 'transfer' && applied) for (const leg of legsOf(command)) ids.add(leg.recipientId);
   }
-  if (ids.size === 0) return new Map();
-  const rows = await store.userBalances(db, [...ids]);
+  return [...ids];
+}
+
+/** The recipients' balances as the write reported them: the credit is in `incoming` until settled. */
+export function recipientBalances(reported: store.CommittedChunk['reported']): Map<number, BalanceView> {
+  const ids = new Set(reported.map((r) => r.userId));
   return new Map(
     [...ids].map((id) => {
-      const of = (kind: string) => rows.find((r) => r.userId === id && r.kind === kind)?.balance ?? 0n;
+      const of = (kind: string) => reported.find((r) => r.userId === id && r.kind === kind)?.balance ?? 0n;
       return [
         id,
         { ...balanceView(of('user_available'), of('user_reserved')), incoming: formatMinor(of('user_incoming')) },
@@ -87,10 +88,11 @@ export function withRecipient(
 }
 
 export async function buildResult(
-  db: pg.PoolClient,
+  db: pg.PoolClient | pg.Pool,
   outcomes: readonly ItemOutcome[],
   created: Map<string, TransactionView[]>,
   freshEvents: ReadonlyMap<string, store.BalanceEventRow[]>,
+  committed: store.CommittedChunk,
 ): Promise<BatchResult> {
   // Repeats of commands decided in an earlier batch answer with their stored transactions.
   const storedIds = outcomes
@@ -99,7 +101,7 @@ export async function buildResult(
   const previous = groupByCommand(
     (await store.transactionsOfCommands(db, [...new Set(storedIds)])).map(transactionView),
   );
-  const recipients = await recipientBalances(db, outcomes);
+  const recipients = recipientBalances(committed.reported);
   const events = await eventsOf(db, outcomes, freshEvents);
   const settleLegs = await settleLegsOf(db, outcomes);
   const replies = outcomes.map((outcome) => withRecipient(replyFor(outcome, created, previous), outcome, recipients));
@@ -116,7 +118,7 @@ export async function buildResult(
  * batch applied publishes none: the first copy's settles are in this batch's outbox.
  */
 export async function settleLegsOf(
-  db: pg.PoolClient,
+  db: pg.PoolClient | pg.Pool,
   outcomes: readonly ItemOutcome[],
 ): Promise<Map<ItemOutcome, number[]>> {
   const legs = new Map<ItemOutcome, number[]>();
@@ -144,7 +146,7 @@ export async function settleLegsOf(
  * delivered again (after a crash before its offset was committed) sends the same bytes again.
  */
 export async function eventsOf(
-  db: pg.PoolClient,
+  db: pg.PoolClient | pg.Pool,
   outcomes: readonly ItemOutcome[],
   freshEvents: ReadonlyMap<string, store.BalanceEventRow[]>,
 ): Promise<Map<string, store.BalanceEventRow[]>> {

@@ -158,7 +158,7 @@ describe('poison commands never halt a partition', () => {
 
   it('isolates a command whose write would break a ledger invariant, and the partition goes on', async () => {
     // A trigger that silently keeps one order's hold open: the write then closes 0 of 1
-    // reservations, and ledger_write_chunk refuses the chunk (SQLSTATE LI001).
+    // reservations, and ledger_commit_chunk refuses the chunk (SQLSTATE LI001).
     await db.pool.query(`
       CREATE FUNCTION test_keep_open() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.order_id = 4242 THEN RETURN NULL; END IF; RETURN NEW; END $$;

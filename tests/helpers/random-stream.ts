@@ -22,7 +22,7 @@ export async function applyInputs(
     const command = schema.parse(input);
     return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
   });
-  return applyCommands(db.pool, items, ledgerLimitsOf(config.limits));
+  return (await applyCommands(db.pool, items, ledgerLimitsOf(config.limits))).result;
 }
 
 /** Applies one chunk through the ledger's write path; returns the ids it applied. */

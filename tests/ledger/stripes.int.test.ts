@@ -120,7 +120,7 @@ describe('striped external and revenue accounts', () => {
       [item(4, { type: 'refund', user_id: user, service_id: 8, order_id: 1, amount: '5.00' })],
       LIMITS,
     );
-    expect(result.replies.map((r) => r.code)).toEqual(['ok']);
+    expect(result.result.replies.map((r) => r.code)).toEqual(['ok']);
     const stripes = await db.pool.query(
       "SELECT stripe, balance::text FROM accounts WHERE kind = 'revenue' AND owner_id = 8 ORDER BY stripe",
     );

@@ -1,13 +1,12 @@
 /**
- * The ledger's SQL, one module per thing it stores. A chunk loads what it needs with one call
- * (load-chunk.ts) and writes everything it decided with another (write-chunk.ts), so a chunk of
- * any size costs four round trips: BEGIN, load, write, COMMIT (and reads for its repeats and
- * transfers' recipients, when it has any).
+ * The ledger's SQL, one module per thing it stores. A chunk whose state the consumer holds is
+ * written with one call (commit-chunk.ts), its one round trip; a chunk read cold loads what it
+ * misses with another (load-chunk.ts); the fallback path loads under lock and writes inside
+ * BEGIN ... COMMIT (and reads for repeats, when it has any).
  */
 export * from './accounts.ts';
+export * from './commit-chunk.ts';
 export * from './commands.ts';
 export * from './events.ts';
 export * from './load-chunk.ts';
-export * from './orders-and-freezes.ts';
 export * from './transactions.ts';
-export * from './write-chunk.ts';

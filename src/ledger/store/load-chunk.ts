@@ -73,7 +73,7 @@ type LoadRow =
 
 const SQL_LOAD_CHUNK = 'SELECT what, item FROM ledger_load_chunk($1, $2, $3, $4, $5, $6, $7, $8, $9)';
 
-export async function loadChunk(db: pg.PoolClient, load: ChunkLoad): Promise<LoadedChunk> {
+export async function loadChunk(db: pg.PoolClient | pg.Pool, load: ChunkLoad): Promise<LoadedChunk> {
   const keys = [...new Set(load.accounts)];
   const users = keys.filter(isBoundedAccount).map(parseAccountKey);
   const shared = keys.filter((key) => !isBoundedAccount(key));

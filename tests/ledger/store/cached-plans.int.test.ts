@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadChunk, writeChunk } from '../../../src/ledger/store/index.ts';
+import { commitChunk, loadChunk } from '../../../src/ledger/store/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/stack.ts';
 
 const FILL_ROWS = 3_000;
@@ -45,7 +45,8 @@ async function chunkReads(client: pg.PoolClient, n: number) {
     const external = loaded.accounts.get('external:0')!;
     const held = loaded.reservations.open[0]!;
     const commandId = `chunk-${n}`;
-    await writeChunk(client, {
+    await commitChunk(client, {
+      fence: null,
       commands: [
         {
           id: commandId,
@@ -90,14 +91,24 @@ async function chunkReads(client: pg.PoolClient, n: number) {
       alerts: {
         upserts: [{ id: 'alert-1', userId: 1, direction: 'below', threshold: 10n, past: false }],
         deletes: ['alert-gone'],
-        counts: new Map([[1, 1]]),
+        counts: new Map([[available.id, 1]]),
       },
-      balances: [
-        { id: available.id, key: 'user_available:1', balance: 100n, delta: 100n, version: 1n },
-        { id: external.id, key: 'external:0', balance: -100n, delta: -100n },
+      refunds: [],
+      freezes: { accounts: [], changes: [] },
+      userAccounts: [
+        {
+          id: available.id,
+          key: 'user_available:1',
+          expectedBalance: available.balance,
+          expectedVersion: available.version,
+          balance: 100n,
+          version: 1n,
+        },
       ],
+      sharedDeltas: new Map([[external.id, -100n]]),
       events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}' }],
       partition: 2,
+      reportUserIds: [],
     });
     const after = await tableReads(client);
     return Object.fromEntries(

@@ -1,28 +1,51 @@
 /**
- * `ledger_write_chunk` (sql/functions/ledger_write_chunk.sql) against real PostgreSQL: one call writes every
- * row a chunk decided, allocates history ids in the order given, refuses to close a reservation
- * that is not open (and then writes nothing), and locks the shared accounts it adds to in
- * ascending id order, the order every chunk uses, so two chunks never deadlock on them.
+ * `ledger_commit_chunk` (sql/functions/ledger_commit_chunk.sql) against real PostgreSQL: one call
+ * writes every row a chunk decided, allocates history ids in the order given, and locks the
+ * shared accounts it adds to in ascending id order, the order every chunk uses, so two chunks
+ * never deadlock on them. It refuses the whole write, and writes nothing, when the state it was
+ * decided on is not the database's: a reservation no longer open, a partition claimed by another
+ * consumer (LF001), a command decided already (LD001), a user account whose balance or version
+ * moved (LS001).
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChunkWrite } from '../../../src/ledger/store/index.ts';
-import { writeChunk } from '../../../src/ledger/store/index.ts';
+import type { ChunkCommit } from '../../../src/ledger/store/index.ts';
+import { ChunkRefusedError, commitChunk } from '../../../src/ledger/store/index.ts';
 import { inTransaction } from '../../../src/db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/stack.ts';
 
-const EMPTY: ChunkWrite = {
+const EMPTY: ChunkCommit = {
+  fence: null,
   commands: [],
   postings: [],
   transactions: [],
   reservations: [],
+  refunds: [],
   alerts: { upserts: [], deletes: [], counts: new Map() },
-  balances: [],
+  freezes: { accounts: [], changes: [] },
+  userAccounts: [],
+  sharedDeltas: new Map(),
   events: [],
   partition: 0,
+  reportUserIds: [],
 };
 
-describe('ledger_write_chunk', () => {
+function command(id: string, type = 'deposit') {
+  return {
+    id,
+    fingerprint: `f-${id}`,
+    type,
+    userId: 1,
+    status: 'applied' as const,
+    code: 'ok',
+    message: '',
+    partition: 0,
+    offset: '5',
+    principal: 'service:9',
+  };
+}
+
+describe('ledger_commit_chunk', () => {
   let db: TestDatabase;
   let ids: Record<string, number>;
 
@@ -47,22 +70,9 @@ describe('ledger_write_chunk', () => {
   it('writes commands, postings, history with ids in order, a reservation, an alert, balances and events in one call', async () => {
     const payload = '{"event":"balance_changed","note":"kept \\u00e9 byte for byte"}';
     const written = await inTransaction(db.pool, (client) =>
-      writeChunk(client, {
+      commitChunk(client, {
         ...EMPTY,
-        commands: [
-          {
-            id: 'w-1',
-            fingerprint: 'f1',
-            type: 'deposit',
-            userId: 1,
-            status: 'applied',
-            code: 'ok',
-            message: '',
-            partition: 0,
-            offset: '5',
-            principal: 'service:9',
-          },
-        ],
+        commands: [command('w-1')],
         postings: [
           {
             commandId: 'w-1',
@@ -113,12 +123,19 @@ describe('ledger_write_chunk', () => {
         alerts: {
           upserts: [{ id: 'alert-1', userId: 1, direction: 'below', threshold: 10n, past: false }],
           deletes: [],
-          counts: new Map([[1, 1]]),
+          counts: new Map([[ids['user_available:1']!, 1]]),
         },
-        balances: [
-          { id: ids['user_available:1']!, key: 'user_available:1', balance: 500n, delta: 500n, version: 1n },
-          { id: ids.external!, key: 'external:0', balance: -500n, delta: -500n },
+        userAccounts: [
+          {
+            id: ids['user_available:1']!,
+            key: 'user_available:1',
+            expectedBalance: 0n,
+            expectedVersion: 0n,
+            balance: 500n,
+            version: 1n,
+          },
         ],
+        sharedDeltas: new Map([[ids.external!, -500n]]),
         events: [{ userId: 1, sequence: 1n, part: 0, commandId: 'w-1', payload }],
       }),
     );
@@ -154,22 +171,9 @@ describe('ledger_write_chunk', () => {
   it('refuses to close a reservation that is not open, and then writes nothing of the chunk', async () => {
     const before = await db.pool.query("SELECT count(*)::int AS n FROM commands WHERE id = 'w-2'");
     const closing = inTransaction(db.pool, (client) =>
-      writeChunk(client, {
+      commitChunk(client, {
         ...EMPTY,
-        commands: [
-          {
-            id: 'w-2',
-            fingerprint: 'f2',
-            type: 'capture',
-            userId: 1,
-            status: 'applied',
-            code: 'ok',
-            message: '',
-            partition: 0,
-            offset: '6',
-            principal: 'service:9',
-          },
-        ],
+        commands: [command('w-2', 'capture')],
         reservations: [
           {
             id: 999_999,
@@ -203,12 +207,12 @@ describe('ledger_write_chunk', () => {
       await holder.query('SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE', [high]);
       await writer.query('BEGIN');
       // Given high first: a write that locked in the given order would wait on `high` holding nothing.
-      const writing = writeChunk(writer, {
+      const writing = commitChunk(writer, {
         ...EMPTY,
-        balances: [
-          { id: high, key: 'user_incoming:3', balance: 0n, delta: 1n },
-          { id: low, key: 'user_incoming:2', balance: 0n, delta: 1n },
-        ],
+        sharedDeltas: new Map([
+          [high, 1n],
+          [low, 1n],
+        ]),
       });
       await new Promise((resolve) => setTimeout(resolve, 300));
       // The writer holds `low` while it waits for `high`: another transaction cannot take `low`.
@@ -227,5 +231,86 @@ describe('ledger_write_chunk', () => {
       writer.release();
       await other.end();
     }
+  });
+
+  /** What the database holds of the chunk's marker command and user 1's available account. */
+  async function written(id: string): Promise<{ commands: number; available: string }> {
+    const { rows } = await db.pool.query(
+      `SELECT (SELECT count(*)::int FROM commands WHERE id = $1) AS commands,
+              (SELECT balance::text || '/' || version::text FROM accounts WHERE id = $2) AS available`,
+      [id, ids['user_available:1']],
+    );
+    return rows[0];
+  }
+
+  async function availableNow(): Promise<{ balance: bigint; version: bigint }> {
+    const { rows } = await db.pool.query('SELECT balance::text, version::text FROM accounts WHERE id = $1', [
+      ids['user_available:1'],
+    ]);
+    return { balance: BigInt(rows[0].balance), version: BigInt(rows[0].version) };
+  }
+
+  function deposit(id: string, from: { balance: bigint; version: bigint }, fence: ChunkCommit['fence']): ChunkCommit {
+    return {
+      ...EMPTY,
+      fence,
+      commands: [command(id)],
+      userAccounts: [
+        {
+          id: ids['user_available:1']!,
+          key: 'user_available:1',
+          expectedBalance: from.balance,
+          expectedVersion: from.version,
+          balance: from.balance + 100n,
+          version: from.version + 1n,
+        },
+      ],
+    };
+  }
+
+  it('writes nothing for a consumer whose partition another consumer claimed since (LF001)', async () => {
+    const claim = async () =>
+      BigInt((await db.pool.query("SELECT claim_partition('fenced.commands', 3) AS e")).rows[0].e);
+    const mine = await claim();
+    const fence = { topic: 'fenced.commands', partition: 3, epoch: mine };
+    await commitChunk(db.pool, deposit('fence-1', await availableNow(), fence));
+    expect((await written('fence-1')).commands).toBe(1);
+    expect(await claim()).toBe(mine + 1n);
+    const before = await availableNow();
+    const refused = commitChunk(db.pool, deposit('fence-2', before, fence));
+    await expect(refused).rejects.toBeInstanceOf(ChunkRefusedError);
+    await expect(refused).rejects.toMatchObject({ reason: 'partition_lost' });
+    expect(await written('fence-2')).toEqual({ commands: 0, available: `${before.balance}/${before.version}` });
+  });
+
+  it('refuses a chunk with a command decided already, and writes nothing of it (LD001)', async () => {
+    const from = await availableNow();
+    await commitChunk(db.pool, deposit('dup-1', from, null));
+    const now = await availableNow();
+    const again = commitChunk(db.pool, {
+      ...deposit('dup-2', now, null),
+      commands: [command('dup-2'), command('dup-1')],
+    });
+    await expect(again).rejects.toMatchObject({ reason: 'duplicate' });
+    expect(await written('dup-2')).toEqual({ commands: 0, available: `${now.balance}/${now.version}` });
+  });
+
+  it('refuses a chunk decided on a balance or a version the account no longer holds (LS001)', async () => {
+    const from = await availableNow();
+    // An operator's update that leaves the version alone, behind a consumer's cache.
+    await db.pool.query('UPDATE accounts SET balance = balance + 7 WHERE id = $1', [ids['user_available:1']]);
+    await expect(commitChunk(db.pool, deposit('stale-1', from, null))).rejects.toMatchObject({ reason: 'stale_state' });
+    const moved = await availableNow();
+    await db.pool.query('UPDATE accounts SET version = version + 1 WHERE id = $1', [ids['user_available:1']]);
+    await expect(commitChunk(db.pool, deposit('stale-2', moved, null))).rejects.toMatchObject({
+      reason: 'stale_state',
+    });
+    expect((await written('stale-1')).commands + (await written('stale-2')).commands).toBe(0);
+    const current = await availableNow();
+    await commitChunk(db.pool, deposit('stale-3', current, null));
+    expect(await written('stale-3')).toEqual({
+      commands: 1,
+      available: `${current.balance + 100n}/${current.version + 1n}`,
+    });
   });
 });

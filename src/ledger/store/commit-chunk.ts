@@ -1,0 +1,262 @@
+/**
+ * Everything a decided chunk writes, in one statement: a call of `ledger_commit_chunk`
+ * (sql/functions/ledger_commit_chunk.sql). On a pool it is its own transaction, the chunk's one
+ * round trip; on a client inside BEGIN it is the write of the fallback path. It refuses the
+ * whole write (and rolls it back) when the state the chunk was decided on is not the database's:
+ * `ChunkRefusedError`, with the reason.
+ */
+import type pg from 'pg';
+import { pgErrorCode } from '../../db/errors.ts';
+import type { AlertState } from '../alerts.ts';
+import type { AccountKey, RefundChange } from '../core.ts';
+import type { FreezeRecord, ReservationRecord } from '../state.ts';
+import type { NewCommandRow } from './commands.ts';
+import { type BalanceEventRow, eventRowsJson } from './events.ts';
+
+type Queryable = pg.PoolClient | pg.Pool;
+
+export interface PostingRow {
+  readonly commandId: string;
+  readonly debitAccountId: number;
+  readonly creditAccountId: number;
+  readonly amount: bigint;
+  /** The debit side's balance right after this posting, for a user's available or reserved account. */
+  readonly debitBalanceAfter: bigint | null;
+  readonly creditBalanceAfter: bigint | null;
+  /** The version the command took its user to (sql/0011_version_at.sql). */
+  readonly versionAfter: bigint;
+}
+
+/** A history row; its id is allocated by the write, in the order rows are given. */
+export interface TransactionRow {
+  readonly commandId: string;
+  readonly userId: number;
+  readonly amount: bigint;
+  readonly type: string;
+  readonly serviceId: number | null;
+  readonly orderId: number | null;
+  readonly counterpartyId: number | null;
+  readonly comment: string | null;
+}
+
+/**
+ * A user account the chunk decided on: what the decision started from (the write is refused if
+ * the row holds anything else) and what it leaves. `version` only for available accounts.
+ */
+export interface UserAccountWrite {
+  readonly id: number;
+  readonly key: AccountKey;
+  readonly expectedBalance: bigint;
+  readonly expectedVersion: bigint | null;
+  readonly balance: bigint;
+  readonly version: bigint | null;
+}
+
+export interface AlertChanges {
+  readonly upserts: readonly AlertState[];
+  readonly deletes: readonly string[];
+  /** New alert counts, by the user's available account id. */
+  readonly counts: ReadonlyMap<number, number>;
+}
+
+export interface FreezeWrite {
+  /** The final state of each changed account: its available account's id and its reason (null: unfrozen). */
+  readonly accounts: ReadonlyArray<{ readonly id: number; readonly reason: string | null }>;
+  /** Every change, in order, with who made it. */
+  readonly changes: ReadonlyArray<FreezeRecord & { readonly principal: string }>;
+}
+
+/** The partition epoch the writer holds (claim_partition.sql); null writes unfenced (replay, tools). */
+export interface Fence {
+  readonly topic: string;
+  readonly partition: number;
+  readonly epoch: bigint;
+}
+
+export interface ChunkCommit {
+  readonly fence: Fence | null;
+  readonly commands: readonly NewCommandRow[];
+  readonly postings: readonly PostingRow[];
+  readonly transactions: readonly TransactionRow[];
+  /** Reservations the chunk opened (id null, possibly closed already) or closed (loaded, with an id). */
+  readonly reservations: readonly ReservationRecord[];
+  readonly refunds: readonly RefundChange[];
+  readonly alerts: AlertChanges;
+  readonly freezes: FreezeWrite;
+  readonly userAccounts: readonly UserAccountWrite[];
+  /** Deltas of shared accounts (incoming, external and revenue stripes), by id. */
+  readonly sharedDeltas: ReadonlyMap<number, bigint>;
+  readonly events: readonly BalanceEventRow[];
+  /** The partition the chunk came from, kept on the holds it opens (null outside Kafka). */
+  readonly partition: number | null;
+  /** Users whose balances the replies report without the chunk deciding on them (recipients). */
+  readonly reportUserIds: readonly number[];
+}
+
+export interface CommittedChunk {
+  /** The chunk's one time, taken once its user accounts were locked (postings and history carry it). */
+  readonly writtenAt: Date;
+  /** The ids of `transactions`, in the order given. */
+  readonly transactionIds: number[];
+  /** The ids of the reservations opened, by the command that opened each. */
+  readonly openedReservationIds: Map<string, number>;
+  /** The reported users' balances, by user id and account kind. */
+  readonly reported: ReadonlyArray<{ userId: number; kind: string; balance: bigint }>;
+}
+
+export type RefusalReason = 'partition_lost' | 'duplicate' | 'stale_state';
+
+/** The database holds another state than the chunk was decided on; nothing was written. */
+export class ChunkRefusedError extends Error {
+  override readonly name = 'ChunkRefusedError';
+  /** A lost partition is not for this consumer to retry; the others are redecided at once. */
+  readonly failureKind = 'transient';
+  constructor(
+    readonly reason: RefusalReason,
+    options: { cause: unknown },
+  ) {
+    super(`the chunk's write was refused: ${reason}`, options);
+  }
+}
+
+const REFUSALS: Readonly<Record<string, RefusalReason>> = {
+  LF001: 'partition_lost',
+  LD001: 'duplicate',
+  LS001: 'stale_state',
+};
+
+const SQL_COMMIT_CHUNK = `SELECT written_at, transaction_ids, opened_reservations, reported
+  FROM ledger_commit_chunk(${Array.from({ length: 19 }, (_, i) => `$${i + 1}`).join(', ')})`;
+
+export async function commitChunk(db: Queryable, chunk: ChunkCommit): Promise<CommittedChunk> {
+  type Row = {
+    written_at: Date;
+    transaction_ids: string[];
+    opened_reservations: Array<{ id: number; reserve_command_id: string }> | null;
+    reported: Array<{ user_id: number; kind: string; balance: string }> | null;
+  };
+  let rows: Row[];
+  try {
+    ({ rows } = await db.query<Row>({ name: 'ledger_commit_chunk', text: SQL_COMMIT_CHUNK, values: values(chunk) }));
+  } catch (error) {
+    const reason = REFUSALS[pgErrorCode(error) ?? ''];
+    throw reason ? new ChunkRefusedError(reason, { cause: error }) : error;
+  }
+  const row = rows[0]!;
+  return {
+    writtenAt: row.written_at,
+    transactionIds: row.transaction_ids.map(Number),
+    openedReservationIds: new Map((row.opened_reservations ?? []).map((r) => [r.reserve_command_id, Number(r.id)])),
+    reported: (row.reported ?? []).map((r) => ({
+      userId: Number(r.user_id),
+      kind: r.kind,
+      balance: BigInt(r.balance),
+    })),
+  };
+}
+
+const text = (n: bigint | null | undefined) => (n === null || n === undefined ? null : String(n));
+
+function values(chunk: ChunkCommit): unknown[] {
+  const opened = chunk.reservations.filter((r) => r.id === null);
+  const closed = chunk.reservations.filter((r) => r.id !== null);
+  return [
+    chunk.fence?.topic ?? null,
+    chunk.fence?.partition ?? null,
+    text(chunk.fence?.epoch),
+    JSON.stringify(chunk.commands.map(commandJson)),
+    JSON.stringify(chunk.postings.map(postingJson)),
+    JSON.stringify(chunk.transactions.map(transactionJson)),
+    JSON.stringify(opened.map(openedJson)),
+    JSON.stringify(closed.map(closedJson)),
+    JSON.stringify(chunk.alerts.upserts.map((a) => ({ ...a, threshold: String(a.threshold), user_id: a.userId }))),
+    [...chunk.alerts.deletes],
+    JSON.stringify([...chunk.alerts.counts].map(([id, count]) => ({ id, count }))),
+    JSON.stringify([...chunk.userAccounts].sort((a, b) => a.id - b.id).map(userAccountJson)),
+    JSON.stringify(
+      [...chunk.sharedDeltas].sort(([a], [b]) => a - b).map(([id, delta]) => ({ id, delta: String(delta) })),
+    ),
+    JSON.stringify(chunk.refunds.map(refundJson)),
+    JSON.stringify(chunk.freezes.accounts),
+    JSON.stringify(chunk.freezes.changes.map(freezeJson)),
+    chunk.events.length > 0 ? eventRowsJson(chunk.events) : '[]',
+    chunk.partition,
+    [...chunk.reportUserIds],
+  ];
+}
+
+function commandJson(r: NewCommandRow) {
+  return {
+    id: r.id,
+    fingerprint: r.fingerprint,
+    type: r.type,
+    user_id: r.userId,
+    status: r.status,
+    code: r.code,
+    message: r.message,
+    partition: r.partition,
+    offset: r.offset,
+    principal: r.principal,
+  };
+}
+
+function postingJson(r: PostingRow) {
+  return {
+    command_id: r.commandId,
+    debit_account_id: r.debitAccountId,
+    credit_account_id: r.creditAccountId,
+    amount: String(r.amount),
+    debit_balance_after: text(r.debitBalanceAfter),
+    credit_balance_after: text(r.creditBalanceAfter),
+    version_after: String(r.versionAfter),
+  };
+}
+
+function transactionJson(r: TransactionRow) {
+  return {
+    command_id: r.commandId,
+    user_id: r.userId,
+    amount: String(r.amount),
+    type: r.type,
+    service_id: r.serviceId,
+    order_id: r.orderId,
+    counterparty_id: r.counterpartyId,
+    comment: r.comment,
+  };
+}
+
+function openedJson(r: ReservationRecord) {
+  return {
+    user_id: r.userId,
+    service_id: r.serviceId,
+    order_id: r.orderId,
+    amount: String(r.amount),
+    status: r.status,
+    captured_amount: String(r.capturedAmount),
+    reserve_command_id: r.reserveCommandId,
+    close_command_id: r.closeCommandId,
+    expires_in_s: r.expiresInS,
+  };
+}
+
+function closedJson(r: ReservationRecord) {
+  return { id: r.id, status: r.status, captured_amount: String(r.capturedAmount), close_command_id: r.closeCommandId };
+}
+
+function userAccountJson(a: UserAccountWrite) {
+  return {
+    id: a.id,
+    expected_balance: String(a.expectedBalance),
+    expected_version: text(a.expectedVersion),
+    balance: String(a.balance),
+    version: text(a.version),
+  };
+}
+
+function refundJson(r: RefundChange) {
+  return { user_id: r.userId, service_id: r.serviceId, order_id: r.orderId, amount: String(r.amount) };
+}
+
+function freezeJson(c: FreezeRecord & { readonly principal: string }) {
+  return { user_id: c.userId, command_id: c.commandId, frozen: c.frozen, reason: c.reason, principal: c.principal };
+}
