@@ -144,4 +144,36 @@ describe('the commit step of a partition owner', () => {
     // Six users through a cache of four, round robin: every chunk misses.
     expect(cold).toBe(18);
   });
+
+  it('writes a chunk of warm users in one round trip to PostgreSQL, and a cold one in a few', async () => {
+    let queries = 0;
+    // The pool as the pipeline sees it, counting every statement and every connection it takes.
+    const counted = new Proxy(db.pool, {
+      get(target, name, receiver) {
+        if (name === 'query' || name === 'connect')
+          return (...args: unknown[]) => {
+            queries += 1;
+            return (target[name] as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        return Reflect.get(target, name, receiver);
+      },
+    });
+    const ownership = new PartitionOwnership(counted, config.topics.commands, config.consumer.stateCache);
+    ownership.assigned([PARTITION]);
+    const noneParked = { inRange: async () => new Map() };
+    const pipeline = createChunkPipeline({ config, pool: counted, log: testLog, ownership, parkedOffsets: noneParked });
+    const owner = { pipeline };
+    const run1 = uniqueSuffix();
+    const user = 7_200;
+    await run(owner, deposit(`${run1}-warm-up`, user, '1.00'));
+    const perChunk: number[] = [];
+    for (const n of [1, 2, 3]) {
+      queries = 0;
+      const chunk = await run(owner, deposit(`${run1}-${n}a`, user, '1.00'), deposit(`${run1}-${n}b`, user, '2.00'));
+      expect(chunk.counts.cachedWrites).toBe(1);
+      perChunk.push(queries);
+    }
+    expect(perChunk).toEqual([1, 1, 1]);
+    expect((await balancesOf(db.pool, user)).available).toBe(1_000n);
+  });
 });
