@@ -169,8 +169,7 @@ describe('the commit step of a partition owner', () => {
     const perChunk: number[] = [];
     for (const n of [1, 2, 3]) {
       queries = 0;
-      const chunk = await run(owner, deposit(`${run1}-${n}a`, user, '1.00'), deposit(`${run1}-${n}b`, user, '2.00'));
-      expect(chunk.counts.cachedWrites).toBe(1);
+      await run(owner, deposit(`${run1}-${n}a`, user, '1.00'), deposit(`${run1}-${n}b`, user, '2.00'));
       perChunk.push(queries);
     }
     expect(perChunk).toEqual([1, 1, 1]);
