@@ -147,15 +147,21 @@ describe('the commit step of a partition owner', () => {
 
   it('writes a chunk of warm users in one round trip to PostgreSQL, and a cold one in a few', async () => {
     let queries = 0;
-    // The pool as the pipeline sees it, counting every statement and every connection it takes.
-    const counted = new Proxy(db.pool, {
-      get(target, name, receiver) {
-        if (name === 'query' || name === 'connect')
-          return (...args: unknown[]) => {
+    const countQueries = <T extends { query: (...args: never[]) => unknown }>(target: T): T =>
+      new Proxy(target, {
+        get(on, name, receiver) {
+          if (name !== 'query') return Reflect.get(on, name, receiver);
+          return (...args: never[]) => {
             queries += 1;
-            return (target[name] as (...a: unknown[]) => unknown).apply(target, args);
+            return on.query.apply(on, args);
           };
-        return Reflect.get(target, name, receiver);
+        },
+      });
+    // The pool as the pipeline sees it: every statement counts, on the pool or on a client it lends.
+    const counted = new Proxy(countQueries(db.pool), {
+      get(on, name, receiver) {
+        if (name !== 'connect') return Reflect.get(on, name, receiver);
+        return async () => countQueries(await db.pool.connect());
       },
     });
     const ownership = new PartitionOwnership(counted, config.topics.commands, config.consumer.stateCache);
