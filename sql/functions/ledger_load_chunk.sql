@@ -7,7 +7,7 @@
 -- order; then missing rows are created (in key order, ON CONFLICT DO NOTHING); then the rows
 -- another transaction created meanwhile are locked, again in id order. Shared rows (incoming,
 -- external and revenue stripes) are read, never locked here: the chunk changes them by a delta
--- at the end of its write (ledger_write_chunk.sql). A shared account that other partitions
+-- at the end of its write (ledger_commit_chunk.sql). A shared account that other partitions
 -- may create too is created before the chunk's transaction (store/accounts.ts), so creating it
 -- here only happens for the chunk's own stripes.
 --

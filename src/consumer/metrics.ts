@@ -44,6 +44,27 @@ export function registerConsumerMetrics(metrics: Metrics, stats: WorkerStats): v
     () => [{ value: stats.forged }],
   );
   metrics.register(
+    'balance_consumer_chunk_writes_total',
+    'Chunk writes, by path: `cached` (decided from the partition cache, one statement) or `sure` (read and locked in a transaction).',
+    'counter',
+    () => [
+      { labels: { path: 'cached' }, value: stats.cachedWrites },
+      { labels: { path: 'sure' }, value: stats.sureWrites },
+    ],
+  );
+  metrics.register(
+    'balance_consumer_cache_refusals_total',
+    'Cached writes the database refused (a row changed behind the cache, a repeat it did not know); each chunk was decided again the sure way.',
+    'counter',
+    () => [{ value: stats.cacheRefusals }],
+  );
+  metrics.register(
+    'balance_consumer_cold_users_total',
+    'Users read from PostgreSQL because the partition cache did not hold them.',
+    'counter',
+    () => [{ value: stats.coldUsers }],
+  );
+  metrics.register(
     'balance_consumer_replies_undeliverable_total',
     'Replies a command asked for on a topic that was missing or refused them.',
     'counter',

@@ -6,7 +6,7 @@
  * when loaded, which serializes every batch that touches the same user (a transfer reports the
  * recipient's balances) without deadlocking. Incoming, external and revenue accounts have no
  * lower bound to protect, so they are not locked, only changed by a delta at the very end of the
- * transaction, again in id order (sql/functions/ledger_write_chunk.sql); that keeps their hot rows locked
+ * transaction, again in id order (sql/functions/ledger_commit_chunk.sql); that keeps their hot rows locked
  * for the shortest time. NO KEY UPDATE, not UPDATE, because inserting a posting takes KEY SHARE
  * on the accounts it references.
  */
