@@ -81,6 +81,7 @@ describe('the bank test with injected faults', () => {
   const recorder: Recorder = { operations: new Map(), reads: [] };
   const faults: Record<string, number> = {
     consumer_sigkill: 0,
+    consumer_rebalance: 0,
     gateway_sigkill: 0,
     broker_restart: 0,
     pg_terminate: 0,
@@ -137,6 +138,10 @@ describe('the bank test with injected faults', () => {
         gateway: () => gateway,
         startConsumer,
         startGateway,
+        joinConsumer: () => spawnService('src/consumer/main.ts', env()),
+        replaceConsumer: (next) => {
+          consumer = next;
+        },
       });
       await Promise.all([...load, chaos]);
       await producer.disconnect();
@@ -415,11 +420,14 @@ interface FaultTargets {
   gateway: () => ServiceProcess;
   startConsumer: () => void;
   startGateway: () => void;
+  /** Starts another consumer in the group, keeping the current one: partitions move under load. */
+  joinConsumer: () => ServiceProcess;
+  replaceConsumer: (next: ServiceProcess) => void;
 }
 
 /** Injects one fault at a time, in rotation, until the deadline; each is healed before the next. */
 async function injectFaults(deadline: number, t: FaultTargets): Promise<void> {
-  const kinds = ['consumer_sigkill', 'pg_terminate', 'consumer_sigkill', 'gateway_sigkill', 'broker_restart'] as const;
+  const kinds = ['consumer_sigkill', 'pg_terminate', 'consumer_rebalance', 'gateway_sigkill', 'broker_restart'] as const;
   for (let i = 0; Date.now() + settings.faultEveryMs < deadline; i += 1) {
     await new Promise((resolve) => setTimeout(resolve, settings.faultEveryMs));
     const kind = kinds[i % kinds.length]!;
@@ -427,6 +435,14 @@ async function injectFaults(deadline: number, t: FaultTargets): Promise<void> {
     if (kind === 'consumer_sigkill') {
       await t.consumer().kill('SIGKILL');
       t.startConsumer();
+    } else if (kind === 'consumer_rebalance') {
+      // A second consumer joins: the group moves partitions while chunks are in flight (the old
+      // owner's writes are refused by epoch); then the first is killed outright, mid-chunk, and
+      // its partitions move again.
+      const joined = t.joinConsumer();
+      await new Promise((resolve) => setTimeout(resolve, settings.faultEveryMs / 2));
+      await t.consumer().kill('SIGKILL');
+      t.replaceConsumer(joined);
     } else if (kind === 'gateway_sigkill') {
       await t.gateway().kill('SIGKILL');
       t.startGateway();
