@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { pinoLogCreator } from '../../src/kafka/client.ts';
+import { isKafkajsNegativeTimeout, pinoLogCreator } from '../../src/kafka/client.ts';
 import { createLogger } from '../../src/log.ts';
 
 function capture() {
@@ -30,5 +30,20 @@ describe("kafkajs's log lines in ours", () => {
     entry('Response Produce(key: 0, version: 7)', 'Broker: Not enough replicas');
     await new Promise((resolve) => setImmediate(resolve));
     expect(lines.map((line) => line.level)).toEqual([20, 20, 20, 50]);
+  });
+});
+
+describe("kafkajs's negative timer warning (tulios/kafkajs#1751)", () => {
+  it('is recognised only as that warning, raised from kafkajs', () => {
+    const fromKafkajs =
+      'Error\n    at setTimeout (node:timers:120:19)\n    at RequestQueue.scheduleCheckPendingRequests (/app/node_modules/kafkajs/src/network/requestQueue/index.js:317:37)';
+    expect(isKafkajsNegativeTimeout('TimeoutNegativeWarning', fromKafkajs)).toBe(true);
+    expect(
+      isKafkajsNegativeTimeout(
+        'TimeoutNegativeWarning',
+        'Error\n    at setTimeout (node:timers:120:19)\n    at mine (/app/src/x.ts:1:1)',
+      ),
+    ).toBe(false);
+    expect(isKafkajsNegativeTimeout('DeprecationWarning', fromKafkajs)).toBe(false);
   });
 });
