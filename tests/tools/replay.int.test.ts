@@ -208,17 +208,24 @@ describe('replay and reconcile', () => {
     const env = { ...envFor(config), BATCH_COMMANDS_MAX: '250' };
     const args = ['--into', target.url, '--group', group];
     const first = spawnService('src/tools/replay-cli.ts', env, args);
-    await eventually(
-      async () => ((await countCommands(target)) >= COMMANDS / 3 ? true : undefined),
-      120_000,
-      'a third of the replay',
-    );
-    await first.kill('SIGKILL');
-    expect(await countCommands(target)).toBeLessThan(COMMANDS);
-    const second = spawnService('src/tools/replay-cli.ts', env, args);
-    expect(await second.exited, second.output()).toBe(0);
-    expect(second.output()).toContain('"resumed": true');
-    expect(await reconcile(live.pool, target.pool)).toEqual([]);
+    let second: ReturnType<typeof spawnService> | null = null;
+    try {
+      await eventually(
+        async () => ((await countCommands(target)) >= COMMANDS / 3 ? true : undefined),
+        120_000,
+        'a third of the replay',
+      );
+      await first.kill('SIGKILL');
+      expect(await countCommands(target)).toBeLessThan(COMMANDS);
+      second = spawnService('src/tools/replay-cli.ts', env, args);
+      expect(await second.exited, second.output()).toBe(0);
+      expect(second.output()).toContain('"resumed": true');
+      expect(await reconcile(live.pool, target.pool)).toEqual([]);
+    } finally {
+      // A failed or interrupted test must not leave a replay running.
+      await first.kill('SIGKILL');
+      await second?.kill('SIGKILL');
+    }
   });
 
   it('reports every difference between two ledgers', async () => {
