@@ -67,6 +67,14 @@ async function kafkaRequests(port: number): Promise<Map<string, number>> {
   return counts;
 }
 
+/** The consumer's chunk writes so far, by path (balance_consumer_chunk_writes_total): none before issue 35. */
+async function chunkWrites(): Promise<{ cached: number; sure: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${settings.consumerPort}/metrics`)).text();
+  const of = (path: string) =>
+    Number(new RegExp(`^balance_consumer_chunk_writes_total\\{path="${path}"\\} ([0-9]+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { cached: of('cached'), sure: of('sure') };
+}
+
 async function allKafkaRequests(): Promise<Map<string, number>> {
   const total = new Map<string, number>();
   for (const port of [settings.gatewayPort, settings.consumerPort])
@@ -114,6 +122,8 @@ interface ScenarioResult {
   readonly pass: PassResult;
   readonly cpuMicrosPerCommand: Record<ProcessName | 'total', number>;
   readonly kafkaRequestsPerCommand: Record<string, number>;
+  /** Chunk writes in the window, by path, and commands per write (both paths together). */
+  readonly writes: { cached: number; sure: number; commandsPerWrite: number };
 }
 
 async function runScenario(
@@ -122,6 +132,7 @@ async function runScenario(
 ): Promise<ScenarioResult> {
   const appliedBefore = await appliedCommands(context.url);
   const requestsBefore = await allKafkaRequests();
+  const writesBefore = await chunkWrites();
   const before = await snapshot(context.pids, context.url);
   const pass = await depositPass({
     port: settings.gatewayPort,
@@ -136,7 +147,11 @@ async function runScenario(
   await waitUntilApplied(context.url, appliedBefore + pass.accepted);
   const after = await snapshot(context.pids, context.url);
   const requestsAfter = await allKafkaRequests();
+  const writesAfter = await chunkWrites();
   const commands = Math.max(1, pass.accepted);
+  const cached = writesAfter.cached - writesBefore.cached;
+  const sure = writesAfter.sure - writesBefore.sure;
+  const writes = { cached, sure, commandsPerWrite: Number((commands / Math.max(1, cached + sure)).toFixed(1)) };
   const cpu = Object.fromEntries(PROCESSES.map((p) => [p, Math.round((after[p] - before[p]) / commands)])) as Record<
     ProcessName,
     number
@@ -156,6 +171,7 @@ async function runScenario(
     pass,
     cpuMicrosPerCommand: { ...cpu, total: PROCESSES.reduce((sum, p) => sum + cpu[p], 0) },
     kafkaRequestsPerCommand: requests,
+    writes,
   };
 }
 
@@ -247,6 +263,9 @@ async function report(
       `${r.name.padEnd(11)} ${pad(r.pass.perSecond, 7)} ${pad(r.pass.latencyMs.p50, 7)} ${pad(r.pass.latencyMs.p99, 7)} ${PROCESSES.map((p) => pad(cpu[p], 9)).join('')} ${pad(cpu.total, 8)}  ${r.kafkaRequestsPerCommand.total} (${requests})`,
     );
   }
+  console.log('chunk writes: cached / sure, commands per write');
+  for (const r of results)
+    console.log(`  ${r.name.padEnd(11)} ${r.writes.cached} / ${r.writes.sure}, ${r.writes.commandsPerWrite}`);
   console.log(`idle: CPU µs per second with no load (${settings.idleSeconds} s), ${PROCESSES.join(' / ')}`);
   for (const [when, cost] of Object.entries(idle))
     console.log(`  ${when.padEnd(15)} ${PROCESSES.map((p) => pad(cost[p], 9)).join('')}`);

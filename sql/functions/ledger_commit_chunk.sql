@@ -1,15 +1,18 @@
--- Everything a decided chunk writes, as one statement: called on its own (autocommit) it is the
--- chunk's whole transaction, one round trip; the fallback path calls it inside the transaction
--- that loaded and locked the chunk's state (src/ledger/apply-batch.ts). Either way it refuses the
+-- Everything one or more decided chunks write, as one statement: called on its own (autocommit)
+-- it is their whole transaction, one round trip; the consumer merges the chunks its partitions
+-- decided at the same time into one call (src/ledger/chunk-writer.ts), since a statement's fixed
+-- cost is most of a small chunk's. The fallback path calls it for one chunk inside the
+-- transaction that loaded and locked the chunk's state (src/ledger/apply-batch.ts). Either way it refuses the
 -- whole write, and so rolls all of it back, when the state it was decided on is not the state
 -- in the database:
---   LF001  the partition's epoch is no longer the writer's: another consumer claimed the
---          partition (claim_partition.sql), so this one writes nothing;
---   LD001  a command of the chunk was decided already (a duplicate the writer did not know of);
+--   LF001  a partition's epoch is no longer the writer's: another consumer claimed the
+--          partition (claim_partition.sql), so this one writes nothing (DETAIL: the partitions);
+--   LD001  a command of the chunk was decided already (a duplicate the writer did not know of):
+--          raised as the unique violation of commands_pkey, which the caller reads as LD001;
 --   LS001  a user account's balance or version is not the one the decision started from (a
---          row changed behind the consumer's cache).
--- The consumer reads the rows involved again and decides the chunk again; a refused write is
--- never partly applied.
+--          row changed behind the consumer's cache; DETAIL: the account ids).
+-- The consumer reads the rows involved again and decides those chunks again, and writes the
+-- others without them; a refused write is never partly applied.
 --
 -- Inputs are one json value per table (amounts, balances and versions as strings, so no number
 -- above 2^53 is rounded on the way), read with json_to_recordset: typed by the column list
@@ -28,14 +31,13 @@
 -- a join to a record set alone may be planned as a scan of the whole table, and a generic plan
 -- keeps that shape as the table grows (sql/0021_cached_chunk_plans.sql).
 CREATE OR REPLACE FUNCTION ledger_commit_chunk(
-  fence_topic text, fence_partition integer, fence_epoch bigint,
+  fences json,
   commands json, postings json, transactions json,
   reservations_opened json, reservations_closed json,
   alert_upserts json, alert_deletes text[], alert_counts json,
   user_accounts json, shared_deltas json,
   refunds json, freeze_accounts json, freeze_changes json,
   events json,
-  source_partition integer,
   report_user_ids bigint[],
   OUT written_at timestamptz,
   OUT transaction_ids bigint[],
@@ -48,40 +50,41 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
   n integer;
-  wanted integer;
   user_ids bigint[];
   shared_ids bigint[];
   closed_ids bigint[];
+  refused json;
   -- A variable, not a literal: a generic plan sees a parameter, so the partial indexes on open
   -- reservations (whose predicate a literal 'open' would match) are not candidates for the scan
   -- by id, and the planner cannot pick one with no condition that reads every open reservation.
   open_status CONSTANT text := 'open';
 BEGIN
-  IF fence_epoch IS NOT NULL THEN
-    PERFORM 1 FROM partition_epochs e
-    WHERE e.topic = fence_topic AND e.partition = fence_partition AND e.epoch = fence_epoch
-    FOR UPDATE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'partition % of % is no longer owned at epoch %', fence_partition, fence_topic, fence_epoch
-        USING ERRCODE = 'LF001';
+  -- Every partition the write carries chunks of must still be at the writer's epoch; their rows
+  -- are locked in (topic, partition) order, so a claim waits for this write and not the reverse.
+  IF json_array_length(fences) > 0 THEN
+    SELECT json_agg(f.partition ORDER BY f.topic, f.partition) INTO refused
+    FROM json_to_recordset(fences) AS f(topic text, partition integer, epoch bigint)
+    LEFT JOIN LATERAL (
+      SELECT e.epoch FROM partition_epochs e WHERE e.topic = f.topic AND e.partition = f.partition FOR UPDATE
+    ) e ON true
+    WHERE e.epoch IS DISTINCT FROM f.epoch;
+    IF refused IS NOT NULL THEN
+      RAISE EXCEPTION 'partitions % are no longer owned at the writer''s epochs', refused
+        USING ERRCODE = 'LF001', DETAIL = refused::text;
     END IF;
   END IF;
 
+  -- A plain insert: a command decided already fails it on commands_pkey (unique_violation), which
+  -- the caller reads as LD001. ON CONFLICT DO NOTHING and a count cost a speculative insertion
+  -- per row, on the hottest table.
   INSERT INTO commands (id, fingerprint, type, user_id, status, code, message, source_partition, source_offset, principal)
   SELECT * FROM json_to_recordset(commands) AS k(id text, fingerprint text, type text, user_id bigint, status text,
-                                                 code text, message text, partition integer, "offset" bigint, principal text)
-  ON CONFLICT (id) DO NOTHING;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  IF n <> json_array_length(commands) THEN
-    RAISE EXCEPTION '% of % commands of the chunk were decided already', json_array_length(commands) - n,
-      json_array_length(commands) USING ERRCODE = 'LD001';
-  END IF;
+                                                 code text, message text, partition integer, "offset" bigint, principal text);
 
   -- The user accounts the chunk decided on, each where it still holds what the decision started
   -- from; unchanged ones are locked and compared, changed ones updated in the same pass.
   user_ids := ARRAY(SELECT (x->>'id')::bigint FROM json_array_elements(user_accounts) AS x);
-  wanted := cardinality(user_ids);
-  IF wanted > 0 THEN
+  IF cardinality(user_ids) > 0 THEN
     WITH k AS (
       SELECT * FROM json_to_recordset(user_accounts)
         AS k(id bigint, expected_balance bigint, expected_version bigint, balance bigint, version bigint)
@@ -98,10 +101,10 @@ BEGIN
         AND (k.balance <> k.expected_balance OR k.version IS DISTINCT FROM k.expected_version)
       RETURNING a.id
     )
-    SELECT count(*) INTO n FROM matched;
-    IF n <> wanted THEN
-      RAISE EXCEPTION '% of % user accounts changed since the chunk was decided', wanted - n, wanted
-        USING ERRCODE = 'LS001';
+    SELECT json_agg(k.id ORDER BY k.id) INTO refused FROM k WHERE k.id NOT IN (SELECT id FROM matched);
+    IF refused IS NOT NULL THEN
+      RAISE EXCEPTION 'user accounts % changed since the chunk was decided', refused
+        USING ERRCODE = 'LS001', DETAIL = refused::text;
     END IF;
   END IF;
 
@@ -129,11 +132,11 @@ BEGIN
                                 close_command_id, closed_at, expires_at, source_partition, expire_next_at)
       SELECT k.user_id, k.service_id, k.order_id, k.amount, k.status, k.captured_amount, k.reserve_command_id,
              k.close_command_id, CASE WHEN k.status = 'open' THEN NULL ELSE now() END,
-             now() + make_interval(secs => k.expires_in_s), source_partition,
+             now() + make_interval(secs => k.expires_in_s), k.source_partition,
              now() + make_interval(secs => k.expires_in_s)
       FROM json_to_recordset(reservations_opened)
         AS k(user_id bigint, service_id bigint, order_id bigint, amount bigint, status text, captured_amount bigint,
-             reserve_command_id text, close_command_id text, expires_in_s integer)
+             reserve_command_id text, close_command_id text, expires_in_s integer, source_partition integer)
       RETURNING id, reserve_command_id
     )
     SELECT json_agg(json_build_object('id', id, 'reserve_command_id', reserve_command_id)) INTO opened_reservations

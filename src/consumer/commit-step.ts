@@ -27,13 +27,13 @@ export async function commitCandidates(
   if (!ctx.ownership) return applyIsolating(ctx, candidates, null, counts);
   const ownership = ctx.ownership;
   try {
-    const { fence, cache } = await retrying(() => ownership.of(partition), 1, ctx.apply);
+    const { fence, cache, writer } = await retrying(() => ownership.of(partition), 1, ctx.apply);
     if (cache) {
       const items = candidates.map((c) => c.item);
       const limits = ledgerLimitsOf(ctx.apply.limits);
       const usersMax = ctx.config.consumer.stateCache.usersMax;
       const outcome = await retrying(
-        () => applyCached(ctx.pool, items, limits, cache, fence, usersMax),
+        () => applyCached(ctx.pool, items, limits, { cache, fence, writer }, usersMax),
         items.length,
         ctx.apply,
       ).catch((error: unknown) => {

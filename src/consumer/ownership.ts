@@ -9,6 +9,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.ts';
+import { ChunkWriter } from '../ledger/chunk-writer.ts';
 import { StateCache } from '../ledger/state-cache.ts';
 import type { Fence } from '../ledger/store/index.ts';
 
@@ -25,6 +26,8 @@ export interface Ownership {
   readonly fence: Fence;
   /** Null when the cache is turned off (CONSUMER_CACHED_USERS_MAX=0). */
   readonly cache: StateCache | null;
+  /** Writes this consumer's cached chunks, merged across its partitions. */
+  readonly writer: ChunkWriter;
 }
 
 export class PartitionLostError extends Error {
@@ -34,12 +37,16 @@ export class PartitionLostError extends Error {
 
 export class PartitionOwnership {
   private readonly owned = new Map<number, Owned>();
+  readonly writer: ChunkWriter;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly topic: string,
     private readonly limits: Config['consumer']['stateCache'],
-  ) {}
+    writeCommandsMax = 2_000,
+  ) {
+    this.writer = new ChunkWriter(pool, writeCommandsMax);
+  }
 
   /** A new assignment: partitions no longer held are forgotten; held ones are claimed again. */
   assigned(partitions: readonly number[]): void {
@@ -70,7 +77,7 @@ export class PartitionOwnership {
       if (entry.previous === null || entry.epoch !== entry.previous + 1n) entry.cache.clear();
     }
     const fence = { topic: this.topic, partition, epoch: entry.epoch };
-    return { fence, cache: this.limits.usersMax > 0 ? entry.cache : null };
+    return { fence, cache: this.limits.usersMax > 0 ? entry.cache : null, writer: this.writer };
   }
 
   /** A write was refused for this partition's epoch: write nothing more until it is assigned again. */

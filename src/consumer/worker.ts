@@ -48,7 +48,12 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   // One ring for everything this process signs, switched by the watch (signing-key-watch.ts).
   const keys = new KeyRing(config.internalCommands);
   const signingKey = new SigningKeyWatch({ pool: deps.pool, topic: config.topics.commands, keys, log });
-  const ownership = new PartitionOwnership(deps.pool, config.topics.commands, config.consumer.stateCache);
+  const ownership = new PartitionOwnership(
+    deps.pool,
+    config.topics.commands,
+    config.consumer.stateCache,
+    config.consumer.batchCommandsMax,
+  );
   const pipeline = createChunkPipeline({
     ...deps,
     ownership,

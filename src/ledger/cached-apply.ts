@@ -1,8 +1,9 @@
 /**
  * The fast path of a chunk, for the consumer that owns its partition: decide from the
  * partition's cache (state-cache.ts), reading only what it misses in one set-based read, then
- * write everything with one statement (store/commit-chunk.ts), fenced by the partition's epoch.
- * That statement is the chunk's whole transaction: one round trip when every user is warm.
+ * write everything with one statement (store/commit-chunk.ts), fenced by the partition's epoch,
+ * together with the chunks other partitions decided meanwhile (chunk-writer.ts). That statement
+ * is the chunk's whole transaction: one round trip when every user is warm.
  *
  * When the database disagrees with the cache (a command decided already that the cache did not
  * know, a row changed behind it), the write is refused whole, the users involved are forgotten,
@@ -14,6 +15,7 @@ import type { BatchItem } from './decide-batch.ts';
 import { decideChunk } from './decide-chunk.ts';
 import { type AppliedBatch, batchStripe, chunkLoadOf, createdViews } from './apply-batch.ts';
 import { buildResult, recipientsOf } from './batch-results.ts';
+import type { ChunkWriter } from './chunk-writer.ts';
 import { ownersOf, type StateCache } from './state-cache.ts';
 import * as store from './store/index.ts';
 
@@ -31,10 +33,10 @@ export async function applyCached(
   pool: pg.Pool,
   items: readonly BatchItem[],
   limits: LedgerLimits,
-  cache: StateCache,
-  fence: store.Fence,
+  owner: { readonly cache: StateCache; readonly fence: store.Fence; readonly writer: ChunkWriter },
   usersMax: number,
 ): Promise<CachedOutcome> {
+  const { cache, fence, writer } = owner;
   const commands = items.map((item) => item.command);
   const load = chunkLoadOf(commands, batchStripe(items));
   if (cache.decidedAny(load.commandIds)) return { kind: 'fallback', reason: 'repeat' };
@@ -52,11 +54,7 @@ export async function applyCached(
   const decided = decideChunk(items, cache.loaded(users, load.orders, sharedKeys), limits, new Date());
   let committed: store.CommittedChunk;
   try {
-    committed = await store.commitChunk(pool, {
-      ...decided.commit,
-      fence,
-      reportUserIds: recipientsOf(decided.outcomes),
-    });
+    committed = await writer.commit({ ...decided.commit, fence, reportUserIds: recipientsOf(decided.outcomes) });
   } catch (error) {
     if (!(error instanceof store.ChunkRefusedError) || error.reason === 'partition_lost') throw error;
     cache.evictUsers(users);

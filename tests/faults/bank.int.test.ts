@@ -427,7 +427,13 @@ interface FaultTargets {
 
 /** Injects one fault at a time, in rotation, until the deadline; each is healed before the next. */
 async function injectFaults(deadline: number, t: FaultTargets): Promise<void> {
-  const kinds = ['consumer_sigkill', 'pg_terminate', 'consumer_rebalance', 'gateway_sigkill', 'broker_restart'] as const;
+  const kinds = [
+    'consumer_sigkill',
+    'pg_terminate',
+    'consumer_rebalance',
+    'gateway_sigkill',
+    'broker_restart',
+  ] as const;
   for (let i = 0; Date.now() + settings.faultEveryMs < deadline; i += 1) {
     await new Promise((resolve) => setTimeout(resolve, settings.faultEveryMs));
     const kind = kinds[i % kinds.length]!;

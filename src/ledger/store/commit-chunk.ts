@@ -6,7 +6,7 @@
  * `ChunkRefusedError`, with the reason.
  */
 import type pg from 'pg';
-import { pgErrorCode } from '../../db/errors.ts';
+import { PG_ERROR, pgErrorCode } from '../../db/errors.ts';
 import type { AlertState } from '../alerts.ts';
 import type { AccountKey, RefundChange } from '../core.ts';
 import type { FreezeRecord, ReservationRecord } from '../state.ts';
@@ -106,6 +106,13 @@ export interface CommittedChunk {
 
 export type RefusalReason = 'partition_lost' | 'duplicate' | 'stale_state';
 
+/** What a refusal names: the partitions lost, the command decided already, the accounts that moved. */
+export interface RefusalDetail {
+  readonly partitions?: readonly number[];
+  readonly commandId?: string;
+  readonly accountIds?: readonly number[];
+}
+
 /** The database holds another state than the chunk was decided on; nothing was written. */
 export class ChunkRefusedError extends Error {
   override readonly name = 'ChunkRefusedError';
@@ -114,21 +121,55 @@ export class ChunkRefusedError extends Error {
   constructor(
     readonly reason: RefusalReason,
     options: { cause: unknown },
+    readonly detail: RefusalDetail = {},
   ) {
     super(`the chunk's write was refused: ${reason}`, options);
+  }
+
+  /** Whether the refusal is about `chunk` (one of several written together); true when it names nothing. */
+  concerns(chunk: ChunkCommit): boolean {
+    const { partitions, commandId, accountIds } = this.detail;
+    if (partitions) return chunk.fence !== null && partitions.includes(chunk.fence.partition);
+    if (commandId !== undefined) return chunk.commands.some((c) => c.id === commandId);
+    if (accountIds) return chunk.userAccounts.some((a) => accountIds.includes(a.id));
+    return true;
   }
 }
 
 const REFUSALS: Readonly<Record<string, RefusalReason>> = {
   LF001: 'partition_lost',
-  LD001: 'duplicate',
   LS001: 'stale_state',
 };
 
-const SQL_COMMIT_CHUNK = `SELECT written_at, transaction_ids, opened_reservations, reported
-  FROM ledger_commit_chunk(${Array.from({ length: 19 }, (_, i) => `$${i + 1}`).join(', ')})`;
+/** Why the write was refused, and about what, if it was: a command decided already fails on commands_pkey. */
+function refusalOf(error: unknown): ChunkRefusedError | null {
+  const { code, constraint, detail } = error as { code?: string; constraint?: string; detail?: string };
+  if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'commands_pkey') {
+    const commandId = /^Key \(id\)=\((.*)\) already exists\.$/s.exec(detail ?? '')?.[1];
+    return new ChunkRefusedError('duplicate', { cause: error }, commandId === undefined ? {} : { commandId });
+  }
+  const reason = REFUSALS[pgErrorCode(error) ?? ''];
+  if (!reason) return null;
+  const listed = detail ? (JSON.parse(detail) as number[]) : undefined;
+  const named =
+    listed === undefined ? {} : reason === 'partition_lost' ? { partitions: listed } : { accountIds: listed };
+  return new ChunkRefusedError(reason, { cause: error }, named);
+}
 
+const SQL_COMMIT_CHUNK = `SELECT written_at, transaction_ids, opened_reservations, reported
+  FROM ledger_commit_chunk(${Array.from({ length: 16 }, (_, i) => `$${i + 1}`).join(', ')})`;
+
+/** Writes one chunk (see commitChunks). */
 export async function commitChunk(db: Queryable, chunk: ChunkCommit): Promise<CommittedChunk> {
+  return (await commitChunks(db, [chunk]))[0]!;
+}
+
+/**
+ * Writes several chunks (of different partitions, or one) in one statement, each fenced by its
+ * own epoch, and returns what each got. Throws ChunkRefusedError, naming what it is about, if
+ * any of them is refused: then nothing of any of them was written.
+ */
+export async function commitChunks(db: Queryable, chunks: readonly ChunkCommit[]): Promise<CommittedChunk[]> {
   type Row = {
     written_at: Date;
     transaction_ids: string[];
@@ -137,51 +178,66 @@ export async function commitChunk(db: Queryable, chunk: ChunkCommit): Promise<Co
   };
   let rows: Row[];
   try {
-    ({ rows } = await db.query<Row>({ name: 'ledger_commit_chunk', text: SQL_COMMIT_CHUNK, values: values(chunk) }));
+    ({ rows } = await db.query<Row>({ name: 'ledger_commit_chunk', text: SQL_COMMIT_CHUNK, values: values(chunks) }));
   } catch (error) {
-    const reason = REFUSALS[pgErrorCode(error) ?? ''];
-    throw reason ? new ChunkRefusedError(reason, { cause: error }) : error;
+    throw refusalOf(error) ?? error;
   }
   const row = rows[0]!;
-  return {
-    writtenAt: row.written_at,
-    transactionIds: row.transaction_ids.map(Number),
-    openedReservationIds: new Map((row.opened_reservations ?? []).map((r) => [r.reserve_command_id, Number(r.id)])),
-    reported: (row.reported ?? []).map((r) => ({
-      userId: Number(r.user_id),
-      kind: r.kind,
-      balance: BigInt(r.balance),
-    })),
-  };
+  const transactionIds = row.transaction_ids.map(Number);
+  const opened = new Map((row.opened_reservations ?? []).map((r) => [r.reserve_command_id, Number(r.id)]));
+  const reported = (row.reported ?? []).map((r) => ({
+    userId: Number(r.user_id),
+    kind: r.kind,
+    balance: BigInt(r.balance),
+  }));
+  let next = 0;
+  return chunks.map((chunk) => {
+    const ids = transactionIds.slice(next, next + chunk.transactions.length);
+    next += chunk.transactions.length;
+    const reserves = new Set(chunk.reservations.filter((r) => r.id === null).map((r) => r.reserveCommandId));
+    return {
+      writtenAt: row.written_at,
+      transactionIds: ids,
+      openedReservationIds: new Map([...opened].filter(([commandId]) => reserves.has(commandId))),
+      reported: reported.filter((r) => chunk.reportUserIds.includes(r.userId)),
+    };
+  });
 }
 
 const text = (n: bigint | null | undefined) => (n === null || n === undefined ? null : String(n));
 
-function values(chunk: ChunkCommit): unknown[] {
-  const opened = chunk.reservations.filter((r) => r.id === null);
-  const closed = chunk.reservations.filter((r) => r.id !== null);
+/** The statement's parameters for `chunks` written together: their rows, one json value per table. */
+function values(chunks: readonly ChunkCommit[]): unknown[] {
+  const all = <T>(pick: (chunk: ChunkCommit) => readonly T[]) => chunks.flatMap(pick);
+  const opened = chunks.flatMap((c) =>
+    c.reservations.filter((r) => r.id === null).map((r) => ({ ...openedJson(r), source_partition: c.partition })),
+  );
+  const deltas = new Map<number, bigint>();
+  for (const chunk of chunks)
+    for (const [id, delta] of chunk.sharedDeltas) deltas.set(id, (deltas.get(id) ?? 0n) + delta);
+  const events = all((c) => c.events);
+  const alertUpserts = all((c) => c.alerts.upserts).map((a) => ({
+    ...a,
+    threshold: String(a.threshold),
+    user_id: a.userId,
+  }));
   return [
-    chunk.fence?.topic ?? null,
-    chunk.fence?.partition ?? null,
-    text(chunk.fence?.epoch),
-    JSON.stringify(chunk.commands.map(commandJson)),
-    JSON.stringify(chunk.postings.map(postingJson)),
-    JSON.stringify(chunk.transactions.map(transactionJson)),
-    JSON.stringify(opened.map(openedJson)),
-    JSON.stringify(closed.map(closedJson)),
-    JSON.stringify(chunk.alerts.upserts.map((a) => ({ ...a, threshold: String(a.threshold), user_id: a.userId }))),
-    [...chunk.alerts.deletes],
-    JSON.stringify([...chunk.alerts.counts].map(([id, count]) => ({ id, count }))),
-    JSON.stringify([...chunk.userAccounts].sort((a, b) => a.id - b.id).map(userAccountJson)),
-    JSON.stringify(
-      [...chunk.sharedDeltas].sort(([a], [b]) => a - b).map(([id, delta]) => ({ id, delta: String(delta) })),
-    ),
-    JSON.stringify(chunk.refunds.map(refundJson)),
-    JSON.stringify(chunk.freezes.accounts),
-    JSON.stringify(chunk.freezes.changes.map(freezeJson)),
-    chunk.events.length > 0 ? eventRowsJson(chunk.events) : '[]',
-    chunk.partition,
-    [...chunk.reportUserIds],
+    JSON.stringify(chunks.flatMap((c) => (c.fence ? [{ ...c.fence, epoch: String(c.fence.epoch) }] : []))),
+    JSON.stringify(all((c) => c.commands).map(commandJson)),
+    JSON.stringify(all((c) => c.postings).map(postingJson)),
+    JSON.stringify(all((c) => c.transactions).map(transactionJson)),
+    JSON.stringify(opened),
+    JSON.stringify(all((c) => c.reservations.filter((r) => r.id !== null)).map(closedJson)),
+    JSON.stringify(alertUpserts),
+    all((c) => c.alerts.deletes),
+    JSON.stringify(all((c) => [...c.alerts.counts]).map(([id, count]) => ({ id, count }))),
+    JSON.stringify([...all((c) => c.userAccounts)].sort((a, b) => a.id - b.id).map(userAccountJson)),
+    JSON.stringify([...deltas].sort(([a], [b]) => a - b).map(([id, delta]) => ({ id, delta: String(delta) }))),
+    JSON.stringify(all((c) => c.refunds).map(refundJson)),
+    JSON.stringify(all((c) => c.freezes.accounts)),
+    JSON.stringify(all((c) => c.freezes.changes).map(freezeJson)),
+    events.length > 0 ? eventRowsJson(events) : '[]',
+    [...new Set(all((c) => c.reportUserIds))],
   ];
 }
 

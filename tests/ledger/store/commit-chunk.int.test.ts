@@ -10,7 +10,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkCommit } from '../../../src/ledger/store/index.ts';
-import { ChunkRefusedError, commitChunk } from '../../../src/ledger/store/index.ts';
+import { ChunkWriter } from '../../../src/ledger/chunk-writer.ts';
+import { ChunkRefusedError, commitChunk, commitChunks } from '../../../src/ledger/store/index.ts';
 import { inTransaction } from '../../../src/db/pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../helpers/stack.ts';
 
@@ -312,5 +313,54 @@ describe('ledger_commit_chunk', () => {
       commands: 1,
       available: `${current.balance + 100n}/${current.version + 1n}`,
     });
+  });
+
+  it('writes chunks of several partitions in one statement, and names the one refused when one is', async () => {
+    const claim = async (partition: number) =>
+      BigInt((await db.pool.query("SELECT claim_partition('merged.commands', $1) AS e", [partition])).rows[0].e);
+    const fenceOf = async (partition: number) => ({
+      topic: 'merged.commands',
+      partition,
+      epoch: await claim(partition),
+    });
+    const [five, six] = [await fenceOf(5), await fenceOf(6)];
+    const from = await availableNow();
+    const a = { ...deposit('merged-a', from, five), transactions: [] };
+    const b = { ...EMPTY, fence: six, commands: [{ ...command('merged-b'), userId: 2 }] };
+    const [first, second] = await commitChunks(db.pool, [a, b]);
+    expect([first!.writtenAt.getTime()]).toEqual([second!.writtenAt.getTime()]);
+    expect((await written('merged-a')).commands + (await written('merged-b')).commands).toBe(2);
+    await claim(6);
+    const now = await availableNow();
+    const refused = commitChunks(db.pool, [
+      { ...deposit('merged-c', now, five), transactions: [] },
+      { ...b, commands: [{ ...command('merged-d'), userId: 2 }] },
+    ]);
+    await expect(refused).rejects.toMatchObject({ reason: 'partition_lost', detail: { partitions: [6] } });
+    expect((await written('merged-c')).commands + (await written('merged-d')).commands).toBe(0);
+  });
+
+  it('through the writer, merges the chunks that queued behind a write, fails only the one refused and writes the others', async () => {
+    const writer = new ChunkWriter(db.pool, 2_000);
+    const from = await availableNow();
+    const duplicate = { ...EMPTY, commands: [{ ...command('writer-old'), userId: 3 }] };
+    await commitChunks(db.pool, [duplicate]);
+    // The first goes at once; the next two queue behind it and go together.
+    const [first, fresh, again] = await Promise.allSettled([
+      writer.commit({ ...EMPTY, commands: [{ ...command('writer-first'), userId: 4 }] }),
+      writer.commit({ ...deposit('writer-new', from, null), transactions: [] }),
+      writer.commit(duplicate),
+    ]);
+    expect([first.status, fresh.status]).toEqual(['fulfilled', 'fulfilled']);
+    expect(again).toMatchObject({
+      status: 'rejected',
+      reason: { reason: 'duplicate', detail: { commandId: 'writer-old' } },
+    });
+    expect(await written('writer-new')).toEqual({
+      commands: 1,
+      available: `${from.balance + 100n}/${from.version + 1n}`,
+    });
+    // The first alone, the two merged (refused for one of them), the other again alone.
+    expect({ writes: writer.writes, chunks: writer.chunks }).toEqual({ writes: 3, chunks: 4 });
   });
 });
