@@ -68,11 +68,12 @@ async function kafkaRequests(port: number): Promise<Map<string, number>> {
 }
 
 /** The consumer's chunk writes so far, by path (balance_consumer_chunk_writes_total): none before issue 35. */
-async function chunkWrites(): Promise<{ cached: number; sure: number }> {
+async function chunkWrites(): Promise<{ cached: number; sure: number; statements: number }> {
   const text = await (await fetch(`http://127.0.0.1:${settings.consumerPort}/metrics`)).text();
   const of = (path: string) =>
     Number(new RegExp(`^balance_consumer_chunk_writes_total\\{path="${path}"\\} ([0-9]+)$`, 'm').exec(text)?.[1] ?? 0);
-  return { cached: of('cached'), sure: of('sure') };
+  const statements = Number(/^balance_consumer_cached_write_statements_total ([0-9]+)$/m.exec(text)?.[1] ?? 0);
+  return { cached: of('cached'), sure: of('sure'), statements };
 }
 
 async function allKafkaRequests(): Promise<Map<string, number>> {
@@ -123,7 +124,7 @@ interface ScenarioResult {
   readonly cpuMicrosPerCommand: Record<ProcessName | 'total', number>;
   readonly kafkaRequestsPerCommand: Record<string, number>;
   /** Chunk writes in the window, by path, and commands per write (both paths together). */
-  readonly writes: { cached: number; sure: number; commandsPerWrite: number };
+  readonly writes: { cached: number; sure: number; statements: number; commandsPerStatement: number };
 }
 
 async function runScenario(
@@ -151,7 +152,14 @@ async function runScenario(
   const commands = Math.max(1, pass.accepted);
   const cached = writesAfter.cached - writesBefore.cached;
   const sure = writesAfter.sure - writesBefore.sure;
-  const writes = { cached, sure, commandsPerWrite: Number((commands / Math.max(1, cached + sure)).toFixed(1)) };
+  // Each sure write is one statement (inside its transaction); cached ones may share one.
+  const statements = writesAfter.statements - writesBefore.statements + sure;
+  const writes = {
+    cached,
+    sure,
+    statements,
+    commandsPerStatement: Number((commands / Math.max(1, statements)).toFixed(1)),
+  };
   const cpu = Object.fromEntries(PROCESSES.map((p) => [p, Math.round((after[p] - before[p]) / commands)])) as Record<
     ProcessName,
     number
@@ -263,9 +271,11 @@ async function report(
       `${r.name.padEnd(11)} ${pad(r.pass.perSecond, 7)} ${pad(r.pass.latencyMs.p50, 7)} ${pad(r.pass.latencyMs.p99, 7)} ${PROCESSES.map((p) => pad(cpu[p], 9)).join('')} ${pad(cpu.total, 8)}  ${r.kafkaRequestsPerCommand.total} (${requests})`,
     );
   }
-  console.log('chunk writes: cached / sure, commands per write');
+  console.log('chunks written cached / sure, in statements, commands per statement');
   for (const r of results)
-    console.log(`  ${r.name.padEnd(11)} ${r.writes.cached} / ${r.writes.sure}, ${r.writes.commandsPerWrite}`);
+    console.log(
+      `  ${r.name.padEnd(11)} ${r.writes.cached} / ${r.writes.sure}, ${r.writes.statements}, ${r.writes.commandsPerStatement}`,
+    );
   console.log(`idle: CPU µs per second with no load (${settings.idleSeconds} s), ${PROCESSES.join(' / ')}`);
   for (const [when, cost] of Object.entries(idle))
     console.log(`  ${when.padEnd(15)} ${PROCESSES.map((p) => pad(cost[p], 9)).join('')}`);

@@ -53,6 +53,12 @@ export function registerConsumerMetrics(metrics: Metrics, stats: WorkerStats): v
     ],
   );
   metrics.register(
+    'balance_consumer_cached_write_statements_total',
+    'Statements that wrote cached chunks: chunks of several partitions decided at the same time share one.',
+    'counter',
+    () => [{ value: stats.cachedWriteStatements }],
+  );
+  metrics.register(
     'balance_consumer_cache_refusals_total',
     'Cached writes the database refused (a row changed behind the cache, a repeat it did not know); each chunk was decided again the sure way.',
     'counter',

@@ -44,8 +44,9 @@ export class PartitionOwnership {
     private readonly topic: string,
     private readonly limits: Config['consumer']['stateCache'],
     writeCommandsMax = 2_000,
+    onWrite?: () => void,
   ) {
-    this.writer = new ChunkWriter(pool, writeCommandsMax);
+    this.writer = new ChunkWriter(pool, writeCommandsMax, onWrite);
   }
 
   /** A new assignment: partitions no longer held are forgotten; held ones are claimed again. */

@@ -27,6 +27,8 @@ export interface PausedPartition {
 
 export interface WorkerStats extends Counts {
   chunks: number;
+  /** Statements that wrote cached chunks (several partitions' chunks may share one). */
+  cachedWriteStatements: number;
   retries: number;
   /** Replies to a `reply_to` topic that could not be delivered (missing topic, refused). */
   repliesUndeliverable: number;
@@ -54,6 +56,7 @@ export function createWorkerStats(): WorkerStats {
   return {
     ...emptyCounts(),
     chunks: 0,
+    cachedWriteStatements: 0,
     retries: 0,
     repliesUndeliverable: 0,
     pauses: 0,

@@ -53,6 +53,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     config.topics.commands,
     config.consumer.stateCache,
     config.consumer.batchCommandsMax,
+    () => (stats.cachedWriteStatements += 1),
   );
   const pipeline = createChunkPipeline({
     ...deps,

@@ -31,6 +31,7 @@ export class ChunkWriter {
   constructor(
     private readonly pool: pg.Pool,
     private readonly commandsMax: number,
+    private readonly onWrite: () => void = () => {},
   ) {}
 
   commit(chunk: ChunkCommit): Promise<CommittedChunk> {
@@ -66,11 +67,12 @@ export class ChunkWriter {
       try {
         this.writes += 1;
         this.chunks += pending.length;
+        this.onWrite();
         const committed = await commitChunks(
           this.pool,
           pending.map((q) => q.chunk),
         );
-        pending.forEach((q, i) => q.resolve(committed[i]!));
+        for (const [i, q] of pending.entries()) q.resolve(committed[i]!);
         return;
       } catch (error) {
         if (pending.length === 1) {
