@@ -5,7 +5,12 @@
  * what spans several variables, and renders the documentation table (docs/configuration.md).
  */
 import { OperatorError } from './cli.ts';
-import { CONFIG_SETTINGS, DEV_INTERNAL_COMMAND_SECRET, DEV_JWT_SECRET } from './config/schema.ts';
+import {
+  CONFIG_SETTINGS,
+  DEV_ANCHOR_SIGNING_KEY,
+  DEV_INTERNAL_COMMAND_SECRET,
+  DEV_JWT_SECRET,
+} from './config/schema.ts';
 import { type Output, parseTree, sectionsOf, settingsOf, shownDefault } from './config/settings.ts';
 
 /** The database the service uses on the local server when DATABASE_URL is unset. */
@@ -21,6 +26,7 @@ export type Config = Output<typeof CONFIG_SETTINGS>;
 export const PUBLIC_SECRETS: ReadonlySet<string> = new Set([
   DEV_JWT_SECRET,
   DEV_INTERNAL_COMMAND_SECRET,
+  DEV_ANCHOR_SIGNING_KEY,
   'change-me-to-a-long-random-secret-of-32-chars-or-more',
 ]);
 
@@ -37,6 +43,7 @@ export class ConfigError extends OperatorError {
 const names = {
   allowDevSecrets: CONFIG_SETTINGS.allowDevSecrets.env,
   jwtSecret: CONFIG_SETTINGS.jwt.secret.env,
+  anchorKey: CONFIG_SETTINGS.anchors.signingKey.env,
   internalSecret: CONFIG_SETTINGS.internalCommands.settings.secret.env,
   internalPrevious: CONFIG_SETTINGS.internalCommands.settings.previous.env,
   internalKeys: CONFIG_SETTINGS.internalCommands.settings.older.env,
@@ -80,6 +87,10 @@ function secretProblems(config: Config): string[] {
   if (PUBLIC_SECRETS.has(config.jwt.secret))
     problems.push(
       `${names.jwtSecret}: must be set to a secret of your own (the built-in one is public; ${allow} allows it for local use)`,
+    );
+  if (PUBLIC_SECRETS.has(config.anchors.signingKey))
+    problems.push(
+      `${names.anchorKey}: must be set to a key of your own (with the public one anyone can sign an anchor; ${allow} allows it for local use)`,
     );
   const { secret, acceptedSecrets, replaySecrets } = config.internalCommands;
   if (PUBLIC_SECRETS.has(secret))

@@ -20,7 +20,7 @@ import { onShutdownSignal } from './signals.ts';
  * itself (only for this process). Returns the secrets left to their built-in values.
  */
 function allowDevSecretsLocally(): string[] {
-  const unset = ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET'].filter((name) => !process.env[name]);
+  const unset = ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET', 'ANCHOR_SIGNING_KEY'].filter((name) => !process.env[name]);
   if (unset.length > 0 && process.env.NODE_ENV !== 'production' && process.env.ALLOW_DEV_SECRETS === undefined)
     process.env.ALLOW_DEV_SECRETS = 'true';
   return process.env.ALLOW_DEV_SECRETS === 'true' ? unset : [];

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { KeyRing, keyIdOf } from '../src/commands/key-ring.ts';
 import { ConfigError, loadConfig as load, withOverrides } from '../src/config.ts';
 
-const SECRETS = { JWT_SECRET: 'j'.repeat(40), INTERNAL_COMMAND_SECRET: 'i'.repeat(40) };
+const SECRETS = {
+  JWT_SECRET: 'j'.repeat(40),
+  INTERNAL_COMMAND_SECRET: 'i'.repeat(40),
+  ANCHOR_SIGNING_KEY: 'a'.repeat(40),
+};
 /** A configuration with secrets of its own, as any deployment has. */
 const loadConfig = (source: Record<string, string>) => load({ ...SECRETS, ...source });
 

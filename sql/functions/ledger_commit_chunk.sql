@@ -87,7 +87,7 @@ BEGIN
   IF cardinality(user_ids) > 0 THEN
     WITH k AS (
       SELECT * FROM json_to_recordset(user_accounts)
-        AS k(id bigint, expected_balance bigint, expected_version bigint, balance bigint, version bigint)
+        AS k(id bigint, expected_balance bigint, expected_version bigint, balance bigint, version bigint, chain_hash text)
     ), matched AS (
       SELECT a.id FROM accounts a JOIN k ON k.id = a.id
       WHERE a.id = ANY(user_ids) AND a.balance = k.expected_balance
@@ -95,7 +95,8 @@ BEGIN
       ORDER BY a.id
       FOR NO KEY UPDATE OF a
     ), changed AS (
-      UPDATE accounts a SET balance = k.balance, version = coalesce(k.version, a.version), updated_at = now()
+      UPDATE accounts a SET balance = k.balance, version = coalesce(k.version, a.version),
+                            chain_hash = coalesce(decode(k.chain_hash, 'hex'), a.chain_hash), updated_at = now()
       FROM k JOIN matched m ON m.id = k.id
       WHERE a.id = k.id AND a.id = ANY(user_ids)
         AND (k.balance <> k.expected_balance OR k.version IS DISTINCT FROM k.expected_version)
@@ -195,9 +196,10 @@ BEGIN
 
   -- `json`, not jsonb, keeps each payload's text exactly.
   IF json_array_length(events) > 0 THEN
-    INSERT INTO balance_events (user_id, sequence, part, command_id, payload)
-    SELECT e.user_id, e.sequence, e.part, e.command_id, e.payload::text
-    FROM json_to_recordset(events) AS e(user_id bigint, sequence bigint, part smallint, command_id text, payload json);
+    INSERT INTO balance_events (user_id, sequence, part, command_id, payload, hash)
+    SELECT e.user_id, e.sequence, e.part, e.command_id, e.payload::text, decode(e.hash, 'hex')
+    FROM json_to_recordset(events) AS e(user_id bigint, sequence bigint, part smallint, command_id text, payload json,
+                                        hash text);
   END IF;
 
   -- Balances the replies report for users the chunk did not decide on (transfers' recipients),

@@ -61,12 +61,12 @@ BEGIN
   RETURN QUERY
     SELECT 'account', json_build_object('id', a.id, 'kind', a.kind, 'owner_id', a.owner_id, 'balance', a.balance::text,
                                         'version', a.version::text, 'alert_count', a.alert_count,
-                                        'frozen_reason', a.frozen_reason)
+                                        'frozen_reason', a.frozen_reason, 'chain_hash', encode(a.chain_hash, 'hex'))
     FROM (SELECT * FROM unnest(u_kind, u_owner_id, u_stripe)
           UNION ALL
           SELECT * FROM unnest(s_kind, s_owner_id, s_stripe)) AS k(kind, owner_id, stripe)
     CROSS JOIN LATERAL (
-      SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count, a.frozen_reason FROM accounts a
+      SELECT a.id, a.kind, a.owner_id, a.balance, a.version, a.alert_count, a.frozen_reason, a.chain_hash FROM accounts a
       WHERE a.kind = k.kind AND a.owner_id = k.owner_id AND a.stripe = k.stripe
       LIMIT 1
     ) a;

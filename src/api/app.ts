@@ -22,6 +22,7 @@ import { registerBulkRoutes } from './routes/bulk.ts';
 import { registerOperationRoutes } from './routes/operations.ts';
 import { registerReadRoutes } from './routes/reads.ts';
 import { registerStatementRoutes } from './routes/statements.ts';
+import { registerChainRoutes } from './routes/chain.ts';
 
 export function buildApp(ctx: ApiContext): FastifyInstance {
   const app = Fastify({
@@ -69,6 +70,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerBulkRoutes(app, ctx);
   registerReadRoutes(app, ctx);
   registerStatementRoutes(app, ctx);
+  registerChainRoutes(app, ctx);
   registerDocsRoutes(app, routes);
   return app;
 }

@@ -11,6 +11,9 @@ import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, replyToSc
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
+/** The most links one page of `GET /api/balances/chain/` holds. */
+export const CHAIN_LINKS_PER_PAGE_MAX = 1_000;
+
 /**
  * An instant: ISO 8601 date and time with seconds and an offset (`Z` or `+03:00`), at most six
  * fraction digits (PostgreSQL keeps microseconds). Impossible dates (February 30) and years
@@ -52,6 +55,20 @@ export function createHttpSchemas(limits: {
       recipientsMax: limits.transferRecipientsMax,
     }),
     alertsQuery: z.object({ user_id: idInQuery }),
+    proofQuery: z.object({ user_id: idInQuery }),
+    chainQuery: z.object({
+      user_id: idInQuery,
+      after_version: z
+        .string()
+        .regex(/^[0-9]{1,18}$/, 'must be a whole number')
+        .default('0'),
+      limit: z
+        .string()
+        .regex(/^[0-9]{1,6}$/, 'must be a whole number')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(CHAIN_LINKS_PER_PAGE_MAX))
+        .optional(),
+    }),
     balanceQuery: z
       .object({
         user_id: idInQuery,

@@ -88,6 +88,11 @@ export const TOPIC_SETTINGS = {
     topicName.default('balance.events'),
     'one balance event per applied command (docs/events.md)',
   ),
+  anchors: setting(
+    'TOPIC_ANCHORS',
+    topicName.default('balance.anchors'),
+    'signed roots over every history chain (docs/history-chain.md); one partition, kept forever',
+  ),
   replyPrefix: setting(
     'REPLY_TOPIC_PREFIX',
     topicName.default('balance.replies.'),

@@ -14,6 +14,8 @@ import { derived, Invalid, setting } from './settings.ts';
 export const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
 /** The same for the key that signs internal commands (settles); production refuses it. */
 export const DEV_INTERNAL_COMMAND_SECRET = 'dev-only-internal-command-secret-0123456789';
+/** The same for the secret anchors are signed from (docs/history-chain.md); production refuses it. */
+export const DEV_ANCHOR_SIGNING_KEY = 'dev-only-anchor-signing-key-0123456789abcdef';
 /** The most older internal-command keys a process accepts; each is tried only by its key id. */
 const INTERNAL_COMMAND_KEYS_MAX = 100;
 const secret = z.string().min(32, 'must be at least 32 characters');
@@ -270,6 +272,19 @@ export const CONFIG_SETTINGS = {
       replaySecrets: [...new Set(older)].filter((key) => key !== current && key !== previous),
     }),
   ),
+  anchors: {
+    signingKey: setting(
+      'ANCHOR_SIGNING_KEY',
+      secret.default(DEV_ANCHOR_SIGNING_KEY),
+      'the secret anchors are signed from (the Ed25519 seed is its SHA-256); third parties check anchors with its public key (`npm run anchor -- --public-key`); production refuses the built-in one',
+      { shownDefault: 'a development key' },
+    ),
+    intervalS: setting(
+      'ANCHOR_INTERVAL_S',
+      int(0, 7 * 86_400).default(3_600),
+      'how often a consumer anchors every history chain (0: only on demand, `npm run anchor`)',
+    ),
+  },
   jwt: {
     secret: setting(
       'JWT_SECRET',

@@ -7,6 +7,8 @@ import { Coalescer } from './coalescer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
 import { ParkedOffsetsWatch, pruneParkedBelow } from './parking.ts';
 import { PeriodicTask } from '../periodic.ts';
+import { anchorSigner } from '../ledger/anchor-signing.ts';
+import { ANCHOR_LOOK_INTERVAL_MS, anchorIfDue } from './anchor-task.ts';
 import { createChunkPipeline } from './pipeline.ts';
 import { PartitionOwnership } from './ownership.ts';
 import { type WorkerContext, type WorkerDeps, type WorkerStats, createWorkerStats } from './worker-context.ts';
@@ -83,6 +85,16 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     async () => pruneParkedBelow(deps.pool, config.topics.commands, await lowWatermarks(kafka, config.topics.commands)),
     log,
   );
+  const anchorSigning = anchorSigner(config.anchors.signingKey);
+  const anchors = new PeriodicTask(
+    'anchors',
+    Math.min(ANCHOR_LOOK_INTERVAL_MS, Math.max(1, config.anchors.intervalS) * 1000),
+    () =>
+      anchorIfDue(deps.pool, anchorSigning, config.anchors.intervalS, (messages) =>
+        sink.sendCore([{ topic: config.topics.anchors, messages }]),
+      ),
+    log,
+  );
   const ctx: WorkerContext = {
     ...deps,
     consumer,
@@ -153,12 +165,14 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       }
       sweeper.start();
       parkedRetention.start();
+      anchors.start();
       log.info({ topic: config.topics.commands, group: config.consumer.group }, 'command consumer started');
     },
     async stop() {
       for (const timer of ctx.resumeTimers) clearTimeout(timer);
       await sweeper.stop();
       await parkedRetention.stop();
+      await anchors.stop();
       // Stop fetching, let the handlers in flight finish, publish and commit what they applied,
       // then leave the group: the next owner of each partition starts right after our last
       // committed offset.

@@ -17,6 +17,7 @@ import {
   type LedgerLimits,
 } from './core.ts';
 import { decideBatch, defaultMessage, type BatchItem, type ItemOutcome } from './decide-batch.ts';
+import { GENESIS_HASH_HEX, linkHash } from './chain.ts';
 import { balanceEventPayload, settleEntries, thresholdEventPayload } from './events.ts';
 import { LedgerState } from './state.ts';
 import type * as store from './store/index.ts';
@@ -32,6 +33,8 @@ export interface DecidedChunk {
   readonly state: LedgerState;
   /** The version each user's available account ends at, for users the chunk moved money of. */
   readonly versions: ReadonlyMap<number, bigint>;
+  /** The hash each of those users' history chain ends at (chain.ts), as hex. */
+  readonly chainHeads: ReadonlyMap<number, string>;
   /** The write, without the fence and the reported users (the caller's). */
   readonly commit: Omit<store.ChunkCommit, 'fence' | 'reportUserIds'>;
   /** Balance events, by command. */
@@ -59,12 +62,14 @@ export function decideChunk(
   const outcomes = decideBatch(state, items, loaded.stored, limits);
   const versions = nextVersions(outcomes, accounts);
   const rows = outcomeRows(outcomes, accounts, state, versions.byCommand);
-  const eventRows = balanceEvents(outcomes, versions.byCommand, state, now);
+  const linked = linkEvents(balanceEvents(outcomes, versions.byCommand, state, now), accounts);
+  const eventRows = linked.rows;
   const alertChanges = state.alertChanges();
   return {
     outcomes,
     state,
     versions: versions.byUser,
+    chainHeads: linked.heads,
     events: groupEvents(eventRows),
     commit: {
       ...rows,
@@ -76,7 +81,7 @@ export function decideChunk(
         counts: new Map([...alertChanges.counts].map(([userId, n]) => [accountId(accounts, available(userId)), n])),
       },
       freezes: freezeWrite(state, accounts, items),
-      userAccounts: userAccountWrites(state, accounts, versions.byUser),
+      userAccounts: userAccountWrites(state, accounts, versions.byUser, linked.heads),
       sharedDeltas: sharedDeltas(state, accounts),
       events: eventRows,
       partition: items[0]?.partition ?? null,
@@ -92,6 +97,7 @@ function userAccountWrites(
   state: LedgerState,
   accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
   versions: ReadonlyMap<number, bigint>,
+  chainHeads: ReadonlyMap<number, string>,
 ): store.UserAccountWrite[] {
   const writes: store.UserAccountWrite[] = [];
   for (const account of accounts.values()) {
@@ -105,6 +111,7 @@ function userAccountWrites(
       expectedVersion: isAvailable ? account.version : null,
       balance: state.balance(account.key),
       version: isAvailable ? (versions.get(userId) ?? account.version) : null,
+      chainHash: isAvailable ? (chainHeads.get(userId) ?? null) : null,
     });
   }
   return writes;
@@ -213,13 +220,46 @@ function balanceEvents(
     };
     const entries = command.type === 'settle' ? settleEntries(command) : outcome.decision.entries;
     const payload = balanceEventPayload({ ...common, entries });
-    rows.push({ userId: command.user_id, sequence: version, part: 0, commandId: command.id, payload });
+    rows.push({ userId: command.user_id, sequence: version, part: 0, commandId: command.id, payload, hash: null });
     for (const [i, alert] of state.firedBy(outcome.decision).entries()) {
       const alertPayload = thresholdEventPayload({ ...common, alert });
-      rows.push({ userId: alert.userId, sequence: version, part: i + 1, commandId: command.id, payload: alertPayload });
+      rows.push({
+        userId: alert.userId,
+        sequence: version,
+        part: i + 1,
+        commandId: command.id,
+        payload: alertPayload,
+        hash: null,
+      });
     }
   }
   return rows;
+}
+
+/**
+ * Links each version's events to its user's chain (chain.ts): the hash goes on the balance event
+ * (part 0), after the parts that follow it are known. Rows come grouped by command, part 0 first.
+ */
+function linkEvents(
+  rows: readonly store.BalanceEventRow[],
+  accounts: ReadonlyMap<AccountKey, store.LoadedAccount>,
+): { rows: store.BalanceEventRow[]; heads: Map<number, string> } {
+  const heads = new Map<number, string>();
+  const linked: store.BalanceEventRow[] = [];
+  for (let start = 0; start < rows.length; ) {
+    let end = start + 1;
+    while (end < rows.length && rows[end]!.part > 0) end++;
+    const first = rows[start]!;
+    const previous = heads.get(first.userId) ?? accounts.get(available(first.userId))?.chainHash ?? GENESIS_HASH_HEX;
+    const hash = linkHash(
+      previous,
+      rows.slice(start, end).map((r) => r.payload),
+    );
+    heads.set(first.userId, hash);
+    linked.push({ ...first, hash }, ...rows.slice(start + 1, end));
+    start = end;
+  }
+  return { rows: linked, heads };
 }
 
 /** The orders the chunk's commands name (the catalog's `namesOrder`): their reservations are loaded. */

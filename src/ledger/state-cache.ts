@@ -133,6 +133,7 @@ export class StateCache {
         version: 0n,
         alertCount: 0,
         frozenReason: null,
+        chainHash: null,
       });
     const reservations: LoadedState['reservations'] = { open: [], expired: [], captured: [] };
     for (const order of orders) {
@@ -163,6 +164,7 @@ export class StateCache {
           ...user.available,
           balance: state.balance(user.available.key),
           version: decided.versions.get(userId) ?? user.available.version,
+          chainHash: decided.chainHeads.get(userId) ?? user.available.chainHash,
           alertCount: alerts.length,
           frozenReason,
         },

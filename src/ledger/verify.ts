@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { typesWhere } from '../commands/command-types.ts';
 import { withClient } from '../db/pool.ts';
+import { verifyChains } from './verify-chain.ts';
 
 export const VIOLATIONS_SHOWN_MAX = 20;
 
@@ -234,6 +235,31 @@ export const CHECKS: readonly Check[] = [
   },
 ];
 
+/** The checks of the history chain (verify-chain.ts): walked in code, not one query each. */
+export const CHAIN_CHECKS = [
+  {
+    name: 'history_chain',
+    description:
+      "every user's balance events re-hash to the stored links, without a gap, and end at the head, version and balances on their account",
+  },
+  {
+    name: 'history_rows_chained',
+    description:
+      'every history row is one that the chained balance event of its command shows, and every one it shows is there',
+  },
+  {
+    name: 'anchor_holds',
+    description:
+      "the latest anchor's signature and root hold, and every head it anchored is still the link of that version",
+  },
+] as const;
+
+/** Every check, in the order `npm run verify` prints them. */
+export const ALL_CHECKS: readonly { readonly name: string; readonly description: string }[] = [
+  ...CHECKS,
+  ...CHAIN_CHECKS,
+];
+
 export interface Violation {
   readonly check: string;
   readonly description: string;
@@ -245,17 +271,20 @@ export interface Violation {
  * two checks see different ledgers, and without the service's statement timeout: a full scan
  * of a large ledger legitimately takes longer than any request should.
  */
-export function verifyLedger(pool: pg.Pool): Promise<Violation[]> {
+export function verifyLedger(pool: pg.Pool, anchorKeys?: ReadonlyMap<string, string>): Promise<Violation[]> {
   return withClient(pool, async (client) => {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const violations = await verifyInTransaction(client);
+    const violations = await verifyInTransaction(client, anchorKeys);
     await client.query('COMMIT');
     return violations;
   });
 }
 
 /** The same checks inside the caller's open transaction (which they see as it is). */
-export async function verifyInTransaction(client: pg.PoolClient): Promise<Violation[]> {
+export async function verifyInTransaction(
+  client: pg.PoolClient,
+  anchorKeys?: ReadonlyMap<string, string>,
+): Promise<Violation[]> {
   await client.query('SET LOCAL statement_timeout = 0');
   // Every check reads whole tables; without statistics (autovacuum off, a fresh rebuild) the
   // planner may pick a nested loop over postings, which is quadratic. Hash joins are linear.
@@ -265,6 +294,14 @@ export async function verifyInTransaction(client: pg.PoolClient): Promise<Violat
     const { rows } = await client.query(`${check.sql} LIMIT ${VIOLATIONS_SHOWN_MAX}`);
     if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
   }
+  const found = await verifyChains(client, VIOLATIONS_SHOWN_MAX, anchorKeys);
+  const [chain, historyRows, anchor] = CHAIN_CHECKS;
+  for (const [check, rows] of [
+    [chain, found.chain],
+    [historyRows, found.historyRows],
+    [anchor, found.anchor],
+  ] as const)
+    if (rows.length > 0) violations.push({ check: check.name, description: check.description, rows });
   return violations;
 }
 

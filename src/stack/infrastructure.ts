@@ -69,6 +69,13 @@ export function topicSpecs(config: Config): TopicSpec[] {
       ...common,
       configs: { ...isr, 'retention.ms': String(topics.retentionMs.events) },
     },
+    {
+      // Anchors are few (one an interval) and are what a third party checks history against: kept forever.
+      topic: topics.anchors,
+      partitions: 1,
+      ...common,
+      configs: { ...isr, 'retention.ms': '-1', 'retention.bytes': '-1' },
+    },
   ];
 }
 

@@ -47,10 +47,10 @@ describe('docker-compose.yml', () => {
     expect(() => loadConfig(values)).not.toThrow();
   });
 
-  it('requires both secrets from the environment instead of falling back to a public one', () => {
+  it('requires every secret from the environment instead of falling back to a public one', () => {
     for (const name of ownServices) {
       const environment = compose.services[name]!.environment ?? {};
-      for (const secret of ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET'])
+      for (const secret of ['JWT_SECRET', 'INTERNAL_COMMAND_SECRET', 'ANCHOR_SIGNING_KEY'])
         expect(String(environment[secret]), `${name} ${secret}`).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
     }
   });

@@ -60,6 +60,7 @@ async function withAdminClient<T>(serverUrl: string, work: (client: pg.Client) =
 /** Secrets of the test runs only; processes the tests start get them through envFor. */
 export const TEST_JWT_SECRET = 'test-only-jwt-secret-0123456789abcdefghij';
 export const TEST_INTERNAL_COMMAND_SECRET = 'test-only-internal-command-secret-0123456789';
+export const TEST_ANCHOR_SIGNING_KEY = 'test-only-anchor-signing-key-0123456789abc';
 
 function baseConfig(): Config {
   return loadConfig({
@@ -67,6 +68,7 @@ function baseConfig(): Config {
     LOG_LEVEL: 'silent',
     JWT_SECRET: TEST_JWT_SECRET,
     INTERNAL_COMMAND_SECRET: TEST_INTERNAL_COMMAND_SECRET,
+    ANCHOR_SIGNING_KEY: TEST_ANCHOR_SIGNING_KEY,
   });
 }
 
@@ -81,6 +83,7 @@ export function testConfig(database: TestDatabase, patch: Parameters<typeof with
       replies: `test.${suffix}.replies`,
       deadLetters: `test.${suffix}.commands.dlq`,
       events: `test.${suffix}.events`,
+      anchors: `test.${suffix}.anchors`,
       replyPrefix: `test.${suffix}.replies.`,
       commandPartitions: 3,
       replyPartitions: 2,

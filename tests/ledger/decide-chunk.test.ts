@@ -26,6 +26,7 @@ function state(balance: bigint, version: bigint): LoadedState {
     version,
     alertCount: 0,
     frozenReason: null,
+    chainHash: null,
   });
   return {
     stored: new Map(),

@@ -16,6 +16,7 @@ function loadedUser(userId: number, balance = 100n): LoadedState {
     version: 3n,
     alertCount: 0,
     frozenReason: null,
+    chainHash: null,
   });
   return {
     stored: new Map(),

@@ -3,7 +3,9 @@ import { commandFingerprint, createCommandSchema, type CommandInput } from '../.
 import { inTransaction } from '../../src/db/pool.ts';
 import { applyBatch } from '../../src/ledger/apply-batch.ts';
 import { settleOf } from '../../src/ledger/core.ts';
-import { unsettledTransfers, verifyLedger } from '../../src/ledger/verify.ts';
+import { anchorSigner } from '../../src/ledger/anchor-signing.ts';
+import { createAnchor } from '../../src/ledger/store/anchors.ts';
+import { CHAIN_CHECKS, unsettledTransfers, verifyLedger } from '../../src/ledger/verify.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/stack.ts';
 
 const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
@@ -203,5 +205,125 @@ describe('verify', () => {
     const violations = await verifyLedger(db.pool);
     expect(violations.map((v) => v.check)).toContain(check);
     expect(violations.find((v) => v.check === check)!.rows.length).toBeGreaterThan(0);
+  });
+});
+
+/** Re-links user `userId`'s chain from its first event, as an operator covering an edit would. */
+const RELINK_USER_1 = `DO $$
+DECLARE r record; prev bytea := decode(repeat('00', 32), 'hex');
+BEGIN
+  FOR r IN SELECT sequence, string_agg(payload, E'\\n' ORDER BY part) AS bytes FROM balance_events
+           WHERE user_id = 1 GROUP BY sequence ORDER BY sequence LOOP
+    prev := sha256(prev || convert_to(r.bytes, 'UTF8'));
+    UPDATE balance_events SET hash = prev WHERE user_id = 1 AND sequence = r.sequence AND part = 0;
+  END LOOP;
+  UPDATE accounts SET chain_hash = prev WHERE kind = 'user_available' AND owner_id = 1;
+END $$`;
+
+/** Edits of the history, the chain checks that name each, and the other checks that see it too (most see nothing). */
+const TAMPERING: Array<{ what: string; checks: string[]; others?: string[]; sql: string[] }> = [
+  {
+    what: "a history row's comment",
+    checks: ['history_rows_chained'],
+    sql: [`UPDATE transactions SET comment = 'edited' WHERE command_id = 'tr' AND user_id = 1`],
+  },
+  {
+    what: 'a pair of history rows deleted (both sides of a transfer)',
+    checks: ['history_rows_chained'],
+    others: ['command_applied_once'],
+    sql: [`DELETE FROM transactions WHERE command_id = 'tr2'`],
+  },
+  {
+    what: 'a balance event deleted with its history rows',
+    checks: ['history_chain'],
+    others: ['versions_match_events'],
+    sql: [`DELETE FROM transactions WHERE command_id = 'res2'`, `DELETE FROM balance_events WHERE command_id = 'res2'`],
+  },
+  {
+    what: 'two balance events swapped',
+    checks: ['history_chain'],
+    sql: [
+      `UPDATE balance_events e SET payload = o.payload, hash = o.hash
+       FROM balance_events o WHERE e.user_id = 1 AND o.user_id = 1 AND e.part = 0 AND o.part = 0
+         AND ((e.command_id = 'res' AND o.command_id = 'cap') OR (e.command_id = 'cap' AND o.command_id = 'res'))`,
+    ],
+  },
+  {
+    what: "an event's comment, its history row and every later link rewritten",
+    checks: ['anchor_holds'],
+    sql: [
+      `UPDATE transactions SET comment = 'rewritten' WHERE command_id = 'tr' AND user_id = 1`,
+      `UPDATE transactions SET comment = 'rewritten' WHERE command_id = 'tr' AND user_id = 2`,
+      `UPDATE balance_events SET payload = replace(payload, '"comment":null', '"comment":"rewritten"') WHERE command_id = 'tr' AND part = 0`,
+      RELINK_USER_1,
+    ],
+  },
+];
+
+describe('verify: the history chain', () => {
+  let db: TestDatabase | undefined;
+  afterEach(async () => {
+    await db?.drop();
+    db = undefined;
+  });
+  const signer = anchorSigner('test-only-anchor-signing-key-for-verify-0123');
+  const keys = new Map([[signer.keyId, signer.publicKeyBase64]]);
+
+  it.each(TAMPERING)('finds $what', async ({ checks, others = [], sql }) => {
+    db = await seededLedger();
+    await createAnchor(db.pool, signer);
+    expect(await verifyLedger(db.pool, keys)).toEqual([]);
+    for (const statement of sql) await db.pool.query(statement);
+    const violations = await verifyLedger(db.pool, keys);
+    const chainChecks = new Set<string>(CHAIN_CHECKS.map((c) => c.name));
+    expect(violations.filter((v) => !chainChecks.has(v.check)).map((v) => v.check)).toEqual(others);
+    expect(violations.map((v) => v.check)).toEqual(expect.arrayContaining(checks));
+  });
+
+  it('finds an amount changed with the balances changed to match, so the sums still verify', async () => {
+    db = await seededLedger();
+    const available1 = ACCOUNT('user_available', 1);
+    for (const statement of [
+      `UPDATE transactions SET amount = amount + 100 WHERE command_id = 'dep'`,
+      `UPDATE postings SET amount = amount + 100 WHERE command_id = 'dep'`,
+      `UPDATE postings SET credit_balance_after = credit_balance_after + 100 WHERE credit_account_id = ${available1}`,
+      `UPDATE postings SET debit_balance_after = debit_balance_after + 100 WHERE debit_account_id = ${available1}`,
+      `UPDATE accounts SET balance = balance + 100 WHERE id = ${available1}`,
+      `UPDATE accounts SET balance = balance - 100 WHERE kind = 'external'`,
+    ])
+      await db.pool.query(statement);
+    const violations = await verifyLedger(db.pool, keys);
+    const chainChecks = new Set<string>(CHAIN_CHECKS.map((c) => c.name));
+    expect(violations.filter((v) => !chainChecks.has(v.check)).map((v) => v.check)).toEqual([]);
+    const found = violations.map((v) => [v.check, v.rows[0]]);
+    expect(found).toEqual([
+      ['history_chain', expect.objectContaining({ user_id: 1, differs: expect.stringContaining('56.00 available') })],
+      ['history_rows_chained', expect.objectContaining({ differs: 'a history row no chained event shows' })],
+    ]);
+  });
+
+  it('names the first broken link: the user, the version, and what differs', async () => {
+    db = await seededLedger();
+    await db.pool.query(
+      `UPDATE balance_events SET payload = replace(payload, '"30.00"', '"31.00"') WHERE command_id = 'res'`,
+    );
+    const chain = (await verifyLedger(db.pool, keys)).find((v) => v.check === 'history_chain');
+    expect(chain?.rows).toEqual([
+      {
+        user_id: 1,
+        version: '2',
+        differs: expect.stringMatching(/^stored hash [0-9a-f]{64}, the events hash to [0-9a-f]{64}$/),
+      },
+    ]);
+  });
+
+  it("finds an anchor whose signature is not the key's", async () => {
+    db = await seededLedger();
+    const anchor = await createAnchor(db.pool, signer);
+    await db.pool.query(`UPDATE anchors SET users = users + 1 WHERE id = $1`, [anchor.id]);
+    const found = (await verifyLedger(db.pool, keys)).find((v) => v.check === 'anchor_holds');
+    expect(found?.rows).toEqual([
+      { anchor_id: anchor.id, differs: `the signature does not verify with key ${signer.keyId}` },
+    ]);
   });
 });

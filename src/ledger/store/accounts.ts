@@ -26,6 +26,8 @@ export interface LoadedAccount {
   readonly alertCount: number;
   /** Why the user's account is frozen, on a user's available account; null when it is not (sql/0018). */
   readonly frozenReason: string | null;
+  /** The hash the user's history chain ends at, as hex, on a user's available account; null before their first event (sql/0027). */
+  readonly chainHash: string | null;
 }
 
 const SQL_CREATE_MISSING_ACCOUNTS = `

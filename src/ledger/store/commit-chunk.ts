@@ -50,6 +50,8 @@ export interface UserAccountWrite {
   readonly expectedVersion: bigint | null;
   readonly balance: bigint;
   readonly version: bigint | null;
+  /** The user's new chain head (ledger/chain.ts), as hex, where the chunk linked events; else null. */
+  readonly chainHash: string | null;
 }
 
 export interface AlertChanges {
@@ -306,6 +308,7 @@ function userAccountJson(a: UserAccountWrite) {
     expected_version: text(a.expectedVersion),
     balance: String(a.balance),
     version: text(a.version),
+    chain_hash: a.chainHash,
   };
 }
 

@@ -10,17 +10,19 @@ export interface BalanceEventRow {
   readonly part: number;
   readonly commandId: string;
   readonly payload: string;
+  /** The link's hash (ledger/chain.ts), as hex, on the balance event (part 0); null on the other parts. */
+  readonly hash: string | null;
 }
 
 const SQL_BALANCE_EVENTS_OF_COMMANDS = `
-  SELECT user_id, sequence, part, command_id, payload FROM balance_events
+  SELECT user_id, sequence, part, command_id, payload, encode(hash, 'hex') AS hash FROM balance_events
   WHERE command_id = ANY($1::text[]) ORDER BY user_id, sequence, part`;
 
 /** The rows as one JSON array; each payload is already JSON text (events.ts), so it goes in as it is. */
 export function eventRowsJson(events: readonly BalanceEventRow[]): string {
   const rows = events.map(
     (e) =>
-      `{"user_id":${e.userId},"sequence":${e.sequence},"part":${e.part},"command_id":${JSON.stringify(e.commandId)},"payload":${e.payload}}`,
+      `{"user_id":${e.userId},"sequence":${e.sequence},"part":${e.part},"command_id":${JSON.stringify(e.commandId)},"payload":${e.payload},"hash":${e.hash === null ? 'null' : `"${e.hash}"`}}`,
   );
   return `[${rows.join(',')}]`;
 }
@@ -37,6 +39,7 @@ export async function balanceEventsOfCommands(
     part: number;
     command_id: string;
     payload: string;
+    hash: string | null;
   }>({
     name: 'ledger_balance_events_of_commands',
     text: SQL_BALANCE_EVENTS_OF_COMMANDS,
@@ -48,5 +51,6 @@ export async function balanceEventsOfCommands(
     part: r.part,
     commandId: r.command_id,
     payload: r.payload,
+    hash: r.hash,
   }));
 }

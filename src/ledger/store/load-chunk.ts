@@ -49,6 +49,7 @@ type LoadRow =
         version: string;
         alert_count: number;
         frozen_reason: string | null;
+        chain_hash: string | null;
       };
     }
   | {
@@ -114,6 +115,7 @@ function loadedChunk(rows: readonly LoadRow[]): LoadedChunk {
         version: BigInt(row.item.version),
         alertCount: row.item.alert_count,
         frozenReason: row.item.frozen_reason,
+        chainHash: row.item.chain_hash,
       });
     } else if (row.what === 'reservation') addReservation(chunk.reservations, row.item);
     else

@@ -103,10 +103,11 @@ async function chunkReads(client: pg.PoolClient, n: number) {
           expectedVersion: available.version,
           balance: 100n,
           version: 1n,
+          chainHash: null,
         },
       ],
       sharedDeltas: new Map([[external.id, -100n]]),
-      events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}' }],
+      events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}', hash: null }],
       partition: 2,
       reportUserIds: [],
     });

@@ -134,10 +134,11 @@ describe('ledger_commit_chunk', () => {
             expectedVersion: 0n,
             balance: 500n,
             version: 1n,
+            chainHash: null,
           },
         ],
         sharedDeltas: new Map([[ids.external!, -500n]]),
-        events: [{ userId: 1, sequence: 1n, part: 0, commandId: 'w-1', payload }],
+        events: [{ userId: 1, sequence: 1n, part: 0, commandId: 'w-1', payload, hash: null }],
       }),
     );
     expect(written.transactionIds).toHaveLength(2);
@@ -264,6 +265,7 @@ describe('ledger_commit_chunk', () => {
           expectedVersion: from.version,
           balance: from.balance + 100n,
           version: from.version + 1n,
+          chainHash: null,
         },
       ],
     };
