@@ -1,5 +1,6 @@
 /**
- * Compares two ledgers account by account (balances, and users' balance versions), the decided
+ * Compares two ledgers account by account (balances, users' balance versions and their history
+ * chains' heads), the decided
  * commands by outcome, the open reservations, what was refunded of each order, the frozen
  * accounts (with their reasons) and the threshold alerts (with whether each is past its
  * threshold), for checking a database rebuilt by replay against the live one.
@@ -19,6 +20,10 @@ export interface Difference {
 const SQL_ACCOUNTS = 'SELECT kind, owner_id, sum(balance)::text AS balance FROM accounts GROUP BY kind, owner_id';
 const SQL_OUTCOMES = 'SELECT status, code, count(*) AS n FROM commands GROUP BY status, code';
 const SQL_VERSIONS = "SELECT owner_id, version FROM accounts WHERE kind = 'user_available'";
+/** The chains' heads: a replay links the same events, so it must end every chain at the same hash. */
+const SQL_CHAIN_HEADS = `
+  SELECT owner_id, encode(chain_hash, 'hex') AS head FROM accounts
+  WHERE kind = 'user_available' AND chain_hash IS NOT NULL`;
 const SQL_ALERTS = 'SELECT id, user_id, direction, threshold, past FROM balance_alerts';
 const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM reservations WHERE status = 'open'";
 const SQL_REFUNDED_ORDERS = `
@@ -97,6 +102,14 @@ export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
       (r) => r.version,
     );
   compare('balance version', await version(a), await version(b), '0');
+  const head = (db: pg.Pool) =>
+    keyed(
+      db,
+      SQL_CHAIN_HEADS,
+      (r) => `user ${r.owner_id}`,
+      (r) => r.head,
+    );
+  compare('history chain head', await head(a), await head(b), 'none');
   const alert = (r: Record<string, string>) => `user ${r.user_id} ${r.direction} ${r.threshold} past=${r.past}`;
   compare(
     'threshold alert',

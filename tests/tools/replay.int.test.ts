@@ -156,6 +156,11 @@ describe('replay and reconcile', () => {
     expect((await rebuilt.pool.query(rejections)).rows).toEqual((await live.pool.query(rejections)).rows);
     expect(await reconcile(live.pool, rebuilt.pool)).toEqual([]);
     expect(await verifyLedger(rebuilt.pool)).toEqual([]);
+    // The history chains depend on the log alone: every link is the same hash.
+    const links = `SELECT user_id, sequence, encode(hash, 'hex') AS hash FROM balance_events WHERE part = 0 ORDER BY 1, 2`;
+    const liveLinks = (await live.pool.query(links)).rows;
+    expect(liveLinks.length).toBeGreaterThan(COMMANDS / 2);
+    expect((await rebuilt.pool.query(links)).rows).toEqual(liveLinks);
   });
 
   it('changes nothing when replayed into the live database', async () => {
@@ -231,13 +236,21 @@ describe('replay and reconcile', () => {
   it('reports every difference between two ledgers', async () => {
     const other = await freshDatabase();
     await other.pool.query("INSERT INTO accounts (kind, owner_id, balance) VALUES ('revenue', 99, 5)");
-    await other.pool.query("INSERT INTO accounts (kind, owner_id, version) VALUES ('user_available', 987654, 3)");
+    await other.pool.query(
+      `INSERT INTO accounts (kind, owner_id, version, chain_hash) VALUES ('user_available', 987654, 3, decode(repeat('ab', 32), 'hex'))`,
+    );
     await other.pool.query(
       "INSERT INTO balance_alerts (id, user_id, direction, threshold, past) VALUES ('a-1', 987654, 'below', 500, true)",
     );
     const differences = await reconcile(live.pool, other.pool);
     expect(differences).toContainEqual({ what: 'account balance', key: 'revenue:99', a: '0', b: '5' });
     expect(differences).toContainEqual({ what: 'balance version', key: 'user 987654', a: '0', b: '3' });
+    expect(differences).toContainEqual({
+      what: 'history chain head',
+      key: 'user 987654',
+      a: 'none',
+      b: 'ab'.repeat(32),
+    });
     expect(differences).toContainEqual({
       what: 'threshold alert',
       key: 'a-1',

@@ -197,7 +197,7 @@ async function pathOf(pool: pg.Pool, anchorId: number, index: number): Promise<P
     position: Math.floor(index / 2 ** level) ^ 1,
   }));
   const { rows } = await pool.query<{ level: number; node: Buffer }>(
-    `SELECT l.level, substring(l.nodes FROM k.position * ${HASH_BYTES} + 1 FOR ${HASH_BYTES}) AS node
+    `SELECT l.level, substring(l.nodes FROM (k.position * ${HASH_BYTES} + 1)::int FOR ${HASH_BYTES}) AS node
      FROM anchor_levels l JOIN unnest($2::int[], $3::bigint[]) AS k(level, position) ON k.level = l.level
      WHERE l.anchor_id = $1 AND octet_length(l.nodes) >= (k.position + 1) * ${HASH_BYTES}`,
     [anchorId, wanted.map((w) => w.level), wanted.map((w) => w.position)],
@@ -231,7 +231,7 @@ export async function chainLinks(
   limit: number,
 ): Promise<ChainLinkRow[]> {
   const { rows } = await pool.query<{ version: string; hash: string | null; payloads: string[] }>(
-    `SELECT sequence::text AS version, encode(max(hash), 'hex') AS hash, array_agg(payload ORDER BY part) AS payloads
+    `SELECT sequence::text AS version, encode((array_agg(hash ORDER BY part))[1], 'hex') AS hash, array_agg(payload ORDER BY part) AS payloads
      FROM balance_events WHERE user_id = $1 AND sequence > $2
      GROUP BY sequence ORDER BY sequence LIMIT $3`,
     [userId, String(afterVersion), limit],
