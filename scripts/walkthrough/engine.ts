@@ -168,14 +168,14 @@ export function parseSection(text: string): Array<{ run: string; shown: string[]
 
 /**
  * What may differ between two runs of the same walkthrough on fresh databases: instants, dates,
- * random ids, cursors, opaque references, hashes, tokens. Everything else must be the same.
+ * random ids, cursors, opaque references, hashes, signatures, tokens. Everything else must be the same.
  */
 export function normalise(line: string): string {
   return line
     .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?/g, '<instant>')
     .replace(/\b\d{4}-\d{2}(-\d{2})?\b/g, '<date>')
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<uuid>')
-    .replace(/"(next_cursor|fingerprint)":"[^"]*"/g, '"$1":"<opaque>"')
+    .replace(/"(next_cursor|fingerprint|signature)":"[^"]*"/g, '"$1":"<opaque>"')
     .replace(/~other:[A-Za-z0-9_-]+/g, '~other:<ref>')
     .replace(/\b[0-9a-f]{64}\b/g, '<hash>')
     .replace(/\beyJ[A-Za-z0-9_.-]+/g, '<jwt>');

@@ -44,6 +44,9 @@ export async function startWalkthroughStack(): Promise<WalkthroughStack> {
     KAFKA_LOCAL_CONTROLLER_PORT: String(await freePort()),
     POSTGRES_LOCAL_DIR: `${dir}/postgres`,
     POSTGRES_LOCAL_PORT: String(await freePort()),
+    // Anchors come from `npm run anchor` in the walkthrough only: a consumer's own, a minute
+    // after start on a slow machine, would change the anchor ids it shows.
+    ANCHOR_INTERVAL_S: '0',
   };
   const child = spawn(process.execPath, ['dist/start.js'], {
     cwd: REPO_ROOT,

@@ -138,6 +138,36 @@ const kafka: Section = {
   ],
 };
 
+const history: Section = {
+  id: 'history',
+  file: 'README.md',
+  steps: [
+    {
+      say: 'anchor every history chain now (consumers do it every ANCHOR_INTERVAL_S), then alice asks for her proof',
+      run: `npm run -s anchor
+api "$B/api/balances/proof/?user_id=1" -H "$ALICE"`,
+    },
+    {
+      say: 'the shop exports her chain; the checker needs Node, the export, the proof and the published public key, and no code of ours',
+      run: `T=$(mktemp -d)
+curl -s "$B/api/balances/chain/?user_id=1" -H "$SHOP" > $T/chain.json
+curl -s "$B/api/balances/proof/?user_id=1" -H "$ALICE" > $T/proof.json
+KEY=$(npm run -s anchor -- --public-key | node -pe 'JSON.parse(require("fs").readFileSync(0)).public_key')
+node scripts/verify-export.mjs --chain $T/chain.json --proof $T/proof.json --public-key $KEY`,
+    },
+    {
+      say: 'someone with the database edits a history row: the sums still add up, the chain does not',
+      run: `npm run -s sql -- "UPDATE transactions SET comment = 'edited' WHERE comment = 'top-up'"
+npm run -s verify | grep -v '^ok' | sed 's/ (postgres.*//'`,
+    },
+    {
+      say: 'put back, the ledger verifies again',
+      run: `npm run -s sql -- "UPDATE transactions SET comment = 'top-up' WHERE comment = 'edited'"
+npm run -s verify | tail -1 | sed 's/ (postgres.*//'; rm -r $T`,
+    },
+  ],
+};
+
 const statements: Section = {
   id: 'statements',
   file: 'docs/walkthrough.md',
@@ -327,6 +357,7 @@ export const SECTIONS: readonly Section[] = [
   accounts,
   basics,
   kafka,
+  history,
   statements,
   holds,
   alerts,
