@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { commandFingerprint, createCommandSchema } from '../../src/commands/schema.ts';
 import { loadConfig } from '../../src/config.ts';
 import { available, EXTERNAL_ACCOUNT, ledgerLimitsOf, reserved } from '../../src/ledger/core.ts';
+import { GENESIS_HASH_HEX, linkHash } from '../../src/ledger/chain.ts';
 import { decideChunk, type LoadedState } from '../../src/ledger/decide-chunk.ts';
 
 const config = loadConfig({ ALLOW_DEV_SECRETS: 'true' });
@@ -18,7 +19,7 @@ function item(input: Record<string, unknown>, offset: number) {
   return { command, fingerprint: commandFingerprint(command), partition: 2, offset: String(offset), principal: 'test' };
 }
 
-function state(balance: bigint, version: bigint): LoadedState {
+function state(balance: bigint, version: bigint, chainHash: string | null = null): LoadedState {
   const account = (key: string, id: number, b: bigint) => ({
     id,
     key: key as ReturnType<typeof available>,
@@ -26,7 +27,7 @@ function state(balance: bigint, version: bigint): LoadedState {
     version,
     alertCount: 0,
     frozenReason: null,
-    chainHash: null,
+    chainHash,
   });
   return {
     stored: new Map(),
@@ -67,11 +68,40 @@ describe('a chunk decided in memory', () => {
     expect(decided.versions).toEqual(new Map([[1, 9n]]));
   });
 
+  it("links each applied command's events to the user's chain, from the head it was given", () => {
+    const head = 'ab'.repeat(32);
+    const decided = decideChunk(items, state(500n, 7n, head), LIMITS, NOW);
+    const [d1] = decided.events.get('d1')!;
+    const [w2] = decided.events.get('w2')!;
+    expect(d1!.hash).toBe(linkHash(head, [d1!.payload]));
+    expect(w2!.hash).toBe(linkHash(d1!.hash!, [w2!.payload]));
+    expect(decided.chainHeads).toEqual(new Map([[1, w2!.hash]]));
+    // A user without a chain starts from 32 zero bytes.
+    const fresh = decideChunk(items, state(500n, 7n), LIMITS, NOW).events.get('d1')![0]!;
+    expect(fresh.hash).toBe(linkHash(GENESIS_HASH_HEX, [fresh.payload]));
+  });
+
   it('expects every user account it read to hold what it read, and leaves each at its new balance', () => {
     const decided = decideChunk(items, state(500n, 7n), LIMITS, NOW);
     expect(decided.commit.userAccounts).toEqual([
-      { id: 10, key: available(1), expectedBalance: 500n, expectedVersion: 7n, balance: 900n, version: 9n },
-      { id: 11, key: reserved(1), expectedBalance: 0n, expectedVersion: null, balance: 0n, version: null },
+      {
+        id: 10,
+        key: available(1),
+        expectedBalance: 500n,
+        expectedVersion: 7n,
+        balance: 900n,
+        version: 9n,
+        chainHash: decided.chainHeads.get(1),
+      },
+      {
+        id: 11,
+        key: reserved(1),
+        expectedBalance: 0n,
+        expectedVersion: null,
+        balance: 0n,
+        version: null,
+        chainHash: null,
+      },
     ]);
     // The external account is shared: a delta by id, never an absolute balance.
     expect(decided.commit.sharedDeltas).toEqual(new Map([[1, -400n]]));

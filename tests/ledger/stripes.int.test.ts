@@ -97,7 +97,10 @@ describe('striped external and revenue accounts', () => {
           "SELECT kind, sum(balance)::text AS total FROM accounts WHERE kind IN ('external', 'revenue') GROUP BY kind ORDER BY kind",
         );
       expect((await totals(other.pool)).rows).toEqual((await totals(db.pool)).rows);
-      expect(await reconcile(db.pool, other.pool)).toEqual([]);
+      // The copy's command ids differ, and a history chain covers its command ids: only its heads may differ.
+      const differences = await reconcile(db.pool, other.pool);
+      expect(differences.filter((d) => d.what !== 'history chain head')).toEqual([]);
+      expect(differences.length).toBeGreaterThan(0);
     } finally {
       await other.drop();
     }
