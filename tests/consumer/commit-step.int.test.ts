@@ -11,6 +11,7 @@ import type { Config } from '../../src/config.ts';
 import { PartitionLostError, PartitionOwnership } from '../../src/consumer/ownership.ts';
 import { createChunkPipeline, type ChunkPipeline, type ProcessedChunk } from '../../src/consumer/pipeline.ts';
 import type { CommandReply } from '../../src/ledger/outcome.ts';
+import { verifyLedger } from '../../src/ledger/verify.ts';
 import { balancesOf } from '../helpers/commands.ts';
 import { createTestDatabase, testConfig, testLog, type TestDatabase, uniqueSuffix } from '../helpers/stack.ts';
 
@@ -180,5 +181,8 @@ describe('the commit step of a partition owner', () => {
     }
     expect(perChunk).toEqual([1, 1, 1]);
     expect((await balancesOf(db.pool, user)).available).toBe(1_000n);
+    // Each warm chunk linked its events from the head the cache kept: the chain holds end to end.
+    const chain = (await verifyLedger(db.pool)).filter((v) => v.check === 'history_chain');
+    expect(chain).toEqual([]);
   });
 });
