@@ -177,6 +177,9 @@ async function runPass(
     throw new Error(`[${name}] did not finish within ${settings.passWaitMs} ms`);
   const seconds = (finishedAt - worker.stats.firstChunkAt!) / 1000;
   const violations = await verifyLedger(pool);
+  // A failed verify names what failed, not only that it did.
+  if (violations.length > 0)
+    console.error(`[${name}] verify: ${JSON.stringify(violations.map((v) => [v.check, v.rows.slice(0, 3)]))}`);
   await pool.end();
   return {
     commands: commands.length,

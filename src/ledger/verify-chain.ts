@@ -55,8 +55,9 @@ const SQL_USERS = `
   WHERE a.kind = 'user_available' AND a.stripe = 0 AND a.owner_id > $1
   ORDER BY a.owner_id LIMIT $2`;
 const SQL_EVENTS = `
-  SELECT user_id::text, sequence::text, part, command_id, payload, encode(hash, 'hex') AS hash
-  FROM balance_events WHERE user_id = ANY($1::bigint[]) ORDER BY user_id, sequence, part`;
+  -- Ordered by the numbers: the text columns of the same names would sort "10" before "2".
+  SELECT e.user_id::text, e.sequence::text, e.part, e.command_id, e.payload, encode(e.hash, 'hex') AS hash
+  FROM balance_events e WHERE e.user_id = ANY($1::bigint[]) ORDER BY e.user_id, e.sequence, e.part`;
 const SQL_HISTORY = `
   SELECT command_id, user_id::text, transaction_type, amount::text, service_id::text, order_id::text,
          counterparty_id::text, comment

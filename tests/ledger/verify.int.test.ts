@@ -302,6 +302,18 @@ describe('verify: the history chain', () => {
     ]);
   });
 
+  it('walks a chain of more than nine versions in version order', async () => {
+    db = await seededLedger();
+    const schema = createCommandSchema({ amountMinorMax: 100_000_000_000 });
+    const items = Array.from({ length: 12 }, (_, i) => {
+      const command = schema.parse({ id: `many-${i}`, type: 'deposit', user_id: 3, amount: '1.00' });
+      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
+    });
+    const limits = { amountMinorMax: 100_000_000_000n, balanceMinorMax: 1_000_000_000_000_000n, alertsPerUserMax: 20 };
+    await inTransaction(db.pool, (client) => applyBatch(client, items, limits));
+    expect(await verifyLedger(db.pool, keys)).toEqual([]);
+  });
+
   it('names the first broken link: the user, the version, and what differs', async () => {
     db = await seededLedger();
     await db.pool.query(
