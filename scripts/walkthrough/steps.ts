@@ -143,8 +143,9 @@ const history: Section = {
   file: 'README.md',
   steps: [
     {
-      say: 'anchor every history chain now (consumers do it every ANCHOR_INTERVAL_S), then alice asks for her proof',
-      run: `npm run -s anchor
+      say: 'anchor every history chain now (consumers do it every ANCHOR_INTERVAL_S), with the built-in key npm start uses; then alice asks for her proof',
+      run: `export ALLOW_DEV_SECRETS=true
+npm run -s anchor
 api "$B/api/balances/proof/?user_id=1" -H "$ALICE"`,
     },
     {
@@ -157,12 +158,12 @@ node scripts/verify-export.mjs --chain $T/chain.json --proof $T/proof.json --pub
     },
     {
       say: 'someone with the database edits a history row: the sums still add up, the chain does not',
-      run: `npm run -s sql -- "UPDATE transactions SET comment = 'edited' WHERE comment = 'top-up'"
+      run: `npm run -s sql -- --write "UPDATE transactions SET comment = 'edited' WHERE comment = 'top-up'"
 npm run -s verify | grep -v '^ok' | sed 's/ (postgres.*//'`,
     },
     {
       say: 'put back, the ledger verifies again',
-      run: `npm run -s sql -- "UPDATE transactions SET comment = 'top-up' WHERE comment = 'edited'"
+      run: `npm run -s sql -- --write "UPDATE transactions SET comment = 'top-up' WHERE comment = 'edited'"
 npm run -s verify | tail -1 | sed 's/ (postgres.*//'; rm -r $T`,
     },
   ],

@@ -10,7 +10,9 @@
 --   LD001  a command of the chunk was decided already (a duplicate the writer did not know of):
 --          raised as the unique violation of commands_pkey, which the caller reads as LD001;
 --   LS001  a user account's balance or version is not the one the decision started from (a
---          row changed behind the consumer's cache; DETAIL: the account ids).
+--          row changed behind the consumer's cache; DETAIL: the account ids);
+--   LC001  a balance event comes without its history-chain link: the writer is a consumer from
+--          before sql/0027, and must be replaced, not retried into a broken chain.
 -- The consumer reads the rows involved again and decides those chunks again, and writes the
 -- others without them; a refused write is never partly applied.
 --
@@ -196,6 +198,12 @@ BEGIN
 
   -- `json`, not jsonb, keeps each payload's text exactly.
   IF json_array_length(events) > 0 THEN
+    -- A consumer from before the history chain (sql/0027) sends balance events without links:
+    -- refused, so it stops instead of breaking its users' chains for good.
+    IF EXISTS (SELECT 1 FROM json_array_elements(events) AS e WHERE (e->>'part')::int = 0 AND e->>'hash' IS NULL) THEN
+      RAISE EXCEPTION 'a balance event without its history-chain link: this consumer predates sql/0027'
+        USING ERRCODE = 'LC001';
+    END IF;
     INSERT INTO balance_events (user_id, sequence, part, command_id, payload, hash)
     SELECT e.user_id, e.sequence, e.part, e.command_id, e.payload::text, decode(e.hash, 'hex')
     FROM json_to_recordset(events) AS e(user_id bigint, sequence bigint, part smallint, command_id text, payload json,

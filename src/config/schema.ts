@@ -279,6 +279,14 @@ export const CONFIG_SETTINGS = {
       'the secret anchors are signed from (the Ed25519 seed is its SHA-256); third parties check anchors with its public key (`npm run anchor -- --public-key`); production refuses the built-in one',
       { shownDefault: 'a development key' },
     ),
+    publicKeys: setting(
+      'ANCHOR_PUBLIC_KEYS',
+      list(
+        z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'each must be a 32-byte Ed25519 public key in base64'),
+        100,
+      ).default([]),
+      "the anchor public keys `npm run verify` trusts besides `ANCHOR_SIGNING_KEY`'s, comma-separated (keys retired, or the operator's when the auditor has no secret); an anchor signed with any other key fails verify",
+    ),
     intervalS: setting(
       'ANCHOR_INTERVAL_S',
       int(0, 7 * 86_400).default(3_600),

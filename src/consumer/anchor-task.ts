@@ -6,13 +6,7 @@
  */
 import type pg from 'pg';
 import type { AnchorSigner } from '../ledger/anchor-signing.ts';
-import {
-  type Anchor,
-  anchorsCreatedSince,
-  createAnchor,
-  markAnchorsPublished,
-  unpublishedAnchors,
-} from '../ledger/store/anchors.ts';
+import { type Anchor, createAnchor, markAnchorsPublished, unpublishedAnchors } from '../ledger/store/anchors.ts';
 import type { OutgoingMessage } from './dead-letter.ts';
 
 /** The most anchors one look publishes; the rest go at the next. */
@@ -54,9 +48,7 @@ export async function anchorIfDue(
   send: SendAnchors,
   now: () => Date = () => new Date(),
 ): Promise<Anchor | null> {
-  let made: Anchor | null = null;
-  if (intervalS > 0 && (await anchorsCreatedSince(pool, new Date(now().getTime() - intervalS * 1000))) === 0)
-    made = await createAnchor(pool, signer, now);
+  const made = intervalS > 0 ? await createAnchor(pool, signer, { now, unlessMadeWithinS: intervalS }) : null;
   await publishAnchors(pool, send);
   return made;
 }

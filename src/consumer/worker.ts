@@ -88,7 +88,9 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
   const anchorSigning = anchorSigner(config.anchors.signingKey);
   const anchors = new PeriodicTask(
     'anchors',
-    Math.min(ANCHOR_LOOK_INTERVAL_MS, Math.max(1, config.anchors.intervalS) * 1000),
+    config.anchors.intervalS > 0
+      ? Math.min(ANCHOR_LOOK_INTERVAL_MS, config.anchors.intervalS * 1000)
+      : ANCHOR_LOOK_INTERVAL_MS,
     () =>
       anchorIfDue(deps.pool, anchorSigning, config.anchors.intervalS, (messages) =>
         sink.sendCore([{ topic: config.topics.anchors, messages }]),

@@ -6,7 +6,7 @@
  * same, on demand (before a month's close, an audit, or a test).
  */
 import { parseArgs, runCli, UsageError } from '../cli.ts';
-import { loadConfig, PUBLIC_SECRETS } from '../config.ts';
+import { loadConfig } from '../config.ts';
 import { createPool } from '../db/pool.ts';
 import { brokerSecurity, createKafka, PRODUCER_OPTIONS } from '../kafka/client.ts';
 import { anchorSigner } from '../ledger/anchor-signing.ts';
@@ -14,25 +14,20 @@ import { createAnchor } from '../ledger/store/anchors.ts';
 import { createLogger } from '../log.ts';
 import { anchorRecord, publishAnchors } from '../consumer/anchor-task.ts';
 import { resolveDatabaseUrl } from '../stack/database-url.ts';
+import { anchorSignerOf } from './anchor-keys.ts';
 import { brokersOf } from '../stack/local-kafka.ts';
 
 await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), { values: [], flags: ['public-key'] });
   if (args.positional.length > 0) throw new UsageError('usage: npm run anchor [-- --public-key]');
-  // Like npm start: outside production the built-in key serves local use, and says so.
   const config = loadConfig(process.env, { secrets: 'unused' });
-  if (PUBLIC_SECRETS.has(config.anchors.signingKey)) {
-    if (config.env === 'production' || (config.allowDevSecrets === false && process.env.ALLOW_DEV_SECRETS === 'false'))
-      throw new UsageError('ANCHOR_SIGNING_KEY: must be set to a key of your own (the built-in one is public)');
-    console.error(
-      'npm run anchor uses the built-in development anchor key; set ANCHOR_SIGNING_KEY for anything but local use',
-    );
-  }
-  const signer = anchorSigner(config.anchors.signingKey);
   if (args.flags.has('public-key')) {
-    console.log(JSON.stringify({ key_id: signer.keyId, public_key: signer.publicKeyBase64 }));
+    const { keyId, publicKeyBase64 } = anchorSigner(config.anchors.signingKey);
+    console.log(JSON.stringify({ key_id: keyId, public_key: publicKeyBase64 }));
     return;
   }
+  const signer = anchorSignerOf(config);
+  if (typeof signer === 'string') throw new UsageError(signer);
   const log = createLogger({ level: config.logLevel, name: 'anchor' });
   const pool = createPool(await resolveDatabaseUrl(config.db), config.db, 'balance-anchor');
   const kafka = createKafka({
@@ -44,6 +39,7 @@ await runCli(async () => {
   const producer = kafka.producer(PRODUCER_OPTIONS);
   try {
     const anchor = await createAnchor(pool, signer);
+    if (!anchor) throw new UsageError('another process is making an anchor right now; run this again in a moment');
     await producer.connect();
     const published = await publishAnchors(pool, async (messages) => {
       await producer.send({ topic: config.topics.anchors, acks: -1, messages: [...messages] });

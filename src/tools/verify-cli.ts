@@ -5,7 +5,7 @@ import { redactUrl } from '../db/database.ts';
 import { resolveDatabaseUrl } from '../stack/database-url.ts';
 import { createPool } from '../db/pool.ts';
 import { formatMinor } from '../commands/money.ts';
-import { anchorSigner } from '../ledger/anchor-signing.ts';
+import { trustedAnchorKeys } from './anchor-keys.ts';
 import { ALL_CHECKS, unsettledTransfers, verifyLedger } from '../ledger/verify.ts';
 
 await runCli(async () => {
@@ -14,9 +14,8 @@ await runCli(async () => {
   const pool = createPool(url, config.db, 'balance-verify');
   try {
     const started = performance.now();
-    // The anchors' signatures are checked with the public key of the configured anchor key.
-    const signer = anchorSigner(config.anchors.signingKey);
-    const violations = await verifyLedger(pool, new Map([[signer.keyId, signer.publicKeyBase64]]));
+    // The latest anchor must be signed with a trusted key: ANCHOR_PUBLIC_KEYS, or ANCHOR_SIGNING_KEY's.
+    const violations = await verifyLedger(pool, trustedAnchorKeys(config));
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
     for (const check of ALL_CHECKS) {
       const failed = violations.find((v) => v.check === check.name);

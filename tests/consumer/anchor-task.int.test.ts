@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anchorSigner, verifyAnchorSignature } from '../../src/ledger/anchor-signing.ts';
 import { anchorMessage } from '../../src/ledger/chain.ts';
+import { ANCHOR_LOCK_KEY, createAnchor } from '../../src/ledger/store/anchors.ts';
 import { verifyLedger } from '../../src/ledger/verify.ts';
 import { PRODUCER_OPTIONS, type Producer } from '../../src/kafka/client.ts';
 import { anchorIfDue, anchorRecord, publishAnchors } from '../../src/consumer/anchor-task.ts';
@@ -93,6 +94,21 @@ describe('the anchor task', () => {
     ).toBe(true);
     expect(published[0]).toBe(anchorRecord({ ...fields, signature: record.signature }));
     expect(await verifyLedger(stack.db.pool, new Map([[signer.keyId, signer.publicKeyBase64]]))).toEqual([]);
+  });
+
+  it('makes no second anchor within the interval, nor while another process makes one', async () => {
+    const signer = anchorSigner(stack.config.anchors.signingKey);
+    expect(await createAnchor(stack.db.pool, signer, { unlessMadeWithinS: 3_600 })).toBeNull();
+    const client = await stack.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [ANCHOR_LOCK_KEY]);
+      expect(await createAnchor(stack.db.pool, signer)).toBeNull();
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    expect(await createAnchor(stack.db.pool, signer)).toMatchObject({ id: 2, users: USERS });
   });
 
   it('anchors chains the live consumer linked: every user at their version, every link verified', async () => {

@@ -329,9 +329,20 @@ describe('verify: the history chain', () => {
     ]);
   });
 
+  it('finds an anchor signed with a key it was not told to trust, however well signed', async () => {
+    db = await seededLedger();
+    const stranger = anchorSigner('test-only-a-key-nobody-trusts-0123456789ab');
+    await createAnchor(db.pool, stranger);
+    expect(await verifyLedger(db.pool, new Map([[stranger.keyId, stranger.publicKeyBase64]]))).toEqual([]);
+    const found = (await verifyLedger(db.pool, keys)).find((v) => v.check === 'anchor_holds');
+    expect(found?.rows).toEqual([
+      { anchor_id: 1, differs: expect.stringContaining(`signed with key ${stranger.keyId}, which is not trusted`) },
+    ]);
+  });
+
   it("finds an anchor whose signature is not the key's", async () => {
     db = await seededLedger();
-    const anchor = await createAnchor(db.pool, signer);
+    const anchor = (await createAnchor(db.pool, signer))!;
     await db.pool.query(`UPDATE anchors SET users = users + 1 WHERE id = $1`, [anchor.id]);
     const found = (await verifyLedger(db.pool, keys)).find((v) => v.check === 'anchor_holds');
     expect(found?.rows).toEqual([

@@ -18,7 +18,7 @@ import {
 } from '../chain.ts';
 
 /** Any process making an anchor takes it, so two never interleave. */
-const ANCHOR_LOCK_KEY = 7_240_513_027;
+export const ANCHOR_LOCK_KEY = 7_240_513_027;
 
 export interface Anchor extends AnchorFields {
   /** The Ed25519 signature of `anchorMessage`, base64. */
@@ -51,17 +51,35 @@ function anchorOf(row: AnchorRow): Anchor {
   };
 }
 
+/** The most leaves one INSERT carries: bounds the statement's parameters, whatever the user count. */
+export const ANCHOR_LEAVES_PER_INSERT = 50_000;
+
+export interface AnchorOptions {
+  readonly now?: () => Date;
+  /** Make the anchor only if none was made in the last this many seconds (checked under the lock). */
+  readonly unlessMadeWithinS?: number;
+}
+
 /**
  * Anchors every chain as one snapshot shows it: reads the heads, builds the tree, signs its root,
  * and stores the anchor with its leaves and levels (dropping the previous anchor's), in one
- * transaction. Not yet published: `publishAnchors` sends it.
+ * transaction. Null when another process is making one (a transaction lock, so no connection
+ * waits and nothing outlives the transaction), or when one was made within `unlessMadeWithinS`.
+ * Not yet published: `publishAnchors` sends it.
  */
-export function createAnchor(pool: pg.Pool, signer: AnchorSigner, now: () => Date = () => new Date()): Promise<Anchor> {
+export function createAnchor(pool: pg.Pool, signer: AnchorSigner, options: AnchorOptions = {}): Promise<Anchor | null> {
+  const now = options.now ?? (() => new Date());
   return withClient(pool, async (client) => {
-    await client.query('SELECT pg_advisory_lock($1)', [ANCHOR_LOCK_KEY]);
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await client.query('SET LOCAL statement_timeout = 0');
+      const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS ok', [
+        ANCHOR_LOCK_KEY,
+      ]);
+      if (!locked.rows[0]!.ok || (await madeWithin(client, now(), options.unlessMadeWithinS))) {
+        await client.query('ROLLBACK');
+        return null;
+      }
       const heads = (await client.query<{ user_id: string; version: string; hash: string }>(SQL_HEADS)).rows.map(
         (r): ChainHead => ({ userId: Number(r.user_id), version: BigInt(r.version), hashHex: r.hash }),
       );
@@ -83,10 +101,15 @@ export function createAnchor(pool: pg.Pool, signer: AnchorSigner, now: () => Dat
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [ANCHOR_LOCK_KEY]);
     }
   });
+}
+
+async function madeWithin(client: pg.PoolClient, now: Date, seconds: number | undefined): Promise<boolean> {
+  if (seconds === undefined) return false;
+  const since = new Date(now.getTime() - seconds * 1000);
+  const { rows } = await client.query('SELECT 1 FROM anchors WHERE created_at > $1 LIMIT 1', [since]);
+  return rows.length > 0;
 }
 
 async function insertAnchor(
@@ -100,12 +123,15 @@ async function insertAnchor(
      VALUES ($1, decode($2, 'hex'), $3, $4, decode($5, 'base64'), $6)`,
     [anchor.id, anchor.rootHex, anchor.users, anchor.keyId, anchor.signature, anchor.createdAt],
   );
-  await client.query(
-    `INSERT INTO anchor_leaves (anchor_id, leaf_index, user_id, version, hash)
-     SELECT $1, k.i - 1, k.user_id, k.version, decode(k.hash, 'hex')
-     FROM unnest($2::bigint[], $3::bigint[], $4::text[]) WITH ORDINALITY AS k(user_id, version, hash, i)`,
-    [anchor.id, heads.map((h) => h.userId), heads.map((h) => String(h.version)), heads.map((h) => h.hashHex)],
-  );
+  for (let from = 0; from < heads.length; from += ANCHOR_LEAVES_PER_INSERT) {
+    const slice = heads.slice(from, from + ANCHOR_LEAVES_PER_INSERT);
+    await client.query(
+      `INSERT INTO anchor_leaves (anchor_id, leaf_index, user_id, version, hash)
+       SELECT $1, $2 + k.i - 1, k.user_id, k.version, decode(k.hash, 'hex')
+       FROM unnest($3::bigint[], $4::bigint[], $5::text[]) WITH ORDINALITY AS k(user_id, version, hash, i)`,
+      [anchor.id, from, slice.map((h) => h.userId), slice.map((h) => String(h.version)), slice.map((h) => h.hashHex)],
+    );
+  }
   for (const [level, nodes] of levels.entries())
     await client.query('INSERT INTO anchor_levels (anchor_id, level, nodes) VALUES ($1, $2, $3)', [
       anchor.id,
@@ -136,13 +162,6 @@ export async function markAnchorsPublished(pool: pg.Pool, ids: readonly number[]
   ]);
 }
 
-export async function anchorsCreatedSince(pool: pg.Pool, since: Date): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM anchors WHERE created_at > $1', [
-    since,
-  ]);
-  return rows[0]!.n;
-}
-
 /** A user's head now, and where it stood in the latest anchor with the path to its root. */
 export interface ChainProof {
   readonly userId: number;
@@ -155,7 +174,22 @@ export interface ChainProof {
     | null;
 }
 
-export async function chainProof(pool: pg.Pool, userId: number): Promise<ChainProof> {
+/** Read in one snapshot: a new anchor replacing the tree meanwhile cannot mix two anchors' parts. */
+export function chainProof(pool: pg.Pool, userId: number): Promise<ChainProof> {
+  return withClient(pool, async (client) => {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      const proof = await chainProofIn(client, userId);
+      await client.query('COMMIT');
+      return proof;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    }
+  });
+}
+
+async function chainProofIn(pool: pg.PoolClient, userId: number): Promise<ChainProof> {
   const head = await pool.query<{ version: string; hash: string }>(
     `SELECT version::text, encode(chain_hash, 'hex') AS hash FROM accounts
      WHERE kind = 'user_available' AND owner_id = $1 AND stripe = 0 AND chain_hash IS NOT NULL`,
@@ -186,7 +220,7 @@ export async function chainProof(pool: pg.Pool, userId: number): Promise<ChainPr
 }
 
 /** The siblings of leaf `index`, each read as a 32-byte slice of its level. */
-async function pathOf(pool: pg.Pool, anchorId: number, index: number): Promise<PathStep[]> {
+async function pathOf(pool: pg.PoolClient, anchorId: number, index: number): Promise<PathStep[]> {
   const { rows: counted } = await pool.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM anchor_levels WHERE anchor_id = $1',
     [anchorId],

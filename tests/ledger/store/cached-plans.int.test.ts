@@ -107,7 +107,7 @@ async function chunkReads(client: pg.PoolClient, n: number) {
         },
       ],
       sharedDeltas: new Map([[external.id, -100n]]),
-      events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}', hash: null }],
+      events: [{ userId: 1, sequence: 1n, part: 0, commandId, payload: '{}', hash: 'ab'.repeat(32) }],
       partition: 2,
       reportUserIds: [],
     });

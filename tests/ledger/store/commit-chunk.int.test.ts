@@ -138,7 +138,7 @@ describe('ledger_commit_chunk', () => {
           },
         ],
         sharedDeltas: new Map([[ids.external!, -500n]]),
-        events: [{ userId: 1, sequence: 1n, part: 0, commandId: 'w-1', payload, hash: null }],
+        events: [{ userId: 1, sequence: 1n, part: 0, commandId: 'w-1', payload, hash: 'ab'.repeat(32) }],
       }),
     );
     expect(written.transactionIds).toHaveLength(2);
@@ -296,6 +296,16 @@ describe('ledger_commit_chunk', () => {
     });
     await expect(again).rejects.toMatchObject({ reason: 'duplicate' });
     expect(await written('dup-2')).toEqual({ commands: 0, available: `${now.balance}/${now.version}` });
+  });
+
+  it('refuses a balance event without its chain link, as a consumer from before sql/0027 sends it (LC001)', async () => {
+    const from = await availableNow();
+    const event = { userId: 1, sequence: from.version + 1n, part: 0, commandId: 'unlinked-1', payload: '{}' };
+    const unlinked = commitChunk(db.pool, { ...deposit('unlinked-1', from, null), events: [{ ...event, hash: null }] });
+    await expect(unlinked).rejects.toMatchObject({ code: 'LC001' });
+    expect(await written('unlinked-1')).toEqual({ commands: 0, available: `${from.balance}/${from.version}` });
+    await commitChunk(db.pool, { ...deposit('unlinked-1', from, null), events: [{ ...event, hash: 'cd'.repeat(32) }] });
+    expect((await written('unlinked-1')).commands).toBe(1);
   });
 
   it('refuses a chunk decided on a balance or a version the account no longer holds (LS001)', async () => {
