@@ -32,6 +32,9 @@
 -- Each update of an existing table is bounded by the chunk's keys (`= ANY(...)` beside the join):
 -- a join to a record set alone may be planned as a scan of the whole table, and a generic plan
 -- keeps that shape as the table grows (sql/0021_cached_chunk_plans.sql).
+-- The signature before deposits and withdrawals named their service (sql/0028).
+DROP FUNCTION IF EXISTS ledger_commit_chunk(json, json, json, json, json, json, json, text[], json, json, json, json, json, json, json, bigint[]);
+
 CREATE OR REPLACE FUNCTION ledger_commit_chunk(
   fences json,
   commands json, postings json, transactions json,
@@ -41,6 +44,7 @@ CREATE OR REPLACE FUNCTION ledger_commit_chunk(
   refunds json, freeze_accounts json, freeze_changes json,
   events json,
   report_user_ids bigint[],
+  external_payments json,
   OUT written_at timestamptz,
   OUT transaction_ids bigint[],
   OUT opened_reservations json,
@@ -208,6 +212,15 @@ BEGIN
     SELECT e.user_id, e.sequence, e.part, e.command_id, e.payload::text, decode(e.hash, 'hex')
     FROM json_to_recordset(events) AS e(user_id bigint, sequence bigint, part smallint, command_id text, payload json,
                                         hash text);
+  END IF;
+
+  -- Deposits and withdrawals that named their service; a reference another partition wrote
+  -- meanwhile fails on external_payments_ref, which the caller reads as stale state.
+  IF json_array_length(external_payments) > 0 THEN
+    INSERT INTO external_payments (command_id, service_id, external_ref, user_id, direction, amount, occurred_at)
+    SELECT * FROM json_to_recordset(external_payments)
+      AS k(command_id text, service_id bigint, external_ref text, user_id bigint, direction text, amount bigint,
+           occurred_at timestamptz);
   END IF;
 
   -- Balances the replies report for users the chunk did not decide on (transfers' recipients),

@@ -16,6 +16,7 @@ import {
   commandIdSchema,
   entityIdSchema,
   expiresInSchema,
+  externalRefSchema,
   freezeReasonSchema,
   legsFingerprint,
   oneRecipientOrLegs,
@@ -26,17 +27,38 @@ import { ALERT_REFERENCE_PATTERN, EXPIRE_ID_PATTERN, SETTLE_ID_PATTERN } from '.
 
 const orderCommand = (f: CommandFields, type: string) => ({ ...f.base, type: z.literal(type), ...f.order });
 
+/**
+ * Money that crosses the boundary (deposits, withdrawals) may name the service it came through
+ * and the payment provider's reference for it: what a statement is reconciled against.
+ */
+const externalFields = {
+  service_id: entityIdSchema.optional(),
+  external_ref: externalRefSchema.optional(),
+};
+const refNeedsService = (c: { service_id?: number; external_ref?: string }) =>
+  c.external_ref === undefined || c.service_id !== undefined;
+const REF_NEEDS_SERVICE = { path: ['service_id'], message: 'is required with external_ref' };
+const externalFingerprint = (c: Readonly<Record<string, unknown>>) =>
+  c.external_ref === undefined ? [] : [String(c.external_ref)];
+
 export const COMMAND_CATALOG = {
   deposit: {
     origin: 'client',
-    schema: (f) => z.object({ ...f.base, type: z.literal('deposit'), amount: f.amount, comment: f.comment }),
+    schema: (f) =>
+      z
+        .object({ ...f.base, type: z.literal('deposit'), amount: f.amount, comment: f.comment, ...externalFields })
+        .refine(refNeedsService, REF_NEEDS_SERVICE),
+    fingerprint: externalFingerprint,
     http: endpoint(
       '/api/add_funds/',
       'Deposit',
-      (f) => z.object({ user_id: entityIdSchema, amount: f.amount, comment: f.comment }),
+      (f) =>
+        z
+          .object({ user_id: entityIdSchema, amount: f.amount, comment: f.comment, ...externalFields })
+          .refine(refNeedsService, REF_NEEDS_SERVICE),
       (b) => ({ type: 'deposit', ...b }),
     ),
-    access: { user: 'grantable', service: 'any', action: 'deposit' },
+    access: { user: 'grantable', service: 'services', action: 'deposit' },
     namesOrder: false,
     stoppedByFreeze: false,
     limitedAmount: 'amount',
@@ -44,21 +66,30 @@ export const COMMAND_CATALOG = {
     eventType: 'deposit',
     movesMoney: true,
     docs: {
-      fields: '`user_id`, `amount`',
-      effect: 'credits the available balance; the first credit creates the account',
-      rejections: '`balance_limit_exceeded` (available + reserved would pass `BALANCE_MINOR_MAX`)',
+      fields: "`user_id`, `amount`; optionally `service_id` and `external_ref` (the provider's payment id)",
+      effect:
+        "credits the available balance; the first credit creates the account. With `service_id`, recorded for reconciliation against that service's statements",
+      rejections:
+        '`balance_limit_exceeded` (available + reserved would pass `BALANCE_MINOR_MAX`); `external_ref_reused` (the service already has a deposit or withdrawal with this reference)',
     },
   },
   withdraw: {
     origin: 'client',
-    schema: (f) => z.object({ ...f.base, type: z.literal('withdraw'), amount: f.amount, comment: f.comment }),
+    schema: (f) =>
+      z
+        .object({ ...f.base, type: z.literal('withdraw'), amount: f.amount, comment: f.comment, ...externalFields })
+        .refine(refNeedsService, REF_NEEDS_SERVICE),
+    fingerprint: externalFingerprint,
     http: endpoint(
       '/api/withdraw_funds/',
       'Withdraw',
-      (f) => z.object({ user_id: entityIdSchema, amount: f.amount, comment: f.comment }),
+      (f) =>
+        z
+          .object({ user_id: entityIdSchema, amount: f.amount, comment: f.comment, ...externalFields })
+          .refine(refNeedsService, REF_NEEDS_SERVICE),
       (b) => ({ type: 'withdraw', ...b }),
     ),
-    access: { user: 'grantable', service: 'any', action: 'withdraw' },
+    access: { user: 'grantable', service: 'services', action: 'withdraw' },
     namesOrder: false,
     stoppedByFreeze: true,
     limitedAmount: 'amount',
@@ -66,9 +97,10 @@ export const COMMAND_CATALOG = {
     eventType: 'withdraw',
     movesMoney: true,
     docs: {
-      fields: '`user_id`, `amount`',
-      effect: 'debits the available balance',
-      rejections: '`account_frozen`, then `insufficient_funds`',
+      fields: "`user_id`, `amount`; optionally `service_id` and `external_ref` (the bank's payout id)",
+      effect:
+        "debits the available balance. With `service_id`, recorded for reconciliation against that service's statements",
+      rejections: '`account_frozen`, then `insufficient_funds`, then `external_ref_reused`',
     },
   },
   reserve: {

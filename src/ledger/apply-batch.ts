@@ -92,7 +92,8 @@ export async function applyBatch(
 ): Promise<AppliedBatch> {
   const commands = items.map((item) => item.command);
   const loaded = await store.loadChunk(db, chunkLoadOf(commands, batchStripe(items)));
-  const decided = decideChunk(items, loaded, limits, new Date());
+  const externalRefs = await store.takenExternalRefs(db, commands);
+  const decided = decideChunk(items, { ...loaded, externalRefs }, limits, new Date());
   const committed = await store.commitChunk(db, {
     ...decided.commit,
     fence,

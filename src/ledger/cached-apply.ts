@@ -51,7 +51,14 @@ export async function applyCached(
     const repeats = await readMisses(pool, cache, misses, load);
     if (repeats) return { kind: 'fallback', reason: 'repeat' };
   }
-  const decided = decideChunk(items, cache.loaded(users, load.orders, sharedKeys), limits, new Date());
+  // The cache holds no external references: a chunk naming some reads them (the index guards the race).
+  const externalRefs = await store.takenExternalRefs(pool, commands);
+  const decided = decideChunk(
+    items,
+    { ...cache.loaded(users, load.orders, sharedKeys), externalRefs },
+    limits,
+    new Date(),
+  );
   let committed: store.CommittedChunk;
   try {
     committed = await writer.commit({ ...decided.commit, fence, reportUserIds: recipientsOf(decided.outcomes) });

@@ -71,6 +71,18 @@ export interface FreezeChange {
   readonly reason: string | null;
 }
 
+/**
+ * A deposit or withdrawal that names the service it came through: what reconciliation holds
+ * against the service's statement. `externalRef` is unique per service.
+ */
+export interface ExternalPayment {
+  readonly serviceId: number;
+  readonly externalRef: string | null;
+  readonly userId: number;
+  readonly direction: 'deposit' | 'withdraw';
+  readonly amount: bigint;
+}
+
 export interface Decision {
   readonly status: 'applied' | 'rejected';
   readonly code: ResultCode;
@@ -81,6 +93,7 @@ export interface Decision {
   readonly alert?: AlertChange;
   readonly refund?: RefundChange;
   readonly freeze?: FreezeChange;
+  readonly externalPayment?: ExternalPayment;
 }
 
 /** Limits the rules enforce; part of the input, so a replay with the same limits decides the same. */
@@ -144,6 +157,30 @@ export interface LedgerView {
   ): { readonly capturedAmount: bigint; readonly refundedAmount: bigint } | undefined;
   /** Why the user's account is frozen, or null when it is not. */
   frozenReason(userId: number): string | null;
+  /** Whether the service already has a deposit or withdrawal with this external reference. */
+  externalRefTaken(serviceId: number, externalRef: string): boolean;
+}
+
+type BoundaryCommand = Extract<Command, { type: 'deposit' | 'withdraw' }>;
+
+function refTaken(view: LedgerView, command: BoundaryCommand): boolean {
+  const { service_id: serviceId, external_ref: ref } = command;
+  return serviceId !== undefined && ref !== undefined && view.externalRefTaken(serviceId, ref);
+}
+
+/** A deposit or withdrawal naming its service is recorded for reconciliation (ExternalPayment). */
+function withExternalPayment(command: BoundaryCommand, decision: Decision): Decision {
+  if (command.service_id === undefined) return decision;
+  return {
+    ...decision,
+    externalPayment: {
+      serviceId: command.service_id,
+      externalRef: command.external_ref ?? null,
+      userId: command.user_id,
+      direction: command.type,
+      amount: command.amount,
+    },
+  };
 }
 
 /** The accounts a command reads or writes (its catalog entry's roles); the consumer loads (and locks) these. */
@@ -186,15 +223,23 @@ export function decide(view: LedgerView, command: Command, limits: LedgerLimits)
     case 'deposit':
       if (holdings(view, command.user_id) + command.amount > limits.balanceMinorMax)
         return rejected('balance_limit_exceeded');
-      return applied(
-        [{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }],
-        [entry(command.user_id, command.amount, 'deposit', { comment: command.comment })],
+      if (refTaken(view, command)) return rejected('external_ref_reused');
+      return withExternalPayment(
+        command,
+        applied(
+          [{ debit: EXTERNAL_ACCOUNT, credit: available(command.user_id), amount: command.amount }],
+          [entry(command.user_id, command.amount, 'deposit', { comment: command.comment })],
+        ),
       );
     case 'withdraw':
       if (view.balance(available(command.user_id)) < command.amount) return rejected('insufficient_funds');
-      return applied(
-        [{ debit: available(command.user_id), credit: EXTERNAL_ACCOUNT, amount: command.amount }],
-        [entry(command.user_id, -command.amount, 'withdraw', { comment: command.comment })],
+      if (refTaken(view, command)) return rejected('external_ref_reused');
+      return withExternalPayment(
+        command,
+        applied(
+          [{ debit: available(command.user_id), credit: EXTERNAL_ACCOUNT, amount: command.amount }],
+          [entry(command.user_id, -command.amount, 'withdraw', { comment: command.comment })],
+        ),
       );
     case 'reserve':
       return decideReserve(view, command);

@@ -25,6 +25,8 @@ import type * as store from './store/index.ts';
 /** What a chunk reads before it decides: the same shape from the database or from the cache. */
 export type LoadedState = Omit<store.LoadedChunk, 'stored'> & {
   readonly stored: ReadonlyMap<string, store.StoredCommand>;
+  /** The external references the chunk's commands name that are taken (store/external-payments.ts). */
+  readonly externalRefs?: ReadonlySet<string>;
 };
 
 export interface DecidedChunk {
@@ -57,7 +59,7 @@ export function decideChunk(
     reservations.open,
     reservations.expired,
     alerts,
-    { captured: reservations.captured, frozen: frozenUsers(accounts) },
+    { captured: reservations.captured, frozen: frozenUsers(accounts), externalRefs: loaded.externalRefs },
   );
   const outcomes = decideBatch(state, items, loaded.stored, limits);
   const versions = nextVersions(outcomes, accounts);
@@ -81,6 +83,7 @@ export function decideChunk(
         counts: new Map([...alertChanges.counts].map(([userId, n]) => [accountId(accounts, available(userId)), n])),
       },
       freezes: freezeWrite(state, accounts, items),
+      externalPayments: externalPaymentRows(state, items, now),
       userAccounts: userAccountWrites(state, accounts, versions.byUser, linked.heads),
       sharedDeltas: sharedDeltas(state, accounts),
       events: eventRows,
@@ -260,6 +263,16 @@ function linkEvents(
     start = end;
   }
   return { rows: linked, heads };
+}
+
+/** The rows of the deposits and withdrawals that named their service, at their messages' times. */
+function externalPaymentRows(state: LedgerState, items: readonly BatchItem[], now: Date): store.ExternalPaymentRow[] {
+  if (state.externalPayments.length === 0) return [];
+  const timeOf = new Map(items.map((item) => [item.command.id, item.messageTimeMs]));
+  return state.externalPayments.map((p) => {
+    const ms = timeOf.get(p.commandId);
+    return { ...p, occurredAt: (typeof ms === 'number' ? new Date(ms) : now).toISOString() };
+  });
 }
 
 /** The orders the chunk's commands name (the catalog's `namesOrder`): their reservations are loaded. */

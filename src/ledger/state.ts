@@ -12,6 +12,7 @@ import {
   type Alert,
   type AlertChange,
   type Decision,
+  type ExternalPayment,
   type FreezeChange,
   type LedgerView,
   type OrderRef,
@@ -35,6 +36,12 @@ export interface LoadedExtras {
   readonly captured?: Iterable<CapturedOrder>;
   /** Frozen users, with the reason they were frozen for. */
   readonly frozen?: Iterable<readonly [number, string]>;
+  /** The external references (externalRefKey) the chunk's deposits and withdrawals name that are taken. */
+  readonly externalRefs?: Iterable<string>;
+}
+
+export function externalRefKey(serviceId: number, externalRef: string): string {
+  return `${serviceId}:${externalRef}`;
 }
 
 /** A freeze or unfreeze this batch applied, with the command that made it. */
@@ -105,6 +112,10 @@ export class LedgerState implements LedgerView {
   private readonly frozen = new Map<number, string>();
   /** Every freeze and unfreeze this batch applied, in order. */
   readonly freezes: FreezeRecord[] = [];
+  /** External references taken, as loaded and as this batch took them (externalRefKey). */
+  private readonly externalRefs: Set<string>;
+  /** Every deposit and withdrawal this batch applied that names its service, in order. */
+  readonly externalPayments: Array<ExternalPayment & { readonly commandId: string }> = [];
 
   constructor(
     balances: Iterable<readonly [AccountKey, bigint]>,
@@ -117,6 +128,7 @@ export class LedgerState implements LedgerView {
     for (const order of extras.captured ?? [])
       this.captured.set(reservationKey(order.userId, order.serviceId, order.orderId), { ...order });
     for (const [userId, reason] of extras.frozen ?? []) this.frozen.set(userId, reason);
+    this.externalRefs = new Set(extras.externalRefs ?? []);
     this.initial = new Map(this.balances);
     this.expired = new Set(expiredOrders);
     for (const record of openReservations)
@@ -193,8 +205,22 @@ export class LedgerState implements LedgerView {
     if (decision.alert) this.applyAlertChange(decision.alert);
     if (decision.refund) this.applyRefund(commandId, decision.refund);
     if (decision.freeze) this.applyFreeze(commandId, decision.freeze);
+    if (decision.externalPayment) this.applyExternalPayment(commandId, decision.externalPayment);
     // Most batches have no user with alerts: nothing to look at on their hot path.
     if (this.alerts.size > 0) this.fired.set(decision, this.crossAlertsOf(decision));
+  }
+
+  externalRefTaken(serviceId: number, externalRef: string): boolean {
+    return this.externalRefs.has(externalRefKey(serviceId, externalRef));
+  }
+
+  private applyExternalPayment(commandId: string, payment: ExternalPayment): void {
+    if (payment.externalRef !== null) {
+      const key = externalRefKey(payment.serviceId, payment.externalRef);
+      if (this.externalRefs.has(key)) throw new LedgerInvariantError(`${commandId} reuses external reference ${key}`);
+      this.externalRefs.add(key);
+    }
+    this.externalPayments.push({ ...payment, commandId });
   }
 
   /** The alerts an applied decision fired. */

@@ -233,6 +233,16 @@ export const CHECKS: readonly Check[] = [
         ON f.user_id = a.owner_id
       WHERE a.kind = 'user_available' AND (a.frozen_reason IS NOT NULL) <> coalesce(f.frozen, false)`,
   },
+  {
+    name: 'external_payments_match_commands',
+    description:
+      'every deposit or withdrawal recorded for reconciliation is an applied command of that type, user and amount',
+    sql: `
+      SELECT p.command_id, p.service_id, p.external_ref, p.direction, p.amount FROM external_payments p
+      LEFT JOIN commands c ON c.id = p.command_id
+      WHERE c.id IS NULL OR c.status <> 'applied' OR c.type <> p.direction OR c.user_id <> p.user_id
+         OR p.amount IS DISTINCT FROM (SELECT sum(x.amount) FROM postings x WHERE x.command_id = p.command_id)`,
+  },
 ];
 
 /** The checks of the history chain (verify-chain.ts): walked in code, not one query each. */

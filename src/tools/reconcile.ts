@@ -25,6 +25,7 @@ const SQL_CHAIN_HEADS = `
   SELECT owner_id, encode(chain_hash, 'hex') AS head FROM accounts
   WHERE kind = 'user_available' AND chain_hash IS NOT NULL`;
 const SQL_ALERTS = 'SELECT id, user_id, direction, threshold, past FROM balance_alerts';
+const SQL_EXTERNAL_PAYMENTS = 'SELECT command_id, service_id, external_ref, direction, amount FROM external_payments';
 const SQL_OPEN_RESERVATIONS = "SELECT user_id, service_id, order_id, amount FROM reservations WHERE status = 'open'";
 const SQL_REFUNDED_ORDERS = `
   SELECT user_id, service_id, order_id, sum(refunded_amount)::text AS refunded FROM reservations
@@ -110,6 +111,14 @@ export async function reconcile(a: pg.Pool, b: pg.Pool): Promise<Difference[]> {
       (r) => r.head,
     );
   compare('history chain head', await head(a), await head(b), 'none');
+  const payment = (r: Record<string, string>) =>
+    `${r.direction} ${r.amount} service ${r.service_id} ref ${r.external_ref}`;
+  compare(
+    'external payment',
+    await keyed(a, SQL_EXTERNAL_PAYMENTS, (r) => r.command_id!, payment),
+    await keyed(b, SQL_EXTERNAL_PAYMENTS, (r) => r.command_id!, payment),
+    'none',
+  );
   const alert = (r: Record<string, string>) => `user ${r.user_id} ${r.direction} ${r.threshold} past=${r.past}`;
   compare(
     'threshold alert',

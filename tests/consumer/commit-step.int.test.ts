@@ -146,6 +146,20 @@ describe('the commit step of a partition owner', () => {
     expect(cold).toBe(18);
   });
 
+  it("refuses a service's external reference used before, on the cached path too", async () => {
+    const a = consumer();
+    const run1 = uniqueSuffix();
+    const user = 7_300;
+    const paid = (id: string, ref: string) => ({ ...deposit(id, user, '1.00'), service_id: 9, external_ref: ref });
+    const first = await run(a, paid(`${run1}-1`, `${run1}-pay`));
+    expect(await codes(first)).toEqual([`${run1}-1:ok`]);
+    // The user is warm now: this chunk is decided from the cache, which holds no references.
+    const second = await run(a, paid(`${run1}-2`, `${run1}-pay`), deposit(`${run1}-canary`, user, '1.00'));
+    expect(second.counts.cachedWrites).toBe(1);
+    expect(await codes(second)).toEqual([`${run1}-2:external_ref_reused`, `${run1}-canary:ok`]);
+    expect((await balancesOf(db.pool, user)).available).toBe(200n);
+  });
+
   it('writes a chunk of warm users in one round trip to PostgreSQL, and a cold one in a few', async () => {
     let queries = 0;
     const countQueries = <T extends { query: (...args: never[]) => unknown }>(target: T): T =>

@@ -39,6 +39,18 @@ export interface TransactionRow {
   readonly comment: string | null;
 }
 
+/** A deposit or withdrawal that named its service, as `external_payments` keeps it. */
+export interface ExternalPaymentRow {
+  readonly commandId: string;
+  readonly serviceId: number;
+  readonly externalRef: string | null;
+  readonly userId: number;
+  readonly direction: 'deposit' | 'withdraw';
+  readonly amount: bigint;
+  /** ISO 8601: the command message's Kafka timestamp. */
+  readonly occurredAt: string;
+}
+
 /**
  * A user account the chunk decided on: what the decision started from (the write is refused if
  * the row holds anything else) and what it leaves. `version` only for available accounts.
@@ -85,6 +97,8 @@ export interface ChunkCommit {
   readonly refunds: readonly RefundChange[];
   readonly alerts: AlertChanges;
   readonly freezes: FreezeWrite;
+  /** Deposits and withdrawals that named their service (sql/0028). */
+  readonly externalPayments: readonly ExternalPaymentRow[];
   readonly userAccounts: readonly UserAccountWrite[];
   /** Deltas of shared accounts (incoming, external and revenue stripes), by id. */
   readonly sharedDeltas: ReadonlyMap<number, bigint>;
@@ -146,6 +160,10 @@ const REFUSALS: Readonly<Record<string, RefusalReason>> = {
 /** Why the write was refused, and about what, if it was: a command decided already fails on commands_pkey. */
 function refusalOf(error: unknown): ChunkRefusedError | null {
   const { code, constraint, detail } = error as { code?: string; constraint?: string; detail?: string };
+  // Another partition wrote the same service's external reference since this chunk read it:
+  // decided again, the chunk reads it and rejects the command (external_ref_reused).
+  if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'external_payments_ref')
+    return new ChunkRefusedError('stale_state', { cause: error });
   if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'commands_pkey') {
     const commandId = /^Key \(id\)=\((.*)\) already exists\.$/s.exec(detail ?? '')?.[1];
     return new ChunkRefusedError('duplicate', { cause: error }, commandId === undefined ? {} : { commandId });
@@ -159,7 +177,7 @@ function refusalOf(error: unknown): ChunkRefusedError | null {
 }
 
 const SQL_COMMIT_CHUNK = `SELECT written_at, transaction_ids, opened_reservations, reported
-  FROM ledger_commit_chunk(${Array.from({ length: 16 }, (_, i) => `$${i + 1}`).join(', ')})`;
+  FROM ledger_commit_chunk(${Array.from({ length: 17 }, (_, i) => `$${i + 1}`).join(', ')})`;
 
 /** Writes one chunk (see commitChunks). */
 export async function commitChunk(db: Queryable, chunk: ChunkCommit): Promise<CommittedChunk> {
@@ -240,7 +258,20 @@ function values(chunks: readonly ChunkCommit[]): unknown[] {
     JSON.stringify(all((c) => c.freezes.changes).map(freezeJson)),
     events.length > 0 ? eventRowsJson(events) : '[]',
     [...new Set(all((c) => c.reportUserIds))],
+    JSON.stringify(all((c) => c.externalPayments).map(externalPaymentJson)),
   ];
+}
+
+function externalPaymentJson(p: ExternalPaymentRow) {
+  return {
+    command_id: p.commandId,
+    service_id: p.serviceId,
+    external_ref: p.externalRef,
+    user_id: p.userId,
+    direction: p.direction,
+    amount: String(p.amount),
+    occurred_at: p.occurredAt,
+  };
 }
 
 function commandJson(r: NewCommandRow) {

@@ -8,5 +8,6 @@ export * from './accounts.ts';
 export * from './commit-chunk.ts';
 export * from './commands.ts';
 export * from './events.ts';
+export * from './external-payments.ts';
 export * from './load-chunk.ts';
 export * from './transactions.ts';

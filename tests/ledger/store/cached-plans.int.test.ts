@@ -95,6 +95,7 @@ async function chunkReads(client: pg.PoolClient, n: number) {
       },
       refunds: [],
       freezes: { accounts: [], changes: [] },
+      externalPayments: [],
       userAccounts: [
         {
           id: available.id,

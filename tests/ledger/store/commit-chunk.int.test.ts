@@ -24,6 +24,7 @@ const EMPTY: ChunkCommit = {
   refunds: [],
   alerts: { upserts: [], deletes: [], counts: new Map() },
   freezes: { accounts: [], changes: [] },
+  externalPayments: [],
   userAccounts: [],
   sharedDeltas: new Map(),
   events: [],
@@ -306,6 +307,24 @@ describe('ledger_commit_chunk', () => {
     expect(await written('unlinked-1')).toEqual({ commands: 0, available: `${from.balance}/${from.version}` });
     await commitChunk(db.pool, { ...deposit('unlinked-1', from, null), events: [{ ...event, hash: 'cd'.repeat(32) }] });
     expect((await written('unlinked-1')).commands).toBe(1);
+  });
+
+  it('refuses a chunk whose external reference another partition wrote since it read them, as stale state', async () => {
+    const payment = (commandId: string) => ({
+      commandId,
+      serviceId: 5,
+      externalRef: 'pi_race',
+      userId: 1,
+      direction: 'deposit' as const,
+      amount: 100n,
+      occurredAt: new Date().toISOString(),
+    });
+    const first = await availableNow();
+    await commitChunk(db.pool, { ...deposit('race-1', first, null), externalPayments: [payment('race-1')] });
+    const second = await availableNow();
+    const again = commitChunk(db.pool, { ...deposit('race-2', second, null), externalPayments: [payment('race-2')] });
+    await expect(again).rejects.toMatchObject({ reason: 'stale_state' });
+    expect(await written('race-2')).toEqual({ commands: 0, available: `${second.balance}/${second.version}` });
   });
 
   it('refuses a chunk decided on a balance or a version the account no longer holds (LS001)', async () => {
