@@ -75,8 +75,8 @@ describe('matching a statement against the ledger', () => {
     expect(matchStatement(lines, ledger, OPTIONS).map((r) => [r.category, r.payments.map((p) => p.commandId)])).toEqual(
       [
         ['missing_in_ledger', []],
-        ['missing_in_statement', ['far']],
         ['missing_in_statement', ['near']],
+        ['missing_in_statement', ['far']],
       ],
     );
     const tolerant = matchStatement(lines, ledger, { ...OPTIONS, amountToleranceMinor: 1n });
