@@ -36,6 +36,7 @@ CREATE TABLE reconciliation_results (
   reconciliation_id uuid NOT NULL REFERENCES reconciliations (id) ON DELETE CASCADE,
   position integer NOT NULL CHECK (position >= 0),
   category text NOT NULL,
+  rule text,
   statement_line integer,
   reference text,
   direction text,

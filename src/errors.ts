@@ -10,6 +10,11 @@ export interface ErrorSpec {
 export const API_ERRORS = {
   validation_failed: { status: 400, message: 'The request is not valid; see details for each field.' },
   malformed_json: { status: 400, message: 'The request body is not valid JSON.' },
+  invalid_statement: {
+    status: 400,
+    message:
+      'The statement file cannot be reconciled as it is; the message names the line and the column. Nothing was stored.',
+  },
   idempotency_key_required: {
     status: 400,
     message:

@@ -23,6 +23,7 @@ import { registerOperationRoutes } from './routes/operations.ts';
 import { registerReadRoutes } from './routes/reads.ts';
 import { registerStatementRoutes } from './routes/statements.ts';
 import { registerChainRoutes } from './routes/chain.ts';
+import { registerReconciliationRoutes } from './routes/reconciliations.ts';
 
 export function buildApp(ctx: ApiContext): FastifyInstance {
   const app = Fastify({
@@ -71,6 +72,7 @@ export function buildApp(ctx: ApiContext): FastifyInstance {
   registerReadRoutes(app, ctx);
   registerStatementRoutes(app, ctx);
   registerChainRoutes(app, ctx);
+  registerReconciliationRoutes(app, ctx);
   registerDocsRoutes(app, routes);
   return app;
 }
@@ -88,6 +90,8 @@ function acceptOnlyExactNumbers(app: FastifyInstance): void {
     if (problem === null) return parseJson(request, body as string, done);
     done(new ApiError('validation_failed', 'Invalid number.', [{ field: '(body)', message: problem }]), undefined);
   });
+  // Statements for reconciliation: the bytes as sent; the reader checks they are UTF-8.
+  app.addContentTypeParser('text/csv', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 }
 
 /** One line for an answered request: all of them, or only the slow ones (REQUEST_LOG). */

@@ -19,7 +19,7 @@ export interface ZodTypeProvider extends FastifyTypeProvider {
   serializer: this['schema'] extends z.ZodType ? z.input<this['schema']> : unknown;
 }
 
-export type Tag = 'auth' | 'commands' | 'reads' | 'operations';
+export type Tag = 'auth' | 'commands' | 'reads' | 'reconciliation' | 'operations';
 
 /** A header a route reads itself (checked in its handler with `schema`), documented as a parameter. */
 export interface HeaderDoc {

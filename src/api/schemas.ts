@@ -11,6 +11,8 @@ import { amountSchema, commandIdSchema, commentSchema, entityIdSchema, replyToSc
 import { PASSWORD_CHARS_MAX } from '../users/passwords.ts';
 import { usernameSchema } from '../users/store.ts';
 
+/** The most results one page of `GET /api/reconciliations/<id>` holds (its CSV has them all). */
+export const RECONCILIATION_RESULTS_PER_PAGE_MAX = 10_000;
 /** The most links one page of `GET /api/balances/chain/` holds. */
 export const CHAIN_LINKS_PER_PAGE_MAX = 1_000;
 
@@ -56,6 +58,41 @@ export function createHttpSchemas(limits: {
     }),
     alertsQuery: z.object({ user_id: idInQuery }),
     proofQuery: z.object({ user_id: idInQuery }),
+    reconciliationQuery: z.object({
+      service_id: idInQuery,
+      amount_tolerance: z
+        .string()
+        .regex(/^[0-9]{1,7}(\.[0-9]{1,2})?$/, 'must be a decimal like 0.50')
+        .optional(),
+      time_drift_s: z
+        .string()
+        .regex(/^[0-9]{1,7}$/, 'must be a whole number of seconds')
+        .transform(Number)
+        .pipe(
+          z
+            .number()
+            .int()
+            .min(0)
+            .max(30 * 86_400),
+        )
+        .optional(),
+      map: z.string().max(500).optional(),
+    }),
+    reconciliationParams: z.object({ id: z.uuid() }),
+    reconciliationResultsQuery: z.object({
+      format: z.enum(['json', 'csv']).optional(),
+      after: z
+        .string()
+        .regex(/^[0-9]{1,9}$/, 'must be a whole number')
+        .transform(Number)
+        .optional(),
+      limit: z
+        .string()
+        .regex(/^[0-9]{1,6}$/, 'must be a whole number')
+        .transform(Number)
+        .pipe(z.number().int().min(1).max(RECONCILIATION_RESULTS_PER_PAGE_MAX))
+        .optional(),
+    }),
     chainQuery: z.object({
       user_id: idInQuery,
       after_version: z

@@ -293,6 +293,23 @@ export const CONFIG_SETTINGS = {
       'how often a consumer anchors every history chain (0: only on demand, `npm run anchor`)',
     ),
   },
+  reconciliation: {
+    bytesMax: setting(
+      'RECONCILIATION_BYTES_MAX',
+      int(1_024, 104_857_600).default(10_485_760),
+      'the largest statement file `POST /api/reconciliations/` and `npm run reconcile-statement` read (413 `body_too_large` past it)',
+    ),
+    amountTolerance: setting(
+      'RECONCILIATION_AMOUNT_TOLERANCE_MINOR',
+      int(0, 1_000_000).default(0),
+      'the default largest difference in amount still matched, in kopecks (`amount_tolerance` per run)',
+    ),
+    timeDriftS: setting(
+      'RECONCILIATION_TIME_DRIFT_S',
+      int(0, 30 * 86_400).default(86_400),
+      'the default largest difference in time still matched (`time_drift_s` per run)',
+    ),
+  },
   jwt: {
     secret: setting(
       'JWT_SECRET',
