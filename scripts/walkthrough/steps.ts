@@ -159,12 +159,43 @@ node scripts/verify-export.mjs --chain $T/chain.json --proof $T/proof.json --pub
     {
       say: 'someone with the database edits a history row: the sums still add up, the chain does not',
       run: `npm run -s sql -- --write "UPDATE transactions SET comment = 'edited' WHERE comment = 'top-up'"
-npm run -s verify | grep -v '^ok' | sed 's/ (postgres.*//'`,
+npm run -s verify | grep -v '^ok' | sed 's/ (postgres.*//; s/^ *//'`,
     },
     {
       say: 'put back, the ledger verifies again',
       run: `npm run -s sql -- --write "UPDATE transactions SET comment = 'top-up' WHERE comment = 'edited'"
 npm run -s verify | tail -1 | sed 's/ (postgres.*//'; rm -r $T`,
+    },
+  ],
+};
+
+const reconciliation: Section = {
+  id: 'reconciliation',
+  file: 'README.md',
+  steps: [
+    {
+      say: "the shop deposits for bob what its payment provider collected, naming its service and the provider's payment id",
+      run: `api -X POST $B/api/add_funds/ -H "$SHOP" -H "$JSON" -H 'idempotency-key: pay-1001' \\
+  -d '{"user_id": 2, "amount": "30.00", "service_id": 101, "external_ref": "pi_1001"}'`,
+      show: 'status',
+    },
+    {
+      say: "the provider's webhook again, under another key: refused, nothing credited twice",
+      run: `api -X POST $B/api/add_funds/ -H "$SHOP" -H "$JSON" -H 'idempotency-key: pay-1001-retry' \\
+  -d '{"user_id": 2, "amount": "30.00", "service_id": 101, "external_ref": "pi_1001"}'`,
+    },
+    {
+      say: "the provider's statement: pi_1001, and a payment the ledger never received",
+      run: `T=$(mktemp -d); NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+printf '%s\\n' 'payment_id,gross,currency,time,direction' "pi_1001,30.00,RUB,$NOW,deposit" \\
+  "pi_1002,12.00,RUB,$NOW,deposit" > $T/statement.csv
+npm run -s reconcile-statement -- --file $T/statement.csv --service 101 --map reference=payment_id,amount=gross`,
+    },
+    {
+      say: 'the same file over HTTP answers the same run; its results as CSV for a spreadsheet',
+      run: `RUN=$(curl -s -X POST "$B/api/reconciliations/?service_id=101&map=reference=payment_id,amount=gross" \\
+  -H "$ADMIN" -H 'content-type: text/csv' --data-binary @$T/statement.csv | node -pe 'JSON.parse(require("fs").readFileSync(0)).reconciliation_id')
+api "$B/api/reconciliations/$RUN?format=csv" -H "$ADMIN"; rm -r $T`,
     },
   ],
 };
@@ -359,6 +390,7 @@ export const SECTIONS: readonly Section[] = [
   basics,
   kafka,
   history,
+  reconciliation,
   statements,
   holds,
   alerts,

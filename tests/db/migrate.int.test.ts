@@ -164,16 +164,18 @@ describe('migrate', () => {
       // Back to the schema before 0008 (and the later migrations that build on it), data kept.
       await fresh.pool.query(`
         DROP TABLE balance_events; DROP TABLE balance_alerts;
-        ALTER TABLE accounts DROP COLUMN version, DROP COLUMN alert_count;
+        DROP TABLE anchor_levels, anchor_leaves, anchors, history_chain_start;
+        ALTER TABLE accounts DROP COLUMN version, DROP COLUMN alert_count, DROP COLUMN chain_hash;
         ALTER TABLE postings DROP COLUMN version_after;
         ALTER TABLE commands DROP CONSTRAINT commands_type_check;
         ALTER TABLE commands ADD CONSTRAINT commands_type_check
           CHECK (type IN ('deposit', 'withdraw', 'reserve', 'capture', 'release', 'transfer', 'settle', 'expire'));
-        DELETE FROM schema_migrations WHERE version IN (8, 10, 11)`);
+        DELETE FROM schema_migrations WHERE version IN (8, 10, 11, 27)`);
       expect(await migrate(fresh.pool)).toEqual([
         '0008_balance_events.sql',
         '0010_balance_alerts.sql',
         '0011_version_at.sql',
+        '0027_history_chain.sql',
       ]);
       const versions = await fresh.pool.query(
         "SELECT owner_id::int AS user, version::int FROM accounts WHERE kind = 'user_available' ORDER BY owner_id",

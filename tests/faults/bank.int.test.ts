@@ -24,7 +24,7 @@ import type { Config } from '../../src/config.ts';
 import { inTransaction } from '../../src/db/pool.ts';
 import { httpScopedId } from '../../src/commands/schema.ts';
 import { PRODUCER_OPTIONS, type Kafka, type Producer } from '../../src/kafka/client.ts';
-import { verifyInTransaction, verifyLedger } from '../../src/ledger/verify.ts';
+import { CHAIN_CHECKS, verifyInTransaction, verifyLedger } from '../../src/ledger/verify.ts';
 import { startLocalKafka, type LocalKafka } from '../../src/stack/local-kafka.ts';
 import { insertUser } from '../../src/users/store.ts';
 import { seededRandom } from '../../bench/workloads.ts';
@@ -177,11 +177,17 @@ describe('the bank test with injected faults', () => {
       expect(report.transferLegsWithoutTheirSettle).toBe(0);
       expect(report.splitLegsSettled).toBeGreaterThan(0);
       expect(report.verifyViolations).toEqual([]);
-      for (const proof of proofs)
-        expect(proof, `the checker catches ${proof.kind}`).toMatchObject({
-          caughtByChecker: true,
-          verifyViolations: [],
-        });
+      const chainChecks = new Set<string>(CHAIN_CHECKS.map((c) => c.name));
+      for (const proof of proofs) {
+        expect(proof, `the checker catches ${proof.kind}`).toMatchObject({ caughtByChecker: true });
+        // The sums still hold after each sabotage; only the history chain can see it.
+        expect(
+          proof.verifyViolations.filter((check) => !chainChecks.has(check)),
+          `verify's other checks after ${proof.kind}`,
+        ).toEqual([]);
+      }
+      // A deposit erased with its rows leaves its user's chain broken.
+      expect(proofs.find((p) => p.kind === 'erase-one')?.verifyViolations).toContain('history_chain');
       expect(Object.values(faults).every((n) => n > 0)).toBe(true);
     },
     (settings.seconds + settings.drainSeconds + 300) * 1_000,

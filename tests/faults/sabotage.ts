@@ -1,8 +1,9 @@
 /**
  * Planted faults for the bank test: each tampers with the ledger after the load in a way that
- * keeps every invariant `npm run verify` checks (balances equal postings, all sum to zero, the
- * balances recorded with postings equal their running sums), so only a checker that judges by
- * what clients saw can catch it.
+ * keeps every invariant of the sums `npm run verify` checks (balances equal postings, all sum to
+ * zero, the balances recorded with postings equal their running sums), so only a checker that
+ * judges by what clients saw can catch it, and the history chain (docs/history-chain.md) where
+ * the tampering touched a chained event or row.
  *   erase-one   removes one acknowledged deposit: its command row, posting, history row and
  *               balance change;
  *   double-one  repeats one applied deposit under a new id (`<id>~double`);
