@@ -1,9 +1,11 @@
 -- Reconciliation against a service's outside statement (docs/reconciliation.md).
 --
 -- Every deposit and withdrawal that names its service (`service_id`), with the payment
--- provider's reference when it has one: unique per service, so a webhook delivered twice under
--- two idempotency keys is refused the second time (external_ref_reused). Written with its
--- command by ledger_commit_chunk; `occurred_at` is the command message's time.
+-- provider's reference when it has one: unique per service and user, so a webhook delivered
+-- twice under two idempotency keys is refused the second time (external_ref_reused). Per user,
+-- because a user's commands are decided on their partition alone: a uniqueness across users
+-- would depend on the order partitions are read in, and a replay could decide it otherwise.
+-- Written with its command by ledger_commit_chunk; `occurred_at` is the command message's time.
 CREATE TABLE external_payments (
   command_id text PRIMARY KEY,
   service_id bigint NOT NULL CHECK (service_id > 0),
@@ -14,7 +16,8 @@ CREATE TABLE external_payments (
   occurred_at timestamptz NOT NULL
 );
 -- Its name is how the write recognises a reference another partition took (store/commit-chunk.ts).
-CREATE UNIQUE INDEX external_payments_ref ON external_payments (service_id, external_ref) WHERE external_ref IS NOT NULL;
+CREATE UNIQUE INDEX external_payments_ref ON external_payments (service_id, user_id, external_ref)
+  WHERE external_ref IS NOT NULL;
 CREATE INDEX external_payments_by_time ON external_payments (service_id, occurred_at);
 
 -- A reconciliation run: one statement file of one service, matched against the ledger. Running

@@ -70,7 +70,7 @@ export const COMMAND_CATALOG = {
       effect:
         "credits the available balance; the first credit creates the account. With `service_id`, recorded for reconciliation against that service's statements",
       rejections:
-        '`balance_limit_exceeded` (available + reserved would pass `BALANCE_MINOR_MAX`); `external_ref_reused` (the service already has a deposit or withdrawal with this reference)',
+        '`balance_limit_exceeded` (available + reserved would pass `BALANCE_MINOR_MAX`); `external_ref_reused` (the user already has a deposit or withdrawal of the service with this reference)',
     },
   },
   withdraw: {

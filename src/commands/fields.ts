@@ -12,8 +12,8 @@ export const COMMENT_CHARS_MAX = 500;
 /** The longest payment provider reference a deposit or withdrawal may carry. */
 export const EXTERNAL_REF_CHARS_MAX = 100;
 /**
- * A payment provider's id for the money (pi_3N..., a bank's payout id): unique per service, so a
- * provider's webhook delivered twice under two idempotency keys is refused the second time.
+ * A payment provider's id for the money (pi_3N..., a bank's payout id): unique per service and
+ * user, so a provider's webhook delivered twice under two idempotency keys is refused the second time.
  */
 export const externalRefSchema = z
   .string()
@@ -21,7 +21,7 @@ export const externalRefSchema = z
     new RegExp(`^[A-Za-z0-9._:/-]{1,${EXTERNAL_REF_CHARS_MAX}}$`),
     `must be 1-${EXTERNAL_REF_CHARS_MAX} characters of A-Z a-z 0-9 . _ : / -`,
   )
-  .meta({ description: "The payment provider's reference; unique per service (needs service_id)." });
+  .meta({ description: "The payment provider's reference; unique per service and user (needs service_id)." });
 /** Room for 500 Cyrillic characters (2 bytes each in UTF-8), or 250 emoji (4 bytes each). */
 export const COMMENT_BYTES_MAX = 1_000;
 /**

@@ -23,7 +23,7 @@ export const RESULT_CODES = {
   account_frozen: 'The account is frozen: money cannot leave it until it is unfrozen.',
   account_already_frozen: 'The account is already frozen.',
   account_not_frozen: 'The account is not frozen.',
-  external_ref_reused: "This service's external reference was already used by another deposit or withdrawal.",
+  external_ref_reused: 'The user already has a deposit or withdrawal of this service with this external reference.',
   idempotency_key_reused: 'This command id was already used for a different command.',
   invalid_command: 'The command is not valid.',
   unprocessable: 'The command is valid but could not be stored; it will not be retried.',

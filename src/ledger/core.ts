@@ -157,15 +157,19 @@ export interface LedgerView {
   ): { readonly capturedAmount: bigint; readonly refundedAmount: bigint } | undefined;
   /** Why the user's account is frozen, or null when it is not. */
   frozenReason(userId: number): string | null;
-  /** Whether the service already has a deposit or withdrawal with this external reference. */
-  externalRefTaken(serviceId: number, externalRef: string): boolean;
+  /**
+   * Whether the user already has a deposit or withdrawal of the service with this external
+   * reference. Per user, so the decision depends only on the user's partition and a replay
+   * decides the same whatever order partitions are read in.
+   */
+  externalRefTaken(serviceId: number, userId: number, externalRef: string): boolean;
 }
 
 type BoundaryCommand = Extract<Command, { type: 'deposit' | 'withdraw' }>;
 
 function refTaken(view: LedgerView, command: BoundaryCommand): boolean {
   const { service_id: serviceId, external_ref: ref } = command;
-  return serviceId !== undefined && ref !== undefined && view.externalRefTaken(serviceId, ref);
+  return serviceId !== undefined && ref !== undefined && view.externalRefTaken(serviceId, command.user_id, ref);
 }
 
 /** A deposit or withdrawal naming its service is recorded for reconciliation (ExternalPayment). */

@@ -40,8 +40,8 @@ export interface LoadedExtras {
   readonly externalRefs?: Iterable<string>;
 }
 
-export function externalRefKey(serviceId: number, externalRef: string): string {
-  return `${serviceId}:${externalRef}`;
+export function externalRefKey(serviceId: number, userId: number, externalRef: string): string {
+  return `${serviceId}:${userId}:${externalRef}`;
 }
 
 /** A freeze or unfreeze this batch applied, with the command that made it. */
@@ -210,13 +210,13 @@ export class LedgerState implements LedgerView {
     if (this.alerts.size > 0) this.fired.set(decision, this.crossAlertsOf(decision));
   }
 
-  externalRefTaken(serviceId: number, externalRef: string): boolean {
-    return this.externalRefs.has(externalRefKey(serviceId, externalRef));
+  externalRefTaken(serviceId: number, userId: number, externalRef: string): boolean {
+    return this.externalRefs.has(externalRefKey(serviceId, userId, externalRef));
   }
 
   private applyExternalPayment(commandId: string, payment: ExternalPayment): void {
     if (payment.externalRef !== null) {
-      const key = externalRefKey(payment.serviceId, payment.externalRef);
+      const key = externalRefKey(payment.serviceId, payment.userId, payment.externalRef);
       if (this.externalRefs.has(key)) throw new LedgerInvariantError(`${commandId} reuses external reference ${key}`);
       this.externalRefs.add(key);
     }

@@ -31,13 +31,14 @@ describe('external references', () => {
     return result.replies.map((r) => `${r.command_id}:${r.code}`);
   }
 
-  it('refuses a second deposit or withdrawal with the same reference for the same service, and nothing else', async () => {
+  it("refuses a user's second deposit or withdrawal with the same reference of the same service, and nothing else", async () => {
     const ref = { service_id: 101, external_ref: 'pi_3N-001' };
     expect(await apply({ id: 'e-1', type: 'deposit', user_id: 1, amount: '10.00', ...ref })).toEqual(['e-1:ok']);
     expect(
       await apply(
-        // The provider's webhook again, under another idempotency key, and for another user.
+        // The provider's webhook again, under another idempotency key.
         { id: 'e-2', type: 'deposit', user_id: 1, amount: '10.00', ...ref },
+        // Another user's: decided on another partition, so not refused here (docs/reconciliation.md).
         { id: 'e-3', type: 'deposit', user_id: 2, amount: '10.00', ...ref },
         { id: 'e-4', type: 'withdraw', user_id: 1, amount: '1.00', ...ref },
         // The same reference at another service is another payment.
@@ -49,7 +50,7 @@ describe('external references', () => {
       ),
     ).toEqual([
       'e-2:external_ref_reused',
-      'e-3:external_ref_reused',
+      'e-3:ok',
       'e-4:external_ref_reused',
       'e-5:ok',
       'e-6:ok',
@@ -61,6 +62,7 @@ describe('external references', () => {
     );
     expect(rows).toEqual([
       { command_id: 'e-1', service_id: 101, external_ref: 'pi_3N-001', direction: 'deposit', amount: 1000 },
+      { command_id: 'e-3', service_id: 101, external_ref: 'pi_3N-001', direction: 'deposit', amount: 1000 },
       { command_id: 'e-5', service_id: 202, external_ref: 'pi_3N-001', direction: 'deposit', amount: 200 },
       { command_id: 'e-6', service_id: 101, external_ref: 'po_77', direction: 'withdraw', amount: 300 },
     ]);

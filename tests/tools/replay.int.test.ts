@@ -23,8 +23,9 @@ import {
 const MIXED = 15_000;
 
 /**
- * Refunds (partial, and one past the capture) and freezes (a withdrawal stopped, a deposit let
- * through, then half of the accounts unfrozen), on users the mixed stream does not use.
+ * Refunds (partial, and one past the capture), freezes (a withdrawal stopped, a deposit let
+ * through, then half of the accounts unfrozen) and deposits with a provider's reference (the
+ * second delivery refused), on users the mixed stream does not use.
  */
 function marketplaceCommands(): Array<{ raw: string; key: string }> {
   const commands: Array<Record<string, unknown>> = [];
@@ -48,7 +49,23 @@ function marketplaceCommands(): Array<{ raw: string; key: string }> {
       },
       { id: id('freeze'), type: 'freeze', user_id: user, reason: `review ${user}` },
       { id: id('withdraw-1'), type: 'withdraw', user_id: user, amount: '1.00' },
-      { id: id('deposit-2'), type: 'deposit', user_id: user, amount: '1.00' },
+      // Paid through service 7 with the provider's reference, then its webhook again: refused.
+      {
+        id: id('deposit-2'),
+        type: 'deposit',
+        user_id: user,
+        amount: '1.00',
+        service_id: 7,
+        external_ref: `pi_${user}`,
+      },
+      {
+        id: id('deposit-3'),
+        type: 'deposit',
+        user_id: user,
+        amount: '1.00',
+        service_id: 7,
+        external_ref: `pi_${user}`,
+      },
     );
     if (user % 2 === 0)
       commands.push(
@@ -104,6 +121,7 @@ describe('replay and reconcile', () => {
     );
     expect(marketplace.rows).toEqual([
       { type: 'capture', code: 'ok', n: 12 },
+      { type: 'deposit', code: 'external_ref_reused', n: 12 },
       { type: 'deposit', code: 'ok', n: 24 },
       { type: 'freeze', code: 'ok', n: 12 },
       { type: 'refund', code: 'ok', n: 12 },
