@@ -34,6 +34,11 @@ export interface RouteDoc {
   readonly tag: Tag;
   /** Whether it needs a bearer token (it is authenticated before validation). */
   readonly auth: boolean;
+  /**
+   * Authenticate as the request arrives, before its body is read: for a route that takes a large
+   * body, so a caller without a token cannot make the gateway read one.
+   */
+  readonly authBeforeBody?: boolean;
   readonly responses: Readonly<Record<string, string>>;
   readonly headers?: readonly HeaderDoc[];
   /** Left out of the document (the Swagger UI's own files). */
@@ -94,7 +99,8 @@ export function describeRoutes(app: FastifyInstance, ctx: ApiContext): Registere
     const schema = (route.schema ?? {}) as { body?: z.ZodType; querystring?: z.ZodType; params?: z.ZodType };
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) if (method !== 'HEAD') routes.push({ method, url: route.url, ...schema, doc });
-    if (doc?.auth) {
+    if (doc?.auth && doc.authBeforeBody) route.onRequest = [authenticating(ctx), ...[route.onRequest ?? []].flat()];
+    else if (doc?.auth) {
       const hooks = [route.preValidation ?? []].flat();
       route.preValidation = [authenticating(ctx), ...hooks];
     }

@@ -77,6 +77,7 @@ export function createHttpSchemas(limits: {
         )
         .optional(),
       map: z.string().max(500).optional(),
+      rerun: z.enum(['true', 'false']).optional(),
     }),
     reconciliationParams: z.object({ id: z.uuid() }),
     reconciliationResultsQuery: z.object({

@@ -1,6 +1,6 @@
 /**
  * npm run reconcile-statement -- --file statement.csv --service 101
- *     [--map reference=payment_id,amount=gross] [--amount-tolerance 0.50] [--time-drift-s 86400]
+ *     [--map reference=payment_id,amount=gross] [--amount-tolerance 0.50] [--time-drift-s 86400] [--rerun]
  *
  * Reconciles a payment provider's statement against the service's deposits and withdrawals
  * (docs/reconciliation.md), stores the run, and prints its summary and id; the results are at
@@ -21,7 +21,7 @@ const USAGE =
 await runCli(async () => {
   const args = parseArgs(process.argv.slice(2), {
     values: ['file', 'service', 'map', 'amount-tolerance', 'time-drift-s'],
-    flags: [],
+    flags: ['rerun'],
   });
   const file = args.values.get('file');
   const serviceId = Number(args.values.get('service'));
@@ -48,6 +48,7 @@ await runCli(async () => {
         timeDriftMs: drift * 1000,
       },
       principal: 'cli',
+      rerun: args.flags.has('rerun'),
     });
     const summary = run.summary as {
       categories: Record<string, { count: number; statement: string; ledger: string }>;

@@ -165,6 +165,34 @@ describe('reconciliation over HTTP', () => {
     expect(await stored()).toBe(before);
   });
 
+  it('makes a new run with rerun=true, and finds a referenced payment outside the period as time_differs', async () => {
+    const late = ['reference,amount,currency,time,direction', `pi_1,100.00,RUB,${at(3 * 24 * 60)},deposit`, ''].join(
+      '\n',
+    );
+    const first = await post(late, admin);
+    expect(first.statusCode).toBe(201);
+    expect(first.json().summary.categories.time_differs).toEqual({ count: 1, statement: '100.00', ledger: '100.00' });
+    const rerun = await post(late, admin, '&rerun=true');
+    expect(rerun.statusCode).toBe(201);
+    expect(rerun.json().reconciliation_id).not.toBe(first.json().reconciliation_id);
+    expect((await post(late, admin)).json()).toMatchObject({
+      reconciliation_id: first.json().reconciliation_id,
+      repeated: true,
+    });
+  });
+
+  it('reads no statement from a caller without a token, however large', async () => {
+    const before = await stored();
+    const response = await app.inject({
+      method: 'POST',
+      url: `/api/reconciliations/?service_id=${SERVICE}`,
+      headers: { 'content-type': 'text/csv' },
+      payload: Buffer.alloc(50 * 1024 * 1024, 0x61),
+    });
+    expect(response.statusCode).toBe(401);
+    expect(await stored()).toBe(before);
+  });
+
   it('refuses everyone but admins, and a body that is not CSV', async () => {
     for (const caller of [service, user]) expect((await post(statement(), caller)).statusCode).toBe(403);
     const json = await app.inject({

@@ -23,10 +23,12 @@ const POST_DOC: RouteDoc = {
   summary: "Reconcile a service's statement (CSV) against the ledger",
   tag: 'reconciliation',
   auth: true,
+  authBeforeBody: true,
   responses: {
     '201':
       '{reconciliation_id, repeated: false, service_id, created_at, statement_lines, options, summary: {categories: {<category>: {count, statement, ledger}}, unmatched: {count, statement, ledger}}, results_url}',
-    '200': 'The same file with the same options was reconciled before: that run, with repeated: true',
+    '200':
+      'The same file with the same options was reconciled before: that run, with repeated: true (`rerun=true` makes a new run, after the ledger was corrected)',
     '400': '`invalid_statement` (naming the line and the column; nothing stored), or a bad query',
     '403': 'Only admins.',
     '413': 'The file is over RECONCILIATION_BYTES_MAX.',
@@ -70,10 +72,11 @@ export function registerReconciliationRoutes(app: FastifyInstance, ctx: ApiConte
       schema: { querystring: ctx.schemas.reconciliationQuery },
       bodyLimit: ctx.config.reconciliation.bytesMax,
       config: { doc: POST_DOC },
+      // Only an admin's statement is read at all.
+      onRequest: async (request) => requireAdmin(principalOf(request)),
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      requireAdmin(principal);
       if (!Buffer.isBuffer(request.body))
         throw new ApiError('unsupported_media_type', 'Send the statement as text/csv.');
       const query = request.query;
@@ -91,8 +94,10 @@ export function registerReconciliationRoutes(app: FastifyInstance, ctx: ApiConte
             timeDriftMs: (query.time_drift_s ?? ctx.config.reconciliation.timeDriftS) * 1000,
           },
           principal: `http:${principal.userId}`,
+          rerun: query.rerun === 'true',
         });
-        remember(unmatched, run);
+        // A repeated run's totals are old news: the metric keeps the latest run made.
+        if (!repeated) remember(unmatched, run);
         return reply.code(repeated ? 200 : 201).send({ ...runJson(run), repeated });
       } catch (error) {
         if (error instanceof StatementError) throw new ApiError('invalid_statement', error.message);

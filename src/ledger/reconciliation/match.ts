@@ -5,10 +5,10 @@
  *   2. by reference: a line and the ledger payment with its reference (same direction) pair up;
  *      `matched` when the amounts agree within the tolerance and the times within the drift,
  *      else `amount_differs` or `time_differs`;
- *   3. by amount and time: a line and an unreferenced-or-unmatched payment of the same direction,
+ *   3. by amount and time: a line and a payment without a reference, of the same direction,
  *      amount within the tolerance and time within the drift, the nearest in time first: `matched`;
- *   4. one to many: a line whose amount is the sum of 2 to MANY_MAX payments within the drift (a
- *      payout covering several withdrawals): `matched_many`;
+ *   4. one to many: a line whose amount is the sum of 2 to MANY_MAX payments without a reference
+ *      within the drift (a payout covering several withdrawals): `matched_many`;
  *   5. the rest: lines are `missing_in_ledger`, payments `missing_in_statement`.
  * Pure and deterministic: the same statement and payments give the same results, in order.
  */
@@ -59,6 +59,8 @@ export const WINDOW_SCAN_MAX = 2_000;
 export const MANY_MAX = 5;
 /** The most candidates rule 4 searches for one line, the nearest in time: bounds its search. */
 export const MANY_CANDIDATES_MAX = 20;
+/** The most steps rule 4 takes over a whole run: bounds a run's time whatever its statement. */
+export const MANY_STEPS_MAX = 2_000_000;
 
 export function matchStatement(
   lines: readonly StatementLine[],
@@ -80,8 +82,9 @@ export function matchStatement(
   const unpaired = byReference(left, open, options, results);
   const windows = new TimeWindows(payments, open, options.timeDriftMs);
   const stillLeft = byAmountAndTime(unpaired, windows, options, results);
+  const budget = { steps: MANY_STEPS_MAX };
   for (const line of stillLeft) {
-    const covered = oneToMany(line, windows, options);
+    const covered = oneToMany(line, windows, options, budget);
     if (covered) {
       for (const p of covered) open.delete(p);
       results.push(result('matched_many', 'one_to_many', line, covered));
@@ -135,7 +138,11 @@ function byReference(
   return unpaired;
 }
 
-/** The open payments of each direction in time order, and the ones within the drift of a time. */
+/**
+ * The open payments of each direction without a reference, in time order, and those within the
+ * drift of a time, nearest first. A payment with a reference is paired by reference only (round
+ * 2): pairing it by amount with another reference's line would hide two differences.
+ */
 class TimeWindows {
   private readonly sorted: Record<Direction, LedgerPayment[]>;
   constructor(
@@ -143,27 +150,34 @@ class TimeWindows {
     readonly open: Set<LedgerPayment>,
     private readonly driftMs: number,
   ) {
-    const all = [...payments].sort(byTimeThenId);
+    const unreferenced = [...payments].filter((p) => p.externalRef === null).sort(byTimeThenId);
     this.sorted = {
-      deposit: all.filter((p) => p.direction === 'deposit'),
-      withdraw: all.filter((p) => p.direction === 'withdraw'),
+      deposit: unreferenced.filter((p) => p.direction === 'deposit'),
+      withdraw: unreferenced.filter((p) => p.direction === 'withdraw'),
     };
   }
 
-  /** Open payments of `direction` within the drift of `timeMs`, at most WINDOW_SCAN_MAX looked at. */
+  /** Open unreferenced payments of `direction` within the drift of `timeMs`, nearest first; at most WINDOW_SCAN_MAX looked at. */
   *around(direction: Direction, timeMs: number): Generator<LedgerPayment> {
     const list = this.sorted[direction];
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (list[mid]!.timeMs < timeMs - this.driftMs) lo = mid + 1;
+      if (list[mid]!.timeMs < timeMs) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo, seen = 0; i < list.length && seen < WINDOW_SCAN_MAX; i++, seen++) {
-      const p = list[i]!;
-      if (p.timeMs > timeMs + this.driftMs) return;
-      if (this.open.has(p)) yield p;
+    let left = lo - 1;
+    let right = lo;
+    for (let seen = 0; seen < WINDOW_SCAN_MAX; seen++) {
+      const before = left >= 0 && list[left]!.timeMs >= timeMs - this.driftMs ? list[left]! : null;
+      const after = right < list.length && list[right]!.timeMs <= timeMs + this.driftMs ? list[right]! : null;
+      if (!before && !after) return;
+      const takeAfter = !before || (after !== null && after.timeMs - timeMs <= timeMs - before.timeMs);
+      const next = takeAfter ? after! : before!;
+      if (takeAfter) right++;
+      else left--;
+      if (this.open.has(next)) yield next;
     }
   }
 }
@@ -198,8 +212,17 @@ function nearer(line: StatementLine, a: LedgerPayment, b: LedgerPayment): number
   return a.commandId < b.commandId ? -1 : 1;
 }
 
-/** 2 to MANY_MAX open payments within the drift whose sum is the line's amount (within the tolerance). */
-function oneToMany(line: StatementLine, windows: TimeWindows, options: MatchOptions): LedgerPayment[] | null {
+/**
+ * 2 to MANY_MAX open payments within the drift whose sum is the line's amount (within the
+ * tolerance). The search spends steps from `budget`, shared by the whole run: once it is spent,
+ * lines left are reported missing rather than searched (docs/reconciliation.md).
+ */
+function oneToMany(
+  line: StatementLine,
+  windows: TimeWindows,
+  options: MatchOptions,
+  budget: { steps: number },
+): LedgerPayment[] | null {
   const candidates = [...windows.around(line.direction, line.timeMs)]
     .filter((p) => p.amount < line.amount + options.amountToleranceMinor)
     .sort((a, b) => Math.abs(a.timeMs - line.timeMs) - Math.abs(b.timeMs - line.timeMs) || byTimeThenId(a, b))
@@ -209,6 +232,8 @@ function oneToMany(line: StatementLine, windows: TimeWindows, options: MatchOpti
     if (chosen.length >= 2 && withinAmount(line.amount, sum, options)) return true;
     if (chosen.length === MANY_MAX) return false;
     for (let i = from; i < candidates.length; i++) {
+      if (budget.steps <= 0) return false;
+      budget.steps -= 1;
       const next = sum + candidates[i]!.amount;
       if (next > line.amount + options.amountToleranceMinor) continue;
       chosen.push(candidates[i]!);

@@ -8,14 +8,22 @@ import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { formatMinor } from '../../commands/money.ts';
 import {
+  ledgerPaymentsByRef,
   ledgerPaymentsOf,
   RECONCILIATION_LEDGER_ROWS_MAX,
   runByRequest,
   storeRun,
   type StoredRun,
 } from '../store/reconciliations.ts';
-import { CATEGORIES, type Category, matchStatement, type MatchOptions, summarise } from './match.ts';
-import { parseStatement, StatementError, type StatementColumn } from './statement-csv.ts';
+import {
+  CATEGORIES,
+  type Category,
+  type LedgerPayment,
+  matchStatement,
+  type MatchOptions,
+  summarise,
+} from './match.ts';
+import { parseStatement, StatementError, type StatementColumn, type StatementLine } from './statement-csv.ts';
 
 export interface RunRequest {
   readonly serviceId: number;
@@ -24,6 +32,8 @@ export interface RunRequest {
   readonly options: MatchOptions;
   /** Who ran it: `http:<user id>` or `cli`. */
   readonly principal: string;
+  /** Run again even if the same file with the same options was reconciled (the ledger was corrected since). */
+  readonly rerun?: boolean;
 }
 
 /** The categories where money is not accounted for on one side or the other. */
@@ -49,19 +59,10 @@ export async function runReconciliation(
     .update('\u0000')
     .update(request.statement)
     .digest('hex');
-  const stored = await runByRequest(pool, request.serviceId, requestSha256);
+  const stored = request.rerun ? null : await runByRequest(pool, request.serviceId, requestSha256);
   if (stored) return { run: stored, repeated: true };
   const lines = parseStatement(request.statement, request.mapping);
-  const times = lines.map((l) => l.timeMs);
-  const drift = request.options.timeDriftMs;
-  const payments =
-    lines.length === 0
-      ? []
-      : await ledgerPaymentsOf(pool, request.serviceId, Math.min(...times) - drift, Math.max(...times) + drift);
-  if (payments === 'too_many')
-    throw new StatementError(
-      `the ledger has more than ${RECONCILIATION_LEDGER_ROWS_MAX} payments of this service in the statement's period; split the statement`,
-    );
+  const payments = await ledgerSide(pool, request.serviceId, lines, request.options.timeDriftMs);
   const results = matchStatement(lines, payments, request.options);
   const id = randomUUID();
   const run = await storeRun(
@@ -69,7 +70,8 @@ export async function runReconciliation(
     {
       id,
       serviceId: request.serviceId,
-      requestSha256,
+      // A rerun is a run of its own; the plain request keeps answering the first.
+      requestSha256: request.rerun ? `${requestSha256}~${id}` : requestSha256,
       principal: request.principal,
       options,
       statementLines: lines.length,
@@ -79,6 +81,34 @@ export async function runReconciliation(
   );
   // Another process may have stored the same request first: then that run is the answer.
   return { run, repeated: run.id !== id };
+}
+
+/** The service's payments in the statement's period (widened by the drift), and those its references name from any time. */
+async function ledgerSide(
+  pool: pg.Pool,
+  serviceId: number,
+  lines: readonly StatementLine[],
+  driftMs: number,
+): Promise<LedgerPayment[]> {
+  if (lines.length === 0) return [];
+  let first = lines[0]!.timeMs;
+  let last = first;
+  for (const line of lines) {
+    if (line.timeMs < first) first = line.timeMs;
+    if (line.timeMs > last) last = line.timeMs;
+  }
+  const inPeriod = await ledgerPaymentsOf(pool, serviceId, first - driftMs, last + driftMs);
+  if (inPeriod === 'too_many')
+    throw new StatementError(
+      `the ledger has more than ${RECONCILIATION_LEDGER_ROWS_MAX} payments of this service in the statement's period; split the statement`,
+    );
+  const byRef = await ledgerPaymentsByRef(
+    pool,
+    serviceId,
+    lines.map((l) => l.reference),
+  );
+  const seen = new Set(inPeriod.map((p) => p.commandId));
+  return [...inPeriod, ...byRef.filter((p) => !seen.has(p.commandId))];
 }
 
 function summaryJson(summary: ReturnType<typeof summarise>): Record<string, unknown> {

@@ -46,7 +46,11 @@ const DIRECTIONS: Readonly<Record<string, Direction>> = {
 };
 /** A cell a spreadsheet would evaluate (CSV injection): refused, not stored, not echoed into a CSV. */
 const FORMULA_START = /^[=+\-@\t\r]/;
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/** The years a statement's time may be in: what PostgreSQL stores, and what a statement can mean. */
+const YEAR_MIN = 2000;
+const YEAR_MAX = 2100;
 
 /**
  * Reads the statement. `mapping` renames columns: `{ reference: 'payment_id' }` reads the
@@ -59,16 +63,13 @@ export function parseStatement(
 ): StatementLine[] {
   const text = decodeUtf8(bytes);
   const rows = csvRows(text, delimiterOf(text));
-  const header = rows[0];
+  const header = rows[0]?.cells;
   if (!header || header.every((cell) => cell.trim() === '')) throw new StatementError('the file has no header line');
   const index = columnIndex(header, mapping);
   const lines: StatementLine[] = [];
-  for (let i = 1; i < rows.length; i++) {
-    const row = rows[i]!;
-    if (row.length === 1 && row[0]!.trim() === '') continue;
-    if (lines.length === STATEMENT_LINES_MAX)
-      throw new StatementError(`the statement has more than ${STATEMENT_LINES_MAX} lines`);
-    lines.push(lineOf(row, i + 1, index));
+  for (const row of rows.slice(1)) {
+    if (row.cells.length === 1 && row.cells[0]!.trim() === '') continue;
+    lines.push(lineOf(row.cells, row.line, index));
   }
   return lines;
 }
@@ -86,14 +87,36 @@ function delimiterOf(text: string): ',' | ';' {
   return header.includes(';') && !header.includes(',') ? ';' : ',';
 }
 
-/** RFC 4180: quoted cells may hold the delimiter, quotes (doubled) and line breaks. */
-function csvRows(text: string, delimiter: string): string[][] {
-  const rows: string[][] = [];
+/** A row of cells and the line of the file it starts on (a quoted cell may span lines). */
+interface Row {
+  readonly line: number;
+  readonly cells: string[];
+}
+
+/**
+ * RFC 4180: quoted cells may hold the delimiter, quotes (doubled) and line breaks. At most
+ * STATEMENT_LINES_MAX rows besides the header, blank ones included: a file of empty lines is
+ * refused as soon as it passes that, not read into memory whole.
+ */
+function csvRows(text: string, delimiter: string): Row[] {
+  const rows: Row[] = [];
   let row: string[] = [];
   let cell = '';
   let quoted = false;
+  let line = 1;
+  let rowLine = 1;
+  const endRow = () => {
+    row.push(cell);
+    rows.push({ line: rowLine, cells: row });
+    if (rows.length > STATEMENT_LINES_MAX + 1)
+      throw new StatementError(`the statement has more than ${STATEMENT_LINES_MAX} lines`);
+    row = [];
+    cell = '';
+    rowLine = line;
+  };
   for (let i = 0; i < text.length; i++) {
     const ch = text[i]!;
+    if (ch === '\n') line++;
     if (quoted) {
       if (ch === '"' && text[i + 1] === '"') {
         cell += '"';
@@ -105,18 +128,15 @@ function csvRows(text: string, delimiter: string): string[][] {
       row.push(cell);
       cell = '';
     } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = '';
+      if (ch === '\r' && text[i + 1] === '\n') {
+        i++;
+        line++;
+      }
+      endRow();
     } else cell += ch;
   }
-  if (quoted) throw new StatementError(`line ${rows.length + 1}: a quoted cell is not closed`);
-  if (cell !== '' || row.length > 0) {
-    row.push(cell);
-    rows.push(row);
-  }
+  if (quoted) throw new StatementError(`line ${rowLine}: a quoted cell is not closed`);
+  if (cell !== '' || row.length > 0) endRow();
   return rows;
 }
 
@@ -130,13 +150,15 @@ function columnIndex(
       .replace(/^\uFEFF/, '')
       .toLowerCase(),
   );
+  const twice = names.find((name, i) => name !== '' && names.indexOf(name) !== i);
+  if (twice !== undefined) throw new StatementError(`the header names the column ${JSON.stringify(twice)} twice`);
   const index = {} as Record<StatementColumn, number>;
   for (const column of STATEMENT_COLUMNS) {
     const name = (mapping[column] ?? column).toLowerCase();
     const at = names.indexOf(name);
     if (at === -1)
       throw new StatementError(
-        `column "${column}" is missing${mapping[column] ? ` (mapped from "${mapping[column]}")` : ''}; the header has ${names.map((n) => JSON.stringify(n)).join(', ')}`,
+        `column "${column}" is missing${mapping[column] ? ` (mapped from ${JSON.stringify(mapping[column])})` : ''}; the header has ${names.map((n) => JSON.stringify(n)).join(', ')}`,
       );
     index[column] = at;
   }
@@ -147,15 +169,19 @@ function lineOf(row: readonly string[], line: number, index: Record<StatementCol
   const cell = (column: StatementColumn): string => {
     const value = row[index[column]];
     if (value === undefined) throw new StatementError(`line ${line}: column "${column}" is missing`);
-    if (FORMULA_START.test(value))
+    // Checked on the trimmed cell too: " =HYPERLINK(...)" is a formula once trimmed.
+    const trimmed = value.trim();
+    if (FORMULA_START.test(value) || FORMULA_START.test(trimmed))
       throw new StatementError(
-        `line ${line}, column "${column}": a cell starting with ${JSON.stringify(value[0])} (a spreadsheet formula) is refused`,
+        `line ${line}, column "${column}": a cell starting with ${JSON.stringify(trimmed[0] ?? value[0])} (a spreadsheet formula) is refused`,
       );
-    return value.trim();
+    return trimmed;
   };
   const reference = cell('reference');
   if (reference === '' || reference.length > STATEMENT_REFERENCE_CHARS_MAX)
     throw new StatementError(`line ${line}: the reference must be 1-${STATEMENT_REFERENCE_CHARS_MAX} characters`);
+  if (CONTROL_CHARACTER.test(reference))
+    throw new StatementError(`line ${line}: the reference holds a control character`);
   const amount = parseAmount(cell('amount'), BigInt(AMOUNT_MINOR_CEILING));
   if (!amount.ok) throw new StatementError(`line ${line}: the amount ${amount.message}`);
   const currency = cell('currency').toUpperCase();
@@ -163,14 +189,39 @@ function lineOf(row: readonly string[], line: number, index: Record<StatementCol
     throw new StatementError(
       `line ${line}: the currency is ${JSON.stringify(currency)}, the ledger's is ${STATEMENT_CURRENCY}`,
     );
-  const time = cell('time');
-  const timeMs = INSTANT.test(time) ? Date.parse(time) : Number.NaN;
-  if (Number.isNaN(timeMs))
-    throw new StatementError(`line ${line}: the time must be ISO 8601 with an offset, like 2026-12-01T10:00:00Z`);
+  const timeMs = instantOf(cell('time'));
+  if (timeMs === null)
+    throw new StatementError(
+      `line ${line}: the time must be a real ISO 8601 instant with an offset, in ${YEAR_MIN}-${YEAR_MAX}, like 2026-12-01T10:00:00Z`,
+    );
   const direction = DIRECTIONS[cell('direction').toLowerCase()];
   if (!direction)
     throw new StatementError(`line ${line}: the direction must be one of ${Object.keys(DIRECTIONS).join(', ')}`);
   return { line, reference, amount: amount.minor, timeMs, direction };
+}
+
+/** Epoch milliseconds of a real instant (no 31 February, no hour 25) in YEAR_MIN-YEAR_MAX, or null. */
+function instantOf(text: string): number | null {
+  const match = INSTANT.exec(text);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((n) => Number(n ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (year < YEAR_MIN || year > YEAR_MAX) return null;
+  const asWritten = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  const real =
+    asWritten.getUTCMonth() === month - 1 &&
+    asWritten.getUTCDate() === day &&
+    asWritten.getUTCHours() === hour &&
+    asWritten.getUTCMinutes() === minute &&
+    asWritten.getUTCSeconds() === second;
+  const ms = Date.parse(text);
+  return real && !Number.isNaN(ms) ? ms : null;
 }
 
 /** `reference=payment_id,amount=gross`: each canonical column and the header it is read from. */
@@ -180,7 +231,7 @@ export function parseMapping(text: string): Partial<Record<StatementColumn, stri
     const [column, name] = pair.split('=').map((s) => s.trim());
     if (!STATEMENT_COLUMNS.includes(column as StatementColumn) || !name)
       throw new StatementError(
-        `the mapping "${pair}" must be <column>=<header>, column one of ${STATEMENT_COLUMNS.join(', ')}`,
+        `the mapping ${JSON.stringify(pair)} must be <column>=<header>, column one of ${STATEMENT_COLUMNS.join(', ')}`,
       );
     mapping[column as StatementColumn] = name;
   }

@@ -127,6 +127,8 @@ export interface RefusalDetail {
   readonly partitions?: readonly number[];
   readonly commandId?: string;
   readonly accountIds?: readonly number[];
+  /** The user whose external reference was written since (the chunks with their accounts). */
+  readonly userId?: number;
 }
 
 /** The database holds another state than the chunk was decided on; nothing was written. */
@@ -144,8 +146,9 @@ export class ChunkRefusedError extends Error {
 
   /** Whether the refusal is about `chunk` (one of several written together); true when it names nothing. */
   concerns(chunk: ChunkCommit): boolean {
-    const { partitions, commandId, accountIds } = this.detail;
+    const { partitions, commandId, accountIds, userId } = this.detail;
     if (partitions) return chunk.fence !== null && partitions.includes(chunk.fence.partition);
+    if (userId !== undefined) return chunk.externalPayments.some((p) => p.userId === userId);
     if (commandId !== undefined) return chunk.commands.some((c) => c.id === commandId);
     if (accountIds) return chunk.userAccounts.some((a) => accountIds.includes(a.id));
     return true;
@@ -162,8 +165,14 @@ function refusalOf(error: unknown): ChunkRefusedError | null {
   const { code, constraint, detail } = error as { code?: string; constraint?: string; detail?: string };
   // Another partition wrote the same service's external reference since this chunk read it:
   // decided again, the chunk reads it and rejects the command (external_ref_reused).
-  if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'external_payments_ref')
-    return new ChunkRefusedError('stale_state', { cause: error });
+  if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'external_payments_ref') {
+    const userId = /^Key \(service_id, user_id, external_ref\)=\(\d+, (\d+), /.exec(detail ?? '')?.[1];
+    return new ChunkRefusedError(
+      'stale_state',
+      { cause: error },
+      userId === undefined ? {} : { userId: Number(userId) },
+    );
+  }
   if (code === PG_ERROR.UNIQUE_VIOLATION && constraint === 'commands_pkey') {
     const commandId = /^Key \(id\)=\((.*)\) already exists\.$/s.exec(detail ?? '')?.[1];
     return new ChunkRefusedError('duplicate', { cause: error }, commandId === undefined ? {} : { commandId });

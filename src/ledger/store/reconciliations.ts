@@ -40,6 +40,37 @@ export async function ledgerPaymentsOf(
   }));
 }
 
+/**
+ * The service's payments with these references, whenever they were made: a line whose payment is
+ * outside the statement's period is then `time_differs`, not `missing_in_ledger`.
+ */
+export async function ledgerPaymentsByRef(
+  db: pg.Pool | pg.PoolClient,
+  serviceId: number,
+  references: readonly string[],
+): Promise<LedgerPayment[]> {
+  if (references.length === 0) return [];
+  const { rows } = await db.query<{
+    command_id: string;
+    external_ref: string | null;
+    amount: string;
+    time_ms: string;
+    direction: 'deposit' | 'withdraw';
+  }>(
+    `SELECT command_id, external_ref, amount::text, (extract(epoch FROM occurred_at) * 1000)::bigint::text AS time_ms, direction
+     FROM external_payments WHERE service_id = $1 AND external_ref = ANY($2::text[])
+     ORDER BY occurred_at, command_id`,
+    [serviceId, [...new Set(references)]],
+  );
+  return rows.map((r) => ({
+    commandId: r.command_id,
+    externalRef: r.external_ref,
+    amount: BigInt(r.amount),
+    timeMs: Number(r.time_ms),
+    direction: r.direction,
+  }));
+}
+
 export interface StoredRun {
   readonly id: string;
   readonly serviceId: number;

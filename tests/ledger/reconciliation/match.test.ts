@@ -96,6 +96,30 @@ describe('matching a statement against the ledger', () => {
     });
   });
 
+  it('never pairs a payment that has a reference with a line of another reference', () => {
+    const lines = parseStatement(
+      Buffer.from('reference,amount,currency,time,direction\npi_A,10.00,RUB,2026-12-01T10:00:00Z,in\n'),
+    );
+    const results = matchStatement(lines, [payment('b', 1_000, 0, 'deposit', 'pi_B')], OPTIONS);
+    expect(results.map((r) => r.category)).toEqual(['missing_in_ledger', 'missing_in_statement']);
+  });
+
+  it("looks at the payments nearest the line's time first, however many the drift holds before it", () => {
+    const lines = parseStatement(
+      Buffer.from('reference,amount,currency,time,direction\nbank-1,1.00,RUB,2026-12-01T10:00:00Z,in\n'),
+    );
+    // 3,000 payments of the same amount in the hour before: more than a line looks at.
+    const earlier = Array.from({ length: 3_000 }, (_, i) => ({
+      ...payment(`e-${i}`, 100, -59, 'deposit', null),
+      timeMs: T0 - 3_540_000 + i,
+    }));
+    const results = matchStatement(lines, [...earlier, payment('exact', 100, 0, 'deposit', null)], OPTIONS);
+    expect(results[0]).toMatchObject({
+      category: 'matched',
+      payments: [expect.objectContaining({ commandId: 'exact' })],
+    });
+  });
+
   it('gives the same results, in the same order, every time', () => {
     const lines = parseStatement(Buffer.from(STATEMENT));
     expect(matchStatement(lines, [...LEDGER].reverse(), OPTIONS)).toEqual(matchStatement(lines, LEDGER, OPTIONS));

@@ -48,7 +48,7 @@ describe('reading a statement', () => {
     [
       'a time without an offset',
       Buffer.from(`${HEADER}\npi_1,1.00,RUB,2026-12-01 10:00,in\n`),
-      /ISO 8601 with an offset/,
+      /a real ISO 8601 instant with an offset/,
     ],
     [
       'an unknown direction',
@@ -61,6 +61,27 @@ describe('reading a statement', () => {
       /quoted cell is not closed/,
     ],
     ['no header', Buffer.from(''), /no header/],
+    [
+      'a day that does not exist',
+      Buffer.from(`${HEADER}\npi_1,1.00,RUB,2026-02-31T10:00:00Z,in\n`),
+      /a real ISO 8601 instant/,
+    ],
+    ['year 0000', Buffer.from(`${HEADER}\npi_1,1.00,RUB,0000-01-01T10:00:00Z,in\n`), /a real ISO 8601 instant/],
+    [
+      'a control character in a reference',
+      Buffer.from(`${HEADER}\npi\u00001,1.00,RUB,2026-12-01T10:00:00Z,in\n`),
+      /control character/,
+    ],
+    [
+      'a formula behind a space',
+      Buffer.from(`${HEADER}\n =HYPERLINK("x"),1.00,RUB,2026-12-01T10:00:00Z,in\n`),
+      /spreadsheet formula/,
+    ],
+    [
+      'a column named twice',
+      Buffer.from(`${HEADER},amount\npi_1,1.00,RUB,2026-12-01T10:00:00Z,in,2\n`),
+      /names the column "amount" twice/,
+    ],
   ])('refuses %s, naming the line', (_what, bytes, message) => {
     expect(() => parseStatement(bytes)).toThrow(message);
   });
@@ -68,6 +89,17 @@ describe('reading a statement', () => {
   it(`refuses more than ${STATEMENT_LINES_MAX} lines`, () => {
     const line = 'pi_x,1.00,RUB,2026-12-01T10:00:00Z,in\n';
     expect(() => parseStatement(Buffer.from(HEADER + '\n' + line.repeat(STATEMENT_LINES_MAX + 1)))).toThrow(
+      /more than 100000 lines/,
+    );
+  });
+
+  it('names the line a row starts on, after a quoted cell spanning lines', () => {
+    const text = `${HEADER},note\npi_1,1.00,RUB,2026-12-01T10:00:00Z,in,"two\nlines"\npi_2,1.00,RUB,2026-12-01T10:00:00Z,sideways,\n`;
+    expect(() => parseStatement(Buffer.from(text))).toThrow(/^line 4: the direction/);
+  });
+
+  it('refuses a file of empty lines as soon as it passes the line bound', () => {
+    expect(() => parseStatement(Buffer.from(`${HEADER}\n${'\n'.repeat(STATEMENT_LINES_MAX + 5)}`))).toThrow(
       /more than 100000 lines/,
     );
   });

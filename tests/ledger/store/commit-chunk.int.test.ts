@@ -323,7 +323,7 @@ describe('ledger_commit_chunk', () => {
     await commitChunk(db.pool, { ...deposit('race-1', first, null), externalPayments: [payment('race-1')] });
     const second = await availableNow();
     const again = commitChunk(db.pool, { ...deposit('race-2', second, null), externalPayments: [payment('race-2')] });
-    await expect(again).rejects.toMatchObject({ reason: 'stale_state' });
+    await expect(again).rejects.toMatchObject({ reason: 'stale_state', detail: { userId: 1 } });
     expect(await written('race-2')).toEqual({ commands: 0, available: `${second.balance}/${second.version}` });
   });
 
