@@ -26,6 +26,10 @@ export function createPool(url: string, db: Config['db'], applicationName: strin
   // An idle client that loses its server emits 'error' on the pool; without a listener that
   // would crash the process. The next query gets a fresh connection.
   pool.on('error', () => {});
+  // A client the pool is closing no longer has the pool's listener, and pool.end() resolves
+  // before its socket is closed: a server that terminates it meanwhile (a DROP DATABASE ... WITH
+  // (FORCE), a shutdown) sends FATAL 57P01 to a client nobody listens to, an uncaught error.
+  pool.on('remove', (client) => client.on('error', () => {}));
   return pool;
 }
 

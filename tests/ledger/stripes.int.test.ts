@@ -41,6 +41,10 @@ describe('striped external and revenue accounts', () => {
     db = await createTestDatabase();
     // Any wait on a row lock fails fast instead of waiting for the holder's commit.
     impatient = new pg.Pool({ connectionString: db.url, max: PARTITIONS, options: '-c lock_timeout=1500' });
+    // As createPool does: the database is dropped WITH (FORCE) right after this pool ends, and a
+    // connection still closing then gets FATAL 57P01, an uncaught error without these.
+    impatient.on('error', () => {});
+    impatient.on('remove', (client) => client.on('error', () => {}));
   });
   afterAll(async () => {
     await impatient?.end();
