@@ -10,8 +10,7 @@ import { stat, readFile } from 'node:fs/promises';
 import { parseArgs, runCli, UsageError } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import { createPool } from '../db/pool.ts';
-import { parseAmount } from '../commands/money.ts';
-import { runReconciliation } from '../ledger/reconciliation/run.ts';
+import { parseAmountTolerance, runReconciliation } from '../ledger/reconciliation/run.ts';
 import { parseMapping, StatementError } from '../ledger/reconciliation/statement-csv.ts';
 import { resolveDatabaseUrl } from '../stack/database-url.ts';
 
@@ -73,8 +72,7 @@ await runCli(async () => {
 
 function toleranceOf(text: string | undefined, config: ReturnType<typeof loadConfig>): bigint {
   if (text === undefined) return BigInt(config.reconciliation.amountTolerance);
-  if (/^0+(\.0+)?$/.test(text)) return 0n;
-  const parsed = parseAmount(text, 100_000_000n);
+  const parsed = parseAmountTolerance(text);
   if (!parsed.ok) throw new UsageError(`--amount-tolerance ${parsed.message}`);
   return parsed.minor;
 }

@@ -9,12 +9,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
-import { inTransaction } from '../../src/db/pool.ts';
+import type { CommandInput } from '../../src/commands/schema.ts';
 import { anchorSigner } from '../../src/ledger/anchor-signing.ts';
-import { applyBatch } from '../../src/ledger/apply-batch.ts';
-import { ledgerLimitsOf } from '../../src/ledger/core.ts';
 import { createAnchor } from '../../src/ledger/store/anchors.ts';
+import { applyInputs } from '../helpers/random-stream.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
@@ -31,14 +29,7 @@ describe('proofs and chain exports', () => {
   let dir: string;
   const signer = () => anchorSigner(config.anchors.signingKey);
 
-  async function apply(...inputs: CommandInput[]) {
-    const schema = createCommandSchema(config.limits);
-    const items = inputs.map((input) => {
-      const command = schema.parse(input);
-      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
-    });
-    await inTransaction(db.pool, (client) => applyBatch(client, items, ledgerLimitsOf(config.limits)));
-  }
+  const apply = (...inputs: CommandInput[]) => applyInputs(db, config, inputs);
 
   const get = (url: string, user: TestUser) => app.inject({ method: 'GET', url, headers: user.header });
 

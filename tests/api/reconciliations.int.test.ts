@@ -6,10 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config.ts';
-import { commandFingerprint, createCommandSchema, type CommandInput } from '../../src/commands/schema.ts';
-import { inTransaction } from '../../src/db/pool.ts';
-import { applyBatch } from '../../src/ledger/apply-batch.ts';
-import { ledgerLimitsOf } from '../../src/ledger/core.ts';
+import type { CommandInput } from '../../src/commands/schema.ts';
+import { applyInputs } from '../helpers/random-stream.ts';
 import { appWithoutKafka, createUser, type TestUser } from '../helpers/gateway.ts';
 import { createTestDatabase, testConfig, type TestDatabase } from '../helpers/stack.ts';
 
@@ -24,14 +22,7 @@ describe('reconciliation over HTTP', () => {
   let user: TestUser;
   const at = (minutes: number) => new Date(Date.now() + minutes * 60_000).toISOString();
 
-  async function apply(...inputs: CommandInput[]) {
-    const schema = createCommandSchema(config.limits);
-    const items = inputs.map((input) => {
-      const command = schema.parse(input);
-      return { command, fingerprint: commandFingerprint(command), partition: null, offset: null, principal: 'test' };
-    });
-    await inTransaction(db.pool, (client) => applyBatch(client, items, ledgerLimitsOf(config.limits)));
-  }
+  const apply = (...inputs: CommandInput[]) => applyInputs(db, config, inputs);
 
   const post = (csv: string | Buffer, by: TestUser, query = '') =>
     app.inject({

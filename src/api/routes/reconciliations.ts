@@ -5,9 +5,9 @@
  * service and side, as this gateway ran it.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { parseAmount } from '../../commands/money.ts';
+import { formatMinor } from '../../commands/money.ts';
 import { ApiError } from '../../errors.ts';
-import { runReconciliation } from '../../ledger/reconciliation/run.ts';
+import { parseAmountTolerance, runReconciliation } from '../../ledger/reconciliation/run.ts';
 import { parseMapping, StatementError } from '../../ledger/reconciliation/statement-csv.ts';
 import { resultsOf, runById, type ResultRow, type StoredRun } from '../../ledger/store/reconciliations.ts';
 import type { Principal } from '../../commands/permissions.ts';
@@ -126,8 +126,7 @@ export function registerReconciliationRoutes(app: FastifyInstance, ctx: ApiConte
 }
 
 function toleranceOf(text: string): bigint {
-  if (/^0+(\.0+)?$/.test(text)) return 0n;
-  const parsed = parseAmount(text, 100_000_000n);
+  const parsed = parseAmountTolerance(text);
   if (!parsed.ok)
     throw new ApiError('validation_failed', 'Invalid amount_tolerance.', [
       { field: 'amount_tolerance', message: parsed.message },
@@ -174,7 +173,7 @@ const RESULTS_CSV_HEADER = [
 /** Every result of the run, read a page at a time. */
 async function sendResultsCsv(ctx: ApiContext, reply: FastifyReply, run: StoredRun) {
   const lines: string[][] = [RESULTS_CSV_HEADER];
-  const minor = (v: string | null) => (v === null ? '' : formatMinorText(v));
+  const minor = (v: string | null) => (v === null ? '' : formatMinor(BigInt(v)));
   for (let after = -1; ; ) {
     const page: ResultRow[] = await resultsOf(ctx.pool, run.id, after, 10_000);
     for (const r of page)
@@ -199,10 +198,4 @@ async function sendResultsCsv(ctx: ApiContext, reply: FastifyReply, run: StoredR
     .header('content-type', 'text/csv; charset=utf-8')
     .header('content-disposition', `attachment; filename="reconciliation-${run.id}.csv"`)
     .send(csvText(lines));
-}
-
-function formatMinorText(minor: string): string {
-  const negative = minor.startsWith('-');
-  const digits = (negative ? minor.slice(1) : minor).padStart(3, '0');
-  return `${negative ? '-' : ''}${digits.slice(0, -2)}.${digits.slice(-2)}`;
 }

@@ -6,7 +6,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { formatMinor } from '../../commands/money.ts';
+import { formatMinor, parseAmount } from '../../commands/money.ts';
 import {
   ledgerPaymentsByRef,
   ledgerPaymentsOf,
@@ -34,6 +34,16 @@ export interface RunRequest {
   readonly principal: string;
   /** Run again even if the same file with the same options was reconciled (the ledger was corrected since). */
   readonly rerun?: boolean;
+}
+
+/** The largest amount tolerance a run may ask for, in minor units. */
+const AMOUNT_TOLERANCE_MINOR_MAX = 100_000_000n;
+
+/** A run's amount tolerance from its decimal text (`0`, `0.50`): the minor units, or what is wrong with it. */
+export function parseAmountTolerance(text: string): { ok: true; minor: bigint } | { ok: false; message: string } {
+  if (/^0+(\.0+)?$/.test(text)) return { ok: true, minor: 0n };
+  const parsed = parseAmount(text, AMOUNT_TOLERANCE_MINOR_MAX);
+  return parsed.ok ? { ok: true, minor: parsed.minor } : { ok: false, message: parsed.message };
 }
 
 /** The categories where money is not accounted for on one side or the other. */

@@ -12,32 +12,40 @@ export const RECONCILIATION_LEDGER_ROWS_MAX = 200_000;
 /** The most result rows one INSERT carries. */
 const RESULTS_PER_INSERT = 5_000;
 
+interface PaymentRow {
+  command_id: string;
+  external_ref: string | null;
+  amount: string;
+  time_ms: string;
+  direction: 'deposit' | 'withdraw';
+}
+
+const SQL_PAYMENT_COLUMNS = `command_id, external_ref, amount::text,
+  (extract(epoch FROM occurred_at) * 1000)::bigint::text AS time_ms, direction`;
+
+function paymentOf(r: PaymentRow): LedgerPayment {
+  return {
+    commandId: r.command_id,
+    externalRef: r.external_ref,
+    amount: BigInt(r.amount),
+    timeMs: Number(r.time_ms),
+    direction: r.direction,
+  };
+}
+
 export async function ledgerPaymentsOf(
   db: pg.Pool | pg.PoolClient,
   serviceId: number,
   fromMs: number,
   toMs: number,
 ): Promise<LedgerPayment[] | 'too_many'> {
-  const { rows } = await db.query<{
-    command_id: string;
-    external_ref: string | null;
-    amount: string;
-    time_ms: string;
-    direction: 'deposit' | 'withdraw';
-  }>(
-    `SELECT command_id, external_ref, amount::text, (extract(epoch FROM occurred_at) * 1000)::bigint::text AS time_ms, direction
-     FROM external_payments WHERE service_id = $1 AND occurred_at BETWEEN $2 AND $3
+  const { rows } = await db.query<PaymentRow>(
+    `SELECT ${SQL_PAYMENT_COLUMNS} FROM external_payments WHERE service_id = $1 AND occurred_at BETWEEN $2 AND $3
      ORDER BY occurred_at, command_id LIMIT $4`,
     [serviceId, new Date(fromMs), new Date(toMs), RECONCILIATION_LEDGER_ROWS_MAX + 1],
   );
   if (rows.length > RECONCILIATION_LEDGER_ROWS_MAX) return 'too_many';
-  return rows.map((r) => ({
-    commandId: r.command_id,
-    externalRef: r.external_ref,
-    amount: BigInt(r.amount),
-    timeMs: Number(r.time_ms),
-    direction: r.direction,
-  }));
+  return rows.map(paymentOf);
 }
 
 /**
@@ -50,25 +58,12 @@ export async function ledgerPaymentsByRef(
   references: readonly string[],
 ): Promise<LedgerPayment[]> {
   if (references.length === 0) return [];
-  const { rows } = await db.query<{
-    command_id: string;
-    external_ref: string | null;
-    amount: string;
-    time_ms: string;
-    direction: 'deposit' | 'withdraw';
-  }>(
-    `SELECT command_id, external_ref, amount::text, (extract(epoch FROM occurred_at) * 1000)::bigint::text AS time_ms, direction
-     FROM external_payments WHERE service_id = $1 AND external_ref = ANY($2::text[])
+  const { rows } = await db.query<PaymentRow>(
+    `SELECT ${SQL_PAYMENT_COLUMNS} FROM external_payments WHERE service_id = $1 AND external_ref = ANY($2::text[])
      ORDER BY occurred_at, command_id`,
     [serviceId, [...new Set(references)]],
   );
-  return rows.map((r) => ({
-    commandId: r.command_id,
-    externalRef: r.external_ref,
-    amount: BigInt(r.amount),
-    timeMs: Number(r.time_ms),
-    direction: r.direction,
-  }));
+  return rows.map(paymentOf);
 }
 
 export interface StoredRun {
