@@ -1,5 +1,5 @@
 /**
- * The pipeline's commit step: a chunk of screened candidates written once. From the partition's
+ * Step 4 of a chunk (pipeline.ts), the commit: a chunk of screened candidates written once. From the partition's
  * cache in one statement when the consumer owns the partition (cached-apply.ts); the sure way
  * (isolate.ts: loaded and locked in a transaction, halves on a refusal) when it has no cache,
  * when the cache cannot decide the chunk, or when the database refused the cached write. Either
@@ -12,19 +12,24 @@ import { accountsToLoad } from '../ledger/decide-chunk.ts';
 import { ledgerLimitsOf } from '../ledger/core.ts';
 import { ownersOf } from '../ledger/state-cache.ts';
 import { isPartitionLost, retrying } from './apply.ts';
-import type { Counts } from './counts.ts';
 import { applyIsolating } from './isolate.ts';
-import type { Candidate, Context, ItemResult } from './pipeline-context.ts';
+import { type Candidate, type Context, type ItemResult, type WriteCounts, noWrites } from './pipeline-context.ts';
 import { PartitionLostError } from './ownership.ts';
+
+export interface Committed {
+  readonly results: ItemResult[];
+  /** How the chunk was written, for the driver to count. */
+  readonly writes: WriteCounts;
+}
 
 export async function commitCandidates(
   ctx: Context,
   partition: number,
   candidates: readonly Candidate[],
-  counts: Counts,
-): Promise<ItemResult[]> {
-  if (candidates.length === 0) return [];
-  if (!ctx.ownership) return applyIsolating(ctx, candidates, null, counts);
+): Promise<Committed> {
+  const writes = noWrites();
+  if (candidates.length === 0) return { results: [], writes };
+  if (!ctx.ownership) return { results: await applyIsolating(ctx, candidates, null, writes), writes };
   const ownership = ctx.ownership;
   try {
     const { fence, cache, writer } = await retrying(() => ownership.of(partition), 1, ctx.apply);
@@ -42,21 +47,22 @@ export async function commitCandidates(
         throw error;
       });
       if (outcome.kind === 'applied') {
-        counts.cachedWrites += 1;
-        counts.coldUsers += outcome.coldUsers;
+        writes.cachedWrites += 1;
+        writes.coldUsers += outcome.coldUsers;
         const { result } = outcome.applied;
-        return candidates.map((candidate, i) => ({
+        const results = candidates.map((candidate, i) => ({
           candidate,
           reply: result.replies[i]!,
           events: result.events[i],
           settleLegs: result.settleLegs[i],
         }));
+        return { results, writes };
       }
-      if (outcome.reason === 'duplicate' || outcome.reason === 'stale_state') counts.cacheRefusals += 1;
+      if (outcome.reason === 'duplicate' || outcome.reason === 'stale_state') writes.cacheRefusals += 1;
       // The sure way decides these users from the database: whatever the cache held of them is old.
       cache.evictUsers(ownersOf(items.flatMap((item) => accountsToLoad(item.command))));
     }
-    return await applyIsolating(ctx, candidates, fence, counts);
+    return { results: await applyIsolating(ctx, candidates, fence, writes), writes };
   } catch (error) {
     if (!isPartitionLost(error)) throw error;
     ownership.lost(partition);

@@ -5,8 +5,7 @@ import { RESULT_CODES } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import { applyWithRetry, retrying } from './apply.ts';
 import type { Fence } from '../ledger/store/index.ts';
-import type { Counts } from './counts.ts';
-import type { Candidate, Context, ItemResult } from './pipeline-context.ts';
+import type { Candidate, Context, ItemResult, WriteCounts } from './pipeline-context.ts';
 
 /**
  * Step 2, the sure way. Applies the candidates in one transaction; if the database refuses the
@@ -17,11 +16,11 @@ export async function applyIsolating(
   ctx: Context,
   candidates: readonly Candidate[],
   fence: Fence | null,
-  counts: Counts,
+  writes: WriteCounts,
 ): Promise<ItemResult[]> {
   if (candidates.length === 0) return [];
   try {
-    counts.sureWrites += 1;
+    writes.sureWrites += 1;
     const result = await applyWithRetry(
       ctx.pool,
       candidates.map((c) => c.item),
@@ -39,8 +38,8 @@ export async function applyIsolating(
     ctx.keepAlive?.();
     if (candidates.length === 1) return [await isolate(ctx, candidates[0]!, error)];
     const middle = Math.ceil(candidates.length / 2);
-    const first = await applyIsolating(ctx, candidates.slice(0, middle), fence, counts);
-    return [...first, ...(await applyIsolating(ctx, candidates.slice(middle), fence, counts))];
+    const first = await applyIsolating(ctx, candidates.slice(0, middle), fence, writes);
+    return [...first, ...(await applyIsolating(ctx, candidates.slice(middle), fence, writes))];
   }
 }
 

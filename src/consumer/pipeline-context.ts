@@ -88,6 +88,13 @@ export interface Candidate {
   readonly message: KafkaMessage;
 }
 
+/** How a chunk was written: the commit step's tally, which the chunk's driver adds to its counts. */
+export type WriteCounts = Pick<Counts, 'cachedWrites' | 'sureWrites' | 'cacheRefusals' | 'coldUsers'>;
+
+export function noWrites(): WriteCounts {
+  return { cachedWrites: 0, sureWrites: 0, cacheRefusals: 0, coldUsers: 0 };
+}
+
 export interface ItemResult {
   readonly candidate: Candidate;
   /** Null when nothing could be recorded (then nobody is answered: the command is undecided). */

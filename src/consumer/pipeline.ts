@@ -9,21 +9,21 @@ import { settlesOf } from '../ledger/core.ts';
 import type { CommandReply } from '../ledger/outcome.ts';
 import { retrying } from './apply.ts';
 import { PartitionLimits } from './decision-limits.ts';
-import { emptyCounts, type Counts } from './counts.ts';
+import { addCounts, emptyCounts, type Counts } from './counts.ts';
 import { Outbox } from './outbox.ts';
 import { markSkipped, parkedInRange, type PartitionRef } from './parking.ts';
 import {
   type Context,
   type ItemResult,
   LIMITS_REPUBLISH_AFTER_MS,
-  type Parked,
   type PipelineDeps,
   moveAside,
   onRetry,
   replyKeyOfMessage,
 } from './pipeline-context.ts';
-import { admitRepeats, inOffsetOrder, screen } from './screen.ts';
-import { dropMismatchedSettles } from './settle-check.ts';
+import { type Aside, type Misrouted, screen } from './screen.ts';
+import { prefetch } from './prefetch.ts';
+import { judge } from './judge.ts';
 import { commitCandidates } from './commit-step.ts';
 import { applyLimitsRecord, decideWith, recordsOnAssignment, segmentsOf } from './settings-records.ts';
 
@@ -69,6 +69,13 @@ export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
   };
 }
 
+/**
+ * The chunk's driver: the only code that writes the chunk's outbox and counts. Each segment of
+ * commands goes through four steps: screen (pure), prefetch (the reads the checks need), judge
+ * (pure) and commit (the one write, deciding from the partition's cache); the driver then queues
+ * what came of every message. Replies, events and settles go out in one produce, after which the
+ * worker commits the offsets.
+ */
 async function processChunk(
   ctx: Context,
   source: PartitionRef,
@@ -90,9 +97,21 @@ async function processChunk(
   // Commands between two limits records are decided together; a record changes the limits for
   // the commands after it, in offset order.
   for (const segment of segmentsOf(messages)) {
-    if (segment.record)
-      recorded = await applyLimitsRecord(ctx, source, segment.record, recorded, parked, outbox, counts);
-    else await decideSegment(decideWith(ctx, recorded), source, segment.commands, parked, outbox, counts);
+    if (segment.record) {
+      const applied = await applyLimitsRecord(ctx, source, segment.record, recorded, parked);
+      recorded = applied.recorded;
+      if (applied.aside) recordAsides(ctx, source, [applied.aside], outbox, counts);
+      continue;
+    }
+    const segmentCtx = decideWith(ctx, recorded);
+    const screened = screen(segmentCtx, source, segment.commands, parked);
+    recordAsides(ctx, source, screened.asides, outbox, counts);
+    recordMisrouted(ctx, source, screened.misrouted, counts);
+    const judged = judge(ctx.mode, screened, await prefetch(segmentCtx, screened));
+    recordAsides(ctx, source, judged.asides, outbox, counts);
+    const committed = await commitCandidates(segmentCtx, source.partition, judged.candidates);
+    addCounts(counts, { ...emptyCounts(), ...committed.writes });
+    queueResults(ctx, source, committed.results, outbox, counts);
   }
   ctx.partitionLimits.advance(source, recorded, BigInt(messages.at(-1)!.offset) + 1n);
   if (ctx.recordLimits && ctx.partitionLimits.shouldPublish(source, ctx.own, Date.now()))
@@ -101,28 +120,33 @@ async function processChunk(
   return { outbox, counts, appliedAny: counts.applied + counts.settled > 0 };
 }
 
-async function decideSegment(
+/** Dead-letters what screening and judging set aside, counts it, and answers what had an id. */
+function recordAsides(
   ctx: Context,
   source: PartitionRef,
-  messages: readonly KafkaMessage[],
-  parked: Parked,
+  asides: readonly Aside[],
   outbox: Outbox,
   counts: Counts,
-): Promise<void> {
-  const { candidates: screened, suspects } = screen(ctx, source, messages, parked, outbox, counts);
-  const admitted = await admitRepeats(ctx, source, suspects, outbox, counts);
-  const candidates = await dropMismatchedSettles(
-    ctx,
-    source,
-    inOffsetOrder([...screened, ...admitted]),
-    outbox,
-    counts,
-  );
-  const results = await commitCandidates(ctx, source.partition, candidates, counts);
-  queueResults(ctx, source, results, outbox, counts);
+): void {
+  for (const { message, reason, kind, reply } of asides) {
+    moveAside(ctx, source, message, outbox, counts, reason);
+    if (kind === 'parked') counts.parked += 1;
+    if (kind === 'forged') counts.forged += 1;
+    if (reply) outbox.reply(reply.reply, reply.replyTo, reply.replyKey);
+  }
 }
 
-/** Step 3: settles for applied transfers, replies for everything but settles, dead letters. */
+function recordMisrouted(ctx: Context, source: PartitionRef, misrouted: readonly Misrouted[], counts: Counts): void {
+  for (const { command, offset, expected } of misrouted) {
+    counts.misrouted += 1;
+    ctx.log.warn(
+      { commandId: command.id, userId: command.user_id, partition: source.partition, offset, expected },
+      "a command arrived on a partition other than its user's murmur2 partition: check the producer's key and partitioner",
+    );
+  }
+}
+
+/** Settles for applied transfers, replies for everything but settles, dead letters. */
 function queueResults(
   ctx: Context,
   source: PartitionRef,

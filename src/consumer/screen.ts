@@ -1,23 +1,38 @@
-import { INTERNAL_PROOF_HEADER, isInternalCommand } from '../commands/internal-proof.ts';
-import { type Command, commandKey, parseHttpScopedId } from '../commands/schema.ts';
+/**
+ * Step 1 of a chunk (pipeline.ts): screening. Every message becomes a candidate, a suspect, or
+ * an aside (dead-lettered, with a reply if it has an id). Pure: no I/O, and nothing written to
+ * the outbox or the counts; the chunk's driver records what this returns.
+ */
+import { INTERNAL_PROOF_HEADER, type InternalCommandSigner, isInternalCommand } from '../commands/internal-proof.ts';
+import type { PrincipalAttestation, ProofTrust } from '../commands/principal-proof.ts';
+import type { ReplyTopicPolicy } from '../commands/reply-topics.ts';
+import { type Command, type CommandSchema, commandKey, parseHttpScopedId } from '../commands/schema.ts';
 import type { KafkaMessage } from '../kafka/client.ts';
 import { partitionOfKey } from '../kafka/partition.ts';
-import { findCommands } from '../ledger/store/index.ts';
-import { retrying } from './apply.ts';
-import type { Counts } from './counts.ts';
-import type { Outbox } from './outbox.ts';
+import type { CommandReply } from '../ledger/outcome.ts';
+import type { DeadLetterReason } from './dead-letter.ts';
 import { messageTimeMs, parseCommandMessage } from './parse-message.ts';
 import type { PartitionRef } from './parking.ts';
 import {
   type Candidate,
-  type Context,
   type Parked,
   headerOf,
   headersOf,
   invalidReply,
-  moveAside,
   replyKeyOfMessage,
 } from './pipeline-context.ts';
+
+/** What screening needs: the schema, the reply policy, the proofs and what they are trusted with. */
+export interface ScreenContext {
+  readonly schema: CommandSchema;
+  readonly replyTopics: ReplyTopicPolicy;
+  readonly signer: InternalCommandSigner;
+  readonly attestation: PrincipalAttestation;
+  /** Which proofs the segment trusts (decideWith); absent: any key, and v1 proofs too. */
+  readonly trust?: ProofTrust;
+  /** The command topic's partition count, to spot commands on the wrong partition; 0 skips the check. */
+  readonly partitionCount?: () => number;
+}
 
 /** A valid command whose proof (or attestation) does not hold: forged, unless a copy was already decided. */
 export interface Suspect {
@@ -25,28 +40,53 @@ export interface Suspect {
   readonly reason: string;
 }
 
-/**
- * Step 1: every message becomes a candidate, a suspect, or is moved aside (with a reply if it has
- * an id). No I/O: whether a suspect is a redelivered copy of a decided command is asked next.
- */
+/** A message that is not decided: dead-lettered, counted by its kind, and answered if it has an id. */
+export interface Aside {
+  readonly message: KafkaMessage;
+  readonly reason: DeadLetterReason;
+  /** `invalid`: not a command; `parked`: an operator parked it; `forged`: a proof that does not hold. */
+  readonly kind: 'invalid' | 'parked' | 'forged';
+  readonly reply?: { readonly reply: CommandReply; readonly replyTo: string | null; readonly replyKey: string | null };
+}
+
+/** A command on a partition other than its user's: applied all the same, counted and logged. */
+export interface Misrouted {
+  readonly command: Command;
+  readonly offset: string;
+  readonly expected: number;
+}
+
+export interface Screened {
+  readonly candidates: Candidate[];
+  readonly suspects: Suspect[];
+  readonly asides: Aside[];
+  readonly misrouted: Misrouted[];
+}
+
 export function screen(
-  ctx: Context,
+  ctx: ScreenContext,
   source: PartitionRef,
   messages: readonly KafkaMessage[],
   parked: Parked,
-  outbox: Outbox,
-  counts: Counts,
-): { candidates: Candidate[]; suspects: Suspect[] } {
-  const candidates: Candidate[] = [];
-  const suspects: Suspect[] = [];
+): Screened {
+  const screened: Screened = { candidates: [], suspects: [], asides: [], misrouted: [] };
   const trust = ctx.trust ?? { allowedKeyIds: null, v1: true };
   for (const message of messages) {
-    if (movedAsideIfParked(ctx, source, message, parked, outbox, counts)) continue;
+    const parking = parkedAside(message, parked);
+    if (parking) {
+      screened.asides.push(parking);
+      continue;
+    }
     const parsed = parseCommandMessage(message.value, ctx.schema, ctx.replyTopics);
     if (!parsed.ok) {
-      moveAside(ctx, source, message, outbox, counts, parsed);
-      if (parsed.commandId)
-        outbox.reply(invalidReply(parsed.commandId, parsed.message), parsed.replyTo, replyKeyOfMessage(message));
+      const reply = parsed.commandId
+        ? {
+            reply: invalidReply(parsed.commandId, parsed.message),
+            replyTo: parsed.replyTo,
+            replyKey: replyKeyOfMessage(message),
+          }
+        : undefined;
+      screened.asides.push({ message, reason: parsed, kind: 'invalid', ...(reply ? { reply } : {}) });
       continue;
     }
     const internal = isInternalCommand(parsed.command);
@@ -69,7 +109,7 @@ export function screen(
       message,
     };
     if (internal && !ctx.signer.verify(parsed.command, headerOf(message, INTERNAL_PROOF_HEADER), trust.allowedKeyIds)) {
-      suspects.push({
+      screened.suspects.push({
         candidate,
         reason:
           'An internal command without a valid proof from a key this partition accepts: only the consumer may publish settles and expires.',
@@ -78,42 +118,15 @@ export function screen(
     }
     const squatted = squattedHttpId(parsed.command.id, principal);
     if (squatted) {
-      suspects.push({ candidate, reason: squatted });
+      screened.suspects.push({ candidate, reason: squatted });
       continue;
     }
-    checkPartition(ctx, parsed.command, source, message.offset, counts);
-    candidates.push(candidate);
+    const expected = expectedPartition(ctx, parsed.command);
+    if (expected !== null && expected !== source.partition)
+      screened.misrouted.push({ command: parsed.command, offset: message.offset, expected });
+    screened.candidates.push(candidate);
   }
-  return { candidates, suspects };
-}
-
-/**
- * A suspect that is a copy of a command already decided with the same body (a redelivery after
- * its key was retired, or after a gateway's key changed) is answered as the duplicate it is;
- * every other one is dead-lettered as forged. A copy proves nothing a decided command did not
- * already settle, and answering it changes nothing.
- */
-export async function admitRepeats(
-  ctx: Context,
-  source: PartitionRef,
-  suspects: readonly Suspect[],
-  outbox: Outbox,
-  counts: Counts,
-): Promise<Candidate[]> {
-  if (suspects.length === 0) return [];
-  const ids = [...new Set(suspects.map((s) => s.candidate.item.command.id))];
-  const decided = await retrying(() => findCommands(ctx.pool, ids), ids.length, ctx.apply);
-  const admitted: Candidate[] = [];
-  for (const { candidate, reason } of suspects) {
-    const stored = decided.get(candidate.item.command.id);
-    if (stored && stored.fingerprint === candidate.item.fingerprint) {
-      admitted.push(candidate);
-      continue;
-    }
-    moveAside(ctx, source, candidate.message, outbox, counts, { code: 'invalid_command', message: reason });
-    counts.forged += 1;
-  }
-  return admitted;
+  return screened;
 }
 
 export function inOffsetOrder(candidates: Candidate[]): Candidate[] {
@@ -133,47 +146,23 @@ export function squattedHttpId(commandId: string, principal: string): string | n
 }
 
 /** A message an operator parked is dead-lettered instead of being read (docs/operations.md). */
-export function movedAsideIfParked(
-  ctx: Context,
-  source: PartitionRef,
-  message: KafkaMessage,
-  parked: Parked,
-  outbox: Outbox,
-  counts: Counts,
-): boolean {
+export function parkedAside(message: KafkaMessage, parked: Parked): Aside | null {
   const parking = parked.get(message.offset);
-  if (!parking) return false;
-  moveAside(ctx, source, message, outbox, counts, {
-    code: 'parked',
-    message: `Parked by ${parking.parkedBy}: ${parking.reason}`,
-  });
-  counts.parked += 1;
-  return true;
+  if (!parking) return null;
+  return {
+    message,
+    kind: 'parked',
+    reason: { code: 'parked', message: `Parked by ${parking.parkedBy}: ${parking.reason}` },
+  };
 }
 
 /**
  * Per-user order holds only if every producer sends a user's commands to the same partition.
  * A command on the wrong one is still applied correctly (locks serialize it), but its order
  * relative to the user's other commands is no longer guaranteed, so it is counted and logged.
+ * Null when the partition count is unknown.
  */
-export function checkPartition(
-  ctx: Context,
-  command: Command,
-  source: PartitionRef,
-  offset: string,
-  counts: Counts,
-): void {
+function expectedPartition(ctx: ScreenContext, command: Command): number | null {
   const partitions = ctx.partitionCount?.() ?? 0;
-  if (partitions === 0 || partitionOfKey(commandKey(command), partitions) === source.partition) return;
-  counts.misrouted += 1;
-  ctx.log.warn(
-    {
-      commandId: command.id,
-      userId: command.user_id,
-      partition: source.partition,
-      offset,
-      expected: partitionOfKey(commandKey(command), partitions),
-    },
-    "a command arrived on a partition other than its user's murmur2 partition: check the producer's key and partitioner",
-  );
+  return partitions === 0 ? null : partitionOfKey(commandKey(command), partitions);
 }

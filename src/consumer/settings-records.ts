@@ -10,11 +10,9 @@ import {
 import type { KafkaMessage } from '../kafka/client.ts';
 import { retrying } from './apply.ts';
 import { storeRecordedLimits } from './decision-limits.ts';
-import type { Counts } from './counts.ts';
-import type { Outbox } from './outbox.ts';
 import type { PartitionRef } from './parking.ts';
-import { type Context, type Parked, headerOf, moveAside } from './pipeline-context.ts';
-import { movedAsideIfParked } from './screen.ts';
+import { type Context, type Parked, headerOf } from './pipeline-context.ts';
+import { type Aside, parkedAside } from './screen.ts';
 
 /**
  * This process's settings records for partitions just assigned to it whose stored settings are
@@ -73,7 +71,8 @@ export function isLimitsRecord(message: KafkaMessage): boolean {
  * A limits record takes effect for the commands after it, if it is genuine and replaces the
  * record in force. A redelivered one (already in force, or older) changes nothing; a forged or
  * malformed one is dead-lettered; a genuine one that replaces another record (an old one copied
- * back, or two consumers racing during a rebalance) is ignored. The same in a replay.
+ * back, or two consumers racing during a rebalance) is ignored. The same in a replay. Returns
+ * the limits in force after it, and the record as an aside when it is dead-lettered.
  */
 export async function applyLimitsRecord(
   ctx: Context,
@@ -81,12 +80,11 @@ export async function applyLimitsRecord(
   message: KafkaMessage,
   recorded: RecordedLimits,
   parked: Parked,
-  outbox: Outbox,
-  counts: Counts,
-): Promise<RecordedLimits> {
-  if (movedAsideIfParked(ctx, source, message, parked, outbox, counts)) return recorded;
+): Promise<{ recorded: RecordedLimits; aside?: Aside }> {
+  const parking = parkedAside(message, parked);
+  if (parking) return { recorded, aside: parking };
   const offset = BigInt(message.offset);
-  if (offset <= recorded.offset) return recorded;
+  if (offset <= recorded.offset) return { recorded };
   const parsed = parseLimitsRecord(
     message.value,
     headerOf(message, INTERNAL_PROOF_HEADER),
@@ -94,17 +92,17 @@ export async function applyLimitsRecord(
     source.partition,
     trustOf(recorded).allowedKeyIds,
   );
-  if (!parsed.ok) {
-    moveAside(ctx, source, message, outbox, counts, { code: 'invalid_command', message: parsed.message });
-    counts.forged += 1;
-    return recorded;
-  }
+  if (!parsed.ok)
+    return {
+      recorded,
+      aside: { message, kind: 'forged', reason: { code: 'invalid_command', message: parsed.message } },
+    };
   if (parsed.record.supersedes !== recorded.offset) {
     ctx.log.info(
       { partition: source.partition, offset: message.offset, supersedes: String(parsed.record.supersedes) },
       'a limits record that replaces a record no longer in force was ignored',
     );
-    return recorded;
+    return { recorded };
   }
   // A record of format 1 says nothing of keys: the keys in force stay.
   const next: RecordedLimits = {
@@ -114,5 +112,5 @@ export async function applyLimitsRecord(
   };
   await retrying(() => storeRecordedLimits(ctx.pool, source, next), 1, ctx.apply);
   ctx.log.info({ partition: source.partition, offset: message.offset, limits: next.limits }, 'limits record applied');
-  return next;
+  return { recorded: next };
 }
