@@ -160,6 +160,11 @@ export const CONSUMER_SETTINGS = {
     int(0, 10_000).default(250),
     'the longest a fetch of commands waits for that',
   ),
+  commitIntervalMs: setting(
+    'CONSUMER_COMMIT_INTERVAL_MS',
+    int(10, 60_000).default(100),
+    'how often the consumer commits the offsets of the chunks it applied and published, all partitions in one request; after a crash up to this much is delivered again and answered as duplicates',
+  ),
   batchCommandsMax: setting(
     'BATCH_COMMANDS_MAX',
     int(1, 100_000).default(2_000),

@@ -121,8 +121,9 @@ export async function publishAndCommit(
   const settlesSent = () =>
     processed.outbox.settleCount > 0 ? markSettlesPublished(ctx, batch.partition, last) : Promise.resolve();
   const report = await processed.outbox.flush(ctx.sink, () => payload.heartbeat(), settlesSent);
-  // Only now, with this chunk's own sends acknowledged; other lanes' commits may share the request.
-  await ctx.commits.submit({ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
+  // Only now, with this chunk's own sends acknowledged; committed with every partition's within
+  // the commit interval (offset-committer.ts).
+  ctx.commits.record({ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() });
   const { stats } = ctx;
   addCounts(stats, processed.counts);
   stats.repliesUndeliverable += report.undeliverable;

@@ -59,6 +59,12 @@ export function registerConsumerMetrics(metrics: Metrics, stats: WorkerStats): v
     () => [{ value: stats.cachedWriteStatements }],
   );
   metrics.register(
+    'balance_consumer_offset_commits_total',
+    'Offset commit requests: one per CONSUMER_COMMIT_INTERVAL_MS with progress, carrying every partition.',
+    'counter',
+    () => [{ value: stats.offsetCommits }],
+  );
+  metrics.register(
     'balance_consumer_cache_refusals_total',
     'Cached writes the database refused (a row changed behind the cache, a repeat it did not know); each chunk was decided again the sure way.',
     'counter',

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Config } from '../config.ts';
 import type { Consumer, Kafka } from '../kafka/client.ts';
 import type { Logger } from '../log.ts';
-import type { Coalescer } from './coalescer.ts';
+import type { OffsetCommitter } from './offset-committer.ts';
 import type { KafkaOutboxSink } from './kafka-sink.ts';
 import { emptyCounts, type Counts } from './counts.ts';
 import type { ChunkPipeline } from './pipeline.ts';
@@ -29,6 +29,8 @@ export interface WorkerStats extends Counts {
   chunks: number;
   /** Statements that wrote cached chunks (several partitions' chunks may share one). */
   cachedWriteStatements: number;
+  /** Offset commit requests sent (one per commit interval with progress, for every partition). */
+  offsetCommits: number;
   retries: number;
   /** Replies to a `reply_to` topic that could not be delivered (missing topic, refused). */
   repliesUndeliverable: number;
@@ -57,6 +59,7 @@ export function createWorkerStats(): WorkerStats {
     ...emptyCounts(),
     chunks: 0,
     cachedWriteStatements: 0,
+    offsetCommits: 0,
     retries: 0,
     repliesUndeliverable: 0,
     pauses: 0,
@@ -70,17 +73,11 @@ export function createWorkerStats(): WorkerStats {
   };
 }
 
-export interface TopicPartitionOffset {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-}
-
 export interface WorkerContext extends WorkerDeps {
   readonly consumer: Consumer;
   readonly sink: KafkaOutboxSink;
-  /** Offset commits of the lanes that finished together, as one request. */
-  readonly commits: Coalescer<TopicPartitionOffset>;
+  /** The offsets the lanes recorded, committed for every partition at once, every CONSUMER_COMMIT_INTERVAL_MS. */
+  readonly commits: OffsetCommitter;
   readonly pipeline: ChunkPipeline;
   readonly stats: WorkerStats;
   readonly resumeTimers: Set<NodeJS.Timeout>;

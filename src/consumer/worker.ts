@@ -3,7 +3,7 @@ import { InternalCommandSigner } from '../commands/internal-proof.ts';
 import { KeyRing } from '../commands/key-ring.ts';
 import { SigningKeyWatch } from '../signing-key-watch.ts';
 import { HoldExpirySweeper } from './hold-expiry.ts';
-import { Coalescer } from './coalescer.ts';
+import { OffsetCommitter } from './offset-committer.ts';
 import { KafkaOutboxSink } from './kafka-sink.ts';
 import { ParkedOffsetsWatch, pruneParkedBelow } from './parking.ts';
 import { PeriodicTask } from '../periodic.ts';
@@ -103,11 +103,14 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     sink,
     pipeline,
     stats,
-    commits: new Coalescer({
-      run: (offsets) => consumer.commitOffsets([...offsets]),
-      itemsMax: OFFSETS_MERGED_MAX,
-      isolateFailures: false,
-    }),
+    commits: new OffsetCommitter(
+      (offsets) => {
+        stats.offsetCommits += 1;
+        return consumer.commitOffsets([...offsets]);
+      },
+      config.consumer.commitIntervalMs,
+      log,
+    ),
     resumeTimers: new Set(),
     lanes: new Map(),
     running: true,
@@ -135,6 +138,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
     for (const lane of ctx.lanes.values()) lane.failed = false;
     restartsSinceJoin = 0;
     const partitions = event.payload.memberAssignment[config.topics.commands] ?? [];
+    ctx.commits.retain(config.topics.commands, new Set(partitions));
     onAssignment(stats, partitions);
     ownership.assigned(partitions);
     void recordOnAssignment(ctx, partitions);
@@ -165,6 +169,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
         signingKey.stop();
         throw error;
       }
+      ctx.commits.start();
       sweeper.start();
       parkedRetention.start();
       anchors.start();
@@ -183,6 +188,7 @@ export function createCommandWorker(deps: WorkerDeps): CommandWorker {
       ctx.running = false;
       try {
         await drainLanes(ctx, STOP_DRAIN_MS);
+        await ctx.commits.stop();
         await consumer.disconnect();
         await ctx.sink.disconnect();
       } finally {
@@ -249,9 +255,6 @@ function onAssignment(stats: WorkerStats, partitions: readonly number[]): void {
     for (const partition of map.keys()) if (!held.has(partition)) map.delete(partition);
   }
 }
-
-/** The most partitions' offsets in one commit request. */
-const OFFSETS_MERGED_MAX = 256;
 
 function summary(stats: WorkerStats) {
   const { lag, paused, oldestUnappliedAt, assigned, ...counts } = stats;

@@ -334,6 +334,36 @@ describe('the command consumer, against the real broker and database', () => {
     expect(await snapshot()).toEqual(before);
     expect(await verifyLedger(db.pool)).toEqual([]);
   });
+
+  it('commits offsets once per interval, not per chunk, and a stop commits everything it applied', async () => {
+    const group = `${config.consumer.group}-interval`;
+    const reader = createCommandWorker({
+      // An interval longer than the test: only the stop can commit.
+      config: { ...config, consumer: { ...config.consumer, group, commitIntervalMs: 60_000 } },
+      kafka,
+      pool: db.pool,
+      log: testLog,
+    });
+    const filled = await nonEmptyPartitions(kafka, config.topics.commands);
+    await reader.start();
+    try {
+      await eventually(
+        async () => {
+          const { lag } = reader.stats;
+          return filled.every((p) => lag.get(p) === 0) ? true : undefined;
+        },
+        60_000,
+        'the new group reading every partition to its end',
+      );
+      expect(reader.stats.chunks).toBeGreaterThan(filled.length - 1);
+      expect(reader.stats.offsetCommits).toBe(0);
+    } finally {
+      await reader.stop();
+    }
+    expect(reader.stats.offsetCommits).toBe(1);
+    // Right after the stop, not eventually: a restart of the group would be delivered nothing again.
+    expect(await behindEnd(kafka, group, config.topics.commands, 0), 'messages a restart would deliver again').toBe(0);
+  });
 });
 
 /** Messages between a group's committed offsets and the topic's end, once it stops moving or after `timeoutMs`. */
@@ -383,4 +413,15 @@ async function readTopic(kafka: Kafka, topic: string, count: number) {
   await eventually(async () => (messages.length >= count ? true : undefined), 30_000, `${count} messages on ${topic}`);
   await consumer.disconnect();
   return messages.sort((x, y) => Number(x.headers['x-source-offset']) - Number(y.headers['x-source-offset']));
+}
+
+/** The partitions of `topic` that hold messages. */
+async function nonEmptyPartitions(kafka: Kafka, topic: string): Promise<number[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => p.partition);
+  } finally {
+    await admin.disconnect();
+  }
 }
