@@ -206,7 +206,7 @@ async function main() {
     });
     await ensureTopics(
       createKafka({ brokers: broker.brokers, clientId: 'bench', log }),
-      [env.TOPIC_COMMANDS, env.TOPIC_REPLIES, env.TOPIC_DEAD_LETTERS, env.TOPIC_EVENTS].map((topic) => ({
+      [env.TOPIC_COMMANDS, env.TOPIC_REPLIES, env.TOPIC_DEAD_LETTERS, env.TOPIC_EVENTS, env.TOPIC_ANCHORS].map((topic) => ({
         topic,
         partitions: 6,
       })),

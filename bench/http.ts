@@ -69,6 +69,7 @@ async function main() {
       { topic: env.TOPIC_REPLIES, partitions: 6 },
       { topic: env.TOPIC_DEAD_LETTERS, partitions: 6 },
       { topic: env.TOPIC_EVENTS, partitions: 6 },
+      { topic: env.TOPIC_ANCHORS, partitions: 1 },
     ]);
     const { token, userId: callerId } = await serviceToken(url);
     children.push(startService('src/consumer/main.ts', env), startService('src/api/main.ts', env));

@@ -19,6 +19,7 @@ export function serviceEnv(url: string, brokers: string, suffix: string, ports: 
     TOPIC_REPLIES: `bench.http.${suffix}.replies`,
     TOPIC_DEAD_LETTERS: `bench.http.${suffix}.dlq`,
     TOPIC_EVENTS: `bench.http.${suffix}.events`,
+    TOPIC_ANCHORS: `bench.http.${suffix}.anchors`,
     CONSUMER_GROUP: `bench-http-${suffix}`,
     PORT: String(ports.gateway),
     LOG_LEVEL: 'warn',
@@ -28,6 +29,9 @@ export function serviceEnv(url: string, brokers: string, suffix: string, ports: 
     ALLOW_MISSING_IDEMPOTENCY_KEY: 'true',
     // One token sends everything here: the per-principal limit would cap the benchmark, not the service.
     RATE_LIMIT_PER_S: '0',
+    // Nor the per-caller cap on stored bulk items: past it bulks are refused (429), and the bulk
+    // pass would wait for commands that were never accepted.
+    BULK_ITEMS_STORED_PER_HOUR_MAX: '100000000',
     CONSUMER_HTTP_PORT: String(ports.consumer),
   };
 }
