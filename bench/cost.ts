@@ -22,6 +22,8 @@ const settings = {
   users: Number(process.env.BENCH_USERS ?? 1_000),
   gatewayPort: Number(process.env.BENCH_PORT ?? 48_100),
   consumerPort: Number(process.env.BENCH_CONSUMER_PORT ?? 48_101),
+  /** BENCH_KEYED=1: every request carries an Idempotency-Key of its own, as a careful client's do. */
+  keyed: process.env.BENCH_KEYED === '1',
   /** BENCH_COST_SCENARIOS=sync-hot,sync-users: only those (with BENCH_PROFILE_DIR, to profile one). */
   scenarios: (process.env.BENCH_COST_SCENARIOS ?? 'sync-hot,sync-users,async-hot').split(','),
   /** Load before the scenarios, so that they measure warm processes (the broker's JIT above all). */
@@ -142,6 +144,7 @@ async function runScenario(
     connections: settings.connections,
     users: settings.users,
     async: scenario.async,
+    keyed: settings.keyed,
     ...(scenario.account === undefined ? {} : { account: scenario.account }),
   });
   // Everything acknowledged is applied before the window closes (async: the whole drain).
@@ -206,10 +209,12 @@ async function main() {
     });
     await ensureTopics(
       createKafka({ brokers: broker.brokers, clientId: 'bench', log }),
-      [env.TOPIC_COMMANDS, env.TOPIC_REPLIES, env.TOPIC_DEAD_LETTERS, env.TOPIC_EVENTS, env.TOPIC_ANCHORS].map((topic) => ({
-        topic,
-        partitions: 6,
-      })),
+      [env.TOPIC_COMMANDS, env.TOPIC_REPLIES, env.TOPIC_DEAD_LETTERS, env.TOPIC_EVENTS, env.TOPIC_ANCHORS].map(
+        (topic) => ({
+          topic,
+          partitions: 6,
+        }),
+      ),
     );
     const { token } = await serviceToken(url);
     const consumer = startService('src/consumer/main.ts', env);
@@ -256,7 +261,7 @@ async function report(
   };
   const pad = (value: unknown, width: number) => String(value).padStart(width);
   console.log(
-    `\nCPU µs per acknowledged command, by process (${settings.seconds} s a scenario, ${settings.connections} connections)`,
+    `\nCPU µs per acknowledged command, by process (${settings.seconds} s a scenario, ${settings.connections} connections${settings.keyed ? ', an Idempotency-Key on each request' : ''})`,
   );
   console.log(
     `scenario     rate/s  p50 ms  p99 ms ${PROCESSES.map((p) => pad(p, 9)).join('')}    total  kafka req/cmd`,

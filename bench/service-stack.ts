@@ -110,11 +110,17 @@ export interface PassOptions {
   /** One account for every request; unset: users 1..users in turn. */
   readonly account?: number;
   readonly users: number;
+  /**
+   * An Idempotency-Key of its own on every request, as a careful client sends (BENCH_KEYED=1);
+   * unset: none (the bench stacks allow that), so the gateway never looks a key up.
+   */
+  readonly keyed?: boolean;
 }
 
 /** Deposits of 1.00 for `seconds`; 2xx (201 applied, 202 accepted) count as accepted. */
 export async function depositPass(options: PassOptions): Promise<PassResult> {
   let sequence = 0;
+  const passId = `pass-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const result = await autocannon({
     url: `http://127.0.0.1:${options.port}/api/add_funds/`,
     method: 'POST',
@@ -132,6 +138,7 @@ export async function depositPass(options: PassOptions): Promise<PassResult> {
           sequence += 1;
           return {
             ...request,
+            ...(options.keyed ? { headers: { ...request.headers, 'idempotency-key': `${passId}-${sequence}` } } : {}),
             body: JSON.stringify({ user_id: options.account ?? 1 + (sequence % options.users), amount: '1.00' }),
           };
         },
