@@ -23,6 +23,8 @@ export interface TopicPartitionOffset {
 export class OffsetCommitter {
   /** The latest recorded offset of each partition not committed yet, by `topic:partition`. */
   private readonly due = new Map<string, TopicPartitionOffset>();
+  /** The partitions this consumer holds, by topic, once the group told it (retain). */
+  private readonly held = new Map<string, ReadonlySet<number>>();
   private timer: NodeJS.Timeout | null = null;
   private committing: Promise<void> = Promise.resolve();
   constructor(
@@ -33,13 +35,16 @@ export class OffsetCommitter {
 
   /** Everything before `offset` of the partition is applied and published. Offsets only grow. */
   record(position: TopicPartitionOffset): void {
+    // A lane that finishes after a rebalance took its partition away records nothing.
+    if (!(this.held.get(position.topic)?.has(position.partition) ?? true)) return;
     const key = `${position.topic}:${position.partition}`;
     const known = this.due.get(key);
     if (!known || BigInt(position.offset) > BigInt(known.offset)) this.due.set(key, position);
   }
 
-  /** Forgets the partitions of `topic` not in `partitions`: another consumer owns them now. */
+  /** Forgets the partitions of `topic` not in `partitions`, now and later: another consumer owns them now. */
   retain(topic: string, partitions: ReadonlySet<number>): void {
+    this.held.set(topic, partitions);
     for (const [key, position] of this.due)
       if (position.topic === topic && !partitions.has(position.partition)) this.due.delete(key);
   }
