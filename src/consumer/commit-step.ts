@@ -1,10 +1,10 @@
 /**
- * Step 4 of a chunk (pipeline.ts), the commit: a chunk of screened candidates written once. From the partition's
- * cache in one statement when the consumer owns the partition (cached-apply.ts); the sure way
- * (isolate.ts: loaded and locked in a transaction, halves on a refusal) when it has no cache,
- * when the cache cannot decide the chunk, or when the database refused the cached write. Either
- * way the write is fenced by the partition's epoch: a consumer that lost the partition writes
- * nothing.
+ * Step 4 of a chunk (pipeline.ts), the commit: a chunk of screened candidates written once.
+ * From the partition's cache in one statement when the consumer owns the partition
+ * (cached-apply.ts); the sure way (isolate.ts: loaded and locked in a transaction, halves on a
+ * refusal) when it has no cache, when the cache cannot decide the chunk, or when the database
+ * refused the cached write. Either way the write is fenced by the partition's epoch: a consumer
+ * that lost the partition writes nothing.
  */
 import { failureKind } from '../failures.ts';
 import { applyCached } from '../ledger/cached-apply.ts';

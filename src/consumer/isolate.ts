@@ -8,7 +8,7 @@ import type { Fence } from '../ledger/store/index.ts';
 import type { Candidate, Context, ItemResult, WriteCounts } from './pipeline-context.ts';
 
 /**
- * Step 2, the sure way. Applies the candidates in one transaction; if the database refuses the
+ * The commit step's sure way (commit-step.ts). Applies the candidates in one transaction; if the database refuses the
  * data, applies each half on its own (first half first, so offset order holds), down to single
  * commands. k bad commands in n cost about 2k·log2(n) extra transactions; none costs nothing.
  */

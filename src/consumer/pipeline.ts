@@ -73,8 +73,8 @@ export function createChunkPipeline(deps: PipelineDeps): ChunkPipeline {
  * The chunk's driver: the only code that writes the chunk's outbox and counts. Each segment of
  * commands goes through four steps: screen (pure), prefetch (the reads the checks need), judge
  * (pure) and commit (the one write, deciding from the partition's cache); the driver then queues
- * what came of every message. Replies, events and settles go out in one produce, after which the
- * worker commits the offsets.
+ * what came of every message. The worker's lane then sends replies, events and settles, and
+ * records the chunk's offset for the next commit (offset-committer.ts).
  */
 async function processChunk(
   ctx: Context,
